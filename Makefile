@@ -1,0 +1,44 @@
+# mcusearch — two entry points: `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup apt venv clean bench
+demo: setup
+	$(PY) -m mcusearch run search.yaml
+	$(PY) -m mcusearch report reports/search
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: apt venv
+
+# Debian packages: installed only when one is missing (idempotent).
+apt:
+	@if dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -qv 'install ok installed' \
+	   || [ "$$(dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | wc -l)" -ne $(words $(APT_PACKAGES)) ]; then \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	else echo "Debian packages present"; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/base.txt requirements/nodeps.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/base.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+bench: setup
+	$(PY) bench/codegen.py
+
+clean:
+	rm -rf reports $(VENV) .pytest_cache

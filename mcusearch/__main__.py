@@ -1,0 +1,3 @@
+from mcusearch.cli import main
+
+raise SystemExit(main())

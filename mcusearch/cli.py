@@ -1,0 +1,148 @@
+"""The command line: ``mcusearch init | validate | run | report | boards``.
+
+Every command prints one clear line on a user error and exits non-zero (2 for a bad spec).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mcusearch.errors import McusearchError
+
+DESCRIPTION = """\
+Search the configurations of a neural network (channel pruning, quantization, converter,
+compiler flags, board) for the ones that fit a microcontroller: every trial builds the real
+model, generates C, cross-compiles firmware, runs it on a (possibly emulated) board, checks its
+outputs against the host model and records flash, RAM, instructions and accuracy.
+
+Typical use:
+  mcusearch init search.yaml       write a commented template
+  mcusearch validate search.yaml   check it without running anything
+  mcusearch run search.yaml        run (or resume) the search, then write the report
+  mcusearch report reports/search  write reports/search.html from a run folder
+"""
+
+
+def _cmd_init(args) -> int:
+    from mcusearch.spec import TEMPLATE
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise McusearchError(f"{path} exists; use --force to overwrite it")
+    path.write_text(TEMPLATE)
+    print(f"wrote {path}; edit it, then `mcusearch validate {path}`")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from mcusearch.knobs import knobs_from_spec, search_space
+    from mcusearch.spec import load_spec
+
+    spec = load_spec(args.spec)
+    space = search_space(knobs_from_spec(spec))
+    size = 1
+    for v in space.values():
+        size *= len(v)
+    print(f"{args.spec}: valid. {len(space)} search parameters, {size} configurations; "
+          f"{spec.search.n_trials} trials with {spec.search.sampler}; run folder {spec.run_dir}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from mcusearch.report import pareto_table, write_report
+    from mcusearch.spec import load_spec
+    from mcusearch.study import run_study
+
+    spec = load_spec(args.spec)
+    summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
+                        progress=not args.no_progress and sys.stderr.isatty())
+    out = write_report(summary)
+    print()
+    print(f"Pareto-optimal configurations ({len(summary.records)} trials in {summary.run_dir}):")
+    print(pareto_table(summary))
+    print(f"\nreport: {out}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from mcusearch.report import pareto_table, write_report
+    from mcusearch.study import load_summary
+
+    run_dir = Path(args.run_dir)
+    if run_dir.is_file() and run_dir.suffix in (".yaml", ".yml"):
+        from mcusearch.spec import load_spec
+
+        spec = load_spec(run_dir)
+        summary = load_summary(spec.run_dir, spec.search.storage, spec.search.study_name)
+    else:
+        summary = load_summary(run_dir, args.storage, args.study_name)
+    out = write_report(summary, Path(args.output) if args.output else None)
+    if not args.quiet:
+        print(pareto_table(summary))
+    print(f"report: {out}")
+    return 0
+
+
+def _cmd_boards(args) -> int:
+    from mcusearch.boards import available_boards
+
+    print(f"{'name':<12} {'kind':<9} {'core':<11} description")
+    for name, cls in sorted(available_boards().items()):
+        print(f"{name:<12} {cls.kind:<9} {cls.core:<11} {cls.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcusearch", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("init", help="write a commented search.yaml template")
+    s.add_argument("path", nargs="?", default="search.yaml")
+    s.add_argument("--force", action="store_true", help="overwrite an existing file")
+    s.set_defaults(func=_cmd_init)
+
+    s = sub.add_parser("validate", help="check a spec without running it (exit 2 if it is wrong)")
+    s.add_argument("spec")
+    s.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("run", help="run or resume a search, then write its report",
+                       description="Run the study until it holds search.n_trials finished trials "
+                                   "(re-running resumes), then print the Pareto front and write "
+                                   "the HTML report.")
+    s.add_argument("spec")
+    s.add_argument("--n-trials", type=int, help="override search.n_trials (the study's total)")
+    s.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("report", help="write the HTML report of a run folder (or of a spec's run)")
+    s.add_argument("run_dir", help="the run folder (search.run_dir) or the spec file")
+    s.add_argument("-o", "--output", help="the HTML file (default: <run folder>.html)")
+    s.add_argument("--storage", help="an Optuna storage URL, if not the run folder's study.db")
+    s.add_argument("--study-name", help="the study in that storage")
+    s.add_argument("-q", "--quiet", action="store_true", help="print only the report's path")
+    s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("boards", help="list the boards firmware can run on")
+    s.set_defaults(func=_cmd_boards)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return args.func(args)
+    except McusearchError as e:
+        print(f"mcusearch: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("mcusearch: interrupted; finished trials are saved, run again to resume", file=sys.stderr)
+        return 130

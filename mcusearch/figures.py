@@ -1,0 +1,33 @@
+"""Numbers with provenance: every figure the tool reports says how it was obtained."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+
+class Provenance(str, Enum):
+    MEASURED = "measured"    # a real board's cycle counter
+    EMULATED = "emulated"    # exact instruction count in QEMU (-icount)
+    ESTIMATED = "estimated"  # a model (its name is in `method`)
+    STATIC = "static"        # read from the linked ELF image (exact, no execution)
+    HOST = "host"            # computed on the host (accuracy of the Keras / TFLite model)
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float
+    unit: str
+    provenance: Provenance
+    method: str = ""  # how exactly, e.g. "TIMER0 ticks x 40/128 under -icount shift=7"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["provenance"] = self.provenance.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Figure":
+        return cls(float(d["value"]), d["unit"], Provenance(d["provenance"]), d.get("method", ""))
+
+    def __str__(self) -> str:
+        return f"{self.value:g} {self.unit} ({self.provenance.value})"

@@ -1,0 +1,157 @@
+"""Model architectures: the built-in registry (the 2020 study's CNN first) and a user's model file.
+
+Also defines the *conv groups* the channel-pruning knob acts on: consecutive Conv2D layers
+between two pooling layers form one group (a VGG-style block) and keep the same number of
+filters. For the study's CNN that is (conv1, conv2), (conv3, conv4), (conv5, conv6).
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Callable
+
+import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
+import tensorflow as tf
+
+from mcusearch.errors import SpecError
+from mcusearch.model import ArchitectureConfig
+
+log = logging.getLogger("mcusearch.model")
+
+PRUNABLE = ("Conv2D",)  # layer classes whose filters channel pruning removes
+# Layers that end a conv group (a block): pooling, reshaping, dense and merging layers.
+_BLOCK_END = ("MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
+              "Flatten", "Reshape", "Dense", "Add", "Subtract", "Multiply", "Average", "Maximum",
+              "Minimum", "Concatenate")
+
+
+def _per_group(value, n_groups: int, name: str) -> tuple[int, ...]:
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return (int(value),) * n_groups
+    vals = tuple(int(v) for v in value)
+    if len(vals) != n_groups:
+        raise SpecError(f"architecture.params.{name}",
+                        f"needs one value or {n_groups} (one per conv group), got {len(vals)}")
+    return vals
+
+
+def study_cnn(input_shape, n_classes: int, filters=32, dense_units: int = 100,
+              dropout: float = 0.5) -> tf.keras.Model:
+    """The 2020 study's CNN: 3 x (Conv2D 3x3 same ReLU, Conv2D 3x3 same ReLU, MaxPool 2x2),
+    Flatten, Dense ReLU, Dropout, Dense softmax.
+
+    ``filters`` is one int for all convs or 3 ints, one per block (as channel pruning leaves it).
+    On a 30x20x1 input with 4 classes and full width it has exactly 66,264 parameters.
+    """
+    f = _per_group(filters, 3, "filters")
+    if min(f) < 1 or dense_units < 1 or not 0.0 <= dropout < 1.0:
+        raise SpecError("architecture.params", f"invalid study_cnn parameters: filters={f}, "
+                        f"dense_units={dense_units}, dropout={dropout}")
+    L = tf.keras.layers
+    inp = tf.keras.Input(shape=tuple(input_shape), name="input")
+    x = inp
+    for block in range(3):
+        for j in (1, 2):
+            x = L.Conv2D(f[block], (3, 3), padding="same", activation="relu",
+                         name=f"conv{2 * block + j}")(x)
+        x = L.MaxPooling2D((2, 2), name=f"pool{block + 1}")(x)
+    x = L.Flatten(name="flatten")(x)
+    x = L.Dense(dense_units, activation="relu", name="fc1")(x)
+    x = L.Dropout(dropout, name="dropout")(x)
+    out = L.Dense(n_classes, activation="softmax", name="fc2")(x)
+    return tf.keras.Model(inp, out, name="study_cnn")
+
+
+# name -> builder(input_shape, n_classes, **params)
+ARCHITECTURES: dict[str, Callable[..., tf.keras.Model]] = {
+    "study_cnn": study_cnn,
+}
+
+
+def build_architecture(cfg: ArchitectureConfig, input_shape, n_classes: int) -> tf.keras.Model:
+    """A fresh (untrained) model: a built-in by name with its params, or the user's file."""
+    if cfg.path is not None:
+        model = load_user_model(cfg.path)
+        check_compatible(model, input_shape, n_classes, str(cfg.path))
+        return model
+    if cfg.name not in ARCHITECTURES:
+        raise SpecError("architecture.name", f"unknown architecture {cfg.name!r}; built-ins: "
+                        f"{', '.join(ARCHITECTURES)} (or give architecture.path)")
+    builder = ARCHITECTURES[cfg.name]
+    params = dict(cfg.params)
+    allowed = [p for p in inspect.signature(builder).parameters if p not in
+               ("input_shape", "n_classes")]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise SpecError("architecture.params", f"{cfg.name} has no parameter(s) "
+                        f"{', '.join(unknown)}; it takes {', '.join(allowed)}")
+    return builder(tuple(input_shape), n_classes, **params)
+
+
+def load_user_model(path) -> tf.keras.Model:
+    """A user's Keras model (.keras or .h5, saved with Keras 2 / tf-keras), loaded uncompiled."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("architecture.path", "model file not found", source=str(path))
+    if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise SpecError("architecture.path", "expected a .keras or .h5 file", source=str(path))
+    try:
+        model = tf.keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - any loader failure is the user's file
+        raise SpecError("architecture.path", f"cannot load the model with tf-keras (Keras 2): "
+                        f"{type(e).__name__}: {str(e)[:300]} (a .keras file written by Keras 3 "
+                        "is not readable by Keras 2; save as .h5)", source=str(path)) from None
+    if not isinstance(model, tf.keras.Model):
+        raise SpecError("architecture.path", "the file does not hold a Keras model",
+                        source=str(path))
+    return model
+
+
+def check_compatible(model: tf.keras.Model, input_shape, n_classes: int, source: str) -> None:
+    """The model must take the data set's input and give one output per class."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise SpecError("architecture.path", "the model must have exactly one input and one "
+                        "output", source=source)
+    want = tuple(input_shape)
+    got = tuple(model.inputs[0].shape[1:])
+    if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want)):
+        raise SpecError("architecture.path", f"the model takes inputs of shape {got}, the data "
+                        f"set gives {want}", source=source)
+    out = tuple(model.outputs[0].shape[1:])
+    if out != (n_classes,):
+        raise SpecError("architecture.path", f"the model's output shape is {out}, the data set "
+                        f"has {n_classes} classes", source=source)
+
+
+def conv_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """The prunable conv layers, in model order."""
+    return [l for l in model.layers if type(l).__name__ in PRUNABLE]
+
+
+def conv_groups(model: tf.keras.Model) -> list[tuple[str, ...]]:
+    """Conv layer names grouped into blocks: a pooling, reshaping, dense or merging layer ends a
+    block (activations, batch normalisation, dropout do not). For the study CNN: [("conv1","conv2"), ("conv3","conv4"), ("conv5","conv6")]."""
+    groups: list[list[str]] = []
+    current: list[str] = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind in PRUNABLE:
+            current.append(layer.name)
+        elif kind in _BLOCK_END:
+            if current:
+                groups.append(current)
+                current = []
+    if current:
+        groups.append(current)
+    return [tuple(g) for g in groups]
+
+
+def group_widths(model: tf.keras.Model) -> tuple[int, ...]:
+    """Full width per conv group: the largest filter count in the group."""
+    return tuple(max(int(model.get_layer(n).filters) for n in g) for g in conv_groups(model))
+
+
+def conv_filters(model: tf.keras.Model) -> tuple[int, ...]:
+    """Filters of every prunable conv layer, in model order (ModelResult.channels)."""
+    return tuple(int(l.filters) for l in conv_layers(model))

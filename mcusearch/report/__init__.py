@@ -1,0 +1,174 @@
+"""Report stage: a study -> a self-contained HTML report (Plotly) and a terminal summary.
+
+Entry point: :func:`write_report`. The terminal table: :func:`pareto_table`.
+"""
+from __future__ import annotations
+
+import html
+import itertools
+import os
+import tempfile
+from pathlib import Path
+
+from mcusearch.figures import Figure
+from mcusearch.study import StudySummary, TrialRecord
+
+COLUMNS = [  # metric, header, format
+    ("flash_kb", "flash kB", "{:.1f}"),
+    ("ram_kb", "RAM kB", "{:.1f}"),
+    ("model_flash_kb", "model flash kB", "{:.2f}"),
+    ("model_ram_kb", "model RAM kB", "{:.2f}"),
+    ("instructions", "instr./inference", "{:,.0f}"),
+    ("latency_ms", "latency ms", "{:.2f}"),
+    ("accuracy", "accuracy", "{:.4f}"),
+]
+PROVENANCE_MARK = {"measured": "M", "emulated": "E", "estimated": "~", "static": "S", "host": "H"}
+LEGEND = ("M measured on a board · E emulated, exact instruction count (QEMU -icount) · "
+          "~ estimated (a model; see the method) · S static, from the linked ELF · H computed on the host")
+
+
+def knobs_text(config: dict) -> str:
+    ch = config.get("channels")
+    ch = "full" if ch is None else "/".join(map(str, ch))
+    return (f"ch {ch} · {config.get('quantization', '?')} · {config.get('converter', '?')} · "
+            f"{config.get('opt_level', '?')} · {config.get('board', '?')}")
+
+
+def _fmt(fig: Figure | None, fmt: str, mark: bool) -> str:
+    if fig is None:
+        return "–"
+    s = fmt.format(fig.value)
+    return f"{s} {PROVENANCE_MARK.get(fig.provenance.value, '?')}" if mark else s
+
+
+def pareto_table(summary: StudySummary) -> str:
+    """A plain-text table of the Pareto-optimal configurations, for the terminal."""
+    rows = [["trial"] + [h for _, h, _ in COLUMNS] + ["knobs"]]
+    for r in sorted(summary.pareto, key=lambda r: r.number):
+        rows.append([str(r.number)] + [_fmt(r.figures.get(m), f, True) for m, _, f in COLUMNS]
+                    + [knobs_text(r.config)])
+    if len(rows) == 1:
+        return "no feasible trial yet: no Pareto front (see the report for why trials failed)"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if i < len(row) - 1 else c for i, (c, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n" + LEGEND
+
+
+def _category(r: TrialRecord, pareto: set[int]) -> str:
+    if r.number in pareto:
+        return "Pareto-optimal"
+    return "feasible" if r.feasible else "violates a constraint"
+
+
+def _figures_html(summary: StudySummary) -> list[str]:
+    import plotly.graph_objects as go
+
+    done = [r for r in summary.records if r.status == "ok" and r.values is not None]
+    if not done:
+        return ["<p>No completed trial to plot.</p>"]
+    pareto = {r.number for r in summary.pareto}
+    metrics = [m for m, _ in summary.objectives]
+    colors = {"Pareto-optimal": "#d62728", "feasible": "#1f77b4", "violates a constraint": "#bbbbbb"}
+    symbols = {"Pareto-optimal": "star", "feasible": "circle", "violates a constraint": "x"}
+    pairs = list(itertools.combinations(range(len(metrics)), 2)) or [(0, 0)]
+    out = []
+    for i, j in pairs:
+        fig = go.Figure()
+        for cat in colors:
+            rs = [r for r in done if _category(r, pareto) == cat]
+            if not rs:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[r.values[i] for r in rs], y=[r.values[j] for r in rs], mode="markers", name=cat,
+                marker=dict(color=colors[cat], symbol=symbols[cat], size=11 if cat == "Pareto-optimal" else 8),
+                text=[f"trial {r.number}<br>{knobs_text(r.config)}" for r in rs],
+                hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+        fig.update_layout(
+            title=f"{metrics[j]} vs {metrics[i]}", height=420, margin=dict(l=60, r=20, t=50, b=50),
+            xaxis_title=f"{metrics[i]} ({summary.objectives[i][1]})",
+            yaxis_title=f"{metrics[j]} ({summary.objectives[j][1]})", template="plotly_white")
+        out.append(fig.to_html(full_html=False, include_plotlyjs=False))
+    return out
+
+
+def _table(records: list[TrialRecord], link_prefix: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in
+                   ["trial", "status"] + [h for _, h, _ in COLUMNS] + ["knobs", "artifacts / reason"])
+    body = []
+    for r in records:
+        cells = [str(r.number), html.escape(r.status if r.feasible or r.status != "ok" else "infeasible")]
+        for m, _, f in COLUMNS:
+            fig = r.figures.get(m)
+            title = html.escape(f"{fig.provenance.value}: {fig.method}") if fig else ""
+            cells.append(f'<span title="{title}">{html.escape(_fmt(fig, f, True))}</span>')
+        cells.append(html.escape(knobs_text(r.config)) if r.config else "")
+        if r.status == "ok":
+            links = []
+            for name, path in r.artifacts.items():
+                if path:
+                    href = path if os.path.isabs(path) else f"{link_prefix}/{path}"
+                    links.append(f'<a href="{html.escape(href)}">{html.escape(name)}</a>')
+            extra = " · ".join(links)
+            if r.notes.get("output_check"):
+                extra += f"<br><small>{html.escape(r.notes['output_check'])}</small>"
+            bad = [k for k, v in r.constraints.items() if v > 0]
+            if bad:
+                extra += f"<br><small>violates: {html.escape(', '.join(bad))}</small>"
+            cells.append(extra)
+        else:
+            cells.append(f"<small>{html.escape(r.error)}</small>")
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
+td:nth-last-child(-n+2),th:nth-last-child(-n+2){text-align:left}
+th{background:#f4f4f4} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
+.note{color:#555;font-size:13px}
+"""
+
+
+def write_report(summary: StudySummary, out: Path | None = None) -> Path:
+    """Write the report (default: ``<run folder>.html`` beside the run folder) atomically."""
+    from plotly.offline import get_plotlyjs
+
+    run_dir = summary.run_dir.resolve()
+    out = Path(out) if out else run_dir.with_name(run_dir.name + ".html")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prefix = os.path.relpath(run_dir, out.parent.resolve())
+    recs = summary.records
+    n_ok = sum(r.status == "ok" for r in recs)
+    n_feas = sum(r.feasible for r in recs)
+    n_fail = sum(r.status == "failed" for r in recs)
+    n_inf = sum(r.status == "infeasible" for r in recs)
+    pareto = sorted(summary.pareto, key=lambda r: r.number)
+    limits = ", ".join(f"{k} {v:g}" for k, v in summary.limits.items()) or "none"
+    objectives = ", ".join(f"{m} ({d})" for m, d in summary.objectives)
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>mcusearch report: {html.escape(summary.study_name)}</title>",
+        f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+        f"<h1>mcusearch: {html.escape(summary.study_name)}</h1>",
+        f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
+        f"<code>{html.escape(summary.storage)}</code></p>",
+        f"<p>{len(recs)} trials: {n_ok} measured ({n_feas} meet every constraint), {n_fail} failed, "
+        f"{n_inf} rejected early as infeasible. Objectives: {html.escape(objectives)}. "
+        f"Constraints: {html.escape(limits)}.</p>",
+        f"<p class='note'>Provenance of every figure: {html.escape(LEGEND)}. Hover a figure for how "
+        "it was obtained.</p>",
+        "<h2>Pareto-optimal configurations</h2>",
+        _table(pareto, prefix) if pareto else "<p>No trial met every constraint.</p>",
+        "<h2>Pareto front</h2><div class='grid'>", *_figures_html(summary), "</div>",
+        "<h2>All trials</h2>", _table(sorted(recs, key=lambda r: r.number), prefix),
+        "</body></html>",
+    ]
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(parts))
+    os.replace(tmp, out)
+    return out

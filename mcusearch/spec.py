@@ -1,0 +1,350 @@
+"""search.yaml: the schema of a search, its validation, and the commented template.
+
+Entry point: :func:`load_spec` (path -> :class:`Spec`). Every error is a
+:class:`~mcusearch.errors.SpecError` that names the key path (``knobs.channels.values``) and what
+was expected; nothing is written while a spec is being checked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mcusearch.errors import SpecError
+
+METRICS = {
+    "flash_kb": "flash of the whole firmware image (text + data), kB, from the ELF",
+    "ram_kb": "static RAM of the whole firmware image (data + bss), kB, from the ELF",
+    "model_flash_kb": "flash of the model alone (image minus a baseline build without it), kB",
+    "model_ram_kb": "RAM of the model alone (image minus the baseline build), kB",
+    "instructions": "instructions per inference (exact, emulated) or cycles (measured on a board)",
+    "latency_ms": "time per inference at the board's clock (estimated for emulated boards)",
+    "accuracy": "accuracy on the held-out test set (Keras for float32, TFLite interpreter for int8)",
+    "params": "parameters of the model",
+    "macs": "multiply-accumulates per inference",
+}
+SAMPLERS = ("nsga2", "tpe", "random", "grid")
+QUANTIZATIONS = ("float32", "int8")
+OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast")
+DATASETS = ("watch", "fashion_mnist", "npz")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainSpec(_Strict):
+    epochs: int = Field(10, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 0
+
+
+class ModelSpec(_Strict):
+    architecture: str | None = "study_cnn"
+    path: Path | None = None
+    params: dict[str, int | float] = Field(default_factory=dict)
+    train: TrainSpec = TrainSpec()
+    retrain_epochs: int = Field(2, ge=0, le=100)
+    representative_samples: int = Field(200, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.path is not None and self.architecture not in (None, "study_cnn"):
+            raise ValueError("give either `architecture` or `path`, not both")
+        return self
+
+
+class DatasetSpec(_Strict):
+    name: Literal["watch", "fashion_mnist", "npz"] = "watch"
+    path: Path | None = None
+    classes: list[str] | None = None
+    max_train: int | None = Field(None, ge=10)
+    max_test: int | None = Field(None, ge=4)
+    probe_per_class: int = Field(5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _path_for_npz(self):
+        if self.name == "npz" and self.path is None:
+            raise ValueError("dataset `npz` needs `path: file.npz` (with x_train, y_train, x_test, y_test)")
+        if self.name != "npz" and self.path is not None:
+            raise ValueError(f"`path` is only for dataset `npz`; `{self.name}` is built in")
+        return self
+
+
+class TargetSpec(_Strict):
+    boards: list[str] = Field(default_factory=lambda: ["qemu-m7"], min_length=1)
+    timeout_s: float = Field(300, gt=0)  # wall-clock limit for one firmware run (a hang fails the trial)
+
+    @field_validator("boards")
+    @classmethod
+    def _known_boards(cls, v: list[str]) -> list[str]:
+        from mcusearch.boards import available_boards
+
+        known = available_boards()
+        for b in v:
+            if b not in known:
+                raise ValueError(f"unknown board {b!r}; available: {', '.join(sorted(known))}")
+        return v
+
+
+class ConstraintsSpec(_Strict):
+    flash_kb: float | None = Field(None, gt=0)
+    ram_kb: float | None = Field(None, gt=0)
+    deadline_ms: float | Literal["auto"] | None = "auto"  # auto: one inference per input frame
+    accuracy_min: float | None = Field(None, ge=0, le=1)
+
+
+class ChannelsKnob(_Strict):
+    per: Literal["global", "pair"] = "pair"
+    values: list[int] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(x < 1 for x in v):
+            raise ValueError("channel counts must be >= 1")
+        return sorted(set(v))
+
+
+class KnobsSpec(_Strict):
+    channels: ChannelsKnob | None = None
+    quantization: list[Literal["float32", "int8"]] = Field(["float32"], min_length=1)
+    opt_level: list[Literal["-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast"]] = Field(["-O3"], min_length=1)
+    converter: list[str] = Field(["mcusearch"], min_length=1)
+
+    @field_validator("converter")
+    @classmethod
+    def _known_converters(cls, v: list[str]) -> list[str]:
+        from mcusearch.convert import available_converters
+
+        known = available_converters()
+        for c in v:
+            if c not in known:
+                raise ValueError(f"unknown converter {c!r}; available: {', '.join(sorted(known))}")
+        return v
+
+    @model_validator(mode="after")
+    def _feasible(self):
+        from mcusearch.convert import available_converters
+
+        known = available_converters()
+        for c in self.converter:
+            if not set(self.quantization) & set(known[c]):
+                raise ValueError(
+                    f"converter {c!r} supports {sorted(known[c])}, none of quantization "
+                    f"{list(self.quantization)}: add one of those or drop the converter")
+        return self
+
+
+class Objective(_Strict):
+    metric: str
+    direction: Literal["minimize", "maximize"]
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; one of: {', '.join(METRICS)}")
+        return v
+
+
+class SearchSpec(_Strict):
+    sampler: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
+    n_trials: int = Field(20, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    seed: int = 0
+    storage: str | None = None       # default: sqlite:///<run_dir>/study.db
+    study_name: str = "mcusearch"
+    run_dir: Path = Path("reports/search")
+    cache_dir: Path = Path("reports/cache")
+    population_size: int = Field(8, ge=2)  # NSGA-II
+
+
+def _default_objectives() -> list[Objective]:
+    return [Objective(metric="model_flash_kb", direction="minimize"),
+            Objective(metric="model_ram_kb", direction="minimize"),
+            Objective(metric="instructions", direction="minimize"),
+            Objective(metric="accuracy", direction="maximize")]
+
+
+class Spec(_Strict):
+    name: str = "search"
+    model: ModelSpec = ModelSpec()
+    dataset: DatasetSpec = DatasetSpec()
+    target: TargetSpec = TargetSpec()
+    constraints: ConstraintsSpec = ConstraintsSpec()
+    knobs: KnobsSpec = KnobsSpec()
+    objectives: list[Objective] = Field(default_factory=_default_objectives, min_length=1)
+    search: SearchSpec = SearchSpec()
+
+    # Set by load_spec: the folder relative paths in the spec are resolved against.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _checks(self):
+        seen = set()
+        for i, o in enumerate(self.objectives):
+            if o.metric in seen:
+                raise ValueError(f"objectives[{i}]: metric {o.metric!r} is listed twice")
+            seen.add(o.metric)
+        if self.search.sampler == "grid" and self.search.timeout_s is None and self.search.n_trials > 10_000:
+            raise ValueError("search.n_trials: a grid search needs a bounded number of trials")
+        return self
+
+    # ---- derived -----------------------------------------------------------------------------
+    def resolve(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve(self.search.run_dir)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.resolve(self.search.cache_dir)
+
+    @property
+    def storage_url(self) -> str:
+        return self.search.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+
+    def base_model_config(self):
+        from mcusearch.model import ArchitectureConfig, BaseModelConfig, DatasetConfig, TrainConfig
+
+        d = self.dataset
+        m = self.model
+        return BaseModelConfig(
+            dataset=DatasetConfig(name=d.name, path=self.resolve(d.path) if d.path else None,
+                                  classes=tuple(d.classes) if d.classes else None,
+                                  max_train=d.max_train, max_test=d.max_test),
+            architecture=ArchitectureConfig(
+                name=None if m.path else m.architecture,
+                params=tuple(sorted(m.params.items())),
+                path=self.resolve(m.path) if m.path else None),
+            train=TrainConfig(**m.train.model_dump()),
+            probe_per_class=d.probe_per_class,
+            representative_samples=m.representative_samples)
+
+
+def _where(loc: tuple) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1:] = [f"{parts[-1]}[{p}]" if parts else f"[{p}]"]
+        elif p in ("function-after", "literal_error") or str(p).startswith(("function-", "literal[")):
+            continue
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def _message(err: dict) -> str:
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        return "unknown key (check the spelling; `mcusearch init` writes a commented template)"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err.get("type") == "missing":
+        return "required key is missing"
+    inp = err.get("input")
+    if err.get("type") not in ("value_error",) and not isinstance(inp, (dict, list)):
+        msg = f"{msg} (got {inp!r})"
+    return msg
+
+
+def parse_spec(data: object, source: str = "search.yaml", base_dir: Path = Path(".")) -> Spec:
+    """Validate an already-parsed YAML document."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError("", f"the top level must be a mapping of keys, got {type(data).__name__}", source)
+    try:
+        spec = Spec.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise SpecError(_where(err["loc"]), _message(err), source) from None
+    _check_files(spec, source)
+    return spec
+
+
+def _check_files(spec: Spec, source: str) -> None:
+    if spec.model.path is not None:
+        p = spec.resolve(spec.model.path)
+        if not p.is_file():
+            raise SpecError("model.path", f"file not found: {p}", source)
+        if p.suffix not in (".h5", ".keras"):
+            raise SpecError("model.path", f"expected a .h5 or .keras file, got {p.name}", source)
+    if spec.dataset.path is not None:
+        p = spec.resolve(spec.dataset.path)
+        if not p.is_file():
+            raise SpecError("dataset.path", f"file not found: {p}", source)
+        if p.suffix != ".npz":
+            raise SpecError("dataset.path", f"expected an .npz file, got {p.name}", source)
+    ch = spec.knobs.channels
+    full = int(spec.model.params.get("filters", 32))
+    if ch is not None and spec.model.path is None and max(ch.values) > full:
+        raise SpecError("knobs.channels.values",
+                        f"{max(ch.values)} channels asked, but the model has {full} filters per conv", source)
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError("", f"spec file not found: {path} (create one with `mcusearch init {path}`)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(where, f"not valid YAML: {getattr(e, 'problem', e)}", str(path)) from None
+    return parse_spec(data, str(path), path.resolve().parent)
+
+
+TEMPLATE = """\
+# mcusearch search spec. Validate with `mcusearch validate FILE`, run with `mcusearch run FILE`.
+name: my-search
+
+model:
+  architecture: study_cnn        # built-in: the 2020 study's CNN (6 conv 3x3, 3 max-pools, dense 100)
+  # path: my_model.h5            # or your own Keras model instead of `architecture`
+  params: {filters: 32, dense_units: 100}
+  train: {epochs: 10, batch_size: 64, learning_rate: 0.001, seed: 0}
+  retrain_epochs: 2              # fine-tuning after channel pruning
+
+dataset:
+  name: watch                    # watch (smartwatch IMU, built in) | fashion_mnist | npz
+  # path: data.npz               # for npz: x_train, y_train, x_test, y_test
+  classes: [PEN, ABD, FEL, IR]   # keep only these classes
+  probe_per_class: 5             # test inputs the firmware runs and checks, per class
+
+target:
+  boards: [qemu-m7]              # `mcusearch boards` lists them
+  timeout_s: 300                 # a firmware run longer than this fails the trial
+
+constraints:                     # omit any you do not need
+  flash_kb: 512                  # whole firmware image
+  ram_kb: 256
+  deadline_ms: auto              # auto: one inference per input frame of the data set
+  accuracy_min: 0.7
+
+knobs:
+  channels: {per: pair, values: [8, 16, 24, 32]}   # filters kept per conv pair (L1-norm pruning)
+  quantization: [float32, int8]
+  opt_level: [-O2, -O3, -Os]
+  converter: [mcusearch]
+
+objectives:
+  - {metric: model_flash_kb, direction: minimize}
+  - {metric: model_ram_kb, direction: minimize}
+  - {metric: instructions, direction: minimize}
+  - {metric: accuracy, direction: maximize}
+
+search:
+  sampler: nsga2                 # nsga2 | tpe | random | grid
+  n_trials: 20
+  # timeout_s: 28800             # stop after 8 hours
+  seed: 0
+  run_dir: reports/my-search     # study.db, trial artifacts, report.html
+"""

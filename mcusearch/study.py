@@ -1,0 +1,206 @@
+"""The study: an Optuna multi-objective search over the knobs, one trial per configuration.
+
+Entry point: :func:`run_study`. Result: :class:`StudySummary`.
+
+Each trial's knobs, figures (with provenance), constraint values, artifact paths and — for a
+failed trial — its stage and reason are stored as user attributes in the study's storage
+(SQLite in the run folder by default, so ``optuna-dashboard sqlite:///RUN/study.db`` opens it).
+``search.n_trials`` is the study's total: re-running the same spec resumes an interrupted study
+and runs only the trials still missing, so an overnight search survives a restart.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+
+from mcusearch.errors import Infeasible, McusearchError
+from mcusearch.figures import Figure
+from mcusearch.knobs import config_from_params, knobs_from_spec, search_space
+from mcusearch.score import score
+from mcusearch.spec import Spec
+from mcusearch.trial import run_trial
+
+log = logging.getLogger("mcusearch.study")
+
+
+@dataclass
+class TrialRecord:
+    """One trial as stored: what the report and the summary read."""
+
+    number: int
+    state: str                        # COMPLETE | FAIL | PRUNED | RUNNING
+    status: str                       # ok | failed | infeasible | running
+    config: dict
+    figures: dict[str, Figure]
+    constraints: dict[str, float]
+    feasible: bool
+    values: list[float] | None
+    error: str = ""
+    stage: str = ""
+    artifacts: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StudySummary:
+    run_dir: Path
+    storage: str
+    study_name: str
+    objectives: list[tuple[str, str]]           # (metric, direction)
+    limits: dict[str, float]
+    records: list[TrialRecord]
+
+    @property
+    def pareto(self) -> list[TrialRecord]:
+        return pareto_front(self.records, self.objectives)
+
+
+def make_sampler(spec: Spec, space: dict[str, list]) -> optuna.samplers.BaseSampler:
+    s = spec.search
+    if s.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=s.seed)
+    if s.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=s.seed, multivariate=True)
+    if s.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    return optuna.samplers.GridSampler(space, seed=s.seed)
+
+
+def open_study(spec: Spec, create: bool = True) -> optuna.Study:
+    directions = [o.direction for o in spec.objectives]
+    space = search_space(knobs_from_spec(spec))
+    if create:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(storage=spec.storage_url, study_name=spec.search.study_name,
+                                directions=directions, sampler=make_sampler(spec, space),
+                                load_if_exists=True)
+    stored = study.user_attrs.get("objectives")
+    ours = [[o.metric, o.direction] for o in spec.objectives]
+    if stored is not None and stored != ours:
+        raise McusearchError(
+            f"the study {spec.search.study_name!r} in {spec.storage_url} was created with objectives "
+            f"{stored}, the spec now asks for {ours}: use another search.run_dir or search.study_name")
+    if stored is None:
+        study.set_user_attr("objectives", ours)
+        study.set_user_attr("spec_name", spec.name)
+    return study
+
+
+def _objective_factory(spec: Spec, knobs, space):
+    def objective(trial: optuna.Trial):
+        params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
+        config = config_from_params(knobs, params)
+        trial.set_user_attr("config", {k: (list(v) if isinstance(v, tuple) else v)
+                                       for k, v in config.__dict__.items()})
+        trial_dir = spec.run_dir / "trials" / f"{trial.number:04d}-{config.key()}"
+        log.info("trial %d: %s", trial.number, config.describe())
+        t0 = time.perf_counter()
+        try:
+            result = run_trial(spec, config, trial_dir)
+        except Infeasible as e:
+            trial.set_user_attr("status", "infeasible")
+            trial.set_user_attr("error", str(e))
+            raise optuna.TrialPruned(str(e)) from e
+        except McusearchError as e:
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("stage", getattr(e, "stage", ""))
+            trial.set_user_attr("error", str(e))
+            log.warning("trial %d failed in %s", trial.number, e)
+            raise
+        except Exception as e:  # a bug: still never stop the study; keep the reason
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("stage", "internal")
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+            log.exception("trial %d hit an internal error", trial.number)
+            raise
+        sc = score(spec, result.figures, result.frame_period_s)
+        for key, value in sc.constraints.items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr("status", "ok")
+        trial.set_user_attr("figures", {k: f.to_dict() for k, f in result.figures.items()})
+        trial.set_user_attr("limits", sc.limits)
+        trial.set_user_attr("artifacts", result.artifacts)
+        trial.set_user_attr("notes", result.notes)
+        trial.set_user_attr("seconds", {**result.seconds, "total": round(time.perf_counter() - t0, 3)})
+        if trial.study.user_attrs.get("limits") is None:
+            trial.study.set_user_attr("limits", sc.limits)
+        log.info("trial %d: %s%s", trial.number,
+                 ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(spec.objectives, sc.objectives)),
+                 "" if sc.feasible else f" (violates {', '.join(sc.violated())})")
+        return sc.objectives
+
+    return objective
+
+
+def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None = None,
+              progress: bool = True) -> StudySummary:
+    """Run (or resume) the study until it holds ``n_trials`` finished trials or time runs out."""
+    knobs = knobs_from_spec(spec)
+    space = search_space(knobs)
+    study = open_study(spec)
+    target = n_trials if n_trials is not None else spec.search.n_trials
+    if spec.search.sampler == "grid":
+        target = min(target, math.prod(len(v) for v in space.values()))
+    done = sum(1 for t in study.trials if t.state.is_finished())
+    remaining = max(0, target - done)
+    if remaining:
+        log.info("running %d trial(s) (%d already in %s)", remaining, done, spec.storage_url)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
+                       timeout=timeout_s if timeout_s is not None else spec.search.timeout_s,
+                       catch=(Exception,), show_progress_bar=progress, gc_after_trial=True)
+    else:
+        log.info("the study already holds %d finished trials; nothing to run", done)
+    return summarize(study, spec.run_dir, spec.storage_url)
+
+
+def load_summary(run_dir: Path, storage: str | None = None, study_name: str | None = None) -> StudySummary:
+    run_dir = Path(run_dir)
+    storage = storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).is_file():
+        raise McusearchError(f"no study in {run_dir} (expected {run_dir / 'study.db'}); "
+                             "run `mcusearch run SPEC` first")
+    names = optuna.get_all_study_names(storage)
+    if not names:
+        raise McusearchError(f"the storage {storage} holds no study")
+    name = study_name or (names[0] if len(names) == 1 else "mcusearch")
+    study = optuna.load_study(study_name=name, storage=storage)
+    return summarize(study, run_dir, storage)
+
+
+def summarize(study: optuna.Study, run_dir: Path, storage: str) -> StudySummary:
+    objectives = [tuple(o) for o in study.user_attrs.get("objectives", [])]
+    records = []
+    for t in study.trials:
+        ua = t.user_attrs
+        figures = {k: Figure.from_dict(v) for k, v in ua.get("figures", {}).items()}
+        constraints = dict(t.constraints)
+        status = ua.get("status", "running" if t.state.name == "RUNNING" else t.state.name.lower())
+        records.append(TrialRecord(
+            number=t.number, state=t.state.name, status=status, config=ua.get("config", {}),
+            figures=figures, constraints=constraints,
+            feasible=status == "ok" and all(v <= 0 for v in constraints.values()),
+            values=list(t.values) if t.values is not None else None,
+            error=ua.get("error", ""), stage=ua.get("stage", ""), artifacts=ua.get("artifacts", {}),
+            notes=ua.get("notes", {}), seconds=ua.get("seconds", {})))
+    return StudySummary(Path(run_dir), storage, study.study_name, objectives,
+                        study.user_attrs.get("limits", {}), records)
+
+
+def pareto_front(records: list[TrialRecord], objectives: list[tuple[str, str]]) -> list[TrialRecord]:
+    """The feasible, completed trials that no other feasible trial dominates."""
+    pts = [r for r in records if r.feasible and r.values is not None]
+    sign = [1.0 if d == "minimize" else -1.0 for _, d in objectives]
+
+    def dominates(a: TrialRecord, b: TrialRecord) -> bool:
+        va = [s * v for s, v in zip(sign, a.values)]
+        vb = [s * v for s, v in zip(sign, b.values)]
+        return all(x <= y for x, y in zip(va, vb)) and any(x < y for x, y in zip(va, vb))
+
+    return [r for r in pts if not any(dominates(o, r) for o in pts if o is not r)]
