@@ -152,9 +152,13 @@ def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None =
     if remaining:
         log.info("running %d trial(s) (%d already in %s)", remaining, done, spec.storage_url)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Other workers may run the same study at once (`mcusearch run` on the same storage from
+        # several machines): the callback stops each of them when the study holds `target` trials.
+        stop_at_total = optuna.study.MaxTrialsCallback(target, states=None)
         study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
                        timeout=timeout_s if timeout_s is not None else spec.search.timeout_s,
-                       catch=(Exception,), show_progress_bar=progress, gc_after_trial=True)
+                       catch=(Exception,), callbacks=[stop_at_total], show_progress_bar=progress,
+                       gc_after_trial=True)
     else:
         log.info("the study already holds %d finished trials; nothing to run", done)
     return summarize(study, spec.run_dir, spec.storage_url)

@@ -1,7 +1,7 @@
 /* The benchmark harness: runs the generated model on every probe input, timing each call with the
  * board's timer, and leaves the results in RAM for the host (read over the debugger link).
  *
- * Host contract (mcusearch/boards/*.py reads these by their ELF symbols):
+ * Host contract (mcusearch/boards/qemu.py and the other boards read these by their ELF symbols):
  *   mcus_result      the result block below; status 0 running, 1 done, 2 fault
  *   mcus_fault_info  what the fault handler saw (valid when status == 2)
  *   mcus_done()      called once at the end (also after a fault): the debugger's breakpoint
