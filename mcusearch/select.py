@@ -1,0 +1,336 @@
+"""Selection: which catalog parts a trial's firmware fits, the cheapest one, and the recommendation.
+
+Entry points: :func:`evaluate_parts` (one trial's numbers -> a :class:`Fit` per part),
+:func:`cheapest`, :func:`mcu_cost` / :func:`mcu_cost_figure` (the "MCU cost" objective) and
+:func:`recommend` (all trials -> the recommended (part, configuration) and why).
+
+A part **fits** a trial when (see :mod:`mcusearch.catalog` for the compatibility rules)
+
+* it is compatible: same core as the board the trial ran on, and an FPU if the firmware needs one;
+* the whole firmware (harness + model, not the model alone) fits with the spec's margin:
+  ``flash_kb ≤ part.flash_kb × (1 − margin)`` and ``ram_kb ≤ part.ram_kb × (1 − margin)``.
+  A part with no on-chip flash (``flash_kb: 0``) never fits: its external flash has no size in
+  the catalog (a spec can give one by overriding ``flash_kb`` for that part). ``ram_kb`` of a part
+  is all its on-chip SRAM, which is not always one contiguous region (TCM, CCM): the margin is
+  also what covers that, and the stack/heap the linker script does not reserve;
+* the latency estimated at the part's clock (``count × cpi / (MHz × 1e3)``) is within the
+  deadline, when there is one. The margin applies to memory only, not to the latency.
+
+**Ranking** (:func:`cheapest`). Parts with a known price come first, cheapest first: a priced
+fitting part is preferred to unpriced ones, because only a known price can be compared — the
+``basis`` then says how many fitting parts have no known price. When no fitting part has a price,
+the smallest part wins: by ``(flash_kb, ram_kb, clock_mhz)`` ascending, and ``basis`` says so.
+Catalog prices are of mixed kind (vendor announcement, distributor list, second-hand note, BOM)
+and quantity: the basis names the kind and source so a reader can judge them.
+
+**MCU cost as an objective** (:func:`mcu_cost`, minimised). The price in USD of the trial's
+cheapest fitting part when it has one; ``MCU_COST_UNPRICED + rank`` (1001, 1002, ...) when the
+fitting parts have no price, ``rank`` being the place of the smallest fitting part in the whole
+catalog ordered by size (so any priced fit beats any unpriced fit, and a smaller part beats a
+larger one); ``MCU_COST_NONE`` (1e6) when no part fits. Finite sentinels, not ``inf``, so that
+NSGA-II's crowding distance and the plots keep working. Values ≥ 1000 are not dollars.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from mcusearch.catalog import Part, est_latency_ms, incompatibility, needs_fpu as _needs_fpu
+from mcusearch.errors import SpecError
+from mcusearch.figures import Figure, Provenance
+
+MCU_COST_UNPRICED = 1000.0   # + size rank (1-based) when no fitting part has a price
+MCU_COST_NONE = 1.0e6        # no catalog part fits
+DEADLINE_KEY = "deadline_ms"  # the trial constraint that is re-judged per part, at the part's clock
+
+
+@dataclass
+class Fit:
+    """One part judged against one trial. ``reasons``: each failed check, with its numbers."""
+
+    part: Part
+    fits: bool
+    reasons: list[str]
+    est_latency_ms: float | None   # at the part's clock (an estimate); None if incompatible/unknown
+    compatible: bool = True
+    basis: str = ""                # set by :func:`cheapest` on the part it picks
+
+    def to_dict(self) -> dict:
+        return {"part": self.part.part, "fits": self.fits, "reasons": list(self.reasons),
+                "est_latency_ms": self.est_latency_ms, "compatible": self.compatible,
+                "price_usd": self.part.price_usd, "basis": self.basis}
+
+
+def _check_margin(margin: float) -> float:
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise SpecError("catalog.margin", f"expected a fraction 0 <= margin < 1, got {margin!r}")
+    return float(margin)
+
+
+def evaluate_parts(parts: Iterable[Part], *, core: str, needs_fpu: bool, flash_kb: float | None,
+                   ram_kb: float | None, count_per_inference: float | None, cpi: float = 1.0,
+                   deadline_ms: float | None = None, margin: float = 0.1) -> list[Fit]:
+    """Judge every part against one trial's whole-firmware flash/RAM and count per inference."""
+    margin = _check_margin(margin)
+    out = []
+    for p in parts:
+        why = incompatibility(p, core, needs_fpu) if core else "the trial's board has no known core"
+        if why:
+            out.append(Fit(p, False, [why], None, compatible=False))
+            continue
+        reasons: list[str] = []
+        keep = 1.0 - margin
+        if flash_kb is None:
+            reasons.append("flash unknown (no flash_kb figure)")
+        elif p.flash_kb <= 0:
+            reasons.append("no on-chip flash (needs external flash of a size the catalog does not "
+                           "give; set flash_kb for this part in catalog.parts to consider it)")
+        elif flash_kb > p.flash_kb * keep:
+            reasons.append(f"flash {flash_kb:.1f} kB > {p.flash_kb:g} kB × (1 − margin {margin:g}) "
+                           f"= {p.flash_kb * keep:.1f} kB")
+        if ram_kb is None:
+            reasons.append("RAM unknown (no ram_kb figure)")
+        elif ram_kb > p.ram_kb * keep:
+            reasons.append(f"RAM {ram_kb:.1f} kB > {p.ram_kb:g} kB × (1 − margin {margin:g}) "
+                           f"= {p.ram_kb * keep:.1f} kB")
+        est = None
+        if count_per_inference is not None and math.isfinite(count_per_inference):
+            est = est_latency_ms(p, count_per_inference, cpi)
+        if deadline_ms is not None:
+            if est is None:
+                reasons.append("latency unknown (no count per inference) and a deadline is set")
+            elif est > deadline_ms:
+                reasons.append(f"latency {est:.3g} ms (estimated: {count_per_inference:.4g} × CPI {cpi:g} "
+                               f"at {p.clock_mhz:g} MHz) > deadline {deadline_ms:g} ms")
+        out.append(Fit(p, not reasons, reasons, est))
+    return out
+
+
+def _price_key(f: Fit) -> tuple:
+    return (f.part.price_usd, f.part.size_key, f.part.part)
+
+
+def _size_key(f: Fit) -> tuple:
+    return (f.part.size_key, f.part.part)
+
+
+def _basis(best: Fit, fitting: list[Fit]) -> str:
+    """Why ``best`` among the fitting parts: its price (and how many could not be priced) or its size."""
+    names = {f.part.part: f.part for f in fitting}
+    priced = [q for q in names.values() if q.has_price]
+    p = best.part
+    if p.has_price:
+        basis = f"price: {p.price_text()}"
+        unpriced = len(names) - len(priced)
+        if unpriced:
+            basis += (f"; the cheapest of the {len(priced)} fitting part(s) with a known price "
+                      f"({unpriced} other fitting part(s) have no known price)")
+        return basis
+    return (f"no price known for any of the {len(names)} fitting part(s): smallest memory and clock "
+            f"(flash {p.flash_kb:g} kB, RAM {p.ram_kb:g} kB, {p.clock_mhz:g} MHz)")
+
+
+def cheapest(fits: Iterable[Fit]) -> Fit | None:
+    """The fitting part to buy: the cheapest priced one, else the smallest; ``basis`` says which."""
+    fitting = [f for f in fits if f.fits]
+    if not fitting:
+        return None
+    priced = [f for f in fitting if f.part.has_price]
+    best = min(priced, key=_price_key) if priced else min(fitting, key=_size_key)
+    return dataclasses.replace(best, reasons=list(best.reasons), basis=_basis(best, fitting))
+
+
+def size_rank(part: Part, parts: Iterable[Part]) -> int:
+    """1-based place of ``part`` among ``parts`` ordered by (flash_kb, ram_kb, clock_mhz, name)."""
+    order = sorted(parts, key=lambda q: (q.size_key, q.part))
+    return next(i for i, q in enumerate(order, 1) if q.part == part.part)
+
+
+def mcu_cost(fits: list[Fit]) -> float:
+    """The "MCU cost" objective of one trial (see the module doc): USD, or a documented sentinel."""
+    best = cheapest(fits)
+    if best is None:
+        return MCU_COST_NONE
+    if best.part.has_price:
+        return float(best.part.price_usd)
+    return MCU_COST_UNPRICED + size_rank(best.part, [f.part for f in fits])
+
+
+def mcu_cost_figure(fits: list[Fit]) -> Figure:
+    """:func:`mcu_cost` as a :class:`Figure` whose method names the part and the basis."""
+    value = mcu_cost(fits)
+    best = cheapest(fits)
+    if best is None:
+        method = f"no catalog part fits ({len(fits)} judged): sentinel {MCU_COST_NONE:g}"
+    elif best.part.has_price:
+        method = f"cheapest fitting catalog part {best.part.part}: {best.basis}"
+    else:
+        method = (f"{best.part.part}: no fitting part has a known price; {MCU_COST_UNPRICED:g} + its size "
+                  f"rank {value - MCU_COST_UNPRICED:g} of {len(fits)} catalog parts (not dollars)")
+    return Figure(value, "USD", Provenance.ESTIMATED, method)
+
+
+# ---- from trial records -----------------------------------------------------------------------
+def _fig(figures: dict, name: str) -> float | None:
+    f = figures.get(name)
+    if f is None:
+        return None
+    v = f.value if isinstance(f, Figure) else (f.get("value") if isinstance(f, dict) else f)
+    return None if v is None else float(v)
+
+
+def trial_fits(config: dict, figures: dict, parts: Iterable[Part], *, margin: float,
+               deadline_ms: float | None, cpi_by_board: dict[str, float], core_by_board: dict[str, str],
+               fpu_by_board: dict[str, bool] | None = None) -> list[Fit]:
+    """:func:`evaluate_parts` for one trial, from its config (board, quantization) and figures.
+
+    ``cpi_by_board`` defaults to 1 for a board it lacks; a board missing from ``core_by_board``
+    informs no part. ``fpu_by_board`` (board has an FPU and builds hard-float) defaults to True.
+    """
+    board = config.get("board", "")
+    return evaluate_parts(
+        parts, core=core_by_board.get(board, ""),
+        needs_fpu=_needs_fpu(config.get("quantization", "float32"), (fpu_by_board or {}).get(board, True)),
+        flash_kb=_fig(figures, "flash_kb"), ram_kb=_fig(figures, "ram_kb"),
+        count_per_inference=_fig(figures, "instructions"), cpi=float(cpi_by_board.get(board, 1.0)),
+        deadline_ms=deadline_ms, margin=margin)
+
+
+def eligible(record) -> bool:
+    """A completed trial that met the spec's constraints, the deadline aside.
+
+    The deadline is judged again for every part, at the part's clock, so a trial too slow at the
+    emulated board's nominal clock can still be recommended on a faster part (and vice versa).
+    """
+    return record.status == "ok" and all(v <= 0 for k, v in record.constraints.items() if k != DEADLINE_KEY)
+
+
+@dataclass
+class Recommendation:
+    """The recommended (part, configuration): the cheapest fitting part over all eligible trials."""
+
+    trial: int
+    part: Part
+    price_usd: float | None
+    basis: str
+    config: dict
+    why: str
+    fit: Fit
+    accuracy: float | None = None
+    alternatives: list[str] = field(default_factory=list)  # "PART (trial N)": smaller, fitting, no price
+
+    def to_dict(self) -> dict:
+        return {"trial": self.trial, "part": self.part.part, "price_usd": self.price_usd, "basis": self.basis,
+                "config": dict(self.config), "why": self.why, "accuracy": self.accuracy,
+                "est_latency_ms": self.fit.est_latency_ms, "part_details": self.part.to_dict(),
+                "alternatives": list(self.alternatives)}
+
+    def __str__(self) -> str:
+        price = f"{self.price_usd:g} USD" if self.price_usd is not None else "no price known"
+        return (f"Recommended: {self.part.part} ({price}) with trial {self.trial}: "
+                f"{_config_text(self.config)}\n{self.why}")
+
+
+def _config_text(config: dict) -> str:
+    def val(v):
+        return "/".join(map(str, v)) if isinstance(v, (list, tuple)) else ("full" if v is None else str(v))
+    return ", ".join(f"{k} {val(v)}" for k, v in config.items())
+
+
+def _rank_key(f: Fit, r) -> tuple:
+    acc = _fig(r.figures, "accuracy")
+    instr = _fig(r.figures, "instructions")
+    tail = (-(acc if acc is not None else -math.inf), instr if instr is not None else math.inf,
+            f.part.size_key, r.number, f.part.part)
+    if f.part.has_price:
+        return (0, f.part.price_usd, (0.0, 0.0, 0.0)) + tail
+    return (1, 0.0, f.part.size_key) + tail
+
+
+def recommend(records, parts: list[Part], margin: float, deadline_ms: float | None,
+              cpi_by_board: dict[str, float], core_by_board: dict[str, str],
+              fpu_by_board: dict[str, bool] | None = None) -> Recommendation | None:
+    """Among all eligible trials (:func:`eligible`) and all compatible parts, the cheapest part.
+
+    Ranking as in :func:`cheapest` over every fitting (trial, part) pair; ties go to the higher
+    accuracy, then fewer instructions, then the smaller part and the earlier trial. None when
+    nothing fits (:func:`why_no_recommendation` says why).
+    """
+    pairs = []
+    trials = [r for r in records if eligible(r)]
+    for r in trials:
+        for f in trial_fits(r.config, r.figures, parts, margin=margin, deadline_ms=deadline_ms,
+                            cpi_by_board=cpi_by_board, core_by_board=core_by_board, fpu_by_board=fpu_by_board):
+            if f.fits:
+                pairs.append((f, r))
+    if not pairs:
+        return None
+    f, r = min(pairs, key=lambda fr: _rank_key(*fr))
+    f = dataclasses.replace(f, basis=_basis(f, [fr[0] for fr in pairs]))  # counts parts fitting any trial
+    p = f.part
+    board = r.config.get("board", "?")
+    cpi = float(cpi_by_board.get(board, 1.0))
+    acc = _fig(r.figures, "accuracy")
+    count = _fig(r.figures, "instructions")
+    flash, ram = _fig(r.figures, "flash_kb"), _fig(r.figures, "ram_kb")
+    unit = r.figures["instructions"].unit if isinstance(r.figures.get("instructions"), Figure) else "instructions"
+
+    smaller: dict[str, tuple] = {}  # unpriced part smaller than the pick -> its best (fit, trial)
+    for q, x in sorted(pairs, key=lambda fr: _rank_key(*fr)):
+        if p.has_price and not q.part.has_price and q.part.size_key < p.size_key:
+            smaller.setdefault(q.part.part, (q, x))
+    alt_names = [f"{q.part.part} (trial {x.number})"
+                 for q, x in sorted(smaller.values(), key=lambda fr: (fr[0].part.size_key, fr[0].part.part))]
+
+    s = [f"Trial {r.number} ({_config_text(r.config)}) fits {p.describe()}: the whole firmware takes "
+         f"{flash:.1f} kB flash and {ram:.1f} kB RAM, within the part's memory less a {margin:.0%} margin."]
+    if f.est_latency_ms is not None:
+        dl = f"within the {deadline_ms:g} ms deadline" if deadline_ms is not None else "no deadline was set"
+        s.append(f"At {p.clock_mhz:g} MHz one inference takes an estimated {f.est_latency_ms:.3g} ms "
+                 f"({count:,.0f} {unit} on {board} × {cpi:g} cycles per instruction; an estimate, not a "
+                 f"measurement on the part): {dl}.")
+    if acc is not None:
+        s.append(f"Its accuracy is {acc:.3f}.")
+    n_trials = len({id(x) for _, x in pairs})
+    if p.has_price:
+        s.append(f"It is the cheapest of the fitting parts with a known price: {p.price_text()}.")
+        if alt_names:
+            s.append(f"{len(alt_names)} smaller fitting part(s) have no known price and could not be compared: "
+                     f"{', '.join(alt_names[:4])}{', ...' if len(alt_names) > 4 else ''}.")
+        s.append("Catalog prices are of mixed kind and quantity: treat them as rough.")
+    else:
+        s.append("No fitting part has a known price, so the smallest part (flash, then RAM, then clock) "
+                 "was chosen; check its price before buying.")
+    s.append(f"Chosen among {len(pairs)} fitting (trial, part) pairs from {n_trials} of {len(trials)} trials that "
+             f"met the spec's constraints; ties go to higher accuracy, then fewer instructions.")
+    return Recommendation(trial=r.number, part=p, price_usd=p.price_usd, basis=f.basis, config=dict(r.config),
+                          why=" ".join(s), fit=f, accuracy=acc, alternatives=alt_names)
+
+
+def why_no_recommendation(records, parts: list[Part], margin: float, deadline_ms: float | None,
+                          cpi_by_board: dict[str, float], core_by_board: dict[str, str],
+                          fpu_by_board: dict[str, bool] | None = None) -> str:
+    """One or two sentences on why :func:`recommend` returned None."""
+    ok = [r for r in records if r.status == "ok"]
+    if not ok:
+        return "no trial completed, so no part can be recommended"
+    trials = [r for r in ok if eligible(r)]
+    if not trials:
+        return f"none of the {len(ok)} completed trials met the spec's constraints (the deadline aside)"
+    closest = None
+    for r in trials:
+        fits = trial_fits(r.config, r.figures, parts, margin=margin, deadline_ms=deadline_ms,
+                          cpi_by_board=cpi_by_board, core_by_board=core_by_board, fpu_by_board=fpu_by_board)
+        for f in fits:
+            if f.compatible and (closest is None or len(f.reasons) < len(closest[0].reasons)):
+                closest = (f, r)
+    if closest is None:
+        boards = sorted({r.config.get("board", "?") for r in trials})
+        cores = sorted({core_by_board.get(b, "unknown") for b in boards})
+        return (f"no catalog part is compatible with the boards {', '.join(boards)} (core {', '.join(cores)}, "
+                f"and an FPU for float32 models): add parts with catalog.parts")
+    f, r = closest
+    return (f"no catalog part fits any of the {len(trials)} trials that met the constraints; closest: "
+            f"trial {r.number} on {f.part.part}: {'; '.join(f.reasons)}")
