@@ -53,15 +53,18 @@ def _cmd_validate(args) -> int:
 def _cmd_run(args) -> int:
     from mcusearch.report import pareto_table, write_report
     from mcusearch.spec import load_spec
-    from mcusearch.study import run_study
+    from mcusearch.study import recommendation, run_study
 
     spec = load_spec(args.spec)
     summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
                         progress=not args.no_progress and sys.stderr.isatty())
-    out = write_report(summary)
+    rec, why_none = recommendation(spec, summary)
+    out = write_report(summary, recommendation=rec, why_none=why_none)
     print()
     print(f"Pareto-optimal configurations ({len(summary.records)} trials in {summary.run_dir}):")
     print(pareto_table(summary))
+    print()
+    print(rec if rec else f"No recommendation: {why_none}")
     print(f"\nreport: {out}")
     return 0
 
@@ -70,17 +73,26 @@ def _cmd_report(args) -> int:
     from mcusearch.report import pareto_table, write_report
     from mcusearch.study import load_summary
 
+    from mcusearch.spec import load_spec
+    from mcusearch.study import recommendation
+
     run_dir = Path(args.run_dir)
     if run_dir.is_file() and run_dir.suffix in (".yaml", ".yml"):
-        from mcusearch.spec import load_spec
-
         spec = load_spec(run_dir)
         summary = load_summary(spec.run_dir, spec.search.storage, spec.search.study_name)
+        rec, why_none = recommendation(spec, summary)
     else:
         summary = load_summary(run_dir, args.storage, args.study_name)
-    out = write_report(summary, Path(args.output) if args.output else None)
+        rec = why_none = None
+        saved = summary.run_dir / "spec.yaml"  # the spec the run was started with
+        if saved.is_file():
+            rec, why_none = recommendation(load_spec(saved), summary)
+    out = write_report(summary, Path(args.output) if args.output else None,
+                       recommendation=rec, why_none=why_none)
     if not args.quiet:
         print(pareto_table(summary))
+        if rec or why_none:
+            print(rec if rec else f"No recommendation: {why_none}")
     print(f"report: {out}")
     return 0
 

@@ -24,6 +24,8 @@ METRICS = {
     "accuracy": "accuracy on the held-out test set (Keras for float32, TFLite interpreter for int8)",
     "params": "parameters of the model",
     "macs": "multiply-accumulates per inference",
+    "mcu_cost": ("price in USD of the cheapest catalog part the whole firmware fits "
+                 "(values >= 1000 are not dollars: no fitting part has a known price; 1e6: none fits)"),
 }
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 QUANTIZATIONS = ("float32", "int8")
@@ -139,6 +141,12 @@ class KnobsSpec(_Strict):
         return self
 
 
+class CatalogSpec(_Strict):
+    margin: float = Field(0.1, ge=0, lt=1)  # fraction of a part's flash and RAM kept free
+    path: Path | None = None                # a catalog file replacing the built-in one
+    parts: list[dict] = Field(default_factory=list)  # add parts or override fields (e.g. a price)
+
+
 class Objective(_Strict):
     metric: str
     direction: Literal["minimize", "maximize"]
@@ -179,6 +187,7 @@ class Spec(_Strict):
     knobs: KnobsSpec = KnobsSpec()
     objectives: list[Objective] = Field(default_factory=_default_objectives, min_length=1)
     search: SearchSpec = SearchSpec()
+    catalog: CatalogSpec = CatalogSpec()
 
     # Set by load_spec: the folder relative paths in the spec are resolved against.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -209,6 +218,22 @@ class Spec(_Strict):
     @property
     def storage_url(self) -> str:
         return self.search.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+
+    def resolved_yaml(self) -> str:
+        """The spec as YAML with every path absolute (saved in the run folder by `run`)."""
+        d = self.model_dump(mode="json")
+        for section, key in (("model", "path"), ("dataset", "path"), ("search", "run_dir"),
+                             ("search", "cache_dir"), ("catalog", "path")):
+            if d[section][key] is not None:
+                d[section][key] = str(self.resolve(Path(d[section][key])).resolve())
+        return "# The spec this run was started with (paths made absolute).\n" + yaml.safe_dump(d, sort_keys=False)
+
+    def parts(self, source: str | None = None):
+        """The MCU catalog: built-in (or catalog.path) plus the spec's additions and overrides."""
+        from mcusearch.catalog import load_catalog
+
+        path = self.resolve(self.catalog.path) if self.catalog.path else None
+        return load_catalog(self.catalog.parts or None, path, source=source)
 
     def base_model_config(self):
         from mcusearch.model import ArchitectureConfig, BaseModelConfig, DatasetConfig, TrainConfig
@@ -270,6 +295,9 @@ def parse_spec(data: object, source: str = "search.yaml", base_dir: Path = Path(
 
 
 def _check_files(spec: Spec, source: str) -> None:
+    if spec.catalog.path is not None and not spec.resolve(spec.catalog.path).is_file():
+        raise SpecError("catalog.path", f"file not found: {spec.resolve(spec.catalog.path)}", source)
+    spec.parts(source)  # validates catalog overrides (errors name catalog.parts[i].field)
     if spec.model.path is not None:
         p = spec.resolve(spec.model.path)
         if not p.is_file():
@@ -340,6 +368,10 @@ objectives:
   - {metric: model_ram_kb, direction: minimize}
   - {metric: instructions, direction: minimize}
   - {metric: accuracy, direction: maximize}
+
+catalog:                         # the MCUs a result is matched against (`mcusearch boards` for boards)
+  margin: 0.1                    # keep 10 % of flash and RAM free
+  # parts: [{part: STM32F446RE, price_usd: 2.5, price_source: "my distributor quote, 2026-11"}]
 
 search:
   sampler: nsga2                 # nsga2 | tpe | random | grid

@@ -21,7 +21,7 @@ import optuna
 from mcusearch.errors import Infeasible, McusearchError
 from mcusearch.figures import Figure
 from mcusearch.knobs import config_from_params, knobs_from_spec, search_space
-from mcusearch.score import score
+from mcusearch.score import resolve_limits, score
 from mcusearch.spec import Spec
 from mcusearch.trial import run_trial
 
@@ -77,6 +77,7 @@ def open_study(spec: Spec, create: bool = True) -> optuna.Study:
     space = search_space(knobs_from_spec(spec))
     if create:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
+        (spec.run_dir / "spec.yaml").write_text(spec.resolved_yaml())
     study = optuna.create_study(storage=spec.storage_url, study_name=spec.search.study_name,
                                 directions=directions, sampler=make_sampler(spec, space),
                                 load_if_exists=True)
@@ -92,7 +93,31 @@ def open_study(spec: Spec, create: bool = True) -> optuna.Study:
     return study
 
 
+def board_maps() -> dict[str, dict]:
+    """Per board name: its core, assumed cycles per instruction and whether it builds hard-float."""
+    from mcusearch.boards import available_boards
+
+    boards = available_boards()
+    return {"core_by_board": {n: c.core for n, c in boards.items()},
+            "cpi_by_board": {n: float(getattr(c, "est_cpi", 1.0)) for n, c in boards.items()},
+            "fpu_by_board": {n: "-mfloat-abi=hard" in c.cflags for n, c in boards.items()}}
+
+
+def recommendation(spec: Spec, summary: "StudySummary"):
+    """The cheapest catalog part and configuration over the study's trials, and why (or why none)."""
+    from mcusearch.select import recommend, why_no_recommendation
+
+    args = (summary.records, spec.parts(), spec.catalog.margin, summary.limits.get("deadline_ms"))
+    rec = recommend(*args, **board_maps())
+    return rec, (None if rec else why_no_recommendation(*args, **board_maps()))
+
+
 def _objective_factory(spec: Spec, knobs, space):
+    from mcusearch.select import cheapest, mcu_cost_figure, trial_fits
+
+    parts = spec.parts()
+    maps = board_maps()
+
     def objective(trial: optuna.Trial):
         params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
         config = config_from_params(knobs, params)
@@ -119,6 +144,12 @@ def _objective_factory(spec: Spec, knobs, space):
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
             log.exception("trial %d hit an internal error", trial.number)
             raise
+        limits = resolve_limits(spec, result.frame_period_s)
+        fits = trial_fits(trial.user_attrs["config"], result.figures, parts, margin=spec.catalog.margin,
+                          deadline_ms=limits.get("deadline_ms"), **maps)
+        result.figures["mcu_cost"] = mcu_cost_figure(fits)
+        best = cheapest(fits)
+        trial.set_user_attr("cheapest_part", best.to_dict() if best else None)
         sc = score(spec, result.figures, result.frame_period_s)
         for key, value in sc.constraints.items():
             trial.set_constraint(key, value)

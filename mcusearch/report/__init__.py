@@ -133,7 +133,17 @@ th{background:#f4f4f4} .grid{display:grid;grid-template-columns:repeat(auto-fit,
 """
 
 
-def write_report(summary: StudySummary, out: Path | None = None) -> Path:
+def _recommendation_html(rec, why_none: str | None) -> str:
+    if rec is None:
+        return f"<p>No recommendation: {html.escape(why_none or 'no spec to judge against')}.</p>"
+    price = f"{rec.price_usd:g} USD" if rec.price_usd is not None else "no price known"
+    return (f"<p><b>{html.escape(rec.part.part)}</b> ({html.escape(price)}; {html.escape(rec.basis)}) "
+            f"with trial {rec.trial}: {html.escape(knobs_text(rec.config))}.</p>"
+            f"<p class='note'>{html.escape(rec.why)}</p>")
+
+
+def write_report(summary: StudySummary, out: Path | None = None, recommendation=None,
+                 why_none: str | None = None) -> Path:
     """Write the report (default: ``<run folder>.html`` beside the run folder) atomically."""
     from plotly.offline import get_plotlyjs
 
@@ -161,6 +171,7 @@ def write_report(summary: StudySummary, out: Path | None = None) -> Path:
         f"Constraints: {html.escape(limits)}.</p>",
         f"<p class='note'>Provenance of every figure: {html.escape(LEGEND)}. Hover a figure for how "
         "it was obtained.</p>",
+        "<h2>Cheapest viable MCU</h2>", _recommendation_html(recommendation, why_none),
         "<h2>Pareto-optimal configurations</h2>",
         _table(pareto, prefix) if pareto else "<p>No trial met every constraint.</p>",
         "<h2>Pareto front</h2><div class='grid'>", *_figures_html(summary), "</div>",
