@@ -1,0 +1,191 @@
+/*
+ * mcus_kernels.h - the reference kernels of the mcusearch C generator.
+ *
+ * Conventions (every kernel):
+ *   - activations are NHWC with batch 1 (so H x W x C, channels fastest); a flat vector is 1 x 1 x N;
+ *   - conv filters are OHWI (TFLite's layout), dense weights are [out][in] (row = output neuron);
+ *   - int8 tensors use TFLite's affine quantisation: real = scale * (q - zero_point); weights are
+ *     symmetric (zero point 0); biases are int32 with scale input_scale * weight_scale;
+ *   - the fused activation is a clamp [act_min, act_max] (float units, or quantised units that
+ *     already include the output zero point for int8);
+ *   - padding: pad_top/pad_left are the rows/columns of padding before the input (TF puts any
+ *     extra one at the bottom/right, so nothing else is needed); padded pixels contribute nothing;
+ *   - no allocation, no globals, no state: the caller owns every buffer; input and output must
+ *     not overlap.
+ *
+ * These are the correctness oracle: plain loops in the most readable order. Fast kernels must keep
+ * the same signatures and produce bit-identical int8 results.
+ *
+ * Requantisation (int32 accumulator -> int8): acc * multiplier * 2^(shift - 31), rounded in one of
+ * three ways, chosen at compile time with MCUS_REQUANT_MODE. They differ by 1 LSB on rare ties only:
+ *   0 (default) MCUS_REQUANT_TFLITE: SaturatingRoundingDoublingHighMul, then a rounding right shift
+ *       with ties rounded up (toward +inf). This is what TFLite's built-in optimised kernels (ruy)
+ *       compute for int8 CONV_2D and FULLY_CONNECTED: checked bit-exact against
+ *       tf.lite.Interpreter(..., experimental_op_resolver_type=BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+ *       in TF 2.21, and the generator reads its expected values there.
+ *   1 MCUS_REQUANT_GEMMLOWP: SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT (ties away
+ *       from zero): TFLite's reference MultiplyByQuantizedMultiplier, TFLite Micro, CMSIS-NN.
+ *   2 MCUS_REQUANT_SINGLE: one 64-bit multiply, round half up (TFLITE_SINGLE_ROUNDING,
+ *       CMSIS_NN_USE_SINGLE_ROUNDING).
+ * Measured in TF 2.21 (x86-64, AVX2): the interpreter's default resolver hands int8 CONV_2D and
+ * FULLY_CONNECTED to XNNPACK, which requantises in float32 (round half to even) - none of the three;
+ * its reference kernels (BUILTIN_REF) matched mode 1 for CONV_2D but mode 2 for FULLY_CONNECTED.
+ */
+#ifndef MCUS_KERNELS_H
+#define MCUS_KERNELS_H
+
+#include <stdint.h>
+
+#define MCUS_REQUANT_TFLITE 0
+#define MCUS_REQUANT_GEMMLOWP 1
+#define MCUS_REQUANT_SINGLE 2
+#ifndef MCUS_REQUANT_MODE
+#define MCUS_REQUANT_MODE MCUS_REQUANT_TFLITE
+#endif
+
+/* ---- requantisation ------------------------------------------------------------------------ */
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: (a * b + 2^30) >> 31 without overflow, ties up. */
+static inline int32_t mcus_sat_round_doubling_high_mul(int32_t a, int32_t b)
+{
+    int64_t ab, nudged;
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudged = ab + (ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30)));
+    /* division by 2^31 truncating toward zero, as in C */
+    return (int32_t)(nudged >= 0 ? (nudged >> 31) : -((-nudged) >> 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: round(x / 2^exponent), ties away from zero. Right shifts of
+ * negative numbers are arithmetic (GCC and Clang guarantee it). */
+static inline int32_t mcus_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* round(x / 2^exponent), ties up (ARM SRSHL / ruy). */
+static inline int32_t mcus_rounding_shift_right(int32_t x, int32_t exponent)
+{
+    if (exponent <= 0) {
+        return x;
+    }
+    return (int32_t)(((int64_t)x + ((int64_t)1 << (exponent - 1))) >> exponent);
+}
+
+/*
+ * acc * multiplier * 2^(shift - 31), rounded as selected by MCUS_REQUANT_MODE. `multiplier` is in
+ * [2^30, 2^31) (or 0) and `shift` follows TFLite's sign convention: > 0 shifts left, < 0 right.
+ */
+static inline int32_t mcus_requantize(int32_t acc, int32_t multiplier, int32_t shift)
+{
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_SINGLE
+    const int32_t total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)acc * (int64_t)multiplier + round) >> total_shift);
+#else
+    const int32_t left_shift = shift > 0 ? shift : 0;
+    const int32_t right_shift = shift > 0 ? 0 : -shift;
+    const int32_t high = mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)acc << left_shift),
+                                                          multiplier);
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_GEMMLOWP
+    return mcus_rounding_divide_by_pot(high, right_shift);
+#else
+    return mcus_rounding_shift_right(high, right_shift);
+#endif
+#endif
+}
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+} mcus_conv2d_geom_t;
+
+typedef struct {
+    mcus_conv2d_geom_t g;
+    float act_min, act_max;
+} mcus_conv2d_f32_params_t;
+
+typedef struct {
+    mcus_conv2d_geom_t g;
+    int32_t input_offset;        /* -input_zero_point */
+    int32_t output_offset;       /* output_zero_point */
+    int32_t act_min, act_max;    /* quantised, within [-128, 127] */
+    const int32_t *multiplier;   /* [out_c] */
+    const int32_t *shift;        /* [out_c] */
+} mcus_conv2d_s8_params_t;
+
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    int32_t pool_h, pool_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+} mcus_pool2d_geom_t;
+
+typedef struct {
+    mcus_pool2d_geom_t g;
+    float act_min, act_max;
+} mcus_maxpool2d_f32_params_t;
+
+typedef struct {
+    mcus_pool2d_geom_t g;
+    int32_t act_min, act_max;    /* quantised; input and output share scale and zero point */
+} mcus_maxpool2d_s8_params_t;
+
+typedef struct {
+    int32_t in_features, out_features;
+    float act_min, act_max;
+} mcus_dense_f32_params_t;
+
+typedef struct {
+    int32_t in_features, out_features;
+    int32_t input_offset;        /* -input_zero_point */
+    int32_t output_offset;       /* output_zero_point */
+    int32_t act_min, act_max;
+    int32_t per_channel;         /* 0: multiplier[0]/shift[0] for every output; 1: one per output */
+    const int32_t *multiplier;
+    const int32_t *shift;
+} mcus_dense_s8_params_t;
+
+typedef struct {
+    int32_t len;
+} mcus_softmax_f32_params_t;
+
+typedef struct {
+    int32_t len;
+    float act_min, act_max;
+} mcus_clamp_f32_params_t;
+
+/* ---- kernels ------------------------------------------------------------------------------- */
+
+/* bias may be NULL (no bias). */
+void mcus_conv2d_f32(const mcus_conv2d_f32_params_t *p, const float *input, const float *filter,
+                     const float *bias, float *output);
+void mcus_conv2d_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input, const int8_t *filter,
+                    const int32_t *bias, int8_t *output);
+
+void mcus_maxpool2d_f32(const mcus_maxpool2d_f32_params_t *p, const float *input, float *output);
+void mcus_maxpool2d_s8(const mcus_maxpool2d_s8_params_t *p, const int8_t *input, int8_t *output);
+
+void mcus_dense_f32(const mcus_dense_f32_params_t *p, const float *input, const float *weights,
+                    const float *bias, float *output);
+void mcus_dense_s8(const mcus_dense_s8_params_t *p, const int8_t *input, const int8_t *weights,
+                   const int32_t *bias, int8_t *output);
+
+/* output[i] = exp(input[i] - max) / sum_j exp(input[j] - max) */
+void mcus_softmax_f32(const mcus_softmax_f32_params_t *p, const float *input, float *output);
+
+/* output[i] = min(max(input[i], act_min), act_max): a ReLU that could not be fused. */
+void mcus_clamp_f32(const mcus_clamp_f32_params_t *p, const float *input, float *output);
+
+#endif /* MCUS_KERNELS_H */

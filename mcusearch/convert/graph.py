@@ -1,0 +1,624 @@
+"""The mcusearch generator's intermediate representation: a linear chain of NHWC operators.
+
+A :class:`Graph` is what the C emitter (:mod:`mcusearch.convert.cgen`) turns into calls of the
+reference kernels in ``firmware/kernels``. Two front ends build one:
+
+* :func:`graph_from_keras` - a float32 Keras (tf-keras / Keras 2) model;
+* :func:`graph_from_tflite` - a full-integer int8 ``.tflite`` model (int8 input and output).
+
+Layouts follow TFLite: activations NHWC (batch 1, dropped from every shape), conv weights OHWI,
+dense weights ``[out][in]``. Flatten/Reshape are no-ops in NHWC and stay in the graph only as
+:class:`Reshape` markers; Dropout-like layers and the InputLayer are dropped. A ReLU layer is
+fused into the clamp of the preceding Conv2D/Dense/MaxPool2D.
+
+int8 arithmetic is TFLite's: multipliers and shifts come from the same formulas as TFLite's
+``QuantizeMultiplier`` / ``PopulateConvolutionQuantizationParams`` /
+``GetQuantizedConvolutionMultipler``, activation ranges from ``CalculateActivationRangeQuantized``.
+A final SOFTMAX of an int8 model is not part of the graph: its output is the int8 logits of the
+last FULLY_CONNECTED (``Graph.dropped_softmax``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
+import numpy as np
+
+from mcusearch.errors import StageError
+
+SUPPORTED_KERAS = ("InputLayer, Conv2D, MaxPooling2D, Flatten, Reshape, Dense, Dropout, "
+                   "ReLU, Activation(relu|relu6|linear|softmax), Softmax")
+SUPPORTED_TFLITE = "CONV_2D, MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX (last op only)"
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+# ---- IR -------------------------------------------------------------------------------------
+
+@dataclass
+class Requant:
+    """int8 requantisation of one Conv2D/Dense: offsets and per-channel (or per-tensor) multipliers."""
+
+    input_zero_point: int
+    output_zero_point: int
+    output_scale: float
+    multiplier: np.ndarray        # int32, [out_c] (or [1] for a per-tensor dense)
+    shift: np.ndarray             # int32, TFLite convention (> 0 = left shift)
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.multiplier) > 1
+
+
+@dataclass
+class Op:
+    """One operator. ``in_shape``/``out_shape`` exclude the batch: (H, W, C) or (N,)."""
+
+    kind: ClassVar[str] = "Op"
+    name: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    @property
+    def in_len(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def out_len(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def macs(self) -> int:
+        return 0
+
+    @property
+    def params(self) -> int:
+        return 0
+
+
+@dataclass
+class Conv2D(Op):
+    kind: ClassVar[str] = "Conv2D"
+    weights: np.ndarray = None     # OHWI
+    bias: np.ndarray | None = None # [O] float32, or int32 for int8
+    stride: tuple[int, int] = (1, 1)
+    padding: str = "valid"         # "same" | "valid"
+    pad: tuple[int, int] = (0, 0)  # (top, left)
+    act: tuple = (-math.inf, math.inf)  # clamp: floats, or quantised ints for int8
+    requant: Requant | None = None
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weights.shape[1]), int(self.weights.shape[2])
+
+    @property
+    def macs(self) -> int:
+        return self.out_len * int(np.prod(self.weights.shape[1:]))
+
+    @property
+    def params(self) -> int:
+        return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
+
+
+@dataclass
+class MaxPool2D(Op):
+    kind: ClassVar[str] = "MaxPool2D"
+    pool: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: str = "valid"
+    pad: tuple[int, int] = (0, 0)
+    act: tuple = (-math.inf, math.inf)
+
+
+@dataclass
+class Dense(Op):
+    kind: ClassVar[str] = "Dense"
+    weights: np.ndarray = None     # [out][in]
+    bias: np.ndarray | None = None
+    act: tuple = (-math.inf, math.inf)
+    requant: Requant | None = None
+
+    @property
+    def macs(self) -> int:
+        return int(self.weights.size)
+
+    @property
+    def params(self) -> int:
+        return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
+
+
+@dataclass
+class Reshape(Op):
+    """Flatten/Reshape: nothing to do in NHWC (the memory order is already right)."""
+
+    kind: ClassVar[str] = "Reshape"
+
+
+@dataclass
+class Softmax(Op):
+    kind: ClassVar[str] = "Softmax"
+
+
+@dataclass
+class Clamp(Op):
+    """An element-wise clamp (ReLU / ReLU6) that could not be fused into a preceding op."""
+
+    kind: ClassVar[str] = "Clamp"
+    act: tuple = (0.0, math.inf)
+
+
+@dataclass
+class Graph:
+    dtype: str                                # "float32" | "int8" (activations, input, output)
+    input_shape: tuple[int, ...]              # without batch
+    ops: list[Op] = field(default_factory=list)
+    input_scale: float | None = None          # int8 only
+    input_zero_point: int | None = None
+    output_scale: float | None = None         # int8: quantisation of the last op's output
+    output_zero_point: int | None = None
+    output_tensor: int | None = None          # tflite: tensor index of the last op's output
+    dropped_softmax: bool = False             # int8: a final SOFTMAX was left to the host
+    source: str = ""
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.ops[-1].out_shape if self.ops else self.input_shape
+
+    @property
+    def input_len(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def output_len(self) -> int:
+        return int(np.prod(self.output_shape))
+
+    @property
+    def compute_ops(self) -> list[Op]:
+        """The ops that become kernel calls (Reshape is free)."""
+        return [op for op in self.ops if not isinstance(op, Reshape)]
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops)
+
+
+# ---- shared arithmetic ------------------------------------------------------------------------
+
+def same_padding(in_size: int, k: int, stride: int) -> tuple[int, int]:
+    """TF 'same': (output size, padding before); the odd extra row/column goes after."""
+    out = -(-in_size // stride)
+    total = max((out - 1) * stride + k - in_size, 0)
+    return out, total // 2
+
+
+def valid_size(in_size: int, k: int, stride: int) -> int:
+    return (in_size - k) // stride + 1
+
+
+def _round_half_away(x: float) -> int:
+    """std::round / TfLiteRound."""
+    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: real = q * 2^(shift - 31) with q in [2^30, 2^31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * (1 << 31))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if q_fixed > 2**31 - 1 or shift > 30:
+        raise StageError("convert", f"requantisation multiplier {real!r} is out of TFLite's range")
+    return int(q_fixed), int(shift)
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Quantise float inputs to int8 exactly as the QUANTIZE op of a TFLite model does.
+
+    TFLite's built-in (optimised) kernel and XNNPACK multiply by the float32 reciprocal of the
+    scale and round half to even; checked bit-exact against both in TF 2.21 (the reference
+    kernel divides and rounds half away from zero instead, which differs on ties).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    inv = np.float32(1.0) / np.float32(scale)
+    q = np.rint(x * inv).astype(np.int64) + int(zero_point)
+    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def activation_range_int8(act: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """TFLite CalculateActivationRangeQuantized for an int8 output."""
+    def q(f: float) -> int:
+        return int(zero_point) + _round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    if act == "NONE":
+        return INT8_MIN, INT8_MAX
+    if act == "RELU":
+        return max(INT8_MIN, q(0.0)), INT8_MAX
+    if act == "RELU6":
+        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+    if act == "RELU_N1_TO_1":
+        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
+    raise ValueError(act)
+
+
+# ---- Keras front end --------------------------------------------------------------------------
+
+_KERAS_IDENTITY = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                   "GaussianNoise", "GaussianDropout", "AlphaDropout", "InputLayer"}
+_KERAS_CLAMPS = {"linear": (-math.inf, math.inf), "relu": (0.0, math.inf), "relu6": (0.0, 6.0)}
+
+
+def _unsupported(name: str, typ: str, supported: str, why: str = "") -> StageError:
+    extra = f": {why}" if why else ""
+    return StageError("convert", f"{name} ({typ}) is not supported by the mcusearch generator"
+                                 f"{extra}; supported: {supported}")
+
+
+def _shape(s) -> tuple[int, ...]:
+    return tuple(int(d) for d in s)
+
+
+def _activation_name(fn) -> str:
+    return getattr(fn, "__name__", str(fn))
+
+
+def graph_from_keras(model) -> Graph:
+    """A float32 graph from a Keras 2 model whose layers form one chain (Sequential or functional)."""
+    in_shape = model.input_shape
+    if isinstance(in_shape, list) or len(model.outputs) != 1:
+        raise StageError("convert", "the mcusearch generator needs a model with one input and "
+                                    "one output")
+    if any(d is None for d in in_shape[1:]):
+        raise StageError("convert", f"input shape {in_shape} has unknown dimensions")
+    shape = _shape(in_shape[1:])
+    if len(shape) not in (1, 3):
+        raise StageError("convert", f"input shape {in_shape}: the mcusearch generator takes "
+                                    "NHWC images (rank 4) or vectors (rank 2)")
+    graph = Graph(dtype="float32", input_shape=shape, source=str(getattr(model, "name", "")))
+    prev = model.inputs[0]
+    for layer in model.layers:
+        typ = type(layer).__name__
+        if typ == "InputLayer":
+            continue
+        try:
+            linp = layer.input
+        except (AttributeError, ValueError) as e:  # a shared or unconnected layer
+            raise _unsupported(layer.name, typ, SUPPORTED_KERAS, f"not a single chain ({e})")
+        if isinstance(linp, (list, tuple)) or linp is not prev:
+            raise _unsupported(layer.name, typ, SUPPORTED_KERAS,
+                               "the model is not a single chain of layers")
+        prev = layer.output
+        if layer.dtype not in (None, "float32"):
+            raise _unsupported(layer.name, typ, SUPPORTED_KERAS, f"dtype {layer.dtype}")
+        _keras_layer(graph, layer, typ, shape)
+        shape = graph.ops[-1].out_shape if graph.ops else shape
+        out = _shape(layer.output_shape[1:])
+        if out != shape:
+            raise StageError("convert", f"{layer.name} ({typ}): computed output shape {shape} "
+                                        f"differs from Keras' {out}")
+    if not graph.compute_ops:
+        raise StageError("convert", "the model has no layer to compute")
+    return graph
+
+
+def _keras_layer(graph: Graph, layer, typ: str, shape: tuple[int, ...]) -> None:
+    name = layer.name
+    cfg = layer.get_config()
+    if typ in _KERAS_IDENTITY:
+        return
+    if typ == "Conv2D":
+        if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
+            raise _unsupported(name, typ, SUPPORTED_KERAS, "needs a channels-last H x W x C input")
+        if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1) or cfg.get("groups", 1) != 1:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, "dilation and groups must be 1")
+        act = _activation_name(layer.activation)
+        if act not in _KERAS_CLAMPS:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, f"activation {act!r}")
+        w = layer.get_weights()
+        kernel = np.asarray(w[0], np.float32)                     # HWIO
+        bias = np.asarray(w[1], np.float32) if layer.use_bias else None
+        (kh, kw), (sh, sw) = kernel.shape[:2], tuple(cfg["strides"])
+        pad_mode = cfg["padding"]
+        if pad_mode == "same":
+            oh, pt = same_padding(shape[0], kh, sh)
+            ow, pl = same_padding(shape[1], kw, sw)
+        elif pad_mode == "valid":
+            oh, ow, pt, pl = valid_size(shape[0], kh, sh), valid_size(shape[1], kw, sw), 0, 0
+        else:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, f"padding {pad_mode!r}")
+        graph.ops.append(Conv2D(name, shape, (oh, ow, int(kernel.shape[3])),
+                                weights=np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)),
+                                bias=bias, stride=(int(sh), int(sw)), padding=pad_mode,
+                                pad=(pt, pl), act=_KERAS_CLAMPS[act]))
+        return
+    if typ in ("MaxPooling2D", "MaxPool2D"):
+        if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
+            raise _unsupported(name, typ, SUPPORTED_KERAS, "needs a channels-last H x W x C input")
+        (ph, pw), (sh, sw), pad_mode = tuple(cfg["pool_size"]), tuple(cfg["strides"]), cfg["padding"]
+        if pad_mode == "same":
+            oh, pt = same_padding(shape[0], ph, sh)
+            ow, pl = same_padding(shape[1], pw, sw)
+        else:
+            oh, ow, pt, pl = valid_size(shape[0], ph, sh), valid_size(shape[1], pw, sw), 0, 0
+        graph.ops.append(MaxPool2D(name, shape, (oh, ow, shape[2]), pool=(int(ph), int(pw)),
+                                   stride=(int(sh), int(sw)), padding=pad_mode, pad=(pt, pl)))
+        return
+    if typ in ("Flatten", "Reshape"):
+        out = _shape(layer.output_shape[1:])
+        graph.ops.append(Reshape(name, shape, out))
+        return
+    if typ == "Dense":
+        if len(shape) != 1:
+            raise _unsupported(name, typ, SUPPORTED_KERAS,
+                               f"input of rank {len(shape) + 1}: add a Flatten before it")
+        act = _activation_name(layer.activation)
+        if act not in _KERAS_CLAMPS and act != "softmax":
+            raise _unsupported(name, typ, SUPPORTED_KERAS, f"activation {act!r}")
+        w = layer.get_weights()
+        kernel = np.asarray(w[0], np.float32)                     # [in][out]
+        bias = np.asarray(w[1], np.float32) if layer.use_bias else None
+        graph.ops.append(Dense(name, shape, (int(kernel.shape[1]),),
+                               weights=np.ascontiguousarray(kernel.T), bias=bias,
+                               act=_KERAS_CLAMPS.get(act, _KERAS_CLAMPS["linear"])))
+        if act == "softmax":
+            graph.ops.append(Softmax(f"{name}/softmax", graph.ops[-1].out_shape,
+                                     graph.ops[-1].out_shape))
+        return
+    if typ in ("ReLU", "Activation", "Softmax"):
+        if typ == "ReLU":
+            mv = cfg.get("max_value")
+            if float(cfg.get("negative_slope", 0.0)) != 0.0 or float(cfg.get("threshold", 0.0)) != 0.0:
+                raise _unsupported(name, typ, SUPPORTED_KERAS, "negative_slope and threshold must be 0")
+            act, clamp = "relu", (0.0, math.inf if mv is None else float(mv))
+        elif typ == "Softmax":
+            act, clamp = "softmax", None
+            if cfg.get("axis", -1) not in (-1, [-1]):
+                raise _unsupported(name, typ, SUPPORTED_KERAS, "softmax must be over the last axis")
+        else:
+            act = _activation_name(layer.activation)
+            clamp = _KERAS_CLAMPS.get(act)
+            if clamp is None and act != "softmax":
+                raise _unsupported(name, typ, SUPPORTED_KERAS, f"activation {act!r}")
+        if act == "softmax":
+            if len(shape) != 1:
+                raise _unsupported(name, typ, SUPPORTED_KERAS, "softmax needs a flat input")
+            graph.ops.append(Softmax(name, shape, shape))
+            return
+        if clamp == (-math.inf, math.inf):
+            return
+        # Fuse into the last computing op (a Reshape in between changes nothing element-wise).
+        target = next((op for op in reversed(graph.ops) if not isinstance(op, Reshape)), None)
+        if isinstance(target, (Conv2D, Dense, MaxPool2D)):
+            target.act = (max(target.act[0], clamp[0]), min(target.act[1], clamp[1]))
+        else:
+            graph.ops.append(Clamp(name, shape, shape, act=clamp))
+        return
+    raise _unsupported(name, typ, SUPPORTED_KERAS)
+
+
+# ---- TFLite front end -------------------------------------------------------------------------
+
+def _schema():
+    from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def _enum_names(cls) -> dict[int, str]:
+    return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _op_name(tensor_names: list, fallback: str) -> str:
+    """The Keras layer name in TFLite tensor names: 'sequential/conv2d_1/Relu;...' -> 'conv2d_1'.
+
+    Tries the op's weights first (a fused ReLU layer names the output tensor, and the model's
+    final output tensor is just 'StatefulPartitionedCall:0'), then its output tensor.
+    """
+    for name in tensor_names:
+        s = name.decode() if isinstance(name, bytes) else str(name)
+        parts = [p for p in s.split(";")[0].split("/") if p]
+        if len(parts) >= 3:
+            return parts[-2]
+        if len(parts) == 2:
+            return parts[1] if parts[0].startswith(("sequential", "model", "functional")) else parts[0]
+    return fallback
+
+
+def graph_from_tflite(path: Path | str) -> Graph:
+    """An int8 graph from a full-integer TFLite model (int8 input and output tensors)."""
+    schema = _schema()
+    raw = Path(path).read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(raw, 0))
+    if len(model.subgraphs) != 1:
+        raise StageError("convert", f"{path}: {len(model.subgraphs)} subgraphs; the mcusearch "
+                                    "generator takes one")
+    sg = model.subgraphs[0]
+    op_names = _enum_names(schema.BuiltinOperator)
+    act_names = _enum_names(schema.ActivationFunctionType)
+    t_int8, t_int32 = schema.TensorType.INT8, schema.TensorType.INT32
+
+    def tensor(i):
+        return sg.tensors[i]
+
+    def data(i, dtype):
+        t = tensor(i)
+        buf = model.buffers[t.buffer]
+        if getattr(buf, "offset", 0) and buf.offset > 1:
+            b = raw[buf.offset: buf.offset + buf.size]
+        elif buf.data is not None:
+            b = np.asarray(buf.data, dtype=np.uint8).tobytes()
+        else:
+            raise StageError("convert", f"tensor {t.name!r} has no constant data")
+        return np.frombuffer(b, dtype=dtype).reshape(_shape(t.shape)).copy()
+
+    def qparams(i):
+        q = tensor(i).quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            raise StageError("convert", f"tensor {tensor(i).name!r} is not quantised")
+        return (np.asarray(q.scale, np.float32), np.asarray(q.zeroPoint, np.int64))
+
+    def shape_nb(i):  # shape without the batch dimension
+        s = _shape(tensor(i).shape)
+        if not s or s[0] != 1:
+            raise StageError("convert", f"tensor {tensor(i).name!r} shape {s}: batch must be 1")
+        return s[1:]
+
+    if len(sg.inputs) != 1 or len(sg.outputs) != 1:
+        raise StageError("convert", "the mcusearch generator needs a model with one input and one output")
+    inp = int(sg.inputs[0])
+    if tensor(inp).type != t_int8 or tensor(model.subgraphs[0].outputs[0]).type != t_int8:
+        raise StageError("convert", f"{path}: input and output must be int8 (convert with "
+                                    "inference_input_type/inference_output_type = tf.int8)")
+    in_scale, in_zp = qparams(inp)
+    in_shape = shape_nb(inp)
+    if len(in_shape) not in (1, 3):
+        raise StageError("convert", f"input shape {in_shape}: NHWC images or vectors only")
+    graph = Graph(dtype="int8", input_shape=in_shape, input_scale=float(in_scale[0]),
+                  input_zero_point=int(in_zp[0]), source=str(path))
+
+    cur = inp
+    n_ops = len(sg.operators)
+    for k, op in enumerate(sg.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        opname = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        outs = [int(o) for o in op.outputs]
+        ins = [int(i) for i in op.inputs]
+        weights = [tensor(ins[1]).name] if len(ins) > 1 and ins[1] >= 0 else []
+        name = _op_name(weights + [tensor(o).name for o in outs[:1]], f"op{k}")
+        if opname == "CUSTOM":
+            opname = code.customCode.decode() if code.customCode else "CUSTOM"
+        if opname not in ("CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"):
+            raise _unsupported(name, opname, SUPPORTED_TFLITE)
+        if not ins or ins[0] != cur or len(outs) != 1:
+            raise _unsupported(name, opname, SUPPORTED_TFLITE, "the model is not a single chain")
+        out = outs[0]
+        if tensor(out).type != t_int8:
+            raise _unsupported(name, opname, SUPPORTED_TFLITE, "output is not int8")
+        shape, oshape = shape_nb(cur), shape_nb(out)
+        opts = op.builtinOptions
+
+        def fused(opts=opts):
+            a = act_names.get(getattr(opts, "fusedActivationFunction", 0), "?")
+            if a not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, f"fused activation {a}")
+            return a
+
+        if opname == "SOFTMAX":
+            if k != n_ops - 1:
+                raise _unsupported(name, opname, SUPPORTED_TFLITE,
+                                   "int8 softmax is only taken as the last op (left to the host)")
+            graph.dropped_softmax = True
+            cur = out
+            continue
+        if opname == "RESHAPE":
+            graph.ops.append(Reshape(name, shape, oshape))
+            graph.output_tensor = cur = out
+            continue
+
+        s_in, zp_in = qparams(cur)
+        s_out, zp_out = qparams(out)
+        s_in, zp_in, s_out, zp_out = float(s_in[0]), int(zp_in[0]), float(s_out[0]), int(zp_out[0])
+        act = activation_range_int8(fused(), s_out, zp_out)
+
+        if opname == "MAX_POOL_2D":
+            if len(shape) != 3:
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, "needs an H x W x C input")
+            if (s_in, zp_in) != (s_out, zp_out):
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, "input and output quantisation differ")
+            ph, pw, sh, sw = opts.filterHeight, opts.filterWidth, opts.strideH, opts.strideW
+            pads = _tflite_padding(opts.padding, shape, (ph, pw), (sh, sw), schema)
+            graph.ops.append(MaxPool2D(name, shape, oshape, pool=(ph, pw), stride=(sh, sw),
+                                       padding=pads[0], pad=pads[2], act=act))
+            _check_shape(graph.ops[-1], pads[1])
+        else:
+            w_idx = ins[1]
+            b_idx = ins[2] if len(ins) > 2 else -1
+            if tensor(w_idx).type != t_int8:
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, "weights are not int8 "
+                                   "(hybrid/dynamic-range models are not full-integer)")
+            w = data(w_idx, np.int8)
+            w_scale, w_zp = qparams(w_idx)
+            if np.any(w_zp != 0):
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, "weights are not symmetric")
+            bias = None
+            if b_idx >= 0:
+                if tensor(b_idx).type != t_int32:
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "bias is not int32")
+                bias = data(b_idx, np.int32).reshape(-1)
+            n_out = int(w.shape[0])
+            if opname == "CONV_2D":
+                if len(shape) != 3:
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "needs an H x W x C input")
+                if (opts.dilationHFactor, opts.dilationWFactor) != (1, 1):
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "dilation must be 1")
+                if w.shape[3] != shape[2]:
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "grouped convolution")
+                # PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out)
+                scales = np.broadcast_to(w_scale, (n_out,))
+                mults = [quantize_multiplier(float(np.float64(s_in) * np.float64(s) / np.float64(s_out)))
+                         for s in scales]
+                sh, sw = opts.strideH, opts.strideW
+                pads = _tflite_padding(opts.padding, shape, w.shape[1:3], (sh, sw), schema)
+                graph.ops.append(Conv2D(name, shape, oshape, weights=w, bias=bias, stride=(sh, sw),
+                                        padding=pads[0], pad=pads[2], act=act,
+                                        requant=_requant(zp_in, zp_out, s_out, mults)))
+                _check_shape(graph.ops[-1], pads[1])
+            else:  # FULLY_CONNECTED
+                if getattr(opts, "weightsFormat", 0) != 0:
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "shuffled weights")
+                if int(np.prod(shape)) != int(w.shape[1]):
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, f"input {shape} vs weights "
+                                       f"{w.shape}")
+                if len(w_scale) > 1:
+                    mults = [quantize_multiplier(float(np.float64(s_in) * np.float64(s) / np.float64(s_out)))
+                             for s in w_scale]
+                else:
+                    # GetQuantizedConvolutionMultipler: the product is taken in float32 first.
+                    prod = np.float32(s_in) * np.float32(w_scale[0])
+                    mults = [quantize_multiplier(float(np.float64(prod) / np.float64(s_out)))]
+                graph.ops.append(Dense(name, (int(np.prod(shape)),), (n_out,), weights=w, bias=bias,
+                                       act=act, requant=_requant(zp_in, zp_out, s_out, mults)))
+                if int(np.prod(oshape)) != n_out:
+                    raise StageError("convert", f"{name} ({opname}): output shape {oshape}")
+        graph.output_scale, graph.output_zero_point = s_out, zp_out
+        graph.output_tensor = out
+        cur = out
+
+    if cur != int(sg.outputs[0]):
+        raise StageError("convert", f"{path}: the last op's output is not the model's output")
+    if not graph.compute_ops:
+        raise StageError("convert", f"{path}: the model has no op to compute")
+    return graph
+
+
+def _requant(zp_in: int, zp_out: int, s_out: float, mults: list[tuple[int, int]]) -> Requant:
+    return Requant(input_zero_point=zp_in, output_zero_point=zp_out, output_scale=s_out,
+                   multiplier=np.array([m for m, _ in mults], np.int32),
+                   shift=np.array([s for _, s in mults], np.int32))
+
+
+def _tflite_padding(padding: int, shape, kernel, stride, schema):
+    """-> (mode, expected (out_h, out_w), (pad_top, pad_left)) as TFLite's ComputePaddingHeightWidth."""
+    kh, kw = int(kernel[0]), int(kernel[1])
+    sh, sw = int(stride[0]), int(stride[1])
+    if padding == schema.Padding.SAME:
+        oh, pt = same_padding(shape[0], kh, sh)
+        ow, pl = same_padding(shape[1], kw, sw)
+        return "same", (oh, ow), (pt, pl)
+    return "valid", (valid_size(shape[0], kh, sh), valid_size(shape[1], kw, sw)), (0, 0)
+
+
+def _check_shape(op: Op, expected_hw: tuple[int, int]) -> None:
+    if tuple(op.out_shape[:2]) != tuple(expected_hw):
+        raise StageError("convert", f"{op.name} ({op.kind}): output shape {op.out_shape} does not "
+                                    f"match the padding/stride ({expected_hw})")
