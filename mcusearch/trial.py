@@ -85,7 +85,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         "instructions": meas.per_inference,
         "latency_ms": meas.est_latency_ms,
         "accuracy": Figure(model.accuracy, "fraction", Provenance.HOST,
-                           f"held-out test set ({len(model.extra.get('test_labels', [])) or 'all'} samples), "
+                           f"held-out test set ({model.extra.get('n_test', '?')} samples), "
                            f"{acc_method}"),
         "params": Figure(model.params, "parameters", Provenance.HOST, "counted from the model"),
         "macs": Figure(model.macs, "MACs", Provenance.HOST, "multiply-accumulates per inference"),

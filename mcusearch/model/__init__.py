@@ -93,3 +93,6 @@ class BaseModelConfig:
     train: TrainConfig = TrainConfig()
     probe_per_class: int = 5                    # firmware test inputs per class (the study used 5)
     representative_samples: int = 200           # int8 calibration set size
+
+
+from mcusearch.model.stage import build_model, base_model  # noqa: E402

@@ -131,7 +131,10 @@ def conv_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
 
 def conv_groups(model: tf.keras.Model) -> list[tuple[str, ...]]:
     """Conv layer names grouped into blocks: a pooling, reshaping, dense or merging layer ends a
-    block (activations, batch normalisation, dropout do not). For the study CNN: [("conv1","conv2"), ("conv3","conv4"), ("conv5","conv6")]."""
+    block (activations, batch normalisation, dropout do not).
+
+    For the study CNN: [("conv1", "conv2"), ("conv3", "conv4"), ("conv5", "conv6")].
+    """
     groups: list[list[str]] = []
     current: list[str] = []
     for layer in model.layers:

@@ -1,4 +1,5 @@
-"""Deterministic training: fixed seeds, deterministic ops, Adam, sparse categorical cross-entropy."""
+"""Deterministic training: fixed seeds, deterministic ops, Adam, sparse categorical
+cross-entropy."""
 from __future__ import annotations
 
 import logging
@@ -6,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 
 import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
-import numpy as np
 import tensorflow as tf
 
 from mcusearch.model import Dataset, TrainConfig
+from mcusearch.model.evaluate import keras_accuracy
 
 log = logging.getLogger("mcusearch.model")
 
@@ -79,20 +80,16 @@ def train_model(model: tf.keras.Model, data: Dataset, cfg: TrainConfig, *,
     set_seeds(cfg.seed)
     compile_model(model, lr)
     history: dict[str, list[float]] = {}
+    t_fit = time.perf_counter()
     if epochs > 0:
         h = model.fit(data.x_train, data.y_train, batch_size=cfg.batch_size, epochs=epochs,
                       shuffle=True, verbose=0, callbacks=[_EpochLog(label, epochs)])
         history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
-    acc = keras_accuracy(model, data.x_test, data.y_test, cfg.batch_size)
+    t_eval = time.perf_counter()
+    acc = keras_accuracy(model, data.x_test, data.y_test)
     seconds = time.perf_counter() - t0
-    log.info("%s: %d epochs (lr %g) in %.1f s, test accuracy %.4f", label, epochs, lr, seconds,
-             acc)
+    log.info("%s: %d epochs (lr %g) in %.1f s (fit %.1f s, test %.1f s), test accuracy %.4f",
+             label, epochs, lr, seconds, t_eval - t_fit, time.perf_counter() - t_eval, acc)
     return TrainResult(test_accuracy=acc, history=history, epochs=epochs, learning_rate=lr,
                        seconds=seconds)
 
-
-def keras_accuracy(model: tf.keras.Model, x: np.ndarray, y: np.ndarray,
-                   batch_size: int = 256) -> float:
-    """Top-1 accuracy of a Keras model (argmax of its outputs)."""
-    pred = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y)))

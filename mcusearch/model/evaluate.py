@@ -1,0 +1,141 @@
+"""Host-side evaluation: accuracy of the Keras (float) and TFLite (int8) models, params, MACs."""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
+import numpy as np
+import tensorflow as tf
+
+TFLITE_BATCH = 256  # interpreter batch: bounds the activation memory on large test sets
+
+
+def keras_predict(model: tf.keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+
+
+def keras_accuracy(model: tf.keras.Model, x: np.ndarray, y: np.ndarray,
+                   batch_size: int = 256) -> float:
+    """Top-1 accuracy of a Keras model on (x, y) (argmax of the outputs)."""
+    pred = keras_predict(model, x, batch_size)
+    return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y)))
+
+
+def make_interpreter(path: Path | str | bytes):
+    """A TFLite interpreter for a file path or model bytes, on TFLite's built-in kernels.
+
+    Not the default (XNNPACK) delegate: XNNPACK requantises in float and rounds differently, so
+    the accuracy reported for an int8 model would not be that of the integer kernels the firmware
+    runs bit-exactly (see mcusearch.convert.cgen.TFLITE_RESOLVER).
+    """
+    from mcusearch.convert.cgen import TFLITE_RESOLVER
+
+    kw = {"model_content": path} if isinstance(path, bytes) else {"model_path": str(path)}
+    resolver = getattr(tf.lite.experimental.OpResolverType, TFLITE_RESOLVER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(**kw, experimental_op_resolver_type=resolver)
+
+
+def tflite_io(path: Path | str | bytes) -> dict:
+    """Input/output dtype, shape and quantisation (scale, zero point) of a TFLite model."""
+    it = make_interpreter(path)
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+
+    def q(d):
+        scale, zp = d["quantization"]
+        return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]],
+                "scale": float(scale), "zero_point": int(zp)}
+    return {"input": q(i), "output": q(o)}
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
+    """Float inputs -> int8 exactly as the model's QUANTIZE op (one formula, in convert.graph)."""
+    from mcusearch.convert.graph import quantize_input as _quantize
+
+    if np.dtype(dtype) != np.int8:
+        raise ValueError(f"only int8 inputs are supported, not {np.dtype(dtype).name}")
+    return _quantize(x, scale, zero_point)
+
+
+def tflite_predict(path: Path | str | bytes, x: np.ndarray, *, dequantize: bool = True
+                   ) -> np.ndarray:
+    """Run a TFLite model on float inputs ``x`` (NHWC). Integer inputs are quantised with the
+    model's input scale / zero point; integer outputs are dequantised unless told otherwise."""
+    it = make_interpreter(path)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    in_dtype, out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+    x = np.asarray(x, np.float32)
+    if np.issubdtype(in_dtype, np.integer):
+        s, z = inp["quantization"]
+        xq = quantize_input(x, s, z, in_dtype)
+    else:
+        xq = x.astype(in_dtype)
+    results = []
+    cur = None
+    for start in range(0, len(xq), TFLITE_BATCH):
+        chunk = xq[start:start + TFLITE_BATCH]
+        if cur != len(chunk):
+            it.resize_tensor_input(inp["index"], [len(chunk), *xq.shape[1:]])
+            it.allocate_tensors()
+            cur = len(chunk)
+        it.set_tensor(inp["index"], chunk)
+        it.invoke()
+        results.append(it.get_tensor(out["index"]).copy())
+    y = np.concatenate(results) if results else np.zeros((0,), out_dtype)
+    if dequantize and np.issubdtype(out_dtype, np.integer):
+        s, z = out["quantization"]
+        y = (y.astype(np.float32) - z) * s
+    return y
+
+
+def tflite_accuracy(path: Path | str | bytes, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy through the TFLite interpreter (the study's loop for the int8 model)."""
+    pred = tflite_predict(path, x, dequantize=False)
+    return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y)))
+
+
+def count_params(model: tf.keras.Model) -> int:
+    return int(model.count_params())
+
+
+def _shape(layer, attr: str):
+    s = getattr(layer, attr)
+    if isinstance(s, list):  # a layer with several nodes: take the first
+        s = s[0]
+    return tuple(s)
+
+
+def layer_macs(layer) -> int:
+    """Multiply-accumulates of one inference through ``layer`` (0 for layers without any).
+
+    conv: out_h * out_w * out_c * k_h * k_w * in_c (/ groups); depthwise: out positions x
+    k_h * k_w x out_c; separable: depthwise + pointwise; dense: in * out (x leading dims)."""
+    kind = type(layer).__name__
+    if kind in ("Conv1D", "Conv2D", "Conv3D"):
+        out = _shape(layer, "output_shape")
+        in_c = _shape(layer, "input_shape")[-1]
+        groups = getattr(layer, "groups", 1) or 1
+        return math.prod(out[1:]) * math.prod(layer.kernel_size) * (in_c // groups)
+    if kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        out = _shape(layer, "output_shape")
+        return math.prod(out[1:]) * math.prod(layer.kernel_size)
+    if kind in ("SeparableConv1D", "SeparableConv2D"):
+        out = _shape(layer, "output_shape")
+        in_c = _shape(layer, "input_shape")[-1]
+        positions = math.prod(out[1:-1])
+        dw = positions * in_c * layer.depth_multiplier * math.prod(layer.kernel_size)
+        return dw + positions * in_c * layer.depth_multiplier * out[-1]
+    if kind == "Dense":
+        ins = _shape(layer, "input_shape")
+        return math.prod(ins[1:]) * int(layer.units)
+    if hasattr(layer, "layers"):  # a nested model
+        return sum(layer_macs(l) for l in layer.layers)
+    return 0
+
+
+def count_macs(model: tf.keras.Model) -> int:
+    """Multiply-accumulates of one inference (convolutions and dense layers)."""
+    return int(sum(layer_macs(l) for l in model.layers))
