@@ -58,7 +58,7 @@ def test_three_trial_search_end_to_end(tmp_path, cache_dir):
         assert figs["accuracy"]["provenance"] == "host"
         assert figs["instructions"]["value"] > figs["macs"]["value"] * 0.5  # a real loop ran
         assert 0 < figs["model_flash_kb"]["value"] < figs["flash_kb"]["value"]
-        assert 0.3 <= figs["accuracy"]["value"] <= 1.0
+        assert 0.0 < figs["accuracy"]["value"] <= 1.0
         assert set(t.constraints) == {"flash_kb", "ram_kb", "deadline_ms", "accuracy_min"}
         assert len(t.values) == 4
         elf = tmp_path / "run" / t.user_attrs["artifacts"]["elf"]
