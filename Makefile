@@ -10,9 +10,9 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 PYTEST_ARGS ?=
 
 .PHONY: demo test setup apt venv clean bench
+# The default search; ends with the Pareto table, the recommended MCU and reports/search.html.
 demo: setup
 	$(PY) -m mcusearch run search.yaml
-	$(PY) -m mcusearch report reports/search
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,306 @@
+"""The instruction-class counting QEMU plugin: build it, put it on a QEMU command line, read its counts.
+
+The plugin (firmware/tools/qemu-plugin/insn_classes.c, with our own minimal qemu-plugin.h for QEMU
+7.2's plugin API version 1) counts the Thumb/Thumb-2 instructions a Cortex-M guest executes, by
+timing class (:data:`CLASSES`), plus overlay facts (:data:`EXTRAS`) and per address region the
+instruction fetches and data accesses (:data:`REGION_FIELDS`), optionally through a simulated
+cache. The counts are exact (emulated); cycles are estimated from them by
+:mod:`mcusearch.boards.cyclemodel`.
+
+Typical use::
+
+    so = build_plugin()
+    regions = [Region("flash", 0x0, 0x400000), Region("ram", 0x20000000, 0x20400000)]
+    cmd = ["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-kernel", str(elf),
+           "-semihosting-config", "enable=on,target=native", "-icount", "shift=7",
+           *qemu_plugin_args(so, out, regions, start=symbol_address(elf, "kernel"),
+                             stop=symbol_address(elf, "kernel_done"))]
+    profile = read_counts(out)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from mcusearch.errors import StageError
+from mcusearch.figures import Figure, Provenance
+
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "firmware" / "tools" / "qemu-plugin"
+PLUGIN_SOURCES = ("insn_classes.c", "qemu-plugin.h")
+CFLAGS = ("-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wextra")
+FORMAT = "mcusearch-insn-classes/1"
+
+#: Every executed instruction falls in exactly one class (names as in insn_classes.c).
+CLASSES = (
+    "alu", "it", "mul", "mla", "mull", "mlal", "dsp_mul", "dsp", "div",
+    "load", "store", "load_pair", "store_pair", "ldm", "stm",
+    "branch", "branch_cond", "table_branch",
+    "vfp_alu", "vfp_mac", "vfp_div", "vfp_load", "vfp_store", "vfp_ldm", "vfp_stm",
+    "vfp_mov", "vfp_misc",
+    "nop", "barrier", "system", "other",
+)
+#: Overlay counts: facts about some of the instructions above (they do not add up to anything).
+EXTRAS = (
+    "insn16", "insn32",
+    "ldm_regs", "stm_regs", "vfp_ldm_words", "vfp_stm_words", "vfp_ldst64",
+    "branch_cond_taken", "load_pc", "ldm_pc", "load_literal",
+    "store_imm", "ldst_pipelined", "agu_stall",
+)
+#: Per region (and "other" for addresses outside every region).
+REGION_FIELDS = (
+    "fetch_insns", "fetch_bytes", "reads", "writes", "read_bytes", "write_bytes",
+    "read_misses", "write_misses", "iline_refs", "iline_misses",
+)
+MAX_REGIONS = 8
+
+
+@dataclass(frozen=True)
+class Region:
+    """An address range [start, end) of the emulated board, counted under ``name``."""
+
+    name: str
+    start: int
+    end: int
+    cacheable: bool = False   # accesses go through the simulated dcache/icache, if any
+
+    def arg(self) -> str:
+        return f"region={self.name}:{self.start:#x}:{self.end:#x}" + (":c" if self.cacheable else "")
+
+
+@dataclass(frozen=True)
+class CacheGeometry:
+    """An LRU cache the plugin simulates: total bytes, line bytes, ways."""
+
+    size: int
+    line: int
+    ways: int
+
+    def arg(self) -> str:
+        return f"{self.size}:{self.line}:{self.ways}"
+
+
+#: The emulated mps2 boards (an385/an386/an500): "flash" (SSRAM1) at 0, RAM at 0x20000000.
+MPS2_REGIONS = (Region("flash", 0x0, 0x400000), Region("ram", 0x20000000, 0x20400000))
+
+
+@dataclass
+class RegionCounts:
+    fetch_insns: int = 0
+    fetch_bytes: int = 0
+    reads: int = 0
+    writes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    read_misses: int = 0
+    write_misses: int = 0
+    iline_refs: int = 0
+    iline_misses: int = 0
+
+
+@dataclass
+class InsnProfile:
+    """What the plugin counted, over the whole run or over the start/stop window."""
+
+    insns: int
+    classes: dict[str, int]
+    extras: dict[str, int]
+    regions: dict[str, RegionCounts]
+    scope: str                                   # "total" or "window"
+    intervals: int | None = None                 # windows counted (scope "window")
+    region_defs: list[Region] = field(default_factory=list)
+    dcache: CacheGeometry | None = None
+    icache: CacheGeometry | None = None
+    source: str = ""                             # the JSON file read
+
+    def cls(self, name: str) -> int:
+        return self.classes[name]
+
+    def extra(self, name: str) -> int:
+        return self.extras[name]
+
+    def region(self, name: str) -> RegionCounts:
+        return self.regions[name]
+
+    def figure(self) -> Figure:
+        """The executed-instruction count, with its provenance (exact, emulated)."""
+        where = (f"window between the start and stop markers, {self.intervals} interval(s)"
+                 if self.scope == "window" else "whole run")
+        return Figure(float(self.insns), "instructions", Provenance.EMULATED,
+                      f"QEMU TCG plugin insn_classes (executed Thumb instructions), {where}")
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("MCUSEARCH_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mcusearch"
+
+
+def _source_hash(cc: str) -> str:
+    h = hashlib.sha256()
+    for name in PLUGIN_SOURCES:
+        h.update(name.encode() + b"\0" + (PLUGIN_DIR / name).read_bytes() + b"\0")
+    h.update(" ".join((cc, *CFLAGS)).encode())
+    return h.hexdigest()[:16]
+
+
+def build_plugin(cache_dir: Path | str | None = None, cc: str = "gcc") -> Path:
+    """Compile the plugin with the host compiler, once per source hash; return the .so path.
+
+    Raises StageError("measure", ...) if the compiler is missing or fails.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    so = cache / "qemu-plugin" / f"insn_classes-{_source_hash(cc)}.so"
+    if so.is_file():
+        return so
+    if shutil.which(cc) is None:
+        raise StageError("measure", f"host C compiler {cc!r} not found: it builds the QEMU instruction-class plugin")
+    so.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".insn_classes-", suffix=".so", dir=so.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *CFLAGS, "-o", tmp, str(PLUGIN_DIR / "insn_classes.c")],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise StageError("measure", f"building the QEMU plugin failed ({cc} exit {proc.returncode})",
+                             log=proc.stdout + proc.stderr)
+        os.replace(tmp, so)   # atomic: concurrent builders produce the same bytes
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return so
+
+
+def _opt(value: str) -> str:
+    """QEMU's option syntax: a comma inside a value is written twice."""
+    return value.replace(",", ",,")
+
+
+def qemu_plugin_args(so: Path | str, out_json: Path | str, regions: Iterable[Region] = MPS2_REGIONS,
+                     start: int | None = None, stop: int | None = None,
+                     dcache: CacheGeometry | None = None, icache: CacheGeometry | None = None,
+                     dump: Path | str | None = None) -> list[str]:
+    """Arguments to append to a qemu-system-arm command line to load the plugin.
+
+    ``start``/``stop``: addresses (e.g. from :func:`symbol_address`) delimiting a counting window:
+    from each execution of the instruction at ``start`` (included) to the next execution of the
+    one at ``stop`` (excluded). Regions with ``cacheable=True`` go through the simulated caches.
+    """
+    regions = list(regions)
+    if len(regions) > MAX_REGIONS:
+        raise ValueError(f"at most {MAX_REGIONS} regions")
+    if len({r.name for r in regions}) != len(regions) or any(r.name == "other" for r in regions):
+        raise ValueError("region names must be unique and not 'other'")
+    if (start is None) != (stop is None):
+        raise ValueError("give both start and stop, or neither")
+    parts = [_opt(str(so)), "out=" + _opt(str(out_json))]
+    parts += [r.arg() for r in regions]
+    if start is not None:
+        parts += [f"start={start & ~1:#x}", f"stop={stop & ~1:#x}"]
+    if dcache is not None:
+        parts.append("dcache=" + dcache.arg())
+    if icache is not None:
+        parts.append("icache=" + icache.arg())
+    if dump is not None:
+        parts.append("dump=" + _opt(str(dump)))
+    return ["-plugin", ",".join(parts), "-d", "plugin"]
+
+
+def symbol_address(elf: Path | str, name: str) -> int:
+    """Address of an ELF symbol (a function's Thumb bit cleared). Raises KeyError if absent."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with open(elf, "rb") as f:
+        ef = ELFFile(f)
+        for sec in ef.iter_sections():
+            if isinstance(sec, SymbolTableSection):
+                for sym in sec.get_symbol_by_name(name) or ():
+                    if sym["st_shndx"] != "SHN_UNDEF":
+                        return int(sym["st_value"]) & ~1
+    raise KeyError(f"{name}: no such symbol in {elf}")
+
+
+def _geometry(d: dict | None) -> CacheGeometry | None:
+    return CacheGeometry(int(d["size"]), int(d["line"]), int(d["ways"])) if d else None
+
+
+def read_counts(path: Path | str, scope: str = "auto") -> InsnProfile:
+    """Read the plugin's JSON. ``scope``: "window", "total", or "auto" (the window if markers were set).
+
+    Raises StageError("measure", ...) if the file is missing or malformed, or if a window was asked
+    for and the start marker never executed.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise StageError("measure", f"cannot read the plugin's counts {path}: {e}") from e
+    if data.get("format") != FORMAT:
+        raise StageError("measure", f"{path}: unknown format {data.get('format')!r} (expected {FORMAT})")
+    window = data.get("window")
+    if scope == "auto":
+        scope = "window" if window else "total"
+    if scope == "window":
+        if not window:
+            raise StageError("measure", f"{path}: no window (the plugin ran without start/stop markers)")
+        if window["intervals"] == 0 and not window["open_at_exit"]:
+            raise StageError("measure", f"{path}: the start marker {window['start']:#x} never executed")
+        counts, intervals = window["counts"], window["intervals"] + (1 if window["open_at_exit"] else 0)
+    elif scope == "total":
+        counts, intervals = data["total"], None
+    else:
+        raise ValueError(f"scope must be 'auto', 'window' or 'total', not {scope!r}")
+    if set(counts["classes"]) != set(CLASSES) or set(counts["extras"]) != set(EXTRAS):
+        raise StageError("measure", f"{path}: class names differ from this mcusearch's (rebuild the plugin)")
+    return InsnProfile(
+        insns=int(counts["insns"]),
+        classes={k: int(v) for k, v in counts["classes"].items()},
+        extras={k: int(v) for k, v in counts["extras"].items()},
+        regions={name: RegionCounts(**{k: int(v) for k, v in rc.items()})
+                 for name, rc in counts["regions"].items()},
+        scope=scope,
+        intervals=intervals,
+        region_defs=[Region(r["name"], int(r["start"]), int(r["end"]), bool(r["cacheable"]))
+                     for r in data.get("regions", [])],
+        dcache=_geometry(data.get("dcache")),
+        icache=_geometry(data.get("icache")),
+        source=str(path),
+    )
+
+
+def run_profile(elf: Path | str, machine: str, out_json: Path | str, *,
+                regions: Sequence[Region] = MPS2_REGIONS, start: int | None = None, stop: int | None = None,
+                dcache: CacheGeometry | None = None, icache: CacheGeometry | None = None,
+                so: Path | str | None = None, timeout_s: float = 120, icount_shift: int | None = 7,
+                qemu: str = "qemu-system-arm", extra_args: Sequence[str] = (),
+                scope: str = "auto") -> InsnProfile:
+    """Run a semihosting ELF (one that ends with SYS_EXIT) under QEMU with the plugin; return its counts.
+
+    Raises StageError("measure", ...) on a timeout or a non-zero QEMU exit.
+    """
+    so = so if so is not None else build_plugin()
+    out_json = Path(out_json)
+    if out_json.exists():
+        out_json.unlink()
+    cmd = [qemu, "-M", machine, "-nographic", "-kernel", str(elf),
+           "-semihosting-config", "enable=on,target=native"]
+    if icount_shift is not None:
+        cmd += ["-icount", f"shift={icount_shift}"]
+    cmd += [*extra_args, *qemu_plugin_args(so, out_json, regions, start, stop, dcache, icache)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise StageError("measure", f"QEMU did not finish within {timeout_s:g} s: {' '.join(cmd)}") from e
+    if proc.returncode != 0:
+        raise StageError("measure", f"QEMU exited with status {proc.returncode}: {' '.join(cmd)}",
+                         log=proc.stdout + proc.stderr)
+    return read_counts(out_json, scope=scope)
