@@ -11,6 +11,8 @@ import os as _os
 
 # tf-keras (Keras 2) must be selected before TensorFlow is first imported anywhere.
 _os.environ["TF_USE_LEGACY_KERAS"] = "1"
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ logging (e.g. graph attribute notes during fit) is noise for a CLI user;
+# Python-level errors still raise. Set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 __version__ = "0.1.0"

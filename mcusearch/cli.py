@@ -98,11 +98,14 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_boards(args) -> int:
-    from mcusearch.boards import available_boards
+    from mcusearch.boards import board_table
 
-    print(f"{'name':<12} {'kind':<9} {'core':<11} description")
-    for name, cls in sorted(available_boards().items()):
-        print(f"{name:<12} {cls.kind:<9} {cls.core:<11} {cls.description}")
+    rows = board_table(check_probes=not args.no_probe)
+    heads = ("name", "kind", "core", "fpu", "probe")
+    widths = [max(len(h), *(len(str(getattr(r, h))) for r in rows)) for h in heads]
+    print("  ".join(h.ljust(w) for h, w in zip(heads, widths)) + "  description")
+    for r in rows:
+        print("  ".join(str(getattr(r, h)).ljust(w) for h, w in zip(heads, widths)) + f"  {r.description}")
     return 0
 
 
@@ -139,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--quiet", action="store_true", help="print only the report's path")
     s.set_defaults(func=_cmd_report)
 
-    s = sub.add_parser("boards", help="list the boards firmware can run on")
+    s = sub.add_parser("boards", help="list the boards firmware can run on (and connected probes)")
+    s.add_argument("--no-probe", action="store_true", help="do not ask pyOCD which probes are connected")
     s.set_defaults(func=_cmd_boards)
     return p
 

@@ -76,9 +76,55 @@ class DatasetSpec(_Strict):
         return self
 
 
+class BoardDefinition(_Strict):
+    """A real board for any pyOCD target (the generic entry): `mcusearch boards` then lists it."""
+
+    name: str
+    pyocd_target: str                  # `pyocd list --targets`; a CMSIS-pack part needs `pack`
+    core: str                          # cortex-m0plus | cortex-m3 | cortex-m4 | cortex-m7 | cortex-m33 ...
+    fpu: Literal["none", "single", "double"] = "none"
+    flash_kb: int = Field(gt=0)
+    ram_kb: int = Field(gt=0)
+    clock_mhz: float = Field(gt=0)     # the clock out of reset (the firmware does not change it)
+    flash_origin: int = 0x0800_0000
+    ram_origin: int = 0x2000_0000
+    timer: Literal["dwt", "systick"] | None = None
+    pack: Path | None = None
+    part: str = ""
+
+
+class BoardOptions(_Strict):
+    probe: str | None = None           # the probe's unique ID (`pyocd list`), if several are connected
+    pack: Path | None = None           # a CMSIS pack file (e.g. for nucleo-f722ze)
+    frequency: int | None = Field(None, gt=0)  # SWD clock, Hz
+
+
 class TargetSpec(_Strict):
+    define: list[BoardDefinition] = Field(default_factory=list)
     boards: list[str] = Field(default_factory=lambda: ["qemu-m7"], min_length=1)
+    board_options: dict[str, BoardOptions] = Field(default_factory=dict)
     timeout_s: float = Field(300, gt=0)  # wall-clock limit for one firmware run (a hang fails the trial)
+
+    @field_validator("define")
+    @classmethod
+    def _register(cls, v: list[BoardDefinition]) -> list[BoardDefinition]:
+        from mcusearch.boards import define_board
+
+        for d in v:
+            attrs = d.model_dump(exclude={"name", "pyocd_target", "clock_mhz"})
+            attrs["pack"] = str(d.pack) if d.pack else None
+            try:
+                define_board(d.name, target=d.pyocd_target, clock_hz=int(d.clock_mhz * 1e6), **attrs)
+            except ValueError as e:
+                raise ValueError(f"board {d.name!r}: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _options_for_listed_boards(self):
+        for name in self.board_options:
+            if name not in self.boards:
+                raise ValueError(f"board_options.{name}: {name!r} is not in target.boards")
+        return self
 
     @field_validator("boards")
     @classmethod
@@ -227,6 +273,16 @@ class Spec(_Strict):
             if d[section][key] is not None:
                 d[section][key] = str(self.resolve(Path(d[section][key])).resolve())
         return "# The spec this run was started with (paths made absolute).\n" + yaml.safe_dump(d, sort_keys=False)
+
+    def board(self, name: str):
+        """An instance of board ``name`` with the spec's options (probe, pack) for it."""
+        from mcusearch.boards import get_board
+
+        opts = self.target.board_options.get(name)
+        kw = {} if opts is None else {k: v for k, v in opts.model_dump().items() if v is not None}
+        if "pack" in kw:
+            kw["pack"] = str(self.resolve(Path(kw["pack"])))
+        return get_board(name, **kw)
 
     def parts(self, source: str | None = None):
         """The MCU catalog: built-in (or catalog.path) plus the spec's additions and overrides."""

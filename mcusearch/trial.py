@@ -43,7 +43,6 @@ def _stage(name: str, seconds: dict[str, float]):
 
 
 def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
-    from mcusearch.boards import get_board
     from mcusearch.build import build
     from mcusearch.convert import convert
     from mcusearch.measure import measure
@@ -66,7 +65,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         model = build_model(spec.base_model_config(), knobs, spec.cache_dir, out_dir=trial_dir / "model")
     with _stage("convert", seconds):
         conv = convert(model, config.converter, trial_dir / "c")
-    board = get_board(config.board)
+    board = spec.board(config.board)
     with _stage("build", seconds):
         fw = build(conv, board, config.opt_level, trial_dir / "build")
     with _stage("measure", seconds):

@@ -145,3 +145,19 @@ def test_cli_init_then_validate(tmp_path):
     assert r.returncode == 0 and "valid" in r.stdout, r.stderr
     r = _cli("init", "s.yaml", cwd=tmp_path)
     assert r.returncode != 0 and "--force" in r.stderr
+
+
+def test_generic_board_definition_and_options(tmp_path):
+    data = _spec(target__define=[{"name": "my-l4", "pyocd_target": "stm32l475xg", "core": "cortex-m4",
+                                  "fpu": "single", "flash_kb": 1024, "ram_kb": 128, "clock_mhz": 4}],
+                 target__boards=["qemu-m7", "my-l4"],
+                 target__board_options={"my-l4": {"probe": "0670FF"}})
+    spec = parse_spec(data, "s.yaml", tmp_path)
+    board = spec.board("my-l4")
+    assert board.kind == "real" and board.core == "cortex-m4" and board.probe == "0670FF"
+    assert spec.board("qemu-m7").kind == "emulated"
+    err = _error(_spec(target__board_options={"nucleo-f767zi": {"probe": "x"}}), tmp_path)
+    assert err.where == "target" and "not in target.boards" in err.message
+    err = _error(_spec(target__define=[{"name": "bad", "pyocd_target": "x", "core": "cortex-z9",
+                                        "flash_kb": 1, "ram_kb": 1, "clock_mhz": 1}]), tmp_path)
+    assert err.where == "target.define" and "cortex-z9" in err.message

@@ -6,52 +6,31 @@ independent of the host's load. The firmware is started halted (``-S``) with a g
 socket in a private temporary folder (no fixed ports, any number of runs at once); the host sets a
 breakpoint on the harness's ``mcus_done()``, continues, and reads ``mcus_result`` by its ELF symbol.
 
+Boards: qemu-m7 (mps2-an500), qemu-m4 (mps2-an386), qemu-m3 (mps2-an385, soft float) and qemu-m33
+(mps2-an505, whose TIMER0 runs at 20 MHz: ticks = instructions x 128 / 50).
+
 An instruction count is not a cycle count: QEMU models no pipeline, caches or flash wait states.
 """
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import ClassVar
 
-from elftools.common.exceptions import ELFError
-
 from mcusearch.boards import Board, RunResult, register
-from mcusearch.boards.gdb import GdbClient, GdbError, GdbTimeout
-from mcusearch.build import elf as elfinfo
+from mcusearch.boards.gdb import GdbClient, GdbError
+# Re-exported: these lived here before the GDB run loop was shared with the real boards.
+from mcusearch.boards.remote import (  # noqa: F401
+    EXCEPTION_NAMES, FAULT_INFO, RESULT_HEADER, RESULT_MAGIC, HarnessImage, decode_result, describe_fault,
+    run_to_done,
+)
 from mcusearch.errors import StageError
 from mcusearch.figures import Provenance
 
-RESULT_MAGIC = 0x5355434D  # 'MCUS' (harness.h)
-RESULT_HEADER = struct.Struct("<4I")  # magic, status, n_inputs, output_bytes
-FAULT_INFO = struct.Struct("<5I")     # exception, pc, info0 (CFSR), info1 (HFSR), input_index
-EXCEPTION_NAMES = {2: "NMI", 3: "HardFault", 4: "MemManage fault", 5: "BusFault", 6: "UsageFault",
-                   11: "SVCall", 12: "DebugMonitor", 14: "PendSV", 15: "SysTick"}
 CONNECT_TIMEOUT_S = 20.0
-
-
-def describe_fault(raw: bytes | None, elf: Path | None = None) -> str:
-    if not raw or len(raw) < FAULT_INFO.size:
-        return "firmware fault (no fault record)"
-    exc, pc, cfsr, hfsr, index = FAULT_INFO.unpack_from(raw)
-    name = EXCEPTION_NAMES.get(exc, f"interrupt {exc - 16}" if exc >= 16 else f"exception {exc}")
-    bits = []
-    for bit, what in ((0, "IACCVIOL"), (1, "DACCVIOL"), (8, "IBUSERR"), (9, "PRECISERR"), (10, "IMPRECISERR"),
-                      (16, "UNDEFINSTR"), (17, "INVSTATE"), (18, "INVPC"), (19, "NOCP"), (24, "UNALIGNED"),
-                      (25, "DIVBYZERO")):
-        if cfsr >> bit & 1:
-            bits.append(what)
-    if hfsr >> 30 & 1:
-        bits.append("FORCED")
-    detail = f" [{', '.join(bits)}]" if bits else ""
-    func = elfinfo.function_at(elf, pc) if elf is not None else None
-    at = f"pc {pc:#010x}" + (f" in {func}()" if func else "")
-    return (f"firmware fault: {name} at {at} while running input {index} "
-            f"(CFSR {cfsr:#010x}, HFSR {hfsr:#010x}){detail}")
 
 
 class QemuBoard(Board):
@@ -68,6 +47,7 @@ class QemuBoard(Board):
     # or several cycles per instruction (flash wait states, cache misses); see checked-here.md.
     est_cpi: ClassVar[float] = 1.0
     count_unit: ClassVar[str] = "instructions"
+    timer: ClassVar[str] = "TIMER0 under -icount"
 
     @property
     def count_method(self) -> str:
@@ -103,20 +83,8 @@ class QemuBoard(Board):
         return cmd
 
     def run(self, elf: Path, timeout_s: float) -> RunResult:
-        elf = Path(elf)
-        if not elf.is_file():
-            raise StageError("measure", f"no firmware image at {elf}")
-        try:
-            syms = elfinfo.symbols(elf, {"mcus_done", "mcus_result", "mcus_fault_info"})
-        except (ELFError, OSError) as e:
-            raise StageError("measure", f"cannot read {elf}: {e}") from None
-        for name in ("mcus_done", "mcus_result"):
-            if name not in syms:
-                raise StageError("measure", f"{elf.name} has no symbol {name} (not built with the harness?)")
-        done, result = syms["mcus_done"], syms["mcus_result"]
-        if result.size < RESULT_HEADER.size:
-            raise StageError("measure", f"mcus_result in {elf.name} is only {result.size} bytes")
-
+        image = HarnessImage.read(elf)
+        elf = image.elf
         tmp = Path(tempfile.mkdtemp(prefix="mcus-qemu-"))
         if len(str(tmp)) > 90:  # unix socket paths are limited to ~107 bytes
             shutil.rmtree(tmp, ignore_errors=True)
@@ -135,29 +103,8 @@ class QemuBoard(Board):
                     raise StageError("measure", f"{self.qemu_binary} not found (install qemu-system-arm)") from None
             client = self._connect(proc, sock_path, log_path)
             client.handshake()
-            client.set_breakpoint(done.address)
-            client.cont()
-            try:
-                stop = client.wait_stop(timeout_s)
-            except GdbTimeout:
-                where = _where_stuck(client, elf)
-                raise StageError("measure", f"firmware did not reach mcus_done within {timeout_s:g} s (hang?)"
-                                 f"{where}", log=_read_log(log_path)) from None
-            except GdbError as e:
-                raise StageError("measure", f"QEMU stopped answering while the firmware ran: {e}",
-                                 log=self._exit_log(proc, log_path)) from None
-            if stop.exited:
-                raise StageError("measure", f"firmware exited before reaching mcus_done (stop reply "
-                                 f"{stop.raw.decode(errors='replace')})", log=_read_log(log_path))
-            pc = client.core_registers()[15]
-            if pc != done.address:
-                raise StageError("measure", f"firmware stopped at pc {pc:#x}, not at mcus_done "
-                                 f"({done.address:#x}); stop reply {stop.raw.decode(errors='replace')}")
-            raw = client.read_memory(result.address, result.size)
-            fault_raw = None
-            if "mcus_fault_info" in syms:
-                fi = syms["mcus_fault_info"]
-                fault_raw = client.read_memory(fi.address, fi.size)
+            readout = run_to_done(client, image, timeout_s, stub="QEMU", log=lambda: _read_log(log_path),
+                                  dead_log=lambda: self._exit_log(proc, log_path))
             client.kill()
             killed = True
         except GdbError as e:
@@ -171,7 +118,7 @@ class QemuBoard(Board):
             log_text = _read_log(log_path)
             shutil.rmtree(tmp, ignore_errors=True)
 
-        return decode_result(raw, fault_raw, log_text, elf)
+        return readout.decode(log_text, elf)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -203,39 +150,6 @@ class QemuBoard(Board):
         return status + _read_log(log_path)
 
 
-def decode_result(raw: bytes, fault_raw: bytes | None = None, log: str = "", elf: Path | None = None) -> RunResult:
-    """Parse the harness's result block; StageError on a fault or a block that was never set up."""
-    magic, status, n, out_bytes = RESULT_HEADER.unpack_from(raw)
-    if status == 2:
-        raise StageError("measure", describe_fault(fault_raw, elf), log=log)
-    if magic != RESULT_MAGIC:
-        raise StageError("measure", f"result block not initialised (magic {magic:#010x}); "
-                         "the firmware stopped before the harness started", log=log)
-    if status != 1:
-        raise StageError("measure", f"result block status {status} at mcus_done (expected 1 = done)", log=log)
-    ticks_end = RESULT_HEADER.size + 8 * n
-    if len(raw) < ticks_end + n * out_bytes:
-        raise StageError("measure", f"result block is {len(raw)} bytes, too small for {n} inputs "
-                         f"x {out_bytes} output bytes", log=log)
-    ticks = list(struct.unpack_from(f"<{n}Q", raw, RESULT_HEADER.size))
-    outputs = bytes(raw[ticks_end:ticks_end + n * out_bytes])
-    return RunResult(ticks=ticks, outputs=outputs, status=status, log=log)
-
-
-def _where_stuck(client: GdbClient, elf: Path) -> str:
-    """Halt a hung target and say where it was (best effort: '' if the stub does not answer)."""
-    try:
-        client.interrupt()
-        client.wait_stop(2.0)
-        pc = client.core_registers()[15]
-    except GdbError:
-        return ""
-    func = elfinfo.function_at(elf, pc)
-    if pc == 0xEFFFFFFE:
-        return "; the core is locked up (a fault inside a fault handler)"
-    return f"; halted at pc {pc:#010x}" + (f" in {func}()" if func else "")
-
-
 def _read_log(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -257,13 +171,62 @@ def _stop_process(proc: subprocess.Popen, grace_s: float) -> None:
                 proc.wait()
 
 
+# The MPS2 FPGA images AN385 (Cortex-M3), AN386 (Cortex-M4) and AN500 (Cortex-M7) share one memory
+# map (4 MB "flash" SSRAM1 at 0x0, 4 MB RAM at 0x20000000) and TIMER0 (CMSDK APB timer at 0x40000000,
+# IRQ 8, 25 MHz); QEMU's mps2.c builds all three from one model. So they share the board-support
+# folder mps2-an500 (its startup's FPU enable is a CPACR write, which reads as zero and ignores
+# writes on a core without an FPU). AN505 (Cortex-M33 in an SSE-200) has its own map and timer.
+# clock_hz is only what est_latency_ms assumes: a typical part with that core (named).
+
+
 @register
 class QemuM7(QemuBoard):
     name = "qemu-m7"
     core = "cortex-m7"
+    fpu = "single"
     cflags = ("-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard")
     support_dir = "mps2-an500"
     machine = "mps2-an500"
     clock_hz = 216_000_000   # the study's STM32F722 clock; only used for estimated times
     description = ("QEMU mps2-an500 (Cortex-M7, single-precision FPU), exact instruction counts; "
                    "times are estimates at 216 MHz")
+
+
+@register
+class QemuM4(QemuBoard):
+    name = "qemu-m4"
+    core = "cortex-m4"
+    fpu = "single"
+    cflags = ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")
+    support_dir = "mps2-an500"   # same map and timer as AN500 (see above)
+    machine = "mps2-an386"
+    clock_hz = 80_000_000    # e.g. STM32L475VG
+    description = ("QEMU mps2-an386 (Cortex-M4, single-precision FPU), exact instruction counts; "
+                   "times are estimates at 80 MHz (STM32L475VG)")
+
+
+@register
+class QemuM3(QemuBoard):
+    name = "qemu-m3"
+    core = "cortex-m3"
+    fpu = "none"
+    cflags = ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft")   # float in software (libgcc)
+    support_dir = "mps2-an500"   # same map and timer as AN500 (see above)
+    machine = "mps2-an385"
+    clock_hz = 24_000_000    # e.g. STM32F100RB
+    description = ("QEMU mps2-an385 (Cortex-M3, no FPU: soft float), exact instruction counts; "
+                   "times are estimates at 24 MHz (STM32F100RB)")
+
+
+@register
+class QemuM33(QemuBoard):
+    name = "qemu-m33"
+    core = "cortex-m33"
+    fpu = "single"
+    cflags = ("-mcpu=cortex-m33", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard")
+    support_dir = "mps2-an505"
+    machine = "mps2-an505"
+    timer_hz = 20_000_000    # the SSE-200's TIMER0 runs on the 20 MHz MAINCLK in QEMU's mps2-tz
+    clock_hz = 160_000_000   # e.g. STM32U575ZI-Q
+    description = ("QEMU mps2-an505 (Cortex-M33 in secure state, single-precision FPU), exact "
+                   "instruction counts; times are estimates at 160 MHz (STM32U575ZI-Q)")
