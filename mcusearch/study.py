@@ -45,6 +45,7 @@ class TrialRecord:
     artifacts: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    reused_from: int | None = None
 
 
 @dataclass
@@ -112,6 +113,13 @@ def recommendation(spec: Spec, summary: "StudySummary"):
     return rec, (None if rec else why_no_recommendation(*args, **board_maps()))
 
 
+def _finished_twin(trial: optuna.Trial, params: dict) -> optuna.trial.FrozenTrial | None:
+    for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.params == params and t.user_attrs.get("status") == "ok":
+            return t
+    return None
+
+
 def _objective_factory(spec: Spec, knobs, space):
     from mcusearch.select import cheapest, mcu_cost_figure, trial_fits
 
@@ -123,6 +131,17 @@ def _objective_factory(spec: Spec, knobs, space):
         config = config_from_params(knobs, params)
         trial.set_user_attr("config", {k: (list(v) if isinstance(v, tuple) else v)
                                        for k, v in config.__dict__.items()})
+        same = _finished_twin(trial, params)
+        if same is not None:  # samplers over discrete spaces repeat themselves: reuse, don't rebuild
+            for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds"):
+                if key in same.user_attrs:
+                    trial.set_user_attr(key, same.user_attrs[key])
+            for key, value in same.constraints.items():
+                trial.set_constraint(key, value)
+            trial.set_user_attr("status", "ok")
+            trial.set_user_attr("reused_from", same.number)
+            log.info("trial %d: same knobs as trial %d, its results reused", trial.number, same.number)
+            return list(same.values)
         trial_dir = spec.run_dir / "trials" / f"{trial.number:04d}-{config.key()}"
         log.info("trial %d: %s", trial.number, config.describe())
         t0 = time.perf_counter()
@@ -223,7 +242,7 @@ def summarize(study: optuna.Study, run_dir: Path, storage: str) -> StudySummary:
             feasible=status == "ok" and all(v <= 0 for v in constraints.values()),
             values=list(t.values) if t.values is not None else None,
             error=ua.get("error", ""), stage=ua.get("stage", ""), artifacts=ua.get("artifacts", {}),
-            notes=ua.get("notes", {}), seconds=ua.get("seconds", {})))
+            notes=ua.get("notes", {}), seconds=ua.get("seconds", {}), reused_from=ua.get("reused_from")))
     return StudySummary(Path(run_dir), storage, study.study_name, objectives,
                         study.user_attrs.get("limits", {}), records)
 
@@ -238,4 +257,11 @@ def pareto_front(records: list[TrialRecord], objectives: list[tuple[str, str]]) 
         vb = [s * v for s, v in zip(sign, b.values)]
         return all(x <= y for x, y in zip(va, vb)) and any(x < y for x, y in zip(va, vb))
 
-    return [r for r in pts if not any(dominates(o, r) for o in pts if o is not r)]
+    front, seen = [], set()
+    for r in pts:
+        key = repr(sorted(r.config.items()))
+        if key in seen or any(dominates(o, r) for o in pts if o is not r):
+            continue  # a repeated configuration is listed once (its first trial)
+        seen.add(key)
+        front.append(r)
+    return front

@@ -47,9 +47,9 @@ def test_constraints_are_relative_and_signed():
     assert sc.objectives == [50, 5.0, 1e6, 0.9]  # the default objectives, in the spec's order
 
 
-def _rec(n, flash, acc, feasible=True, status="ok"):
+def _rec(n, flash, acc, feasible=True, status="ok", channels=None):
     return TrialRecord(number=n, state="COMPLETE" if status == "ok" else "FAIL", status=status,
-                       config={"channels": [8, 8, 8], "quantization": "int8", "converter": "mcusearch",
+                       config={"channels": channels or [8, 8, 8 + n], "quantization": "int8", "converter": "mcusearch",
                                "opt_level": "-O3", "board": "qemu-m7"},
                        figures=_figs(flash, acc) if status == "ok" else {},
                        constraints={"flash_kb": -0.5 if feasible else 0.5},
@@ -72,7 +72,7 @@ def test_report_and_table(tmp_path):
     table = pareto_table(summary)
     lines = table.splitlines()
     assert lines[0].split()[0] == "trial" and len(lines) == 2 + 2 + 1  # header, rule, 2 rows, legend
-    assert "0.9000 H" in table and "ch 8/8/8 · int8" in table
+    assert "0.9000 H" in table and "ch 8/8/8 · int8" in table and "ch 8/8/9 · int8" in table
     out = write_report(summary)
     assert out == tmp_path / "run.html"
     html = out.read_text()
@@ -86,3 +86,8 @@ def test_empty_front_says_so(tmp_path):
     summary = StudySummary(tmp_path, "sqlite:///x.db", "demo", OBJ, {}, [_rec(0, 0, 0, status="failed")])
     assert "no feasible trial" in pareto_table(summary)
     assert "No completed trial" in write_report(summary).read_text()
+
+
+def test_a_repeated_configuration_is_listed_once():
+    recs = [_rec(0, 10, 0.9), _rec(1, 10, 0.9, channels=[8, 8, 8]), _rec(2, 20, 0.95)]
+    assert [r.number for r in pareto_front(recs, OBJ)] == [0, 2]
