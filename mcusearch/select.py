@@ -186,16 +186,19 @@ def trial_fits(config: dict, figures: dict, parts: Iterable[Part], *, margin: fl
                fpu_by_board: dict[str, bool] | None = None) -> list[Fit]:
     """:func:`evaluate_parts` for one trial, from its config (board, quantization) and figures.
 
-    ``cpi_by_board`` defaults to 1 for a board it lacks; a board missing from ``core_by_board``
+    A ``cycles`` figure (the trial's cycle estimate or measurement per inference) is used as it is;
+    without one, ``instructions`` × ``cpi_by_board`` (1 for a board it lacks). A board missing from ``core_by_board``
     informs no part. ``fpu_by_board`` (board has an FPU and builds hard-float) defaults to True.
     """
     board = config.get("board", "")
+    cycles = _fig(figures, "cycles")  # a trial's own cycle estimate (or measurement) beats a board CPI
+    count, cpi = ((cycles, 1.0) if cycles is not None
+                  else (_fig(figures, "instructions"), float(cpi_by_board.get(board, 1.0))))
     return evaluate_parts(
         parts, core=core_by_board.get(board, ""),
         needs_fpu=_needs_fpu(config.get("quantization", "float32"), (fpu_by_board or {}).get(board, True)),
         flash_kb=_fig(figures, "flash_kb"), ram_kb=_fig(figures, "ram_kb"),
-        count_per_inference=_fig(figures, "instructions"), cpi=float(cpi_by_board.get(board, 1.0)),
-        deadline_ms=deadline_ms, margin=margin)
+        count_per_inference=count, cpi=cpi, deadline_ms=deadline_ms, margin=margin)
 
 
 def eligible(record) -> bool:
