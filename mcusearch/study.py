@@ -123,14 +123,24 @@ def _finished_twin(trial: optuna.Trial, params: dict) -> optuna.trial.FrozenTria
 def _objective_factory(spec: Spec, knobs, space):
     from mcusearch.select import cheapest, mcu_cost_figure, trial_fits
 
+    from mcusearch.convert import available_converters
+
     parts = spec.parts()
     maps = board_maps()
+    converters = available_converters()
 
     def objective(trial: optuna.Trial):
         params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
         config = config_from_params(knobs, params)
         trial.set_user_attr("config", {k: (list(v) if isinstance(v, tuple) else v)
                                        for k, v in config.__dict__.items()})
+        supported = converters[config.converter]
+        if config.quantization not in supported:
+            msg = (f"converter {config.converter} supports {', '.join(sorted(supported))}, "
+                   f"not {config.quantization}")
+            trial.set_user_attr("status", "infeasible")
+            trial.set_user_attr("error", msg)
+            raise optuna.TrialPruned(msg)
         same = _finished_twin(trial, params)
         if same is not None:  # samplers over discrete spaces repeat themselves: reuse, don't rebuild
             for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds"):

@@ -1,0 +1,276 @@
+"""The Eclipse Aidge converter ("aidge"): Keras -> ONNX -> Aidge C++ export, float32, against
+Keras on the host (gcc) and on the emulated Cortex-M7 (arm-none-eabi-g++, QEMU).
+
+The project installs Aidge (requirements/); if it is missing these tests fail, they do not skip.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mcusearch  # noqa: F401  (tf-keras before TensorFlow)
+from mcusearch.convert import CONVERTERS, ConvertResult
+from mcusearch.convert import aidge
+from mcusearch.convert.aidge import AidgeConverter
+from mcusearch.errors import StageError
+from mcusearch.model import ModelResult
+
+ROOT = Path(__file__).resolve().parents[1]
+N_PROBE = 8
+NEEDS = ("Eclipse Aidge and tf2onnx are part of the project's environment (requirements/base.txt; "
+         "`make setup` installs them)")
+
+
+def _require_aidge() -> None:
+    missing = aidge.missing_packages()
+    assert not missing, f"not installed: {', '.join(missing)}. {NEEDS}"
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def small_study_cnn(shape=(12, 8, 1), filters=4, hidden=16, classes=4, seed=0):
+    """The study's topology at a small size: (Conv 3x3 same ReLU x2, MaxPool 2x2) x3, Flatten,
+    Dense ReLU, Dropout, Dense softmax; random non-zero biases."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(seed)
+    layers = [L.InputLayer(shape)]
+    for i in range(3):
+        layers += [L.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{2 * i + 1}"),
+                   L.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{2 * i + 2}"),
+                   L.MaxPooling2D(2, name=f"pool{i + 1}")]
+    layers += [L.Flatten(name="flatten"), L.Dense(hidden, activation="relu", name="hidden"),
+               L.Dropout(0.5, name="dropout"), L.Dense(classes, activation="softmax", name="logits")]
+    return _random_biases(tf.keras.Sequential(layers), seed)
+
+
+def odd_cnn(seed=1):
+    """What the study's model does not have: 2 input channels, a leading ReLU, stride 2 with
+    asymmetric 'same' padding, ReLU6 (an ONNX Clip with min/max inputs), a 'valid' (3, 2) conv,
+    3x3/2 'same' pooling, a dense layer without bias (ONNX MatMul), no softmax."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([
+        L.InputLayer((14, 9, 2)),
+        L.ReLU(name="relu_in"),
+        L.Conv2D(5, 5, strides=2, padding="same", name="conv5x5"),
+        L.ReLU(max_value=6.0, name="relu6"),
+        L.Conv2D(6, (3, 2), strides=(2, 1), padding="valid", activation="relu", name="conv_valid"),
+        L.MaxPooling2D(pool_size=3, strides=2, padding="same", name="pool_same"),
+        L.Conv2D(3, 1, activation="relu", name="conv1x1"),
+        L.Flatten(name="flatten"),
+        L.Dense(7, activation="relu", use_bias=False, name="hidden"),
+        L.Dense(3, name="out"),
+    ])
+    return _random_biases(model, seed)
+
+
+def _random_biases(model, seed):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        w = layer.get_weights()
+        if len(w) == 2:
+            layer.set_weights([w[0], rng.normal(0, 0.1, w[1].shape).astype(np.float32)])
+    return model
+
+
+def model_result(model, d: Path, n=N_PROBE, seed=5) -> ModelResult:
+    d.mkdir(parents=True, exist_ok=True)
+    keras_path = d / "model.h5"
+    model.save(keras_path)
+    shape = tuple(model.input_shape[1:])
+    x = np.random.default_rng(seed).normal(0, 1.5, (n,) + shape).astype(np.float32)
+    return ModelResult(keras_path=keras_path, tflite_path=None, quantization="float32", accuracy=0.0,
+                       params=model.count_params(), macs=0, input_shape=shape,
+                       class_names=tuple(f"c{i}" for i in range(model.output_shape[-1])),
+                       probe_inputs=x, probe_labels=np.zeros(n, int), cache_key="test")
+
+
+def check_host(conv: ConvertResult, work: Path) -> np.ndarray:
+    from mcusearch.convert.host import host_run
+
+    got = host_run(conv, work)
+    assert got.shape == conv.expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, conv.expected, atol=conv.atol, rtol=conv.rtol)
+    return got
+
+
+def run_on_qemu(conv: ConvertResult, work: Path, opt="-O3"):
+    from mcusearch.boards import get_board
+    from mcusearch.build import build
+    from mcusearch.measure import measure
+
+    board = get_board("qemu-m7")
+    fw = build(conv, board, opt, work / f"build{opt}", cache_dir=work / "cache")
+    m = measure(fw, conv, board, timeout_s=120)
+    np.testing.assert_allclose(m.outputs, conv.expected, atol=conv.atol, rtol=conv.rtol)
+    assert m.argmax_agreement == 1.0
+    # (nearly) no data-dependent work: expf and comparisons may branch differently per input
+    assert min(m.counts) > 0 and max(m.counts) - min(m.counts) <= 1e-3 * max(m.counts), m.counts
+    assert m.per_inference.unit == "instructions"
+    return fw, m
+
+
+# ---------------------------------------------------------------------------------------------
+# fast: registration, laziness, refusals
+# ---------------------------------------------------------------------------------------------
+
+def test_registered_float32_only():
+    _require_aidge()
+    assert CONVERTERS["aidge"] is AidgeConverter
+    assert AidgeConverter.name == "aidge" and AidgeConverter.quantizations == {"float32"}
+
+
+def test_import_is_cheap_and_lazy():
+    """Importing the converter (and listing converters) loads neither TensorFlow nor Aidge."""
+    code = ("import sys\nimport mcusearch.convert.aidge\nfrom mcusearch.convert import available_converters\n"
+            "c = available_converters()\nassert c['aidge'] == {'float32'}, c\n"
+            "heavy = [m for m in ('tensorflow', 'tf2onnx', 'onnx', 'aidge_core', 'aidge_onnx') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def _dummy_model(tmp_path: Path, quantization="float32") -> ModelResult:
+    return ModelResult(keras_path=tmp_path / "absent.h5", tflite_path=None, quantization=quantization,
+                       accuracy=0.0, params=0, macs=0, input_shape=(2, 2, 1), class_names=("a", "b"),
+                       probe_inputs=np.zeros((1, 2, 2, 1), np.float32), probe_labels=np.zeros(1, int),
+                       cache_key="test")
+
+
+def test_int8_is_refused(tmp_path):
+    with pytest.raises(StageError) as e:
+        AidgeConverter().convert(_dummy_model(tmp_path, "int8"), tmp_path / "c")
+    assert e.value.stage == "convert" and "supported: float32" in e.value.message
+
+
+def test_missing_aidge_is_a_clear_stage_error(tmp_path, monkeypatch):
+    real = aidge.importlib.util.find_spec
+    monkeypatch.setattr(aidge.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "aidge_onnx" else real(name, *a))
+    with pytest.raises(StageError) as e:
+        AidgeConverter().convert(_dummy_model(tmp_path), tmp_path / "c")
+    assert e.value.stage == "convert"
+    assert e.value.message.startswith("Eclipse Aidge is not installed: missing aidge-onnx")
+
+
+# ---------------------------------------------------------------------------------------------
+# slow: real TensorFlow, tf2onnx, Aidge, gcc, arm-none-eabi-g++ and QEMU
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("aidge")
+
+
+@pytest.fixture(scope="module")
+def small(work):
+    _require_aidge()
+    model = small_study_cnn()
+    mr = model_result(model, work / "small")
+    cwd = os.getcwd()
+    os.chdir(work / "small")            # Aidge writes into the current directory: it must not
+    try:
+        conv = AidgeConverter().convert(mr, work / "small" / "c")
+    finally:
+        os.chdir(cwd)
+    return model, conv
+
+
+@pytest.mark.slow
+def test_small_study_topology_files_and_contract(work, small):
+    _, conv = small
+    out = work / "small" / "c"
+    assert sorted(p.name for p in (work / "small").iterdir()) == ["c", "model.h5"]  # cwd untouched
+    assert conv.converter == "aidge" and conv.input_dtype == conv.output_dtype == "float32"
+    assert conv.inputs.shape == (N_PROBE, 96) and conv.inputs.dtype == np.float32
+    assert conv.expected.shape == (N_PROBE, 4) and (conv.atol, conv.rtol) == (1e-5, 1e-4)
+    np.testing.assert_allclose(conv.expected.sum(axis=1), 1.0, atol=1e-5)
+    assert conv.output_meaning == "softmax probabilities"
+    assert [s.split(" ")[1] for s in conv.layers] == (
+        ["(PadConvAct)", "(PadConvAct)", "(MaxPooling2D)"] * 3 + ["(FCAct)", "(FC)", "(Softmax)"])
+    assert conv.sources[0] == out / "model_wrapper.cpp"
+    assert all(p.is_absolute() and p.is_file() and p.suffix == ".cpp" for p in conv.sources)
+    assert not any(p.name == "main.cpp" for p in conv.sources)
+    assert sum("weights" in p.name for p in conv.sources) == 8          # 6 convs + 2 dense
+    assert out in conv.include_dirs and any((d / "forward.hpp").is_file() for d in conv.include_dirs)
+    h = (out / "model.h").read_text()
+    for needle in ("#define MCUS_INPUT_LEN 96", "#define MCUS_OUTPUT_LEN 4", "typedef float mcus_input_t;",
+                   "typedef float mcus_output_t;", 'extern "C"',
+                   "void mcus_model_run(const mcus_input_t *input, mcus_output_t *output);"):
+        assert needle in h
+    forward = next(p for p in conv.sources if p.name == "forward.cpp").read_text()
+    assert f"alignas(16) static unsigned char mem_0[{conv.arena_bytes}];" in forward
+    # Aidge's plan: two 12x8x4 float activations at once, plus the 12x8x1 input's copy
+    assert conv.arena_bytes == (2 * 12 * 8 * 4 + 12 * 8) * 4
+    assert (out / "aidge" / "export.log").is_file() and (out / "aidge" / "model.onnx").is_file()
+
+
+@pytest.mark.slow
+def test_small_study_topology_host_matches_keras(work, small):
+    _, conv = small
+    check_host(conv, work / "small" / "host")
+
+
+@pytest.mark.slow
+def test_small_study_topology_on_qemu(work, small):
+    from mcusearch.build import elf as elfinfo
+
+    _, conv = small
+    fw, m = run_on_qemu(conv, work / "small")
+    assert m.max_abs_error <= 1e-6
+    # ~26 k MACs at a few instructions each, plus fixed costs
+    assert 50_000 < m.counts[0] < 500_000, m.counts
+    weights = elfinfo.symbol(fw.elf, "_3_PadConvAct_0_weights_output_0")
+    assert weights.address < 0x2000_0000 and weights.size == 4 * 3 * 3 * 1 * 4   # in flash
+    arena = elfinfo.symbol(fw.elf, "_ZL5mem_0")
+    assert arena.address >= 0x2000_0000 and arena.address % 16 == 0 and arena.size == conv.arena_bytes
+    assert fw.model_ram_bytes >= conv.arena_bytes
+    print(f"\naidge small study topology: {m.counts[0]:.0f} instructions/inference, model flash "
+          f"{fw.model_flash_bytes} B, model RAM {fw.model_ram_bytes} B (arena {conv.arena_bytes} B)")
+
+
+@pytest.mark.slow
+def test_odd_layers_and_multichannel_input_match_keras(work):
+    """Layout with more than one input channel, Clip bounds, extra max-pool index output."""
+    _require_aidge()
+    model = odd_cnn()
+    conv = AidgeConverter().convert(model_result(model, work / "odd"), work / "odd" / "c")
+    assert conv.output_meaning.startswith("float32 outputs of ") and conv.output_meaning.endswith("(FC)")
+    kinds = [s.split(" ")[1] for s in conv.layers]
+    assert kinds[0] == "(ReLU)" and "(Clip)" in kinds and "(MatMul)" in kinds
+    wrapper = (work / "odd" / "c" / "model_wrapper.cpp").read_text()
+    assert "int64_t* out1 = nullptr;" in wrapper     # the pooling's index output, unused
+    check_host(conv, work / "odd" / "host")
+
+
+@pytest.mark.slow
+def test_full_study_model_on_qemu(work):
+    """The study's CNN (30x20x1, 32 filters, 66,264 parameters), random weights. Reference
+    (shared/reference/checked-here.md): 45.0 M instructions, ~265 kB weights, 156 kB activations."""
+    _require_aidge()
+    from mcusearch.model.architectures import study_cnn
+
+    model = _random_biases(study_cnn((30, 20, 1), 4), 0)
+    assert model.count_params() == 66_264
+    conv = AidgeConverter().convert(model_result(model, work / "full", n=4), work / "full" / "c")
+    assert conv.arena_bytes == (2 * 30 * 20 * 32 + 30 * 20) * 4         # 156,000 B
+    fw, m = run_on_qemu(conv, work / "full")
+    assert m.max_abs_error <= 1e-6
+    assert 40e6 < m.counts[0] < 50e6, m.counts
+    assert 66_264 * 4 < fw.model_flash_bytes < 66_264 * 4 + 16_384
+    assert conv.arena_bytes <= fw.model_ram_bytes < conv.arena_bytes + 4096
+    print(f"\naidge study model: {m.counts[0]:.0f} instructions/inference, model flash "
+          f"{fw.model_flash_bytes} B, model RAM {fw.model_ram_bytes} B (arena {conv.arena_bytes} B); "
+          f"image {fw.flash_bytes} B flash, {fw.ram_bytes} B RAM")
