@@ -109,6 +109,92 @@ def _cmd_boards(args) -> int:
     return 0
 
 
+def _cmd_measure(args) -> int:
+    """One model, one board, no search: convert, build, run, check, print the figures."""
+    import tempfile
+
+    import numpy as np
+
+    from mcusearch.boards import available_boards, get_board
+    from mcusearch.build import build, normalise_opt_level
+    from mcusearch.convert import available_converters, convert
+    from mcusearch.errors import SpecError
+    from mcusearch.measure import measure
+    from mcusearch.model import ModelResult
+
+    path = Path(args.model)
+    if not path.is_file():
+        raise SpecError("MODEL", f"file not found: {path}")
+    if path.suffix not in (".h5", ".keras", ".tflite"):
+        raise SpecError("MODEL", f"expected a Keras .h5/.keras or an int8 .tflite file, got {path.name}")
+    if args.board not in available_boards():
+        raise SpecError("--board", f"unknown board {args.board!r}; available: {', '.join(sorted(available_boards()))}")
+    quant = "int8" if path.suffix == ".tflite" else "float32"
+    if quant not in available_converters().get(args.converter, ()):
+        raise SpecError("--converter", f"{args.converter!r} cannot convert a {quant} model")
+    if quant == "int8":
+        from mcusearch.model.evaluate import tflite_io
+
+        shape = tuple(tflite_io(path)["input"]["shape"][1:])
+        params = macs = 0
+    else:
+        from mcusearch.model.evaluate import count_macs, count_params
+        from mcusearch.model.architectures import load_user_model
+
+        keras_model = load_user_model(path)
+        shape = tuple(int(d) for d in keras_model.input_shape[1:])
+        params, macs = count_params(keras_model), count_macs(keras_model)
+    # Inputs: seeded random values (the outputs are still checked against the host model).
+    x = np.random.default_rng(args.seed).normal(size=(args.inputs, *shape)).astype(np.float32)
+    model = ModelResult(keras_path=path if quant == "float32" else None,
+                        tflite_path=path if quant == "int8" else None, quantization=quant, accuracy=float("nan"),
+                        params=params, macs=macs, input_shape=shape, class_names=(), probe_inputs=x,
+                        probe_labels=np.zeros(len(x), np.int64), cache_key="")
+    board = get_board(args.board)
+    opt = normalise_opt_level(args.opt_level)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))
+    conv = convert(model, args.converter, out / "c")
+    fw = build(conv, board, opt, out / "build")
+    meas = measure(fw, conv, board, timeout_s=args.timeout)
+    rows = [("board", f"{board.name} ({board.kind}, {board.core})"),
+            ("converter", f"{args.converter} ({quant}), {opt}"),
+            ("per inference", str(meas.per_inference)),
+            ("latency", str(meas.est_latency_ms)),
+            ("flash (image / model)", f"{fw.flash_bytes:,} / {fw.model_flash_bytes:,} bytes (static)"),
+            ("RAM (image / model)", f"{fw.ram_bytes:,} / {fw.model_ram_bytes:,} bytes (static)"),
+            ("output check", f"{len(meas.counts)} random inputs, max |firmware - host| {meas.max_abs_error:g}, "
+                             f"top-1 agreement {meas.argmax_agreement:.0%}"),
+            ("artifacts", str(out))]
+    if macs:
+        rows.insert(3, ("MACs", f"{macs:,} ({meas.per_inference.value / macs:.2f} per MAC)"))
+    for k, v in rows:
+        print(f"{k:<22} {v}")
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    from mcusearch.model.cache import KINDS, ModelCache
+    from mcusearch.model.stage import base_key
+    from mcusearch.spec import load_spec
+
+    spec = load_spec(args.spec)
+    cache = ModelCache(spec.cache_dir)
+    if args.action == "clear":
+        removed = cache.clear(args.kind or None)
+        print(f"removed {sum(removed.values())} model cache entries from {cache.root} ("
+              + ", ".join(f"{k} {n}" for k, n in removed.items()) + ")")
+        return 0
+    info = cache.info()
+    key = base_key(spec.base_model_config())
+    print(f"model cache {cache.root}: {info['entries']} entries, {info['bytes'] / 1e6:.1f} MB")
+    for kind in KINDS:
+        k = info["kinds"][kind]
+        print(f"  {kind:<10} {k['entries']:>5} entries {k['bytes'] / 1e6:>9.1f} MB")
+    state = "cached" if cache.get("base", key) else "not cached (the first trial trains it)"
+    print(f"this spec's base model ({key[:12]}): {state}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcusearch", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +227,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study-name", help="the study in that storage")
     s.add_argument("-q", "--quiet", action="store_true", help="print only the report's path")
     s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser("measure", help="measure one model on one board, without a search",
+                       description="Convert MODEL (a Keras .h5/.keras file, or an int8 .tflite), build the "
+                                   "firmware, run it on the board with seeded random inputs, check its outputs "
+                                   "against the host model and print instructions/cycles, flash and RAM.")
+    s.add_argument("model")
+    s.add_argument("--board", default="qemu-m7", help="a name from `mcusearch boards` (default qemu-m7)")
+    s.add_argument("--converter", default="mcusearch", help="default: mcusearch")
+    s.add_argument("--opt-level", default="-O3", help="compiler optimisation level: O2, Os, ... or --opt-level=-O2 (default -O3)")
+    s.add_argument("--inputs", type=int, default=4, help="how many inputs to run (default 4)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as hung")
+    s.add_argument("--out", help="folder for the generated C and the ELF (default: a new temp folder)")
+    s.set_defaults(func=_cmd_measure)
+
+    s = sub.add_parser("cache", help="show or clear the model cache of a spec (search.cache_dir)",
+                       description="The model stage caches trained, pruned and quantised models "
+                                   "by content (data, architecture, knobs, library versions): "
+                                   "`info` lists the entries, `clear` removes them.")
+    s.add_argument("action", choices=["info", "clear"])
+    s.add_argument("spec")
+    s.add_argument("--kind", action="append",
+                   choices=["base", "pruned", "sparse", "variant", "footprint"],
+                   help="with clear: only this kind of entry (repeatable; default: all)")
+    s.set_defaults(func=_cmd_cache)
 
     s = sub.add_parser("boards", help="list the boards firmware can run on (and connected probes)")
     s.add_argument("--no-probe", action="store_true", help="do not ask pyOCD which probes are connected")
