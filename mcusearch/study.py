@@ -56,6 +56,7 @@ class StudySummary:
     objectives: list[tuple[str, str]]           # (metric, direction)
     limits: dict[str, float]
     records: list[TrialRecord]
+    title: str = ""                             # the spec's name
 
     @property
     def pareto(self) -> list[TrialRecord]:
@@ -254,7 +255,8 @@ def summarize(study: optuna.Study, run_dir: Path, storage: str) -> StudySummary:
             error=ua.get("error", ""), stage=ua.get("stage", ""), artifacts=ua.get("artifacts", {}),
             notes=ua.get("notes", {}), seconds=ua.get("seconds", {}), reused_from=ua.get("reused_from")))
     return StudySummary(Path(run_dir), storage, study.study_name, objectives,
-                        study.user_attrs.get("limits", {}), records)
+                        study.user_attrs.get("limits", {}), records,
+                        title=study.user_attrs.get("spec_name", study.study_name))
 
 
 def pareto_front(records: list[TrialRecord], objectives: list[tuple[str, str]]) -> list[TrialRecord]:

@@ -161,9 +161,9 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
     objectives = ", ".join(f"{m} ({d})" for m, d in summary.objectives)
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>mcusearch report: {html.escape(summary.study_name)}</title>",
+        f"<title>mcusearch report: {html.escape(summary.title or summary.study_name)}</title>",
         f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        f"<h1>mcusearch: {html.escape(summary.study_name)}</h1>",
+        f"<h1>mcusearch: {html.escape(summary.title or summary.study_name)}</h1>",
         f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
         f"<code>{html.escape(summary.storage)}</code></p>",
         f"<p>{len(recs)} trials: {n_ok} measured ({n_feas} meet every constraint), {n_fail} failed, "
