@@ -54,6 +54,8 @@ def score(spec: Spec, figures: dict[str, Figure], frame_period_s: float | None =
     constraints: dict[str, float] = {}
     for key, limit in limits.items():
         metric, kind = CONSTRAINTS[key]
+        if key == "accuracy_min":
+            metric = spec.constraints.accuracy_metric  # the floor applies to the metric the spec names
         value = figures[metric].value
         constraints[key] = (value - limit) / limit if kind == "max" else (limit - value) / limit
     objectives = [figures[o.metric].value for o in spec.objectives]

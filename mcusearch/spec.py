@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from mcusearch.errors import SpecError
+from mcusearch.model import QUANT_FORMAT
 
 METRICS = {
     "flash_kb": "flash of the whole firmware image (text + data), kB, from the ELF",
@@ -22,13 +24,16 @@ METRICS = {
     "instructions": "instructions per inference (exact, emulated) or cycles (measured on a board)",
     "latency_ms": "time per inference at the board's clock (estimated for emulated boards)",
     "accuracy": "accuracy on the held-out test set (Keras for float32, TFLite interpreter for int8)",
+    "balanced_accuracy": ("balanced accuracy (mean of the per-class accuracies) on the same test set, "
+                          "same evaluation as accuracy"),
     "params": "parameters of the model",
     "macs": "multiply-accumulates per inference",
     "mcu_cost": ("price in USD of the cheapest catalog part the whole firmware fits "
                  "(values >= 1000 are not dollars: no fitting part has a known price; 1e6: none fits)"),
 }
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
-QUANTIZATIONS = ("float32", "int8")
+QUANTIZATIONS = tuple(QUANT_FORMAT)  # knob values; QUANT_FORMAT maps them to a converter's formats
+ACCURACY_METRICS = ("accuracy", "balanced_accuracy")
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast")
 DATASETS = ("watch", "fashion_mnist", "npz")
 
@@ -44,13 +49,22 @@ class TrainSpec(_Strict):
     seed: int = 0
 
 
+class MagnitudeScheduleSpec(_Strict):
+    """tfmot PolynomialDecay of magnitude pruning; defaults: the 2020 study's."""
+    frequency: int = Field(50, ge=1)
+    begin_step: int = Field(0, ge=0)
+    initial_sparsity: float = Field(0.0, ge=0, lt=1)
+
+
 class ModelSpec(_Strict):
     architecture: str | None = "study_cnn"
     path: Path | None = None
     params: dict[str, int | float] = Field(default_factory=dict)
     train: TrainSpec = TrainSpec()
-    retrain_epochs: int = Field(2, ge=0, le=100)
-    representative_samples: int = Field(200, ge=1)
+    retrain_epochs: int = Field(2, ge=0, le=100)   # default of knobs.channels.retrain_epochs
+    representative_samples: int = Field(200, ge=1)  # calibration set of int8 / int16x8 PTQ
+    qat_epochs: int = Field(2, ge=1, le=100)        # fine-tuning of quantization int8-qat
+    magnitude_schedule: MagnitudeScheduleSpec = MagnitudeScheduleSpec()  # of knobs.magnitude
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -143,23 +157,68 @@ class ConstraintsSpec(_Strict):
     ram_kb: float | None = Field(None, gt=0)
     deadline_ms: float | Literal["auto"] | None = "auto"  # auto: one inference per input frame
     accuracy_min: float | None = Field(None, ge=0, le=1)
+    accuracy_metric: Literal["accuracy", "balanced_accuracy"] = "accuracy"  # what accuracy_min limits
 
 
 class ChannelsKnob(_Strict):
-    per: Literal["global", "pair"] = "pair"
-    values: list[int] = Field(min_length=1)
+    """Channel pruning. ``per``: pair or group (one count per conv group), layer (one per conv),
+    global (one count for every conv), ratio (one fraction of every conv's filters)."""
+    per: Literal["global", "pair", "group", "layer", "ratio"] = "pair"
+    values: list[int | float] = Field(min_length=1)
+    criterion: list[Literal["l1", "l2", "random"]] = Field(["l1"], min_length=1)
+    retrain_epochs: list[int] | None = Field(None, min_length=1)  # default: [model.retrain_epochs]
 
     @field_validator("values")
     @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
+    def _counts_or_ratios(cls, v: list, info: ValidationInfo) -> list:
+        if info.data.get("per") == "ratio":
+            if any(isinstance(x, bool) or not 0 < x <= 1 for x in v):
+                raise ValueError("keep ratios must be in (0, 1]")
+            return sorted({float(x) for x in v})
+        if any(isinstance(x, bool) or x != int(x) for x in v):
+            raise ValueError("channel counts must be integers (or use `per: ratio`)")
         if any(x < 1 for x in v):
             raise ValueError("channel counts must be >= 1")
+        return sorted({int(x) for x in v})
+
+    @field_validator("criterion")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+    @field_validator("retrain_epochs")
+    @classmethod
+    def _epochs(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(not 0 <= x <= 100 for x in v):
+            raise ValueError("re-training epochs must be between 0 (no re-training) and 100")
+        return None if v is None else sorted(set(v))
+
+
+class MagnitudeKnob(_Strict):
+    """Magnitude pruning (tfmot prune_low_magnitude): final sparsity (0 = off) and fine-tuning
+    epochs; the schedule's settings are model.magnitude_schedule."""
+    sparsity: list[float] = Field(min_length=1)
+    epochs: list[int] = Field([2], min_length=1)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 <= x <= 0.99 for x in v):
+            raise ValueError("sparsity must be between 0 (off) and 0.99")
+        return sorted(set(v))
+
+    @field_validator("epochs")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(not 1 <= x <= 100 for x in v):
+            raise ValueError("fine-tuning epochs must be between 1 and 100")
         return sorted(set(v))
 
 
 class KnobsSpec(_Strict):
     channels: ChannelsKnob | None = None
-    quantization: list[Literal["float32", "int8"]] = Field(["float32"], min_length=1)
+    magnitude: MagnitudeKnob | None = None
+    quantization: list[Literal["float32", "int8", "int16x8", "int8-qat"]] = Field(["float32"], min_length=1)
     opt_level: list[Literal["-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast"]] = Field(["-O3"], min_length=1)
     converter: list[str] = Field(["mcusearch"], min_length=1)
 
@@ -179,8 +238,9 @@ class KnobsSpec(_Strict):
         from mcusearch.convert import available_converters
 
         known = available_converters()
+        formats = {QUANT_FORMAT[q] for q in self.quantization}
         for c in self.converter:
-            if not set(self.quantization) & set(known[c]):
+            if not formats & set(known[c]):
                 raise ValueError(
                     f"converter {c!r} supports {sorted(known[c])}, none of quantization "
                     f"{list(self.quantization)}: add one of those or drop the converter")
@@ -292,7 +352,8 @@ class Spec(_Strict):
         return load_catalog(self.catalog.parts or None, path, source=source)
 
     def base_model_config(self):
-        from mcusearch.model import ArchitectureConfig, BaseModelConfig, DatasetConfig, TrainConfig
+        from mcusearch.model import (ArchitectureConfig, BaseModelConfig, DatasetConfig,
+                                     MagnitudeSchedule, TrainConfig)
 
         d = self.dataset
         m = self.model
@@ -306,7 +367,9 @@ class Spec(_Strict):
                 path=self.resolve(m.path) if m.path else None),
             train=TrainConfig(**m.train.model_dump()),
             probe_per_class=d.probe_per_class,
-            representative_samples=m.representative_samples)
+            representative_samples=m.representative_samples,
+            magnitude=MagnitudeSchedule(**m.magnitude_schedule.model_dump()),
+            qat_epochs=m.qat_epochs)
 
 
 def _where(loc: tuple) -> str:
@@ -366,11 +429,38 @@ def _check_files(spec: Spec, source: str) -> None:
             raise SpecError("dataset.path", f"file not found: {p}", source)
         if p.suffix != ".npz":
             raise SpecError("dataset.path", f"expected an .npz file, got {p.name}", source)
+    _check_knobs(spec, source)
+
+
+def _check_knobs(spec: Spec, source: str) -> None:
+    """The knob checks that need the converters or the model's conv layers."""
     ch = spec.knobs.channels
     full = int(spec.model.params.get("filters", 32))
-    if ch is not None and spec.model.path is None and max(ch.values) > full:
-        raise SpecError("knobs.channels.values",
-                        f"{max(ch.values)} channels asked, but the model has {full} filters per conv", source)
+    if ch is not None and ch.per != "ratio":
+        if spec.model.path is None and max(ch.values) > full:
+            raise SpecError("knobs.channels.values",
+                            f"{max(ch.values)} channels asked, but the model has {full} filters per conv", source)
+        if spec.model.path is not None:
+            from mcusearch.model.layout import file_layout
+            try:
+                layout = file_layout(spec.resolve(spec.model.path))
+            except ValueError as e:
+                raise SpecError("knobs.channels.per", f"{e}; `per: ratio` needs no layer names", source) from None
+            if not layout.convs:
+                raise SpecError("knobs.channels", "the model has no Conv2D layer to prune", source)
+            if max(ch.values) > max(layout.filters):
+                raise SpecError("knobs.channels.values", f"{max(ch.values)} channels asked, but the "
+                                f"widest conv has {max(layout.filters)} filters", source)
+    from mcusearch.convert import available_converters
+
+    known = available_converters()
+    for i, q in enumerate(spec.knobs.quantization):
+        fmt = QUANT_FORMAT[q]
+        if not any(fmt in known[c] for c in spec.knobs.converter):
+            have = "; ".join(f"{c} supports {', '.join(sorted(known[c]))}" for c in spec.knobs.converter)
+            raise SpecError(f"knobs.quantization[{i}]", f"{q} gives {fmt} models and no converter in "
+                            f"knobs.converter takes them ({have}): drop {q} or add a converter with {fmt}",
+                            source)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -395,7 +485,10 @@ model:
   # path: my_model.h5            # or your own Keras model instead of `architecture`
   params: {filters: 32, dense_units: 100}
   train: {epochs: 10, batch_size: 64, learning_rate: 0.001, seed: 0}
-  retrain_epochs: 2              # fine-tuning after channel pruning
+  retrain_epochs: 2              # fine-tuning after channel pruning (default of knobs.channels.retrain_epochs)
+  representative_samples: 200    # calibration samples of int8 / int16x8 post-training quantization
+  qat_epochs: 2                  # fine-tuning epochs of quantization-aware training (int8-qat)
+  magnitude_schedule: {frequency: 50, begin_step: 0, initial_sparsity: 0.0}  # tfmot PolynomialDecay
 
 dataset:
   name: watch                    # watch (smartwatch IMU, built in) | fashion_mnist | npz
@@ -412,10 +505,18 @@ constraints:                     # omit any you do not need
   ram_kb: 256
   deadline_ms: auto              # auto: one inference per input frame of the data set
   accuracy_min: 0.7
+  accuracy_metric: accuracy      # what accuracy_min limits: accuracy | balanced_accuracy
 
 knobs:
   channels: {per: pair, values: [8, 16, 24, 32]}   # filters kept per conv pair (L1-norm pruning)
-  quantization: [float32, int8]
+  # channels:                    # the full form:
+  #   per: pair                  # pair|group: per conv group; layer: per conv; global: one count; ratio: keep ratio
+  #   values: [8, 16, 24, 32]    # counts (ratios in (0, 1] for per: ratio); the full width = not pruned
+  #   criterion: [l1]            # l1 | l2 | random: which filters go (several values: a search dimension)
+  #   retrain_epochs: [2]        # re-training after removal; 0 = none (default: model.retrain_epochs)
+  # magnitude: {sparsity: [0, 0.5, 0.9], epochs: [2]}   # tfmot magnitude pruning; 0 = off
+  quantization: [float32, int8]  # also int16x8 (16-bit activations) and int8-qat (quantization-aware
+                                 # training); the converters must take the format (mcusearch: float32, int8)
   opt_level: [-O2, -O3, -Os]
   converter: [mcusearch]
 

@@ -21,6 +21,7 @@ import optuna
 from mcusearch.errors import Infeasible, McusearchError
 from mcusearch.figures import Figure
 from mcusearch.knobs import config_from_params, knobs_from_spec, search_space
+from mcusearch.model import QUANT_FORMAT
 from mcusearch.score import resolve_limits, score
 from mcusearch.spec import Spec
 from mcusearch.trial import run_trial
@@ -136,7 +137,7 @@ def _objective_factory(spec: Spec, knobs, space):
         trial.set_user_attr("config", {k: (list(v) if isinstance(v, tuple) else v)
                                        for k, v in config.__dict__.items()})
         supported = converters[config.converter]
-        if config.quantization not in supported:
+        if QUANT_FORMAT.get(config.quantization, config.quantization) not in supported:
             msg = (f"converter {config.converter} supports {', '.join(sorted(supported))}, "
                    f"not {config.quantization}")
             trial.set_user_attr("status", "infeasible")

@@ -2,6 +2,12 @@
 
 Entry point: :func:`run_trial`. Result: :class:`TrialResult`. Every stage failure surfaces as a
 :class:`~mcusearch.errors.StageError` naming the stage; the study records it and goes on.
+
+Before any training the trial checks that it can succeed at all (:func:`check_feasible`): the
+converter must take the model's number format, and the candidate's exact size (parameters that
+can be non-zero, the largest activation) must fit the spec's flash and RAM limits even in the best
+case. Otherwise it raises :class:`~mcusearch.errors.Infeasible`, which the study records as an
+infeasible (pruned) trial, not a failure.
 """
 from __future__ import annotations
 
@@ -10,11 +16,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mcusearch.errors import McusearchError, StageError
+from mcusearch.errors import Infeasible, McusearchError, StageError
 from mcusearch.figures import Figure, Provenance
 from mcusearch.knobs import TrialConfig
 from mcusearch.spec import Spec
+
+if TYPE_CHECKING:
+    from mcusearch.model import ModelKnobs, ModelResult
 
 log = logging.getLogger("mcusearch.trial")
 
@@ -42,11 +52,65 @@ def _stage(name: str, seconds: dict[str, float]):
         seconds[name] = round(time.perf_counter() - t0, 3)
 
 
+def model_knobs(spec: Spec, config: TrialConfig) -> "ModelKnobs":
+    """The model stage's knobs of a trial (settings the config leaves open come from the spec)."""
+    from mcusearch.model import ModelKnobs
+
+    by_layer = config.channels_per == "layer"
+    return ModelKnobs(
+        channels=None if by_layer else config.channels,
+        layer_channels=config.channels if by_layer else None,
+        keep_ratio=config.keep_ratio, quantization=config.quantization,
+        retrain_epochs=(spec.model.retrain_epochs if config.retrain_epochs is None
+                        else config.retrain_epochs),
+        criterion=config.criterion, sparsity=float(config.sparsity),
+        sparsity_epochs=2 if config.sparsity_epochs is None else config.sparsity_epochs)
+
+
+def check_feasible(spec: Spec, config: TrialConfig, knobs: "ModelKnobs") -> dict[str, str]:
+    """Raise :class:`Infeasible` when the trial cannot meet the spec whatever happens next;
+    return notes on the lower bounds it checked.
+
+    Needs no training: the converter's formats, and the exact size of the candidate (the
+    architecture shrunk by the channel knobs) in the knobs' format and sparsity, compared with
+    ``constraints.flash_kb`` / ``ram_kb`` (which limit the whole image, so the model alone
+    exceeding one is already too much).
+    """
+    from mcusearch.convert import available_converters
+    from mcusearch.model import QUANT_FORMAT, WEIGHT_BYTES, candidate_footprint
+
+    fmt = QUANT_FORMAT[config.quantization]
+    formats = available_converters().get(config.converter, frozenset())
+    if fmt not in formats:
+        raise Infeasible("converter", f"converter {config.converter!r} takes "
+                         f"{', '.join(sorted(formats)) or 'no'} models, not {fmt} "
+                         f"(quantization {config.quantization})")
+    c = spec.constraints
+    if c.flash_kb is None and c.ram_kb is None:
+        return {}
+    fp = candidate_footprint(spec.base_model_config(), knobs, spec.cache_dir)
+    flash_kb, ram_kb = fp.flash_bytes / 1024, fp.activation_bytes / 1024
+    if c.flash_kb is not None and flash_kb > c.flash_kb:
+        raise Infeasible("flash_kb", f"the model alone needs at least {flash_kb:.1f} kB of flash "
+                         f"({fp.nonzero_params:,} kernel weights that stay non-zero x "
+                         f"{WEIGHT_BYTES[fmt]} B, {fmt}{_sparse(fp)}); constraints.flash_kb is "
+                         f"{c.flash_kb:g} kB for the whole image")
+    if c.ram_kb is not None and ram_kb > c.ram_kb:
+        raise Infeasible("ram_kb", f"the model alone needs at least {ram_kb:.1f} kB of RAM (the "
+                         f"output of {fp.largest_activation}, {fmt}); constraints.ram_kb is "
+                         f"{c.ram_kb:g} kB for the whole image")
+    return {"lower_bounds": f"{fp.describe()}; limits flash {c.flash_kb} kB, RAM {c.ram_kb} kB"}
+
+
+def _sparse(fp) -> str:
+    return f", {fp.sparsity:g} magnitude sparsity" if fp.sparsity else ""
+
+
 def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
     from mcusearch.build import build
     from mcusearch.convert import convert
     from mcusearch.measure import measure
-    from mcusearch.model import ModelKnobs, build_model
+    from mcusearch.model import build_model
 
     trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +123,10 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         p = Path(p).resolve()
         return str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p)
 
+    knobs = model_knobs(spec, config)
+    with _stage("feasibility", seconds):
+        bounds = check_feasible(spec, config, knobs)
     with _stage("model", seconds):
-        knobs = ModelKnobs(channels=config.channels, quantization=config.quantization,
-                           retrain_epochs=spec.model.retrain_epochs)
         model = build_model(spec.base_model_config(), knobs, spec.cache_dir, out_dir=trial_dir / "model")
     with _stage("convert", seconds):
         conv = convert(model, config.converter, trial_dir / "c")
@@ -73,7 +138,8 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
 
     kb = 1024.0
     elf = f"arm-none-eabi ELF sections ({board.name}, {config.opt_level})"
-    acc_method = ("TFLite interpreter, int8" if config.quantization == "int8" else "Keras, float32")
+    acc_method = model.extra.get("accuracy_figure", {}).get("method") or (
+        f"TFLite interpreter, {model.quantization}" if model.tflite_path else "Keras, float32")
     figures = {
         "flash_kb": Figure(fw.flash_bytes / kb, "kB", Provenance.STATIC, f"text+data of the image; {elf}"),
         "ram_kb": Figure(fw.ram_bytes / kb, "kB", Provenance.STATIC, f"data+bss of the image; {elf}"),
@@ -86,8 +152,12 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         "accuracy": Figure(model.accuracy, "fraction", Provenance.HOST,
                            f"held-out test set ({model.extra.get('n_test', '?')} samples), "
                            f"{acc_method}"),
+        "balanced_accuracy": Figure(model.balanced_accuracy, "fraction", Provenance.HOST,
+                                    "mean of the per-class accuracies (recalls), same test set "
+                                    "and evaluation as accuracy"),
         "params": Figure(model.params, "parameters", Provenance.HOST, "counted from the model"),
         "macs": Figure(model.macs, "MACs", Provenance.HOST, "multiply-accumulates per inference"),
+        **model_figures(model),
     }
     artifacts = {
         "keras": rel(model.keras_path),
@@ -100,6 +170,65 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         "output_check": (f"{len(meas.counts)} probe inputs, max |firmware - host| = {meas.max_abs_error:g} "
                          f"({conv.output_meaning}), top-1 agreement {meas.argmax_agreement:.0%}"),
         "model_cache_key": model.cache_key,
+        **bounds,
+        **model_notes(model),
     }
     return TrialResult(config, figures, artifacts, seconds,
                        frame_period_s=model.extra.get("frame_period_s"), notes=notes)
+
+
+def model_figures(model: "ModelResult") -> dict[str, Figure]:
+    """The model stage's sparsity figures: zeros of the float kernels and of the quantised
+    weights (the study's setup 6: does magnitude sparsity survive int8?)."""
+    out = {}
+    ws = model.extra.get("weight_sparsity")
+    if ws:
+        out["weight_sparsity"] = Figure(ws["sparsity"], "fraction", Provenance.HOST,
+                                        "exact zeros in the conv/dense kernels of the float model")
+    tw = model.extra.get("tflite_weights")
+    if tw:
+        out["quantized_zero_fraction"] = Figure(
+            tw["zero_fraction"], "fraction", Provenance.HOST,
+            f"exact zeros in the {model.quantization} weight tensors of the TFLite model")
+    return out
+
+
+def _fmt_map(d: dict, fmt: str = "{:.4f}") -> str:
+    return ", ".join(f"{k} {fmt.format(v)}" for k, v in d.items())
+
+
+def model_notes(model: "ModelResult") -> dict[str, str]:
+    """What the model stage did, in words (stored with the trial)."""
+    ex = model.extra
+    notes = {"per_class_accuracy": _fmt_map(dict(zip(model.class_names,
+                                                     model.per_class_accuracy)))}
+    fm = ex.get("float_metrics")
+    if fm and model.tflite_path is not None:
+        notes["float_accuracy"] = (f"{fm['accuracy']:.4f} (balanced "
+                                   f"{fm['balanced_accuracy']:.4f}) before quantisation")
+    pr = ex.get("pruning") or {}
+    if pr.get("pruned"):
+        kn = ex.get("knobs", {})
+        notes["channel_pruning"] = (
+            f"filters kept {_fmt_map(dict(kn.get('keep', [])), '{}')}; criterion "
+            f"{kn.get('criterion')}; re-training {kn.get('retrain_epochs')} epochs; surgery "
+            f"{pr.get('engine') or 'not recorded'}" + (f"; {'; '.join(ex['adjusted'])}"
+                                                 if ex.get("adjusted") else ""))
+    mag = ex.get("magnitude")
+    if mag:
+        s = mag["schedule"]
+        notes["magnitude_pruning"] = (
+            f"target {mag['target']:g}, {mag['epochs']} epochs, PolynomialDecay begin "
+            f"{s['begin_step']} end {s['end_step']} frequency {s['frequency']}"
+            + (f" ({s['note']})" if s.get("note") else ""))
+    ws = ex.get("weight_sparsity")
+    if ws and ws.get("kernel_zeros"):
+        notes["sparsity_per_layer"] = _fmt_map({k: v["sparsity"] for k, v in
+                                                ws["layers"].items()})
+    tw = ex.get("tflite_weights")
+    if tw:
+        notes["quantized_zeros_per_layer"] = ", ".join(
+            f"{l.get('layer', l['tensor'])} {l['zero_fraction']:.4f}" for l in tw["layers"])
+    if ex.get("quantization_method"):
+        notes["quantization"] = ex["quantization_method"]
+    return notes

@@ -282,6 +282,10 @@ def test_stage_prune_int8_and_cache_hit(tmp_path):
     assert abs(r.accuracy - r.extra["float_accuracy"]) <= 0.05
     assert r.extra["tflite_io"]["input"]["dtype"] == "int8"
     assert r.extra["accuracy_figure"]["provenance"] == "host"
+    # balanced and per-class accuracy of the same evaluation; the surgery engine is recorded
+    assert len(r.per_class_accuracy) == 4 and 0.0 <= r.balanced_accuracy <= 1.0
+    assert r.extra["metrics"]["accuracy"] == r.accuracy and r.extra["metrics"]["n"] == 300
+    assert r.extra["pruning"]["engine"] == "kerassurgeon"
     # probes: the first 5 test samples of each class, class by class
     assert r.probe_inputs.shape == (20, 30, 20, 1) and r.probe_inputs.dtype == np.float32
     assert list(r.probe_labels) == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5

@@ -34,21 +34,51 @@ class Dataset:
         return len(self.class_names)
 
 
+# Quantization knob values -> the number format of the model a converter receives. A converter's
+# ``quantizations`` (mcusearch.convert.Converter) lists formats: a converter that supports int8
+# takes both the post-training (int8) and the quantisation-aware (int8-qat) models.
+QUANT_FORMAT = {"float32": "float32", "int8": "int8", "int8-qat": "int8", "int16x8": "int16x8"}
+QUANTIZATIONS = tuple(QUANT_FORMAT)
+CRITERIA = ("l1", "l2", "random")          # which filters channel pruning removes
+FINETUNE_LR_FACTOR = 0.5  # every fine-tuning (re-training, magnitude, QAT): base rate x this
+# bytes per stored weight and per activation value, by format (int16x8: int8 weights, int16
+# activations; biases are wider in TFLite but a lower bound counts every parameter at this width)
+WEIGHT_BYTES = {"float32": 4, "int8": 1, "int16x8": 1}
+ACTIVATION_BYTES = {"float32": 4, "int8": 1, "int16x8": 2}
+
+
 @dataclass(frozen=True)
 class ModelKnobs:
-    """The knob values that change the model (everything else reuses the model stage's cache)."""
+    """The knob values that change the model (everything else reuses the model stage's cache).
 
-    channels: tuple[int, ...] | None = None  # filters kept per conv group; None = full width
-    quantization: str = "float32"            # "float32" | "int8"
-    retrain_epochs: int = 2                  # fine-tuning epochs after channel pruning
+    Channel pruning takes at most one of ``channels`` (per conv group), ``layer_channels`` (per
+    conv layer, model order) and ``keep_ratio`` (one fraction of every conv's filters); none of
+    them means full width. Convs whose outputs meet in a residual add keep the same filters (the
+    largest count asked among them); convs that feed something the channels cannot be removed
+    through keep all their filters.
+    """
+
+    channels: tuple[int, ...] | None = None   # filters kept per conv group; None = full width
+    quantization: str = "float32"             # float32 | int8 | int16x8 | int8-qat
+    retrain_epochs: int = 2                   # fine-tuning after channel pruning (0 = none)
+    layer_channels: tuple[int, ...] | None = None  # filters kept per conv layer
+    keep_ratio: float | None = None           # fraction of each conv's filters kept
+    criterion: str = "l1"                     # l1 | l2 | random: which filters are removed
+    sparsity: float = 0.0                     # magnitude pruning: final sparsity (0 = off)
+    sparsity_epochs: int = 2                  # fine-tuning epochs under the pruning schedule
+
+    @property
+    def format(self) -> str:
+        """The number format of the finished model: float32, int8 or int16x8."""
+        return QUANT_FORMAT.get(self.quantization, self.quantization)
 
 
 @dataclass
 class ModelResult:
-    keras_path: Path                 # the float model after pruning and re-training (.h5)
-    tflite_path: Path | None         # the quantised model (int8), else None
-    quantization: str
-    accuracy: float                  # held-out test set: Keras (float32) or TFLite interpreter (int8)
+    keras_path: Path                 # the float model after pruning and fine-tuning (.h5)
+    tflite_path: Path | None         # the quantised model (int8 or int16x8), else None
+    quantization: str                # the format: float32 | int8 | int16x8 (int8-qat gives int8)
+    accuracy: float                  # held-out test set: Keras (float32) or TFLite interpreter
     params: int
     macs: int
     input_shape: tuple[int, ...]
@@ -58,6 +88,8 @@ class ModelResult:
     cache_key: str
     channels: tuple[int, ...] = ()   # filters per conv layer, as built
     extra: dict = field(default_factory=dict)
+    balanced_accuracy: float = float("nan")      # mean per-class recall, same test set
+    per_class_accuracy: tuple[float, ...] = ()   # recall of each class (class_names order)
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class MagnitudeSchedule:
+    """tfmot PolynomialDecay settings of magnitude pruning (defaults: the 2020 study's)."""
+
+    frequency: int = 50          # steps between two mask updates
+    begin_step: int = 0
+    initial_sparsity: float = 0.0
+
+
+@dataclass(frozen=True)
 class BaseModelConfig:
     """Everything that defines the base model (trained once, cached) and how trials evaluate."""
 
@@ -92,7 +133,10 @@ class BaseModelConfig:
     architecture: ArchitectureConfig = ArchitectureConfig()
     train: TrainConfig = TrainConfig()
     probe_per_class: int = 5                    # firmware test inputs per class (the study used 5)
-    representative_samples: int = 200           # int8 calibration set size
+    representative_samples: int = 200           # PTQ calibration set size (int8, int16x8)
+    magnitude: MagnitudeSchedule = MagnitudeSchedule()
+    qat_epochs: int = 2                         # quantisation-aware fine-tuning (int8-qat)
 
 
-from mcusearch.model.stage import build_model, base_model  # noqa: E402
+from mcusearch.model.stage import (base_model, build_model, candidate_footprint,  # noqa: E402
+                                   normalise_knobs)

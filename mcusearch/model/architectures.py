@@ -16,14 +16,9 @@ import tensorflow as tf
 
 from mcusearch.errors import SpecError
 from mcusearch.model import ArchitectureConfig
+from mcusearch.model.layout import PRUNABLE, group_convs
 
 log = logging.getLogger("mcusearch.model")
-
-PRUNABLE = ("Conv2D",)  # layer classes whose filters channel pruning removes
-# Layers that end a conv group (a block): pooling, reshaping, dense and merging layers.
-_BLOCK_END = ("MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
-              "Flatten", "Reshape", "Dense", "Add", "Subtract", "Multiply", "Average", "Maximum",
-              "Minimum", "Concatenate")
 
 
 def _per_group(value, n_groups: int, name: str) -> tuple[int, ...]:
@@ -135,19 +130,7 @@ def conv_groups(model: tf.keras.Model) -> list[tuple[str, ...]]:
 
     For the study CNN: [("conv1", "conv2"), ("conv3", "conv4"), ("conv5", "conv6")].
     """
-    groups: list[list[str]] = []
-    current: list[str] = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind in PRUNABLE:
-            current.append(layer.name)
-        elif kind in _BLOCK_END:
-            if current:
-                groups.append(current)
-                current = []
-    if current:
-        groups.append(current)
-    return [tuple(g) for g in groups]
+    return group_convs((type(layer).__name__, layer.name) for layer in model.layers)
 
 
 def group_widths(model: tf.keras.Model) -> tuple[int, ...]:
@@ -158,3 +141,16 @@ def group_widths(model: tf.keras.Model) -> tuple[int, ...]:
 def conv_filters(model: tf.keras.Model) -> tuple[int, ...]:
     """Filters of every prunable conv layer, in model order (ModelResult.channels)."""
     return tuple(int(l.filters) for l in conv_layers(model))
+
+
+def channel_layout(model: tf.keras.Model) -> dict:
+    """What the channel knob acts on, JSON-able (kept in the base model's cache entry): the
+    prunable convs in order, their filters, their groups, the convs coupled by residual adds
+    and the locked ones (see :func:`mcusearch.model.surgery.channel_spaces`)."""
+    from mcusearch.model.surgery import channel_spaces
+
+    spaces = channel_spaces(model)
+    convs = conv_layers(model)
+    return {"convs": [l.name for l in convs], "filters": [int(l.filters) for l in convs],
+            "groups": [list(g) for g in conv_groups(model)], "coupled": spaces["coupled"],
+            "locked": spaces["locked"]}

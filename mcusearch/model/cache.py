@@ -3,8 +3,11 @@
 An entry is a directory ``<cache_dir>/model/<kind>/<key>/`` where ``key`` is the sha256 of a
 canonical JSON of everything that determines the entry: the configuration (with the contents
 of any user file it names), the knobs, the versions of the libraries that compute it and
-:data:`CODE_VERSION`. Kinds: ``base`` (the trained base model), ``pruned`` (a channel-pruned,
-re-trained model) and ``variant`` (a full :class:`~mcusearch.model.ModelResult`).
+:data:`CODE_VERSION`. Kinds (:data:`KINDS`): ``base`` (the trained base model), ``pruned`` (a
+channel-pruned, re-trained model), ``sparse`` (a magnitude-pruned model), ``variant`` (a full
+:class:`~mcusearch.model.ModelResult`) and ``footprint`` (a candidate's size, for early
+rejection). The cache lives on disk, so it survives restarts; ``mcusearch cache info|clear SPEC``
+shows and removes it.
 
 Writes are atomic: an entry is assembled in ``<cache_dir>/model/tmp/`` and renamed into place
 only when complete (the rename of a directory is atomic on one file system), so a run killed
@@ -35,8 +38,9 @@ log = logging.getLogger("mcusearch.model")
 # Bump when the model stage computes something differently (preprocessing, training, pruning,
 # quantisation, evaluation, e.g. prune.RETRAIN_LR_FACTOR, which variant keys do not include so
 # that a cache hit needs no TensorFlow): every cached entry is then rebuilt.
-CODE_VERSION = "model-1"
+CODE_VERSION = "model-2"
 COMPLETE = "entry.json"  # written last inside an entry
+KINDS = ("base", "pruned", "sparse", "variant", "footprint")
 
 # distribution name -> what it is reported as
 _LIBRARIES = {
@@ -212,6 +216,45 @@ class ModelCache:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def info(self) -> dict:
+        """Per kind: the number of complete entries and their bytes on disk; and the total."""
+        out: dict = {"root": str(self.root), "kinds": {}}
+        total_n = total_b = 0
+        for kind in KINDS:
+            n = b = 0
+            d = self.root / kind
+            if d.is_dir():
+                for e in d.iterdir():
+                    if (e / COMPLETE).is_file():
+                        n += 1
+                        b += sum(p.stat().st_size for p in e.rglob("*") if p.is_file())
+            out["kinds"][kind] = {"entries": n, "bytes": b}
+            total_n, total_b = total_n + n, total_b + b
+        out["entries"], out["bytes"] = total_n, total_b
+        return out
+
+    def clear(self, kinds: tuple[str, ...] | list[str] | None = None) -> dict[str, int]:
+        """Remove every entry of ``kinds`` (default: all); returns the entries removed per kind.
+        An entry is renamed away first, so a reader never sees half of one."""
+        removed: dict[str, int] = {}
+        for kind in kinds or KINDS:
+            if kind not in KINDS:
+                raise ValueError(f"unknown cache kind {kind!r}; kinds: {', '.join(KINDS)}")
+            d = self.root / kind
+            n = 0
+            if d.is_dir():
+                for e in list(d.iterdir()):
+                    trash = self.tmp / (f"clear-{kind}{e.name[:16]}-{os.getpid()}-"
+                                        f"{uuid.uuid4().hex[:8]}")
+                    try:
+                        os.rename(e, trash)
+                    except OSError:
+                        continue
+                    n += (trash / COMPLETE).is_file()
+                    shutil.rmtree(trash, ignore_errors=True)
+            removed[kind] = n
+        return removed
 
     def _remove_stale(self) -> None:
         """Remove temporary directories of processes that no longer run (killed runs)."""

@@ -1,4 +1,5 @@
-"""Host-side evaluation: accuracy of the Keras (float) and TFLite (int8) models, params, MACs."""
+"""Host-side evaluation: accuracy (plain, balanced, per class) of the Keras (float) and TFLite
+(int8, int16x8) models on the held-out test set, params, MACs."""
 from __future__ import annotations
 
 import math
@@ -52,12 +53,18 @@ def tflite_io(path: Path | str | bytes) -> dict:
 
 
 def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) -> np.ndarray:
-    """Float inputs -> int8 exactly as the model's QUANTIZE op (one formula, in convert.graph)."""
-    from mcusearch.convert.graph import quantize_input as _quantize
-
-    if np.dtype(dtype) != np.int8:
-        raise ValueError(f"only int8 inputs are supported, not {np.dtype(dtype).name}")
-    return _quantize(x, scale, zero_point)
+    """Float inputs -> int8 exactly as the model's QUANTIZE op (one formula, in convert.graph);
+    int16 (symmetric, zero point 0) with the same formula: multiply by the float32 reciprocal of
+    the scale, round half to even, saturate."""
+    dtype = np.dtype(dtype)
+    if dtype == np.int8:
+        from mcusearch.convert.graph import quantize_input as _quantize
+        return _quantize(x, scale, zero_point)
+    if dtype == np.int16:
+        x = np.asarray(x, dtype=np.float32)
+        q = np.rint(x * (np.float32(1.0) / np.float32(scale))).astype(np.int64) + int(zero_point)
+        return np.clip(q, -32768, 32767).astype(np.int16)
+    raise ValueError(f"only int8 and int16 inputs are supported, not {dtype.name}")
 
 
 def tflite_predict(path: Path | str | bytes, x: np.ndarray, *, dequantize: bool = True
@@ -95,6 +102,38 @@ def tflite_accuracy(path: Path | str | bytes, x: np.ndarray, y: np.ndarray) -> f
     """Top-1 accuracy through the TFLite interpreter (the study's loop for the int8 model)."""
     pred = tflite_predict(path, x, dequantize=False)
     return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y)))
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    """Accuracy, balanced accuracy (the mean of the per-class recalls over the classes present
+    in ``y_true``), per-class accuracy (recall; NaN for a class absent from the test set) and
+    the confusion matrix (rows: true class, columns: predicted)."""
+    y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
+    y_pred = np.asarray(y_pred).astype(np.int64).reshape(-1)
+    conf = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(conf, (y_true, y_pred), 1)
+    support = conf.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
+    present = support > 0
+    return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else float("nan"),
+            "balanced_accuracy": float(np.mean(recall[present])) if present.any()
+            else float("nan"),
+            "per_class_accuracy": [float(r) for r in recall],
+            "support": [int(s) for s in support], "confusion": conf.tolist(),
+            "n": int(len(y_true))}
+
+
+def keras_metrics(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> dict:
+    """:func:`classification_metrics` of a Keras model (argmax of its outputs)."""
+    return classification_metrics(y, np.argmax(keras_predict(model, x), axis=-1), n_classes)
+
+
+def tflite_metrics(path: Path | str | bytes, x: np.ndarray, y: np.ndarray, n_classes: int
+                   ) -> dict:
+    """:func:`classification_metrics` through the TFLite interpreter (built-in kernels)."""
+    pred = tflite_predict(path, x, dequantize=False)
+    return classification_metrics(y, np.argmax(pred, axis=-1), n_classes)
 
 
 def count_params(model: tf.keras.Model) -> int:

@@ -1,9 +1,12 @@
-"""Channel pruning: remove the conv filters with the smallest L1 norm (the 2020 study's criterion).
+"""Channel pruning: remove the conv filters with the lowest scores - the smallest L1 norm (the
+2020 study's criterion), the smallest L2 norm, or at random (a control).
 
-The surgery is kerassurgeon's ``delete_channels``: it rebuilds the model without the chosen
-filters and propagates the removal downstream (the next conv loses the matching input channels;
-through Flatten the next Dense loses the matching input rows). A short re-training with a lower
-learning rate then recovers most of the lost accuracy.
+The surgery is kerassurgeon's ``delete_channels`` where it works: it rebuilds the model without
+the chosen filters and propagates the removal downstream (the next conv loses the matching input
+channels; through Flatten the next Dense loses the matching input rows; BatchNormalization loses
+the matching parameters). Where kerassurgeon fails, :mod:`mcusearch.model.surgery` does the same
+(tested against it). Convs joined by a residual add lose the same channels. A short re-training
+with a lower learning rate then recovers most of the lost accuracy.
 """
 from __future__ import annotations
 
@@ -11,18 +14,20 @@ import contextlib
 import io
 import logging
 import time
+import zlib
 
 import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 import numpy as np
 import tensorflow as tf
 
 from mcusearch.errors import SpecError, StageError
-from mcusearch.model import Dataset, TrainConfig
+from mcusearch.model import CRITERIA, FINETUNE_LR_FACTOR, Dataset, TrainConfig
 from mcusearch.model.architectures import PRUNABLE, conv_groups
+from mcusearch.model.surgery import channel_spaces, delete_channels
 
 log = logging.getLogger("mcusearch.model")
 
-RETRAIN_LR_FACTOR = 0.5  # fine-tuning rate = base learning rate x this
+RETRAIN_LR_FACTOR = FINETUNE_LR_FACTOR  # fine-tuning rate = base learning rate x this
 
 # kerassurgeon.surgeon calls logging.basicConfig(level=INFO) when it is imported, which would
 # configure the root logger of whatever program imports us. Undo that side effect if it happened.
@@ -80,6 +85,28 @@ def filter_l1_norms(layer: tf.keras.layers.Layer) -> np.ndarray:
     return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
 
 
+def filter_scores(model: tf.keras.Model, names: list[str] | tuple[str, ...], criterion: str,
+                  seed: int = 0) -> np.ndarray:
+    """One score per output channel of the convs ``names`` (which lose the same channels);
+    the lowest scores are removed first.
+
+    ``l1``: the sum of the filters' L1 norms (the 2020 study's criterion); ``l2``: the Euclidean
+    norm of all the filters' weights of that channel; ``random``: a seeded random score (a
+    control: what any criterion must beat), the same for the same seed and layer names.
+    """
+    if criterion not in CRITERIA:
+        raise SpecError("knobs.channels.criterion", f"must be one of {', '.join(CRITERIA)}, got "
+                        f"{criterion!r}")
+    kernels = [model.get_layer(n).get_weights()[0] for n in names]
+    flat = [k.reshape(-1, k.shape[-1]).astype(np.float64) for k in kernels]
+    if criterion == "l1":
+        return sum(np.abs(f).sum(axis=0) for f in flat)
+    if criterion == "l2":
+        return np.sqrt(sum((f ** 2).sum(axis=0) for f in flat))
+    rng = np.random.default_rng([int(seed), zlib.crc32("+".join(names).encode())])
+    return rng.random(flat[0].shape[1])
+
+
 def channels_to_keep(model: tf.keras.Model, channels) -> dict[str, int]:
     """Turn the ``channels`` knob (one count per conv group) into {conv layer: filters kept}."""
     groups = conv_groups(model)
@@ -113,67 +140,125 @@ def validate_keep(model: tf.keras.Model, keep: dict[str, int]) -> None:
                             f"filters (it has {layer.filters}), got {n}")
 
 
-def channels_to_delete(model: tf.keras.Model, keep: dict[str, int]) -> dict[str, list[int]]:
-    """For every layer in ``keep``: the indices of its filters with the smallest L1 norms, so
-    that ``keep[name]`` filters remain. Ties are broken by the lower index (stable sort)."""
+def channels_to_delete(model: tf.keras.Model, keep: dict[str, int], criterion: str = "l1",
+                       seed: int = 0, spaces: dict | None = None) -> dict[str, list[int]]:
+    """For every layer in ``keep``: the indices of its filters with the lowest scores (see
+    :func:`filter_scores`), so that ``keep[name]`` filters remain. Ties go to the lower index.
+
+    Convs coupled by a residual add (:func:`mcusearch.model.surgery.channel_spaces`) are scored
+    together and lose the same indices, so they must keep the same count; a locked conv must
+    keep all its filters. ``spaces`` saves recomputing the analysis.
+    """
     validate_keep(model, keep)
+    spaces = channel_spaces(model) if spaces is None else spaces
+    for name in spaces["locked"]:
+        if name in keep and int(keep[name]) < int(model.get_layer(name).filters):
+            raise SpecError("knobs.channels", f"{name}: its channels reach a layer they cannot "
+                            "be removed through (e.g. an add with the model input): it keeps all "
+                            f"{model.get_layer(name).filters} filters")
+    units: list[tuple[str, ...]] = []
+    in_set = {n for c in spaces["coupled"] for n in c}
+    for c in spaces["coupled"]:
+        asked = {int(keep.get(n, model.get_layer(n).filters)) for n in c}
+        if len(asked) > 1:
+            raise SpecError("knobs.channels", f"{' and '.join(c)} meet in a residual add and "
+                            f"must keep the same number of filters, got {sorted(asked)}")
+        if any(n in keep for n in c):
+            units.append(tuple(c))
+    units += [(n,) for n in keep if n not in in_set]
     out: dict[str, list[int]] = {}
-    for name, n in keep.items():
-        layer = model.get_layer(name)
-        norms = filter_l1_norms(layer)
-        n_delete = int(layer.filters) - int(n)
+    for unit in units:
+        layer = model.get_layer(unit[0])
+        n_keep = int(keep.get(unit[0], layer.filters))
+        n_delete = int(layer.filters) - n_keep
         if n_delete > 0:
-            order = np.argsort(norms, kind="stable")
-            out[name] = sorted(int(i) for i in order[:n_delete])
-    return out
+            order = np.argsort(filter_scores(model, unit, criterion, seed), kind="stable")
+            idx = sorted(int(i) for i in order[:n_delete])
+            for name in unit:
+                out[name] = idx
+    return {n: out[n] for n in sorted(out, key=[l.name for l in model.layers].index)}
+
+
+def _kerassurgeon(model: tf.keras.Model, delete: dict[str, list[int]]) -> tf.keras.Model:
+    chatter = io.StringIO()  # kerassurgeon print()s a line per layer: send it to the log
+    try:
+        with contextlib.redirect_stdout(chatter):
+            surgeon = Surgeon(model, copy=True)
+            for name, idx in delete.items():
+                surgeon.add_job("delete_channels", model.get_layer(name), channels=idx)
+            return surgeon.operate()
+    finally:
+        for line in chatter.getvalue().splitlines():
+            log.debug("kerassurgeon: %s", line)
+
+
+def remove_channels(model: tf.keras.Model, delete: dict[str, list[int]], engine: str = "auto",
+                    report: dict | None = None) -> tf.keras.Model:
+    """A new model without the filters ``delete`` ({conv: indices}); ``model`` is unchanged.
+
+    ``engine``: ``kerassurgeon`` (with the shim above), ``own``
+    (:func:`mcusearch.model.surgery.delete_channels`), or ``auto``: kerassurgeon, and our own
+    surgery where kerassurgeon fails (``report["engine"]`` says which ran and why).
+    """
+    if engine not in ("auto", "kerassurgeon", "own"):
+        raise ValueError(f"unknown surgery engine {engine!r}")
+    info = {"engine": "none"}
+    if not delete:
+        new = tf.keras.models.clone_model(model)
+        new.set_weights(model.get_weights())
+    elif engine == "own":
+        new = delete_channels(model, delete)
+        info["engine"] = "own"
+    else:
+        try:
+            new = _kerassurgeon(model, delete)
+            info["engine"] = "kerassurgeon"
+        except Exception as e:  # noqa: BLE001 - any failure of the unmaintained library
+            why = f"{type(e).__name__}: {str(e)[:200]}"
+            if engine == "kerassurgeon":
+                raise StageError("model", f"channel pruning failed in kerassurgeon: {why}") from e
+            log.info("kerassurgeon failed (%s); using mcusearch's own channel surgery", why)
+            new = delete_channels(model, delete)
+            info = {"engine": "own", "kerassurgeon_error": why}
+    if report is not None:
+        report.update(info)
+    return new
 
 
 def prune_channels(model: tf.keras.Model, keep: dict[str, int], data: Dataset | None = None,
                    retrain_epochs: int = 0, *, train_cfg: TrainConfig | None = None,
-                   lr_factor: float = RETRAIN_LR_FACTOR, report: dict | None = None
-                   ) -> tf.keras.Model:
-    """A new model without the lowest-L1 filters of each layer in ``keep`` ({name: n kept}).
+                   lr_factor: float = RETRAIN_LR_FACTOR, report: dict | None = None,
+                   criterion: str = "l1", engine: str = "auto") -> tf.keras.Model:
+    """A new model without the lowest-scoring filters of each layer in ``keep`` ({name: n kept}).
 
     All deletions are made in one surgery on a copy (``model`` is left unchanged), with the
-    L1 norms taken from ``model``'s weights. With ``retrain_epochs > 0`` and ``data`` the new
-    model is then fine-tuned (Adam at ``lr_factor`` x the base rate, same batch size and seed).
-    ``report``, if given, receives the deleted indices and the fine-tuning result.
+    scores (``criterion``: l1, l2 or random, seeded by ``train_cfg.seed``) taken from
+    ``model``'s weights. With ``retrain_epochs > 0`` and ``data`` the new model is then
+    fine-tuned (Adam at ``lr_factor`` x the base rate, same batch size and seed). ``report``, if
+    given, receives the deleted indices, the surgery engine and the fine-tuning result.
     """
     t0 = time.perf_counter()
-    delete = channels_to_delete(model, keep)
-    if not delete:
-        new = tf.keras.models.clone_model(model)
-        new.set_weights(model.get_weights())
-    else:
-        chatter = io.StringIO()  # kerassurgeon print()s a line per layer: send it to the log
-        try:
-            with contextlib.redirect_stdout(chatter):
-                surgeon = Surgeon(model, copy=True)
-                for name, idx in delete.items():
-                    surgeon.add_job("delete_channels", model.get_layer(name), channels=idx)
-                new = surgeon.operate()
-        except Exception as e:  # noqa: BLE001 - report any surgery failure as a stage failure
-            raise StageError("model", f"channel pruning failed in kerassurgeon: "
-                             f"{type(e).__name__}: {e}") from e
-        finally:
-            for line in chatter.getvalue().splitlines():
-                log.debug("kerassurgeon: %s", line)
+    cfg = train_cfg or TrainConfig()
+    delete = channels_to_delete(model, keep, criterion, cfg.seed)
+    info: dict = {}
+    new = remove_channels(model, delete, engine, info)
     for name, n in keep.items():
         got = int(new.get_layer(name).filters)
         if got != int(n):
             raise StageError("model", f"channel pruning left {got} filters in {name}, "
                              f"wanted {n}")
-    log.info("pruned %s: %d -> %d params in %.2f s", ", ".join(f"{k}={v}" for k, v in
-             keep.items()), model.count_params(), new.count_params(), time.perf_counter() - t0)
+    log.info("pruned (%s, %s) %s: %d -> %d params in %.2f s", criterion, info["engine"],
+             ", ".join(f"{k}={v}" for k, v in keep.items()), model.count_params(),
+             new.count_params(), time.perf_counter() - t0)
     result = None
     if retrain_epochs > 0:
         if data is None:
             raise ValueError("re-training needs the data set")
         from mcusearch.model.train import train_model
-        cfg = train_cfg or TrainConfig()
         result = train_model(new, data, cfg, epochs=retrain_epochs,
                              learning_rate=cfg.learning_rate * lr_factor, label="re-train")
     if report is not None:
         report["deleted"] = delete
         report["retrain"] = result
+        report.update(info)
     return new

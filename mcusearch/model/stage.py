@@ -1,17 +1,33 @@
-"""The model stage: knobs -> a trained, channel-pruned, possibly int8 model, evaluated on the host.
+"""The model stage: knobs -> a trained, shrunk, possibly quantised model, evaluated on the host.
 
-Three cache levels (see :mod:`mcusearch.model.cache`), so a trial only pays for what is new:
+The knobs apply in the study's order: channel pruning (L1 / L2 / random filter selection, then
+re-training), magnitude pruning (tfmot, fine-tuned under a PolynomialDecay schedule, stripped),
+quantisation (int8 or int16x8 post-training, or int8 quantisation-aware training). Every variant
+is evaluated on the same held-out test split: Keras for float32, the TFLite interpreter on its
+built-in kernels for the quantised models, with accuracy, balanced accuracy and per-class
+accuracy.
+
+Cache levels (see :mod:`mcusearch.model.cache`), so a trial only pays for what is new:
 
 * ``base``: the architecture trained on the data set (once per base configuration);
-* ``pruned``: the base with fewer filters per conv group, re-trained (shared by the float32
-  and int8 trials of the same channel counts);
+* ``pruned``: the base with fewer filters, re-trained (shared by every quantisation and
+  magnitude-pruning variant of the same channels);
+* ``sparse``: a (pruned or base) model after magnitude pruning (shared by its quantisations);
 * ``variant``: the finished :class:`ModelResult` (model files, accuracy, params, MACs, probes).
-  A hit needs neither TensorFlow nor the data set.
+  A hit needs neither TensorFlow nor the data set;
+* ``footprint``: the exact size of a candidate before any training, for early rejection.
+
+Keys chain: a ``pruned`` key holds the base key and the sha256 of the base model's weights
+file, a ``sparse`` key its parent's key, a ``variant`` key the base key, the weights hash and
+every normalised knob and setting; all hold the library versions and the code version. Trials
+that differ only in converter, compiler flags or board reuse the variant.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -20,15 +36,16 @@ import numpy as np
 
 from mcusearch.errors import SpecError
 from mcusearch.figures import Figure, Provenance
-from mcusearch.model import BaseModelConfig, Dataset, ModelKnobs, ModelResult
-from mcusearch.model.cache import COMPLETE, ModelCache, cache_key, file_sha256
+from mcusearch.model import (CRITERIA, FINETUNE_LR_FACTOR, QUANT_FORMAT, QUANTIZATIONS,
+                             BaseModelConfig, Dataset, ModelKnobs, ModelResult)
+from mcusearch.model.cache import (COMPLETE, ModelCache, cache_key, canonical_json, file_sha256)
 from mcusearch.model.datasets import load_dataset, stratified_indices, watch_data_path
 
 log = logging.getLogger("mcusearch.model")
 
-QUANTIZATIONS = ("float32", "int8")
 KERAS_FILE = "model.h5"
-TFLITE_FILE = "model_int8.tflite"
+TFLITE_FILES = {"int8": "model_int8.tflite", "int16x8": "model_int16x8.tflite"}
+TFLITE_FILE = TFLITE_FILES["int8"]
 PROBES_FILE = "probes.npz"
 
 
@@ -48,13 +65,44 @@ def base_key(cfg: BaseModelConfig) -> str:
     return cache_key("base", cfg.dataset, _dataset_source(cfg), cfg.architecture, cfg.train)
 
 
-def _pruned_key(bkey: str, channels: tuple[int, ...], retrain_epochs: int) -> str:
-    from mcusearch.model.prune import RETRAIN_LR_FACTOR
-    return cache_key("pruned", bkey, list(channels), retrain_epochs, RETRAIN_LR_FACTOR)
+def _pruned_key(bkey: str, bsha: str, nk: dict) -> str:
+    return cache_key("pruned", bkey, bsha, nk["keep"], nk["criterion"], nk["retrain_epochs"],
+                     FINETUNE_LR_FACTOR)
 
 
-def _variant_key(bkey: str, knobs: dict, cfg: BaseModelConfig) -> str:
-    return cache_key("variant", bkey, knobs, cfg.probe_per_class, cfg.representative_samples)
+def _sparse_key(parent: str, nk: dict, cfg: BaseModelConfig) -> str:
+    return cache_key("sparse", parent, nk["sparsity"], nk["sparsity_epochs"], cfg.magnitude,
+                     FINETUNE_LR_FACTOR)
+
+
+def _settings(nk: dict, cfg: BaseModelConfig) -> dict:
+    """The settings a variant depends on, and only those (so more variants share entries)."""
+    q = nk["quantization"]
+    return {"probe_per_class": cfg.probe_per_class,
+            "representative_samples": cfg.representative_samples if q in ("int8", "int16x8")
+            else None,
+            "qat_epochs": cfg.qat_epochs if q == "int8-qat" else None,
+            "magnitude": dataclasses.asdict(cfg.magnitude) if nk["sparsity"] > 0 else None,
+            "lr_factor": FINETUNE_LR_FACTOR}
+
+
+def _variant_key(bkey: str, bsha: str, nk: dict, cfg: BaseModelConfig) -> str:
+    return cache_key("variant", bkey, bsha, nk, _settings(nk, cfg))
+
+
+# ---------------------------------------------------------------------------------------------
+# data (one data set memoised per process: trials load it once)
+# ---------------------------------------------------------------------------------------------
+
+_DATA_MEMO: dict[str, Dataset] = {}
+
+
+def _load_data(cfg: BaseModelConfig) -> Dataset:
+    key = canonical_json([cfg.dataset, _dataset_source(cfg)])
+    if key not in _DATA_MEMO:
+        _DATA_MEMO.clear()
+        _DATA_MEMO[key] = load_dataset(cfg.dataset)
+    return _DATA_MEMO[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +129,7 @@ def base_model(cfg: BaseModelConfig, cache_dir: Path):
     A user's model (``architecture.path``) is trained from the weights it was saved with for
     ``train.epochs`` epochs (0 keeps it as it is).
     """
-    ds = load_dataset(cfg.dataset)
+    ds = _load_data(cfg)
     model, key = _base_model(cfg, ds, ModelCache(cache_dir))
     return model, ds, key
 
@@ -101,9 +149,9 @@ def _base_model(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache):
 
 
 def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
-    from mcusearch.model.architectures import (build_architecture, conv_filters, conv_groups,
-                                               group_widths)
-    from mcusearch.model.evaluate import count_macs
+    from mcusearch.model.architectures import (build_architecture, channel_layout, conv_filters,
+                                               conv_groups, group_widths)
+    from mcusearch.model.evaluate import count_macs, keras_metrics
     from mcusearch.model.train import set_seeds, train_model
 
     log.info("base model: training %s on %s (%d samples, %d epochs)",
@@ -112,20 +160,24 @@ def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
     set_seeds(cfg.train.seed)  # weight initialisation is seeded too
     model = build_architecture(cfg.architecture, ds.input_shape, ds.n_classes)
     result = train_model(model, ds, cfg.train, label="base")
+    metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
     meta = {
-        "accuracy": result.test_accuracy, "history": result.history,
+        "accuracy": result.test_accuracy, "balanced_accuracy": metrics["balanced_accuracy"],
+        "per_class_accuracy": metrics["per_class_accuracy"], "history": result.history,
         "train_seconds": result.seconds, "params": int(model.count_params()),
         "macs": count_macs(model), "conv_groups": [list(g) for g in conv_groups(model)],
         "group_widths": list(group_widths(model)),
         "conv_filters": {l: int(model.get_layer(l).filters) for g in conv_groups(model)
                          for l in g},
-        "channels": list(conv_filters(model)), "input_shape": list(ds.input_shape),
+        "channels": list(conv_filters(model)), "layout": channel_layout(model),
+        "input_shape": list(ds.input_shape),
         "class_names": list(ds.class_names), "n_train": len(ds.y_train),
         "n_test": len(ds.y_test), "dataset_description": ds.description,
         "frame_period_s": ds.frame_period_s,
     }
     with cache.put("base", key, meta) as tmp:
         _save_keras(model, tmp / KERAS_FILE)
+        meta["weights_sha256"] = file_sha256(tmp / KERAS_FILE)
     log.info("base model: %d params, test accuracy %.4f, cached as %s", meta["params"],
              result.test_accuracy, key[:12])
     return model
@@ -135,97 +187,213 @@ def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
 # knobs
 # ---------------------------------------------------------------------------------------------
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def _check_knobs(knobs: ModelKnobs) -> None:
     """The checks that need no model (made before any training)."""
     if knobs.quantization not in QUANTIZATIONS:
         raise SpecError("knobs.quantization", f"must be one of {', '.join(QUANTIZATIONS)}, got "
                         f"{knobs.quantization!r}")
-    if isinstance(knobs.retrain_epochs, bool) or int(knobs.retrain_epochs) < 0:
-        raise SpecError("knobs.retrain_epochs", f"must be an integer >= 0, got "
+    if not _is_int(knobs.retrain_epochs) or int(knobs.retrain_epochs) < 0:
+        raise SpecError("knobs.channels.retrain_epochs", f"must be an integer >= 0, got "
                         f"{knobs.retrain_epochs!r}")
-    if knobs.channels is not None:
-        try:
-            bad = any(int(c) < 1 for c in knobs.channels)
-        except (TypeError, ValueError):
-            bad = True
-        if bad:
-            raise SpecError("knobs.channels", f"must be a list of integers >= 1, one per conv "
-                            f"group, got {knobs.channels!r}")
+    given = [n for n in ("channels", "layer_channels", "keep_ratio")
+             if getattr(knobs, n) is not None]
+    if len(given) > 1:
+        raise SpecError("knobs.channels", f"give one of channels (per group), layer_channels "
+                        f"(per layer) or keep_ratio, not {' and '.join(given)}")
+    for name in ("channels", "layer_channels"):
+        vals = getattr(knobs, name)
+        if vals is not None:
+            try:
+                bad = any(not _is_int(c) or int(c) < 1 for c in vals)
+            except TypeError:
+                bad = True
+            if bad:
+                raise SpecError("knobs.channels", f"must be a list of integers >= 1, got "
+                                f"{vals!r}")
+    r = knobs.keep_ratio
+    if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))
+                          or not 0.0 < float(r) <= 1.0):
+        raise SpecError("knobs.channels.values", f"a keep ratio must be in (0, 1], got {r!r}")
+    if knobs.criterion not in CRITERIA:
+        raise SpecError("knobs.channels.criterion", f"must be one of {', '.join(CRITERIA)}, "
+                        f"got {knobs.criterion!r}")
+    s = knobs.sparsity
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= float(s) < 1.0:
+        raise SpecError("knobs.magnitude.sparsity", f"must be in [0, 1), got {s!r}")
+    if not _is_int(knobs.sparsity_epochs) or int(knobs.sparsity_epochs) < 1:
+        raise SpecError("knobs.magnitude.epochs", f"must be an integer >= 1, got "
+                        f"{knobs.sparsity_epochs!r}")
 
 
-def _normalise_knobs(knobs: ModelKnobs, meta: dict) -> dict:
-    """Validated knobs in canonical form: channels spelled out, re-training only when pruned."""
+def normalise_knobs(knobs: ModelKnobs, layout: dict) -> tuple[dict, list[str]]:
+    """Validated knobs in canonical form, and what was adjusted.
+
+    ``layout``: :func:`mcusearch.model.architectures.channel_layout` of the base model. The
+    filters kept are spelled out per conv (``keep``); convs coupled by a residual add keep the
+    largest count asked among them, locked convs keep all filters (both noted in the second
+    value). Settings that do not apply are normalised away (no criterion nor re-training at full
+    width, no fine-tuning epochs without magnitude pruning), so equal models share cache entries.
+    """
     _check_knobs(knobs)
-    groups = [tuple(g) for g in meta["conv_groups"]]
-    widths = tuple(int(w) for w in meta["group_widths"])
-    if knobs.channels is None:
-        channels = widths
-    else:
-        try:
-            channels = tuple(int(c) for c in knobs.channels)
-        except (TypeError, ValueError):
-            raise SpecError("knobs.channels", f"must be a list of integers, one per conv group, "
-                            f"got {knobs.channels!r}") from None
-        if len(channels) != len(groups):
+    convs = list(layout["convs"])
+    filters = dict(zip(convs, (int(f) for f in layout["filters"])))
+    groups = [tuple(g) for g in layout["groups"]]
+    if knobs.layer_channels is not None:
+        vals = tuple(int(c) for c in knobs.layer_channels)
+        if len(vals) != len(convs):
+            raise SpecError("knobs.channels", f"needs {len(convs)} value(s), one per conv layer "
+                            f"({', '.join(convs) or 'none'}), got {len(vals)}: {vals}")
+        for n, c in zip(convs, vals):
+            if not 1 <= c <= filters[n]:
+                raise SpecError("knobs.channels", f"{n}: keep between 1 and {filters[n]} "
+                                f"filters, got {c}")
+        keep = dict(zip(convs, vals))
+    elif knobs.channels is not None:
+        vals = tuple(int(c) for c in knobs.channels)
+        if len(vals) != len(groups):
             raise SpecError("knobs.channels", f"needs {len(groups)} value(s), one per conv "
                             f"group ({'; '.join('+'.join(g) for g in groups) or 'none'}), got "
-                            f"{len(channels)}: {channels}")
-        for g, n in zip(groups, channels):
-            most = min(int(meta["conv_filters"][l]) for l in g)
-            if not 1 <= n <= most:
+                            f"{len(vals)}: {vals}")
+        keep = dict(filters)
+        for g, c in zip(groups, vals):
+            most = min(filters[n] for n in g)
+            if not 1 <= c <= most:
                 raise SpecError("knobs.channels", f"group {'+'.join(g)}: keep between 1 and "
-                                f"{most} filters, got {n}")
-    full = channels == widths
-    retrain = int(knobs.retrain_epochs)
-    return {"channels": list(channels), "quantization": knobs.quantization,
-            "retrain_epochs": 0 if full else retrain, "full_width": full}
-
-
-def _pruned_model(get_base, ds: Dataset, cfg: BaseModelConfig, bkey: str, nk: dict,
-                  cache: ModelCache, timings: dict):
-    """(model, float test accuracy, info) for the knobs' channel counts (the base if full).
-    ``get_base()`` returns the base model; it is only called when needed."""
-    if nk["full_width"]:
-        return get_base(), float(cache.meta("base", bkey)["accuracy"]), {"pruned": False}
-
-    pkey = _pruned_key(bkey, tuple(nk["channels"]), nk["retrain_epochs"])
-    with cache.lock("pruned", pkey):
-        return _pruned_locked(get_base, ds, cfg, bkey, nk, cache, timings, pkey)
-
-
-def _pruned_locked(get_base, ds, cfg, bkey, nk, cache, timings, pkey):
-    from mcusearch.model.evaluate import keras_accuracy
-    entry = cache.get("pruned", pkey)
-    if entry is not None:
-        meta = cache.meta("pruned", pkey)
-        model = _load_keras(entry / KERAS_FILE)
-        log.info("pruned model %s: cache hit %s", nk["channels"], pkey[:12])
-        return model, float(meta["accuracy"]), {"pruned": True, "cache": "hit",
-                                                 **{k: meta[k] for k in ("retrain_history",
-                                                                         "deleted")}}
-
-    from mcusearch.model.prune import RETRAIN_LR_FACTOR, channels_to_keep, prune_channels
-    base = get_base()
-    keep = channels_to_keep(base, tuple(nk["channels"]))
-    report: dict = {}
-    t0 = time.perf_counter()
-    model = prune_channels(base, keep, ds, nk["retrain_epochs"], train_cfg=cfg.train,
-                           report=report)
-    timings["prune_and_retrain"] = time.perf_counter() - t0
-    retrain = report.get("retrain")
-    if retrain is not None:
-        acc = retrain.test_accuracy
+                                f"{most} filters, got {c}")
+            keep.update({n: c for n in g})
+    elif knobs.keep_ratio is not None:
+        r = float(knobs.keep_ratio)
+        keep = {n: max(1, math.floor(r * f + 0.5)) for n, f in filters.items()}
     else:
+        keep = dict(filters)
+    adjusted = []
+    for c in layout.get("coupled", []):
+        most = max(keep[n] for n in c)
+        if any(keep[n] != most for n in c):
+            adjusted.append(f"{'+'.join(c)} meet in a residual add: each keeps {most}")
+            keep.update({n: most for n in c})
+    for n in layout.get("locked", []):
+        if keep[n] != filters[n]:
+            adjusted.append(f"{n} keeps all {filters[n]} filters (its channels reach a layer "
+                            "they cannot be removed through)")
+            keep[n] = filters[n]
+    full = all(keep[n] == filters[n] for n in convs)
+    sparsity = round(float(knobs.sparsity), 6)
+    nk = {"keep": [[n, keep[n]] for n in convs], "channels": [keep[n] for n in convs],
+          "full_width": full, "criterion": None if full else knobs.criterion,
+          "retrain_epochs": 0 if full else int(knobs.retrain_epochs),
+          "sparsity": sparsity, "sparsity_epochs": int(knobs.sparsity_epochs) if sparsity else 0,
+          "quantization": knobs.quantization, "format": QUANT_FORMAT[knobs.quantization]}
+    return nk, adjusted
+
+
+# ---------------------------------------------------------------------------------------------
+# the chain of float models: base -> pruned -> sparse
+# ---------------------------------------------------------------------------------------------
+
+class _Chain:
+    """Builds (or loads from the cache) the float model of the knobs, lazily."""
+
+    def __init__(self, cfg: BaseModelConfig, cache: ModelCache, bkey: str, bmeta: dict,
+                 nk: dict, adjusted: list[str], ds: Dataset, base=None):
+        self.cfg, self.cache, self.bkey, self.bmeta = cfg, cache, bkey, bmeta
+        self.nk, self.adjusted, self.ds, self._base = nk, adjusted, ds, base
+        self.timings: dict[str, float] = {}
+        self.info: dict = {}
+
+    def base(self):
+        if self._base is None:
+            self._base, _ = _base_model(self.cfg, self.ds, self.cache)
+        return self._base
+
+    def pruned(self):
+        """(model, its cache key) after channel pruning; the base model at full width."""
+        if self.nk["full_width"]:
+            self.info["pruning"] = {"pruned": False}
+            return self.base(), self.bkey
+        pkey = _pruned_key(self.bkey, self.bmeta["weights_sha256"], self.nk)
+        with self.cache.lock("pruned", pkey):
+            entry = self.cache.get("pruned", pkey)
+            if entry is not None:
+                log.info("pruned model %s: cache hit %s", self.nk["channels"], pkey[:12])
+                self._pruned_info(pkey)
+                return _load_keras(entry / KERAS_FILE), pkey
+            return self._prune(pkey), pkey
+
+    def _pruned_info(self, pkey: str) -> None:
+        meta = self.cache.meta("pruned", pkey) or {}
+        self.info["pruning"] = {"pruned": True, "cache": "hit", **{
+            k: meta.get(k) for k in ("deleted", "engine", "criterion", "retrain_history",
+                                     "accuracy", "adjusted")}}
+
+    def _prune(self, pkey: str):
+        from mcusearch.model.evaluate import keras_accuracy
+        from mcusearch.model.prune import prune_channels
+
+        keep = {n: int(c) for n, c in self.nk["keep"]}
+        report: dict = {}
         t0 = time.perf_counter()
-        acc = keras_accuracy(model, ds.x_test, ds.y_test)
-        timings["evaluate_float"] = time.perf_counter() - t0
-    meta = {"accuracy": acc, "channels": nk["channels"], "retrain_epochs": nk["retrain_epochs"],
-            "retrain_lr_factor": RETRAIN_LR_FACTOR, "deleted": report.get("deleted", {}),
-            "retrain_history": retrain.history if retrain else {}, "base_key": bkey}
-    with cache.put("pruned", pkey, meta) as tmp:
-        _save_keras(model, tmp / KERAS_FILE)
-    return model, acc, {"pruned": True, "cache": "miss", "retrain_history": meta[
-        "retrain_history"], "deleted": meta["deleted"]}
+        model = prune_channels(self.base(), keep, self.ds, self.nk["retrain_epochs"],
+                               train_cfg=self.cfg.train, lr_factor=FINETUNE_LR_FACTOR,
+                               report=report, criterion=self.nk["criterion"])
+        self.timings["prune_and_retrain"] = time.perf_counter() - t0
+        retrain = report.get("retrain")
+        acc = (retrain.test_accuracy if retrain is not None
+               else keras_accuracy(model, self.ds.x_test, self.ds.y_test))
+        meta = {"accuracy": acc, "keep": self.nk["keep"], "channels": self.nk["channels"],
+                "criterion": self.nk["criterion"], "retrain_epochs": self.nk["retrain_epochs"],
+                "retrain_lr_factor": FINETUNE_LR_FACTOR, "deleted": report.get("deleted", {}),
+                "engine": report.get("engine"),
+                "kerassurgeon_error": report.get("kerassurgeon_error"),
+                "retrain_history": retrain.history if retrain else {}, "base_key": self.bkey,
+                "adjusted": self.adjusted}
+        with self.cache.put("pruned", pkey, meta) as tmp:
+            _save_keras(model, tmp / KERAS_FILE)
+        self.info["pruning"] = {"pruned": True, "cache": "miss", **{
+            k: meta[k] for k in ("deleted", "engine", "criterion", "retrain_history", "accuracy",
+                                 "adjusted")}}
+        return model
+
+    def final(self):
+        """The float model after channel and magnitude pruning."""
+        if not self.nk["sparsity"]:
+            self.info["magnitude"] = None
+            return self.pruned()[0]
+        parent_key = (self.bkey if self.nk["full_width"]
+                      else _pruned_key(self.bkey, self.bmeta["weights_sha256"], self.nk))
+        skey = _sparse_key(parent_key, self.nk, self.cfg)
+        with self.cache.lock("sparse", skey):
+            entry = self.cache.get("sparse", skey)
+            if entry is not None:
+                meta = self.cache.meta("sparse", skey)
+                log.info("magnitude-pruned model %.3g: cache hit %s", self.nk["sparsity"],
+                         skey[:12])
+                self.info["magnitude"] = {"cache": "hit", **meta["magnitude"]}
+                if self.nk["full_width"]:
+                    self.info["pruning"] = {"pruned": False}
+                else:
+                    self._pruned_info(parent_key)
+                return _load_keras(entry / KERAS_FILE)
+            parent_model, _ = self.pruned()
+            from mcusearch.model.magnitude import magnitude_prune
+
+            report: dict = {}
+            t0 = time.perf_counter()
+            model = magnitude_prune(parent_model, self.ds, self.nk["sparsity"],
+                                    self.nk["sparsity_epochs"], self.cfg.train,
+                                    self.cfg.magnitude, FINETUNE_LR_FACTOR, report)
+            self.timings["magnitude_prune"] = time.perf_counter() - t0
+            mag = {"target": self.nk["sparsity"], "epochs": self.nk["sparsity_epochs"],
+                   "schedule": report["schedule"], "accuracy": report["train"].test_accuracy,
+                   "history": report["train"].history, "real": report["real"]}
+            with self.cache.put("sparse", skey, {"magnitude": mag, "parent": parent_key}) as tmp:
+                _save_keras(model, tmp / KERAS_FILE)
+            self.info["magnitude"] = {"cache": "miss", **mag}
+            return model
 
 
 def probe_indices(y: np.ndarray, n_classes: int, per_class: int) -> np.ndarray:
@@ -243,99 +411,130 @@ def probe_indices(y: np.ndarray, n_classes: int, per_class: int) -> np.ndarray:
 # the stage
 # ---------------------------------------------------------------------------------------------
 
+def _base_meta(cfg: BaseModelConfig, cache: ModelCache):
+    """(base key, base meta, data set or None, base model or None), training it if needed."""
+    bkey = base_key(cfg)
+    bmeta = cache.meta("base", bkey)
+    if bmeta is not None:
+        return bkey, bmeta, None, None
+    ds = _load_data(cfg)
+    base, bkey = _base_model(cfg, ds, cache)
+    return bkey, cache.meta("base", bkey), ds, base
+
+
 def build_model(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path,
                 out_dir: Path | None = None) -> ModelResult:
     """Turn ``knobs`` into a finished model and its host-side figures (cached).
 
-    Channel-prunes the base model (lowest L1 filters) and re-trains it when ``knobs.channels``
-    is not the full width, quantises it to int8 when asked, evaluates accuracy on the test
-    split (Keras for float32, the TFLite interpreter for int8), counts parameters and MACs
-    and picks the probe inputs the firmware runs. With ``out_dir`` the model files are copied
-    there and the result points at the copies; otherwise it points into the cache.
+    Channel-prunes the base model and re-trains it, magnitude-prunes it, quantises it as the
+    knobs say, evaluates it on the test split (Keras for float32, the TFLite interpreter for
+    the quantised formats: accuracy, balanced accuracy, per-class accuracy), records the real
+    sparsity per layer (float kernels, and the quantised weights' zero fraction), counts
+    parameters and MACs and picks the probe inputs the firmware runs. With ``out_dir`` the
+    model files are copied there and the result points at the copies; otherwise it points
+    into the cache.
     """
     t_start = time.perf_counter()
     _check_knobs(knobs)
-    cache_dir = Path(cache_dir)
-    cache = ModelCache(cache_dir)
-    bkey = base_key(cfg)
-    base = ds = None
-    bmeta = cache.meta("base", bkey)
-    if bmeta is None:
-        ds = load_dataset(cfg.dataset)
-        base, bkey = _base_model(cfg, ds, cache)
-        bmeta = cache.meta("base", bkey)
-    nk = _normalise_knobs(knobs, bmeta)
-    vkey = _variant_key(bkey, nk, cfg)
+    cache = ModelCache(Path(cache_dir))
+    bkey, bmeta, ds, base = _base_meta(cfg, cache)
+    nk, adjusted = normalise_knobs(knobs, bmeta["layout"])
+    vkey = _variant_key(bkey, bmeta["weights_sha256"], nk, cfg)
 
     entry = cache.get("variant", vkey)
     if entry is None:
         with cache.lock("variant", vkey):
             if cache.get("variant", vkey) is None:
-                result = _build_variant(cfg, nk, cache, bkey, bmeta, vkey, ds, base)
+                if ds is None:
+                    ds = _load_data(cfg)
+                chain = _Chain(cfg, cache, bkey, bmeta, nk, adjusted, ds, base)
+                result = _build_variant(cfg, chain, cache, vkey)
                 result.extra["seconds"]["total"] = time.perf_counter() - t_start
                 return _publish(result, out_dir)
             entry = cache.get("variant", vkey)
     result = _read_variant(entry, vkey)
     result.extra["cache"] = "hit"
     result.extra["seconds"] = {"total": time.perf_counter() - t_start}
-    log.info("model %s %s: cache hit %s, accuracy %.4f", nk["channels"],
-             nk["quantization"], vkey[:12], result.accuracy)
+    log.info("model %s %s sparsity %g: cache hit %s, accuracy %.4f", nk["channels"],
+             nk["quantization"], nk["sparsity"], vkey[:12], result.accuracy)
     return _publish(result, out_dir)
 
 
-def _build_variant(cfg: BaseModelConfig, nk: dict, cache: ModelCache, bkey: str, bmeta: dict,
-                   vkey: str, ds: Dataset | None, base) -> ModelResult:
+def _build_variant(cfg: BaseModelConfig, chain: _Chain, cache: ModelCache,
+                   vkey: str) -> ModelResult:
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    if ds is None:
-        ds = load_dataset(cfg.dataset)
-
-    def get_base():
-        nonlocal base
-        if base is None:
-            base, _ = _base_model(cfg, ds, cache)
-        return base
+    ds, nk, timings = chain.ds, chain.nk, chain.timings
 
     from mcusearch.model.architectures import conv_filters
-    from mcusearch.model.evaluate import (count_macs, count_params, keras_predict,
-                                          tflite_accuracy, tflite_io, tflite_predict)
-    from mcusearch.model.quantize import to_int8_tflite
+    from mcusearch.model.evaluate import (count_macs, count_params, keras_metrics,
+                                          keras_predict, tflite_io, tflite_metrics,
+                                          tflite_predict)
+    from mcusearch.model.footprint import footprint
+    from mcusearch.model.magnitude import weight_sparsity
+    from mcusearch.model.quantize import (qat_int8_tflite, tflite_weight_zeros,
+                                          to_int8_tflite, to_int16x8_tflite)
 
-    model, float_acc, pinfo = _pruned_model(get_base, ds, cfg, bkey, nk, cache, timings)
+    model = chain.final()
+    t0 = time.perf_counter()
+    fmetrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+    timings["evaluate_float"] = time.perf_counter() - t0
     pidx = probe_indices(ds.y_test, ds.n_classes, cfg.probe_per_class)
     probe_x, probe_y = ds.x_test[pidx].astype(np.float32), ds.y_test[pidx].astype(np.int64)
+    sparsity = weight_sparsity(model)
+    fmt = nk["format"]
     meta = {
-        "knobs": nk, "base_key": bkey, "float_accuracy": float_acc,
-        "base_accuracy": float(bmeta["accuracy"]), "params": count_params(model),
-        "macs": count_macs(model), "channels": list(conv_filters(model)),
-        "input_shape": list(ds.input_shape), "class_names": list(ds.class_names),
-        "n_test": len(ds.y_test), "n_train": len(ds.y_train), "dataset": ds.name,
+        "knobs": nk, "adjusted": chain.adjusted, "base_key": chain.bkey,
+        "settings": _settings(nk, cfg), "float_accuracy": fmetrics["accuracy"],
+        "float_metrics": fmetrics, "base_accuracy": float(chain.bmeta["accuracy"]),
+        "params": count_params(model), "macs": count_macs(model),
+        "channels": list(conv_filters(model)), "input_shape": list(ds.input_shape),
+        "class_names": list(ds.class_names), "n_test": len(ds.y_test),
+        "n_train": len(ds.y_train), "dataset": ds.name,
         "dataset_description": ds.description, "frame_period_s": ds.frame_period_s,
-        "probe_test_indices": pidx.tolist(), "pruning": pinfo,
+        "probe_test_indices": pidx.tolist(), "pruning": chain.info.get("pruning"),
+        "magnitude": chain.info.get("magnitude"), "weight_sparsity": sparsity,
+        "footprint": footprint(model, fmt, nk["sparsity"],
+                               nonzero=sparsity["nonzero_params"]).to_dict(),
     }
     with cache.put("variant", vkey, meta) as tmp:
         _save_keras(model, tmp / KERAS_FILE)
         arrays = {"inputs": probe_x, "labels": probe_y,
                   "keras_outputs": keras_predict(model, probe_x).astype(np.float32)}
-        if nk["quantization"] == "int8":
-            rep_idx = stratified_indices(ds.y_train, cfg.representative_samples)
+        if fmt == "float32":
+            metrics = fmetrics
+            method = f"Keras predict (float32) on the {len(ds.y_test)} test samples of {ds.name}"
+        else:
+            tfl = tmp / TFLITE_FILES[fmt]
             t0 = time.perf_counter()
-            to_int8_tflite(model, ds.x_train[rep_idx], tmp / TFLITE_FILE)
+            if nk["quantization"] == "int8-qat":
+                report: dict = {}
+                qat_int8_tflite(model, ds, cfg.qat_epochs, cfg.train, tfl,
+                                preserve_sparsity=nk["sparsity"] > 0,
+                                lr_factor=FINETUNE_LR_FACTOR, report=report)
+                meta["qat"] = {"epochs": cfg.qat_epochs, "scheme": report["scheme"],
+                               "keras_accuracy": report["train"].test_accuracy,
+                               "history": report["train"].history}
+                how = f"int8 quantisation-aware training ({cfg.qat_epochs} epochs)"
+            else:
+                rep_idx = stratified_indices(ds.y_train, cfg.representative_samples)
+                (to_int8_tflite if fmt == "int8" else to_int16x8_tflite)(
+                    model, ds.x_train[rep_idx], tfl)
+                meta["representative_samples"] = len(rep_idx)
+                how = f"{fmt} post-training quantisation ({len(rep_idx)} calibration samples)"
             timings["quantize"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            acc = tflite_accuracy(tmp / TFLITE_FILE, ds.x_test, ds.y_test)
-            timings["evaluate_int8"] = time.perf_counter() - t0
-            arrays["tflite_outputs"] = tflite_predict(tmp / TFLITE_FILE, probe_x,
-                                                      dequantize=False)
-            meta["tflite_io"] = tflite_io(tmp / TFLITE_FILE)
-            meta["representative_samples"] = len(rep_idx)
-            method = (f"TFLite interpreter (int8 in/out) on the {len(ds.y_test)} test samples "
-                      f"of {ds.name}")
-        else:
-            acc = float_acc
-            method = f"Keras predict (float32) on the {len(ds.y_test)} test samples of {ds.name}"
-        meta["accuracy"] = acc
-        meta["accuracy_figure"] = Figure(acc, "fraction", Provenance.HOST, method).to_dict()
+            metrics = tflite_metrics(tfl, ds.x_test, ds.y_test, ds.n_classes)
+            timings[f"evaluate_{fmt}"] = time.perf_counter() - t0
+            arrays["tflite_outputs"] = tflite_predict(tfl, probe_x, dequantize=False)
+            meta["tflite_io"] = tflite_io(tfl)
+            meta["tflite_weights"] = tflite_weight_zeros(tfl)
+            meta["quantization_method"] = how
+            method = (f"TFLite interpreter, built-in kernels ({fmt} in/out; {how}) on the "
+                      f"{len(ds.y_test)} test samples of {ds.name}")
+        meta["metrics"] = metrics
+        meta["accuracy"] = metrics["accuracy"]
+        meta["accuracy_figure"] = Figure(metrics["accuracy"], "fraction", Provenance.HOST,
+                                         method).to_dict()
         meta["timings"] = timings
         np.savez(tmp / PROBES_FILE, **arrays)
     entry = cache.get("variant", vkey)
@@ -343,9 +542,10 @@ def _build_variant(cfg: BaseModelConfig, nk: dict, cache: ModelCache, bkey: str,
     result.extra["cache"] = "miss"
     timings["total"] = time.perf_counter() - t_start
     result.extra["seconds"] = timings
-    log.info("model %s %s: %d params, %d MACs, accuracy %.4f (float %.4f) in %.1f s",
-             nk["channels"], nk["quantization"], result.params, result.macs, result.accuracy,
-             float_acc, timings["total"])
+    log.info("model %s %s sparsity %g: %d params, %d MACs, accuracy %.4f (balanced %.4f, float "
+             "%.4f) in %.1f s", nk["channels"], nk["quantization"], nk["sparsity"],
+             result.params, result.macs, result.accuracy, result.balanced_accuracy,
+             fmetrics["accuracy"], timings["total"])
     return result
 
 
@@ -353,25 +553,30 @@ def _read_variant(entry: Path, vkey: str) -> ModelResult:
     meta = json.loads((entry / COMPLETE).read_text())
     with np.load(entry / PROBES_FILE) as z:
         arrays = {k: z[k] for k in z.files}
-    q = meta["knobs"]["quantization"]
-    extra = {k: meta[k] for k in ("float_accuracy", "base_accuracy", "base_key", "n_test",
-                                  "n_train", "dataset", "dataset_description", "frame_period_s",
-                                  "probe_test_indices", "pruning", "accuracy_figure", "timings")
-             if k in meta}
+    fmt = meta["knobs"]["format"]
+    extra = {k: meta[k] for k in (
+        "float_accuracy", "float_metrics", "base_accuracy", "base_key", "n_test", "n_train",
+        "dataset", "dataset_description", "frame_period_s", "probe_test_indices", "pruning",
+        "magnitude", "weight_sparsity", "footprint", "accuracy_figure", "timings", "metrics",
+        "adjusted", "settings", "qat", "tflite_weights", "quantization_method") if k in meta}
     extra["knobs"] = meta["knobs"]
+    extra["quantization_knob"] = meta["knobs"]["quantization"]
     extra["probe_keras_outputs"] = arrays["keras_outputs"]
     if "tflite_outputs" in arrays:
         extra["probe_tflite_outputs"] = arrays["tflite_outputs"]
         extra["tflite_io"] = meta["tflite_io"]
-        extra["representative_samples"] = meta["representative_samples"]
+        if "representative_samples" in meta:
+            extra["representative_samples"] = meta["representative_samples"]
+    m = meta["metrics"]
     return ModelResult(
         keras_path=entry / KERAS_FILE,
-        tflite_path=(entry / TFLITE_FILE) if q == "int8" else None,
-        quantization=q, accuracy=float(meta["accuracy"]), params=int(meta["params"]),
+        tflite_path=(entry / TFLITE_FILES[fmt]) if fmt in TFLITE_FILES else None,
+        quantization=fmt, accuracy=float(meta["accuracy"]), params=int(meta["params"]),
         macs=int(meta["macs"]), input_shape=tuple(meta["input_shape"]),
         class_names=tuple(meta["class_names"]), probe_inputs=arrays["inputs"],
         probe_labels=arrays["labels"], cache_key=vkey, channels=tuple(meta["channels"]),
-        extra=extra,
+        extra=extra, balanced_accuracy=float(m["balanced_accuracy"]),
+        per_class_accuracy=tuple(float(v) for v in m["per_class_accuracy"]),
     )
 
 
@@ -385,7 +590,62 @@ def _publish(result: ModelResult, out_dir: Path | None) -> ModelResult:
     shutil.copyfile(result.keras_path, dst)
     result.keras_path = dst
     if result.tflite_path is not None:
-        dst = out_dir / TFLITE_FILE
+        dst = out_dir / result.tflite_path.name
         shutil.copyfile(result.tflite_path, dst)
         result.tflite_path = dst
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# early rejection: the candidate's exact size before any training
+# ---------------------------------------------------------------------------------------------
+
+def candidate_footprint(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path):
+    """The :class:`~mcusearch.model.footprint.Footprint` of the model ``knobs`` describe, from
+    its shapes alone: the architecture (untrained, or the user's file) shrunk by the channel
+    knobs, stored in the knobs' format, magnitude-pruned to the knobs' sparsity.
+
+    Needs no training (the base model's layout is taken from the cache when it is there, else
+    from the architecture built on the data set's shapes) and is cached itself, so a trial that
+    is later a cache hit pays nothing for it.
+    """
+    from mcusearch.model.footprint import Footprint
+
+    _check_knobs(knobs)
+    cache = ModelCache(Path(cache_dir))
+    bkey = base_key(cfg)
+    bmeta = cache.meta("base", bkey)
+    model = layout = None
+    if bmeta is not None:
+        shape, n_classes, layout = bmeta["input_shape"], len(bmeta["class_names"]), bmeta["layout"]
+    else:
+        ds = _load_data(cfg)
+        shape, n_classes = ds.input_shape, ds.n_classes
+    if layout is None:
+        model = _architecture(cfg, shape, n_classes)
+        from mcusearch.model.architectures import channel_layout
+        layout = channel_layout(model)
+    nk, _ = normalise_knobs(knobs, layout)
+    fkey = cache_key("footprint", cfg.dataset, _dataset_source(cfg), cfg.architecture,
+                     list(shape), n_classes, nk["keep"], nk["format"], nk["sparsity"])
+    meta = cache.meta("footprint", fkey)
+    if meta is not None:
+        return Footprint(**meta["footprint"])
+    from mcusearch.model.footprint import footprint
+    from mcusearch.model.prune import remove_channels
+
+    if model is None:
+        model = _architecture(cfg, shape, n_classes)
+    filters = dict(zip(layout["convs"], layout["filters"]))
+    # which filters go does not change any size: drop the last ones (the same in coupled convs)
+    delete = {n: list(range(c, filters[n])) for n, c in nk["keep"] if c < filters[n]}
+    shrunk = remove_channels(model, delete) if delete else model
+    fp = footprint(shrunk, nk["format"], nk["sparsity"])
+    with cache.put("footprint", fkey, {"footprint": fp.to_dict(), "knobs": nk}):
+        pass
+    return fp
+
+
+def _architecture(cfg: BaseModelConfig, shape, n_classes: int):
+    from mcusearch.model.architectures import build_architecture
+    return build_architecture(cfg.architecture, tuple(shape), int(n_classes))

@@ -40,16 +40,22 @@ def set_seeds(seed: int) -> None:
 def outputs_logits(model: tf.keras.Model) -> bool:
     """True when the model's last layer does not apply a softmax (it outputs logits)."""
     last = model.layers[-1]
+    while isinstance(getattr(last, "layer", None), tf.keras.layers.Layer):  # a tfmot wrapper
+        last = last.layer
     act = getattr(last, "activation", None)
     if act is not None and getattr(act, "__name__", "") == "softmax":
         return False
     return type(last).__name__ != "Softmax"
 
 
-def compile_model(model: tf.keras.Model, learning_rate: float) -> None:
+def compile_model(model: tf.keras.Model, learning_rate: float,
+                  from_logits: bool | None = None) -> None:
+    """Adam and sparse categorical cross-entropy; ``from_logits`` defaults to what the last
+    layer says (give it for a model whose last layer a wrapper hides, e.g. under QAT)."""
+    logits = outputs_logits(model) if from_logits is None else bool(from_logits)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)),
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=logits),
         metrics=["accuracy"],
     )
 
@@ -68,22 +74,25 @@ class _EpochLog(tf.keras.callbacks.Callback):
 
 def train_model(model: tf.keras.Model, data: Dataset, cfg: TrainConfig, *,
                 epochs: int | None = None, learning_rate: float | None = None,
-                label: str = "train") -> TrainResult:
+                label: str = "train", from_logits: bool | None = None,
+                callbacks: list | None = None) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split and evaluate it on the test split.
 
     ``epochs`` / ``learning_rate`` override ``cfg`` (fine-tuning after pruning uses fewer epochs
-    and a lower rate). Batch size and seed come from ``cfg``.
+    and a lower rate). Batch size and seed come from ``cfg``; the seeds are set again here, so
+    a fine-tuning step gives the same weights whatever ran before it in the process.
     """
     epochs = cfg.epochs if epochs is None else int(epochs)
     lr = cfg.learning_rate if learning_rate is None else float(learning_rate)
     t0 = time.perf_counter()
     set_seeds(cfg.seed)
-    compile_model(model, lr)
+    compile_model(model, lr, from_logits)
     history: dict[str, list[float]] = {}
     t_fit = time.perf_counter()
     if epochs > 0:
         h = model.fit(data.x_train, data.y_train, batch_size=cfg.batch_size, epochs=epochs,
-                      shuffle=True, verbose=0, callbacks=[_EpochLog(label, epochs)])
+                      shuffle=True, verbose=0,
+                      callbacks=[_EpochLog(label, epochs), *(callbacks or [])])
         history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
     t_eval = time.perf_counter()
     acc = keras_accuracy(model, data.x_test, data.y_test)

@@ -28,10 +28,18 @@ LEGEND = ("M measured on a board · E emulated, exact instruction count (QEMU -i
 
 
 def knobs_text(config: dict) -> str:
-    ch = config.get("channels")
-    ch = "full" if ch is None else "/".join(map(str, ch))
-    return (f"ch {ch} · {config.get('quantization', '?')} · {config.get('converter', '?')} · "
-            f"{config.get('opt_level', '?')} · {config.get('board', '?')}")
+    """The knob values of a stored trial config, as TrialConfig.describe() words them."""
+    from dataclasses import fields
+
+    from mcusearch.knobs import TrialConfig
+
+    known = {f.name for f in fields(TrialConfig)}
+    try:
+        cfg = TrialConfig(**{k: (tuple(v) if isinstance(v, list) else v)
+                             for k, v in config.items() if k in known})
+    except TypeError:  # a config from an older version of the knobs: show it raw
+        return " · ".join(f"{k} {v}" for k, v in config.items())
+    return " · ".join(cfg.describe().split(" ")).replace("ch=", "ch ")
 
 
 def _fmt(fig: Figure | None, fmt: str, mark: bool) -> str:
