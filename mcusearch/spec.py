@@ -22,6 +22,7 @@ METRICS = {
     "model_flash_kb": "flash of the model alone (image minus a baseline build without it), kB",
     "model_ram_kb": "RAM of the model alone (image minus the baseline build), kB",
     "instructions": "instructions per inference (exact, emulated) or cycles (measured on a board)",
+    "cycles": "cycles per inference (estimated by the cycle model on emulated boards, measured on real ones)",
     "latency_ms": "time per inference at the board's clock (estimated for emulated boards)",
     "accuracy": "accuracy on the held-out test set (Keras for float32, TFLite interpreter for int8)",
     "balanced_accuracy": ("balanced accuracy (mean of the per-class accuracies) on the same test set, "

@@ -54,6 +54,8 @@ def test_three_trial_search_end_to_end(tmp_path, cache_dir):
         figs = t.user_attrs["figures"]
         assert figs["instructions"]["provenance"] == "emulated"
         assert figs["latency_ms"]["provenance"] == "estimated"
+        assert figs["cycles"]["provenance"] == "estimated" and "cycle model" in figs["cycles"]["method"]
+        assert figs["cycles"]["value"] >= figs["instructions"]["value"] * 0.5
         assert figs["flash_kb"]["provenance"] == "static"
         assert figs["accuracy"]["provenance"] == "host"
         assert figs["instructions"]["value"] > figs["macs"]["value"] * 0.5  # a real loop ran
