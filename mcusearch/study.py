@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,13 +67,67 @@ class StudySummary:
 
 def make_sampler(spec: Spec, space: dict[str, list]) -> optuna.samplers.BaseSampler:
     s = spec.search
+    if s.sampler == "grid":  # grid ids follow the trial numbers: workers never share one
+        return optuna.samplers.GridSampler(space, seed=s.seed)
     if s.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=s.seed)
-    if s.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed, multivariate=True)
-    if s.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    return optuna.samplers.GridSampler(space, seed=s.seed)
+        sampler = optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=s.seed)
+    elif s.sampler == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=s.seed, multivariate=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=s.seed)
+    return _seed_each_trial(sampler, s.seed)
+
+
+def _seed_each_trial(sampler: optuna.samplers.BaseSampler, seed: int) -> optuna.samplers.BaseSampler:
+    """Draw each trial's random numbers from (seed, trial number).
+
+    Every worker on a study builds its sampler from the same ``search.seed``: left alone they would
+    propose the same sequence and build the same configurations side by side (and a resumed run
+    would propose again the first run's first configurations). Trial numbers are unique across
+    workers and runs, so this keeps them apart and a study reproducible."""
+    from optuna.samplers._lazy_random_state import LazyRandomState  # optuna is pinned
+
+    def states(obj):
+        for value in vars(obj).values():
+            if isinstance(value, LazyRandomState):
+                yield value
+            elif isinstance(value, optuna.samplers.BaseSampler):
+                yield from states(value)  # e.g. the RandomSampler of TPE's and NSGA-II's first trials
+
+    rngs, before = list(states(sampler)), sampler.before_trial
+
+    def before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        for r in rngs:
+            r.rng.seed([seed & 0xFFFFFFFF, trial.number])
+        before(study, trial)
+
+    sampler.before_trial = before_trial
+    return sampler
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The study's storage, with a heartbeat: a trial whose worker died (killed, out of memory,
+    machine lost) is marked failed by the next trial any worker starts, instead of staying
+    RUNNING for ever (MaxTrialsCallback counts it, so the study would end a trial short).
+
+    Workers started together on a new storage race to create Optuna's tables (check-then-create:
+    the loser gets "already exists" or a unique violation, on SQLite as on PostgreSQL); the
+    schema exists by then, so retry."""
+    import warnings
+
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=300)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def open_study(spec: Spec, create: bool = True) -> optuna.Study:
@@ -80,19 +135,21 @@ def open_study(spec: Spec, create: bool = True) -> optuna.Study:
     space = search_space(knobs_from_spec(spec))
     if create:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        (spec.run_dir / "spec.yaml").write_text(spec.resolved_yaml())
-    study = optuna.create_study(storage=spec.storage_url, study_name=spec.search.study_name,
+        tmp = spec.run_dir / f".spec.yaml.{os.getpid()}"  # other workers may write it too, or read it
+        tmp.write_text(spec.resolved_yaml())
+        os.replace(tmp, spec.run_dir / "spec.yaml")
+    study = optuna.create_study(storage=open_storage(spec.storage_url), study_name=spec.search.study_name,
                                 directions=directions, sampler=make_sampler(spec, space),
                                 load_if_exists=True)
-    stored = study.user_attrs.get("objectives")
     ours = [[o.metric, o.direction] for o in spec.objectives]
-    if stored is not None and stored != ours:
+    if study.user_attrs.get("objectives") is None:
+        study.set_user_attr("objectives", ours)  # of two workers racing here the first one wins
+        study.set_user_attr("spec_name", spec.name)
+    stored = study.user_attrs.get("objectives")  # re-read: the winner's, when we raced
+    if stored != ours:
         raise McusearchError(
             f"the study {spec.search.study_name!r} in {spec.storage_url} was created with objectives "
             f"{stored}, the spec now asks for {ours}: use another search.run_dir or search.study_name")
-    if stored is None:
-        study.set_user_attr("objectives", ours)
-        study.set_user_attr("spec_name", spec.name)
     return study
 
 
