@@ -4,7 +4,7 @@ Entry point: :func:`measure`. Result: :class:`Measurement`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +27,11 @@ class Measurement:
     outputs: np.ndarray           # (N, MCUS_OUTPUT_LEN) what the firmware computed
     max_abs_error: float          # vs the host model's outputs
     argmax_agreement: float       # fraction of inputs where the firmware's top class = host's
+    # Per-layer profile (generated code with markers, see firmware/harness/mcus_profile.h):
+    # (layer name, instructions or cycles per inference) averaged over the inputs, the markers' own
+    # fixed cost taken out. Empty when the firmware has no profile block.
+    layer_counts: list[tuple[str, float]] = field(default_factory=list)
+    marker_overhead: float = 0.0  # what the markers added to each whole-inference count (removed)
 
 
 def measure(build: "BuildResult", conv: "ConvertResult", board: "Board", timeout_s: float = 120) -> Measurement:
@@ -68,12 +73,17 @@ def measure(build: "BuildResult", conv: "ConvertResult", board: "Board", timeout
     agreement = float(np.mean(np.argmax(got, axis=1) == np.argmax(want, axis=1))) if out_len else 1.0
 
     counts = [float(board.ticks_to_count(t)) for t in run.ticks]
+    layer_counts, overhead = _layer_profile(run, conv, board, n)
+    counts = [c - overhead for c in counts]
     mean = float(np.mean(counts))
     emulated = board.counter == Provenance.EMULATED
     unit = getattr(board, "count_unit", "instructions" if emulated else "cycles")
     method = getattr(board, "count_method", None) or (
         "TIMER0 ticks x 40/128 under QEMU -icount shift=7 (exact instruction count)" if emulated
         else "cycle counter")
+    if overhead:
+        method += (f"; minus {overhead:g} for the per-layer markers (their cost, measured once by the "
+                   "harness, times the marker pairs per inference)")
     per_inference = Figure(mean, unit, board.counter, f"mean over {n} probe inputs; {method}")
 
     if board.counter == Provenance.MEASURED:
@@ -93,4 +103,29 @@ def measure(build: "BuildResult", conv: "ConvertResult", board: "Board", timeout
         outputs=outputs,
         max_abs_error=max_abs,
         argmax_agreement=agreement,
+        layer_counts=layer_counts,
+        marker_overhead=overhead,
     )
+
+
+def _layer_profile(run, conv: "ConvertResult", board: "Board", n: int) -> tuple[list[tuple[str, float]], float]:
+    """-> (per-layer counts per inference, marker cost per inference) from the run's profile block.
+
+    Every marker pair's fixed cost is measured by the harness before the inputs run, with the calls
+    the model makes: ``pair`` = what a pair adds to a timed region, ``inside`` = what a pair
+    measures around nothing. A layer's count is its summed ticks minus ``inside`` per call; the
+    whole-inference count loses ``pair`` per call.
+    """
+    prof = getattr(run, "layer_profile", None)
+    if prof is None or not prof.enabled or not n:
+        return [], 0.0
+    names = list(conv.layers) if len(conv.layers) == len(prof.layer_ticks) else \
+        [f"layer {i}" for i in range(len(prof.layer_ticks))]
+    pair = float(board.ticks_to_count(prof.pair_ticks)) - float(board.ticks_to_count(prof.empty_ticks))
+    calls_per_inference = sum(prof.layer_calls) / n
+    out = []
+    inside = float(board.ticks_to_count(prof.inside_ticks))
+    for name, ticks, calls in zip(names, prof.layer_ticks, prof.layer_calls):
+        net = max(float(board.ticks_to_count(ticks)) - calls * inside, 0.0)
+        out.append((name, net / n))
+    return out, calls_per_inference * pair

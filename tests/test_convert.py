@@ -261,9 +261,9 @@ def test_kernels_are_strict_c99_one_op_per_file(work, cc, flags):
 def test_float_study_topology_matches_keras(work, small):
     model, _ = small
     mr = model_result(model, work / "f_small")
-    conv = convert(mr, "mcusearch", work / "f_small" / "c")
-    assert isinstance(CONVERTERS["mcusearch"](), cgen.McusearchConverter)
-    assert CONVERTERS["mcusearch"].quantizations == {"float32", "int8"}
+    conv = convert(mr, "mcusearch-ref", work / "f_small" / "c")
+    assert isinstance(CONVERTERS["mcusearch-ref"](), cgen.McusearchConverter)
+    assert CONVERTERS["mcusearch-ref"].quantizations == {"float32", "int8"}
     got = check(conv, work / "f_small")
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
     assert conv.output_meaning == "softmax probabilities" and conv.input_dtype == "float32"
@@ -293,7 +293,7 @@ def test_float_study_topology_matches_keras(work, small):
 def test_float_variant_strides_padding_kernels_and_clamps(work):
     model = variant_cnn(lead_relu=True)
     mr = model_result(model, work / "f_var")
-    conv = convert(mr, "mcusearch", work / "f_var" / "c")
+    conv = convert(mr, "mcusearch-ref", work / "f_var" / "c")
     check(conv, work / "f_var")
     g = graph_from_keras(model)
     conv0 = g.ops[1]
@@ -315,7 +315,7 @@ def test_float_variant_strides_padding_kernels_and_clamps(work):
 def test_int8_study_topology_bit_exact_with_tflite(work, small):
     model, tfl = small
     mr = model_result(model, work / "q_small", "int8", tfl)
-    conv = convert(mr, "mcusearch", work / "q_small" / "c")
+    conv = convert(mr, "mcusearch-ref", work / "q_small" / "c")
     got = check(conv, work / "q_small")
     assert conv.output_meaning == "int8 logits (pre-softmax)"
     assert conv.input_dtype == conv.output_dtype == "int8" and conv.inputs.dtype == np.int8
@@ -351,7 +351,7 @@ def test_int8_variant_bit_exact_with_tflite(work, per_channel):
     d = work / f"q_var_{per_channel}"
     d.mkdir()
     tfl = to_int8(model, d / "m.tflite", per_channel=per_channel)
-    conv = convert(model_result(model, d, "int8", tfl), "mcusearch", d / "c")
+    conv = convert(model_result(model, d, "int8", tfl), "mcusearch-ref", d / "c")
     check(conv, d)
     dense = [op for op in graph_from_tflite(tfl).ops if isinstance(op, Dense)]
     assert [op.requant.per_channel for op in dense] == [per_channel, per_channel]
@@ -393,7 +393,7 @@ def test_unsupported_layers_give_a_clear_stage_error(work):
     bn = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.Conv2D(2, 3), L.BatchNormalization(),
                               L.Flatten(), L.Dense(2)])
     with pytest.raises(StageError) as e:
-        convert(model_result(bn, work / "bad_bn"), "mcusearch", work / "bad_bn" / "c")
+        convert(model_result(bn, work / "bad_bn"), "mcusearch-ref", work / "bad_bn" / "c")
     assert e.value.stage == "convert"
     assert e.value.message.startswith(
         "batch_normalization (BatchNormalization) is not supported by the mcusearch generator; "
@@ -410,12 +410,12 @@ def test_unsupported_layers_give_a_clear_stage_error(work):
     tfl = to_int8(avg, work / "avg.tflite")
     with pytest.raises(StageError, match=r"\(AVERAGE_POOL_2D\) is not supported by the mcusearch "
                                          r"generator; supported: CONV_2D"):
-        convert(model_result(avg, work / "bad_avg", "int8", tfl), "mcusearch", work / "bad_avg" / "c")
+        convert(model_result(avg, work / "bad_avg", "int8", tfl), "mcusearch-ref", work / "bad_avg" / "c")
 
     mr = model_result(avg, work / "bad_q")
     mr.quantization = "float16"
     with pytest.raises(StageError, match="float16"):
-        convert(mr, "mcusearch", work / "bad_q" / "c")
+        convert(mr, "mcusearch-ref", work / "bad_q" / "c")
 
 
 def test_host_run_reports_compiler_errors(work):
@@ -445,13 +445,13 @@ def test_study_full_size_model_float_and_int8(work):
     assert g.params == 66_264 and g.macs == 9_131_920
     x = probes((30, 20, 1))
     mf = model_result(model, work / "full_f", x=x)
-    conv = convert(mf, "mcusearch", work / "full_f" / "c")
+    conv = convert(mf, "mcusearch-ref", work / "full_f" / "c")
     check(conv, work / "full_f")
     assert conv.arena_bytes == 2 * 30 * 20 * 32 * 4 == 153_600
 
     tfl = to_int8(model, work / "full.tflite")
     mq = model_result(model, work / "full_q", "int8", tfl, x=x)
-    conv = convert(mq, "mcusearch", work / "full_q" / "c")
+    conv = convert(mq, "mcusearch-ref", work / "full_q" / "c")
     got = check(conv, work / "full_q")
     assert conv.arena_bytes == 2 * 30 * 20 * 32 == 38_400
     assert len(np.unique(got)) > 4                       # not a degenerate (saturated) output

@@ -1,4 +1,5 @@
-/* The board-support interface the harness uses (implemented under firmware/boards/NAME/),
+/* The board-support interface the harness uses (implemented by firmware/boards/cortex-m/ with
+ * each board folder's board_config.h; see firmware/boards/README.md),
  * and the one hook the board's fault handlers call back into the harness. */
 #ifndef MCUS_BOARD_H
 #define MCUS_BOARD_H

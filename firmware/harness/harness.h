@@ -5,6 +5,11 @@
  *   mcus_result      the result block below; status 0 running, 1 done, 2 fault
  *   mcus_fault_info  what the fault handler saw (valid when status == 2)
  *   mcus_done()      called once at the end (also after a fault): the debugger's breakpoint
+ *   mcus_profile     per-layer timer ticks (present when model.h defines MCUS_N_LAYERS > 0):
+ *                    the generated code calls mcus_layer_begin(i) / mcus_layer_end(i) around every
+ *                    kernel call (mcus_profile.h); the harness sums the ticks between the two per
+ *                    layer over all inputs and calls, and measures once, before the inputs, what an
+ *                    empty marker pair costs, so the host can take the markers out of the counts.
  */
 #ifndef MCUS_HARNESS_H
 #define MCUS_HARNESS_H
@@ -36,6 +41,27 @@ typedef struct {
     uint32_t info1;          /* board-specific, e.g. HFSR */
     uint32_t input_index;    /* the input being run when the fault happened */
 } mcus_fault_info_t;
+
+#if defined(MCUS_N_LAYERS) && MCUS_N_LAYERS > 0
+#define MCUS_PROFILE_MAGIC 0x464F5250u /* bytes 'P' 'R' 'O' 'F' in memory */
+
+typedef struct {
+    uint32_t magic;          /* MCUS_PROFILE_MAGIC once calibrated */
+    uint32_t n_layers;       /* MCUS_N_LAYERS */
+    uint32_t enabled;        /* 1: the model was built with markers (0: -DMCUS_NO_LAYER_MARKERS) */
+    uint32_t reserved;
+    uint64_t empty_ticks;    /* two back-to-back board_ticks() readings, apart */
+    uint64_t pair_ticks;     /* the same readings around one empty marker pair */
+    uint64_t inside_ticks;   /* what an empty marker pair itself measures (its fixed overhead) */
+    uint64_t layer_ticks[MCUS_N_LAYERS];   /* per layer: sum over inputs and calls */
+    uint32_t layer_calls[MCUS_N_LAYERS];   /* per layer: calls over all inputs */
+} mcus_profile_t;
+
+extern volatile mcus_profile_t mcus_profile;
+#endif
+
+void mcus_layer_begin(uint32_t layer);
+void mcus_layer_end(uint32_t layer);
 
 extern volatile mcus_result_t mcus_result;
 extern volatile mcus_fault_info_t mcus_fault_info;

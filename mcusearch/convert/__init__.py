@@ -60,7 +60,8 @@ def register(cls: type[Converter]) -> type[Converter]:
 
 def _load_plugins() -> None:
     # Importing a plugin module registers it. Plugins import heavy libraries lazily.
-    from mcusearch.convert import aidge, cgen  # noqa: F401
+    # cgen: "mcusearch-ref" (the reference kernels); fast: "mcusearch" (the optimised kernels)
+    from mcusearch.convert import aidge, cgen, fast  # noqa: F401
 
 
 def available_converters() -> dict[str, frozenset[str]]:

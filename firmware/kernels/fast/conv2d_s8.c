@@ -1,0 +1,373 @@
+/*
+ * int8 2-D convolution, one output row per call (also Dense: a 1 x 1 convolution of 1 x 1 x N).
+ *
+ * Per pair of output pixels: im2col into a column of int16 (input + input offset, so padding is
+ * 0), in chunks of 4 k stored as SXTAB16 leaves them, (k0, k2), (k1, k3). Per pair of output
+ * channels: the weights' 4-k chunks are loaded as words and split by SXTB16 / SXTB16 ROR 8 into
+ * the same (k0, k2), (k1, k3) halves, and SMLAD does two multiply-accumulates at a time into a
+ * 2 x 2 block of accumulators: per chunk 4 column words + 2 weight words + 4 SXTB16 + 8 SMLAD =
+ * 16 MACs. The K % 4 leftover values take a scalar loop. Requantisation: mcus_rq_apply (SMLAL and
+ * a shift, see mcus_fast.h), with the per-channel constants computed once per row.
+ */
+#include "mcus_fast.h"
+
+#define MCUS_INLINE static inline __attribute__((always_inline))
+
+/* One output pixel's column: chunk j at col + j * 4 * np + pix * 4, leftovers at
+ * col + nch * 4 * np + pix * T. */
+static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int32_t ox,
+                      int16_t *col, int32_t np, int32_t pix)
+{
+    const int32_t in_h = p->in.h, in_w = p->in.w, in_c = p->in.c;
+    const int32_t kh = p->g.kh, kw = p->g.kw;
+    const int32_t off = p->input_offset;
+    const int32_t y0 = oy * p->g.sh - p->g.pt, x0 = ox * p->g.sw - p->g.pl;
+    const int32_t stride = 4 * np;
+    int32_t ky, kx;
+
+    if ((in_c & 3) == 0) {
+        const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
+        uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
+        const int32_t words = in_c >> 2;
+        for (ky = 0; ky < kh; ++ky) {
+            const int32_t iy = y0 + ky;
+            const int8_t *row = (iy >= 0 && iy < in_h) ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1) : 0;
+            for (kx = 0; kx < kw; ++kx) {
+                const int32_t ix = x0 + kx;
+                int32_t n;
+                if (row && ix >= 0 && ix < in_w) {
+                    const int8_t *src = row + ix * in_c;
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+                    if (np == 2) {
+                        uint32_t v, t0, t1;
+                        n = words;
+                        __asm__ volatile("1:\n\t"
+                                         "ldr     %[v], [%[s]], #4\n\t"
+                                         "sxtab16 %[t0], %[o], %[v]\n\t"
+                                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
+                                         "strd    %[t0], %[t1], [%[d]], #16\n\t"
+                                         "subs    %[n], %[n], #1\n\t"
+                                         "bne     1b\n\t"
+                                         : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v),
+                                           [t0] "=&r"(t0), [t1] "=&r"(t1)
+                                         : [o] "r"(off2)
+                                         : "cc", "memory");
+                        continue;
+                    }
+#endif
+                    for (n = words; n > 0; --n) {
+                        const uint32_t v = mcus_ld32(src);
+                        src += 4;
+                        dst[0] = mcus_sxtab16(off2, v);
+                        dst[1] = mcus_sxtab16_ror8(off2, v);
+                        dst += np * 2;
+                    }
+                } else {
+                    for (n = words; n > 0; --n) {
+                        dst[0] = 0;
+                        dst[1] = 0;
+                        dst += np * 2;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    {
+        /* Any channel count: the column in k order into a staging area first (after the two
+         * columns in the scratch), then regrouped a chunk at a time: (k0, k2), (k1, k3). */
+        const int32_t K = kh * kw * in_c;
+        const int32_t nch = K >> 2;
+        const int32_t T = K & 3;
+        int16_t *lin = col + 2 * (4 * nch + T);
+        int16_t *l = lin;
+        uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
+        int32_t j, c;
+        for (ky = 0; ky < kh; ++ky) {
+            const int32_t iy = y0 + ky;
+            const int8_t *row = (iy >= 0 && iy < in_h) ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1) : 0;
+            for (kx = 0; kx < kw; ++kx) {
+                const int32_t ix = x0 + kx;
+                if (row && ix >= 0 && ix < in_w) {
+                    const int8_t *src = row + ix * in_c;
+                    for (c = in_c; c > 0; --c) {
+                        *l++ = (int16_t)(*src++ + off);
+                    }
+                } else {
+                    for (c = in_c; c > 0; --c) {
+                        *l++ = 0;
+                    }
+                }
+            }
+        }
+        l = lin;
+        for (j = nch; j > 0; --j) {
+            const uint32_t v01 = mcus_ld32(l), v23 = mcus_ld32(l + 2);
+            dst[0] = (v01 & 0xFFFFu) | (v23 << 16);
+            dst[1] = (v01 >> 16) | (v23 & 0xFFFF0000u);
+            dst += np * 2;
+            l += 4;
+        }
+        {
+            int16_t *tail = col + nch * stride + pix * T;
+            for (c = 0; c < T; ++c) {
+                tail[c] = l[c];
+            }
+        }
+    }
+}
+
+#if MCUS_FAST_DSP
+/*
+ * All channel pairs of a pixel pair: the hot path (DSP, fast requantisation, activation range
+ * [-128, 127]). col: the pair's columns; w: the weights; wt: the leftovers; dst: pixel 0 of the
+ * output; ostride: bytes between the two pixels.
+ */
+static void pairs22(const int16_t *col, const int8_t *w, const int8_t *wt, const int32_t *bias,
+                    const mcus_rq_t *rq, int8_t *dst, int32_t ostride, int32_t npairs,
+                    int32_t nch, int32_t T)
+{
+    for (; npairs > 0; --npairs) {
+        const uint32_t *x = (const uint32_t *)(const void *)col;
+        int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* [pixel][channel] */
+        int32_t n = nch;
+        if (bias) {
+            a00 = a10 = bias[0];
+            a01 = a11 = bias[1];
+            bias += 2;
+        }
+#if defined(__OPTIMIZE__)
+        if (n) {
+            /* Two chunks (32 MACs) per iteration: 6 LDRD, 8 SXTB16, 16 SMLAD, SUBS, BNE.
+             * n = nch / 2 iterations; an odd nch enters the first one at its second half. */
+            uint32_t x0, x1, x2, x3, wa, wb, t;
+#define MCUS_S8_CHUNK22                                                                           \
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"                                                 \
+            "ldrd   %[x2], %[x3], [%[x]], #8\n\t"                                                 \
+            "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                 \
+            "sxtb16 %[t], %[wa], ror #8\n\t"                                                      \
+            "sxtb16 %[wa], %[wa]\n\t"                                                             \
+            "smlad  %[a00], %[x0], %[wa], %[a00]\n\t"                                             \
+            "smlad  %[a10], %[x2], %[wa], %[a10]\n\t"                                             \
+            "smlad  %[a00], %[x1], %[t], %[a00]\n\t"                                              \
+            "smlad  %[a10], %[x3], %[t], %[a10]\n\t"                                              \
+            "sxtb16 %[t], %[wb], ror #8\n\t"                                                      \
+            "sxtb16 %[wb], %[wb]\n\t"                                                             \
+            "smlad  %[a01], %[x0], %[wb], %[a01]\n\t"                                             \
+            "smlad  %[a11], %[x2], %[wb], %[a11]\n\t"                                             \
+            "smlad  %[a01], %[x1], %[t], %[a01]\n\t"                                              \
+            "smlad  %[a11], %[x3], %[t], %[a11]\n\t"
+            __asm__ volatile(
+                "lsrs   %[n], %[n], #1\n\t"
+                "bcc    1f\n\t"
+                "adds   %[n], %[n], #1\n\t"
+                "b      2f\n\t"
+                "1:\n\t" MCUS_S8_CHUNK22
+                "2:\n\t" MCUS_S8_CHUNK22
+                "subs   %[n], %[n], #1\n\t"
+                "bne    1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(x), [w] "+r"(w), [n] "+r"(n), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                  [x2] "=&r"(x2), [x3] "=&r"(x3), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                :
+                : "cc", "memory");
+        }
+#else
+        for (; n > 0; --n) {
+            const uint32_t *wp = (const uint32_t *)(const void *)w;
+            const uint32_t wa0 = mcus_sxtb16(wp[0]), wa1 = mcus_sxtb16_ror8(wp[0]);
+            const uint32_t wb0 = mcus_sxtb16(wp[1]), wb1 = mcus_sxtb16_ror8(wp[1]);
+            a00 = mcus_smlad(x[1], wa1, mcus_smlad(x[0], wa0, a00));
+            a10 = mcus_smlad(x[3], wa1, mcus_smlad(x[2], wa0, a10));
+            a01 = mcus_smlad(x[1], wb1, mcus_smlad(x[0], wb0, a01));
+            a11 = mcus_smlad(x[3], wb1, mcus_smlad(x[2], wb0, a11));
+            x += 4;
+            w += 8;
+        }
+#endif
+        if (T) {
+            const int16_t *xt = (const int16_t *)(const void *)x;
+            int32_t t;
+            for (t = 0; t < T; ++t) {
+                const int32_t w0 = wt[t], w1 = wt[T + t];
+                a00 += xt[t] * w0;
+                a10 += xt[T + t] * w0;
+                a01 += xt[t] * w1;
+                a11 += xt[T + t] * w1;
+            }
+            wt += 2 * T;
+        }
+        {
+            const mcus_rq_t *q0 = rq, *q1 = rq + 1;
+            MCUS_RQ_OUT(dst[0], a00, q0);
+            MCUS_RQ_OUT(dst[ostride], a10, q0);
+            MCUS_RQ_OUT(dst[1], a01, q1);
+            MCUS_RQ_OUT(dst[ostride + 1], a11, q1);
+        }
+        rq += 2;
+        dst += 2;
+    }
+}
+
+/* All channel pairs of one pixel (column layout of 2 pixels, pixel 0): odd pixels and Dense. */
+static void pairs12(const int16_t *col, const int8_t *w, const int8_t *wt, const int32_t *bias,
+                    const mcus_rq_t *rq, int8_t *dst, int32_t npairs, int32_t nch, int32_t T)
+{
+    for (; npairs > 0; --npairs) {
+        const uint32_t *x = (const uint32_t *)(const void *)col;
+        int32_t a0 = 0, a1 = 0;
+        int32_t n = nch;
+        if (bias) {
+            a0 = bias[0];
+            a1 = bias[1];
+            bias += 2;
+        }
+#if defined(__OPTIMIZE__)
+        if (n) {
+            /* per chunk (8 MACs): 2 LDRD, 4 SXTB16, 4 SMLAD; the column stride is 2 pixels */
+            uint32_t x0, x1, wa, wb, t;
+#define MCUS_S8_CHUNK12                                                                           \
+            "ldrd   %[x0], %[x1], [%[x]], #16\n\t"                                                \
+            "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                 \
+            "sxtb16 %[t], %[wa], ror #8\n\t"                                                      \
+            "sxtb16 %[wa], %[wa]\n\t"                                                             \
+            "smlad  %[a0], %[x0], %[wa], %[a0]\n\t"                                               \
+            "smlad  %[a0], %[x1], %[t], %[a0]\n\t"                                                \
+            "sxtb16 %[t], %[wb], ror #8\n\t"                                                      \
+            "sxtb16 %[wb], %[wb]\n\t"                                                             \
+            "smlad  %[a1], %[x0], %[wb], %[a1]\n\t"                                               \
+            "smlad  %[a1], %[x1], %[t], %[a1]\n\t"
+            __asm__ volatile(
+                "lsrs   %[n], %[n], #1\n\t"
+                "bcc    1f\n\t"
+                "adds   %[n], %[n], #1\n\t"
+                "b      2f\n\t"
+                "1:\n\t" MCUS_S8_CHUNK12
+                "2:\n\t" MCUS_S8_CHUNK12
+                "subs   %[n], %[n], #1\n\t"
+                "bne    1b\n\t"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w), [n] "+r"(n),
+                  [x0] "=&r"(x0), [x1] "=&r"(x1), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                :
+                : "cc", "memory");
+        }
+#else
+        for (; n > 0; --n) {
+            const uint32_t *wp = (const uint32_t *)(const void *)w;
+            a0 = mcus_smlad(x[1], mcus_sxtb16_ror8(wp[0]), mcus_smlad(x[0], mcus_sxtb16(wp[0]), a0));
+            a1 = mcus_smlad(x[1], mcus_sxtb16_ror8(wp[1]), mcus_smlad(x[0], mcus_sxtb16(wp[1]), a1));
+            x += 4;
+            w += 8;
+        }
+#endif
+        if (T) {
+            const int16_t *xt = (const int16_t *)(const void *)x;
+            int32_t t;
+            for (t = 0; t < T; ++t) {
+                a0 += xt[t] * wt[t];
+                a1 += xt[t] * wt[T + t];
+            }
+            wt += 2 * T;
+        }
+        {
+            const mcus_rq_t *q0 = rq, *q1 = rq + 1;
+            MCUS_RQ_OUT(dst[0], a0, q0);
+            MCUS_RQ_OUT(dst[1], a1, q1);
+        }
+        rq += 2;
+        dst += 2;
+    }
+}
+#endif
+
+/*
+ * Any block: np pixels (of lnp in the column buffer) x nc channels (1 or 2; chunk stride 4 * nc
+ * bytes), any requantisation. Compact C: remainders, slow requantisation, cores without DSP.
+ */
+static void tile_any(const int16_t *col, int32_t lnp, int32_t np, const int8_t *w, int32_t nc,
+                     const int8_t *wt, int32_t nch, int32_t T, const int32_t *bias,
+                     const mcus_rq_t *rq, int8_t *dst, int32_t ostride, int32_t amin, int32_t amax)
+{
+    int32_t i, pix, j, t;
+    for (i = 0; i < nc; ++i) {
+        for (pix = 0; pix < np; ++pix) {
+            const uint32_t *x = (const uint32_t *)(const void *)(col + 4 * pix);
+            const int8_t *wp = w + 4 * i;
+            const int16_t *xt = col + nch * 4 * lnp + pix * T;
+            int32_t acc = bias ? bias[i] : 0;
+            for (j = nch; j > 0; --j) {
+                const uint32_t wv = mcus_ld32(wp);
+                acc = mcus_smlad(x[0], mcus_sxtb16(wv), acc);
+                acc = mcus_smlad(x[1], mcus_sxtb16_ror8(wv), acc);
+                x += 2 * lnp;
+                wp += 4 * nc;
+            }
+            for (t = 0; t < T; ++t) {
+                acc += xt[t] * wt[i * T + t];
+            }
+            dst[pix * ostride + i] = (int8_t)mcus_clamp_s8(mcus_rq_apply(&rq[i], acc), amin, amax);
+        }
+    }
+}
+
+/* All output channels of np pixels whose columns are in col. */
+static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t fast,
+                      const int16_t *col, int32_t np, int8_t *dst)
+{
+    const int32_t oc = p->out.c;
+    const int32_t K = p->g.kh * p->g.kw * p->in.c;
+    const int32_t nch = K >> 2, T = K & 3;
+    const int8_t *w = p->weights;
+    const int8_t *wt = w + nch * 4 * oc;
+    const int32_t *bias = p->bias;
+    const int32_t amin = p->act_min, amax = p->act_max;
+    int32_t c = 0;
+
+#if MCUS_FAST_DSP
+    if (fast) {
+        c = oc & ~1;
+        if (np == 2) {
+            pairs22(col, w, wt, bias, rq, dst, oc, oc >> 1, nch, T);
+        } else {
+            pairs12(col, w, wt, bias, rq, dst, oc >> 1, nch, T);
+        }
+        w += c * nch * 4;
+        wt += c * T;
+    }
+#else
+    (void)fast;
+#endif
+    for (; c + 1 < oc; c += 2) {
+        tile_any(col, 2, np, w, 2, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
+        w += nch * 8;
+        wt += 2 * T;
+    }
+    if (c < oc) {
+        tile_any(col, 2, np, w, 1, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
+    }
+}
+
+void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
+{
+    const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
+    const int8_t *in = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
+    int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
+    const int32_t ow = p->out.w, oc = p->out.c;
+    mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
+    int16_t *col = (int16_t *)(void *)(rq + oc);
+    /* the hot path needs the fast requantisation for every channel and no clamp beyond int8 */
+    int32_t c, ox, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
+
+    for (c = 0; c < oc; ++c) {
+        rq[c] = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
+        fast &= rq[c].s >= 0;
+    }
+    for (ox = 0; ox < ow; ox += 2) {
+        const int32_t np = ow - ox >= 2 ? 2 : 1;
+        im2col_s8(p, in, oy, ox, col, 2, 0);
+        if (np == 2) {
+            im2col_s8(p, in, oy, ox + 1, col, 2, 1);
+        }
+        pixels_s8(p, rq, fast, col, np, out + ox * oc);
+    }
+}

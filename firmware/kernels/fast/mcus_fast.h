@@ -1,0 +1,302 @@
+/*
+ * mcus_fast.h - the optimised kernels of the mcusearch C generator (converter "mcusearch").
+ *
+ * The reference kernels in ../mcus_kernels.h are the oracle; these compute the same numbers
+ * (int8: bit-exact, MCUS_REQUANT_MODE semantics included; float32: the same sums, reassociated and
+ * fused into multiply-adds) with another memory layout and another calling convention. See
+ * ../README.md for the layouts, loop structures and measured costs.
+ *
+ * Calling convention: row kernels. The generated mcus_model_run walks a static schedule; every step
+ * calls one kernel for one output row of one layer:
+ *
+ *     kernel(const void *params, const mcus_io_t *io, int32_t row)
+ *
+ * A tensor lives in a ring of whole rows (mcus_buf_t): row y of an H x W x C tensor is stored at
+ * base + (y % rows) * W * C elements. rows == H is an ordinary, fully materialised tensor; fewer
+ * rows is a line buffer between two layers that are computed a few rows at a time (the generator's
+ * planner sizes every ring from the schedule so that no row is overwritten while still needed).
+ * A NULL base means the model's input (an input buffer) or output (an output buffer): io->in/out.
+ * io->scratch is a per-call work area shared by all layers (im2col columns, expanded inputs).
+ *
+ * Cores: the int8 kernels use the DSP extension (SMLAD, SXTB16, SXTAB16, SSAT, SEL, ...) when the
+ * compiler defines __ARM_FEATURE_DSP (Cortex-M4/M7/M33), and equivalent plain C otherwise
+ * (Cortex-M0+/M3, and the host, where the tests run them). The float kernels use fused
+ * multiply-add when __ARM_FEATURE_FMA is defined.
+ */
+#ifndef MCUS_FAST_H
+#define MCUS_FAST_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "mcus_kernels.h" /* the reference requantisation (mcus_requantize) and MCUS_REQUANT_MODE */
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(MCUS_FAST_NO_DSP)
+#include <arm_acle.h>
+#define MCUS_FAST_DSP 1
+#else
+#define MCUS_FAST_DSP 0
+#endif
+
+#if defined(__ARM_FEATURE_FMA) && __ARM_FEATURE_FMA
+#define MCUS_FMA(a, b, c) __builtin_fmaf((a), (b), (c)) /* c + a * b, one rounding */
+#else
+#define MCUS_FMA(a, b, c) ((c) + (a) * (b))
+#endif
+
+/* ---- calling convention ---------------------------------------------------------------------- */
+
+typedef struct {
+    const void *in;  /* the model's input */
+    void *out;       /* the model's output */
+    void *scratch;   /* per-call work area (word aligned), sized by the generator */
+} mcus_io_t;
+
+typedef void (*mcus_row_fn)(const void *params, const mcus_io_t *io, int32_t row);
+
+typedef struct {
+    void *base;               /* NULL: io->in (as an input) or io->out (as an output) */
+    uint16_t h, w, c;         /* the tensor's shape (a vector is 1 x 1 x N) */
+    uint16_t rows;            /* ring slots: 1 <= rows <= h */
+} mcus_buf_t;
+
+/* One step of a schedule: which layer, through which kernel. */
+typedef struct {
+    mcus_row_fn fn;
+    const void *params;
+} mcus_layer_t;
+
+static inline void *mcus_row_ptr(const mcus_buf_t *b, void *base, int32_t y, int32_t elem)
+{
+    return (char *)base + (uint32_t)((uint32_t)y % b->rows) * (uint32_t)(b->w * b->c * elem);
+}
+
+/* ---- parameters -------------------------------------------------------------------------------- */
+
+/* Window geometry shared by convolutions and pools (input and output shapes are in the buffers). */
+typedef struct {
+    uint8_t kh, kw;           /* kernel / pool size */
+    uint8_t sh, sw;           /* strides */
+    uint8_t pt, pl;           /* padding before (top, left) */
+} mcus_win_t;
+
+/*
+ * int8 convolution (a Dense layer is a 1 x 1 convolution of a 1 x 1 x N input).
+ * Weights: K = kh*kw*in_c values per output channel, re-laid out by the generator
+ * (mcusearch.convert.layout.s8_weights): chunks of 4 consecutive k, two channels interleaved
+ * ([c k0..3][c+1 k0..3] per chunk, 8 bytes), then a lone last channel (4 bytes a chunk), then the
+ * K % 4 leftover values of every channel ([c][t]). Total K * out_c bytes, word aligned.
+ * Requantisation: mult[c] and shift[c] as TFLite computes them, one per output channel.
+ */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    int16_t input_offset;     /* -input_zero_point */
+    int8_t output_offset;     /* output_zero_point */
+    int8_t act_min, act_max;
+    const int8_t *weights;
+    const int32_t *bias;      /* NULL: no bias */
+    const int32_t *mult;
+    const int8_t *shift;
+} mcus_fast_conv_s8_t;
+
+/*
+ * Sparse int8 convolution: per output channel, the non-zero weights in k order with the distance
+ * to the previous one (first: from k = 0) in one byte: entries are (delta, weight) byte pairs, a
+ * distance above 255 is bridged by (255, 0) entries. counts[c] = entries of channel c.
+ */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    int16_t input_offset;
+    int8_t output_offset;
+    int8_t act_min, act_max;
+    const uint8_t *entries;   /* (delta, weight) pairs, channel after channel */
+    const uint16_t *counts;   /* [out_c] */
+    const int32_t *bias;
+    const int32_t *mult;
+    const int8_t *shift;
+} mcus_fast_conv_sparse_s8_t;
+
+/*
+ * float32 convolution (and Dense, as a 1 x 1 convolution). Weights re-laid out by the generator
+ * (mcusearch.convert.layout.f32_weights): groups of 4 output channels as [k][4], then every
+ * remaining channel as [k].
+ */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    float act_min, act_max;
+    const float *weights;
+    const float *bias;        /* NULL: no bias */
+} mcus_fast_conv_f32_t;
+
+/* Sparse float32 convolution: per channel, counts[c] non-zero values and their k distances
+ * (as the int8 one; a bridging entry has value 0.0f). */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    float act_min, act_max;
+    const float *values;
+    const uint8_t *deltas;
+    const uint16_t *counts;
+    const float *bias;
+} mcus_fast_conv_sparse_f32_t;
+
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    int8_t act_min, act_max;
+} mcus_fast_maxpool_s8_t;
+
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    float act_min, act_max;
+} mcus_fast_maxpool_f32_t;
+
+typedef struct {
+    mcus_buf_t in, out;
+    float act_min, act_max;
+} mcus_fast_clamp_f32_t;
+
+typedef struct {
+    mcus_buf_t in, out;
+} mcus_fast_softmax_f32_t;
+
+/* ---- kernels (one output row per call) ---------------------------------------------------------- */
+
+void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_conv2d_sparse_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_conv2d_sparse_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_maxpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_maxpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_clamp_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_softmax_f32(const void *params, const mcus_io_t *io, int32_t row);
+
+/* ---- int8 helpers -------------------------------------------------------------------------------- */
+
+static inline uint32_t mcus_ld32(const void *p) /* any alignment (LDR on v7-M) */
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void mcus_st32(void *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+/*
+ * Fast requantisation, exactly MCUS_REQUANT_TFLITE (mode 0) when the right shift r = -shift is in
+ * [1, 31]: SaturatingRoundingDoublingHighMul (ties up) followed by a rounding right shift by r (ties
+ * up) is floor((acc * m + 2^30 + 2^(30 + r)) / 2^(31 + r)) - nested floors of divisions by powers
+ * of two compose. So one 32 x 32 + 64 multiply-accumulate (SMLAL) with the constant
+ * C = 2^30 + 2^(30 + r), the high word and an arithmetic shift by r - 1 give requantize(acc).
+ * For r <= 24 the output zero point zp is folded into C as well (adding zp 2^(31 + r) inside the
+ * floor adds zp outside: C = 2^30 + (1 + 2 zp) 2^(30 + r)) and z = 0; otherwise z = zp is added
+ * after the shift. |acc * m| < 2^62 and |C| < 2^62, so nothing overflows. Other shifts (r <= 0,
+ * multipliers of 0.5 and more) take the reference path (s = -1).
+ */
+typedef struct {
+    int32_t m;        /* multiplier */
+    int32_t s;        /* r - 1, or -1: use the reference mcus_requantize */
+    uint32_t lo;      /* C, low word (reference path: the TFLite shift) */
+    int32_t hi;       /* C, high word */
+    int32_t z;        /* added after the shift (the zero point, when not folded into C) */
+} mcus_rq_t;
+
+static inline mcus_rq_t mcus_rq_make(int32_t mult, int32_t shift, int32_t zp)
+{
+    mcus_rq_t q;
+    q.m = mult;
+    q.z = 0;
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+    if (shift <= -1 && shift >= -31) {
+        const int32_t r = -shift;
+        uint32_t t;
+        if (r > 24) {
+            q.z = zp;
+            zp = 0;
+        }
+        t = (uint32_t)(1 + 2 * zp) << (r - 1);
+        q.s = r - 1;
+        q.hi = (int32_t)t >> 1;
+        q.lo = 0x40000000u | (t << 31);
+        return q;
+    }
+#endif
+    q.s = -1;
+    q.z = zp;
+    q.hi = 0;
+    q.lo = (uint32_t)shift;
+    return q;
+}
+
+/* requantize(acc) + zero point (the zero point was given to mcus_rq_make). */
+static inline int32_t mcus_rq_apply(const mcus_rq_t *q, int32_t acc)
+{
+    if (q->s >= 0) {
+        const int64_t c = (int64_t)(((uint64_t)(uint32_t)q->hi << 32) | q->lo);
+        const int64_t v = (int64_t)acc * q->m + c;
+        return ((int32_t)(v >> 32) >> q->s) + q->z;
+    }
+    return mcus_requantize(acc, q->m, (int32_t)q->lo) + q->z;
+}
+
+static inline int32_t mcus_clamp_s8(int32_t v, int32_t lo, int32_t hi)
+{
+#if MCUS_FAST_DSP
+    v = __ssat(v, 8);
+#endif
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+#if MCUS_FAST_DSP
+#define mcus_sxtb16(x) __sxtb16(x)
+#define mcus_sxtb16_ror8(x) __sxtb16(((x) >> 8) | ((x) << 24))
+#define mcus_sxtab16(a, x) __sxtab16((a), (x))
+#define mcus_sxtab16_ror8(a, x) __sxtab16((a), ((x) >> 8) | ((x) << 24))
+#define mcus_smlad(x, y, acc) ((int32_t)__smlad((x), (y), (uint32_t)(acc)))
+
+/* The fast requantisation of one accumulator (see mcus_rq_make), saturated to int8. */
+#define MCUS_RQ_OUT(dst, acc, q)                                                                  \
+    do {                                                                                          \
+        uint32_t l_ = (q)->lo;                                                                    \
+        int32_t h_ = (q)->hi;                                                                     \
+        __asm__("smlal %0, %1, %2, %3" : "+r"(l_), "+r"(h_) : "r"(acc), "r"((q)->m));             \
+        (dst) = (int8_t)__ssat((h_ >> (q)->s) + (q)->z, 8);                                       \
+    } while (0)
+#else
+/* Plain-C equivalents (Cortex-M0+/M3 and the host). */
+static inline uint32_t mcus_sxtb16(uint32_t x)
+{
+    return (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFFu) | ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xFFu) << 16);
+}
+static inline uint32_t mcus_sxtb16_ror8(uint32_t x)
+{
+    return mcus_sxtb16((x >> 8) | (x << 24));
+}
+static inline uint32_t mcus_add16(uint32_t a, uint32_t b)
+{
+    return (uint32_t)(uint16_t)(a + b) | ((((a >> 16) + (b >> 16)) & 0xFFFFu) << 16);
+}
+static inline uint32_t mcus_sxtab16(uint32_t a, uint32_t x)
+{
+    return mcus_add16(a, mcus_sxtb16(x));
+}
+static inline uint32_t mcus_sxtab16_ror8(uint32_t a, uint32_t x)
+{
+    return mcus_add16(a, mcus_sxtb16_ror8(x));
+}
+static inline int32_t mcus_smlad(uint32_t x, uint32_t y, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(x & 0xFFFFu) * (int32_t)(int16_t)(y & 0xFFFFu))
+                     + (uint32_t)((int32_t)(int16_t)(x >> 16) * (int32_t)(int16_t)(y >> 16)));
+}
+#endif
+
+#endif /* MCUS_FAST_H */

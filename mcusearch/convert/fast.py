@@ -1,0 +1,459 @@
+"""The optimised mcusearch generator (converter ``"mcusearch"``): graph -> row plan -> C.
+
+Same front ends, inputs and expected outputs as the reference generator (``"mcusearch-ref"``,
+:mod:`mcusearch.convert.cgen`); the emitted code calls the optimised row kernels in
+``firmware/kernels/fast`` instead of the reference kernels:
+
+* int8 convolutions and dense layers: DSP (SMLAD) kernels with register blocking, bit-exact with
+  the reference kernels and TFLite (see firmware/kernels/README.md);
+* float32: FMA kernels with 4 x 4 register blocking;
+* depth-first row schedule with line buffers between layers (:mod:`mcusearch.convert.planner`):
+  a convolution's rows flow through the following convolutions and pools a few rows at a time, so
+  no full-resolution feature map is materialised; Flatten/Reshape are free;
+* one static arena whose offsets come from buffer lifetimes; ``arena_bytes`` is its size and the
+  model's only RAM;
+* sparse weights: a layer whose weights are mostly zero stores per-output-channel lists of its
+  non-zero weights with 8-bit k distances and skips the zeros, when the cost model says that is
+  cheaper (``sparse="auto"``; "never" / "always" force it);
+* per-layer markers MCUS_LAYER_BEGIN(i) / MCUS_LAYER_END(i) around every kernel call (the harness's
+  mcus_profile.h implements them; empty elsewhere).
+
+Besides model.c / model.h the generator writes ``plan.json``: per layer the kernel, the variant
+(dense/sparse), weight bytes, non-zeros, ring rows, and the schedule and arena layout.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mcusearch.convert import Converter, ConvertResult, register
+from mcusearch.convert import layout
+from mcusearch.convert.cgen import (KERNELS_DIR, _c_array, _c_float, _comment, _ident, _init,
+                                    _shape_str, prepare)
+from mcusearch.convert.graph import Clamp, Conv2D, Dense, Graph, MaxPool2D, Op, Softmax
+from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, plan
+from mcusearch.errors import StageError
+from mcusearch.model import ModelResult
+
+FAST_DIR = KERNELS_DIR / "fast"
+
+# Cost model for the dense/sparse choice, in instructions on a Cortex-M7 (measured with
+# bench/codegen.py; see firmware/kernels/README.md): per multiply-accumulate of the dense kernel and
+# per (non-zero weight x output pixel) of the sparse one, plus the per-output-pixel im2col work
+# per k (the sparse kernels' 4-pixel columns cost a little more to build).
+COST = {
+    "int8": {"dense_mac": 1.0, "sparse_entry": 2.6, "dense_col": 0.5, "sparse_col": 1.3},
+    "float32": {"dense_mac": 1.25, "sparse_entry": 2.4, "dense_col": 0.5, "sparse_col": 0.5},
+}
+SPARSE_MODES = ("auto", "never", "always")
+
+
+@dataclass
+class LayerInfo:
+    """What the generator decided for one computing op (written to plan.json)."""
+
+    name: str
+    kind: str
+    kernel: str
+    variant: str = "dense"                  # dense | sparse | -
+    macs: int = 0
+    weights: int = 0                        # weight count (dense)
+    nonzeros: int = 0
+    weight_bytes: int = 0                   # bytes of weight data as emitted (incl. sparse indices)
+    dense_weight_bytes: int = 0             # what the dense layout would take
+    est_dense: float = 0.0                  # cost-model instructions, dense and sparse
+    est_sparse: float = 0.0
+    scratch_bytes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _view(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(H, W, C) of a tensor as the kernels see it (a vector is 1 x 1 x N)."""
+    if len(shape) == 3:
+        return int(shape[0]), int(shape[1]), int(shape[2])
+    return 1, 1, int(np.prod(shape))
+
+
+def _u16(v: int, what: str) -> int:
+    if not 0 <= v <= 0xFFFF:
+        raise StageError("convert", f"{what} = {v} is beyond the optimised kernels' range (0..65535)")
+    return v
+
+
+def _u8(v: int, what: str) -> int:
+    if not 0 <= v <= 0xFF:
+        raise StageError("convert", f"{what} = {v} is beyond the optimised kernels' range (0..255)")
+    return v
+
+
+class _Emitter:
+    def __init__(self, graph: Graph, sparse: str):
+        if sparse not in SPARSE_MODES:
+            raise StageError("convert", f"sparse={sparse!r}; one of {', '.join(SPARSE_MODES)}")
+        self.g = graph
+        self.f32 = graph.dtype == "float32"
+        self.elem = 4 if self.f32 else 1
+        self.sfx = "f32" if self.f32 else "s8"
+        self.sparse = sparse
+        self.ops: list[Op] = graph.compute_ops
+        self.data: list[str] = []
+        self.infos: list[LayerInfo] = []
+        self.kernel_files: list[str] = []
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    def plan_layers(self) -> tuple[list[PlanLayer], list[PlanTensor]]:
+        ops = self.ops
+        shapes = [self.g.input_shape] + [op.out_shape for op in ops]
+        tensors = [PlanTensor(rows=_view(s)[0], row_bytes=_view(s)[1] * _view(s)[2] * self.elem)
+                   for s in shapes]
+        layers = []
+        for j, op in enumerate(ops):
+            prod = shapes[j]
+            h_in = tensors[j].rows
+            same_view = tuple(prod) == tuple(op.in_shape)
+            if isinstance(op, (Conv2D, MaxPool2D)) and same_view:
+                kh = op.kernel[0] if isinstance(op, Conv2D) else op.pool[0]
+                sh, pt = op.stride[0], op.pad[0]
+
+                def need(r, kh=kh, sh=sh, pt=pt, h=h_in):
+                    lo = r * sh - pt
+                    return max(lo, 0), min(lo + kh - 1, h - 1)
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]), need))
+            elif isinstance(op, Clamp) and same_view and len(op.in_shape) == 3:
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]), lambda r: (r, r),
+                                        elementwise=True))
+            else:
+                out_rows = _view(op.out_shape)[0] if isinstance(op, (Conv2D, MaxPool2D)) else 1
+                layers.append(PlanLayer(op.name, out_rows, lambda r, h=h_in: (0, h - 1),
+                                        elementwise=isinstance(op, Clamp) and h_in == 1))
+        return layers, tensors
+
+    # -- per-op emission --------------------------------------------------------------------------
+
+    def choose(self, op, info: LayerInfo) -> bool:
+        """Dense or sparse weights for a Conv2D/Dense (True: sparse)."""
+        w = np.asarray(op.weights)
+        nz = int(np.count_nonzero(w))
+        info.nonzeros, info.weights = nz, int(w.size)
+        oc = int(w.shape[0])
+        K = int(w.size // oc)
+        pixels = int(op.out_len // oc)
+        c = COST[self.g.dtype]
+        info.est_dense = pixels * (oc * K * c["dense_mac"] + K * c["dense_col"])
+        entries = layout.sparse_encode(w).entries if nz < w.size else int(w.size)
+        info.est_sparse = pixels * (entries * c["sparse_entry"] + K * c["sparse_col"])
+        if self.sparse == "always":
+            return True
+        if self.sparse == "never":
+            return False
+        return info.est_sparse < info.est_dense
+
+    def buf(self, plan_: Plan, t: int, shape) -> dict:
+        h, w, c = _view(shape)
+        off = plan_.offsets[t]
+        rows = plan_.ring_rows[t]
+        if tuple(shape) != tuple(self._tensor_shape(t)):
+            rows = h                         # a reshaped view of a fully materialised tensor
+        base = "0" if off is None else f"&mcus_arena.b[{off}]"
+        return {"base": base, "h": _u16(h, "height"), "w": _u16(w, "width"),
+                "c": _u16(c, "channels"), "rows": _u16(rows, "rows")}
+
+    def _tensor_shape(self, t: int):
+        return self.g.input_shape if t == 0 else self.ops[t - 1].out_shape
+
+    def win(self, op) -> dict:
+        if isinstance(op, Conv2D):
+            kh, kw = op.kernel
+        elif isinstance(op, MaxPool2D):
+            kh, kw = op.pool
+        else:
+            kh = kw = 1
+        sh, sw = getattr(op, "stride", (1, 1))
+        pt, pl = getattr(op, "pad", (0, 0))
+        return {"kh": _u8(kh, "kernel height"), "kw": _u8(kw, "kernel width"),
+                "sh": _u8(sh, "stride"), "sw": _u8(sw, "stride"), "pt": _u8(pt, "padding"),
+                "pl": _u8(pl, "padding")}
+
+    def emit_op(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
+        """-> (kernel function, params symbol, info); appends data to self.data."""
+        f32 = self.f32
+        pfx = f"l{j:02d}_{_ident(op.name)}"
+        info = LayerInfo(name=op.name, kind=op.kind, kernel="", macs=int(op.macs))
+        fields: dict[str, object] = {"in": self.buf(plan_, j, op.in_shape),
+                                     "out": self.buf(plan_, j + 1, op.out_shape)}
+        self.data.append(f"\n/* layer {j}: {_comment(op.name)} ({op.kind}) {_shape_str(op.in_shape)} -> "
+                         f"{_shape_str(op.out_shape)}, {op.macs} MACs */\n")
+        amin, amax = getattr(op, "act", (0, 0))
+        act = ({"act_min": _c_float(float(amin)), "act_max": _c_float(float(amax))} if f32 else
+               {"act_min": str(int(amin)), "act_max": str(int(amax))})
+
+        if isinstance(op, (Conv2D, Dense)):
+            fields["g"] = self.win(op)
+            if isinstance(op, Dense):
+                fields["in"] = self.buf(plan_, j, (1, 1, int(op.weights.shape[1])))
+            w = np.asarray(op.weights)
+            oc = int(w.shape[0])
+            K = int(w.size // oc)
+            sparse = self.choose(op, info)
+            info.dense_weight_bytes = int(w.size) * self.elem
+            bias = op.bias
+            if bias is not None and not np.any(bias):
+                bias = None                  # an all-zero bias adds nothing
+            kind = "conv2d_sparse" if sparse else "conv2d"
+            info.kernel = f"{kind}_{self.sfx}"
+            info.variant = "sparse" if sparse else "dense"
+            if sparse:
+                sp = layout.sparse_encode(w)
+                info.extra["entries"] = sp.entries
+                counts = sp.counts
+                self.data.append(_c_array("uint16_t", f"{pfx}_n", counts, 16))
+                empty = sp.entries == 0              # every weight zero: no list at all
+                if f32:
+                    if not empty:
+                        self.data.append(_aligned(_c_array("float", f"{pfx}_v",
+                                                           sp.values.astype(np.float32), 8)))
+                        self.data.append(_c_array("uint8_t", f"{pfx}_d", sp.deltas, 24))
+                    fields.update(values="0" if empty else f"{pfx}_v",
+                                  deltas="0" if empty else f"{pfx}_d", counts=f"{pfx}_n")
+                    info.weight_bytes = sp.entries * 5 + 2 * oc
+                else:
+                    if not empty:
+                        self.data.append(_aligned(_c_array("uint8_t", f"{pfx}_e",
+                                                           layout.s8_sparse_entries(sp), 24)))
+                    fields.update(entries="0" if empty else f"{pfx}_e", counts=f"{pfx}_n")
+                    info.weight_bytes = sp.entries * 2 + 2 * oc
+                info.scratch_bytes = _scratch(op, True, f32)
+            else:
+                if f32:
+                    self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
+                    info.scratch_bytes = _scratch(op, False, True)
+                else:
+                    self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_weights(w), 24)))
+                    info.scratch_bytes = _scratch(op, False, False)
+                fields["weights"] = f"{pfx}_w"
+                info.weight_bytes = int(w.size) * self.elem
+            if bias is not None:
+                self.data.append(_c_array("float" if f32 else "int32_t", f"{pfx}_b", bias, 8))
+            fields["bias"] = f"{pfx}_b" if bias is not None else "0"
+            if f32:
+                fields.update(act)
+            else:
+                rq = op.requant
+                mult = np.broadcast_to(rq.multiplier, (oc,))
+                shift = np.broadcast_to(rq.shift, (oc,))
+                self.data.append(_c_array("int32_t", f"{pfx}_m", mult, 8))
+                self.data.append(_c_array("int8_t", f"{pfx}_s", shift, 24))
+                fields.update(input_offset=str(-rq.input_zero_point),
+                              output_offset=str(rq.output_zero_point), **act,
+                              mult=f"{pfx}_m", shift=f"{pfx}_s")
+            ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
+                     ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
+                     ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
+        elif isinstance(op, MaxPool2D):
+            fields["g"] = self.win(op)
+            fields.update(act)
+            info.kernel = f"maxpool2d_{self.sfx}"
+            info.variant = "-"
+            info.scratch_bytes = 4 * op.pool[0] if op.pool[0] > 8 else 0
+            ptype = f"mcus_fast_maxpool_{self.sfx}_t"
+        elif isinstance(op, Softmax) and f32:
+            info.kernel, info.variant = "softmax_f32", "-"
+            ptype = "mcus_fast_softmax_f32_t"
+        elif isinstance(op, Clamp) and f32:
+            fields.update(act)
+            info.kernel, info.variant = "clamp_f32", "-"
+            ptype = "mcus_fast_clamp_f32_t"
+        else:
+            raise StageError("convert", f"{op.name} ({op.kind}) has no {self.g.dtype} kernel")
+        self.data.append(f"static const {ptype} {pfx}_p = {_init(fields)};\n")
+        if info.kernel not in self.kernel_files:
+            self.kernel_files.append(info.kernel)
+        return f"mcus_fast_{info.kernel}", f"{pfx}_p", info
+
+    # -- the whole model --------------------------------------------------------------------------
+
+    def emit(self, out_dir: Path, origin: str) -> tuple[Plan, list[LayerInfo]]:
+        layers, tensors = self.plan_layers()
+        # scratch sizes need the per-op decisions: emit ops into a throwaway list first
+        infos = []
+        for op in self.ops:
+            info = LayerInfo(name=op.name, kind=op.kind, kernel="")
+            if isinstance(op, (Conv2D, Dense)):
+                w = np.asarray(op.weights)
+                oc = int(w.shape[0])
+                K = int(w.size // oc)
+                info.scratch_bytes = _scratch(op, self.choose(op, info), self.f32)
+            elif isinstance(op, MaxPool2D) and op.pool[0] > 8:
+                info.scratch_bytes = 4 * op.pool[0]
+            infos.append(info)
+        scratch = max((i.scratch_bytes for i in infos), default=0)
+        p = plan(layers, tensors, scratch)
+        check_plan(layers, tensors, p)
+
+        fns, params = [], []
+        for j, op in enumerate(self.ops):
+            fn, par, info = self.emit_op(j, op, p)
+            info.extra["ring_rows"] = p.ring_rows[j + 1]
+            info.extra["calls"] = p.schedule.count(j)
+            fns.append(fn)
+            params.append(par)
+            self.infos.append(info)
+        n = len(self.ops)
+        if n > 255:
+            raise StageError("convert", f"{n} layers: the optimised generator handles up to 255")
+        table = ",\n    ".join(f"{{ {f}, &{q} }}" for f, q in zip(fns, params))
+        sched = _c_array("uint8_t", "mcus_schedule", np.array(p.schedule, np.uint8), 32)
+        arena = (f"static union {{\n    uint64_t align_;\n    uint8_t b[{p.arena_bytes}];\n}} mcus_arena;\n"
+                 if p.arena_bytes else "")
+        scratch_ptr = f"&mcus_arena.b[{p.scratch_offset}]" if p.scratch_bytes else "0"
+        text = (
+            f"/* Generated by mcusearch (converter \"mcusearch\", optimised kernels), {self.g.dtype}, "
+            f"from {_comment(origin)}.\n"
+            f" * {n} layers, {len(p.schedule)} row steps, {self.g.macs} MACs, {self.g.params} parameters, "
+            f"activation arena {p.arena_bytes} bytes. Do not edit. */\n"
+            "#include <float.h>\n#include <stdint.h>\n\n#include \"mcus_fast.h\"\n#include \"model.h\"\n\n"
+            + _PROFILE_HOOKS
+            + (f"/* activations: line buffers and tensors at planned offsets, and the scratch area */\n"
+               f"{arena}" if arena else "")
+            + "".join(self.data)
+            + f"\nstatic const mcus_layer_t mcus_layers[{n}] = {{\n    {table}\n}};\n\n"
+            + "/* the row schedule: layer index per step */\n" + sched + "\n"
+            + "void mcus_model_run(const mcus_input_t *input, mcus_output_t *output)\n{\n"
+            + f"    uint16_t row[{n}];\n"
+            + f"    mcus_io_t io;\n    uint32_t i;\n"
+            + f"    for (i = 0; i < {n}u; ++i) {{\n        row[i] = 0;\n    }}\n"
+            + "    io.in = input;\n    io.out = output;\n"
+            + f"    io.scratch = {scratch_ptr};\n"
+            + f"    for (i = 0; i < {len(p.schedule)}u; ++i) {{\n"
+            + "        const uint32_t j = mcus_schedule[i];\n"
+            + "        MCUS_LAYER_BEGIN(j);\n"
+            + "        mcus_layers[j].fn(mcus_layers[j].params, &io, (int32_t)row[j]++);\n"
+            + "        MCUS_LAYER_END(j);\n"
+            + "    }\n}\n"
+        )
+        (out_dir / "model.c").write_text(text)
+        return p, self.infos
+
+
+_PROFILE_HOOKS = (
+    "/* Per-layer markers: the firmware harness's mcus_profile.h defines them (empty elsewhere). */\n"
+    "#if defined(__has_include)\n#if __has_include(\"mcus_profile.h\")\n#include \"mcus_profile.h\"\n"
+    "#endif\n#endif\n"
+    "#ifndef MCUS_LAYER_BEGIN\n#define MCUS_LAYER_BEGIN(i)\n#endif\n"
+    "#ifndef MCUS_LAYER_END\n#define MCUS_LAYER_END(i)\n#endif\n\n"
+)
+
+
+def _scratch(op, sparse: bool, f32: bool) -> int:
+    """Bytes of io->scratch a Conv2D/Dense kernel call uses (see the kernels' sources)."""
+    w = np.asarray(op.weights)
+    oc = int(w.shape[0])
+    K = int(w.size // oc)
+    in_c = int(op.in_shape[-1]) if isinstance(op, Conv2D) else K
+    if sparse:
+        return (4 * in_c + 16 * K) if f32 else (RQ_BYTES * oc + 16 * K + in_c + 16)
+    if f32:
+        return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
+    # constants + 2 columns of int16 (+ a staging column when in_c is not a multiple of 4)
+    return RQ_BYTES * oc + 2 * (4 * (K // 4) + (K % 4)) * 2 + (2 * K + 4 if in_c % 4 else 0)
+
+
+RQ_BYTES = 20   # sizeof(mcus_rq_t)
+
+
+def _aligned(decl: str) -> str:
+    return decl.replace("static const ", "static const __attribute__((aligned(4))) ", 1)
+
+
+def _model_h(graph: Graph, arena: int, layers: list[str]) -> str:
+    ctype = "float" if graph.dtype == "float32" else "int8_t"
+    names = ", ".join('"' + s.replace("\\", "/").replace('"', "'") + '"' for s in layers)
+    q = ""
+    if graph.dtype == "int8":
+        q = (f"/* real = scale * (q - zero_point) */\n"
+             f"#define MCUS_INPUT_SCALE {_c_float(graph.input_scale)}\n"
+             f"#define MCUS_INPUT_ZERO_POINT ({graph.input_zero_point})\n"
+             f"#define MCUS_OUTPUT_SCALE {_c_float(graph.output_scale)}\n"
+             f"#define MCUS_OUTPUT_ZERO_POINT ({graph.output_zero_point})\n")
+    return (
+        "/* Generated by mcusearch (converter \"mcusearch\"). Do not edit. */\n"
+        "#ifndef MCUS_MODEL_H\n#define MCUS_MODEL_H\n\n#include <stdint.h>\n\n"
+        f"#define MCUS_INPUT_LEN {graph.input_len}\n"
+        f"#define MCUS_OUTPUT_LEN {graph.output_len}\n"
+        f"#define MCUS_ARENA_BYTES {arena}\n"
+        f"#define MCUS_N_LAYERS {len(layers)}\n"
+        f"#define MCUS_LAYER_NAMES {{ {names} }}\n"
+        + q +
+        f"\ntypedef {ctype} mcus_input_t;\ntypedef {ctype} mcus_output_t;\n\n"
+        "void mcus_model_run(const mcus_input_t *input, mcus_output_t *output);\n\n"
+        "#endif /* MCUS_MODEL_H */\n"
+    )
+
+
+@dataclass
+class FastEmitted:
+    sources: list[Path]
+    include_dirs: list[Path]
+    arena_bytes: int
+    layers: list[str]
+    plan: Plan
+    infos: list[LayerInfo]
+
+
+def emit_fast(graph: Graph, out_dir: Path, origin: str = "", sparse: str = "auto") -> FastEmitted:
+    """Write model.c, model.h and plan.json for ``graph`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    em = _Emitter(graph, sparse)
+    p, infos = em.emit(out_dir, origin or graph.source)
+    layers = [f"{op.name} ({op.kind})" for op in em.ops]
+    (out_dir / "model.h").write_text(_model_h(graph, p.arena_bytes, layers))
+    summary = {
+        "dtype": graph.dtype, "macs": graph.macs, "params": graph.params,
+        "arena_bytes": p.arena_bytes, "scratch_bytes": p.scratch_bytes,
+        "schedule": p.schedule,
+        "layers": [dict(vars(i)) for i in infos],
+        "tensors": [{"ring_rows": r, "offset": o, "bytes": b} for r, o, b in
+                    zip(p.ring_rows, p.offsets, p.buffer_bytes)],
+    }
+    (out_dir / "plan.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
+    sources = [out_dir / "model.c"] + [FAST_DIR / f"{k}.c" for k in em.kernel_files]
+    return FastEmitted(sources=sources, include_dirs=[out_dir, FAST_DIR, KERNELS_DIR],
+                       arena_bytes=p.arena_bytes, layers=layers, plan=p, infos=infos)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, float) and math.isinf(o):
+        return str(o)
+    raise TypeError(type(o))
+
+
+@register
+class FastConverter(Converter):
+    """The project's optimised generator (the default)."""
+
+    name = "mcusearch"
+    quantizations = frozenset({"float32", "int8"})
+    sparse = "auto"
+
+    def convert(self, model: ModelResult, out_dir: Path) -> ConvertResult:
+        out_dir = Path(out_dir)
+        pre = prepare(model)
+        em = emit_fast(pre.graph, out_dir, origin=pre.origin, sparse=self.sparse)
+        return ConvertResult(
+            converter=self.name, sources=em.sources, include_dirs=em.include_dirs,
+            input_dtype=pre.graph.dtype, output_dtype=pre.graph.dtype, inputs=pre.inputs,
+            expected=pre.expected, atol=pre.atol, rtol=pre.rtol, arena_bytes=em.arena_bytes,
+            output_meaning=pre.meaning, layers=em.layers)
+
+
+__all__ = ["FastConverter", "emit_fast", "FastEmitted", "LayerInfo", "COST", "FAST_DIR"]

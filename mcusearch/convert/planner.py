@@ -1,0 +1,220 @@
+"""Row schedule and static memory plan of the optimised generator (converter ``"mcusearch"``).
+
+Every layer is computed one output row per kernel call (firmware/kernels/fast). A layer's output
+row needs a window of its input rows (a 3x3 'same' convolution's row r needs input rows r-1..r+1, a
+2x2 pool's row r rows 2r..2r+1, a Dense all rows). :func:`plan` builds
+
+* the **schedule**: the order of (layer, row) calls. Policy: always run the most downstream layer
+  whose next row's inputs are all there, else go upstream. This is depth-first, patch-like
+  inference: a row flows through as many layers as it can before the next input row is computed,
+  so consecutive convolutions and pools keep only a few rows each (line buffers), and no
+  full-resolution feature map is materialised unless a consumer needs all of it (Dense);
+* the **ring size** of every tensor: the fewest row slots such that, in this schedule, a row is never
+  overwritten (row y + R lands in row y's slot) before its last reader has run;
+* the **arena**: one static byte array. Each buffer (ring) is live from its first write to its last
+  read (schedule step indices); buffers are placed largest first at the lowest offset that does not
+  overlap a placed buffer whose lifetime intersects (interval colouring, first fit). An element-wise
+  layer (Clamp) works in place: its output shares its input's buffer. The per-call scratch area
+  (im2col columns, requantisation constants) is one region shared by all layers, live throughout.
+  ``arena_bytes`` is the whole activation memory the model needs: the model input and output stay in
+  the caller's buffers, and the kernels have no other state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from mcusearch.errors import StageError
+
+ALIGN = 8
+
+
+@dataclass
+class PlanLayer:
+    """A layer as the planner sees it: ``need(r)`` = (first, last) input row for output row r."""
+
+    name: str
+    out_rows: int
+    need: Callable[[int], tuple[int, int]]
+    elementwise: bool = False          # output row r from input row r only (may run in place)
+
+
+@dataclass
+class PlanTensor:
+    rows: int                          # H (a vector is one row)
+    row_bytes: int
+
+
+@dataclass
+class Plan:
+    schedule: list[int]                # layer index per step
+    ring_rows: list[int]               # per tensor (0: the model input, j + 1: layer j's output)
+    offsets: list[int | None]          # per tensor: arena byte offset (None: the caller's buffer)
+    buffer_of: list[int]               # per tensor: index of the buffer it lives in
+    buffer_bytes: list[int]
+    buffer_life: list[tuple[int, int]]
+    scratch_offset: int
+    scratch_bytes: int
+    arena_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self, names: list[str]) -> str:
+        lines = []
+        for t, (r, off) in enumerate(zip(self.ring_rows, self.offsets)):
+            who = "model input" if t == 0 else names[t - 1]
+            where = "caller's buffer" if off is None else f"arena +{off}"
+            lines.append(f"  t{t} ({who}): {r} row slot(s), {where}")
+        lines.append(f"  scratch: arena +{self.scratch_offset}, {self.scratch_bytes} bytes")
+        return "\n".join(lines)
+
+
+def _pad(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+def schedule(layers: list[PlanLayer], input_rows: int) -> list[int]:
+    """The step order: most downstream ready layer first (see the module docstring)."""
+    n = len(layers)
+    done = [0] * n
+    avail = [input_rows] + done            # rows of tensor t written so far (t = 0 is the input)
+    steps: list[int] = []
+    last = n - 1
+    limit = sum(lay.out_rows for lay in layers)
+    while done[last] < layers[last].out_rows:
+        j = last
+        while True:
+            lay = layers[j]
+            if done[j] < lay.out_rows:
+                _, hi = lay.need(done[j])
+                if hi < avail[j]:
+                    break
+            j -= 1
+            if j < 0:
+                raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
+        steps.append(j)
+        done[j] += 1
+        avail[j + 1] = done[j]
+        if len(steps) > limit:
+            raise StageError("convert", "row schedule did not terminate")
+    return steps
+
+
+def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
+         inplace: bool = True) -> Plan:
+    """Schedule ``layers`` (a chain: tensor j -> layer j -> tensor j + 1) and lay out the arena."""
+    n = len(layers)
+    if len(tensors) != n + 1:
+        raise ValueError("need one tensor more than layers")
+    steps = schedule(layers, tensors[0].rows)
+
+    # Buffers: a tensor written by an element-wise layer in place shares its input's buffer.
+    buffer_of = list(range(n + 1))
+    if inplace:
+        for j, lay in enumerate(layers):
+            t_in, t_out = j, j + 1
+            if (lay.elementwise and t_in != 0 and t_out != n
+                    and tensors[t_in].row_bytes == tensors[t_out].row_bytes
+                    and tensors[t_in].rows == tensors[t_out].rows):
+                buffer_of[t_out] = buffer_of[t_in]
+
+    # When is every row of every tensor written, and when is it read for the last time?
+    write = [[-1] * tensors[t].rows for t in range(n + 1)]
+    last_read = [[-1] * tensors[t].rows for t in range(n + 1)]
+    write[0] = [-1] * tensors[0].rows
+    row_of = [0] * n
+    for s, j in enumerate(steps):
+        r = row_of[j]
+        row_of[j] += 1
+        lo, hi = layers[j].need(r)
+        for y in range(max(lo, 0), min(hi, tensors[j].rows - 1) + 1):
+            last_read[j][y] = s
+        write[j + 1][r] = s
+
+    # Ring sizes per buffer: rows of all its tensors share the slots (same row, same slot).
+    groups: dict[int, list[int]] = {}
+    for t in range(n + 1):
+        groups.setdefault(buffer_of[t], []).append(t)
+    ring_rows = [tensors[t].rows for t in range(n + 1)]
+    for b, members in groups.items():
+        if 0 in members or n in members:
+            continue                        # the caller's buffers hold every row
+        h = tensors[members[0]].rows
+        w_first = write[members[0]]         # the first tensor's producer fills the slots
+        reads = [max(last_read[t][y] for t in members) for y in range(h)]
+        # in place: the element-wise layer rewrites row y in the step it reads it: no new constraint
+        rr = 1
+        while rr < h and any(0 <= w_first[y + rr] <= reads[y] for y in range(h - rr)):
+            rr += 1
+        for t in members:
+            ring_rows[t] = rr
+
+    # Lifetimes (steps) and sizes of the arena buffers.
+    buf_ids = sorted(b for b, m in groups.items() if 0 not in m and n not in m)
+    sizes, lives = {}, {}
+    for b in buf_ids:
+        members = groups[b]
+        t0 = members[0]
+        sizes[b] = _pad(ring_rows[t0] * tensors[t0].row_bytes)
+        first = min((s for s in write[t0] if s >= 0), default=0)
+        last = max(max(last_read[t]) for t in members)
+        lives[b] = (first, max(last, first))
+
+    placed: list[tuple[int, int, tuple[int, int]]] = []     # (offset, size, life)
+    offsets_b: dict[int, int] = {}
+    order = sorted(buf_ids, key=lambda b: (-sizes[b], lives[b][0]))
+    for b in order:
+        life = lives[b]
+        clashes = sorted((o, sz) for o, sz, lf in placed
+                         if not (lf[1] < life[0] or life[1] < lf[0]))
+        off = 0
+        for o, sz in clashes:
+            if off + sizes[b] <= o:
+                break
+            off = max(off, o + sz)
+        offsets_b[b] = off
+        placed.append((off, sizes[b], life))
+    top = max((o + sz for o, sz, _ in placed), default=0)
+    scratch_off = top if scratch_bytes else 0
+    arena = top + _pad(scratch_bytes)
+
+    offsets: list[int | None] = []
+    for t in range(n + 1):
+        b = buffer_of[t]
+        offsets.append(offsets_b.get(b) if b in offsets_b else None)
+    return Plan(schedule=steps, ring_rows=ring_rows, offsets=offsets, buffer_of=buffer_of,
+                buffer_bytes=[sizes.get(buffer_of[t], 0) for t in range(n + 1)],
+                buffer_life=[lives.get(buffer_of[t], (0, 0)) for t in range(n + 1)],
+                scratch_offset=scratch_off, scratch_bytes=_pad(scratch_bytes) if scratch_bytes else 0,
+                arena_bytes=arena)
+
+
+def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> None:
+    """Replay the schedule on row identities: every read finds the row it expects in its slot,
+    and no two live buffers overlap in the arena. Raises AssertionError otherwise."""
+    n = len(layers)
+    slots: dict[tuple[int, int], tuple[int, int]] = {}    # (buffer, slot) -> (tensor, row)
+    row_of = [0] * n
+    for j in p.schedule:
+        r = row_of[j]
+        row_of[j] += 1
+        lo, hi = layers[j].need(r)
+        for y in range(max(lo, 0), min(hi, tensors[j].rows - 1) + 1):
+            if j == 0:
+                continue
+            key = (p.buffer_of[j], y % p.ring_rows[j])
+            got = slots.get(key)
+            ok = got is not None and got[1] == y and (got[0] == j or p.buffer_of[got[0]] == p.buffer_of[j])
+            assert ok, f"layer {j} row {r} needs row {y} of t{j}, slot holds {got}"
+        if j + 1 != n:
+            slots[(p.buffer_of[j + 1], r % p.ring_rows[j + 1])] = (j + 1, r)
+    assert row_of[-1] == layers[-1].out_rows, "schedule does not compute every output row"
+    assert all(r <= lay.out_rows for r, lay in zip(row_of, layers))
+    live = [(p.offsets[t], p.buffer_bytes[t], p.buffer_life[t], p.buffer_of[t])
+            for t in range(n + 1) if p.offsets[t] is not None]
+    uniq = {b: (o, sz, lf) for o, sz, lf, b in live}
+    items = list(uniq.items())
+    for i, (b1, (o1, s1, l1)) in enumerate(items):
+        assert o1 + s1 <= p.scratch_offset or not p.scratch_bytes or o1 >= p.scratch_offset + p.scratch_bytes
+        for b2, (o2, s2, l2) in items[i + 1:]:
+            if not (l1[1] < l2[0] or l2[1] < l1[0]):
+                assert o1 + s1 <= o2 or o2 + s2 <= o1, f"buffers {b1} and {b2} overlap while live"
