@@ -14,19 +14,25 @@ An instruction count is not a cycle count: QEMU models no pipeline, caches or fl
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import ClassVar
 
-from mcusearch.boards import Board, RunResult, register
+from elftools.common.exceptions import ELFError
+
+from mcusearch.boards import FIRMWARE_DIR, Board, RunResult, register
 from mcusearch.boards.gdb import GdbClient, GdbError
+from mcusearch.boards.pyocd_board import COMMON_DIR, materialise
 # Re-exported: these lived here before the GDB run loop was shared with the real boards.
 from mcusearch.boards.remote import (  # noqa: F401
     EXCEPTION_NAMES, FAULT_INFO, RESULT_HEADER, RESULT_MAGIC, HarnessImage, decode_result, describe_fault,
     run_to_done,
 )
+from mcusearch.build import elf as elfinfo
 from mcusearch.errors import StageError
 from mcusearch.figures import Provenance
 
@@ -48,6 +54,7 @@ class QemuBoard(Board):
     est_cpi: ClassVar[float] = 1.0
     count_unit: ClassVar[str] = "instructions"
     timer: ClassVar[str] = "TIMER0 under -icount"
+    timer_source: ClassVar[str] = "timer_cmsdk.c"   # under firmware/boards/cortex-m
 
     @property
     def count_method(self) -> str:
@@ -57,6 +64,20 @@ class QemuBoard(Board):
                 f"-icount shift={self.icount_shift} ({self.machine}), rounded: exact executed-instruction "
                 "count, including the harness's timer reads and the call (21-23 instructions at -O2/-O3, "
                 "~52 at -O0)")
+
+    def support_files(self) -> dict[str, str]:
+        """The board-support folder's files: the Cortex-M startup, board_cm.h and the CMSDK timer
+        shared with the other boards (firmware/boards/cortex-m), and what the board's own folder
+        firmware/boards/<support_dir> holds (board_config.h, link.ld)."""
+        src = {"startup.c": COMMON_DIR / "startup.c", "board_cm.h": COMMON_DIR / "board_cm.h",
+               "timer.c": COMMON_DIR / self.timer_source}
+        src.update((p.name, p) for p in sorted((FIRMWARE_DIR / "boards" / self.support_dir).iterdir())
+                   if p.is_file())
+        return {name: path.read_text() for name, path in src.items()}
+
+    @property
+    def support_path(self) -> Path:
+        return materialise(self.support_dir, self.support_files())
 
     def ticks_to_count(self, ticks: int) -> float:
         """Instructions = ticks x 40/128, rounded to the integer it must be.
@@ -105,6 +126,7 @@ class QemuBoard(Board):
             client.handshake()
             readout = run_to_done(client, image, timeout_s, stub="QEMU", log=lambda: _read_log(log_path),
                                   dead_log=lambda: self._exit_log(proc, log_path))
+            profile_raw = read_profile(client, elf)
             client.kill()
             killed = True
         except GdbError as e:
@@ -118,7 +140,9 @@ class QemuBoard(Board):
             log_text = _read_log(log_path)
             shutil.rmtree(tmp, ignore_errors=True)
 
-        return readout.decode(log_text, elf)
+        result = readout.decode(log_text, elf)
+        result.layer_profile = decode_profile(profile_raw)   # type: ignore[attr-defined]
+        return result
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -150,6 +174,46 @@ class QemuBoard(Board):
         return status + _read_log(log_path)
 
 
+# ---- per-layer profile (harness.h: mcus_profile) --------------------------------------------------
+
+PROFILE_MAGIC = 0x464F5250  # 'PROF'
+PROFILE_HEADER = struct.Struct("<4I3Q")  # magic, n_layers, enabled, reserved, empty, pair, inside
+
+
+@dataclass
+class LayerProfile:
+    """The harness's per-layer marker sums (raw timer ticks, over all inputs and calls)."""
+
+    enabled: bool
+    empty_ticks: int           # two back-to-back timer readings
+    pair_ticks: int            # the same around one empty marker pair
+    inside_ticks: int          # what an empty marker pair measures itself
+    layer_ticks: list[int]
+    layer_calls: list[int]
+
+
+def read_profile(client, elf: Path) -> bytes | None:
+    """The raw ``mcus_profile`` block, if the image has one (models with MCUS_N_LAYERS > 0)."""
+    try:
+        sym = elfinfo.symbols(elf, {"mcus_profile"}).get("mcus_profile")
+    except (ELFError, OSError):
+        return None
+    if sym is None or sym.size < PROFILE_HEADER.size:
+        return None
+    return client.read_memory(sym.address, sym.size)
+
+
+def decode_profile(raw: bytes | None) -> LayerProfile | None:
+    if not raw or len(raw) < PROFILE_HEADER.size:
+        return None
+    magic, n, enabled, _, empty, pair, inside = PROFILE_HEADER.unpack_from(raw)
+    if magic != PROFILE_MAGIC or len(raw) < PROFILE_HEADER.size + 12 * n:
+        return None
+    ticks = list(struct.unpack_from(f"<{n}Q", raw, PROFILE_HEADER.size))
+    calls = list(struct.unpack_from(f"<{n}I", raw, PROFILE_HEADER.size + 8 * n))
+    return LayerProfile(bool(enabled), empty, pair, inside, ticks, calls)
+
+
 def _read_log(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -173,9 +237,9 @@ def _stop_process(proc: subprocess.Popen, grace_s: float) -> None:
 
 # The MPS2 FPGA images AN385 (Cortex-M3), AN386 (Cortex-M4) and AN500 (Cortex-M7) share one memory
 # map (4 MB "flash" SSRAM1 at 0x0, 4 MB RAM at 0x20000000) and TIMER0 (CMSDK APB timer at 0x40000000,
-# IRQ 8, 25 MHz); QEMU's mps2.c builds all three from one model. So they share the board-support
-# folder mps2-an500 (its startup's FPU enable is a CPACR write, which reads as zero and ignores
-# writes on a core without an FPU). AN505 (Cortex-M33 in an SSE-200) has its own map and timer.
+# IRQ 8, 25 MHz); QEMU's mps2.c builds all three from one model. So they share the board folder
+# mps2-an500 (link.ld, board_config.h; the startup enables the FPU only when compiled for one).
+# AN505 (Cortex-M33 in an SSE-200) has its own map and timer address and IRQ (mps2-an505).
 # clock_hz is only what est_latency_ms assumes: a typical part with that core (named).
 
 

@@ -1,10 +1,14 @@
-/* Startup for real Cortex-M boards (pyOCD): vector table, reset handler, fault handlers, and the
- * board.h functions the harness calls.
+/* Startup for every Cortex-M board, emulated (QEMU MPS2) and real (pyOCD): vector table, reset
+ * handler (.data/.bss and result-block init, FPU enable, C++ constructors), fault handlers, and
+ * board_init()/board_exit() of the harness's board.h. What differs per board comes from
+ * board_config.h (see board_cm.h): whether it is emulated, its clock, its timer's interrupt.
  *
- * The linker script is generated per board (boards/pyocd_board.py): code and constants in flash,
- * .data/.bss in RAM, the harness's result block in a RAM the debugger reads without going through
- * the data cache (DTCM on STM32F7/H7; see the script), the stack at the top of RAM.
- * Nothing here is specific to a vendor: the clock set-up is in the family's clock.c. */
+ * The board's linker script (link.ld in firmware/boards/mps2-an50x, or generated per real board by
+ * boards/pyocd_board.py) puts code and constants in flash, .data/.bss in RAM, the harness's result
+ * block between __result_start__ and __result_end__ (on real boards in a RAM the debugger reads
+ * without going through the data cache: DTCM on STM32F7/H7; empty on QEMU boards, where the block
+ * is in .bss) and the stack at the top of RAM.
+ * Nothing here is specific to a vendor: a real board's clock set-up is in its family's clock.c. */
 #include <stdint.h>
 
 #include "board.h"
@@ -29,8 +33,10 @@ void Fault_Handler(void);
 #define SCB_CFSR (*(volatile uint32_t *)0xE000ED28u)
 #define SCB_HFSR (*(volatile uint32_t *)0xE000ED2Cu)
 
+#if !MCUS_EMULATED
 volatile uint32_t mcus_clock_hz __attribute__((used));
 volatile uint32_t mcus_clock_source __attribute__((used));
+#endif
 
 /* newlib's exit()/__libc_init_array reference these when linked with -nostartfiles. */
 void _init(void) {}
@@ -57,7 +63,8 @@ __attribute__((used, noinline)) void mcus_reset_c(void)
     board_exit(main());
 }
 
-/* Naked: nothing may touch the FPU before CPACR grants access to it (ARMv7-M ARM B3.2.20). */
+/* Naked: nothing may touch the FPU before CPACR grants access to it (ARMv7-M ARM B3.2.20). On
+ * Armv8-M in secure state (QEMU mps2-an505) this is the secure CPACR. */
 __attribute__((naked, noreturn)) void Reset_Handler(void)
 {
     __asm__ volatile(
@@ -75,12 +82,27 @@ __attribute__((naked, noreturn)) void Reset_Handler(void)
 
 void board_init(void)
 {
-    mcus_clock_hz = MCUS_CLOCK_HZ;
-    mcus_clock_source = MCUS_CLOCK_RESET_DEFAULT;
+#if !MCUS_EMULATED
+    mcus_record_clock(MCUS_CLOCK_HZ, MCUS_CLOCK_RESET_DEFAULT);
     board_clock_init();
+#endif
     board_timer_init();
 }
 
+#if MCUS_EMULATED
+/* Semihosting SYS_EXIT_EXTENDED: QEMU exits with 'code' as its status. */
+void board_exit(int code)
+{
+    static volatile uint32_t block[2];
+    block[0] = 0x20026u; /* ADP_Stopped_ApplicationExit */
+    block[1] = (uint32_t)code;
+    register uint32_t r0 __asm__("r0") = 0x20u;
+    register volatile uint32_t *r1 __asm__("r1") = block;
+    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    for (;;) {
+    }
+}
+#else
 /* The host stops the core at mcus_done() (a breakpoint) before this runs; without a debugger the
  * core waits here for ever. */
 void board_exit(int code)
@@ -91,8 +113,9 @@ void board_exit(int code)
         __asm__ volatile("wfi");
     }
 }
+#endif
 
-#if !MCUS_V6M_LIKE
+#if !MCUS_EMULATED && !MCUS_V6M_LIKE
 /* Cortex-M7 L1 caches: ARMv7-M ARM B2.2.7 and the Cortex-M7 TRM, "Initializing and enabling the
  * L1 cache": invalidate the I-cache (ICIALLU) and every D-cache set/way (DCISW, geometry from
  * CCSIDR for CSSELR = 0), then set CCR.IC and CCR.DC. Not called on cores without caches. */
@@ -160,10 +183,21 @@ __attribute__((naked)) void Fault_Handler(void)
         "bx r2               \n");
 }
 
-/* No peripheral interrupt is enabled; any that fires is reported as a fault. */
-#define N_IRQ 32
+/* The timer's wrap interrupt, if the board's timer source defines it; else a fault. */
+void SysTick_Handler(void) __attribute__((weak, alias("Fault_Handler")));
+void Timer_IRQHandler(void) __attribute__((weak, alias("Fault_Handler")));
 
-__attribute__((section(".vectors"), used)) void (*const mcus_vectors[16 + N_IRQ])(void) = {
+/* No other interrupt is enabled; any that fires is reported as a fault. */
+#ifndef MCUS_N_IRQ
+#define MCUS_N_IRQ 32
+#endif
+#if defined(MCUS_TIMER_IRQ) && (MCUS_TIMER_IRQ < 0 || MCUS_TIMER_IRQ >= MCUS_N_IRQ)
+#error "board_config.h: MCUS_TIMER_IRQ outside the vector table (MCUS_N_IRQ)"
+#endif
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init" /* the timer's slot overrides the range below */
+__attribute__((section(".vectors"), used)) void (*const mcus_vectors[16 + MCUS_N_IRQ])(void) = {
     [0] = (void (*)(void))(&__stack_top__),
     [1] = Reset_Handler,
     [2] = Fault_Handler,  /* NMI */
@@ -171,12 +205,16 @@ __attribute__((section(".vectors"), used)) void (*const mcus_vectors[16 + N_IRQ]
     [4] = Fault_Handler,  /* MemManage */
     [5] = Fault_Handler,  /* BusFault */
     [6] = Fault_Handler,  /* UsageFault */
-    [7] = Fault_Handler,  /* SecureFault (Armv8-M Mainline) */
+    [7] = Fault_Handler,  /* SecureFault (Armv8-M Mainline; reserved before) */
     [8 ... 10] = 0,
     [11] = Fault_Handler, /* SVCall */
     [12] = Fault_Handler, /* DebugMonitor */
     [13] = 0,
     [14] = Fault_Handler, /* PendSV */
     [15] = SysTick_Handler,
-    [16 ... 16 + N_IRQ - 1] = Fault_Handler,
+    [16 ... 16 + MCUS_N_IRQ - 1] = Fault_Handler,
+#ifdef MCUS_TIMER_IRQ
+    [16 + MCUS_TIMER_IRQ] = Timer_IRQHandler,
+#endif
 };
+#pragma GCC diagnostic pop

@@ -9,7 +9,8 @@
  * Enabling: DEMCR.TRCENA (C1.6.5) powers the DWT; on the Cortex-M7 the DWT's software lock
  * (LAR, CoreSight lock access register) must be opened with 0xC5ACCE55 before CYCCNT can be
  * written; on cores without the lock the write is ignored. DWT_CTRL.NOCYCCNT (bit 25) says the
- * counter is absent: then board_ticks() stays 0 and the host reports it. QEMU reads CYCCNT as 0. */
+ * counter is absent: then board_ticks() stays 0 and the host reports it. QEMU reads CYCCNT as 0.
+ * The interrupt masking around a read is board_cm.h's, shared with the SysTick and CMSDK timers. */
 #include <stdint.h>
 
 #include "board.h"
@@ -60,8 +61,8 @@ void board_timer_init(void)
 uint64_t board_ticks(void)
 {
     uint32_t primask;
-    __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
+    MCUS_IRQ_SAVE(primask);
     uint64_t t = sample();
-    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
+    MCUS_IRQ_RESTORE(primask);
     return t;
 }

@@ -1,11 +1,12 @@
-/* Cycle counter for real boards whose core has no DWT cycle counter (Cortex-M0/M0+/M23): SysTick
- * at the core clock, extended to 64 bits.
+/* Cycle counter for real boards whose core has no DWT cycle counter (Cortex-M0/M0+/M23), or on
+ * request: SysTick at the core clock, extended to 64 bits.
  *
  * SysTick (ARMv6-M ARM B3.3; ARMv7-M ARM B3.3) counts down from RVR to 0 and reloads on the next
  * clock, so a period is RVR + 1 = 2^24 cycles; reaching 0 pends its interrupt, whose handler counts
- * the arrival ("wraps"). board_ticks() reads the count with interrupts masked and also counts an
- * arrival whose interrupt is still pending (ICSR.PENDSTSET), as mps2-an500/timer.c does for TIMER0.
- * Counted non-model work: the handler, some 15-30 cycles per 2^24. */
+ * the arrival ("wraps"). board_ticks() combines them wrap-safely, also counting an arrival whose
+ * interrupt is still pending (ICSR.PENDSTSET): MCUS_DOWN_COUNTER_BOARD_TICKS in board_cm.h, the
+ * logic of the QEMU boards' CMSDK timer too. Counted non-model work: the handler, some 15-30
+ * cycles per 2^24. */
 #include <stdint.h>
 
 #include "board.h"
@@ -18,7 +19,6 @@
 #define ICSR_PENDSTSET (1u << 26)
 
 #define RELOAD 0x00FFFFFFu
-#define PERIOD ((uint64_t)RELOAD + 1u)
 
 static volatile uint32_t systick_wraps;
 
@@ -40,20 +40,5 @@ void board_timer_init(void)
     __asm__ volatile("cpsie i" ::: "memory");
 }
 
-uint64_t board_ticks(void)
-{
-    uint32_t primask;
-    __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
-    uint32_t wraps = systick_wraps;
-    uint32_t value = SYST_CVR;
-    if (SCB_ICSR & ICSR_PENDSTSET) {
-        /* Reached 0 since the handler last ran: count it, and re-read, now surely after it. */
-        wraps++;
-        value = SYST_CVR;
-    }
-    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
-    if (value == 0u) {
-        return (uint64_t)wraps * PERIOD - 1u;
-    }
-    return (uint64_t)wraps * PERIOD + (RELOAD - value);
-}
+/* uint64_t board_ticks(void): the wrap-safe 64-bit count (board_cm.h). */
+MCUS_DOWN_COUNTER_BOARD_TICKS(systick_wraps, SYST_CVR, SCB_ICSR & ICSR_PENDSTSET, RELOAD)

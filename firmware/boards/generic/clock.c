@@ -7,6 +7,5 @@
 
 void board_clock_init(void)
 {
-    mcus_clock_hz = MCUS_CLOCK_HZ;
-    mcus_clock_source = MCUS_CLOCK_RESET_DEFAULT;
+    /* Nothing to set up: board_init() (startup.c) has recorded MCUS_CLOCK_HZ, "reset default". */
 }

@@ -17,6 +17,8 @@
  * frequency": 2.7-3.6 V, 210 < HCLK <= 216 MHz: 7 WS. FLASH_ACR.ARTEN/PRFTEN enable the ART
  * accelerator and prefetch, which serve flash reads over the ITCM interface (0x00200000); the
  * image here runs from the AXIM alias 0x08000000, where the M7's L1 caches do that work.
+ * The steps both STM32 families take (HSE start or fall-back, SYSCLK switch, polling) and the L1
+ * cache enable are shared: board_cm.h and startup.c in firmware/boards/cortex-m.
  * Untested on hardware here (no board on this machine); it compiles and links in CI. */
 #include <stdint.h>
 
@@ -34,9 +36,6 @@
 #define PWR_CSR1 REG(PWR_BASE + 0x04u)
 #define FLASH_ACR REG(0x40023C00u)
 
-#define RCC_CR_HSEON (1u << 16)
-#define RCC_CR_HSERDY (1u << 17)
-#define RCC_CR_HSEBYP (1u << 18)
 #define RCC_CR_PLLON (1u << 24)
 #define RCC_CR_PLLRDY (1u << 25)
 #define RCC_APB1ENR_PWREN (1u << 28)
@@ -54,41 +53,20 @@
 #define PLL_Q 9u
 #define SYSCLK_HZ 216000000u
 
-static int wait_set(volatile uint32_t *reg, uint32_t mask)
-{
-    for (uint32_t n = 0; n < MCUS_POLL_LIMIT; n++) {
-        if ((*reg & mask) == mask) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 void board_clock_init(void)
 {
-    mcus_clock_hz = 16000000u; /* HSI, the reset clock, until the switch below succeeds */
-    mcus_clock_source = MCUS_CLOCK_RESET_DEFAULT;
+    /* The reset clock (HSI 16 MHz) until the switch below succeeds. */
+    mcus_record_clock(16000000u, MCUS_CLOCK_RESET_DEFAULT);
 
     /* Power interface clock, then regulator voltage scale 1 (only while the PLL is off). */
     RCC_APB1ENR |= RCC_APB1ENR_PWREN;
     (void)RCC_APB1ENR;
     PWR_CR1 = (PWR_CR1 & ~(3u << 14)) | PWR_CR1_VOS_SCALE1;
 
-    /* HSE bypass (external 8 MHz), else HSI 16 MHz. */
-    uint32_t pll_src, pll_m, source;
-    RCC_CR |= RCC_CR_HSEBYP;
-    RCC_CR |= RCC_CR_HSEON;
-    if (wait_set(&RCC_CR, RCC_CR_HSERDY)) {
-        pll_src = 1u; /* PLLSRC = HSE */
-        pll_m = 4u;
-        source = MCUS_CLOCK_HSE;
-    } else {
-        RCC_CR &= ~RCC_CR_HSEON;
-        RCC_CR &= ~RCC_CR_HSEBYP;
-        pll_src = 0u; /* PLLSRC = HSI */
-        pll_m = 8u;
-        source = MCUS_CLOCK_HSE_FAILED;
-    }
+    /* HSE bypass (external 8 MHz, / M 4), else HSI 16 MHz (/ M 8): PLLSRC 1 = HSE, 0 = HSI. */
+    const uint32_t source = mcus_stm32_start_hse_bypass(&RCC_CR);
+    const uint32_t pll_src = source == MCUS_CLOCK_HSE ? 1u : 0u;
+    const uint32_t pll_m = source == MCUS_CLOCK_HSE ? 4u : 8u;
 
     /* PLL: M [5:0], N [14:6], P [17:16] = 00 (/2), PLLSRC [22], Q [27:24]; bits 31:28 (PLLR on
      * F76x, reserved on F72x) keep their reset value. */
@@ -97,10 +75,10 @@ void board_clock_init(void)
 
     /* Over-drive, needed above 180 MHz. */
     PWR_CR1 |= PWR_CR1_ODEN;
-    int ok = wait_set(&PWR_CSR1, PWR_CSR1_ODRDY);
+    int ok = mcus_wait_set(&PWR_CSR1, PWR_CSR1_ODRDY);
     if (ok) {
         PWR_CR1 |= PWR_CR1_ODSWEN;
-        ok = wait_set(&PWR_CSR1, PWR_CSR1_ODSWRDY);
+        ok = mcus_wait_set(&PWR_CSR1, PWR_CSR1_ODSWRDY);
     }
 
     /* Flash: 7 wait states first (raise latency before the clock), ART reset then enabled. */
@@ -112,15 +90,9 @@ void board_clock_init(void)
     /* AHB /1 (HPRE [7:4] = 0), APB1 /4 (PPRE1 [12:10] = 101), APB2 /2 (PPRE2 [15:13] = 100). */
     RCC_CFGR = (RCC_CFGR & ~0xFCF0u) | (5u << 10) | (4u << 13);
 
-    if (ok && wait_set(&RCC_CR, RCC_CR_PLLRDY)) {
-        RCC_CFGR = (RCC_CFGR & ~3u) | 2u; /* SW = PLL */
-        for (uint32_t n = 0; n < MCUS_POLL_LIMIT; n++) {
-            if (((RCC_CFGR >> 2) & 3u) == 2u) { /* SWS = PLL */
-                mcus_clock_hz = SYSCLK_HZ;
-                mcus_clock_source = source;
-                break;
-            }
-        }
+    if (ok && mcus_wait_set(&RCC_CR, RCC_CR_PLLRDY)) {
+        /* SW [1:0] = PLL (2), then wait for SWS [3:2] to say so. */
+        mcus_stm32_switch_sysclk(&RCC_CFGR, 2u, 2u, SYSCLK_HZ, source);
     }
 
     board_enable_caches();

@@ -16,6 +16,8 @@
  * switch (RCC_CFGR.SW = PLL1, wait SWS). The host reads mcus_clock_hz and fails the trial if the
  * core is not at 400 MHz.
  * The result block is in DTCM (the linker script), which the debugger reads past the D-cache.
+ * The steps both STM32 families take (HSE start or fall-back, SYSCLK switch, polling) and the L1
+ * cache enable are shared: board_cm.h and startup.c in firmware/boards/cortex-m.
  * Untested on hardware here (no board on this machine); it compiles and links in CI. */
 #include <stdint.h>
 
@@ -43,9 +45,6 @@
 #define PWR_CR3_SCUEN (1u << 2)
 #define PWR_CSR1_ACTVOSRDY (1u << 13)
 #define PWR_D3CR_VOSRDY (1u << 13)
-#define RCC_CR_HSEON (1u << 16)
-#define RCC_CR_HSERDY (1u << 17)
-#define RCC_CR_HSEBYP (1u << 18)
 #define RCC_CR_PLL1ON (1u << 24)
 #define RCC_CR_PLL1RDY (1u << 25)
 
@@ -55,44 +54,23 @@
 #define DIVR1 2u
 #define SYSCLK_HZ 400000000u
 
-static int wait_set(volatile uint32_t *reg, uint32_t mask)
-{
-    for (uint32_t n = 0; n < MCUS_POLL_LIMIT; n++) {
-        if ((*reg & mask) == mask) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 void board_clock_init(void)
 {
-    mcus_clock_hz = 64000000u; /* HSI, the reset clock, until the switch below succeeds */
-    mcus_clock_source = MCUS_CLOCK_RESET_DEFAULT;
+    /* The reset clock (HSI 64 MHz) until the switch below succeeds. */
+    mcus_record_clock(64000000u, MCUS_CLOCK_RESET_DEFAULT);
 
     /* Supply: the LDO (NUCLEO-H743ZI has no SMPS); clearing SCUEN locks the configuration. */
     PWR_CR3 = (PWR_CR3 & ~(PWR_CR3_BYPASS | PWR_CR3_SCUEN)) | PWR_CR3_LDOEN;
-    int ok = wait_set(&PWR_CSR1, PWR_CSR1_ACTVOSRDY);
+    int ok = mcus_wait_set(&PWR_CSR1, PWR_CSR1_ACTVOSRDY);
 
     /* Voltage scale 1: VOS [15:14] = 11. */
     PWR_D3CR = (PWR_D3CR & ~(3u << 14)) | (3u << 14);
-    ok = ok && wait_set(&PWR_D3CR, PWR_D3CR_VOSRDY);
+    ok = ok && mcus_wait_set(&PWR_D3CR, PWR_D3CR_VOSRDY);
 
-    /* HSE bypass (external 8 MHz), else HSI 64 MHz. */
-    uint32_t pll_src, divm1, source;
-    RCC_CR |= RCC_CR_HSEBYP;
-    RCC_CR |= RCC_CR_HSEON;
-    if (wait_set(&RCC_CR, RCC_CR_HSERDY)) {
-        pll_src = 2u; /* PLLSRC = HSE */
-        divm1 = 4u;
-        source = MCUS_CLOCK_HSE;
-    } else {
-        RCC_CR &= ~RCC_CR_HSEON;
-        RCC_CR &= ~RCC_CR_HSEBYP;
-        pll_src = 0u; /* PLLSRC = HSI */
-        divm1 = 32u;
-        source = MCUS_CLOCK_HSE_FAILED;
-    }
+    /* HSE bypass (external 8 MHz, / DIVM1 4), else HSI 64 MHz (/ DIVM1 32); PLLSRC 2 HSE, 0 HSI. */
+    const uint32_t source = mcus_stm32_start_hse_bypass(&RCC_CR);
+    const uint32_t pll_src = source == MCUS_CLOCK_HSE ? 2u : 0u;
+    const uint32_t divm1 = source == MCUS_CLOCK_HSE ? 4u : 32u;
 
     /* PLL1 (off at reset): PLLCKSELR.PLLSRC [1:0], DIVM1 [9:4]; PLLCFGR PLL1FRACEN [0] = 0,
      * PLL1VCOSEL [1] = 0 (wide), PLL1RGE [3:2] = 01 (2-4 MHz), DIVP1EN/DIVQ1EN/DIVR1EN [18:16];
@@ -101,7 +79,7 @@ void board_clock_init(void)
     RCC_PLLCFGR = (RCC_PLLCFGR & ~0x7000Fu) | (1u << 2) | (7u << 16);
     RCC_PLL1DIVR = (DIVN1 - 1u) | ((DIVP1 - 1u) << 9) | ((DIVQ1 - 1u) << 16) | ((DIVR1 - 1u) << 24);
     RCC_CR |= RCC_CR_PLL1ON;
-    ok = ok && wait_set(&RCC_CR, RCC_CR_PLL1RDY);
+    ok = ok && mcus_wait_set(&RCC_CR, RCC_CR_PLL1RDY);
 
     /* Flash: LATENCY [3:0] = 2, WRHIGHFREQ [5:4] = 10, before raising the clock; read back. */
     FLASH_ACR = (FLASH_ACR & ~0x3Fu) | 2u | (2u << 4);
@@ -114,14 +92,8 @@ void board_clock_init(void)
     RCC_D3CFGR = (RCC_D3CFGR & ~0x70u) | (4u << 4);
 
     if (ok) {
-        RCC_CFGR = (RCC_CFGR & ~7u) | 3u; /* SW [2:0] = PLL1 */
-        for (uint32_t n = 0; n < MCUS_POLL_LIMIT; n++) {
-            if (((RCC_CFGR >> 3) & 7u) == 3u) { /* SWS [5:3] = PLL1 */
-                mcus_clock_hz = SYSCLK_HZ;
-                mcus_clock_source = source;
-                break;
-            }
-        }
+        /* SW [2:0] = PLL1 (3), then wait for SWS [5:3] to say so. */
+        mcus_stm32_switch_sysclk(&RCC_CFGR, 3u, 3u, SYSCLK_HZ, source);
     }
 
     board_enable_caches();
