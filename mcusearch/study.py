@@ -48,6 +48,7 @@ class TrialRecord:
     notes: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     reused_from: int | None = None
+    layers: list[list] = field(default_factory=list)  # [name, count per inference] from the markers
 
 
 @dataclass
@@ -202,7 +203,7 @@ def _objective_factory(spec: Spec, knobs, space):
             raise optuna.TrialPruned(msg)
         same = _finished_twin(trial, params)
         if same is not None:  # samplers over discrete spaces repeat themselves: reuse, don't rebuild
-            for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds"):
+            for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds", "layers"):
                 if key in same.user_attrs:
                     trial.set_user_attr(key, same.user_attrs[key])
             for key, value in same.constraints.items():
@@ -246,6 +247,7 @@ def _objective_factory(spec: Spec, knobs, space):
         trial.set_user_attr("limits", sc.limits)
         trial.set_user_attr("artifacts", result.artifacts)
         trial.set_user_attr("notes", result.notes)
+        trial.set_user_attr("layers", result.layers)
         trial.set_user_attr("seconds", {**result.seconds, "total": round(time.perf_counter() - t0, 3)})
         if trial.study.user_attrs.get("limits") is None:
             trial.study.set_user_attr("limits", sc.limits)
@@ -311,7 +313,8 @@ def summarize(study: optuna.Study, run_dir: Path, storage: str) -> StudySummary:
             feasible=status == "ok" and all(v <= 0 for v in constraints.values()),
             values=list(t.values) if t.values is not None else None,
             error=ua.get("error", ""), stage=ua.get("stage", ""), artifacts=ua.get("artifacts", {}),
-            notes=ua.get("notes", {}), seconds=ua.get("seconds", {}), reused_from=ua.get("reused_from")))
+            notes=ua.get("notes", {}), seconds=ua.get("seconds", {}), reused_from=ua.get("reused_from"),
+            layers=ua.get("layers", [])))
     return StudySummary(Path(run_dir), storage, study.study_name, objectives,
                         study.user_attrs.get("limits", {}), records,
                         title=study.user_attrs.get("spec_name", study.study_name))

@@ -37,6 +37,8 @@ class TrialResult:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
     frame_period_s: float | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    # per layer: [name, instructions (emulated) or cycles (measured) per inference], from the markers
+    layers: list[list] = field(default_factory=list)
 
 
 @contextmanager
@@ -176,6 +178,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         "elf": rel(fw.elf),
         "map": rel(fw.map_file),
     }
+    layers = [[name, round(float(count), 1)] for name, count in getattr(meas, "layer_counts", [])]
     notes = {
         "output_check": (f"{len(meas.counts)} probe inputs, max |firmware - host| = {meas.max_abs_error:g} "
                          f"({conv.output_meaning}), top-1 agreement {meas.argmax_agreement:.0%}"),
@@ -184,7 +187,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         **model_notes(model),
     }
     return TrialResult(config, figures, artifacts, seconds,
-                       frame_period_s=model.extra.get("frame_period_s"), notes=notes)
+                       frame_period_s=model.extra.get("frame_period_s"), notes=notes, layers=layers)
 
 
 def model_figures(model: "ModelResult") -> dict[str, Figure]:

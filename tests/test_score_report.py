@@ -91,3 +91,11 @@ def test_empty_front_says_so(tmp_path):
 def test_a_repeated_configuration_is_listed_once():
     recs = [_rec(0, 10, 0.9), _rec(1, 10, 0.9, channels=[8, 8, 8]), _rec(2, 20, 0.95)]
     assert [r.number for r in pareto_front(recs, OBJ)] == [0, 2]
+
+
+def test_report_shows_the_per_layer_split(tmp_path):
+    r = _rec(0, 10, 0.9)
+    r.layers = [["conv1 (conv2d)", 750.0], ["fc1 (dense)", 250.0]]
+    summary = StudySummary(tmp_path / "run", "sqlite:///x.db", "demo", OBJ, {}, [r])
+    html = write_report(summary).read_text()
+    assert "conv1 (conv2d)" in html and "75.0%" in html and "25.0%" in html

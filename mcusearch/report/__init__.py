@@ -131,13 +131,28 @@ def _table(records: list[TrialRecord], link_prefix: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _layers_html(records: list[TrialRecord]) -> str:
+    """The per-layer split of the Pareto trials (markers around each layer call in the firmware)."""
+    rows = [r for r in records if r.layers]
+    if not rows:
+        return "<p>No per-layer profile (the converter emitted no layer markers).</p>"
+    out = []
+    for r in rows:
+        total = sum(c for _, c in r.layers) or 1.0
+        unit = r.figures["instructions"].unit if "instructions" in r.figures else "instructions"
+        cells = "".join(f"<td>{html.escape(str(name))}<br>{c:,.0f}<br><small>{c / total:.1%}</small></td>"
+                        for name, c in r.layers)
+        out.append(f"<tr><th>trial {r.number}<br><small>{html.escape(unit)}</small></th>{cells}</tr>")
+    return f"<table class='layers'>{''.join(out)}</table>"
+
+
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}
 td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
 td:nth-last-child(-n+2),th:nth-last-child(-n+2){text-align:left}
 th{background:#f4f4f4} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
-.note{color:#555;font-size:13px}
+.note{color:#555;font-size:13px} table.layers td{text-align:center}
 """
 
 
@@ -183,6 +198,7 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
         "<h2>Pareto-optimal configurations</h2>",
         _table(pareto, prefix) if pareto else "<p>No trial met every constraint.</p>",
         "<h2>Pareto front</h2><div class='grid'>", *_figures_html(summary), "</div>",
+        "<h2>Where the time goes: per layer, per inference</h2>", _layers_html(pareto),
         "<h2>All trials</h2>", _table(sorted(recs, key=lambda r: r.number), prefix),
         "</body></html>",
     ]
