@@ -143,14 +143,23 @@ def open_study(spec: Spec, create: bool = True) -> optuna.Study:
                                 directions=directions, sampler=make_sampler(spec, space),
                                 load_if_exists=True)
     ours = [[o.metric, o.direction] for o in spec.objectives]
+    our_space = {name: list(choices) for name, choices in space.items()}
     if study.user_attrs.get("objectives") is None:
         study.set_user_attr("objectives", ours)  # of two workers racing here the first one wins
+        study.set_user_attr("space", our_space)
         study.set_user_attr("spec_name", spec.name)
     stored = study.user_attrs.get("objectives")  # re-read: the winner's, when we raced
+    where = (f"the study {spec.search.study_name!r} in {spec.storage_url}")
+    fix = "use another search.run_dir (or search.study_name), or delete the old run folder"
     if stored != ours:
-        raise McusearchError(
-            f"the study {spec.search.study_name!r} in {spec.storage_url} was created with objectives "
-            f"{stored}, the spec now asks for {ours}: use another search.run_dir or search.study_name")
+        raise McusearchError(f"{where} was created with objectives {stored}, the spec now asks for "
+                             f"{ours}: {fix}")
+    stored_space = study.user_attrs.get("space")
+    if stored_space is not None and stored_space != our_space:
+        changed = sorted(k for k in set(stored_space) | set(our_space)
+                         if stored_space.get(k) != our_space.get(k))
+        raise McusearchError(f"{where} was created with other knob choices ({', '.join(changed)} "
+                             f"differ; a study keeps its search space): {fix}")
     return study
 
 

@@ -97,4 +97,18 @@ def test_a_hanging_firmware_fails_its_trial_and_the_study_goes_on(tmp_path, cach
         assert t.user_attrs["status"] == "failed"
         assert t.user_attrs["stage"] == "measure"
         assert "mcus_done" in t.user_attrs["error"]
-    assert "no feasible trial" in r.stdout
+    assert "no trial met every constraint" in r.stdout
+
+
+def test_changing_the_knobs_of_an_existing_study_is_refused(tmp_path, cache_dir):
+    from mcusearch.errors import McusearchError
+    from mcusearch.spec import load_spec
+    from mcusearch.study import open_study
+
+    spec_path = _small_spec(tmp_path, cache_dir)
+    open_study(load_spec(spec_path))
+    data = yaml.safe_load(spec_path.read_text())
+    data["knobs"]["opt_level"] = ["-O2", "-Os"]
+    spec_path.write_text(yaml.safe_dump(data))
+    with pytest.raises(McusearchError, match=r"opt_level differ.*another search.run_dir"):
+        open_study(load_spec(spec_path))

@@ -84,7 +84,7 @@ def test_report_and_table(tmp_path):
 
 def test_empty_front_says_so(tmp_path):
     summary = StudySummary(tmp_path, "sqlite:///x.db", "demo", OBJ, {}, [_rec(0, 0, 0, status="failed")])
-    assert "no feasible trial" in pareto_table(summary)
+    assert "no trial met every constraint" in pareto_table(summary)
     assert "No completed trial" in write_report(summary).read_text()
 
 

@@ -56,7 +56,8 @@ def pareto_table(summary: StudySummary) -> str:
         rows.append([str(r.number)] + [_fmt(r.figures.get(m), f, True) for m, _, f in COLUMNS]
                     + [knobs_text(r.config)])
     if len(rows) == 1:
-        return "no feasible trial yet: no Pareto front (see the report for why trials failed)"
+        return ("no trial met every constraint yet: no Pareto front (the report lists every trial "
+                "with its figures, the constraints it violates or why it failed)")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) if i < len(row) - 1 else c for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
