@@ -402,17 +402,19 @@ def test_unsupported_layers_give_a_clear_stage_error(work):
 
     inp = tf.keras.Input((6, 4, 1))
     a = L.Conv2D(1, 3, padding="same")(inp)
-    branch = tf.keras.Model(inp, L.Flatten()(L.Add()([a, inp])))
-    with pytest.raises(StageError, match=r"add \(Add\) is not supported"):
+    b = L.Conv2D(1, 1)(inp)                  # a projection on the residual path: two branches
+    branch = tf.keras.Model(inp, L.Flatten()(L.Add()([a, b])))
+    with pytest.raises(StageError, match=r"\(Conv2D\) is not supported by the mcusearch generator: "
+                                         r"the model is not a single chain"):
         graph_from_keras(branch)
 
-    avg = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.AveragePooling2D(2), L.Flatten(), L.Dense(2)])
-    tfl = to_int8(avg, work / "avg.tflite")
-    with pytest.raises(StageError, match=r"\(AVERAGE_POOL_2D\) is not supported by the mcusearch "
+    pad = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.ZeroPadding2D(1), L.Flatten(), L.Dense(2)])
+    tfl = to_int8(pad, work / "pad.tflite")
+    with pytest.raises(StageError, match=r"\(PAD\) is not supported by the mcusearch "
                                          r"generator; supported: CONV_2D"):
-        convert(model_result(avg, work / "bad_avg", "int8", tfl), "mcusearch-ref", work / "bad_avg" / "c")
+        convert(model_result(pad, work / "bad_pad", "int8", tfl), "mcusearch-ref", work / "bad_pad" / "c")
 
-    mr = model_result(avg, work / "bad_q")
+    mr = model_result(pad, work / "bad_q")
     mr.quantization = "float16"
     with pytest.raises(StageError, match="float16"):
         convert(mr, "mcusearch-ref", work / "bad_q" / "c")

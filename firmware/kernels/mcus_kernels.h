@@ -100,6 +100,38 @@ static inline int32_t mcus_requantize(int32_t acc, int32_t multiplier, int32_t s
 #endif
 }
 
+/*
+ * The requantisation of int8 DEPTHWISE_CONV_2D. TFLite's built-in depthwise kernel
+ * (optimized_integer_ops::DepthwiseConvPerChannel, DepthwiseConvGeneral) calls
+ * MultiplyByQuantizedMultiplier, i.e. gemmlowp rounding (ties away from zero), not ruy's: so in
+ * mode 0 (match TFLite's built-in kernels) it is mode 1's rounding; the other modes are unchanged.
+ */
+static inline int32_t mcus_requantize_depthwise(int32_t acc, int32_t multiplier, int32_t shift)
+{
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+    const int32_t left_shift = shift > 0 ? shift : 0;
+    const int32_t right_shift = shift > 0 ? 0 : -shift;
+    return mcus_rounding_divide_by_pot(
+        mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)acc << left_shift), multiplier),
+        right_shift);
+#else
+    return mcus_requantize(acc, multiplier, shift);
+#endif
+}
+
+/* gemmlowp MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0), as TFLite's int8 ADD
+ * rescales its inputs and output: SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT. */
+static inline int32_t mcus_rescale_add(int32_t x, int32_t multiplier, int32_t shift)
+{
+    return mcus_rounding_divide_by_pot(mcus_sat_round_doubling_high_mul(x, multiplier), -shift);
+}
+
+/* int8 average: round(sum / count), ties away from zero (TFLite's AVERAGE_POOL_2D), count > 0. */
+static inline int32_t mcus_average_s8(int32_t sum, int32_t count)
+{
+    return sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+}
+
 /* ---- parameters ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -124,6 +156,22 @@ typedef struct {
     const int32_t *shift;        /* [out_c] */
 } mcus_conv2d_s8_params_t;
 
+/* Depthwise convolution (depth multiplier 1): the geometry of a convolution with in_c == out_c;
+ * the filter is [1][kernel_h][kernel_w][channels] (TFLite's layout). */
+typedef struct {
+    mcus_conv2d_geom_t g;
+    float act_min, act_max;
+} mcus_depthwise_conv2d_f32_params_t;
+
+typedef struct {
+    mcus_conv2d_geom_t g;
+    int32_t input_offset;        /* -input_zero_point */
+    int32_t output_offset;       /* output_zero_point */
+    int32_t act_min, act_max;
+    const int32_t *multiplier;   /* [channels] */
+    const int32_t *shift;        /* [channels] */
+} mcus_depthwise_conv2d_s8_params_t;
+
 typedef struct {
     int32_t in_h, in_w, channels;
     int32_t out_h, out_w;
@@ -143,6 +191,16 @@ typedef struct {
 } mcus_maxpool2d_s8_params_t;
 
 typedef struct {
+    mcus_pool2d_geom_t g;
+    float act_min, act_max;
+} mcus_avgpool2d_f32_params_t;
+
+typedef struct {
+    mcus_pool2d_geom_t g;
+    int32_t act_min, act_max;    /* quantised; input and output share scale and zero point */
+} mcus_avgpool2d_s8_params_t;
+
+typedef struct {
     int32_t in_features, out_features;
     float act_min, act_max;
 } mcus_dense_f32_params_t;
@@ -156,6 +214,37 @@ typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
 } mcus_dense_s8_params_t;
+
+typedef struct {
+    int32_t len;
+    float act_min, act_max;
+} mcus_add_f32_params_t;
+
+/* int8 ADD (TFLite): out = clamp(rescale(rescale((a + a_off) << left_shift, a_mult, a_shift)
+ *                                        + rescale((b + b_off) << left_shift, b_mult, b_shift),
+ *                                        out_mult, out_shift) + output_offset) */
+typedef struct {
+    int32_t len;
+    int32_t input_offset, skip_offset;   /* -zero points */
+    int32_t output_offset;
+    int32_t left_shift;
+    int32_t input_multiplier, input_shift;
+    int32_t skip_multiplier, skip_shift;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mcus_add_s8_params_t;
+
+/* One element of int8 ADD (shared by the reference and the fast kernels). */
+static inline int32_t mcus_add_s8_one(const mcus_add_s8_params_t *p, int32_t a, int32_t b)
+{
+    const int32_t sa = mcus_rescale_add((int32_t)((uint32_t)(a + p->input_offset) << p->left_shift),
+                                        p->input_multiplier, p->input_shift);
+    const int32_t sb = mcus_rescale_add((int32_t)((uint32_t)(b + p->skip_offset) << p->left_shift),
+                                        p->skip_multiplier, p->skip_shift);
+    int32_t v = mcus_rescale_add(sa + sb, p->output_multiplier, p->output_shift) + p->output_offset;
+    v = v < p->act_min ? p->act_min : v;
+    return v > p->act_max ? p->act_max : v;
+}
 
 typedef struct {
     int32_t len;
@@ -174,6 +263,16 @@ void mcus_conv2d_f32(const mcus_conv2d_f32_params_t *p, const float *input, cons
 void mcus_conv2d_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input, const int8_t *filter,
                     const int32_t *bias, int8_t *output);
 
+/* Depthwise convolution, depth multiplier 1; bias may be NULL. */
+void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, const float *input,
+                               const float *filter, const float *bias, float *output);
+void mcus_depthwise_conv2d_s8(const mcus_depthwise_conv2d_s8_params_t *p, const int8_t *input,
+                              const int8_t *filter, const int32_t *bias, int8_t *output);
+
+/* Average pooling over the window's cells inside the input (padding is not counted). */
+void mcus_avgpool2d_f32(const mcus_avgpool2d_f32_params_t *p, const float *input, float *output);
+void mcus_avgpool2d_s8(const mcus_avgpool2d_s8_params_t *p, const int8_t *input, int8_t *output);
+
 void mcus_maxpool2d_f32(const mcus_maxpool2d_f32_params_t *p, const float *input, float *output);
 void mcus_maxpool2d_s8(const mcus_maxpool2d_s8_params_t *p, const int8_t *input, int8_t *output);
 
@@ -181,6 +280,12 @@ void mcus_dense_f32(const mcus_dense_f32_params_t *p, const float *input, const 
                     const float *bias, float *output);
 void mcus_dense_s8(const mcus_dense_s8_params_t *p, const int8_t *input, const int8_t *weights,
                    const int32_t *bias, int8_t *output);
+
+/* output[i] = clamp(input[i] + skip[i]): a residual connection (int8: TFLite ADD rescaling). */
+void mcus_add_f32(const mcus_add_f32_params_t *p, const float *input, const float *skip,
+                  float *output);
+void mcus_add_s8(const mcus_add_s8_params_t *p, const int8_t *input, const int8_t *skip,
+                 int8_t *output);
 
 /* output[i] = exp(input[i] - max) / sum_j exp(input[j] - max) */
 void mcus_softmax_f32(const mcus_softmax_f32_params_t *p, const float *input, float *output);

@@ -17,6 +17,8 @@ float32 models come from ``ModelResult.keras_path``, int8 ones from ``ModelResul
                     pad4(bytes(a_j)) + pad4(bytes(a_j+1))      (or pad4(bytes(a_0)) if only one)
 
   where pad4 rounds up to a multiple of 4 bytes (word alignment for every buffer);
+  a graph with residual Adds instead keeps every activation live from its op to its last reader
+  (the next op or an Add) and places the buffers largest first at the lowest free offset;
 * ``mcus_model_run``: one reference-kernel call per computing op, each wrapped in the hooks
   ``MCUS_LAYER_BEGIN(i)`` / ``MCUS_LAYER_END(i)`` (empty unless the harness defines them).
 
@@ -37,8 +39,8 @@ import numpy as np
 
 from mcusearch.convert import Converter, ConvertResult, register
 from mcusearch.convert.graph import (
-    Clamp, Conv2D, Dense, Graph, MaxPool2D, Softmax, graph_from_keras, graph_from_tflite,
-    quantize_input,
+    Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph, MaxPool2D, Softmax,
+    graph_from_keras, graph_from_tflite, quantize_input,
 )
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -55,8 +57,8 @@ TFLITE_RESOLVER = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
 
 FLOAT_ATOL, FLOAT_RTOL = 1e-5, 1e-4
 
-_KERNEL_OF = {Conv2D: "conv2d", MaxPool2D: "maxpool2d", Dense: "dense", Softmax: "softmax",
-              Clamp: "clamp"}
+_KERNEL_OF = {Conv2D: "conv2d", DepthwiseConv2D: "depthwise_conv2d", MaxPool2D: "maxpool2d",
+              AvgPool2D: "avgpool2d", Dense: "dense", Softmax: "softmax", Clamp: "clamp", Add: "add"}
 
 
 @dataclass
@@ -75,11 +77,38 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     elem = 4 if graph.dtype == "float32" else 1
     ops = graph.compute_ops
     sizes = [op.out_len * elem for op in ops]
+    if any(isinstance(op, Add) for op in ops):
+        return _plan_memory_residual(ops, sizes, [graph.skip_index(op) if isinstance(op, Add) else -1
+                                                  for op in ops])
     inter = [_pad4(s) for s in sizes[:-1]]          # the last op writes the caller's output
     arena = max(inter, default=0)
     for a, b in zip(inter, inter[1:]):
         arena = max(arena, a + b)
     offsets = [0 if j % 2 == 0 else arena - inter[j] for j in range(len(inter))] + [-1]
+    return MemoryPlan(arena_bytes=arena, offsets=offsets, sizes=sizes)
+
+
+def _plan_memory_residual(ops, sizes: list[int], skips: list[int]) -> MemoryPlan:
+    """A graph with residual Adds: op j's output is live from op j to its last reader (op j + 1,
+    or an Add that takes it as its residual); buffers go largest first at the lowest offset that
+    does not overlap a buffer live at the same time (an op's inputs and output never share bytes)."""
+    n = len(ops)
+    last = [j + 1 for j in range(n)]
+    for k, s in enumerate(skips):
+        if s >= 0:
+            last[s] = max(last[s], k)
+    placed: list[tuple[int, int, int, int]] = []      # (offset, size, first, last)
+    offsets = [-1] * n
+    for j in sorted(range(n - 1), key=lambda j: (-_pad4(sizes[j]), j)):
+        size = _pad4(sizes[j])
+        off = 0
+        for o, sz, a, b in sorted(p for p in placed if not (p[3] < j or last[j] < p[2])):
+            if off + size <= o:
+                break
+            off = max(off, o + sz)
+        offsets[j] = off
+        placed.append((off, size, j, last[j]))
+    arena = max((o + sz for o, sz, _, _ in placed), default=0)
     return MemoryPlan(arena_bytes=arena, offsets=offsets, sizes=sizes)
 
 
@@ -187,13 +216,13 @@ def emit_c(graph: Graph, out_dir: Path, origin: str = "") -> Emitted:
         amin, amax = _act(graph, getattr(op, "act", (0, 0)))
         ptype = f"mcus_{kname}_params_t"
         fields: dict[str, object] = {}
-        if isinstance(op, (Conv2D, Dense)):
+        if isinstance(op, (Conv2D, DepthwiseConv2D, Dense)):
             data.append(_c_array(ctype, f"{pfx}_w", op.weights, 12 if f32 else 24))
             bias = "0"
             if op.bias is not None:
                 data.append(_c_array("float" if f32 else "int32_t", f"{pfx}_b", op.bias, 8))
                 bias = f"{pfx}_b"
-            if isinstance(op, Conv2D):
+            if isinstance(op, (Conv2D, DepthwiseConv2D)):
                 kh, kw = op.kernel
                 (ih, iw, ic), (oh, ow, oc) = op.in_shape, op.out_shape
                 fields["g"] = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc,
@@ -214,13 +243,27 @@ def emit_c(graph: Graph, out_dir: Path, origin: str = "") -> Emitted:
                     fields["per_channel"] = int(rq.per_channel)
                 fields.update(multiplier=f"{pfx}_mult", shift=f"{pfx}_shift")
             call = f"mcus_{kname}(&{pfx}_p, {src}, {pfx}_w, {bias}, {dst});"
-        elif isinstance(op, MaxPool2D):
+        elif isinstance(op, (MaxPool2D, AvgPool2D)):
             (ih, iw, c), (oh, ow, _) = op.in_shape, op.out_shape
             fields["g"] = dict(in_h=ih, in_w=iw, channels=c, out_h=oh, out_w=ow, pool_h=op.pool[0],
                                pool_w=op.pool[1], stride_h=op.stride[0], stride_w=op.stride[1],
                                pad_top=op.pad[0], pad_left=op.pad[1])
             fields.update(act_min=amin, act_max=amax)
             call = f"mcus_{kname}(&{pfx}_p, {src}, {dst});"
+        elif isinstance(op, Add):
+            fields["len"] = op.out_len
+            skip = buf(graph.skip_index(op))
+            if f32:
+                fields.update(act_min=amin, act_max=amax)
+            else:
+                q = op.quant
+                fields.update(input_offset=q.prev_offset, skip_offset=q.skip_offset,
+                              output_offset=q.output_offset, left_shift=q.left_shift,
+                              input_multiplier=q.prev_multiplier, input_shift=q.prev_shift,
+                              skip_multiplier=q.skip_multiplier, skip_shift=q.skip_shift,
+                              output_multiplier=q.output_multiplier, output_shift=q.output_shift,
+                              act_min=amin, act_max=amax)
+            call = f"mcus_{kname}(&{pfx}_p, {src}, {skip}, {dst});"
         elif isinstance(op, Softmax) and f32:
             fields["len"] = op.out_len
             call = f"mcus_{kname}(&{pfx}_p, {src}, {dst});"

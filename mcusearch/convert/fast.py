@@ -34,7 +34,8 @@ from mcusearch.convert import Converter, ConvertResult, register
 from mcusearch.convert import layout
 from mcusearch.convert.cgen import (KERNELS_DIR, _c_array, _c_float, _comment, _ident, _init,
                                     _shape_str, prepare)
-from mcusearch.convert.graph import Clamp, Conv2D, Dense, Graph, MaxPool2D, Op, Softmax
+from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
+                                     MaxPool2D, Op, Softmax)
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, plan
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -116,19 +117,25 @@ class _Emitter:
             prod = shapes[j]
             h_in = tensors[j].rows
             same_view = tuple(prod) == tuple(op.in_shape)
-            if isinstance(op, (Conv2D, MaxPool2D)) and same_view:
-                kh = op.kernel[0] if isinstance(op, Conv2D) else op.pool[0]
+            if isinstance(op, _WINDOWED) and same_view:
+                kh = op.kernel[0] if isinstance(op, (Conv2D, DepthwiseConv2D)) else op.pool[0]
                 sh, pt = op.stride[0], op.pad[0]
 
                 def need(r, kh=kh, sh=sh, pt=pt, h=h_in):
                     lo = r * sh - pt
                     return max(lo, 0), min(lo + kh - 1, h - 1)
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), need))
+            elif isinstance(op, Add):
+                # row r from row r of both inputs; the residual tensor is t = its op's index + 1
+                if not same_view or tuple(self._tensor_shape(self.g.skip_index(op) + 1)) != tuple(prod):
+                    raise StageError("convert", f"{op.name} (Add): inputs of different layouts")
+                layers.append(PlanLayer(op.name, _view(op.out_shape)[0], lambda r: (r, r),
+                                        skip=self.g.skip_index(op) + 1))
             elif isinstance(op, Clamp) and same_view and len(op.in_shape) == 3:
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), lambda r: (r, r),
                                         elementwise=True))
             else:
-                out_rows = _view(op.out_shape)[0] if isinstance(op, (Conv2D, MaxPool2D)) else 1
+                out_rows = _view(op.out_shape)[0] if isinstance(op, _WINDOWED) else 1
                 layers.append(PlanLayer(op.name, out_rows, lambda r, h=h_in: (0, h - 1),
                                         elementwise=isinstance(op, Clamp) and h_in == 1))
         return layers, tensors
@@ -167,9 +174,9 @@ class _Emitter:
         return self.g.input_shape if t == 0 else self.ops[t - 1].out_shape
 
     def win(self, op) -> dict:
-        if isinstance(op, Conv2D):
+        if isinstance(op, (Conv2D, DepthwiseConv2D)):
             kh, kw = op.kernel
-        elif isinstance(op, MaxPool2D):
+        elif isinstance(op, (MaxPool2D, AvgPool2D)):
             kh, kw = op.pool
         else:
             kh = kw = 1
@@ -254,6 +261,41 @@ class _Emitter:
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
                      ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
+        elif isinstance(op, DepthwiseConv2D):
+            # a plain row kernel on TFLite's [kh][kw][c] weights, channels innermost
+            fields["g"] = self.win(op)
+            w = np.asarray(op.weights)
+            info.kernel, info.variant = f"dwconv2d_{self.sfx}", "dense"
+            info.weights = int(w.size)
+            info.nonzeros = int(np.count_nonzero(w))
+            info.weight_bytes = info.dense_weight_bytes = int(w.size) * self.elem
+            info.scratch_bytes = _op_scratch(op)
+            self.data.append(_aligned(_c_array("float" if f32 else "int8_t", f"{pfx}_w", w,
+                                               8 if f32 else 24)))
+            fields["weights"] = f"{pfx}_w"
+            bias = op.bias
+            if bias is not None and not np.any(bias):
+                bias = None
+            if bias is not None:
+                self.data.append(_c_array("float" if f32 else "int32_t", f"{pfx}_b", bias, 8))
+            fields["bias"] = f"{pfx}_b" if bias is not None else "0"
+            if f32:
+                fields.update(act)
+            else:
+                rq = op.requant
+                ch = int(op.out_shape[-1])
+                self.data.append(_c_array("int32_t", f"{pfx}_m", np.broadcast_to(rq.multiplier, (ch,)), 8))
+                self.data.append(_c_array("int8_t", f"{pfx}_s", np.broadcast_to(rq.shift, (ch,)), 24))
+                fields.update(input_offset=str(-rq.input_zero_point),
+                              output_offset=str(rq.output_zero_point), **act,
+                              mult=f"{pfx}_m", shift=f"{pfx}_s")
+            ptype = f"mcus_fast_dwconv_{self.sfx}_t"
+        elif isinstance(op, AvgPool2D):
+            fields["g"] = self.win(op)
+            fields.update(act)
+            info.kernel, info.variant = f"avgpool2d_{self.sfx}", "-"
+            info.scratch_bytes = _op_scratch(op) if not f32 else 0
+            ptype = f"mcus_fast_avgpool_{self.sfx}_t"
         elif isinstance(op, MaxPool2D):
             fields["g"] = self.win(op)
             fields.update(act)
@@ -261,6 +303,21 @@ class _Emitter:
             info.variant = "-"
             info.scratch_bytes = 4 * op.pool[0] if op.pool[0] > 8 else 0
             ptype = f"mcus_fast_maxpool_{self.sfx}_t"
+        elif isinstance(op, Add):
+            fields = {"in": fields["in"], "skip": self.buf(plan_, self.g.skip_index(op) + 1, op.in_shape),
+                      "out": fields["out"]}
+            info.kernel, info.variant = f"add_{self.sfx}", "-"
+            if f32:
+                fields.update(act)
+            else:
+                q = op.quant
+                fields["q"] = dict(len=op.out_len, input_offset=q.prev_offset,
+                                   skip_offset=q.skip_offset, output_offset=q.output_offset,
+                                   left_shift=q.left_shift, input_multiplier=q.prev_multiplier,
+                                   input_shift=q.prev_shift, skip_multiplier=q.skip_multiplier,
+                                   skip_shift=q.skip_shift, output_multiplier=q.output_multiplier,
+                                   output_shift=q.output_shift, **act)
+            ptype = f"mcus_fast_add_{self.sfx}_t"
         elif isinstance(op, Softmax) and f32:
             info.kernel, info.variant = "softmax_f32", "-"
             ptype = "mcus_fast_softmax_f32_t"
@@ -290,6 +347,8 @@ class _Emitter:
                 info.scratch_bytes = _scratch(op, self.choose(op, info), self.f32)
             elif isinstance(op, MaxPool2D) and op.pool[0] > 8:
                 info.scratch_bytes = 4 * op.pool[0]
+            elif isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32):
+                info.scratch_bytes = _op_scratch(op)
             infos.append(info)
         scratch = max((i.scratch_bytes for i in infos), default=0)
         p = plan(layers, tensors, scratch)
@@ -347,6 +406,16 @@ _PROFILE_HOOKS = (
     "#ifndef MCUS_LAYER_BEGIN\n#define MCUS_LAYER_BEGIN(i)\n#endif\n"
     "#ifndef MCUS_LAYER_END\n#define MCUS_LAYER_END(i)\n#endif\n\n"
 )
+
+
+# Ops computed by windowed row kernels (output row r needs input rows r*sh - pt .. + kh - 1).
+_WINDOWED = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
+
+
+def _op_scratch(op) -> int:
+    """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
+    per channel."""
+    return 4 * int(op.out_shape[-1])
 
 
 def _scratch(op, sparse: bool, f32: bool) -> int:

@@ -1,4 +1,8 @@
-"""The mcusearch generator's intermediate representation: a linear chain of NHWC operators.
+"""The mcusearch generator's intermediate representation: a chain of NHWC operators, plus residuals.
+
+Every op reads the previous op's output; an :class:`Add` also reads an earlier tensor (the output
+of an earlier op, ``Add.skip``, or the model input): identity residual connections. Any other
+branching is rejected.
 
 A :class:`Graph` is what the C emitter (:mod:`mcusearch.convert.cgen`) turns into calls of the
 reference kernels in ``firmware/kernels``. Two front ends build one:
@@ -9,7 +13,7 @@ reference kernels in ``firmware/kernels``. Two front ends build one:
 Layouts follow TFLite: activations NHWC (batch 1, dropped from every shape), conv weights OHWI,
 dense weights ``[out][in]``. Flatten/Reshape are no-ops in NHWC and stay in the graph only as
 :class:`Reshape` markers; Dropout-like layers and the InputLayer are dropped. A ReLU layer is
-fused into the clamp of the preceding Conv2D/Dense/MaxPool2D.
+fused into the clamp of the preceding Conv2D/DepthwiseConv2D/Dense/MaxPool2D/AvgPool2D/Add.
 
 int8 arithmetic is TFLite's: multipliers and shifts come from the same formulas as TFLite's
 ``QuantizeMultiplier`` / ``PopulateConvolutionQuantizationParams`` /
@@ -29,9 +33,12 @@ import numpy as np
 
 from mcusearch.errors import StageError
 
-SUPPORTED_KERAS = ("InputLayer, Conv2D, MaxPooling2D, Flatten, Reshape, Dense, Dropout, "
+SUPPORTED_KERAS = ("InputLayer, Conv2D, DepthwiseConv2D (depth_multiplier 1), MaxPooling2D, "
+                   "AveragePooling2D, Add (two same-shape tensors: the previous layer's output and "
+                   "an earlier one), Flatten, Reshape, Dense, Dropout, "
                    "ReLU, Activation(relu|relu6|linear|softmax), Softmax")
-SUPPORTED_TFLITE = "CONV_2D, MAX_POOL_2D, RESHAPE, FULLY_CONNECTED, SOFTMAX (last op only)"
+SUPPORTED_TFLITE = ("CONV_2D, DEPTHWISE_CONV_2D (depth_multiplier 1), MAX_POOL_2D, AVERAGE_POOL_2D, "
+                    "ADD (same shapes, a residual), RESHAPE, FULLY_CONNECTED, SOFTMAX (last op only)")
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -104,8 +111,48 @@ class Conv2D(Op):
 
 
 @dataclass
+class DepthwiseConv2D(Op):
+    """Depthwise convolution, depth multiplier 1: output channel c = input channel c."""
+
+    kind: ClassVar[str] = "DepthwiseConv2D"
+    weights: np.ndarray = None     # [1][KH][KW][C] (TFLite's layout)
+    bias: np.ndarray | None = None # [C] float32, or int32 for int8
+    stride: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    pad: tuple[int, int] = (0, 0)  # (top, left)
+    act: tuple = (-math.inf, math.inf)
+    requant: Requant | None = None
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return int(self.weights.shape[1]), int(self.weights.shape[2])
+
+    @property
+    def macs(self) -> int:
+        kh, kw = self.kernel
+        return self.out_len * kh * kw
+
+    @property
+    def params(self) -> int:
+        return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
+
+
+@dataclass
 class MaxPool2D(Op):
     kind: ClassVar[str] = "MaxPool2D"
+    pool: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] = (2, 2)
+    padding: str = "valid"
+    pad: tuple[int, int] = (0, 0)
+    act: tuple = (-math.inf, math.inf)
+
+
+@dataclass
+class AvgPool2D(Op):
+    """Average pooling; padded cells are not counted (TF 'same'). int8: input and output share
+    scale and zero point, the mean is rounded half away from zero (TFLite's AVERAGE_POOL_2D)."""
+
+    kind: ClassVar[str] = "AvgPool2D"
     pool: tuple[int, int] = (2, 2)
     stride: tuple[int, int] = (2, 2)
     padding: str = "valid"
@@ -128,6 +175,34 @@ class Dense(Op):
     @property
     def params(self) -> int:
         return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
+
+
+@dataclass
+class AddQuant:
+    """int8 ADD (TFLite): each input is offset, shifted left by ``left_shift`` and rescaled to twice
+    the larger input scale, the sum rescaled to the output (multipliers < 1, shifts <= 0)."""
+
+    prev_offset: int              # -zero point of the chain input (the previous op's output)
+    skip_offset: int              # -zero point of the residual input
+    output_offset: int
+    left_shift: int
+    prev_multiplier: int
+    prev_shift: int
+    skip_multiplier: int
+    skip_shift: int
+    output_multiplier: int
+    output_shift: int
+
+
+@dataclass
+class Add(Op):
+    """Element-wise sum of the previous op's output and an earlier tensor of the same shape: the
+    output of ``skip`` (an earlier computing op of the graph), or the model input (None)."""
+
+    kind: ClassVar[str] = "Add"
+    skip: Op | None = None
+    act: tuple = (-math.inf, math.inf)
+    quant: AddQuant | None = None
 
 
 @dataclass
@@ -184,6 +259,12 @@ class Graph:
     def macs(self) -> int:
         return sum(op.macs for op in self.ops)
 
+    def skip_index(self, add: "Add") -> int:
+        """Index in :attr:`compute_ops` of an Add's residual input (-1: the model input)."""
+        if add.skip is None:
+            return -1
+        return next(i for i, op in enumerate(self.compute_ops) if op is add.skip)
+
     @property
     def params(self) -> int:
         return sum(op.params for op in self.ops)
@@ -221,6 +302,13 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if q_fixed > 2**31 - 1 or shift > 30:
         raise StageError("convert", f"requantisation multiplier {real!r} is out of TFLite's range")
     return int(q_fixed), int(shift)
+
+
+def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplierSmallerThanOneExp: QuantizeMultiplier of a real in (0, 1)."""
+    if not 0.0 < real < 1.0:
+        raise StageError("convert", f"rescaling multiplier {real!r} is not in (0, 1)")
+    return quantize_multiplier(real)
 
 
 def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -287,6 +375,9 @@ def graph_from_keras(model) -> Graph:
                                     "NHWC images (rank 4) or vectors (rank 2)")
     graph = Graph(dtype="float32", input_shape=shape, source=str(getattr(model, "name", "")))
     prev = model.inputs[0]
+    # Keras tensors (by id) that an Add may still take: -> (the op computing it or None for the
+    # model input, that op's act when the tensor was its output: a later fused clamp changes it)
+    earlier: dict[int, tuple[Op | None, tuple]] = {id(prev): (None, ())}
     for layer in model.layers:
         typ = type(layer).__name__
         if typ == "InputLayer":
@@ -295,13 +386,34 @@ def graph_from_keras(model) -> Graph:
             linp = layer.input
         except (AttributeError, ValueError) as e:  # a shared or unconnected layer
             raise _unsupported(layer.name, typ, SUPPORTED_KERAS, f"not a single chain ({e})")
-        if isinstance(linp, (list, tuple)) or linp is not prev:
+        skip = None
+        if typ == "Add" and isinstance(linp, (list, tuple)) and len(linp) == 2 and \
+                any(t is prev for t in linp):
+            other = linp[1] if linp[0] is prev else linp[0]
+            if other is prev or id(other) not in earlier:
+                raise _unsupported(layer.name, typ, SUPPORTED_KERAS, "needs the previous layer's "
+                                   "output and an earlier tensor")
+            skip, act_then = earlier[id(other)]
+            if skip is not None and getattr(skip, "act", ()) != act_then:
+                raise _unsupported(layer.name, typ, SUPPORTED_KERAS, "the residual tensor is taken "
+                                   "before an activation that was fused into its layer")
+            if _shape(other.shape[1:]) != shape:
+                raise _unsupported(layer.name, typ, SUPPORTED_KERAS, "inputs of different shapes")
+        elif isinstance(linp, (list, tuple)) or linp is not prev:
             raise _unsupported(layer.name, typ, SUPPORTED_KERAS,
                                "the model is not a single chain of layers")
         prev = layer.output
         if layer.dtype not in (None, "float32"):
             raise _unsupported(layer.name, typ, SUPPORTED_KERAS, f"dtype {layer.dtype}")
-        _keras_layer(graph, layer, typ, shape)
+        if typ == "Add":
+            if skip is None and not isinstance(linp, (list, tuple)):
+                raise _unsupported(layer.name, typ, SUPPORTED_KERAS, "needs two inputs")
+            graph.ops.append(Add(layer.name, shape, shape, skip=skip))
+        else:
+            _keras_layer(graph, layer, typ, shape)
+        last = next((op for op in reversed(graph.ops) if not isinstance(op, Reshape)), None)
+        if last is not None and (not graph.ops or not isinstance(graph.ops[-1], Reshape)):
+            earlier[id(prev)] = (last, getattr(last, "act", ()))
         shape = graph.ops[-1].out_shape if graph.ops else shape
         out = _shape(layer.output_shape[1:])
         if out != shape:
@@ -342,7 +454,32 @@ def _keras_layer(graph: Graph, layer, typ: str, shape: tuple[int, ...]) -> None:
                                 bias=bias, stride=(int(sh), int(sw)), padding=pad_mode,
                                 pad=(pt, pl), act=_KERAS_CLAMPS[act]))
         return
-    if typ in ("MaxPooling2D", "MaxPool2D"):
+    if typ == "DepthwiseConv2D":
+        if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
+            raise _unsupported(name, typ, SUPPORTED_KERAS, "needs a channels-last H x W x C input")
+        if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1) or cfg.get("depth_multiplier", 1) != 1:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, "dilation and depth_multiplier must be 1")
+        act = _activation_name(layer.activation)
+        if act not in _KERAS_CLAMPS:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, f"activation {act!r}")
+        w = layer.get_weights()
+        kernel = np.asarray(w[0], np.float32)                     # [KH][KW][C][1]
+        bias = np.asarray(w[1], np.float32) if layer.use_bias else None
+        (kh, kw), (sh, sw) = kernel.shape[:2], tuple(cfg["strides"])
+        pad_mode = cfg["padding"]
+        if pad_mode == "same":
+            oh, pt = same_padding(shape[0], kh, sh)
+            ow, pl = same_padding(shape[1], kw, sw)
+        elif pad_mode == "valid":
+            oh, ow, pt, pl = valid_size(shape[0], kh, sh), valid_size(shape[1], kw, sw), 0, 0
+        else:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, f"padding {pad_mode!r}")
+        graph.ops.append(DepthwiseConv2D(name, shape, (oh, ow, shape[2]),
+                                         weights=np.ascontiguousarray(kernel[..., 0][None]),
+                                         bias=bias, stride=(int(sh), int(sw)), padding=pad_mode,
+                                         pad=(pt, pl), act=_KERAS_CLAMPS[act]))
+        return
+    if typ in ("MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D"):
         if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
             raise _unsupported(name, typ, SUPPORTED_KERAS, "needs a channels-last H x W x C input")
         (ph, pw), (sh, sw), pad_mode = tuple(cfg["pool_size"]), tuple(cfg["strides"]), cfg["padding"]
@@ -351,8 +488,9 @@ def _keras_layer(graph: Graph, layer, typ: str, shape: tuple[int, ...]) -> None:
             ow, pl = same_padding(shape[1], pw, sw)
         else:
             oh, ow, pt, pl = valid_size(shape[0], ph, sh), valid_size(shape[1], pw, sw), 0, 0
-        graph.ops.append(MaxPool2D(name, shape, (oh, ow, shape[2]), pool=(int(ph), int(pw)),
-                                   stride=(int(sh), int(sw)), padding=pad_mode, pad=(pt, pl)))
+        cls = MaxPool2D if typ in ("MaxPooling2D", "MaxPool2D") else AvgPool2D
+        graph.ops.append(cls(name, shape, (oh, ow, shape[2]), pool=(int(ph), int(pw)),
+                             stride=(int(sh), int(sw)), padding=pad_mode, pad=(pt, pl)))
         return
     if typ in ("Flatten", "Reshape"):
         out = _shape(layer.output_shape[1:])
@@ -399,7 +537,7 @@ def _keras_layer(graph: Graph, layer, typ: str, shape: tuple[int, ...]) -> None:
             return
         # Fuse into the last computing op (a Reshape in between changes nothing element-wise).
         target = next((op for op in reversed(graph.ops) if not isinstance(op, Reshape)), None)
-        if isinstance(target, (Conv2D, Dense, MaxPool2D)):
+        if isinstance(target, (Conv2D, DepthwiseConv2D, Dense, MaxPool2D, AvgPool2D, Add)):
             target.act = (max(target.act[0], clamp[0]), min(target.act[1], clamp[1]))
         else:
             graph.ops.append(Clamp(name, shape, shape, act=clamp))
@@ -487,6 +625,7 @@ def graph_from_tflite(path: Path | str) -> Graph:
                   input_zero_point=int(in_zp[0]), source=str(path))
 
     cur = inp
+    producers: dict[int, Op | None] = {inp: None}     # tensor -> the op computing it (None: input)
     n_ops = len(sg.operators)
     for k, op in enumerate(sg.operators):
         code = model.operatorCodes[op.opcodeIndex]
@@ -497,8 +636,16 @@ def graph_from_tflite(path: Path | str) -> Graph:
         name = _op_name(weights + [tensor(o).name for o in outs[:1]], f"op{k}")
         if opname == "CUSTOM":
             opname = code.customCode.decode() if code.customCode else "CUSTOM"
-        if opname not in ("CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"):
+        if opname not in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD",
+                          "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"):
             raise _unsupported(name, opname, SUPPORTED_TFLITE)
+        if opname == "ADD":    # no weights: the layer name is in the output tensor's ('.../add')
+            out_name = tensor(outs[0]).name
+            out_name = out_name.decode() if isinstance(out_name, bytes) else str(out_name)
+            parts = [p for p in out_name.split(";") if p.lower().endswith("/add")] or [out_name]
+            name = _op_name(parts, f"op{k}")
+        if opname == "ADD" and len(ins) == 2 and ins[1] == cur and ins[0] != cur:
+            ins = [ins[1], ins[0]]                   # the chain input first, the residual second
         if not ins or ins[0] != cur or len(outs) != 1:
             raise _unsupported(name, opname, SUPPORTED_TFLITE, "the model is not a single chain")
         out = outs[0]
@@ -523,6 +670,7 @@ def graph_from_tflite(path: Path | str) -> Graph:
         if opname == "RESHAPE":
             graph.ops.append(Reshape(name, shape, oshape))
             graph.output_tensor = cur = out
+            producers[out] = graph.ops[-1]
             continue
 
         s_in, zp_in = qparams(cur)
@@ -530,15 +678,40 @@ def graph_from_tflite(path: Path | str) -> Graph:
         s_in, zp_in, s_out, zp_out = float(s_in[0]), int(zp_in[0]), float(s_out[0]), int(zp_out[0])
         act = activation_range_int8(fused(), s_out, zp_out)
 
-        if opname == "MAX_POOL_2D":
+        if opname == "ADD":
+            if len(ins) != 2 or ins[1] not in producers or isinstance(producers[ins[1]], Reshape):
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, "needs the previous op's output "
+                                   "and an earlier tensor")
+            if shape_nb(ins[1]) != shape or oshape != shape:
+                raise _unsupported(name, opname, SUPPORTED_TFLITE, "inputs of different shapes")
+            s2, zp2 = qparams(ins[1])
+            s2, zp2 = float(s2[0]), int(zp2[0])
+            # tensorflow/lite/kernels/add.cc, Prepare (int8): left shift 20, twice the larger scale
+            left = 20
+            twice_max = 2 * max(np.float64(np.float32(s_in)), np.float64(np.float32(s2)))
+            m1 = quantize_multiplier_smaller_than_one(float(np.float64(np.float32(s_in)) / twice_max))
+            m2 = quantize_multiplier_smaller_than_one(float(np.float64(np.float32(s2)) / twice_max))
+            mo = quantize_multiplier_smaller_than_one(
+                float(twice_max / ((1 << left) * np.float64(np.float32(s_out)))))
+            q = AddQuant(prev_offset=-zp_in, skip_offset=-zp2, output_offset=zp_out, left_shift=left,
+                         prev_multiplier=m1[0], prev_shift=m1[1], skip_multiplier=m2[0],
+                         skip_shift=m2[1], output_multiplier=mo[0], output_shift=mo[1])
+            graph.ops.append(Add(name, shape, oshape, skip=producers[ins[1]], act=act, quant=q))
+            graph.output_scale, graph.output_zero_point = s_out, zp_out
+            graph.output_tensor = cur = out
+            producers[out] = graph.ops[-1]
+            continue
+
+        if opname in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             if len(shape) != 3:
                 raise _unsupported(name, opname, SUPPORTED_TFLITE, "needs an H x W x C input")
             if (s_in, zp_in) != (s_out, zp_out):
                 raise _unsupported(name, opname, SUPPORTED_TFLITE, "input and output quantisation differ")
             ph, pw, sh, sw = opts.filterHeight, opts.filterWidth, opts.strideH, opts.strideW
             pads = _tflite_padding(opts.padding, shape, (ph, pw), (sh, sw), schema)
-            graph.ops.append(MaxPool2D(name, shape, oshape, pool=(ph, pw), stride=(sh, sw),
-                                       padding=pads[0], pad=pads[2], act=act))
+            cls = MaxPool2D if opname == "MAX_POOL_2D" else AvgPool2D
+            graph.ops.append(cls(name, shape, oshape, pool=(ph, pw), stride=(sh, sw),
+                                 padding=pads[0], pad=pads[2], act=act))
             _check_shape(graph.ops[-1], pads[1])
         else:
             w_idx = ins[1]
@@ -556,7 +729,27 @@ def graph_from_tflite(path: Path | str) -> Graph:
                     raise _unsupported(name, opname, SUPPORTED_TFLITE, "bias is not int32")
                 bias = data(b_idx, np.int32).reshape(-1)
             n_out = int(w.shape[0])
-            if opname == "CONV_2D":
+            if opname == "DEPTHWISE_CONV_2D":
+                if len(shape) != 3:
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "needs an H x W x C input")
+                if (opts.dilationHFactor, opts.dilationWFactor) != (1, 1):
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE, "dilation must be 1")
+                if w.ndim != 4 or w.shape[0] != 1 or w.shape[3] != shape[2] or oshape[2] != shape[2]:
+                    raise _unsupported(name, opname, SUPPORTED_TFLITE,
+                                       f"depth_multiplier must be 1 (weights {w.shape}, input {shape})")
+                n_out = int(w.shape[3])
+                # PopulateConvolutionQuantizationParams, as for CONV_2D
+                scales = np.broadcast_to(w_scale, (n_out,))
+                mults = [quantize_multiplier(float(np.float64(s_in) * np.float64(s) / np.float64(s_out)))
+                         for s in scales]
+                sh, sw = opts.strideH, opts.strideW
+                pads = _tflite_padding(opts.padding, shape, w.shape[1:3], (sh, sw), schema)
+                graph.ops.append(DepthwiseConv2D(name, shape, oshape, weights=w, bias=bias,
+                                                 stride=(sh, sw), padding=pads[0], pad=pads[2],
+                                                 act=act,
+                                                 requant=_requant(zp_in, zp_out, s_out, mults)))
+                _check_shape(graph.ops[-1], pads[1])
+            elif opname == "CONV_2D":
                 if len(shape) != 3:
                     raise _unsupported(name, opname, SUPPORTED_TFLITE, "needs an H x W x C input")
                 if (opts.dilationHFactor, opts.dilationWFactor) != (1, 1):
@@ -593,6 +786,7 @@ def graph_from_tflite(path: Path | str) -> Graph:
         graph.output_scale, graph.output_zero_point = s_out, zp_out
         graph.output_tensor = out
         cur = out
+        producers[out] = graph.ops[-1]
 
     if cur != int(sg.outputs[0]):
         raise StageError("convert", f"{path}: the last op's output is not the model's output")

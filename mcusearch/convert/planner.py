@@ -37,6 +37,7 @@ class PlanLayer:
     out_rows: int
     need: Callable[[int], tuple[int, int]]
     elementwise: bool = False          # output row r from input row r only (may run in place)
+    skip: int | None = None            # a second input tensor (a residual Add), rows need(r) too
 
 
 @dataclass
@@ -86,7 +87,7 @@ def schedule(layers: list[PlanLayer], input_rows: int) -> list[int]:
             lay = layers[j]
             if done[j] < lay.out_rows:
                 _, hi = lay.need(done[j])
-                if hi < avail[j]:
+                if hi < avail[j] and (lay.skip is None or hi < avail[lay.skip]):
                     break
             j -= 1
             if j < 0:
@@ -101,7 +102,8 @@ def schedule(layers: list[PlanLayer], input_rows: int) -> list[int]:
 
 def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
          inplace: bool = True) -> Plan:
-    """Schedule ``layers`` (a chain: tensor j -> layer j -> tensor j + 1) and lay out the arena."""
+    """Schedule ``layers`` (a chain: tensor j -> layer j -> tensor j + 1, plus the residual input
+    ``skip`` of an Add layer) and lay out the arena."""
     n = len(layers)
     if len(tensors) != n + 1:
         raise ValueError("need one tensor more than layers")
@@ -109,10 +111,11 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
 
     # Buffers: a tensor written by an element-wise layer in place shares its input's buffer.
     buffer_of = list(range(n + 1))
+    skipped = {lay.skip for lay in layers if lay.skip is not None}
     if inplace:
         for j, lay in enumerate(layers):
             t_in, t_out = j, j + 1
-            if (lay.elementwise and t_in != 0 and t_out != n
+            if (lay.elementwise and t_in != 0 and t_out != n and t_in not in skipped
                     and tensors[t_in].row_bytes == tensors[t_out].row_bytes
                     and tensors[t_in].rows == tensors[t_out].rows):
                 buffer_of[t_out] = buffer_of[t_in]
@@ -128,6 +131,10 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
         lo, hi = layers[j].need(r)
         for y in range(max(lo, 0), min(hi, tensors[j].rows - 1) + 1):
             last_read[j][y] = s
+        if layers[j].skip is not None:
+            t = layers[j].skip
+            for y in range(max(lo, 0), min(hi, tensors[t].rows - 1) + 1):
+                last_read[t][y] = max(last_read[t][y], s)
         write[j + 1][r] = s
 
     # Ring sizes per buffer: rows of all its tensors share the slots (same row, same slot).
@@ -205,6 +212,12 @@ def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> N
             got = slots.get(key)
             ok = got is not None and got[1] == y and (got[0] == j or p.buffer_of[got[0]] == p.buffer_of[j])
             assert ok, f"layer {j} row {r} needs row {y} of t{j}, slot holds {got}"
+        t = layers[j].skip
+        if t is not None and t != 0:
+            for y in range(max(lo, 0), min(hi, tensors[t].rows - 1) + 1):
+                got = slots.get((p.buffer_of[t], y % p.ring_rows[t]))
+                assert got is not None and got[1] == y and p.buffer_of[got[0]] == p.buffer_of[t], \
+                    f"layer {j} row {r} needs row {y} of t{t} (residual), slot holds {got}"
         if j + 1 != n:
             slots[(p.buffer_of[j + 1], r % p.ring_rows[j + 1])] = (j + 1, r)
     assert row_of[-1] == layers[-1].out_rows, "schedule does not compute every output row"

@@ -155,6 +155,57 @@ typedef struct {
     float act_min, act_max;
 } mcus_fast_maxpool_f32_t;
 
+/*
+ * Depthwise convolution, depth multiplier 1 (channel c of the output from channel c of the input).
+ * Weights as TFLite holds them: [kh][kw][c]. io->scratch: c int32 (or float) accumulators.
+ * int8 requantisation: mcus_requantize_depthwise (TFLite's depthwise rounding, see
+ * ../mcus_kernels.h), one multiplier and shift per channel.
+ */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    int16_t input_offset;     /* -input_zero_point */
+    int8_t output_offset;     /* output_zero_point */
+    int8_t act_min, act_max;
+    const int8_t *weights;
+    const int32_t *bias;      /* NULL: no bias */
+    const int32_t *mult;
+    const int8_t *shift;
+} mcus_fast_dwconv_s8_t;
+
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    float act_min, act_max;
+    const float *weights;
+    const float *bias;        /* NULL: no bias */
+} mcus_fast_dwconv_f32_t;
+
+/* Average pooling (padded cells not counted). int8: io->scratch holds c int32 sums. */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    int8_t act_min, act_max;
+} mcus_fast_avgpool_s8_t;
+
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    float act_min, act_max;
+} mcus_fast_avgpool_f32_t;
+
+/* Element-wise add of the previous layer's output (in) and an earlier tensor (skip), one row per
+ * call. int8: TFLite ADD's rescaling (mcus_add_s8_one in ../mcus_kernels.h, on q). */
+typedef struct {
+    mcus_buf_t in, skip, out;
+    float act_min, act_max;
+} mcus_fast_add_f32_t;
+
+typedef struct {
+    mcus_buf_t in, skip, out;
+    mcus_add_s8_params_t q;   /* q.len unused (the row length comes from the buffers) */
+} mcus_fast_add_s8_t;
+
 typedef struct {
     mcus_buf_t in, out;
     float act_min, act_max;
@@ -172,6 +223,12 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv2d_sparse_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_maxpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_maxpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_dwconv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_dwconv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_avgpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_avgpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_add_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_add_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_clamp_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_softmax_f32(const void *params, const mcus_io_t *io, int32_t row);
 

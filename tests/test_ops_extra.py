@@ -1,0 +1,222 @@
+"""DepthwiseConv2D, AveragePooling2D and Add (residual connections) through both mcusearch
+generators.
+
+float32: generated C (host gcc) vs Keras within the converter's tolerance; int8: bit-exact with the
+TFLite interpreter's built-in DEPTHWISE_CONV_2D / AVERAGE_POOL_2D kernels, on the host for
+"mcusearch-ref" and "mcusearch", and in QEMU (Cortex-M7) for "mcusearch" through build() + measure().
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import test_convert as tc
+from mcusearch.convert import convert
+from mcusearch.convert.graph import (Add, AvgPool2D, DepthwiseConv2D, graph_from_keras,
+                                     graph_from_tflite)
+
+L = tc.L
+HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+LAYERS = ["conv (Conv2D)", "dw_same (DepthwiseConv2D)", "avg_same (AvgPool2D)",
+          "dw_s2 (DepthwiseConv2D)", "avg_valid (AvgPool2D)", "dw_valid (DepthwiseConv2D)",
+          "logits (Dense)"]
+
+
+def dw_avg_cnn(seed=2):
+    """conv -> depthwise 3x3 same relu -> avgpool 3/2 same (padding not counted) -> depthwise 3x3
+    stride 2 same (asymmetric padding), relu6, no bias -> avgpool 2 valid (drops a row) ->
+    depthwise (2, 1) valid linear -> flatten -> dense softmax."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((14, 11, 2)),
+        L.Conv2D(4, 3, padding="same", activation="relu", name="conv"),          # 14x11x4
+        L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw_same"),  # 14x11x4
+        L.AveragePooling2D(3, strides=2, padding="same", name="avg_same"),        # 7x6x4
+        L.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False, name="dw_s2"),  # 4x3x4
+        L.ReLU(max_value=6.0, name="relu6"),                                      # fused
+        L.AveragePooling2D(2, name="avg_valid"),                                  # 2x1x4
+        L.DepthwiseConv2D((2, 1), name="dw_valid"),                               # 1x1x4
+        L.Flatten(name="flatten"),
+        L.Dense(4, activation="softmax", name="logits"),
+    ])
+    return tc._random_biases(model, seed)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ops_extra")
+    m = dw_avg_cnn()
+    return m, tc.to_int8(m, d / "m.tflite"), d
+
+
+def test_graph_front_ends(case):
+    m, tfl, _ = case
+    for g in (graph_from_keras(m), graph_from_tflite(tfl)):
+        dws = [op for op in g.ops if isinstance(op, DepthwiseConv2D)]
+        avgs = [op for op in g.ops if isinstance(op, AvgPool2D)]
+        assert [op.out_shape for op in dws] == [(14, 11, 4), (4, 3, 4), (1, 1, 4)]
+        assert [op.weights.shape for op in dws] == [(1, 3, 3, 4), (1, 3, 3, 4), (1, 2, 1, 4)]
+        assert (dws[1].stride, dws[1].pad) == ((2, 2), (1, 0))     # 6 wide: the extra column after
+        assert [(op.pool, op.stride, op.pad, op.out_shape) for op in avgs] == [
+            ((3, 3), (2, 2), (0, 1), (7, 6, 4)), ((2, 2), (2, 2), (0, 0), (2, 1, 4))]
+        if g.dtype == "float32":
+            assert dws[1].bias is None and dws[1].act == (0.0, 6.0) and dws[0].act == (0.0, float("inf"))
+            assert dws[0].macs == 14 * 11 * 4 * 9
+        else:
+            assert all(op.requant.per_channel for op in dws)
+
+
+@pytest.mark.parametrize("converter", ["mcusearch-ref", "mcusearch"])
+@pytest.mark.parametrize("quant", ["float32", "int8"])
+def test_depthwise_avgpool_host(case, converter, quant):
+    m, tfl, d = case
+    w = d / f"{converter}_{quant}"
+    # 300 int8 probes: enough that the depthwise requantisation meets negative ties, where
+    # TFLite's depthwise rounding (away from zero) differs from its conv rounding (up)
+    x = tc.probes(m.input_shape[1:], n=300 if quant == "int8" else tc.N_PROBE, seed=11)
+    mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None, x=x)
+    conv = convert(mr, converter, w / "c")
+    tc.check(conv, w)        # int8 bit-exact with TFLite, float32 within tolerance of Keras
+    assert conv.layers == LAYERS + (["logits/softmax (Softmax)"] if quant == "float32" else [])
+    names = {p.name for p in conv.sources}
+    sfx = "f32" if quant == "float32" else "s8"
+    if converter == "mcusearch-ref":
+        assert {f"depthwise_conv2d_{sfx}.c", f"avgpool2d_{sfx}.c"} <= names
+    else:
+        assert {f"dwconv2d_{sfx}.c", f"avgpool2d_{sfx}.c"} <= names
+        plan = (w / "c" / "plan.json").read_text()
+        assert '"kernel": "dwconv2d_' in plan
+
+
+def test_depthwise_avgpool_fast_row_fusion(case):
+    """The planner row-fuses depthwise convolutions and average pools like Conv2D / MaxPool2D:
+    no full-resolution 14x11 map is materialised after the first convolution."""
+    m, _, d = case
+    from mcusearch.convert.fast import emit_fast
+    em = emit_fast(graph_from_keras(m), d / "fuse")
+    rings = em.plan.ring_rows
+    assert rings[1] == 3 and rings[2] < 14        # conv: 3 rows for dw_same; dw_same: avgpool's window
+    assert em.plan.schedule.count(4) == 2         # avg_valid's 2 rows only
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("quant", ["int8", "float32"])
+def test_depthwise_avgpool_fast_in_qemu_m7(case, quant):
+    from test_codegen_fast import run_on
+    m, tfl, d = case
+    w = d / f"qemu_{quant}"
+    mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None)
+    conv = convert(mr, "mcusearch", w / "c")
+    _, meas = run_on("qemu-m7", conv, w)       # raises unless the outputs match conv.expected
+    assert meas is not None
+
+
+def test_depthwise_multiplier_2_is_a_clear_error(tmp_path):
+    tc.tf.keras.utils.set_random_seed(0)
+    m = tc.tf.keras.Sequential([L.InputLayer((6, 5, 2)), L.DepthwiseConv2D(3, depth_multiplier=2),
+                                L.Flatten(), L.Dense(2)])
+    with pytest.raises(tc.StageError, match="depth_multiplier must be 1"):
+        graph_from_keras(m)
+    tfl = tc.to_int8(m, tmp_path / "dm2.tflite")
+    with pytest.raises(tc.StageError, match="depth_multiplier must be 1"):
+        graph_from_tflite(tfl)
+
+
+# ---------------------------------------------------------------------------------------------
+# Add: residual connections
+# ---------------------------------------------------------------------------------------------
+
+RES_LAYERS = ["c0 (Conv2D)", "add_in (Add)", "c1 (Conv2D)", "dw (DepthwiseConv2D)", "c2 (Conv2D)",
+              "add_res (Add)", "avg (AvgPool2D)", "logits (Dense)"]
+
+
+def residual_cnn(seed=4):
+    """inp -> c0 -> add(inp, c0) -> c1 relu -> dw relu -> c2 -> add(c1, c2) -> relu -> avgpool ->
+    flatten -> dense softmax: one residual from the model input, one around two layers."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    inp = tc.tf.keras.Input((10, 7, 3))
+    c0 = L.Conv2D(3, 3, padding="same", name="c0")(inp)
+    a0 = L.Add(name="add_in")([inp, c0])
+    c1 = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(a0)
+    d = L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw")(c1)
+    c2 = L.Conv2D(4, 1, name="c2")(d)
+    a1 = L.Add(name="add_res")([c2, c1])
+    r = L.ReLU(name="relu")(a1)
+    p = L.AveragePooling2D(2, name="avg")(r)
+    out = L.Dense(3, activation="softmax", name="logits")(L.Flatten(name="flatten")(p))
+    return tc._random_biases(tc.tf.keras.Model(inp, out), seed)
+
+
+@pytest.fixture(scope="module")
+def res_case(tmp_path_factory):
+    d = tmp_path_factory.mktemp("residual")
+    m = residual_cnn()
+    return m, tc.to_int8(m, d / "m.tflite"), d
+
+
+@pytest.mark.parametrize("converter", ["mcusearch-ref", "mcusearch"])
+@pytest.mark.parametrize("quant", ["float32", "int8"])
+def test_residual_add_host(res_case, converter, quant):
+    m, tfl, d = res_case
+    w = d / f"{converter}_{quant}"
+    x = tc.probes(m.input_shape[1:], n=300 if quant == "int8" else tc.N_PROBE, seed=11)
+    mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None, x=x)
+    conv = convert(mr, converter, w / "c")
+    tc.check(conv, w)
+    assert conv.layers == RES_LAYERS + (["logits/softmax (Softmax)"] if quant == "float32" else [])
+
+
+def test_residual_graph_front_ends(res_case):
+    m, tfl, _ = res_case
+    for g in (graph_from_keras(m), graph_from_tflite(tfl)):
+        adds = [op for op in g.ops if isinstance(op, Add)]
+        assert [op.name for op in adds] == ["add_in", "add_res"]
+        assert adds[0].skip is None and adds[1].skip is g.ops[2] and g.ops[2].name == "c1"
+        assert [g.skip_index(op) for op in adds] == [-1, 2]
+        if g.dtype == "int8":
+            q = adds[1].quant
+            assert q.left_shift == 20 and q.prev_shift <= 0 and q.skip_shift <= 0
+            assert adds[0].act == (-128, 127)
+            assert adds[1].act == (max(-128, q.output_offset), 127)      # the fused ReLU
+        else:
+            assert adds[0].act == (-float("inf"), float("inf"))
+            assert adds[1].act == (0.0, float("inf"))
+
+
+def test_residual_fast_plan_keeps_the_residual_rows(res_case):
+    """c1's output is read by dw (3 rows) and, later, by add_res: its ring holds what both need
+    (check_plan replays the schedule), and the reference arena keeps it alive up to the Add."""
+    m, _, d = res_case
+    from mcusearch.convert import cgen
+    from mcusearch.convert.fast import emit_fast
+    g = graph_from_keras(m)
+    em = emit_fast(g, d / "plan")
+    assert 3 <= em.plan.ring_rows[3] < 10
+    mp = cgen.plan_memory(g)
+    c1, add_res = mp.offsets[2], 5
+    assert all(not (mp.offsets[j] < c1 + mp.sizes[2] and c1 < mp.offsets[j] + mp.sizes[j])
+               for j in range(3, add_res))
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("quant", ["int8", "float32"])
+def test_residual_fast_in_qemu_m7(res_case, quant):
+    from test_codegen_fast import run_on
+    m, tfl, d = res_case
+    w = d / f"qemu_{quant}"
+    mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None)
+    run_on("qemu-m7", convert(mr, "mcusearch", w / "c"), w)
+
+
+def test_add_of_a_pre_activation_tensor_is_a_clear_error():
+    tc.tf.keras.utils.set_random_seed(0)
+    inp = tc.tf.keras.Input((6, 5, 2))
+    c = L.Conv2D(2, 3, padding="same", name="c")(inp)
+    r = L.ReLU(name="r")(c)                          # fused into c: c's own output is gone
+    c2 = L.Conv2D(2, 3, padding="same", name="c2")(r)
+    m = tc.tf.keras.Model(inp, L.Flatten()(L.Add(name="a")([c2, c])))
+    with pytest.raises(tc.StageError, match=r"a \(Add\) is not supported.*before an activation"):
+        graph_from_keras(m)
