@@ -389,7 +389,8 @@ def test_spec_knobs_space_and_trial_config(tmp_path):
     spec = parse_spec(_spec_data(channels={"per": "ratio", "values": [0.25, 1]}), "s", tmp_path)
     knobs = knobs_from_spec(spec)
     assert search_space(knobs)["keep_ratio"] == [0.25, 1.0]
-    assert config_from_params(knobs, {"keep_ratio": 0.25, "quantization": "int8",
+    extra = {k: v[0] for k, v in search_space(knobs).items() if k.startswith(("sparsity", "magnitude"))}
+    assert config_from_params(knobs, {**extra, "keep_ratio": 0.25, "quantization": "int8",
                                       "opt_level": "-O3", "converter": "mcusearch",
                                       "board": "qemu-m7"}).keep_ratio == 0.25
     # the default search keeps its space (a knob with one value is not a dimension)
