@@ -291,9 +291,12 @@ def recommend(records, parts: list[Part], margin: float, deadline_ms: float | No
          f"{flash:.1f} kB flash and {ram:.1f} kB RAM, within the part's memory less a {margin:.0%} margin."]
     if f.est_latency_ms is not None:
         dl = f"within the {deadline_ms:g} ms deadline" if deadline_ms is not None else "no deadline was set"
+        cycles = _fig(r.figures, "cycles")
+        how = (f"{cycles:,.0f} cycles per inference from the trial's cycle figure "
+               f"({r.figures['cycles'].provenance.value if isinstance(r.figures.get('cycles'), Figure) else 'cycles'})"
+               if cycles is not None else f"{count:,.0f} {unit} on {board} × {cpi:g} cycles per instruction")
         s.append(f"At {p.clock_mhz:g} MHz one inference takes an estimated {f.est_latency_ms:.3g} ms "
-                 f"({count:,.0f} {unit} on {board} × {cpi:g} cycles per instruction; an estimate, not a "
-                 f"measurement on the part): {dl}.")
+                 f"({how}; an estimate, not a measurement on the part): {dl}.")
     if acc is not None:
         s.append(f"Its accuracy is {acc:.3f}.")
     n_trials = len({id(x) for _, x in pairs})
