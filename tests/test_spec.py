@@ -111,11 +111,11 @@ def test_knobs_space_and_config():
     spec = load_spec(ROOT / "search.yaml")
     knobs = knobs_from_spec(spec)
     space = search_space(knobs)
-    assert set(space) == {"channels_1", "channels_2", "channels_3", "quantization", "opt_level",
-                          "converter", "board"}
+    assert set(space) == {"channels_1", "channels_2", "channels_3", "sparsity", "quantization",
+                          "opt_level", "converter", "board"}
     params = {k: v[0] for k, v in space.items()}
     cfg = config_from_params(knobs, params)
-    assert cfg.channels == (4, 4, 4) and cfg.quantization == "float32"
+    assert cfg.channels == (4, 4, 4) and cfg.quantization == "float32" and cfg.sparsity == 0
     full = config_from_params(knobs, {**params, "channels_1": 32, "channels_2": 32, "channels_3": 32})
     assert full.channels is None  # full width means "not pruned"
     assert cfg.key() != full.key()
