@@ -311,6 +311,22 @@ def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
     return quantize_multiplier(real)
 
 
+def add_quant(s_in: float, zp_in: int, s_skip: float, zp_skip: int, s_out: float,
+              zp_out: int) -> AddQuant:
+    """The int8 ADD parameters TFLite derives from the two inputs' and the output's scales and
+    zero points (tensorflow/lite/kernels/add.cc, Prepare): left shift 20, both inputs rescaled
+    to twice the larger input scale (scales as float32, arithmetic in double)."""
+    left = 20
+    s_in, s_skip, s_out = (np.float64(np.float32(v)) for v in (s_in, s_skip, s_out))
+    twice_max = 2 * max(s_in, s_skip)
+    m1 = quantize_multiplier_smaller_than_one(float(s_in / twice_max))
+    m2 = quantize_multiplier_smaller_than_one(float(s_skip / twice_max))
+    mo = quantize_multiplier_smaller_than_one(float(twice_max / ((1 << left) * s_out)))
+    return AddQuant(prev_offset=-zp_in, skip_offset=-zp_skip, output_offset=zp_out, left_shift=left,
+                    prev_multiplier=m1[0], prev_shift=m1[1], skip_multiplier=m2[0],
+                    skip_shift=m2[1], output_multiplier=mo[0], output_shift=mo[1])
+
+
 def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Quantise float inputs to int8 exactly as the QUANTIZE op of a TFLite model does.
 
@@ -686,16 +702,7 @@ def graph_from_tflite(path: Path | str) -> Graph:
                 raise _unsupported(name, opname, SUPPORTED_TFLITE, "inputs of different shapes")
             s2, zp2 = qparams(ins[1])
             s2, zp2 = float(s2[0]), int(zp2[0])
-            # tensorflow/lite/kernels/add.cc, Prepare (int8): left shift 20, twice the larger scale
-            left = 20
-            twice_max = 2 * max(np.float64(np.float32(s_in)), np.float64(np.float32(s2)))
-            m1 = quantize_multiplier_smaller_than_one(float(np.float64(np.float32(s_in)) / twice_max))
-            m2 = quantize_multiplier_smaller_than_one(float(np.float64(np.float32(s2)) / twice_max))
-            mo = quantize_multiplier_smaller_than_one(
-                float(twice_max / ((1 << left) * np.float64(np.float32(s_out)))))
-            q = AddQuant(prev_offset=-zp_in, skip_offset=-zp2, output_offset=zp_out, left_shift=left,
-                         prev_multiplier=m1[0], prev_shift=m1[1], skip_multiplier=m2[0],
-                         skip_shift=m2[1], output_multiplier=mo[0], output_shift=mo[1])
+            q = add_quant(s_in, zp_in, s2, zp2, s_out, zp_out)
             graph.ops.append(Add(name, shape, oshape, skip=producers[ins[1]], act=act, quant=q))
             graph.output_scale, graph.output_zero_point = s_out, zp_out
             graph.output_tensor = cur = out
