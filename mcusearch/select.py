@@ -237,9 +237,16 @@ class Recommendation:
 
 
 def _config_text(config: dict) -> str:
+    """The trial's knob values; optional knobs at their default (off, the spec's) are left out."""
+    from mcusearch.knobs import TrialConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrialConfig)
+                if f.default is not dataclasses.MISSING}
+
     def val(v):
         return "/".join(map(str, v)) if isinstance(v, (list, tuple)) else ("full" if v is None else str(v))
-    return ", ".join(f"{k} {val(v)}" for k, v in config.items())
+    return ", ".join(f"{k} {val(v)}" for k, v in config.items()
+                     if k not in defaults or v != defaults[k])
 
 
 def _rank_key(f: Fit, r) -> tuple:

@@ -259,3 +259,14 @@ def test_a_date_yaml_reads_as_a_date_is_kept_as_text(tmp_path):
                  "   price_usd: 0.5, price_date: 2024-01-15, price_source: a quote}\n")
     (x,) = load_catalog(path=p)
     assert x.price_date == "2024-01-15" and x.origin == "catalog file c.yaml"
+
+
+def test_recommendation_config_text_leaves_out_knobs_at_their_default():
+    from mcusearch.select import _config_text
+    base = {"channels": [24, 8, 32], "quantization": "int8", "opt_level": "-Ofast",
+            "converter": "mcusearch", "board": "qemu-m4", "channels_per": "group", "keep_ratio": None,
+            "criterion": "l1", "retrain_epochs": None, "sparsity": 0.0, "sparsity_epochs": None}
+    assert _config_text(base) == ("channels 24/8/32, quantization int8, opt_level -Ofast, "
+                                  "converter mcusearch, board qemu-m4")
+    text = _config_text({**base, "channels": None, "sparsity": 0.9, "criterion": "l2"})
+    assert text.startswith("channels full, ") and "sparsity 0.9" in text and "criterion l2" in text
