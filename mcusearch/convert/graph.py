@@ -83,7 +83,9 @@ class Op:
 
     @property
     def params(self) -> int:
-        return 0
+        """Weights and biases (ops with ``weights``/``bias`` fields), else 0."""
+        w, b = getattr(self, "weights", None), getattr(self, "bias", None)
+        return (0 if w is None else int(w.size)) + (0 if b is None else int(b.size))
 
 
 @dataclass
@@ -104,10 +106,6 @@ class Conv2D(Op):
     @property
     def macs(self) -> int:
         return self.out_len * int(np.prod(self.weights.shape[1:]))
-
-    @property
-    def params(self) -> int:
-        return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
 
 
 @dataclass
@@ -131,10 +129,6 @@ class DepthwiseConv2D(Op):
     def macs(self) -> int:
         kh, kw = self.kernel
         return self.out_len * kh * kw
-
-    @property
-    def params(self) -> int:
-        return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
 
 
 @dataclass
@@ -171,10 +165,6 @@ class Dense(Op):
     @property
     def macs(self) -> int:
         return int(self.weights.size)
-
-    @property
-    def params(self) -> int:
-        return int(self.weights.size) + (0 if self.bias is None else int(self.bias.size))
 
 
 @dataclass
