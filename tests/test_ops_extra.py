@@ -220,3 +220,46 @@ def test_add_of_a_pre_activation_tensor_is_a_clear_error():
     m = tc.tf.keras.Model(inp, L.Flatten()(L.Add(name="a")([c2, c])))
     with pytest.raises(tc.StageError, match=r"a \(Add\) is not supported.*before an activation"):
         graph_from_keras(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# depthwise rounding per channel: TFLite's built-in kernel requantises channels [0, 8 floor(C/8))
+# in its 8-lane vector loop (ties up) and the last C % 8 in its scalar loop (ties away)
+# ---------------------------------------------------------------------------------------------
+
+def dw_only(channels, seed=6):
+    """A linear depthwise layer (no clamp to hide the rounding) that is the model's output."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((9, 7, channels)),
+        L.DepthwiseConv2D(3, padding="same", name="dw"),
+        L.DepthwiseConv2D(3, strides=2, name="dw_s2"),
+        L.Flatten(name="flatten"),
+    ])
+    return tc._random_biases(model, seed)
+
+
+@pytest.fixture(scope="module", params=[8, 13, 20])
+def dw_wide(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp(f"dw{request.param}")
+    m = dw_only(request.param)
+    return m, tc.to_int8(m, d / "m.tflite"), d
+
+
+@pytest.mark.parametrize("converter", ["mcusearch-ref", "mcusearch"])
+def test_depthwise_rounding_per_channel_host(dw_wide, converter):
+    m, tfl, d = dw_wide
+    w = d / converter
+    x = tc.probes(m.input_shape[1:], n=300, seed=12)
+    conv = convert(tc.model_result(m, w, "int8", tfl, x=x), converter, w / "c")
+    tc.check(conv, w)                                 # bit-exact with TFLite, every channel
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_depthwise_rounding_per_channel_in_qemu_m7(dw_wide):
+    from test_codegen_fast import run_on
+    m, tfl, d = dw_wide
+    w = d / "qemu"
+    x = tc.probes(m.input_shape[1:], n=60, seed=12)
+    conv = convert(tc.model_result(m, w, "int8", tfl, x=x), "mcusearch", w / "c")
+    run_on("qemu-m7", conv, w)                        # raises unless bit-exact with TFLite

@@ -31,7 +31,7 @@ void mcus_depthwise_conv2d_s8(const mcus_depthwise_conv2d_s8_params_t *p, const 
                 if (bias) {
                     acc += bias[c];
                 }
-                acc = mcus_requantize_depthwise(acc, p->multiplier[c], p->shift[c]);
+                acc = mcus_requantize_depthwise(acc, p->multiplier[c], p->shift[c], c < p->vector_channels);
                 acc += p->output_offset;
                 if (acc < p->act_min) {
                     acc = p->act_min;

@@ -101,22 +101,30 @@ static inline int32_t mcus_requantize(int32_t acc, int32_t multiplier, int32_t s
 }
 
 /*
- * The requantisation of int8 DEPTHWISE_CONV_2D. TFLite's built-in depthwise kernel
- * (optimized_integer_ops::DepthwiseConvPerChannel, DepthwiseConvGeneral) calls
- * MultiplyByQuantizedMultiplier, i.e. gemmlowp rounding (ties away from zero), not ruy's: so in
- * mode 0 (match TFLite's built-in kernels) it is mode 1's rounding; the other modes are unchanged.
+ * The requantisation of int8 DEPTHWISE_CONV_2D, per channel. TFLite's built-in depthwise kernel
+ * (optimized_integer_ops::DepthwiseConvPerChannel, DepthwiseConvGeneral) requantises the channels
+ * [0, 8 floor(C / 8)) in its 8-lane vector loop - SaturatingRoundingDoublingHighMul, then a
+ * rounding shift with ties up: mcus_requantize - and the last C % 8 channels in its scalar loop,
+ * MultiplyByQuantizedMultiplier: gemmlowp rounding, ties away from zero. `vector_lane` says which
+ * (the generators pass c < vector_channels, the bound computed in
+ * mcusearch.convert.graph.tflite_depthwise_vector_channels). Checked bit-exact against the
+ * interpreter in TF 2.21 (x86-64) for 1 to 20 channels. In modes 1 and 2 it is mcus_requantize.
  */
-static inline int32_t mcus_requantize_depthwise(int32_t acc, int32_t multiplier, int32_t shift)
+static inline int32_t mcus_requantize_depthwise(int32_t acc, int32_t multiplier, int32_t shift,
+                                                int32_t vector_lane)
 {
 #if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
-    const int32_t left_shift = shift > 0 ? shift : 0;
-    const int32_t right_shift = shift > 0 ? 0 : -shift;
-    return mcus_rounding_divide_by_pot(
-        mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)acc << left_shift), multiplier),
-        right_shift);
+    if (!vector_lane) {
+        const int32_t left_shift = shift > 0 ? shift : 0;
+        const int32_t right_shift = shift > 0 ? 0 : -shift;
+        return mcus_rounding_divide_by_pot(
+            mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)acc << left_shift), multiplier),
+            right_shift);
+    }
 #else
-    return mcus_requantize(acc, multiplier, shift);
+    (void)vector_lane;
 #endif
+    return mcus_requantize(acc, multiplier, shift);
 }
 
 /* gemmlowp MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0), as TFLite's int8 ADD
@@ -170,6 +178,8 @@ typedef struct {
     int32_t act_min, act_max;
     const int32_t *multiplier;   /* [channels] */
     const int32_t *shift;        /* [channels] */
+    int32_t vector_channels;     /* channels [0, vector_channels) round as TFLite's vector loop
+                                  * (see mcus_requantize_depthwise) */
 } mcus_depthwise_conv2d_s8_params_t;
 
 typedef struct {

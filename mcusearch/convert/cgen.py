@@ -40,7 +40,7 @@ import numpy as np
 from mcusearch.convert import Converter, ConvertResult, register
 from mcusearch.convert.graph import (
     Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph, MaxPool2D, Softmax,
-    graph_from_keras, graph_from_tflite, quantize_input,
+    graph_from_keras, graph_from_tflite, quantize_input, tflite_depthwise_vector_channels,
 )
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -242,6 +242,8 @@ def emit_c(graph: Graph, out_dir: Path, origin: str = "") -> Emitted:
                 if isinstance(op, Dense):
                     fields["per_channel"] = int(rq.per_channel)
                 fields.update(multiplier=f"{pfx}_mult", shift=f"{pfx}_shift")
+                if isinstance(op, DepthwiseConv2D):
+                    fields["vector_channels"] = tflite_depthwise_vector_channels(op.out_shape[-1])
             call = f"mcus_{kname}(&{pfx}_p, {src}, {pfx}_w, {bias}, {dst});"
         elif isinstance(op, (MaxPool2D, AvgPool2D)):
             (ih, iw, c), (oh, ow, _) = op.in_shape, op.out_shape

@@ -35,7 +35,7 @@ from mcusearch.convert import layout
 from mcusearch.convert.cgen import (KERNELS_DIR, model_h, _c_array, _c_float, _comment, _ident, _init,
                                     _shape_str, prepare)
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
-                                     MaxPool2D, Op, Softmax)
+                                     MaxPool2D, Op, Softmax, tflite_depthwise_vector_channels)
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, plan
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -288,7 +288,8 @@ class _Emitter:
                 self.data.append(_c_array("int8_t", f"{pfx}_s", np.broadcast_to(rq.shift, (ch,)), 24))
                 fields.update(input_offset=str(-rq.input_zero_point),
                               output_offset=str(rq.output_zero_point), **act,
-                              mult=f"{pfx}_m", shift=f"{pfx}_s")
+                              mult=f"{pfx}_m", shift=f"{pfx}_s",
+                              vector_channels=str(tflite_depthwise_vector_channels(ch)))
             ptype = f"mcus_fast_dwconv_{self.sfx}_t"
         elif isinstance(op, AvgPool2D):
             fields["g"] = self.win(op)

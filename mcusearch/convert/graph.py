@@ -301,6 +301,14 @@ def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
     return quantize_multiplier(real)
 
 
+def tflite_depthwise_vector_channels(channels: int) -> int:
+    """How many leading channels TFLite's built-in int8 DEPTHWISE_CONV_2D requantises in its
+    8-lane vector loop (rounding ties up); the remaining ``channels % 8`` go through its scalar
+    loop (ties away from zero). See mcus_requantize_depthwise in firmware/kernels/mcus_kernels.h;
+    tests/test_ops_extra.py checks it against the interpreter."""
+    return 8 * (int(channels) // 8)
+
+
 def add_quant(s_in: float, zp_in: int, s_skip: float, zp_skip: int, s_out: float,
               zp_out: int) -> AddQuant:
     """The int8 ADD parameters TFLite derives from the two inputs' and the output's scales and

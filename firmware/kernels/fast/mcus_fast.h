@@ -158,7 +158,7 @@ typedef struct {
 /*
  * Depthwise convolution, depth multiplier 1 (channel c of the output from channel c of the input).
  * Weights as TFLite holds them: [kh][kw][c]. io->scratch: c int32 (or float) accumulators.
- * int8 requantisation: mcus_requantize_depthwise (TFLite's depthwise rounding, see
+ * int8 requantisation: mcus_requantize_depthwise (TFLite's per-channel depthwise rounding, see
  * ../mcus_kernels.h), one multiplier and shift per channel.
  */
 typedef struct {
@@ -171,6 +171,8 @@ typedef struct {
     const int32_t *bias;      /* NULL: no bias */
     const int32_t *mult;
     const int8_t *shift;
+    uint16_t vector_channels; /* channels [0, vector_channels) round ties up, the others away
+                               * (TFLite's vector and scalar loops: mcus_requantize_depthwise) */
 } mcus_fast_dwconv_s8_t;
 
 typedef struct {
