@@ -117,7 +117,7 @@ def run_one(mr, converter: str, board_name: str, d: Path, cache: Path) -> dict:
 
 # The generators' array names: l<NN>_<layer>_<part> (mcusearch: _w weights, _e/_v/_d/_n sparse
 # entries / values / deltas / counts, _b bias, _m/_s multipliers/shifts, _p the layer's parameter
-# struct; mcusearch-ref: _mult/_shift).
+# struct; mcusearch-ref: _mult/_shift); Aidge's export: <node>_weights_output_0, _biases_output_0.
 _PARTS = {"w": "weights", "e": "weights", "v": "weights", "d": "weights", "n": "weights",
           "b": "biases", "m": "requant", "s": "requant", "mult": "requant", "shift": "requant"}
 
@@ -135,7 +135,9 @@ def flash_split(elf: Path, baseline_elf: Path) -> dict[str, int]:
         if name in base or sym.size == 0 or sym.address >= 0x20000000:   # RAM (arena, buffers)
             continue
         m = re.fullmatch(r"l\d+_\w+?_(w|e|v|d|n|b|m|s|mult|shift)", name)
-        part = _PARTS[m.group(1)] if m else "code" if sym.kind == "STT_FUNC" else "other"
+        a = re.fullmatch(r"\w+_(weights|biases)_output_\d+", name)
+        part = (_PARTS[m.group(1)] if m else a.group(1) if a
+                else "code" if sym.kind == "STT_FUNC" else "other")
         split[part] += sym.size
     return split
 

@@ -117,8 +117,8 @@ def _layer_profile(run, conv: "ConvertResult", board: "Board", n: int) -> tuple[
     whole-inference count loses ``pair`` per call.
     """
     prof = getattr(run, "layer_profile", None)
-    if prof is None or not prof.enabled or not n:
-        return [], 0.0
+    if prof is None or not prof.enabled or not n or not any(prof.layer_calls):
+        return [], 0.0          # no profile, or a converter whose code has no layer markers
     names = list(conv.layers) if len(conv.layers) == len(prof.layer_ticks) else \
         [f"layer {i}" for i in range(len(prof.layer_ticks))]
     pair = float(board.ticks_to_count(prof.pair_ticks)) - float(board.ticks_to_count(prof.empty_ticks))
