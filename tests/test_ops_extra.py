@@ -80,7 +80,7 @@ def test_depthwise_avgpool_host(case, converter, quant):
     mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None, x=x)
     conv = convert(mr, converter, w / "c")
     tc.check(conv, w)        # int8 bit-exact with TFLite, float32 within tolerance of Keras
-    assert conv.layers == LAYERS + (["logits/softmax (Softmax)"] if quant == "float32" else [])
+    assert conv.layers == LAYERS + ["logits/softmax (Softmax)"]
     names = {p.name for p in conv.sources}
     sfx = "f32" if quant == "float32" else "s8"
     if converter == "mcusearch-ref":
@@ -166,7 +166,7 @@ def test_residual_add_host(res_case, converter, quant):
     mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None, x=x)
     conv = convert(mr, converter, w / "c")
     tc.check(conv, w)
-    assert conv.layers == RES_LAYERS + (["logits/softmax (Softmax)"] if quant == "float32" else [])
+    assert conv.layers == RES_LAYERS + ["logits/softmax (Softmax)"]
 
 
 def test_residual_graph_front_ends(res_case):
@@ -263,3 +263,48 @@ def test_depthwise_rounding_per_channel_in_qemu_m7(dw_wide):
     x = tc.probes(m.input_shape[1:], n=60, seed=12)
     conv = convert(tc.model_result(m, w, "int8", tfl, x=x), "mcusearch", w / "c")
     run_on("qemu-m7", conv, w)                        # raises unless bit-exact with TFLite
+
+
+# ---------------------------------------------------------------------------------------------
+# int8 softmax: TFLite's float look-up-table kernel, bit-exact, under every optimisation level
+# ---------------------------------------------------------------------------------------------
+
+def softmax_net(classes, gain, seed=7):
+    """Dense -> Dense softmax; ``gain`` scales the last layer so that its logits (and the softmax's
+    input scale) are wide: at 30 the table ends in 32 subnormals and 57 zeros."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([L.InputLayer((12,)), L.Dense(16, activation="relu", name="hidden"),
+                                    L.Dense(classes, activation="softmax", name="logits")])
+    w, b = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([w * gain, b])
+    return model
+
+
+@pytest.fixture(scope="module", params=[(4, 1.0), (10, 30.0)], ids=["4cls", "10cls_wide"])
+def sm_case(request, tmp_path_factory):
+    classes, gain = request.param
+    d = tmp_path_factory.mktemp(f"softmax{classes}")
+    m = softmax_net(classes, gain)
+    return m, tc.to_int8(m, d / "m.tflite"), d
+
+
+@pytest.mark.parametrize("converter", ["mcusearch-ref", "mcusearch"])
+def test_int8_softmax_host(sm_case, converter):
+    m, tfl, d = sm_case
+    w = d / converter
+    conv = convert(tc.model_result(m, w, "int8", tfl, x=tc.probes((12,), n=300, seed=3)), converter, w / "c")
+    assert conv.output_meaning == "int8 softmax probabilities"
+    assert conv.layers[-1] == "logits/softmax (Softmax)"
+    got = tc.check(conv, w)                     # bit-exact with the interpreter's SOFTMAX output
+    assert len(np.unique(got)) > 20             # the probabilities spread, not saturated
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("board,opt", [("qemu-m4", "-Ofast"), ("qemu-m3", "-O0"), ("qemu-m7", "-Os")])
+def test_int8_softmax_in_qemu(sm_case, board, opt):
+    from test_codegen_fast import run_on
+    m, tfl, d = sm_case
+    w = d / f"qemu{opt}"
+    conv = convert(tc.model_result(m, w, "int8", tfl, x=tc.probes((12,), n=60, seed=3)), "mcusearch",
+                   w / "c")
+    run_on(board, conv, w, opt=opt)            # raises unless bit-exact with TFLite

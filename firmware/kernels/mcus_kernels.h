@@ -260,6 +260,44 @@ typedef struct {
     int32_t len;
 } mcus_softmax_f32_params_t;
 
+/* int8 SOFTMAX (TFLite's optimized_ops::Softmax, float look-up table): table[255 - v] =
+ * expf(-input_scale * beta * v), computed by the generator with the C library's expf as TFLite
+ * does; output_scale and zero_point are the output's (1/256 and -128 for TFLite's converter). */
+typedef struct {
+    int32_t len;
+    const float *table;          /* [256] */
+    float output_scale;
+    int32_t zero_point;
+} mcus_softmax_s8_params_t;
+
+/* One vector of int8 softmax (shared by the reference and the fast kernels; may run in place):
+ * the float sum of table entries in index order, 1 / (sum * output_scale), each probability
+ * rounded half away from zero (std::round; p >= 0 and p - trunc(p) is exact in float), the zero
+ * point, the int8 clamp - the interpreter's operations in its order, so the same floats. */
+static inline void mcus_softmax_s8_row(const mcus_softmax_s8_params_t *p, const int8_t *in,
+                                       int8_t *out)
+{
+    const float *t;
+    float sum = 0.0f, inv;
+    int32_t j, max_v = -128;
+
+    for (j = 0; j < p->len; ++j) {
+        max_v = in[j] > max_v ? in[j] : max_v;
+    }
+    t = p->table + 255 - max_v;          /* t[x] = exp(input_scale * beta * (x - max)), x <= max */
+    for (j = 0; j < p->len; ++j) {
+        sum += t[in[j]];
+    }
+    inv = 1.0f / (sum * p->output_scale);
+    for (j = 0; j < p->len; ++j) {
+        const float prob = t[in[j]] * inv;
+        int32_t q = (int32_t)prob;
+        q += (prob - (float)q) >= 0.5f;
+        q += p->zero_point;
+        out[j] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+    }
+}
+
 typedef struct {
     int32_t len;
     float act_min, act_max;
@@ -299,6 +337,7 @@ void mcus_add_s8(const mcus_add_s8_params_t *p, const int8_t *input, const int8_
 
 /* output[i] = exp(input[i] - max) / sum_j exp(input[j] - max) */
 void mcus_softmax_f32(const mcus_softmax_f32_params_t *p, const float *input, float *output);
+void mcus_softmax_s8(const mcus_softmax_s8_params_t *p, const int8_t *input, int8_t *output);
 
 /* output[i] = min(max(input[i], act_min), act_max): a ReLU that could not be fused. */
 void mcus_clamp_f32(const mcus_clamp_f32_params_t *p, const float *input, float *output);

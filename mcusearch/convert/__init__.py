@@ -35,7 +35,7 @@ class ConvertResult:
     atol: float                    # allowed |firmware - host| (0 for bit-exact int8)
     rtol: float
     arena_bytes: int               # activation memory the generated code reserves
-    output_meaning: str            # e.g. "softmax probabilities" or "int8 logits (pre-softmax)"
+    output_meaning: str            # e.g. "softmax probabilities" or "int8 softmax probabilities"
     layers: list[str] = field(default_factory=list)
 
 

@@ -23,9 +23,9 @@ float32 models come from ``ModelResult.keras_path``, int8 ones from ``ModelResul
   ``MCUS_LAYER_BEGIN(i)`` / ``MCUS_LAYER_END(i)`` (empty unless the harness defines them).
 
 Expected outputs: float32 - Keras ``predict`` (softmax probabilities when the model ends in a
-softmax), atol 1e-5, rtol 1e-4. int8 - the firmware does not compute the int8 softmax; its output
-is the int8 tensor of the last op before it (the logits), compared bit-exactly with the same
-tensor read from the TFLite interpreter's built-in kernels (see :data:`TFLITE_RESOLVER`).
+softmax), atol 1e-5, rtol 1e-4. int8 - the TFLite model's output (int8 softmax probabilities
+when it ends in a softmax), compared bit-exactly with the TFLite interpreter's built-in kernels
+(see :data:`TFLITE_RESOLVER`).
 """
 from __future__ import annotations
 
@@ -134,6 +134,11 @@ def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int) -> str:
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     body = ",\n    ".join(lines)
     return f"static const {ctype} {name}[{len(items)}] = {{\n    {body}\n}};\n"
+
+
+def softmax_s8_fields(op: Softmax, table: str) -> dict:
+    """mcus_softmax_s8_params_t's fields other than len (both generators)."""
+    return dict(table=table, output_scale=_c_float(op.output_scale), zero_point=op.output_zero_point)
 
 
 def _ident(name: str) -> str:
@@ -266,8 +271,11 @@ def emit_c(graph: Graph, out_dir: Path, origin: str = "") -> Emitted:
                               output_multiplier=q.output_multiplier, output_shift=q.output_shift,
                               act_min=amin, act_max=amax)
             call = f"mcus_{kname}(&{pfx}_p, {src}, {skip}, {dst});"
-        elif isinstance(op, Softmax) and f32:
+        elif isinstance(op, Softmax):
             fields["len"] = op.out_len
+            if not f32:
+                data.append(_c_array("float", f"{pfx}_t", op.table, 6))
+                fields.update(softmax_s8_fields(op, f"{pfx}_t"))
             call = f"mcus_{kname}(&{pfx}_p, {src}, {dst});"
         elif isinstance(op, Clamp) and f32:
             fields.update(len=op.out_len, act_min=amin, act_max=amax)
@@ -410,7 +418,7 @@ def prepare(model: ModelResult) -> Prepared:
         expected = tflite_tensor(model.tflite_path, inputs, graph.output_tensor).astype(np.int8)
         atol, rtol = 0.0, 0.0
         last = graph.compute_ops[-1]
-        meaning = ("int8 logits (pre-softmax)" if graph.dropped_softmax
+        meaning = ("int8 softmax probabilities" if isinstance(last, Softmax)
                    else f"int8 outputs of {last.name} ({last.kind})")
         origin = str(model.tflite_path)
     else:

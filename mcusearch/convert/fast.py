@@ -33,7 +33,7 @@ import numpy as np
 from mcusearch.convert import Converter, ConvertResult, register
 from mcusearch.convert import layout
 from mcusearch.convert.cgen import (KERNELS_DIR, model_h, _c_array, _c_float, _comment, _ident, _init,
-                                    _shape_str, prepare)
+                                    _shape_str, prepare, softmax_s8_fields)
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax, tflite_depthwise_vector_channels)
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, plan
@@ -319,9 +319,12 @@ class _Emitter:
                                    skip_shift=q.skip_shift, output_multiplier=q.output_multiplier,
                                    output_shift=q.output_shift, **act)
             ptype = f"mcus_fast_add_{self.sfx}_t"
-        elif isinstance(op, Softmax) and f32:
-            info.kernel, info.variant = "softmax_f32", "-"
-            ptype = "mcus_fast_softmax_f32_t"
+        elif isinstance(op, Softmax):
+            info.kernel, info.variant = f"softmax_{self.sfx}", "-"
+            if not f32:
+                self.data.append(_c_array("float", f"{pfx}_t", op.table, 6))
+                fields["q"] = dict(len=op.out_len, **softmax_s8_fields(op, f"{pfx}_t"))
+            ptype = f"mcus_fast_softmax_{self.sfx}_t"
         elif isinstance(op, Clamp) and f32:
             fields.update(act)
             info.kernel, info.variant = "clamp_f32", "-"

@@ -18,8 +18,9 @@ fused into the clamp of the preceding Conv2D/DepthwiseConv2D/Dense/MaxPool2D/Avg
 int8 arithmetic is TFLite's: multipliers and shifts come from the same formulas as TFLite's
 ``QuantizeMultiplier`` / ``PopulateConvolutionQuantizationParams`` /
 ``GetQuantizedConvolutionMultipler``, activation ranges from ``CalculateActivationRangeQuantized``.
-A final SOFTMAX of an int8 model is not part of the graph: its output is the int8 logits of the
-last FULLY_CONNECTED (``Graph.dropped_softmax``).
+A final int8 SOFTMAX is TFLite's float look-up-table kernel (optimized_ops::Softmax): the table
+exp(input_scale * beta * (x - max)) is computed here with the C library's expf, as TFLite does
+(:func:`tflite_softmax_table`), and the firmware sums and normalises in float32 in the same order.
 """
 from __future__ import annotations
 
@@ -204,7 +205,13 @@ class Reshape(Op):
 
 @dataclass
 class Softmax(Op):
+    """float32: the softmax. int8 (the last op only): TFLite's float look-up-table softmax, with
+    ``table`` (256 float32, :func:`tflite_softmax_table`) and the output quantisation."""
+
     kind: ClassVar[str] = "Softmax"
+    table: np.ndarray | None = None
+    output_scale: float = 0.0
+    output_zero_point: int = 0
 
 
 @dataclass
@@ -225,7 +232,6 @@ class Graph:
     output_scale: float | None = None         # int8: quantisation of the last op's output
     output_zero_point: int | None = None
     output_tensor: int | None = None          # tflite: tensor index of the last op's output
-    dropped_softmax: bool = False             # int8: a final SOFTMAX was left to the host
     source: str = ""
 
     @property
@@ -307,6 +313,26 @@ def tflite_depthwise_vector_channels(channels: int) -> int:
     loop (ties away from zero). See mcus_requantize_depthwise in firmware/kernels/mcus_kernels.h;
     tests/test_ops_extra.py checks it against the interpreter."""
     return 8 * (int(channels) // 8)
+
+
+def tflite_softmax_table(input_scale: float, beta: float = 1.0) -> np.ndarray:
+    """TFLite's int8 softmax table (optimized_ops::PopulateSoftmaxLookupTable):
+    table[255 - v] = expf(-input_scale * beta * v), v = 0..255, in float32 with the C library's
+    expf (what the interpreter calls; numpy's float32 exp may differ in the last bit)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("m")
+    if name is None:
+        raise StageError("convert", "the C math library (libm) was not found: it computes the int8 "
+                                    "softmax table exactly as TFLite does")
+    expf = ctypes.CDLL(name).expf
+    expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    scale = np.float32(-np.float32(input_scale) * np.float32(beta))
+    table = np.empty(256, np.float32)
+    for v in range(256):
+        table[255 - v] = expf(float(np.float32(scale * np.float32(v))))
+    return table
 
 
 def add_quant(s_in: float, zp_in: int, s_skip: float, zp_skip: int, s_out: float,
@@ -675,11 +701,19 @@ def graph_from_tflite(path: Path | str) -> Graph:
             return a
 
         if opname == "SOFTMAX":
-            if k != n_ops - 1:
+            if k != n_ops - 1 or len(shape) != 1:
                 raise _unsupported(name, opname, SUPPORTED_TFLITE,
-                                   "int8 softmax is only taken as the last op (left to the host)")
-            graph.dropped_softmax = True
-            cur = out
+                                   "int8 softmax is only taken as the last op, over a vector")
+            (s_in,), _ = qparams(cur)
+            (s_out,), (zp_out,) = qparams(out)
+            beta = float(getattr(opts, "beta", 1.0)) if opts is not None else 1.0
+            prev = next((o.name for o in reversed(graph.ops) if not isinstance(o, Reshape)), name)
+            graph.ops.append(Softmax(f"{prev}/softmax", shape, oshape,         # as from Keras
+                                     table=tflite_softmax_table(float(s_in), beta),
+                                     output_scale=float(s_out), output_zero_point=int(zp_out)))
+            graph.output_scale, graph.output_zero_point = float(s_out), int(zp_out)
+            graph.output_tensor = cur = out
+            producers[out] = graph.ops[-1]
             continue
         if opname == "RESHAPE":
             graph.ops.append(Reshape(name, shape, oshape))

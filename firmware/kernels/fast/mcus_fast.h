@@ -217,6 +217,11 @@ typedef struct {
     mcus_buf_t in, out;
 } mcus_fast_softmax_f32_t;
 
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_softmax_s8_params_t q;   /* q.len: the vector's length */
+} mcus_fast_softmax_s8_t;
+
 /* ---- kernels (one output row per call) ---------------------------------------------------------- */
 
 void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
@@ -233,6 +238,7 @@ void mcus_fast_add_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_add_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_clamp_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_softmax_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_softmax_s8(const void *params, const mcus_io_t *io, int32_t row);
 
 /* ---- int8 helpers -------------------------------------------------------------------------------- */
 
