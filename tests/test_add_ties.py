@@ -75,12 +75,7 @@ int main(void)
 
 @pytest.fixture(scope="module")
 def add_exe(tmp_path_factory):
-    d = tmp_path_factory.mktemp("add_ties")
-    (d / "add.c").write_text(_MAIN)
-    exe = d / "add"
-    subprocess.run(["gcc", "-O2", "-std=c99", *tc.STRICT, f"-I{cgen.KERNELS_DIR}", str(d / "add.c"),
-                    "-o", str(exe)], check=True)
-    return exe
+    return tc.host_exe(tmp_path_factory.mktemp("add_ties"), "add", _MAIN, [cgen.KERNELS_DIR])
 
 
 def _add_model_int8(lo_a, hi_a, lo_b, hi_b, path):

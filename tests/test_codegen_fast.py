@@ -22,6 +22,7 @@ from mcusearch.convert import cgen, fast, layout
 from mcusearch.convert.graph import (Conv2D, Dense, Graph, MaxPool2D, Requant, Reshape, Softmax,
                                      quantize_multiplier, same_padding, valid_size)
 from mcusearch.convert.host import host_run
+from test_convert import STRICT, host_exe
 from mcusearch.convert.planner import PlanLayer, PlanTensor, check_plan, plan
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -30,7 +31,6 @@ from hypothesis import strategies as st  # noqa: E402
 
 HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
 FAST = fast.FAST_DIR
-STRICT = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                        HealthCheck.too_slow])
 
@@ -334,12 +334,7 @@ int main(void)
 
 @pytest.fixture(scope="module")
 def rq_exe(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rq")
-    (d / "rq.c").write_text(_RQ_MAIN)
-    exe = d / "rq"
-    subprocess.run(["gcc", "-O2", "-std=c99", *STRICT, f"-I{FAST}", f"-I{cgen.KERNELS_DIR}",
-                    str(d / "rq.c"), "-o", str(exe)], check=True)
-    return exe
+    return host_exe(tmp_path_factory.mktemp("rq"), "rq", _RQ_MAIN, [FAST, cgen.KERNELS_DIR])
 
 
 @settings(max_examples=30, **SETTINGS)

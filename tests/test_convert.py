@@ -118,6 +118,15 @@ def model_result(model, d: Path, quant="float32", tflite=None, x=None) -> ModelR
 STRICT = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
+def host_exe(d: Path, name: str, source: str, include_dirs=()) -> Path:
+    """Compile a small C test program (strict C99, -O2) on the host; returns the executable."""
+    (d / f"{name}.c").write_text(source)
+    exe = d / name
+    subprocess.run(["gcc", "-O2", "-std=c99", *STRICT, *[f"-I{i}" for i in include_dirs],
+                    str(d / f"{name}.c"), "-o", str(exe)], check=True)
+    return exe
+
+
 def check(conv: ConvertResult, work: Path) -> np.ndarray:
     """Host-run the generated C (warning-free under strict flags) and compare with the host model;
     also cross-compile it for an FPU-less Cortex-M0+ when the Arm toolchain is installed."""
