@@ -237,16 +237,22 @@ class Recommendation:
 
 
 def _config_text(config: dict) -> str:
-    """The trial's knob values; optional knobs at their default (off, the spec's) are left out."""
+    """The trial's knob values; optional knobs at their default (off, the spec's) and settings of
+    a knob that is off (re-training without channel pruning, epochs without sparsity) are left out."""
     from mcusearch.knobs import TrialConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrialConfig)
                 if f.default is not dataclasses.MISSING}
+    idle = set()
+    if config.get("channels") is None and config.get("keep_ratio") is None:
+        idle |= {"channels_per", "criterion", "retrain_epochs"}
+    if not config.get("sparsity"):
+        idle.add("sparsity_epochs")
 
     def val(v):
         return "/".join(map(str, v)) if isinstance(v, (list, tuple)) else ("full" if v is None else str(v))
     return ", ".join(f"{k} {val(v)}" for k, v in config.items()
-                     if k not in defaults or v != defaults[k])
+                     if k not in idle and (k not in defaults or v != defaults[k]))
 
 
 def _rank_key(f: Fit, r) -> tuple:

@@ -268,5 +268,10 @@ def test_recommendation_config_text_leaves_out_knobs_at_their_default():
             "criterion": "l1", "retrain_epochs": None, "sparsity": 0.0, "sparsity_epochs": None}
     assert _config_text(base) == ("channels 24/8/32, quantization int8, opt_level -Ofast, "
                                   "converter mcusearch, board qemu-m4")
-    text = _config_text({**base, "channels": None, "sparsity": 0.9, "criterion": "l2"})
-    assert text.startswith("channels full, ") and "sparsity 0.9" in text and "criterion l2" in text
+    assert "retrain_epochs 2" in _config_text({**base, "retrain_epochs": 2})
+    # settings of a knob that is off are left out too
+    assert _config_text({**base, "sparsity_epochs": 2}) == _config_text(base)
+    text = _config_text({**base, "channels": None, "sparsity": 0.9, "sparsity_epochs": 2,
+                         "criterion": "l2", "retrain_epochs": 2})
+    assert text.startswith("channels full, ") and "sparsity 0.9" in text
+    assert "sparsity_epochs 2" in text and "criterion" not in text and "retrain" not in text
