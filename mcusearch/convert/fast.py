@@ -186,6 +186,24 @@ class _Emitter:
                 "sh": _u8(sh, "stride"), "sw": _u8(sw, "stride"), "pt": _u8(pt, "padding"),
                 "pl": _u8(pl, "padding")}
 
+    def bias_requant(self, op, pfx: str, channels: int, fields: dict, act: dict) -> None:
+        """A convolution's bias (left out when all zero: it adds nothing), its clamp, and for int8
+        the per-channel multipliers/shifts and zero points: arrays into self.data, fields set."""
+        bias = op.bias
+        if bias is not None and np.any(bias):
+            self.data.append(_c_array("float" if self.f32 else "int32_t", f"{pfx}_b", bias, 8))
+            fields["bias"] = f"{pfx}_b"
+        else:
+            fields["bias"] = "0"
+        if self.f32:
+            fields.update(act)
+            return
+        rq = op.requant
+        self.data.append(_c_array("int32_t", f"{pfx}_m", np.broadcast_to(rq.multiplier, (channels,)), 8))
+        self.data.append(_c_array("int8_t", f"{pfx}_s", np.broadcast_to(rq.shift, (channels,)), 24))
+        fields.update(input_offset=str(-rq.input_zero_point), output_offset=str(rq.output_zero_point),
+                      **act, mult=f"{pfx}_m", shift=f"{pfx}_s")
+
     def emit_op(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
         """-> (kernel function, params symbol, info); appends data to self.data."""
         f32 = self.f32
@@ -208,9 +226,6 @@ class _Emitter:
             K = int(w.size // oc)
             sparse = self.choose(op, info)
             info.dense_weight_bytes = int(w.size) * self.elem
-            bias = op.bias
-            if bias is not None and not np.any(bias):
-                bias = None                  # an all-zero bias adds nothing
             kind = "conv2d_sparse" if sparse else "conv2d"
             info.kernel = f"{kind}_{self.sfx}"
             info.variant = "sparse" if sparse else "dense"
@@ -244,20 +259,7 @@ class _Emitter:
                     info.scratch_bytes = _scratch(op, False, False)
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
-            if bias is not None:
-                self.data.append(_c_array("float" if f32 else "int32_t", f"{pfx}_b", bias, 8))
-            fields["bias"] = f"{pfx}_b" if bias is not None else "0"
-            if f32:
-                fields.update(act)
-            else:
-                rq = op.requant
-                mult = np.broadcast_to(rq.multiplier, (oc,))
-                shift = np.broadcast_to(rq.shift, (oc,))
-                self.data.append(_c_array("int32_t", f"{pfx}_m", mult, 8))
-                self.data.append(_c_array("int8_t", f"{pfx}_s", shift, 24))
-                fields.update(input_offset=str(-rq.input_zero_point),
-                              output_offset=str(rq.output_zero_point), **act,
-                              mult=f"{pfx}_m", shift=f"{pfx}_s")
+            self.bias_requant(op, pfx, oc, fields, act)
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
                      ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
@@ -273,23 +275,10 @@ class _Emitter:
             self.data.append(_aligned(_c_array("float" if f32 else "int8_t", f"{pfx}_w", w,
                                                8 if f32 else 24)))
             fields["weights"] = f"{pfx}_w"
-            bias = op.bias
-            if bias is not None and not np.any(bias):
-                bias = None
-            if bias is not None:
-                self.data.append(_c_array("float" if f32 else "int32_t", f"{pfx}_b", bias, 8))
-            fields["bias"] = f"{pfx}_b" if bias is not None else "0"
-            if f32:
-                fields.update(act)
-            else:
-                rq = op.requant
-                ch = int(op.out_shape[-1])
-                self.data.append(_c_array("int32_t", f"{pfx}_m", np.broadcast_to(rq.multiplier, (ch,)), 8))
-                self.data.append(_c_array("int8_t", f"{pfx}_s", np.broadcast_to(rq.shift, (ch,)), 24))
-                fields.update(input_offset=str(-rq.input_zero_point),
-                              output_offset=str(rq.output_zero_point), **act,
-                              mult=f"{pfx}_m", shift=f"{pfx}_s",
-                              vector_channels=str(tflite_depthwise_vector_channels(ch)))
+            ch = int(op.out_shape[-1])
+            self.bias_requant(op, pfx, ch, fields, act)
+            if not f32:
+                fields["vector_channels"] = str(tflite_depthwise_vector_channels(ch))
             ptype = f"mcus_fast_dwconv_{self.sfx}_t"
         elif isinstance(op, AvgPool2D):
             fields["g"] = self.win(op)

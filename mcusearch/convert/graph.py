@@ -469,16 +469,17 @@ def _keras_layer(graph: Graph, layer, typ: str, shape: tuple[int, ...]) -> None:
     cfg = layer.get_config()
     if typ in _KERAS_IDENTITY:
         return
-    if typ == "Conv2D":
+    if typ in ("Conv2D", "DepthwiseConv2D"):
         if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
             raise _unsupported(name, typ, SUPPORTED_KERAS, "needs a channels-last H x W x C input")
-        if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1) or cfg.get("groups", 1) != 1:
-            raise _unsupported(name, typ, SUPPORTED_KERAS, "dilation and groups must be 1")
+        extra = "groups" if typ == "Conv2D" else "depth_multiplier"
+        if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1) or cfg.get(extra, 1) != 1:
+            raise _unsupported(name, typ, SUPPORTED_KERAS, f"dilation and {extra} must be 1")
         act = _activation_name(layer.activation)
         if act not in _KERAS_CLAMPS:
             raise _unsupported(name, typ, SUPPORTED_KERAS, f"activation {act!r}")
         w = layer.get_weights()
-        kernel = np.asarray(w[0], np.float32)                     # HWIO
+        kernel = np.asarray(w[0], np.float32)          # Conv2D: HWIO; depthwise: [KH][KW][C][1]
         bias = np.asarray(w[1], np.float32) if layer.use_bias else None
         (kh, kw), (sh, sw) = kernel.shape[:2], tuple(cfg["strides"])
         pad_mode = cfg["padding"]
@@ -489,35 +490,14 @@ def _keras_layer(graph: Graph, layer, typ: str, shape: tuple[int, ...]) -> None:
             oh, ow, pt, pl = valid_size(shape[0], kh, sh), valid_size(shape[1], kw, sw), 0, 0
         else:
             raise _unsupported(name, typ, SUPPORTED_KERAS, f"padding {pad_mode!r}")
-        graph.ops.append(Conv2D(name, shape, (oh, ow, int(kernel.shape[3])),
-                                weights=np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)),
-                                bias=bias, stride=(int(sh), int(sw)), padding=pad_mode,
-                                pad=(pt, pl), act=_KERAS_CLAMPS[act]))
-        return
-    if typ == "DepthwiseConv2D":
-        if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
-            raise _unsupported(name, typ, SUPPORTED_KERAS, "needs a channels-last H x W x C input")
-        if tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1) or cfg.get("depth_multiplier", 1) != 1:
-            raise _unsupported(name, typ, SUPPORTED_KERAS, "dilation and depth_multiplier must be 1")
-        act = _activation_name(layer.activation)
-        if act not in _KERAS_CLAMPS:
-            raise _unsupported(name, typ, SUPPORTED_KERAS, f"activation {act!r}")
-        w = layer.get_weights()
-        kernel = np.asarray(w[0], np.float32)                     # [KH][KW][C][1]
-        bias = np.asarray(w[1], np.float32) if layer.use_bias else None
-        (kh, kw), (sh, sw) = kernel.shape[:2], tuple(cfg["strides"])
-        pad_mode = cfg["padding"]
-        if pad_mode == "same":
-            oh, pt = same_padding(shape[0], kh, sh)
-            ow, pl = same_padding(shape[1], kw, sw)
-        elif pad_mode == "valid":
-            oh, ow, pt, pl = valid_size(shape[0], kh, sh), valid_size(shape[1], kw, sw), 0, 0
+        common = dict(bias=bias, stride=(int(sh), int(sw)), padding=pad_mode, pad=(pt, pl),
+                      act=_KERAS_CLAMPS[act])
+        if typ == "Conv2D":
+            graph.ops.append(Conv2D(name, shape, (oh, ow, int(kernel.shape[3])),
+                                    weights=np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)), **common))
         else:
-            raise _unsupported(name, typ, SUPPORTED_KERAS, f"padding {pad_mode!r}")
-        graph.ops.append(DepthwiseConv2D(name, shape, (oh, ow, shape[2]),
-                                         weights=np.ascontiguousarray(kernel[..., 0][None]),
-                                         bias=bias, stride=(int(sh), int(sw)), padding=pad_mode,
-                                         pad=(pt, pl), act=_KERAS_CLAMPS[act]))
+            graph.ops.append(DepthwiseConv2D(name, shape, (oh, ow, shape[2]),
+                                             weights=np.ascontiguousarray(kernel[..., 0][None]), **common))
         return
     if typ in ("MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D"):
         if len(shape) != 3 or cfg.get("data_format", "channels_last") != "channels_last":
