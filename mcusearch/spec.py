@@ -15,6 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 
 from mcusearch.errors import SpecError
 from mcusearch.model import QUANT_FORMAT
+from mcusearch.model.metrics import REGISTRY as QUALITY_METRICS
 
 METRICS = {
     "flash_kb": "flash of the whole firmware image (text + data), kB, from the ELF",
@@ -24,9 +25,10 @@ METRICS = {
     "instructions": "instructions per inference (exact, emulated) or cycles (measured on a board)",
     "cycles": "cycles per inference (estimated by the cycle model on emulated boards, measured on real ones)",
     "latency_ms": "time per inference at the board's clock (estimated for emulated boards)",
-    "accuracy": "accuracy on the held-out test set (Keras for float32, TFLite interpreter for int8)",
-    "balanced_accuracy": ("balanced accuracy (mean of the per-class accuracies) on the same test set, "
-                          "same evaluation as accuracy"),
+    # quality metrics (mcusearch.model.metrics), on the held-out test set: Keras for float32, the
+    # TFLite interpreter for int8 / int16x8
+    **{name: f"{m.description} ({m.direction}; tasks: {', '.join(sorted(m.tasks))})"
+       for name, m in QUALITY_METRICS.items()},
     "params": "parameters of the model",
     "macs": "multiply-accumulates per inference",
     "mcu_cost": ("price in USD of the cheapest catalog part the whole firmware fits "
@@ -34,7 +36,7 @@ METRICS = {
 }
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 QUANTIZATIONS = tuple(QUANT_FORMAT)  # knob values; QUANT_FORMAT maps them to a converter's formats
-ACCURACY_METRICS = ("accuracy", "balanced_accuracy")
+ACCURACY_METRICS = ("accuracy", "balanced_accuracy")  # what accuracy_min can limit
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast")
 DATASETS = ("watch", "fashion_mnist", "npz")
 
@@ -153,12 +155,55 @@ class TargetSpec(_Strict):
         return v
 
 
+class MetricBound(_Strict):
+    """A bound on a quality metric: ``min`` (a floor) for a maximised metric, ``max`` (a
+    ceiling) for a minimised one."""
+    min: float | None = Field(None, gt=0)
+    max: float | None = Field(None, gt=0)
+
+
 class ConstraintsSpec(_Strict):
     flash_kb: float | None = Field(None, gt=0)
     ram_kb: float | None = Field(None, gt=0)
     deadline_ms: float | Literal["auto"] | None = "auto"  # auto: one inference per input frame
     accuracy_min: float | None = Field(None, ge=0, le=1)
     accuracy_metric: Literal["accuracy", "balanced_accuracy"] = "accuracy"  # what accuracy_min limits
+    metrics: dict[str, MetricBound] = Field(default_factory=dict)  # e.g. {f1_macro: {min: 0.8}}
+
+    @field_validator("metrics")
+    @classmethod
+    def _bound_per_direction(cls, v: dict[str, MetricBound]) -> dict[str, MetricBound]:
+        for name, b in v.items():
+            if name not in QUALITY_METRICS:
+                raise ValueError(f"{name}: unknown quality metric; one of: {', '.join(QUALITY_METRICS)}")
+            m = QUALITY_METRICS[name]
+            want, other = ("min", "max") if m.direction == "maximize" else ("max", "min")
+            if getattr(b, other) is not None or getattr(b, want) is None:
+                raise ValueError(f"{name}: {m.label} is {m.direction}d, so it takes a "
+                                 f"{'floor' if want == 'min' else 'ceiling'}: {{{want}: value}}")
+        return v
+
+    @model_validator(mode="after")
+    def _accuracy_once(self):
+        if self.accuracy_min is not None and self.accuracy_metric in self.metrics:
+            raise ValueError(f"metrics.{self.accuracy_metric}: also bounded by accuracy_min; "
+                             "give the bound once")
+        return self
+
+    def bounds(self) -> dict[str, tuple[str, str, float | str]]:
+        """Every constraint given: key (as stored with a trial) -> (metric it limits, ``max`` for
+        an upper limit or ``min`` for a floor, the limit; ``deadline_ms`` may be ``"auto"``)."""
+        out: dict[str, tuple[str, str, float | str]] = {}
+        for key, metric in (("flash_kb", "flash_kb"), ("ram_kb", "ram_kb"),
+                            ("deadline_ms", "latency_ms")):
+            if getattr(self, key) is not None:
+                out[key] = (metric, "max", getattr(self, key))
+        if self.accuracy_min is not None:
+            out["accuracy_min"] = (self.accuracy_metric, "min", self.accuracy_min)
+        for name, b in self.metrics.items():
+            kind = "min" if b.min is not None else "max"
+            out[f"{name}_{kind}"] = (name, kind, getattr(b, kind))
+        return out
 
 
 class ChannelsKnob(_Strict):
@@ -255,8 +300,25 @@ class CatalogSpec(_Strict):
 
 
 class Objective(_Strict):
+    """A figure to optimise. A quality metric has its own direction (``direction`` may be left
+    out, and must agree when given); the others need one."""
     metric: str
     direction: Literal["minimize", "maximize"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _quality_direction(cls, data):
+        if isinstance(data, dict) and data.get("metric") in QUALITY_METRICS and "direction" not in data:
+            return {**data, "direction": QUALITY_METRICS[data["metric"]].direction}
+        return data
+
+    @model_validator(mode="after")
+    def _agrees(self):
+        m = QUALITY_METRICS.get(self.metric)
+        if m is not None and self.direction != m.direction:
+            raise ValueError(f"{m.name} ({m.label}) is {m.direction}d; direction "
+                             f"{self.direction!r} would search for the worst model")
+        return self
 
     @field_validator("metric")
     @classmethod
@@ -507,6 +569,9 @@ constraints:                     # omit any you do not need
   deadline_ms: auto              # auto: one inference per input frame of the data set
   accuracy_min: 0.7
   accuracy_metric: accuracy      # what accuracy_min limits: accuracy | balanced_accuracy
+  # metrics:                     # any quality metric: a floor for one maximised, a ceiling for one minimised
+  #   f1_macro: {min: 0.8}       # classification: accuracy, balanced_accuracy, f1_macro, auc (two classes)
+  #   mse: {max: 0.01}           # regression / autoencoder: mse, mae; anomaly_auc with anomaly labels
 
 knobs:
   channels: {per: pair, values: [8, 16, 24, 32]}   # filters kept per conv pair (L1-norm pruning)

@@ -161,12 +161,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         "instructions": meas.per_inference,
         "latency_ms": latency,
         **({"cycles": cycles} if cycles is not None else {}),
-        "accuracy": Figure(model.accuracy, "fraction", Provenance.HOST,
-                           f"held-out test set ({model.extra.get('n_test', '?')} samples), "
-                           f"{acc_method}"),
-        "balanced_accuracy": Figure(model.balanced_accuracy, "fraction", Provenance.HOST,
-                                    "mean of the per-class accuracies (recalls), same test set "
-                                    "and evaluation as accuracy"),
+        **quality_figures(model, acc_method),
         "params": Figure(model.params, "parameters", Provenance.HOST, "counted from the model"),
         "macs": Figure(model.macs, "MACs", Provenance.HOST, "multiply-accumulates per inference"),
         **model_figures(model),
@@ -188,6 +183,21 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
     }
     return TrialResult(config, figures, artifacts, seconds,
                        frame_period_s=model.extra.get("frame_period_s"), notes=notes, layers=layers)
+
+
+def quality_figures(model: "ModelResult", method: str) -> dict[str, Figure]:
+    """A figure for every quality metric the model stage computed (mcusearch.model.metrics),
+    each with its unit and how it was computed; ``method`` says which model ran on which data."""
+    from mcusearch.model.metrics import REGISTRY
+
+    values = dict(model.extra.get("metrics") or {})
+    if values.get("task", "classification") == "classification":  # also variants cached before
+        values.setdefault("accuracy", model.accuracy)                # the metric plug-ins
+        values.setdefault("balanced_accuracy", model.balanced_accuracy)
+    n = model.extra.get("n_test", "?")
+    return {name: Figure(float(values[name]), m.unit, Provenance.HOST,
+                         f"{m.description}; held-out test set ({n} samples), {method}")
+            for name, m in REGISTRY.items() if name in values}
 
 
 def model_figures(model: "ModelResult") -> dict[str, Figure]:
@@ -213,12 +223,15 @@ def _fmt_map(d: dict, fmt: str = "{:.4f}") -> str:
 def model_notes(model: "ModelResult") -> dict[str, str]:
     """What the model stage did, in words (stored with the trial)."""
     ex = model.extra
-    notes = {"per_class_accuracy": _fmt_map(dict(zip(model.class_names,
-                                                     model.per_class_accuracy)))}
+    notes = {}
+    if model.per_class_accuracy:
+        notes["per_class_accuracy"] = _fmt_map(dict(zip(model.class_names,
+                                                        model.per_class_accuracy)))
     fm = ex.get("float_metrics")
     if fm and model.tflite_path is not None:
-        notes["float_accuracy"] = (f"{fm['accuracy']:.4f} (balanced "
-                                   f"{fm['balanced_accuracy']:.4f}) before quantisation")
+        from mcusearch.model.metrics import REGISTRY
+        notes["float_metrics"] = ", ".join(f"{REGISTRY[k].label} {fm[k]:.4g}" for k in REGISTRY
+                                           if k in fm) + " before quantisation (Keras, float32)"
     pr = ex.get("pruning") or {}
     if pr.get("pruned"):
         kn = ex.get("knobs", {})

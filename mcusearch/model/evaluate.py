@@ -1,5 +1,6 @@
-"""Host-side evaluation: accuracy (plain, balanced, per class) of the Keras (float) and TFLite
-(int8, int16x8) models on the held-out test set, params, MACs."""
+"""Host-side evaluation of the Keras (float) and TFLite (int8, int16x8) models on the held-out
+test set: every quality metric of :mod:`mcusearch.model.metrics` that applies to the task (and
+the per-class accuracy of a classifier), params, MACs."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,9 @@ from pathlib import Path
 import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 import numpy as np
 import tensorflow as tf
+
+from mcusearch.model.metrics import (REGISTRY, compute_all, confusion_matrix, per_class_recall,
+                                     predicted_classes)
 
 TFLITE_BATCH = 256  # interpreter batch: bounds the activation memory on large test sets
 
@@ -107,33 +111,57 @@ def tflite_accuracy(path: Path | str | bytes, x: np.ndarray, y: np.ndarray) -> f
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
     """Accuracy, balanced accuracy (the mean of the per-class recalls over the classes present
     in ``y_true``), per-class accuracy (recall; NaN for a class absent from the test set) and
-    the confusion matrix (rows: true class, columns: predicted)."""
+    the confusion matrix (rows: true class, columns: predicted), from predicted classes."""
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
     y_pred = np.asarray(y_pred).astype(np.int64).reshape(-1)
-    conf = np.zeros((n_classes, n_classes), np.int64)
-    np.add.at(conf, (y_true, y_pred), 1)
-    support = conf.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, np.diag(conf) / np.maximum(support, 1), np.nan)
-    present = support > 0
-    return {"accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else float("nan"),
-            "balanced_accuracy": float(np.mean(recall[present])) if present.any()
-            else float("nan"),
-            "per_class_accuracy": [float(r) for r in recall],
-            "support": [int(s) for s in support], "confusion": conf.tolist(),
+    conf = confusion_matrix(y_true, y_pred, n_classes)
+    onehot = np.eye(max(n_classes, 2), dtype=np.float32)[y_pred]
+    return {**{m: REGISTRY[m].compute(y_true, onehot, n_classes=n_classes)
+               for m in ("accuracy", "balanced_accuracy")},
+            "per_class_accuracy": [float(r) for r in per_class_recall(conf)],
+            "support": [int(s) for s in conf.sum(axis=1)], "confusion": conf.tolist(),
             "n": int(len(y_true))}
 
 
-def keras_metrics(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, n_classes: int) -> dict:
-    """:func:`classification_metrics` of a Keras model (argmax of its outputs)."""
-    return classification_metrics(y, np.argmax(keras_predict(model, x), axis=-1), n_classes)
+def task_metrics(outputs: np.ndarray, y_true: np.ndarray, n_classes: int, *,
+                 task: str = "classification", anomaly: np.ndarray | None = None) -> dict:
+    """Every registered quality metric that applies to ``task`` (see
+    :mod:`mcusearch.model.metrics`), computed from the model's ``outputs`` on the test set, plus
+    the task (``"task"``) and, for classification, the per-class figures of
+    :func:`classification_metrics`. Classification outputs are the model's scores (int8 ones
+    dequantised or not: only their order counts), regression outputs its predictions."""
+    outputs = np.asarray(outputs)
+    values: dict = {"task": task, "n": int(len(outputs))}
+    if task == "classification":
+        cm = classification_metrics(y_true, predicted_classes(outputs), n_classes)
+        values.update({k: cm[k] for k in ("per_class_accuracy", "support", "confusion")})
+    else:
+        outputs = outputs.reshape(np.asarray(y_true).shape)
+    values.update(compute_all(task, y_true, outputs, n_classes=n_classes, anomaly=anomaly))
+    return values
 
 
-def tflite_metrics(path: Path | str | bytes, x: np.ndarray, y: np.ndarray, n_classes: int
-                   ) -> dict:
-    """:func:`classification_metrics` through the TFLite interpreter (built-in kernels)."""
-    pred = tflite_predict(path, x, dequantize=False)
-    return classification_metrics(y, np.argmax(pred, axis=-1), n_classes)
+def keras_metrics(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, n_classes: int, *,
+                  task: str = "classification", anomaly: np.ndarray | None = None) -> dict:
+    """:func:`task_metrics` of a Keras model (float32) on ``(x, y)``."""
+    return task_metrics(keras_predict(model, x), y, n_classes, task=task, anomaly=anomaly)
+
+
+def tflite_metrics(path: Path | str | bytes, x: np.ndarray, y: np.ndarray, n_classes: int, *,
+                   task: str = "classification", anomaly: np.ndarray | None = None) -> dict:
+    """:func:`task_metrics` through the TFLite interpreter (built-in kernels). Integer outputs
+    are dequantised (errors in target units; an affine map with a positive scale keeps the
+    order of class scores, so the top class is that of the stored integers)."""
+    pred = tflite_predict(path, x)
+    return task_metrics(pred, y, n_classes, task=task, anomaly=anomaly)
+
+
+def dataset_metrics(outputs_of, ds) -> dict:
+    """:func:`task_metrics` on a :class:`~mcusearch.model.Dataset`'s test split; ``outputs_of``
+    maps the test inputs to the model's outputs (e.g. ``lambda x: keras_predict(model, x)``)."""
+    task = getattr(ds, "task", "classification")
+    return task_metrics(outputs_of(ds.x_test), ds.y_test, ds.n_classes, task=task,
+                        anomaly=getattr(ds, "anomaly_test", None))
 
 
 def count_params(model: tf.keras.Model) -> int:

@@ -13,14 +13,13 @@ from pathlib import Path
 from mcusearch.figures import Figure
 from mcusearch.study import StudySummary, TrialRecord
 
-COLUMNS = [  # metric, header, format
+COLUMNS = [  # metric, header, format: the firmware's figures; quality metrics follow (columns())
     ("flash_kb", "flash kB", "{:.1f}"),
     ("ram_kb", "RAM kB", "{:.1f}"),
     ("model_flash_kb", "model flash kB", "{:.2f}"),
     ("model_ram_kb", "model RAM kB", "{:.2f}"),
     ("instructions", "instr./inference", "{:,.0f}"),
     ("latency_ms", "latency ms", "{:.2f}"),
-    ("accuracy", "accuracy", "{:.4f}"),
 ]
 PROVENANCE_MARK = {"measured": "M", "emulated": "E", "estimated": "~", "static": "S", "host": "H"}
 LEGEND = ("M measured on a board · E emulated, exact instruction count (QEMU -icount) · "
@@ -42,6 +41,44 @@ def knobs_text(config: dict) -> str:
     return " · ".join(cfg.describe().split(" ")).replace("ch=", "ch ")
 
 
+def quality_shown(summary: StudySummary) -> list[str]:
+    """The quality metrics the report shows: those the objectives or constraints use, else the
+    first registered one the trials have (accuracy for a classifier, MSE for a regression)."""
+    from mcusearch.model.metrics import REGISTRY
+
+    bounded = {k.rsplit("_", 1)[0] for k in summary.limits if k.endswith(("_min", "_max"))}
+    used = {m for m, _ in summary.objectives} | bounded
+    have = {m for r in summary.records for m in r.figures}
+    shown = [m for m in REGISTRY if m in used and m in have]
+    return shown or [m for m in REGISTRY if m in have][:1]
+
+
+def metric_label(metric: str) -> str:
+    """How the report names a metric: a quality metric by its label, the rest by their key."""
+    from mcusearch.model.metrics import REGISTRY
+
+    return REGISTRY[metric].label if metric in REGISTRY else metric
+
+
+def columns(summary: StudySummary) -> list[tuple[str, str, str]]:
+    """The table's columns: the firmware's figures, then the quality metrics shown (by label)."""
+    return COLUMNS + [(m, metric_label(m), "{:.4f}") for m in quality_shown(summary)]
+
+
+def limits_text(limits: dict[str, float]) -> str:
+    """The constraints in words, a quality metric by its label (``MSE <= 0.01``)."""
+    from mcusearch.model.metrics import REGISTRY
+
+    out = []
+    for key, v in limits.items():
+        metric, _, kind = key.rpartition("_")
+        if metric in REGISTRY and kind in ("min", "max") and key != "accuracy_min":
+            out.append(f"{REGISTRY[metric].label} {'>=' if kind == 'min' else '<='} {v:g}")
+        else:
+            out.append(f"{key} {v:g}")
+    return ", ".join(out) or "none"
+
+
 def _fmt(fig: Figure | None, fmt: str, mark: bool) -> str:
     if fig is None:
         return "–"
@@ -51,9 +88,10 @@ def _fmt(fig: Figure | None, fmt: str, mark: bool) -> str:
 
 def pareto_table(summary: StudySummary) -> str:
     """A plain-text table of the Pareto-optimal configurations, for the terminal."""
-    rows = [["trial"] + [h for _, h, _ in COLUMNS] + ["knobs"]]
+    cols = columns(summary)
+    rows = [["trial"] + [h for _, h, _ in cols] + ["knobs"]]
     for r in sorted(summary.pareto, key=lambda r: r.number):
-        rows.append([str(r.number)] + [_fmt(r.figures.get(m), f, True) for m, _, f in COLUMNS]
+        rows.append([str(r.number)] + [_fmt(r.figures.get(m), f, True) for m, _, f in cols]
                     + [knobs_text(r.config)])
     if len(rows) == 1:
         return ("no trial met every constraint yet: no Pareto front (the report lists every trial "
@@ -95,20 +133,22 @@ def _figures_html(summary: StudySummary) -> list[str]:
                 text=[f"trial {r.number}<br>{knobs_text(r.config)}" for r in rs],
                 hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
         fig.update_layout(
-            title=f"{metrics[j]} vs {metrics[i]}", height=420, margin=dict(l=60, r=20, t=50, b=50),
-            xaxis_title=f"{metrics[i]} ({summary.objectives[i][1]})",
-            yaxis_title=f"{metrics[j]} ({summary.objectives[j][1]})", template="plotly_white")
+            title=f"{metric_label(metrics[j])} vs {metric_label(metrics[i])}", height=420,
+            margin=dict(l=60, r=20, t=50, b=50),
+            xaxis_title=f"{metric_label(metrics[i])} ({summary.objectives[i][1]})",
+            yaxis_title=f"{metric_label(metrics[j])} ({summary.objectives[j][1]})",
+            template="plotly_white")
         out.append(fig.to_html(full_html=False, include_plotlyjs=False))
     return out
 
 
-def _table(records: list[TrialRecord], link_prefix: str) -> str:
+def _table(records: list[TrialRecord], link_prefix: str, cols: list[tuple[str, str, str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ["trial", "status"] + [h for _, h, _ in COLUMNS] + ["knobs", "artifacts / reason"])
+                   ["trial", "status"] + [h for _, h, _ in cols] + ["knobs", "artifacts / reason"])
     body = []
     for r in records:
         cells = [str(r.number), html.escape(r.status if r.feasible or r.status != "ok" else "infeasible")]
-        for m, _, f in COLUMNS:
+        for m, _, f in cols:
             fig = r.figures.get(m)
             title = html.escape(f"{fig.provenance.value}: {fig.method}") if fig else ""
             cells.append(f'<span title="{title}">{html.escape(_fmt(fig, f, True))}</span>')
@@ -181,8 +221,9 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
     n_fail = sum(r.status == "failed" for r in recs)
     n_inf = sum(r.status == "infeasible" for r in recs)
     pareto = sorted(summary.pareto, key=lambda r: r.number)
-    limits = ", ".join(f"{k} {v:g}" for k, v in summary.limits.items()) or "none"
-    objectives = ", ".join(f"{m} ({d})" for m, d in summary.objectives)
+    limits = limits_text(summary.limits)
+    objectives = ", ".join(f"{metric_label(m)} ({d})" for m, d in summary.objectives)
+    cols = columns(summary)
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>mcusearch report: {html.escape(summary.title or summary.study_name)}</title>",
@@ -197,10 +238,10 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
         "it was obtained.</p>",
         "<h2>Cheapest viable MCU</h2>", _recommendation_html(recommendation, why_none),
         "<h2>Pareto-optimal configurations</h2>",
-        _table(pareto, prefix) if pareto else "<p>No trial met every constraint.</p>",
+        _table(pareto, prefix, cols) if pareto else "<p>No trial met every constraint.</p>",
         "<h2>Pareto front</h2><div class='grid'>", *_figures_html(summary), "</div>",
         "<h2>Where the time goes: per layer, per inference</h2>", _layers_html(pareto),
-        "<h2>All trials</h2>", _table(sorted(recs, key=lambda r: r.number), prefix),
+        "<h2>All trials</h2>", _table(sorted(recs, key=lambda r: r.number), prefix, cols),
         "</body></html>",
     ]
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
