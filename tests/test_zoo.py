@@ -1,0 +1,119 @@
+"""The model zoo: every model builds, the MLPerf Tiny models match their published MACs and
+parameters, and calibrated random weights give outputs that differ from input to input."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import mcusearch  # noqa: F401  (tf-keras before TensorFlow)
+import tensorflow as tf
+
+from mcusearch.model import zoo
+
+SPREAD_INPUTS = 16
+MIN_RELATIVE_SPREAD = 1e-3
+
+
+@functools.lru_cache(maxsize=None)
+def built(name: str) -> tf.keras.Model:
+    """Each zoo model is built (and calibrated) once per test session."""
+    return zoo.build(name)
+
+
+def test_registry_has_the_issue_9_models():
+    names = set(zoo.MODELS)
+    assert {"mlperf_ds_cnn", "mlperf_mobilenet_vww", "mlperf_resnet8",
+            "mlperf_fc_autoencoder", "keras_mobilenet_025", "keras_mobilenet_v2_035"} <= names
+    small = [n for n in names if not n.startswith(("mlperf_", "keras_"))]
+    assert len(small) >= 10
+    for name, entry in zoo.MODELS.items():
+        assert entry.name == name and entry.families
+        assert entry.description and "\n" not in entry.description
+
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_model_builds_with_outputs_that_differ_across_inputs(name):
+    entry = zoo.MODELS[name]
+    model = built(name)
+    assert tuple(model.input_shape[1:]) == entry.input_shape
+    if not name.startswith(("mlperf_", "keras_")):
+        assert zoo.macs(model) < 200_000, "small models stay fast to convert"
+    x = zoo.sample_inputs(name, SPREAD_INPUTS, seed=0)
+    rel, n_top = zoo.output_spread(model, x)
+    assert rel > MIN_RELATIVE_SPREAD, f"{name}: an output barely changes across inputs ({rel:.2g})"
+    if entry.classifier:
+        assert n_top > 1, f"{name}: the same top class for every input"
+
+
+@pytest.mark.parametrize("name", [n for n, e in zoo.MODELS.items() if e.reference])
+def test_mlperf_models_match_published_macs_and_parameters(name):
+    ref = zoo.MODELS[name].reference
+    model = built(name)
+    assert zoo.macs(model) == pytest.approx(ref.macs, rel=0.01)
+    assert zoo.folded_params(model) == pytest.approx(ref.params, rel=0.01)
+    assert "mltk" in ref.source
+
+
+def test_resnet8_has_projection_shortcuts():
+    model = built("mlperf_resnet8")
+    skips = [la for la in model.layers if la.name.endswith("_skip")]
+    assert [(la.kernel_size, la.strides) for la in skips] == [((1, 1), (2, 2))] * 2
+
+
+def test_without_calibration_mobilenet_gives_one_output_for_every_input():
+    """What calibrate() is for: Keras' default BatchNorm statistics make every input give the
+    same output in a deep net, so an output check would prove nothing."""
+    x = zoo.sample_inputs("keras_mobilenet_025", SPREAD_INPUTS)
+    rel, n_top = zoo.output_spread(zoo.build("keras_mobilenet_025", calibrated=False), x)
+    assert rel < MIN_RELATIVE_SPREAD and n_top == 1
+    rel, n_top = zoo.output_spread(built("keras_mobilenet_025"), x)
+    assert rel > MIN_RELATIVE_SPREAD and n_top > 1
+
+
+def test_calibrate_sets_batchnorm_statistics_and_normalises_layers():
+    model = zoo.build("residual_bn", seed=3)
+    x = zoo.sample_inputs("residual_bn", zoo.CALIBRATION_SAMPLES,
+                          3 + zoo.CALIBRATION_SEED_OFFSET)
+    conv_a = tf.keras.Model(model.input, model.get_layer("conv_a").output)(x).numpy()
+    bn = model.get_layer("bn_a")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), conv_a.mean(axis=(0, 1, 2)), atol=1e-4)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), conv_a.var(axis=(0, 1, 2)),
+                               rtol=1e-3)
+    assert not np.allclose(bn.gamma.numpy(), 1.0)     # folding BN must not be the identity
+    logits_layer = model.get_layer("fc")                # softmax head: logits centred, unit spread
+    pre = tf.keras.Model(model.input, logits_layer.input)(x).numpy() @ logits_layer.kernel.numpy()
+    pre += logits_layer.bias.numpy()
+    np.testing.assert_allclose(pre.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(pre.std(axis=0), 1.0, rtol=1e-3)
+
+
+def test_build_is_deterministic_per_seed():
+    x = zoo.sample_inputs("se_block", 4)
+    a, b, c = (zoo.build("se_block", seed=s)(x).numpy() for s in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_sample_inputs_shape_dtype_and_determinism():
+    x = zoo.sample_inputs("imu_conv1d", 5, seed=9)
+    assert x.shape == (5, 128, 6) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, zoo.sample_inputs("imu_conv1d", 5, seed=9))
+    assert not np.array_equal(x, zoo.sample_inputs("imu_conv1d", 5, seed=10))
+
+
+def test_recurrent_macs_count_every_gate_and_step():
+    # LSTM: 24 steps x 4 gates x 16 units x (8 inputs + 16 units); Dense 16 -> 4
+    assert zoo.macs(built("lstm_small")) == 24 * 4 * 16 * 24 + 16 * 4
+    assert zoo.macs(built("gru_small")) == 24 * 3 * 16 * 24 + 16 * 4
+
+
+def test_folded_params_adds_a_bias_where_the_conv_had_none():
+    # conv_a, conv_b: 3x3x8x8 without bias, +8 each once BN is folded; Dense 200 -> 4
+    assert zoo.folded_params(built("residual_bn")) == 2 * (9 * 8 * 8 + 8) + 200 * 4 + 4
+
+
+def test_unknown_name_lists_the_known_models():
+    with pytest.raises(KeyError, match="mlperf_ds_cnn"):
+        zoo.build("no_such_model")
