@@ -1,8 +1,9 @@
 """Model architectures: the built-in registry (the 2020 study's CNN first) and a user's model file.
 
-Also defines the *conv groups* the channel-pruning knob acts on: consecutive Conv2D layers
-between two pooling layers form one group (a VGG-style block) and keep the same number of
-filters. For the study's CNN that is (conv1, conv2), (conv3, conv4), (conv5, conv6).
+Also defines the *conv groups* the channel-pruning knob acts on (:func:`conv_groups`): convs
+chained through per-channel layers (a VGG-style block) and convs that share channels (residual
+adds, squeeze-and-excite) form one group and keep the same number of filters. For the study's
+CNN that is (conv1, conv2), (conv3, conv4), (conv5, conv6). :func:`group_lines` prints them.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import tensorflow as tf
 
 from mcusearch.errors import SpecError
 from mcusearch.model import ArchitectureConfig
-from mcusearch.model.layout import PRUNABLE, group_convs
+from mcusearch.model.surgery import PRUNABLE, ChannelGraph, channel_graph, channel_spaces
 
 log = logging.getLogger("mcusearch.model")
 
@@ -120,17 +121,46 @@ def check_compatible(model: tf.keras.Model, input_shape, n_classes: int, source:
 
 
 def conv_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
-    """The prunable conv layers, in model order."""
+    """The prunable conv layers (Conv1D, Conv2D), in model order."""
     return [l for l in model.layers if type(l).__name__ in PRUNABLE]
 
 
-def conv_groups(model: tf.keras.Model) -> list[tuple[str, ...]]:
-    """Conv layer names grouped into blocks: a pooling, reshaping, dense or merging layer ends a
-    block (activations, batch normalisation, dropout do not).
+def conv_groups(model: tf.keras.Model, graph: ChannelGraph | None = None
+                ) -> list[tuple[str, ...]]:
+    """Conv layer names grouped into the blocks the ``per: group`` channel knob sets, in model
+    order (a group by its first conv).
 
-    For the study CNN: [("conv1", "conv2"), ("conv3", "conv4"), ("conv5", "conv6")].
+    Two convs are in one group when one feeds the other through per-channel and element-wise
+    layers only (BatchNorm, activations, dropout, padding: a VGG-style block; a pooling, a
+    depthwise conv, a merge or a Dense ends it) or when they share channels
+    (:func:`mcusearch.model.surgery.channel_graph`: the branches of a residual add, with or
+    without a projection shortcut, and a block with its squeeze-and-excite). For the study CNN:
+    [("conv1", "conv2"), ("conv3", "conv4"), ("conv5", "conv6")]; for a ResNet, one group per
+    stage; for a MobileNet, one per pointwise conv (the depthwise convs follow them).
     """
-    return group_convs((type(layer).__name__, layer.name) for layer in model.layers)
+    graph = graph or channel_graph(model)
+    convs = [l.name for l in conv_layers(model)]
+    head = {n: n for n in convs}
+
+    def top(n: str) -> str:
+        while head[n] != n:
+            n = head[n]
+        return n
+
+    def join(a: str, b: str) -> None:
+        a, b = top(a), top(b)
+        if a != b:
+            head[max(a, b, key=convs.index)] = min(a, b, key=convs.index)
+
+    for conv, before in graph.chained.items():
+        join(before, conv)
+    for unit in graph.units:
+        for conv in unit.convs[1:]:
+            join(unit.convs[0], conv)
+    groups: dict[str, list[str]] = {}
+    for n in convs:
+        groups.setdefault(top(n), []).append(n)
+    return [tuple(g) for g in sorted(groups.values(), key=lambda g: convs.index(g[0]))]
 
 
 def group_widths(model: tf.keras.Model) -> tuple[int, ...]:
@@ -147,10 +177,34 @@ def channel_layout(model: tf.keras.Model) -> dict:
     """What the channel knob acts on, JSON-able (kept in the base model's cache entry): the
     prunable convs in order, their filters, their groups, the convs coupled by residual adds
     and the locked ones (see :func:`mcusearch.model.surgery.channel_spaces`)."""
-    from mcusearch.model.surgery import channel_spaces
-
-    spaces = channel_spaces(model)
+    graph = channel_graph(model)
+    spaces = channel_spaces(model, graph)
     convs = conv_layers(model)
     return {"convs": [l.name for l in convs], "filters": [int(l.filters) for l in convs],
-            "groups": [list(g) for g in conv_groups(model)], "coupled": spaces["coupled"],
+            "groups": [list(g) for g in conv_groups(model, graph)], "coupled": spaces["coupled"],
             "locked": spaces["locked"]}
+
+
+def group_lines(model: tf.keras.Model) -> list[str]:
+    """The channel groups of ``model`` as printable lines (for ``mcusearch validate``): per
+    group its convs and width, which of them lose the same channels and why, the layers whose
+    channels follow (BatchNorm, depthwise convs, a squeeze-and-excite Dense) and what is locked.
+    """
+    graph = channel_graph(model)
+    filters = {l.name: int(l.filters) for l in conv_layers(model)}
+    lines = []
+    for k, group in enumerate(conv_groups(model, graph), 1):
+        widths = sorted({filters[n] for n in group})
+        width = "/".join(map(str, widths))
+        lines.append(f"group {k}: {' + '.join(group)} ({width} filters)")
+        for unit in (u for u in graph.units if u.convs[0] in group):
+            if unit.locked:
+                lines.append(f"  locked, keep all filters: {', '.join(unit.convs)} "
+                             f"({unit.locked})")
+            elif len(unit.convs) > 1:
+                lines.append(f"  lose the same channels: {' = '.join(unit.convs)}")
+            if unit.followers:
+                lines.append(f"  output units follow: {', '.join(unit.followers)}")
+            if unit.carriers:
+                lines.append(f"  channels follow: {', '.join(unit.carriers)}")
+    return lines or ["no prunable conv layers (Conv1D, Conv2D)"]

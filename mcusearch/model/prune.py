@@ -1,11 +1,13 @@
 """Channel pruning: remove the conv filters with the lowest scores - the smallest L1 norm (the
-2020 study's criterion), the smallest L2 norm, or at random (a control).
+2020 study's criterion), the smallest L2 norm, the smallest BatchNorm scale |gamma| (network
+slimming), or at random (a control).
 
 The surgery is kerassurgeon's ``delete_channels`` where it works: it rebuilds the model without
 the chosen filters and propagates the removal downstream (the next conv loses the matching input
 channels; through Flatten the next Dense loses the matching input rows; BatchNormalization loses
-the matching parameters). Where kerassurgeon fails, :mod:`mcusearch.model.surgery` does the same
-(tested against it). Convs joined by a residual add lose the same channels. A short re-training
+the matching parameters). On other graphs (depthwise chains, concatenations, squeeze-and-excite,
+Conv1D) and where kerassurgeon fails, :mod:`mcusearch.model.surgery` does the same (tested
+against it). Convs joined by a residual add or a channel-wise multiply lose the same channels. A short re-training
 with a lower learning rate then recovers most of the lost accuracy.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import tensorflow as tf
 from mcusearch.errors import SpecError, StageError
 from mcusearch.model import CRITERIA, FINETUNE_LR_FACTOR, Dataset, TrainConfig
 from mcusearch.model.architectures import PRUNABLE, conv_groups
-from mcusearch.model.surgery import channel_spaces, delete_channels
+from mcusearch.model.surgery import ChannelGraph, channel_graph, delete_channels
 
 log = logging.getLogger("mcusearch.model")
 
@@ -86,25 +88,62 @@ def filter_l1_norms(layer: tf.keras.layers.Layer) -> np.ndarray:
 
 
 def filter_scores(model: tf.keras.Model, names: list[str] | tuple[str, ...], criterion: str,
-                  seed: int = 0) -> np.ndarray:
-    """One score per output channel of the convs ``names`` (which lose the same channels);
-    the lowest scores are removed first.
+                  seed: int = 0, graph: ChannelGraph | None = None,
+                  index: dict[str, tuple[int, ...]] | None = None) -> np.ndarray:
+    """One score per channel class of the convs ``names`` (which lose the same channels: class
+    ``k`` is filter ``index[name][k]`` of each, the identity by default); the lowest scores are
+    removed first.
 
     ``l1``: the sum of the filters' L1 norms (the 2020 study's criterion); ``l2``: the Euclidean
     norm of all the filters' weights of that channel; ``random``: a seeded random score (a
-    control: what any criterion must beat), the same for the same seed and layer names.
+    control: what any criterion must beat), the same for the same seed and layer names; ``bn``:
+    see :func:`bn_scores`.
     """
     if criterion not in CRITERIA:
         raise SpecError("knobs.channels.criterion", f"must be one of {', '.join(CRITERIA)}, got "
                         f"{criterion!r}")
-    kernels = [model.get_layer(n).get_weights()[0] for n in names]
-    flat = [k.reshape(-1, k.shape[-1]).astype(np.float64) for k in kernels]
+    flat = []
+    for n in names:
+        k = model.get_layer(n).get_weights()[0]
+        k = k.reshape(-1, k.shape[-1]).astype(np.float64)
+        flat.append(k if index is None else k[:, list(index[n])])
     if criterion == "l1":
         return sum(np.abs(f).sum(axis=0) for f in flat)
     if criterion == "l2":
         return np.sqrt(sum((f ** 2).sum(axis=0) for f in flat))
+    if criterion == "bn":
+        return bn_scores(model, names, graph or channel_graph(model), index)
     rng = np.random.default_rng([int(seed), zlib.crc32("+".join(names).encode())])
     return rng.random(flat[0].shape[1])
+
+
+def bn_scores(model: tf.keras.Model, names, graph: ChannelGraph,
+              index: dict[str, tuple[int, ...]] | None = None) -> np.ndarray:
+    """The ``bn`` criterion: per channel, the sum over the convs ``names`` of |gamma| of the
+    BatchNormalization right after each conv (network slimming, Liu et al. 2017).
+
+    Why |gamma| and not |gamma| / sigma or |gamma| / sigma x the filter's norm: BatchNorm divides
+    the conv's output by its running standard deviation sigma, so the scale of the filter
+    cancels: after BatchNorm the channel has standard deviation |gamma| on the data the
+    statistics were taken on, whatever the filter's norm. That spread is what the next layers
+    see of the channel (the rest is the constant beta). |gamma| / sigma x the filter's L1 norm
+    is the L1 norm of the BN-folded filter: it grows with the filter's *input* scale too, and
+    |gamma| / sigma alone ranks channels by how small their pre-BN output was, which says
+    nothing about their use downstream. A conv without a BatchNorm after it (gamma unknown)
+    makes the whole unit fall back to ``l1`` (logged).
+    """
+    missing = [n for n in names if n not in graph.batchnorm]
+    if missing:
+        log.info("criterion bn: %s has no BatchNormalization after it; using l1 for %s",
+                 ", ".join(missing), "+".join(names))
+        return filter_scores(model, names, "l1", index=index)
+    total = 0.0
+    for n in names:
+        bn = model.get_layer(graph.batchnorm[n])
+        gamma = (np.abs(bn.gamma.numpy()).astype(np.float64) if bn.scale
+                 else np.ones(int(bn.moving_mean.shape[-1])))
+        total = total + (gamma if index is None else gamma[list(index[n])])
+    return total
 
 
 def channels_to_keep(model: tf.keras.Model, channels) -> dict[str, int]:
@@ -141,42 +180,54 @@ def validate_keep(model: tf.keras.Model, keep: dict[str, int]) -> None:
 
 
 def channels_to_delete(model: tf.keras.Model, keep: dict[str, int], criterion: str = "l1",
-                       seed: int = 0, spaces: dict | None = None) -> dict[str, list[int]]:
-    """For every layer in ``keep``: the indices of its filters with the lowest scores (see
+                       seed: int = 0, graph: ChannelGraph | None = None
+                       ) -> dict[str, list[int]]:
+    """For every conv in ``keep``: the indices of its filters with the lowest scores (see
     :func:`filter_scores`), so that ``keep[name]`` filters remain. Ties go to the lower index.
 
-    Convs coupled by a residual add (:func:`mcusearch.model.surgery.channel_spaces`) are scored
-    together and lose the same indices, so they must keep the same count; a locked conv must
-    keep all its filters. ``spaces`` saves recomputing the analysis.
+    The convs of one channel unit (:func:`mcusearch.model.surgery.channel_graph`: coupled by a
+    residual add or a channel-wise multiply) are scored together and lose the same channels, so
+    they must keep the same count; the Dense layers tied to them (a squeeze-and-excite
+    excitation) lose the matching output units. A locked conv must keep all its filters.
+    ``graph`` saves recomputing the analysis.
     """
     validate_keep(model, keep)
-    spaces = channel_spaces(model) if spaces is None else spaces
-    for name in spaces["locked"]:
-        if name in keep and int(keep[name]) < int(model.get_layer(name).filters):
-            raise SpecError("knobs.channels", f"{name}: its channels reach a layer they cannot "
-                            "be removed through (e.g. an add with the model input): it keeps all "
-                            f"{model.get_layer(name).filters} filters")
-    units: list[tuple[str, ...]] = []
-    in_set = {n for c in spaces["coupled"] for n in c}
-    for c in spaces["coupled"]:
-        asked = {int(keep.get(n, model.get_layer(n).filters)) for n in c}
-        if len(asked) > 1:
-            raise SpecError("knobs.channels", f"{' and '.join(c)} meet in a residual add and "
-                            f"must keep the same number of filters, got {sorted(asked)}")
-        if any(n in keep for n in c):
-            units.append(tuple(c))
-    units += [(n,) for n in keep if n not in in_set]
+    graph = graph or channel_graph(model)
     out: dict[str, list[int]] = {}
-    for unit in units:
-        layer = model.get_layer(unit[0])
-        n_keep = int(keep.get(unit[0], layer.filters))
-        n_delete = int(layer.filters) - n_keep
+    for unit in graph.units:
+        asked = {int(keep.get(n, model.get_layer(n).filters)) for n in unit.convs}
+        if unit.locked and min(asked) < unit.width:
+            raise SpecError("knobs.channels", f"{', '.join(unit.convs)}: their channels cannot "
+                            f"be removed ({unit.locked}): keep all {unit.width} filters")
+        if len(asked) > 1:
+            raise SpecError("knobs.channels", f"{' and '.join(unit.convs)} share their channels "
+                            "(they meet in a residual add or a channel-wise multiply) and must "
+                            f"keep the same number of filters, got {sorted(asked)}")
+        n_delete = unit.width - asked.pop()
         if n_delete > 0:
-            order = np.argsort(filter_scores(model, unit, criterion, seed), kind="stable")
-            idx = sorted(int(i) for i in order[:n_delete])
-            for name in unit:
-                out[name] = idx
-    return {n: out[n] for n in sorted(out, key=[l.name for l in model.layers].index)}
+            scores = filter_scores(model, unit.convs, criterion, seed, graph, unit.index)
+            gone = np.argsort(scores, kind="stable")[:n_delete]
+            for name, idx in unit.index.items():
+                out[name] = sorted(int(idx[k]) for k in gone)
+    order = [l.name for l in model.layers]
+    return {n: out[n] for n in sorted(out, key=order.index)}
+
+
+def with_followers(model: tf.keras.Model, delete: dict[str, list[int]],
+                   graph: ChannelGraph | None = None) -> dict[str, list[int]]:
+    """``delete`` plus the output units of the Dense layers tied to the convs in it (the
+    excitation of a squeeze-and-excite block), so a caller may name the convs only."""
+    graph = graph or channel_graph(model)
+    out = {n: sorted(int(i) for i in idx) for n, idx in delete.items()}
+    for unit in graph.units:
+        named = [c for c in unit.convs if c in delete]
+        if not unit.followers or not named:
+            continue
+        position = {int(i): k for k, i in enumerate(unit.index[named[0]])}
+        gone = [position[int(i)] for i in delete[named[0]]]
+        for name in unit.followers:
+            out.setdefault(name, sorted(int(unit.index[name][k]) for k in gone))
+    return out
 
 
 def _kerassurgeon(model: tf.keras.Model, delete: dict[str, list[int]]) -> tf.keras.Model:
@@ -192,23 +243,38 @@ def _kerassurgeon(model: tf.keras.Model, delete: dict[str, list[int]]) -> tf.ker
             log.debug("kerassurgeon: %s", line)
 
 
+# The layer classes the tests compare kerassurgeon's models on (it builds wrong models silently
+# where it is wrong, e.g. an add of branches that lost different channels): ``auto`` uses it
+# only on models made of these.
+KERASSURGEON_CHECKED = frozenset({
+    "InputLayer", "Conv2D", "Dense", "BatchNormalization", "Activation", "MaxPooling2D",
+    "AveragePooling2D", "Flatten", "Dropout", "Add", "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D"})
+
+
 def remove_channels(model: tf.keras.Model, delete: dict[str, list[int]], engine: str = "auto",
                     report: dict | None = None) -> tf.keras.Model:
     """A new model without the filters ``delete`` ({conv: indices}); ``model`` is unchanged.
 
+    Dense layers tied to the convs (:func:`with_followers`) lose the matching output units.
     ``engine``: ``kerassurgeon`` (with the shim above), ``own``
-    (:func:`mcusearch.model.surgery.delete_channels`), or ``auto``: kerassurgeon, and our own
-    surgery where kerassurgeon fails (``report["engine"]`` says which ran and why).
+    (:func:`mcusearch.model.surgery.delete_channels`), or ``auto``: kerassurgeon on models made
+    of the layers it is checked on (:data:`KERASSURGEON_CHECKED`), and our own surgery
+    elsewhere or where kerassurgeon fails (``report["engine"]`` says which ran and why).
     """
     if engine not in ("auto", "kerassurgeon", "own"):
         raise ValueError(f"unknown surgery engine {engine!r}")
     info = {"engine": "none"}
+    delete = with_followers(model, delete) if delete else delete
+    unchecked = sorted({type(l).__name__ for l in model.layers} - KERASSURGEON_CHECKED)
     if not delete:
         new = tf.keras.models.clone_model(model)
         new.set_weights(model.get_weights())
-    elif engine == "own":
+    elif engine == "own" or (engine == "auto" and unchecked):
         new = delete_channels(model, delete)
         info["engine"] = "own"
+        if engine == "auto":
+            info["kerassurgeon_skipped"] = f"not checked on {', '.join(unchecked)} layers"
     else:
         try:
             new = _kerassurgeon(model, delete)
@@ -232,7 +298,7 @@ def prune_channels(model: tf.keras.Model, keep: dict[str, int], data: Dataset | 
     """A new model without the lowest-scoring filters of each layer in ``keep`` ({name: n kept}).
 
     All deletions are made in one surgery on a copy (``model`` is left unchanged), with the
-    scores (``criterion``: l1, l2 or random, seeded by ``train_cfg.seed``) taken from
+    scores (``criterion``: l1, l2, random seeded by ``train_cfg.seed``, or bn) taken from
     ``model``'s weights. With ``retrain_epochs > 0`` and ``data`` the new model is then
     fine-tuned (Adam at ``lr_factor`` x the base rate, same batch size and seed). ``report``, if
     given, receives the deleted indices, the surgery engine and the fine-tuning result.
