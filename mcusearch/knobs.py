@@ -9,7 +9,7 @@ The model knobs (see ``knobs:`` in search.yaml):
 
 * ``channels`` - channel pruning: filters kept per conv group (``per: pair`` / ``group``), per
   conv layer (``per: layer``), one count for every conv (``per: global``) or one keep ratio for
-  every conv (``per: ratio``); ``criterion`` (l1, l2, random) and ``retrain_epochs`` (0 = no
+  every conv (``per: ratio``); ``criterion`` (l1, l2, random, bn) and ``retrain_epochs`` (0 = no
   re-training) are dimensions too when they list more than one value;
 * ``magnitude`` - magnitude pruning: final ``sparsity`` (0 = off) and fine-tuning ``epochs``;
 * ``quantization`` - float32, int8 (post-training), int16x8 (post-training, 16-bit activations),
@@ -41,7 +41,7 @@ class TrialConfig:
     board: str
     channels_per: str = "group"        # what `channels` counts: "group" or "layer" (one per conv)
     keep_ratio: float | None = None    # instead of counts: the fraction of every conv's filters
-    criterion: str = "l1"              # which filters go: l1 | l2 | random
+    criterion: str = "l1"              # which filters go: l1 | l2 | random | bn
     retrain_epochs: int | None = None  # re-training after channel pruning; None: the spec's
     sparsity: float = 0.0              # magnitude pruning: final sparsity; 0 = off
     sparsity_epochs: int | None = None  # fine-tuning epochs of magnitude pruning; None: default

@@ -39,7 +39,7 @@ class Dataset:
 # takes both the post-training (int8) and the quantisation-aware (int8-qat) models.
 QUANT_FORMAT = {"float32": "float32", "int8": "int8", "int8-qat": "int8", "int16x8": "int16x8"}
 QUANTIZATIONS = tuple(QUANT_FORMAT)
-CRITERIA = ("l1", "l2", "random")          # which filters channel pruning removes
+CRITERIA = ("l1", "l2", "random", "bn")    # which filters channel pruning removes
 FINETUNE_LR_FACTOR = 0.5  # every fine-tuning (re-training, magnitude, QAT): base rate x this
 # bytes per stored weight and per activation value, by format (int16x8: int8 weights, int16
 # activations; biases are wider in TFLite but a lower bound counts every parameter at this width)
