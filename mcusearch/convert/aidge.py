@@ -69,7 +69,9 @@ def missing_packages() -> list[str]:
 
 def keras_to_onnx(keras_model, path: Path) -> bool:
     """Write ``keras_model`` as ONNX (opset 13, batch 1). Returns whether the input was made NCHW
-    (image-like, rank-4 inputs) or left as it is (e.g. a flat feature vector)."""
+    (image-like, rank-4 inputs) or left as it is (e.g. a flat feature vector). A rank-4 output is
+    made NCHW too, and :func:`aidge_onnx_fixes` rewrites what Aidge would get wrong."""
+    import onnx
     import tensorflow as tf
     import tf2onnx
 
@@ -77,15 +79,66 @@ def keras_to_onnx(keras_model, path: Path) -> bool:
     nchw = len(shape) == 3
     spec = (tf.TensorSpec((1,) + shape, tf.float32, name="input"),)
     kwargs = {"inputs_as_nchw": ["input"]} if nchw else {}
+    if len(keras_model.output_shape) == 4:
+        kwargs["outputs_as_nchw"] = list(keras_model.output_names)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=ONNX_OPSET,
-                                       output_path=str(path), **kwargs)
+            proto, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec,
+                                                  opset=ONNX_OPSET, **kwargs)
     except Exception as e:  # noqa: BLE001 - tf2onnx raises many kinds
         raise StageError("convert", f"tf2onnx could not convert the Keras model to ONNX: "
                                     f"{type(e).__name__}: {e}") from e
+    onnx.save(aidge_onnx_fixes(proto), str(path))
     return nchw
+
+
+def aidge_onnx_fixes(proto):
+    """Rewrite operators that Aidge 0.10.1's NHWC C++ export gets wrong into equivalent ones it
+    gets right (the graph computes the same function). Statically shaped tensors only:
+
+    - Squeeze and Unsqueeze become a Reshape to the same shape. Aidge re-lays the graph out in
+      NHWC but leaves their ``axes`` in NCHW terms (a Squeeze after a global pooling fails); its
+      Reshape asks for the NCHW layout, so Aidge transposes back before it.
+    - GlobalAveragePool and GlobalMaxPool become AveragePool / MaxPool with the whole H x W as
+      kernel: Aidge's global pooling swaps kernel height and width (wrong unless H == W).
+
+    Returns the (modified) ``proto``."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    shapes = {}
+    for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shapes[vi.name] = [d.dim_value for d in dims]
+    graph = proto.graph
+    for i, node in enumerate(list(graph.node)):
+        new = _replacement(node, shapes, graph)
+        if new is not None:
+            graph.node.remove(node)
+            graph.node.insert(i, new)
+    return proto
+
+
+_GLOBAL_POOLS = {"GlobalAveragePool": "AveragePool", "GlobalMaxPool": "MaxPool"}
+
+
+def _replacement(node, shapes: dict[str, list[int]], graph):
+    """The node that replaces ``node`` in :func:`aidge_onnx_fixes`, or None to keep it."""
+    from onnx import helper, numpy_helper
+
+    if node.op_type in ("Squeeze", "Unsqueeze") and node.output[0] in shapes:
+        const = f"{node.name or node.output[0]}__mcus_shape"
+        graph.initializer.append(numpy_helper.from_array(
+            np.asarray(shapes[node.output[0]], np.int64), const))
+        return helper.make_node("Reshape", [node.input[0], const], list(node.output),
+                                name=node.name)
+    in_shape = shapes.get(node.input[0]) if node.input else None
+    if node.op_type in _GLOBAL_POOLS and in_shape is not None and len(in_shape) == 4:
+        return helper.make_node(_GLOBAL_POOLS[node.op_type], [node.input[0]], list(node.output),
+                                name=node.name, kernel_shape=in_shape[2:])
+    return None
 
 
 # ---- the Aidge step (child process) -----------------------------------------------------------
@@ -104,7 +157,7 @@ def _export_child(onnx_path: str, export_dir: str, sample_path: str, nchw: str) 
     x = np.ascontiguousarray(np.load(sample_path), dtype=np.float32)
     t = aidge_core.Tensor(x)
     fmt = aidge_core.dformat.nchw if nchw == "1" else aidge_core.dformat.nc
-    t.set_data_format(fmt, False, True)    # declare the layout; do not transpose the data
+    t.set_data_format(fmt, False)    # declare the layout; do not transpose the data
     art = export(graph, ExportConfig(target="host", dtype="float32", legacy=True, compile=False,
                                      cuda=False, clone_model=False, export_folder=export_dir), [t])
     nodes = [[n.name(), n.type()] for n in graph.get_ordered_nodes() if n.type() != "Producer"]
