@@ -41,13 +41,27 @@ def _cmd_validate(args) -> int:
     from mcusearch.spec import load_spec
 
     spec = load_spec(args.spec)
+    checked = _preflight(spec)
     space = search_space(knobs_from_spec(spec))
     size = 1
     for v in space.values():
         size *= len(v)
+    for line in checked.lines:
+        print(f"  {line}")
     print(f"{args.spec}: valid. {len(space)} search parameters, {size} configurations; "
           f"{spec.search.n_trials} trials with {spec.search.sampler}; run folder {spec.run_dir}")
     return 0
+
+
+def _preflight(spec):
+    """Load and check the spec's data set and model together before anything is written
+    (:mod:`mcusearch.preflight`); print its warnings, one line each."""
+    from mcusearch.preflight import preflight
+
+    checked = preflight(spec)
+    for w in checked.warnings:
+        print(f"mcusearch: warning: {w}", file=sys.stderr)
+    return checked
 
 
 def _cmd_run(args) -> int:
@@ -56,6 +70,7 @@ def _cmd_run(args) -> int:
     from mcusearch.study import recommendation, run_study
 
     spec = load_spec(args.spec)
+    _preflight(spec)
     summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
                         progress=not args.no_progress and sys.stderr.isatty())
     rec, why_none = recommendation(spec, summary)
@@ -139,20 +154,27 @@ def _cmd_measure(args) -> int:
         params = macs = 0
     else:
         from mcusearch.model.evaluate import count_macs, count_params
-        from mcusearch.model.architectures import load_user_model
+        from mcusearch.model.load import load_user_model
 
         keras_model = load_user_model(path)
         shape = tuple(int(d) for d in keras_model.input_shape[1:])
         params, macs = count_params(keras_model), count_macs(keras_model)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))
+    keras_path = path
+    if quant == "float32" and path.suffix != ".h5":  # e.g. Keras 3: the converters read tf-keras
+        from mcusearch.model.stage import KERAS_FILE, save_keras
+
+        out.mkdir(parents=True, exist_ok=True)
+        keras_path = out / KERAS_FILE
+        save_keras(keras_model, keras_path)
     # Inputs: seeded random values (the outputs are still checked against the host model).
     x = np.random.default_rng(args.seed).normal(size=(args.inputs, *shape)).astype(np.float32)
-    model = ModelResult(keras_path=path if quant == "float32" else None,
+    model = ModelResult(keras_path=keras_path if quant == "float32" else None,
                         tflite_path=path if quant == "int8" else None, quantization=quant, accuracy=float("nan"),
                         params=params, macs=macs, input_shape=shape, class_names=(), probe_inputs=x,
                         probe_labels=np.zeros(len(x), np.int64), cache_key="")
     board = get_board(args.board)
     opt = normalise_opt_level(args.opt_level)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))
     conv = convert(model, args.converter, out / "c")
     fw = build(conv, board, opt, out / "build")
     meas = measure(fw, conv, board, timeout_s=args.timeout)

@@ -190,3 +190,45 @@ def test_tflite_described_not_loaded(tmp_path):
         assert describe_tflite(p) == b
         with pytest.raises(SpecError):
             load_user_model(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage: a model file is the base as given
+# ---------------------------------------------------------------------------------------------
+
+def test_model_file_is_the_base_as_given(tmp_path):
+    from mcusearch.model import (ArchitectureConfig, BaseModelConfig, DatasetConfig,
+                                 TrainConfig, base_model)
+    from mcusearch.model.cache import ModelCache
+    from mcusearch.model.evaluate import keras_accuracy
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    x_train, x_test = (rng.normal(size=(n, 12, 12, 2)).astype(np.float32) for n in (40, 30))
+    np.savez(data, x_train=x_train, y_train=np.arange(40) % 5, x_test=x_test,
+             y_test=np.arange(30) % 5)
+    m = _k3_functional()
+    p = tmp_path / "mine.keras"
+    m.save(p)
+    ref = [np.asarray(w) for w in m.get_weights()]
+    acc = float(np.mean(np.argmax(np.asarray(m(x_test, training=False)), 1)
+                        == np.arange(30) % 5))
+
+    def cfg(epochs):
+        return BaseModelConfig(dataset=DatasetConfig("npz", path=data),
+                               architecture=ArchitectureConfig(name=None, path=p),
+                               train=TrainConfig(epochs=epochs, batch_size=16))
+
+    model, ds, key = base_model(cfg(0), tmp_path / "cache")
+    meta = ModelCache(tmp_path / "cache").meta("base", key)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), ref))
+    assert meta["accuracy"] == pytest.approx(acc) == keras_accuracy(model, ds.x_test, ds.y_test)
+    assert meta["trained_epochs"] == 0 and meta["history"] == {}
+    assert "as given" in meta["accuracy_figure"]["method"]
+    assert meta["accuracy_figure"]["provenance"] == "host"
+    # fine-tuning is explicit: train.epochs given for a model file
+    tuned, _, key1 = base_model(cfg(1), tmp_path / "cache")
+    assert key1 != key
+    assert not all(np.array_equal(a, b) for a, b in zip(tuned.get_weights(), ref))
+    assert "fine-tuned 1 epochs" in ModelCache(tmp_path / "cache").meta(
+        "base", key1)["accuracy_figure"]["method"]

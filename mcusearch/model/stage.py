@@ -60,9 +60,20 @@ def _dataset_source(cfg: BaseModelConfig) -> dict:
     return {}
 
 
+def _model_source(cfg: BaseModelConfig) -> dict:
+    """What identifies a user's SavedModel folder beyond its path: its files' contents (a
+    model file is keyed by its contents already, see :func:`mcusearch.model.cache.canonical`)."""
+    path = cfg.architecture.path
+    if path is None or not Path(path).is_dir():
+        return {}
+    return {"savedmodel": {str(p.relative_to(path)): file_sha256(p)
+                           for p in sorted(Path(path).rglob("*")) if p.is_file()}}
+
+
 def base_key(cfg: BaseModelConfig) -> str:
     """Key of the base model: data set, architecture and training (not probes/calibration)."""
-    return cache_key("base", cfg.dataset, _dataset_source(cfg), cfg.architecture, cfg.train)
+    return cache_key("base", cfg.dataset, _dataset_source(cfg), cfg.architecture, cfg.train,
+                     *([_model_source(cfg)] if _model_source(cfg) else []))
 
 
 def _pruned_key(bkey: str, bsha: str, nk: dict) -> str:
@@ -109,7 +120,8 @@ def _load_data(cfg: BaseModelConfig) -> Dataset:
 # base model
 # ---------------------------------------------------------------------------------------------
 
-def _save_keras(model, path: Path) -> None:
+def save_keras(model, path: Path) -> None:
+    """Save a tf-keras model as .h5 without its optimizer (the format the stage caches)."""
     import warnings
     with warnings.catch_warnings():  # tf-keras warns that HDF5 is a legacy format: we want .h5
         warnings.simplefilter("ignore", UserWarning)
@@ -126,8 +138,9 @@ def base_model(cfg: BaseModelConfig, cache_dir: Path):
     """The trained base model, its data set and its cache key: ``(tf.keras.Model, Dataset, key)``.
 
     Trained once per base configuration (data set, architecture, training) and cached as .h5.
-    A user's model (``architecture.path``) is trained from the weights it was saved with for
-    ``train.epochs`` epochs (0 keeps it as it is).
+    A user's model file (``model.path``) is used as trained: it is trained further only for the
+    ``train.epochs`` the spec gives explicitly (the spec makes it 0 otherwise, see
+    :class:`mcusearch.spec.ModelSpec`).
     """
     ds = _load_data(cfg)
     model, key = _base_model(cfg, ds, ModelCache(cache_dir))
@@ -148,23 +161,63 @@ def _base_model(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache):
     return model, key
 
 
+def _trust_code(cfg: BaseModelConfig) -> bool:
+    """``model.trust_code`` of the spec (False for a config that does not carry it)."""
+    return bool(getattr(cfg, "trust_code", False))
+
+
+def _initial_model(cfg: BaseModelConfig, ds: Dataset):
+    """The untrained built-in architecture, or the user's model file as it was saved."""
+    from mcusearch.model.architectures import build_architecture
+
+    if cfg.architecture.path is None:
+        return build_architecture(cfg.architecture, ds.input_shape, ds.n_classes)
+    from mcusearch.model.load import load_user_model
+    from mcusearch.preflight import check_model_data
+
+    model = load_user_model(cfg.architecture.path, _trust_code(cfg))
+    check_model_data(model_io(model), ds, str(cfg.architecture.path))
+    return model
+
+
+def model_io(model) -> dict:
+    """Input and output shapes (one sample) and dtypes of a tf-keras model, for the checks of
+    :mod:`mcusearch.preflight`."""
+    return {"inputs": [tuple(t.shape[1:]) for t in model.inputs],
+            "outputs": [tuple(t.shape[1:]) for t in model.outputs],
+            "input_dtypes": [t.dtype.name for t in model.inputs]}
+
+
 def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
-    from mcusearch.model.architectures import (build_architecture, channel_layout, conv_filters,
-                                               conv_groups, group_widths)
+    from mcusearch.model.architectures import channel_layout, conv_filters, conv_groups, group_widths
     from mcusearch.model.evaluate import count_macs, keras_metrics
     from mcusearch.model.train import set_seeds, train_model
 
-    log.info("base model: training %s on %s (%d samples, %d epochs)",
-             cfg.architecture.name or cfg.architecture.path, ds.name, len(ds.y_train),
-             cfg.train.epochs)
+    given = cfg.architecture.path is not None
     set_seeds(cfg.train.seed)  # weight initialisation is seeded too
-    model = build_architecture(cfg.architecture, ds.input_shape, ds.n_classes)
-    result = train_model(model, ds, cfg.train, label="base")
-    metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+    model = _initial_model(cfg, ds)
+    if given and cfg.train.epochs == 0:
+        log.info("base model: %s used as given (%d test samples of %s)", cfg.architecture.path,
+                 len(ds.y_test), ds.name)
+        t0 = time.perf_counter()
+        metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+        accuracy, history, seconds = metrics["accuracy"], {}, 0.0
+        how = (f"the model file as given, Keras predict (float32) on the {len(ds.y_test)} test "
+               f"samples of {ds.name} ({time.perf_counter() - t0:.1f} s)")
+    else:
+        log.info("base model: training %s on %s (%d samples, %d epochs)",
+                 cfg.architecture.name or cfg.architecture.path, ds.name, len(ds.y_train),
+                 cfg.train.epochs)
+        result = train_model(model, ds, cfg.train, label="base")
+        metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+        accuracy, history, seconds = result.test_accuracy, result.history, result.seconds
+        how = (f"{'the model file fine-tuned' if given else 'trained'} {cfg.train.epochs} "
+               f"epochs, Keras evaluate (float32) on the {len(ds.y_test)} test samples of "
+               f"{ds.name}")
     meta = {
-        "accuracy": result.test_accuracy, "balanced_accuracy": metrics["balanced_accuracy"],
-        "per_class_accuracy": metrics["per_class_accuracy"], "history": result.history,
-        "train_seconds": result.seconds, "params": int(model.count_params()),
+        "accuracy": accuracy, "balanced_accuracy": metrics["balanced_accuracy"],
+        "per_class_accuracy": metrics["per_class_accuracy"], "history": history,
+        "train_seconds": seconds, "params": int(model.count_params()),
         "macs": count_macs(model), "conv_groups": [list(g) for g in conv_groups(model)],
         "group_widths": list(group_widths(model)),
         "conv_filters": {l: int(model.get_layer(l).filters) for g in conv_groups(model)
@@ -174,12 +227,15 @@ def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
         "class_names": list(ds.class_names), "n_train": len(ds.y_train),
         "n_test": len(ds.y_test), "dataset_description": ds.description,
         "frame_period_s": ds.frame_period_s,
+        "source": "file" if given else "architecture", "trained_epochs": int(cfg.train.epochs),
+        "metrics": metrics,
+        "accuracy_figure": Figure(accuracy, "fraction", Provenance.HOST, how).to_dict(),
     }
     with cache.put("base", key, meta) as tmp:
-        _save_keras(model, tmp / KERAS_FILE)
+        save_keras(model, tmp / KERAS_FILE)
         meta["weights_sha256"] = file_sha256(tmp / KERAS_FILE)
     log.info("base model: %d params, test accuracy %.4f, cached as %s", meta["params"],
-             result.test_accuracy, key[:12])
+             accuracy, key[:12])
     return model
 
 
@@ -352,7 +408,7 @@ class _Chain:
                 "retrain_history": retrain.history if retrain else {}, "base_key": self.bkey,
                 "adjusted": self.adjusted}
         with self.cache.put("pruned", pkey, meta) as tmp:
-            _save_keras(model, tmp / KERAS_FILE)
+            save_keras(model, tmp / KERAS_FILE)
         self.info["pruning"] = {"pruned": True, "cache": "miss", **{
             k: meta[k] for k in ("deleted", "engine", "criterion", "retrain_history", "accuracy",
                                  "adjusted")}}
@@ -391,7 +447,7 @@ class _Chain:
                    "schedule": report["schedule"], "accuracy": report["train"].test_accuracy,
                    "history": report["train"].history, "real": report["real"]}
             with self.cache.put("sparse", skey, {"magnitude": mag, "parent": parent_key}) as tmp:
-                _save_keras(model, tmp / KERAS_FILE)
+                save_keras(model, tmp / KERAS_FILE)
             self.info["magnitude"] = {"cache": "miss", **mag}
             return model
 
@@ -497,7 +553,7 @@ def _build_variant(cfg: BaseModelConfig, chain: _Chain, cache: ModelCache,
                                nonzero=sparsity["nonzero_params"]).to_dict(),
     }
     with cache.put("variant", vkey, meta) as tmp:
-        _save_keras(model, tmp / KERAS_FILE)
+        save_keras(model, tmp / KERAS_FILE)
         arrays = {"inputs": probe_x, "labels": probe_y,
                   "keras_outputs": keras_predict(model, probe_x).astype(np.float32)}
         if fmt == "float32":
@@ -647,5 +703,9 @@ def candidate_footprint(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path
 
 
 def _architecture(cfg: BaseModelConfig, shape, n_classes: int):
+    """The built-in architecture on these shapes, or the user's model file."""
+    if cfg.architecture.path is not None:
+        from mcusearch.model.load import load_user_model
+        return load_user_model(cfg.architecture.path, _trust_code(cfg))
     from mcusearch.model.architectures import build_architecture
     return build_architecture(cfg.architecture, tuple(shape), int(n_classes))
