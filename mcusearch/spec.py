@@ -38,7 +38,7 @@ SAMPLERS = ("nsga2", "tpe", "random", "grid")
 QUANTIZATIONS = tuple(QUANT_FORMAT)  # knob values; QUANT_FORMAT maps them to a converter's formats
 ACCURACY_METRICS = ("accuracy", "balanced_accuracy")  # what accuracy_min can limit
 OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast")
-DATASETS = ("watch", "fashion_mnist", "npz")
+DATASETS = ("watch", "fashion_mnist", "npz", "images", "csv")
 
 
 class _Strict(BaseModel):
@@ -46,7 +46,7 @@ class _Strict(BaseModel):
 
 
 class TrainSpec(_Strict):
-    epochs: int = Field(10, ge=0, le=1000)  # 0: a model file used as given (see ModelSpec)
+    epochs: int = Field(10, ge=1, le=1000)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     seed: int = 0
@@ -60,14 +60,8 @@ class MagnitudeScheduleSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    """The base model: a built-in ``architecture`` trained on the data (``train``), or the
-    user's model file ``path`` (Keras 3 .keras, tf-keras .h5 / .keras, a SavedModel folder, or
-    a .tflite used as it is), taken as trained: it is trained further only for the
-    ``train.epochs`` the spec gives explicitly (0 when not given). ``trust_code: true`` allows a
-    file whose loading runs Python code stored in it (Lambda layers, serialised functions)."""
     architecture: str | None = "study_cnn"
     path: Path | None = None
-    trust_code: bool = False                       # load Lambda layers etc. of model.path
     params: dict[str, int | float] = Field(default_factory=dict)
     train: TrainSpec = TrainSpec()
     retrain_epochs: int = Field(2, ge=0, le=100)   # default of knobs.channels.retrain_epochs
@@ -75,42 +69,88 @@ class ModelSpec(_Strict):
     qat_epochs: int = Field(2, ge=1, le=100)        # fine-tuning of quantization int8-qat
     magnitude_schedule: MagnitudeScheduleSpec = MagnitudeScheduleSpec()  # of knobs.magnitude
 
-    @model_validator(mode="before")
-    @classmethod
-    def _file_as_given(cls, data):
-        """A model file is not trained further unless model.train.epochs is given."""
-        if isinstance(data, dict) and data.get("path") is not None:
-            train = data.get("train")
-            if train is None:
-                return {**data, "train": {"epochs": 0}}
-            if isinstance(train, dict) and "epochs" not in train:
-                return {**data, "train": {**train, "epochs": 0}}
-        return data
-
     @model_validator(mode="after")
     def _one_source(self):
         if self.path is not None and self.architecture not in (None, "study_cnn"):
             raise ValueError("give either `architecture` or `path`, not both")
-        if self.path is None and self.train.epochs < 1:
-            raise ValueError("train.epochs: a built-in architecture is trained at least 1 epoch")
         return self
 
 
 class DatasetSpec(_Strict):
-    name: Literal["watch", "fashion_mnist", "npz"] = "watch"
+    """The data: a built-in set, or the user's .npz, image folder or CSV of windows (layouts in
+    :mod:`mcusearch.model.datasets`), the task, and an optional int8 calibration set."""
+    name: Literal["watch", "fashion_mnist", "npz", "images", "csv"] = "watch"
     path: Path | None = None
+    task: Literal["classification", "regression", "autoencoder"] = "classification"
     classes: list[str] | None = None
     max_train: int | None = Field(None, ge=10)
     max_test: int | None = Field(None, ge=4)
-    probe_per_class: int = Field(5, ge=1, le=100)
+    probe_per_class: int = Field(5, ge=1, le=100)  # regression: this many test inputs in all
+    calibration: Path | None = None               # .npz with `x`: int8 / int16x8 calibration inputs
+    image_size: list[int] | None = Field(None, min_length=2, max_length=2)  # images: [height, width]
+    color_mode: Literal["grayscale", "rgb", "rgba"] = "grayscale"            # images
+    rescale: float = Field(1 / 255, gt=0)                                    # images: pixel x this
+    shape: list[int] | None = Field(None, min_length=1)  # csv: the shape of one window
+    label_column: str = "label"                          # csv
+    test_split: float | None = Field(None, gt=0, lt=1)   # images / csv without a split of their own
+    split_seed: int = 0
 
     @model_validator(mode="after")
-    def _path_for_npz(self):
-        if self.name == "npz" and self.path is None:
-            raise ValueError("dataset `npz` needs `path: file.npz` (with x_train, y_train, x_test, y_test)")
-        if self.name != "npz" and self.path is not None:
-            raise ValueError(f"`path` is only for dataset `npz`; `{self.name}` is built in")
+    def _options_fit_the_source(self):
+        user = ("npz", "images", "csv")
+        if self.name in user and self.path is None:
+            raise ValueError(f"dataset `{self.name}` needs `path` ({_DATA_PATHS[self.name]})")
+        if self.name not in user and self.path is not None:
+            raise ValueError(f"`path` is only for datasets {', '.join(user)}; `{self.name}` is built in")
+        if self.task != "classification" and self.name != "npz":
+            raise ValueError(f"task {self.task}: its data come as an .npz (name: npz)")
+        for key, only in (("image_size", "images"), ("shape", "csv")):
+            if getattr(self, key) is not None and self.name != only:
+                raise ValueError(f"`{key}` is only for dataset `{only}`")
+        if any(v < 1 for v in (self.image_size or []) + (self.shape or [])):
+            raise ValueError("image_size and shape take sizes >= 1")
+        if self.name == "csv" and self.shape is None:
+            raise ValueError("dataset `csv` needs `shape`: the shape of one window, e.g. [128, 3]")
         return self
+
+    def check_files(self, resolve, source: str) -> None:
+        """The files the data set names exist and have the expected kind."""
+        for key, p, kind in (("dataset.path", self.path, _DATA_PATHS.get(self.name)),
+                             ("dataset.calibration", self.calibration, "an .npz file with x")):
+            if p is None:
+                continue
+            p = resolve(p)
+            folder = self.name == "images" and key == "dataset.path"
+            if not (p.is_dir() if folder else p.is_file()):
+                raise SpecError(key, f"{'folder' if folder else 'file'} not found: {p}", source)
+            want = {"dataset.calibration": ".npz", "dataset.path": {"npz": ".npz", "csv": ".csv"}
+                    .get(self.name)}[key]
+            if want and p.suffix.lower() != want:
+                raise SpecError(key, f"expected {kind}, got {p.name}", source)
+
+    def config(self, resolve):
+        """The model stage's :class:`~mcusearch.model.DatasetConfig`, paths resolved. The
+        source options (task, calibration, image and CSV layout, split) are passed when the spec
+        sets them (DatasetConfig's defaults are the spec's)."""
+        from mcusearch.model import DatasetConfig
+
+        options = {"task": self.task,
+                   "calibration": resolve(self.calibration) if self.calibration else None,
+                   "image_size": tuple(self.image_size) if self.image_size else None,
+                   "color_mode": self.color_mode, "rescale": self.rescale,
+                   "shape": tuple(self.shape) if self.shape else None,
+                   "label_column": self.label_column, "test_split": self.test_split,
+                   "split_seed": self.split_seed}
+        defaults = {k: DatasetSpec.model_fields[k].default for k in options}
+        return DatasetConfig(
+            name=self.name, path=resolve(self.path) if self.path else None,
+            classes=tuple(self.classes) if self.classes else None, max_train=self.max_train,
+            max_test=self.max_test, **{k: v for k, v in options.items() if v != defaults[k]})
+
+
+_DATA_PATHS = {"npz": "an .npz file with x_train, y_train, x_test, y_test",
+               "images": "a folder of class sub-folders, or of train/ and test/ holding them",
+               "csv": "a .csv file, one window per row"}
 
 
 class BoardDefinition(_Strict):
@@ -411,7 +451,8 @@ class Spec(_Strict):
     def resolved_yaml(self) -> str:
         """The spec as YAML with every path absolute (saved in the run folder by `run`)."""
         d = self.model_dump(mode="json")
-        for section, key in (("model", "path"), ("dataset", "path"), ("search", "run_dir"),
+        for section, key in (("model", "path"), ("dataset", "path"), ("dataset", "calibration"),
+                             ("search", "run_dir"),
                              ("search", "cache_dir"), ("catalog", "path")):
             if d[section][key] is not None:
                 d[section][key] = str(self.resolve(Path(d[section][key])).resolve())
@@ -435,15 +476,13 @@ class Spec(_Strict):
         return load_catalog(self.catalog.parts or None, path, source=source)
 
     def base_model_config(self):
-        from mcusearch.model import (ArchitectureConfig, BaseModelConfig, DatasetConfig,
-                                     MagnitudeSchedule, TrainConfig)
+        from mcusearch.model import (ArchitectureConfig, BaseModelConfig, MagnitudeSchedule,
+                                     TrainConfig)
 
         d = self.dataset
         m = self.model
         return BaseModelConfig(
-            dataset=DatasetConfig(name=d.name, path=self.resolve(d.path) if d.path else None,
-                                  classes=tuple(d.classes) if d.classes else None,
-                                  max_train=d.max_train, max_test=d.max_test),
+            dataset=d.config(self.resolve),
             architecture=ArchitectureConfig(
                 name=None if m.path else m.architecture,
                 params=tuple(sorted(m.params.items())),
@@ -501,14 +540,12 @@ def _check_files(spec: Spec, source: str) -> None:
         raise SpecError("catalog.path", f"file not found: {spec.resolve(spec.catalog.path)}", source)
     spec.parts(source)  # validates catalog overrides (errors name catalog.parts[i].field)
     if spec.model.path is not None:
-        from mcusearch.model.load import model_format
-        model_format(spec.resolve(spec.model.path))  # a file or SavedModel folder of a known format
-    if spec.dataset.path is not None:
-        p = spec.resolve(spec.dataset.path)
+        p = spec.resolve(spec.model.path)
         if not p.is_file():
-            raise SpecError("dataset.path", f"file not found: {p}", source)
-        if p.suffix != ".npz":
-            raise SpecError("dataset.path", f"expected an .npz file, got {p.name}", source)
+            raise SpecError("model.path", f"file not found: {p}", source)
+        if p.suffix not in (".h5", ".keras"):
+            raise SpecError("model.path", f"expected a .h5 or .keras file, got {p.name}", source)
+    spec.dataset.check_files(spec.resolve, source)
     _check_knobs(spec, source)
 
 
@@ -562,11 +599,7 @@ name: my-search
 
 model:
   architecture: study_cnn        # built-in: the 2020 study's CNN (6 conv 3x3, 3 max-pools, dense 100)
-  # path: my_model.keras         # or your own trained model instead of `architecture`: Keras 3 .keras,
-                                 # tf-keras .h5 / SavedModel folder, or a .tflite (used as it is: only
-                                 # converter, opt_level and boards apply). Used as trained: it is trained
-                                 # further only if you give train.epochs (omit it for a model file)
-  # trust_code: false            # true: load a file you trust whose layers run stored code (Lambda)
+  # path: my_model.h5            # or your own Keras model instead of `architecture`
   params: {filters: 32, dense_units: 100}
   train: {epochs: 10, batch_size: 64, learning_rate: 0.001, seed: 0}
   retrain_epochs: 2              # fine-tuning after channel pruning (default of knobs.channels.retrain_epochs)
@@ -576,7 +609,16 @@ model:
 
 dataset:
   name: watch                    # watch (smartwatch IMU, built in) | fashion_mnist | npz
-  # path: data.npz               # for npz: x_train, y_train, x_test, y_test
+  # path: data.npz               # npz: x_train, y_train, x_test, y_test (mcusearch.model.datasets)
+  # task: classification        # or regression (y_* float targets) | autoencoder (targets = inputs;
+                                 # anomaly_test 0/1 in the .npz gives the anomaly AUC); npz only
+  # name: images                 # path: folder/<class>/*.png|jpg|bmp (or folder/train/<class>, folder/test/<class>)
+  # image_size: [32, 32]         # height, width (bilinear resize); color_mode: grayscale | rgb | rgba
+  # rescale: 0.00392156862745098 # pixel values x this (1/255)
+  # name: csv                    # path: windows.csv: header; one window per row; a label column,
+  # shape: [128, 3]              # the other columns the window flattened row-major; label_column: label
+  # test_split: 0.2              # images / csv without train/test folders or a `split` column
+  # calibration: calib.npz       # array x: the int8 calibration inputs (default: training samples)
   classes: [PEN, ABD, FEL, IR]   # keep only these classes
   probe_per_class: 5             # test inputs the firmware runs and checks, per class
 

@@ -62,7 +62,7 @@ def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype=np.int8) 
     the scale, round half to even, saturate."""
     dtype = np.dtype(dtype)
     if dtype == np.int8:
-        from mcusearch.convert.graph import quantize_input as _quantize
+        from mcusearch.convert.quant import quantize_input as _quantize
         return _quantize(x, scale, zero_point)
     if dtype == np.int16:
         x = np.asarray(x, dtype=np.float32)
@@ -156,12 +156,10 @@ def tflite_metrics(path: Path | str | bytes, x: np.ndarray, y: np.ndarray, n_cla
     return task_metrics(pred, y, n_classes, task=task, anomaly=anomaly)
 
 
-def dataset_metrics(outputs_of, ds) -> dict:
-    """:func:`task_metrics` on a :class:`~mcusearch.model.Dataset`'s test split; ``outputs_of``
-    maps the test inputs to the model's outputs (e.g. ``lambda x: keras_predict(model, x)``)."""
-    task = getattr(ds, "task", "classification")
-    return task_metrics(outputs_of(ds.x_test), ds.y_test, ds.n_classes, task=task,
-                        anomaly=getattr(ds, "anomaly_test", None))
+def task_args(ds) -> dict:
+    """The keyword arguments of :func:`keras_metrics` / :func:`tflite_metrics` for a
+    :class:`~mcusearch.model.Dataset`'s test split: its task and anomaly labels."""
+    return {"task": ds.task, "anomaly": ds.anomaly_test}
 
 
 def count_params(model: tf.keras.Model) -> int:
