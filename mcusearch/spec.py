@@ -46,7 +46,7 @@ class _Strict(BaseModel):
 
 
 class TrainSpec(_Strict):
-    epochs: int = Field(10, ge=1, le=1000)
+    epochs: int = Field(10, ge=0, le=1000)  # 0: a model file used as given (see ModelSpec)
     batch_size: int = Field(64, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     seed: int = 0
@@ -60,8 +60,14 @@ class MagnitudeScheduleSpec(_Strict):
 
 
 class ModelSpec(_Strict):
+    """The base model: a built-in ``architecture`` trained on the data (``train``), or the
+    user's model file ``path`` (Keras 3 .keras, tf-keras .h5 / .keras, a SavedModel folder, or
+    a .tflite used as it is), taken as trained: it is trained further only for the
+    ``train.epochs`` the spec gives explicitly (0 when not given). ``trust_code: true`` allows a
+    file whose loading runs Python code stored in it (Lambda layers, serialised functions)."""
     architecture: str | None = "study_cnn"
     path: Path | None = None
+    trust_code: bool = False                       # load Lambda layers etc. of model.path
     params: dict[str, int | float] = Field(default_factory=dict)
     train: TrainSpec = TrainSpec()
     retrain_epochs: int = Field(2, ge=0, le=100)   # default of knobs.channels.retrain_epochs
@@ -69,10 +75,24 @@ class ModelSpec(_Strict):
     qat_epochs: int = Field(2, ge=1, le=100)        # fine-tuning of quantization int8-qat
     magnitude_schedule: MagnitudeScheduleSpec = MagnitudeScheduleSpec()  # of knobs.magnitude
 
+    @model_validator(mode="before")
+    @classmethod
+    def _file_as_given(cls, data):
+        """A model file is not trained further unless model.train.epochs is given."""
+        if isinstance(data, dict) and data.get("path") is not None:
+            train = data.get("train")
+            if train is None:
+                return {**data, "train": {"epochs": 0}}
+            if isinstance(train, dict) and "epochs" not in train:
+                return {**data, "train": {**train, "epochs": 0}}
+        return data
+
     @model_validator(mode="after")
     def _one_source(self):
         if self.path is not None and self.architecture not in (None, "study_cnn"):
             raise ValueError("give either `architecture` or `path`, not both")
+        if self.path is None and self.train.epochs < 1:
+            raise ValueError("train.epochs: a built-in architecture is trained at least 1 epoch")
         return self
 
 
@@ -540,11 +560,8 @@ def _check_files(spec: Spec, source: str) -> None:
         raise SpecError("catalog.path", f"file not found: {spec.resolve(spec.catalog.path)}", source)
     spec.parts(source)  # validates catalog overrides (errors name catalog.parts[i].field)
     if spec.model.path is not None:
-        p = spec.resolve(spec.model.path)
-        if not p.is_file():
-            raise SpecError("model.path", f"file not found: {p}", source)
-        if p.suffix not in (".h5", ".keras"):
-            raise SpecError("model.path", f"expected a .h5 or .keras file, got {p.name}", source)
+        from mcusearch.model.load import model_format
+        model_format(spec.resolve(spec.model.path))  # a file or SavedModel folder of a known format
     spec.dataset.check_files(spec.resolve, source)
     _check_knobs(spec, source)
 
@@ -599,7 +616,11 @@ name: my-search
 
 model:
   architecture: study_cnn        # built-in: the 2020 study's CNN (6 conv 3x3, 3 max-pools, dense 100)
-  # path: my_model.h5            # or your own Keras model instead of `architecture`
+  # path: my_model.keras         # or your own trained model instead of `architecture`: Keras 3 .keras,
+                                 # tf-keras .h5 / SavedModel folder, or a .tflite (used as it is: only
+                                 # converter, opt_level and boards apply). Used as trained: it is trained
+                                 # further only if you give train.epochs (omit it for a model file)
+  # trust_code: false            # true: load a file you trust whose layers run stored code (Lambda)
   params: {filters: 32, dense_units: 100}
   train: {epochs: 10, batch_size: 64, learning_rate: 0.001, seed: 0}
   retrain_epochs: 2              # fine-tuning after channel pruning (default of knobs.channels.retrain_epochs)
