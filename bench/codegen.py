@@ -25,16 +25,18 @@ import argparse
 import json
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
 import mcusearch  # noqa: E402,F401  (tf-keras before TensorFlow)
+import _common  # noqa: E402  (bench/_common.py: model_result, run_one, flash_split)
+from _common import flash_split  # noqa: E402,F401
 
 MACS = 9_131_920
 TARGETS = {  # issue 4, emulated Cortex-M7, -O3
@@ -66,80 +68,16 @@ def build_model(seed: int, sparsity: float, zero_bias: bool):
 
 
 def model_result(model, d: Path, quant: str, probes: np.ndarray, rep: np.ndarray):
-    from mcusearch.convert.graph import graph_from_keras
-    from mcusearch.model import ModelResult
-    from mcusearch.model.quantize import to_int8_tflite
-    d.mkdir(parents=True, exist_ok=True)
-    keras_path = d / "model.h5"
-    if not keras_path.exists():
-        model.save(keras_path)
-    tfl = None
-    if quant == "int8":
-        tfl = d / "model_int8.tflite"
-        if not tfl.exists():
-            to_int8_tflite(model, rep, tfl)
-    return ModelResult(keras_path=keras_path, tflite_path=tfl, quantization=quant, accuracy=float("nan"),
-                       params=model.count_params(), macs=graph_from_keras(model).macs,
-                       input_shape=(30, 20, 1), class_names=("swipe", "press", "pick", "empty"),
-                       probe_inputs=probes, probe_labels=np.zeros(len(probes), int), cache_key="bench")
+    """The study's model as the model stage would hand it over (bench/_common.py)."""
+    from mcusearch.convert.frontend import graph_from_keras
+    return _common.model_result(model, d, quant, probes, rep, input_shape=(30, 20, 1),
+                                class_names=("swipe", "press", "pick", "empty"),
+                                macs=graph_from_keras(model).macs)
 
 
 def run_one(mr, converter: str, board_name: str, d: Path, cache: Path) -> dict:
-    from mcusearch.boards import get_board
-    from mcusearch.build import build
-    from mcusearch.convert import convert
-    from mcusearch.measure import measure
-    t0 = time.perf_counter()
-    conv = convert(mr, converter, d / "c")
-    board = get_board(board_name)
-    fw = build(conv, board, "-O3", d / "build", cache_dir=cache)
-    m = measure(fw, conv, board, timeout_s=600)
-    rec = {
-        "instructions": m.per_inference.value,
-        "instructions_per_mac": m.per_inference.value / MACS,
-        "flash_bytes": fw.model_flash_bytes,
-        "flash_split": flash_split(fw.elf, fw.baseline_elf),
-        "ram_bytes": fw.model_ram_bytes,
-        "arena_bytes": conv.arena_bytes,
-        "layers": [[n, round(c)] for n, c in m.layer_counts],
-        "marker_overhead": m.marker_overhead,
-        "max_abs_error": m.max_abs_error,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    plan = d / "c" / "plan.json"
-    if plan.exists():
-        info = json.loads(plan.read_text())
-        rec["variants"] = {la["name"]: la["variant"] for la in info["layers"] if la["variant"] != "-"}
-        rec["weight_bytes"] = sum(la["weight_bytes"] for la in info["layers"])
-        rec["dense_weight_bytes"] = sum(la["dense_weight_bytes"] for la in info["layers"])
-    return rec
-
-
-# The generators' array names: l<NN>_<layer>_<part> (mcusearch: _w weights, _e/_v/_d/_n sparse
-# entries / values / deltas / counts, _b bias, _m/_s multipliers/shifts, _p the layer's parameter
-# struct; mcusearch-ref: _mult/_shift); Aidge's export: <node>_weights_output_0, _biases_output_0.
-_PARTS = {"w": "weights", "e": "weights", "v": "weights", "d": "weights", "n": "weights",
-          "b": "biases", "m": "requant", "s": "requant", "mult": "requant", "shift": "requant"}
-
-
-def flash_split(elf: Path, baseline_elf: Path) -> dict[str, int]:
-    """Where the model's flash goes, from the symbols the image has and its baseline has not:
-    weights, biases, requantisation constants, code (functions) and other (parameter structs,
-    schedules, tables). Sums to the symbols' sizes, not to the alignment padding between them."""
-    import re
-
-    from mcusearch.build import elf as elfinfo
-    base = set(elfinfo.symbols(baseline_elf))
-    split = dict.fromkeys(("weights", "biases", "requant", "code", "other"), 0)
-    for name, sym in elfinfo.symbols(elf).items():
-        if name in base or sym.size == 0 or sym.address >= 0x20000000:   # RAM (arena, buffers)
-            continue
-        m = re.fullmatch(r"l\d+_\w+?_(w|e|v|d|n|b|m|s|mult|shift)", name)
-        a = re.fullmatch(r"\w+_(weights|biases)_output_\d+", name)
-        part = (_PARTS[m.group(1)] if m else a.group(1) if a
-                else "code" if sym.kind == "STT_FUNC" else "other")
-        split[part] += sym.size
-    return split
+    """Convert, build and measure the study's model (bench/_common.py)."""
+    return _common.run_one(mr, converter, board_name, d, cache, MACS)
 
 
 def main(argv=None) -> int:
