@@ -186,8 +186,12 @@ def test_tflite_described_not_loaded(tmp_path):
     to_int8_tflite(m, np.random.default_rng(0).normal(size=(16, 10, 10, 1)).astype(np.float32), q)
     for p, quant, dtype in ((flt, "float32", "float32"), (q, "int8", "int8")):
         b = load_base(p)
-        assert b == TfliteBase(p, quant, (10, 10, 1), (3,), dtype, dtype)
-        assert describe_tflite(p) == b
+        assert isinstance(b, TfliteBase) and describe_tflite(p) == b
+        assert (b.path, b.quantization, b.input_shape, b.output_shape, b.input_dtype,
+                b.output_dtype) == (p, quant, (10, 10, 1), (3,), dtype, dtype)
+        # conv 3x3 1->4 on 10x10 (3,600), depthwise 3x3 x 4 on 10x10 (3,600), dense 4->3 (12)
+        assert b.macs == 3600 + 3600 + 12
+        assert b.largest_activation_bytes == 10 * 10 * 4 * (4 if quant == "float32" else 1)
         with pytest.raises(SpecError):
             load_user_model(p)
 
@@ -232,3 +236,40 @@ def test_model_file_is_the_base_as_given(tmp_path):
     assert not all(np.array_equal(a, b) for a, b in zip(tuned.get_weights(), ref))
     assert "fine-tuned 1 epochs" in ModelCache(tmp_path / "cache").meta(
         "base", key1)["accuracy_figure"]["method"]
+
+
+def test_tflite_base_used_as_it_is(tmp_path):
+    from mcusearch.model import (ArchitectureConfig, BaseModelConfig, DatasetConfig, ModelKnobs,
+                                 build_model, candidate_footprint)
+    from mcusearch.model.quantize import to_int8_tflite
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "d.npz"
+    x_train, x_test = (rng.normal(size=(n, 10, 10, 1)).astype(np.float32) for n in (40, 30))
+    y_test = np.arange(30) % 3
+    np.savez(data, x_train=x_train, y_train=np.arange(40) % 3, x_test=x_test, y_test=y_test)
+    q = tmp_path / "given.tflite"
+    to_int8_tflite(_tf_model(), x_train, q)
+    cfg = BaseModelConfig(dataset=DatasetConfig("npz", path=data),
+                          architecture=ArchitectureConfig(name=None, path=q))
+    # the model knobs do not apply: the file is the model
+    r = build_model(cfg, ModelKnobs(channels=(2,), quantization="float32", sparsity=0.5),
+                    tmp_path / "cache", out_dir=tmp_path / "trial")
+    assert r.keras_path is None and r.tflite_path == tmp_path / "trial" / "given.tflite"
+    assert r.tflite_path.read_bytes() == q.read_bytes() and r.quantization == "int8"
+    it = tf.lite.Interpreter(model_path=str(q))
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    scale, zp = i["quantization"]
+    pred = []
+    for x in x_test:
+        it.set_tensor(i["index"], np.clip(np.round(x[None] / scale) + zp, -128, 127)
+                      .astype(np.int8))
+        it.invoke()
+        pred.append(int(np.argmax(it.get_tensor(o["index"]))))
+    assert r.accuracy == pytest.approx(float(np.mean(np.array(pred) == y_test)))
+    assert "as given" in r.extra["accuracy_figure"]["method"]
+    assert r.macs == 3600 + 3600 + 12 and len(r.probe_inputs) == len(r.probe_labels) == 15
+    assert r.extra["probe_tflite_outputs"].dtype == np.int8
+    fp = candidate_footprint(cfg, ModelKnobs(), tmp_path / "cache")
+    assert fp.format == "int8" and fp.activation_bytes == 400

@@ -71,6 +71,10 @@ class TfliteBase:
     output_shape: tuple[int, ...]
     input_dtype: str
     output_dtype: str
+    params: int = 0                    # values of the constant tensors the file stores
+    macs: int = 0                      # multiply-accumulates of its conv / depthwise / dense ops
+    weight_bytes: int = 0              # bytes of those constant tensors
+    largest_activation_bytes: int = 0  # the largest tensor an op computes (or the input)
 
 
 def _bad(path: Path, message: str) -> SpecError:
@@ -541,7 +545,38 @@ def describe_tflite(path: Path | str) -> TfliteBase:
     if quant is None or odt != idt:
         raise _bad(path, f"input {idt} / output {odt}: mcusearch takes float32, int8 or int16 "
                          "models with the same input and output type")
+    sizes = _tflite_sizes(it)
     return TfliteBase(path=path, quantization=quant,
                       input_shape=tuple(int(d) for d in i["shape"][1:]),
                       output_shape=tuple(int(d) for d in o["shape"][1:]),
-                      input_dtype=idt, output_dtype=odt)
+                      input_dtype=idt, output_dtype=odt, **sizes)
+
+
+# MACs per output value of an op, from its weight tensor's shape (TFLite layouts: conv
+# [out, kh, kw, in], depthwise [1, kh, kw, out], fully connected [out, in]).
+_MACS_PER_OUTPUT = {"CONV_2D": lambda w: int(np.prod(w[1:])),
+                    "DEPTHWISE_CONV_2D": lambda w: int(w[1] * w[2]),
+                    "FULLY_CONNECTED": lambda w: int(w[-1])}
+
+
+def _tflite_sizes(it) -> dict:
+    """Stored constants (count, bytes), MACs and the largest computed tensor of a TFLite model,
+    from its ops and tensor shapes (the interpreter's op list; nothing is run)."""
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()  # noqa: SLF001 - the only public-enough view of the op list
+    computed = {int(i) for op in ops for i in op["outputs"]}
+    computed |= {int(d["index"]) for d in it.get_input_details()}
+    consts = {int(i) for op in ops for i in op["inputs"] if i >= 0} - computed
+
+    def nbytes(t) -> int:
+        return int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize
+
+    macs = 0
+    for op in ops:
+        per = _MACS_PER_OUTPUT.get(op["op_name"])
+        if per is not None and len(op["inputs"]) > 1 and op["inputs"][1] >= 0:
+            out = tensors[int(op["outputs"][0])]["shape"]
+            macs += int(np.prod(out[1:])) * per(tensors[int(op["inputs"][1])]["shape"])
+    return {"params": sum(int(np.prod(tensors[i]["shape"])) for i in consts),
+            "macs": macs, "weight_bytes": sum(nbytes(tensors[i]) for i in consts),
+            "largest_activation_bytes": max((nbytes(tensors[i]) for i in computed), default=0)}

@@ -489,10 +489,16 @@ def build_model(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path,
     parameters and MACs and picks the probe inputs the firmware runs. With ``out_dir`` the
     model files are copied there and the result points at the copies; otherwise it points
     into the cache.
+
+    A ``.tflite`` base model (``model.path``) is used as it is: the model knobs do not apply to it
+    (see :mod:`mcusearch.preflight`); it is evaluated once with the TFLite interpreter.
     """
     t_start = time.perf_counter()
     _check_knobs(knobs)
     cache = ModelCache(Path(cache_dir))
+    given = tflite_base(cfg)
+    if given is not None:
+        return _publish(_tflite_variant(cfg, given, cache, t_start), out_dir)
     bkey, bmeta, ds, base = _base_meta(cfg, cache)
     nk, adjusted = normalise_knobs(knobs, bmeta["layout"])
     vkey = _variant_key(bkey, bmeta["weights_sha256"], nk, cfg)
@@ -605,6 +611,62 @@ def _build_variant(cfg: BaseModelConfig, chain: _Chain, cache: ModelCache,
     return result
 
 
+def tflite_base(cfg: BaseModelConfig):
+    """The :class:`~mcusearch.model.load.TfliteBase` the config's ``.tflite`` model file is, or
+    None for a Keras model or a built-in architecture."""
+    path = cfg.architecture.path
+    if path is None or Path(path).suffix.lower() != ".tflite":
+        return None
+    from mcusearch.model.load import describe_tflite
+    return describe_tflite(path)
+
+
+def _tflite_variant(cfg: BaseModelConfig, given, cache: ModelCache, t_start: float
+                    ) -> ModelResult:
+    """The finished model of a ``.tflite`` base: the file as it is, evaluated once (cached)."""
+    vkey = cache_key("variant", "tflite", cfg.dataset, _dataset_source(cfg), cfg.architecture,
+                     cfg.probe_per_class)
+    with cache.lock("variant", vkey):
+        if cache.get("variant", vkey) is None:
+            _evaluate_tflite(cfg, given, cache, vkey)
+    result = _read_variant(cache.get("variant", vkey), vkey)
+    result.extra["seconds"] = {"total": time.perf_counter() - t_start}
+    return result
+
+
+def _evaluate_tflite(cfg: BaseModelConfig, given, cache: ModelCache, vkey: str) -> None:
+    from mcusearch.model.evaluate import tflite_io, tflite_metrics, tflite_predict
+    from mcusearch.preflight import check_model_data
+
+    ds = _load_data(cfg)
+    check_model_data({"inputs": [given.input_shape], "outputs": [given.output_shape],
+                      "input_dtypes": [given.input_dtype]}, ds, str(given.path))
+    fmt = given.quantization
+    metrics = tflite_metrics(given.path, ds.x_test, ds.y_test, ds.n_classes)
+    pidx = probe_indices(ds.y_test, ds.n_classes, cfg.probe_per_class)
+    probe_x, probe_y = ds.x_test[pidx].astype(np.float32), ds.y_test[pidx].astype(np.int64)
+    how = (f"TFLite interpreter, built-in kernels, on the {fmt} .tflite file as given "
+           f"({given.path.name}), {len(ds.y_test)} test samples of {ds.name}")
+    nk = {"keep": [], "channels": [], "full_width": True, "criterion": None, "retrain_epochs": 0,
+          "sparsity": 0.0, "sparsity_epochs": 0, "quantization": fmt, "format": fmt}
+    meta = {"knobs": nk, "adjusted": [], "source": "tflite", "tflite_file": given.path.name,
+            "metrics": metrics, "accuracy": metrics["accuracy"],
+            "base_accuracy": metrics["accuracy"],
+            "accuracy_figure": Figure(metrics["accuracy"], "fraction", Provenance.HOST,
+                                      how).to_dict(),
+            "params": given.params, "macs": given.macs, "channels": [],
+            "input_shape": list(ds.input_shape), "class_names": list(ds.class_names),
+            "n_test": len(ds.y_test), "n_train": len(ds.y_train), "dataset": ds.name,
+            "dataset_description": ds.description, "frame_period_s": ds.frame_period_s,
+            "probe_test_indices": pidx.tolist(), "tflite_io": tflite_io(given.path),
+            "quantization_method": f"none: the {fmt} .tflite file as given"}
+    with cache.put("variant", vkey, meta) as tmp:
+        shutil.copyfile(given.path, tmp / given.path.name)
+        np.savez(tmp / PROBES_FILE, inputs=probe_x, labels=probe_y,
+                 tflite_outputs=tflite_predict(given.path, probe_x, dequantize=False))
+    log.info("model: %s used as given, accuracy %.4f", given.path.name, metrics["accuracy"])
+
+
 def _read_variant(entry: Path, vkey: str) -> ModelResult:
     meta = json.loads((entry / COMPLETE).read_text())
     with np.load(entry / PROBES_FILE) as z:
@@ -617,16 +679,18 @@ def _read_variant(entry: Path, vkey: str) -> ModelResult:
         "adjusted", "settings", "qat", "tflite_weights", "quantization_method") if k in meta}
     extra["knobs"] = meta["knobs"]
     extra["quantization_knob"] = meta["knobs"]["quantization"]
-    extra["probe_keras_outputs"] = arrays["keras_outputs"]
+    if "keras_outputs" in arrays:
+        extra["probe_keras_outputs"] = arrays["keras_outputs"]
     if "tflite_outputs" in arrays:
         extra["probe_tflite_outputs"] = arrays["tflite_outputs"]
         extra["tflite_io"] = meta["tflite_io"]
         if "representative_samples" in meta:
             extra["representative_samples"] = meta["representative_samples"]
     m = meta["metrics"]
+    tflite = meta.get("tflite_file") or TFLITE_FILES.get(fmt)
     return ModelResult(
-        keras_path=entry / KERAS_FILE,
-        tflite_path=(entry / TFLITE_FILES[fmt]) if fmt in TFLITE_FILES else None,
+        keras_path=(entry / KERAS_FILE) if (entry / KERAS_FILE).is_file() else None,
+        tflite_path=(entry / tflite) if tflite else None,
         quantization=fmt, accuracy=float(meta["accuracy"]), params=int(meta["params"]),
         macs=int(meta["macs"]), input_shape=tuple(meta["input_shape"]),
         class_names=tuple(meta["class_names"]), probe_inputs=arrays["inputs"],
@@ -642,9 +706,10 @@ def _publish(result: ModelResult, out_dir: Path | None) -> ModelResult:
         return result
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dst = out_dir / KERAS_FILE
-    shutil.copyfile(result.keras_path, dst)
-    result.keras_path = dst
+    if result.keras_path is not None:
+        dst = out_dir / KERAS_FILE
+        shutil.copyfile(result.keras_path, dst)
+        result.keras_path = dst
     if result.tflite_path is not None:
         dst = out_dir / result.tflite_path.name
         shutil.copyfile(result.tflite_path, dst)
@@ -668,6 +733,14 @@ def candidate_footprint(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path
     from mcusearch.model.footprint import Footprint
 
     _check_knobs(knobs)
+    given = tflite_base(cfg)
+    if given is not None:
+        return Footprint(format=given.quantization, sparsity=0.0, params=given.params,
+                         pruned_weights=0, nonzero_params=given.params,
+                         flash_bytes=given.weight_bytes,
+                         activation_bytes=given.largest_activation_bytes,
+                         largest_activation="the largest tensor of the .tflite model",
+                         pingpong_bytes=given.largest_activation_bytes)
     cache = ModelCache(Path(cache_dir))
     bkey = base_key(cfg)
     bmeta = cache.meta("base", bkey)
