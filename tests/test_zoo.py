@@ -117,3 +117,18 @@ def test_folded_params_adds_a_bias_where_the_conv_had_none():
 def test_unknown_name_lists_the_known_models():
     with pytest.raises(KeyError, match="mlperf_ds_cnn"):
         zoo.build("no_such_model")
+
+
+def test_calibrate_works_on_a_users_sequential_model_and_refuses_subclassed_ones():
+    model = tf.keras.Sequential([tf.keras.Input((6,)), tf.keras.layers.Dense(3)])
+    x = np.random.default_rng(0).normal(5.0, 3.0, (32, 6)).astype(np.float32)
+    y = zoo.calibrate(model, x)(x).numpy()
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-3)
+
+    class Sub(tf.keras.Model):
+        def call(self, inputs):
+            return inputs
+
+    with pytest.raises(TypeError, match="functional or Sequential"):
+        zoo.calibrate(Sub(), x)

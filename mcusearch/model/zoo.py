@@ -410,7 +410,7 @@ def build(name: str, seed: int = 0, calibrated: bool = True) -> tf.keras.Model:
     return model
 
 
-def _output_kernel(layer):
+def _output_kernel(layer: tf.keras.layers.Layer) -> tf.Variable | None:
     """The weight whose last axis indexes the layer's output channels, and the bias; None when
     the layer is not a convolution or dense layer with a bias."""
     if getattr(layer, "bias", None) is None:
@@ -422,7 +422,7 @@ def _output_kernel(layer):
     return None
 
 
-def _normalise(layer, args, kwargs) -> None:
+def _normalise(layer: tf.keras.layers.Layer, args: tuple, kwargs: dict) -> None:
     """Rescale the kernel and bias so that the layer's output before its activation has zero
     mean and unit standard deviation per channel over this batch."""
     kernel = _output_kernel(layer)
@@ -444,7 +444,8 @@ def _normalise(layer, args, kwargs) -> None:
     layer.bias.assign((layer.bias.numpy() - mean) / std)
 
 
-def _set_batchnorm(layer, x, rng: np.random.Generator) -> None:
+def _set_batchnorm(layer: tf.keras.layers.BatchNormalization, x, rng: np.random.Generator
+                   ) -> None:
     """Moving statistics = the batch statistics of the layer's input; gamma and beta random
     (so that folding BatchNorm into a convolution is not the identity)."""
     x = np.asarray(x)
@@ -468,12 +469,16 @@ def calibrate(model: tf.keras.Model, x: np.ndarray, seed: int = 0) -> tf.keras.M
       before the activation has zero mean and unit spread per channel (a classifier's logits
       are then centred per class, so the top class changes from input to input).
 
-    Recurrent layers keep their initialisers (their gates are bounded). Returns ``model``.
+    Recurrent layers keep their initialisers (their gates are bounded). ``model`` must be a
+    functional or Sequential model with one input; it is changed in place and returned.
     """
+    if not getattr(model, "_is_graph_network", False) or len(model.inputs) != 1:
+        raise TypeError(f"calibrate() takes a functional or Sequential model with one input, "
+                        f"not {type(model).__name__}")
     rng = np.random.default_rng(seed)
     values: dict[str, list] = {}
-    for kt, value in zip(model.inputs, [tf.constant(x, tf.float32)]):
-        values[str(id(kt))] = [value] * model._tensor_usage_count[str(id(kt))]
+    kt_id = str(id(model.inputs[0]))
+    values[kt_id] = [tf.constant(x, tf.float32)] * model._tensor_usage_count[kt_id]
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:
             if node.is_input:
@@ -490,7 +495,7 @@ def calibrate(model: tf.keras.Model, x: np.ndarray, seed: int = 0) -> tf.keras.M
     return model
 
 
-def _recurrent_macs(layer) -> int:
+def _recurrent_macs(layer: tf.keras.layers.Layer) -> int:
     """LSTM (4 gates) and GRU (3) multiply-accumulates over the sequence: steps x gates x
     units x (inputs + units)."""
     gates = {"LSTM": 4, "GRU": 3}.get(type(layer).__name__)
@@ -530,15 +535,5 @@ def output_spread(model: tf.keras.Model, x: np.ndarray) -> tuple[float, int]:
     return float(rel.min()), int(len(np.unique(y.argmax(axis=1))))
 
 
-def summary() -> list[dict]:
-    """One row per zoo model: name, input shape, MACs, folded parameters, families."""
-    rows = []
-    for name, entry in MODELS.items():
-        model = build(name, calibrated=False)
-        rows.append({"name": name, "input_shape": entry.input_shape, "macs": macs(model),
-                     "params": folded_params(model), "families": entry.families})
-    return rows
-
-
 __all__ = ["MODELS", "Reference", "ZooModel", "build", "calibrate", "folded_params", "get",
-           "macs", "output_spread", "sample_inputs", "summary"]
+           "macs", "output_spread", "sample_inputs"]
