@@ -12,7 +12,8 @@ mcusearch-ref, aidge): convert, build at -O3, run on an emulated Cortex-M7 (qemu
 * the largest input + output pair of one layer (what a ping-pong planner needs; from the Keras
   layer shapes, 4 B per value for float32 and 1 B for int8);
 * the output check against the host (TFLite interpreter for int8: bit-exact or not; Keras for
-  float32: the largest absolute difference);
+  float32: the largest absolute difference), and how much the probe inputs' outputs differ
+  from each other (a check over identical outputs would prove little);
 * where a stage fails, which stage and why, in one line. Failures are expected while the
   generator grows (issue 9): the bench goes on with the next run.
 
@@ -99,6 +100,8 @@ def bench_model(name: str, dtypes: list[str], converters: list[str], out: Path, 
     rep = zoo.sample_inputs(name, REPRESENTATIVE, seed + 1)
     classes = tuple(f"class{i}" for i in range(int(model.output_shape[-1]))) \
         if entry.classifier else ()
+    spread, tops = zoo.output_spread(model, probes)
+    base.update(probe_spread=spread, probe_tops=tops if entry.classifier else None)
     registry, registry_error = _converters()
     records = []
     for dtype in dtypes:
@@ -176,6 +179,15 @@ def table(records: list[dict]) -> str:
         if r.get("flash_split"):
             split = ", ".join(f"{k} {v:,}" for k, v in r["flash_split"].items())
             lines.append(f"  {r['model']} {r['dtype']} {r['converter']}: {split}")
+    lines += ["", "What the output check can prove: over the probe inputs (Keras, float32), the "
+              "smallest relative spread of an output (std / mean magnitude) and how many "
+              "different top classes they give:"]
+    seen = set()
+    for r in records:
+        if "probe_spread" in r and r["model"] not in seen:
+            seen.add(r["model"])
+            tops = "" if r["probe_tops"] is None else f", {r['probe_tops']} top classes"
+            lines.append(f"  {r['model']}: spread {r['probe_spread']:.2g}{tops}")
     ok = sum("error" not in r for r in records)
     lines += ["", f"{ok} of {len(records)} runs finished on {BOARD} at -O3. Instructions: QEMU "
               "-icount (exact), mean over the probe inputs; flash and RAM: the ELF minus the same "
