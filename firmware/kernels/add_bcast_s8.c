@@ -1,0 +1,15 @@
+/* Reference element-wise add (and subtract: the second input's multiplier negated) of two int8
+ * tensors with broadcasting, with TFLite ADD's input and output rescaling (mcus_add_s8_one). */
+#include "mcus_kernels.h"
+
+void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, const int8_t *b,
+                       int8_t *output)
+{
+    int32_t idx[MCUS_BCAST_MAX_DIMS] = {0};
+    int32_t i, ia = 0, ib = 0;
+
+    for (i = 0; i < p->g.len; ++i) {
+        output[i] = (int8_t)mcus_add_s8_one(&p->q, a[ia], b[ib]);
+        mcus_bcast_next(&p->g, idx, &ia, &ib);
+    }
+}

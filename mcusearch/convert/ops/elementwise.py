@@ -1,0 +1,371 @@
+"""Element-wise op plug-ins: unary activations and binary arithmetic with broadcasting.
+
+Unary (:class:`Unary`): LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, GELU, ELU, EXP, LOG, ABS, and in
+int8 also stand-alone RELU / RELU6 / RELU_N1_TO_1 / RELU_0_TO_1 (which may requantise) and
+QUANTIZE int8 -> int8 (a requantisation the converter inserts). float32: one plain C kernel per
+function (libm), within the converter's tolerance of Keras. int8: one look-up-table kernel
+(``lut_s8``) whose 256-entry table is TFLite's own kernel's answer: the generator writes a
+one-operator ``.tflite`` (the same operator, options and input/output quantisation) and runs every
+int8 value through the interpreter's built-in kernel (:data:`~mcusearch.convert.cgen.TFLITE_RESOLVER`)
+at every position of a tensor of the op's length. An int8 -> int8 element-wise function is a
+function of 256 values, so the firmware is bit-exact by construction. Some built-in kernels round
+differently in their vector loop and their scalar tail (QUANTIZE: elements past the last multiple
+of 16 round ties away from zero); those get a second table for the tail.
+
+Binary (:class:`Binary`): ADD (the built-in Add takes same-shape computed inputs; this rule takes
+broadcasting and constant operands, such as an un-folded BatchNormalization's MUL + ADD), SUB,
+MUL, MAXIMUM, MINIMUM, and DIV in float32. Shapes broadcast as numpy does (right-aligned); a
+constant operand becomes a flash array. int8 follows TFLite's arithmetic: ADD and SUB rescale both
+inputs to twice the larger input scale (:func:`~mcusearch.convert.quant.add_quant`; SUB negates the
+second input's multiplier, as TFLite does), MUL requantises ``(a - za) * (b - zb)`` by
+``s_a * s_b / s_out`` with MultiplyByQuantizedMultiplier, MAXIMUM / MINIMUM need one shared
+quantisation. tests/test_ops_elementwise.py checks MUL and SUB on all 65,536 input pairs against
+the interpreter.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mcusearch.convert.graph import Op
+from mcusearch.convert.ops import RefContext, tflite_rule
+from mcusearch.convert.quant import AddQuant, add_quant, quantize_multiplier
+
+if TYPE_CHECKING:
+    from mcusearch.convert.frontend import Reader, TfliteOp
+
+# TFLite unary builtins with a float32 kernel here (kernel file <name>_f32.c).
+FLOAT_UNARY = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "GELU", "ELU", "EXP", "LOG", "ABS")
+# int8 -> int8 element-wise builtins run through the look-up table (lut_s8.c).
+INT8_UNARY = FLOAT_UNARY + ("RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "QUANTIZE")
+# Binary builtins -> kernel base name per dtype (None: no kernel for that dtype).
+BINARY = {
+    "ADD": ("add_bcast", "add_bcast"), "SUB": ("sub", "add_bcast"), "MUL": ("mul", "mul"),
+    "DIV": ("div", None), "MAXIMUM": ("maximum", "maximum"), "MINIMUM": ("minimum", "minimum"),
+}
+MAX_DIMS = 6              # MCUS_BCAST_MAX_DIMS in firmware/kernels/mcus_elementwise.h
+
+
+def _kind(builtin: str) -> str:
+    """'HARD_SWISH' -> 'HardSwish'."""
+    return "".join(w.capitalize() for w in builtin.split("_"))
+
+
+# ---- ops ------------------------------------------------------------------------------------------
+
+@dataclass
+class Unary(Op):
+    """An element-wise function of one tensor. float32: ``alpha`` is LEAKY_RELU's slope or GELU's
+    approximate flag. int8: ``table`` (and ``tail_table`` from element ``split`` on) are TFLite's
+    outputs for the inputs -128..127 (see the module docstring)."""
+
+    function: str = ""
+    alpha: float = 0.0
+    table: np.ndarray | None = None
+    tail_table: np.ndarray | None = None
+    split: int = 0
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return _kind(self.function)
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        src, dst = ctx.inputs[0], ctx.output
+        if ctx.f32:
+            name = f"{self.function.lower()}_f32"
+            ctx.kernel(name)
+            p = ctx.params("mcus_unary_f32_params_t",
+                           {"len": self.out_len, "alpha": ctx.c_float(self.alpha)})
+            return f"mcus_{name}(&{p}, {src}, {dst});"
+        ctx.kernel("lut_s8")
+        table = ctx.array("int8_t", "lut", self.table, 16)
+        tail = table if self.tail_table is None else ctx.array("int8_t", "lut_tail",
+                                                               self.tail_table, 16)
+        p = ctx.params("mcus_lut_s8_params_t", {"len": self.out_len, "split": self.split,
+                                                "table": table, "tail_table": tail})
+        return f"mcus_lut_s8(&{p}, {src}, {dst});"
+
+
+@dataclass
+class Geometry:
+    """A broadcast: the output's dimensions (size-1 dimensions dropped, neighbours merged where
+    both operands allow) and each operand's element strides along them (0: broadcast)."""
+
+    dims: tuple[int, ...]
+    a_stride: tuple[int, ...]
+    b_stride: tuple[int, ...]
+
+    @property
+    def length(self) -> int:
+        return int(np.prod(self.dims))
+
+    def fields(self) -> dict:
+        """mcus_bcast_t's initializer."""
+        def arr(v) -> str:
+            return "{ " + ", ".join(str(int(x)) for x in v) + " }"
+        return {"len": self.length, "rank": len(self.dims), "dims": arr(self.dims),
+                "a_stride": arr(self.a_stride), "b_stride": arr(self.b_stride)}
+
+
+def broadcast_geometry(shape_a, shape_b, shape_out) -> Geometry | None:
+    """The :class:`Geometry` of ``a OP b -> out`` under numpy's broadcasting rules, or None when
+    the shapes do not broadcast to ``shape_out``."""
+    rank = max(len(shape_a), len(shape_b), len(shape_out), 1)
+
+    def pad(s) -> tuple[int, ...]:
+        return (1,) * (rank - len(s)) + tuple(int(d) for d in s)
+
+    sa, sb, so = pad(shape_a), pad(shape_b), pad(shape_out)
+    try:
+        if tuple(np.broadcast_shapes(sa, sb)) != so:
+            return None
+    except ValueError:
+        return None
+
+    def strides(s) -> list[int]:
+        out, step = [0] * rank, 1
+        for d in reversed(range(rank)):
+            out[d] = step if s[d] > 1 else 0
+            step *= s[d]
+        return out
+
+    st_a, st_b = strides(sa), strides(sb)
+    dims: list[int] = []
+    a_st: list[int] = []
+    b_st: list[int] = []
+    for d in range(rank):
+        if so[d] == 1:
+            continue
+        if dims and a_st[-1] == st_a[d] * so[d] and b_st[-1] == st_b[d] * so[d]:
+            dims[-1] *= so[d]                       # merge with the outer neighbour
+            a_st[-1], b_st[-1] = st_a[d], st_b[d]
+            continue
+        dims.append(so[d])
+        a_st.append(st_a[d])
+        b_st.append(st_b[d])
+    if not dims:
+        dims, a_st, b_st = [1], [0], [0]
+    return Geometry(tuple(dims), tuple(a_st), tuple(b_st))
+
+
+@dataclass
+class MulQuant:
+    """int8 MUL (TFLite): offsets and the multiplier of s_a * s_b / s_out."""
+
+    a_offset: int
+    b_offset: int
+    output_offset: int
+    multiplier: int
+    shift: int
+
+
+@dataclass
+class Binary(Op):
+    """``a OP b`` with broadcasting. ``inputs`` are the computed operands in order; a constant
+    operand sits at position ``const_index`` (0: a, 1: b) with its values in ``const``."""
+
+    function: str = ""                     # TFLite builtin: ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM
+    geometry: Geometry = None
+    const: np.ndarray | None = None
+    const_index: int = -1
+    act: tuple = (-np.inf, np.inf)
+    quant: AddQuant | MulQuant | None = None
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return _kind(self.function)
+
+    @property
+    def macs(self) -> int:
+        return self.out_len if self.function == "MUL" else 0
+
+    @property
+    def params(self) -> int:
+        return 0 if self.const is None else int(self.const.size)
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        base = BINARY[self.function][0 if ctx.f32 else 1]
+        name = f"{base}_{ctx.sfx}"
+        ctx.kernel(name)
+        srcs = list(ctx.inputs)
+        if self.const is not None:
+            srcs.insert(self.const_index, ctx.array(ctx.ctype, "k", self.const,
+                                                    12 if ctx.f32 else 24))
+        fields: dict[str, object] = {"g": self.geometry.fields()}
+        lo, hi = self.act
+        if ctx.f32:
+            ptype = "mcus_binary_f32_params_t"
+            fields.update(act_min=ctx.c_float(float(lo)), act_max=ctx.c_float(float(hi)))
+        elif isinstance(self.quant, AddQuant):
+            ptype = "mcus_add_bcast_s8_params_t"
+            q = self.quant
+            fields["q"] = dict(len=self.out_len, input_offset=q.prev_offset,
+                               skip_offset=q.skip_offset, output_offset=q.output_offset,
+                               left_shift=q.left_shift, input_multiplier=q.prev_multiplier,
+                               input_shift=q.prev_shift, skip_multiplier=q.skip_multiplier,
+                               skip_shift=q.skip_shift, output_multiplier=q.output_multiplier,
+                               output_shift=q.output_shift, act_min=int(lo), act_max=int(hi))
+        elif isinstance(self.quant, MulQuant):
+            ptype = "mcus_mul_s8_params_t"
+            q = self.quant
+            fields.update(a_offset=q.a_offset, b_offset=q.b_offset, output_offset=q.output_offset,
+                          multiplier=q.multiplier, shift=q.shift, act_min=int(lo), act_max=int(hi))
+        else:
+            ptype = "mcus_minmax_s8_params_t"
+        p = ctx.params(ptype, fields)
+        return f"mcus_{name}(&{p}, {srcs[0]}, {srcs[1]}, {ctx.output});"
+
+
+# ---- int8 look-up tables from the interpreter -----------------------------------------------------
+
+def one_op_tflite(r: "Reader", top: "TfliteOp", length: int) -> bytes:
+    """A ``.tflite`` holding only ``top`` (same operator code and options) on an int8 vector of
+    ``length`` elements with ``top``'s input and output quantisation."""
+    import flatbuffers
+
+    s = r.schema
+    orig = r.sg.operators[top.index]
+    model = s.ModelT()
+    model.version = 3
+    model.operatorCodes = [copy.deepcopy(r.model.operatorCodes[orig.opcodeIndex])]
+    model.buffers = [s.BufferT() for _ in range(3)]
+    tensors = []
+    for k, i in enumerate((top.inputs[0], top.outputs[0])):
+        t = s.TensorT()
+        t.shape, t.type, t.buffer, t.name = [1, length], s.TensorType.INT8, k + 1, f"t{k}".encode()
+        t.quantization = copy.deepcopy(r.sg.tensors[i].quantization)
+        tensors.append(t)
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    op.builtinOptionsType = orig.builtinOptionsType
+    op.builtinOptions = copy.deepcopy(orig.builtinOptions)
+    sg = s.SubGraphT()
+    sg.tensors, sg.inputs, sg.outputs, sg.operators = tensors, [0], [1], [op]
+    model.subgraphs = [sg]
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def interpreter_outputs(r: "Reader", top: "TfliteOp", length: int) -> np.ndarray:
+    """(256, length) int8: row v + 128 is TFLite's output for a tensor of ``length`` elements all
+    equal to v (element-wise: every position's output for input v)."""
+    import tensorflow as tf
+
+    from mcusearch.convert.cgen import TFLITE_RESOLVER
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        it = tf.lite.Interpreter(
+            model_content=one_op_tflite(r, top, length),
+            experimental_op_resolver_type=getattr(tf.lite.experimental.OpResolverType,
+                                                  TFLITE_RESOLVER))
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    rows = []
+    for v in range(-128, 128):
+        it.set_tensor(i, np.full((1, length), v, np.int8))
+        it.invoke()
+        rows.append(np.array(it.get_tensor(o)).reshape(-1))
+    return np.stack(rows).astype(np.int8)
+
+
+def lut_tables(r: "Reader", top: "TfliteOp", length: int):
+    """(table, tail_table or None, split) for ``top`` on ``length`` elements: one table when every
+    position gives the same outputs, else the table of the leading positions and that of the
+    positions from ``split`` on (a vector loop and its scalar tail)."""
+    out = interpreter_outputs(r, top, length)
+    same = np.all(out == out[:, :1], axis=0)
+    if same.all():
+        return out[:, 0].copy(), None, length
+    split = int(np.argmin(same))
+    if not (same[:split].all() and np.all(out[:, split:] == out[:, split:split + 1])):
+        raise r.unsupported(top, "TFLite's kernel gives position-dependent results that two "
+                                 "tables cannot hold")
+    return out[:, 0].copy(), out[:, split].copy(), split
+
+
+# ---- front-end rules ------------------------------------------------------------------------------
+
+@tflite_rule(*INT8_UNARY)
+def _unary(r: "Reader", top: "TfliteOp") -> None:
+    src, out = top.inputs[0], top.outputs[0]
+    dtype = r.graph.dtype
+    if len([i for i in top.inputs if i >= 0]) != 1:
+        raise r.unsupported(top, "more than one input")
+    if r.type_of(src) != dtype:
+        raise r.unsupported(top, f"{r.type_of(src)} input in a {dtype} model")
+    shape = r.shape(src)
+    if r.shape(out) != shape:
+        raise r.unsupported(top, f"output shape {r.shape(out)} differs from input shape {shape}")
+    op = Unary(top.name, shape, shape, inputs=(src,), function=top.opname)
+    if dtype == "float32":
+        if top.opname not in FLOAT_UNARY:
+            raise r.unsupported(top)
+        if top.opname == "LEAKY_RELU":
+            op.alpha = float(top.opts.alpha)
+        elif top.opname == "GELU":
+            op.alpha = 1.0 if top.opts is not None and top.opts.approximate else 0.0
+    else:
+        r.q(src), r.q(out)                      # per-tensor quantisation, or a clear error
+        op.table, op.tail_table, op.split = lut_tables(r, top, int(np.prod(shape)))
+    r.add(op, top)
+
+
+def _full_shape(r: "Reader", i: int) -> tuple[int, ...]:
+    t = r.sg.tensors[i]
+    return tuple(int(d) for d in (t.shape if t.shape is not None else []))
+
+
+def _int8_quant(r: "Reader", top: "TfliteOp", a: int, b: int) -> AddQuant | MulQuant | None:
+    """TFLite's int8 parameters of ``top`` (see the module docstring)."""
+    for i in (a, b):
+        if r.type_of(i) != "int8":
+            raise r.unsupported(top, f"a {r.type_of(i)} operand in an int8 model")
+    (sa, za), (sb, zb), (so, zo) = r.q(a), r.q(b), r.q(top.outputs[0])
+    if top.opname in ("ADD", "SUB"):
+        q = add_quant(sa, za, sb, zb, so, zo)
+        if top.opname == "SUB":
+            q.skip_multiplier = -q.skip_multiplier
+        return q
+    if top.opname == "MUL":
+        real = np.float64(np.float32(sa)) * np.float64(np.float32(sb)) / np.float64(np.float32(so))
+        m, s = quantize_multiplier(float(real))
+        return MulQuant(a_offset=-za, b_offset=-zb, output_offset=zo, multiplier=m, shift=s)
+    if not (sa == sb == so and za == zb == zo):
+        raise r.unsupported(top, "inputs and output quantised differently")
+    return None
+
+
+@tflite_rule(*BINARY)
+def _binary(r: "Reader", top: "TfliteOp") -> None:
+    a, b = top.inputs[:2]
+    out = top.outputs[0]
+    dtype = r.graph.dtype
+    if BINARY[top.opname][0 if dtype == "float32" else 1] is None:
+        raise r.unsupported(top, f"no {dtype} kernel")
+    consts = [r.is_const(a), r.is_const(b)]
+    if all(consts):
+        raise r.unsupported(top, "both operands are constant")
+    geom = broadcast_geometry(_full_shape(r, a), _full_shape(r, b), _full_shape(r, out))
+    if geom is None:
+        raise r.unsupported(top, f"shapes {_full_shape(r, a)} and {_full_shape(r, b)} do not "
+                                 f"broadcast to {_full_shape(r, out)}")
+    if len(geom.dims) > MAX_DIMS:
+        raise r.unsupported(top, f"a broadcast over {len(geom.dims)} dimensions (at most "
+                                 f"{MAX_DIMS})")
+    quant = _int8_quant(r, top, a, b) if dtype == "int8" else None
+    if dtype == "float32" and any(r.type_of(i) != "float32" for i in (a, b)):
+        raise r.unsupported(top, "an operand that is not float32")
+    const_index = consts.index(True) if any(consts) else -1
+    const = None
+    if const_index >= 0:
+        const = r.const((a, b)[const_index], np.float32 if dtype == "float32" else np.int8)
+    live = tuple(i for i, c in zip((a, b), consts) if not c)
+    r.add(Binary(top.name, r.shape(live[0]), r.shape(out), inputs=live, function=top.opname,
+                 geometry=geom, const=const, const_index=const_index, act=r.act(top),
+                 quant=quant), top)
