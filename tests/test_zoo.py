@@ -3,6 +3,10 @@ parameters, and calibrated random weights give outputs that differ from input to
 from __future__ import annotations
 
 import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +136,37 @@ def test_calibrate_works_on_a_users_sequential_model_and_refuses_subclassed_ones
 
     with pytest.raises(TypeError, match="functional or Sequential"):
         zoo.calibrate(Sub(), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# bench/zoo.py
+# ---------------------------------------------------------------------------------------------
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "zoo.py"
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_bench_rejects_an_unknown_model_with_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "bench"
+    r = _bench("--models", "mlperf_ds_cnn,no_such_model", "--out", str(out))
+    assert r.returncode == 2
+    assert "--models: unknown no_such_model" in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_bench_measures_what_converts_and_names_the_stage_of_what_does_not(tmp_path):
+    out = tmp_path / "bench"
+    r = _bench("--models", "residual_bn", "--dtypes", "int8", "--converters", "mcusearch,aidge",
+               "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ours, aidge = json.loads((out / "zoo.json").read_text())
+    assert ours["converter"] == "mcusearch" and "error" not in ours
+    assert ours["max_abs_error"] == 0 and ours["instructions"] > ours["macs"] > 0
+    assert ours["flash_split"]["weights"] >= 2 * 9 * 8 * 8        # int8: a byte per weight
+    assert aidge["error"] == "convert: aidge takes float32 only"
+    assert "bit-exact" in (out / "zoo.md").read_text()
