@@ -400,7 +400,9 @@ def sample_inputs(name: str, n: int, seed: int = 0) -> np.ndarray:
 
 def build(name: str, seed: int = 0, calibrated: bool = True) -> tf.keras.Model:
     """A fresh model ``name`` with random weights drawn from ``seed`` and, unless told
-    otherwise, calibrated on :data:`CALIBRATION_SAMPLES` sample inputs (:func:`calibrate`)."""
+    otherwise, calibrated on :data:`CALIBRATION_SAMPLES` sample inputs (:func:`calibrate`).
+    Like tf.keras.utils.set_random_seed, it seeds Python's, NumPy's and TensorFlow's global
+    generators."""
     entry = get(name)
     tf.keras.utils.set_random_seed(seed)
     model = entry.builder()
