@@ -176,7 +176,8 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
     layers = [[name, round(float(count), 1)] for name, count in getattr(meas, "layer_counts", [])]
     notes = {
         "output_check": (f"{len(meas.counts)} probe inputs, max |firmware - host| = {meas.max_abs_error:g} "
-                         f"({conv.output_meaning}), top-1 agreement {meas.argmax_agreement:.0%}"),
+                         f"({conv.output_meaning})" + (f", top-1 agreement {meas.argmax_agreement:.0%}"
+                                                       if model.class_names else "")),
         "model_cache_key": model.cache_key,
         **bounds,
         **model_notes(model),
@@ -191,13 +192,14 @@ def quality_figures(model: "ModelResult", method: str) -> dict[str, Figure]:
     from mcusearch.model.metrics import REGISTRY
 
     values = dict(model.extra.get("metrics") or {})
-    if values.get("task", "classification") == "classification":  # also variants cached before
-        values.setdefault("accuracy", model.accuracy)                # the metric plug-ins
+    task = values.get("task", "classification")
+    if task == "classification":  # also variants cached before the metric plug-ins
+        values.setdefault("accuracy", model.accuracy)
         values.setdefault("balanced_accuracy", model.balanced_accuracy)
     n = model.extra.get("n_test", "?")
     return {name: Figure(float(values[name]), m.unit, Provenance.HOST,
                          f"{m.description}; held-out test set ({n} samples), {method}")
-            for name, m in REGISTRY.items() if name in values}
+            for name, m in REGISTRY.items() if name in values and task in m.tasks}
 
 
 def model_figures(model: "ModelResult") -> dict[str, Figure]:

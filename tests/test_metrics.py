@@ -85,7 +85,9 @@ def test_task_metrics_of_outputs():
     x = np.zeros((3, 2))
     recon = np.array([[0.0, 0.1], [1.0, 1.0], [0.5, 0.0]])
     r = task_metrics(recon, x, 0, task="autoencoder", anomaly=np.array([0, 1, 1]))
-    assert set(r) == {"task", "n", "mse", "mae", "anomaly_auc"} and r["anomaly_auc"] == 1.0
+    assert set(r) == {"task", "n", "mse", "mae", "anomaly_auc", "accuracy", "balanced_accuracy",
+                      "per_class_accuracy"} and r["anomaly_auc"] == 1.0
+    assert math.isnan(r["accuracy"]) and r["per_class_accuracy"] == []  # the stage's bookkeeping
 
 
 # ---- spec, score, report ---------------------------------------------------------------------

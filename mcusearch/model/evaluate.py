@@ -129,13 +129,18 @@ def task_metrics(outputs: np.ndarray, y_true: np.ndarray, n_classes: int, *,
     :mod:`mcusearch.model.metrics`), computed from the model's ``outputs`` on the test set, plus
     the task (``"task"``) and, for classification, the per-class figures of
     :func:`classification_metrics`. Classification outputs are the model's scores (int8 ones
-    dequantised or not: only their order counts), regression outputs its predictions."""
+    dequantised or not: only their order counts), regression outputs its predictions.
+
+    The model stage's bookkeeping reads ``accuracy``, ``balanced_accuracy`` and
+    ``per_class_accuracy`` of every model: for a regression they are NaN and empty (no metric
+    figure is made of them: :func:`mcusearch.trial.quality_figures` keeps the task's metrics)."""
     outputs = np.asarray(outputs)
     values: dict = {"task": task, "n": int(len(outputs))}
     if task == "classification":
         cm = classification_metrics(y_true, predicted_classes(outputs), n_classes)
         values.update({k: cm[k] for k in ("per_class_accuracy", "support", "confusion")})
     else:
+        values.update(accuracy=math.nan, balanced_accuracy=math.nan, per_class_accuracy=[])
         outputs = outputs.reshape(np.asarray(y_true).shape)
     values.update(compute_all(task, y_true, outputs, n_classes=n_classes, anomaly=anomaly))
     return values
