@@ -46,6 +46,20 @@ def _k3_sequential():
                               L.Dropout(0.2), L.Dense(4)], name="seq1d")
 
 
+def _k3_branches():
+    """Squeeze-and-excite (Multiply), Concatenate, SeparableConv2D, ZeroPadding2D, relu6,
+    Rescaling, AveragePooling2D, Reshape, LayerNormalization (Keras 3)."""
+    L = keras3.layers
+    inp = keras3.Input((16, 16, 8))
+    x = L.SeparableConv2D(8, 3)(L.ZeroPadding2D(1)(inp))
+    s = L.GlobalAveragePooling2D(keepdims=True)(x)
+    s = L.Dense(8, activation="sigmoid")(L.Dense(2, activation="relu")(s))
+    x = L.Concatenate()([L.Multiply()([x, s]), L.Conv2D(4, 1)(inp)])
+    x = L.Rescaling(0.5)(L.Activation("relu6")(x))
+    x = L.LayerNormalization()(L.Reshape((-1,))(L.AveragePooling2D(2)(x)))
+    return keras3.Model(inp, L.Dense(3)(x))
+
+
 def _same_outputs(saved, loaded, seed=0):
     x = np.random.default_rng(seed).normal(size=(6, *saved.input_shape[1:])).astype(np.float32)
     ref = np.asarray(saved(x, training=False))
@@ -53,7 +67,7 @@ def _same_outputs(saved, loaded, seed=0):
     return float(np.max(np.abs(got - ref)))
 
 
-@pytest.mark.parametrize("build", [_k3_functional, _k3_sequential])
+@pytest.mark.parametrize("build", [_k3_functional, _k3_sequential, _k3_branches])
 def test_keras3_file_rebuilt_in_tf_keras(build, tmp_path):
     assert keras3.__version__.startswith("3.")  # the pinned Keras 3, next to tf-keras
     m = build()
@@ -61,7 +75,7 @@ def test_keras3_file_rebuilt_in_tf_keras(build, tmp_path):
     m.save(p)
     loaded = load_user_model(p)
     assert isinstance(loaded, tf.keras.Model) and not isinstance(loaded, keras3.Model)
-    assert _same_outputs(m, loaded) < MATCH_TOL
+    assert _same_outputs(m, loaded) < 1e-5
     assert loaded.count_params() == m.count_params()
     names3 = [l.name for l in m.layers if not isinstance(l, keras3.layers.InputLayer)]
     assert names3 == [l.name for l in loaded.layers
@@ -85,11 +99,11 @@ def _tf_model():
 
 
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
-@pytest.mark.parametrize("fmt", ["h5", "savedmodel"])
+@pytest.mark.parametrize("fmt", ["h5", "tf", "keras"])
 def test_tf_keras_files(fmt, tmp_path):
     m = _tf_model()
-    p = tmp_path / ("m.h5" if fmt == "h5" else "saved")
-    m.save(p, save_format="h5" if fmt == "h5" else "tf")
+    p = tmp_path / {"h5": "m.h5", "tf": "saved", "keras": "m.keras"}[fmt]
+    m.save(p, save_format=fmt)
     loaded = load_user_model(p)
     assert _same_outputs(m, loaded) == 0.0
 
@@ -100,7 +114,7 @@ def _marker_lambda(marker):
 
 
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
-@pytest.mark.parametrize("saver", ["tf_keras_h5", "keras3"])
+@pytest.mark.parametrize("saver", ["tf_keras_h5", "tf_keras_savedmodel", "keras3"])
 def test_lambda_refused_without_trust_code_and_never_run(saver, tmp_path):
     marker = tmp_path / "ran"
     if saver == "keras3":
@@ -111,8 +125,8 @@ def test_lambda_refused_without_trust_code_and_never_run(saver, tmp_path):
     else:
         inp = tf.keras.Input((4,))
         out = tf.keras.layers.Dense(2)(tf.keras.layers.Lambda(_marker_lambda(marker))(inp))
-        p = tmp_path / "lam.h5"
-        tf.keras.Model(inp, out).save(p, save_format="h5")
+        p = tmp_path / ("lam.h5" if saver == "tf_keras_h5" else "lam_savedmodel")
+        tf.keras.Model(inp, out).save(p, save_format="h5" if saver == "tf_keras_h5" else "tf")
     marker.unlink()  # building the model ran it; loading must not
     with pytest.raises(SpecError) as e:
         load_user_model(p)
