@@ -7,8 +7,8 @@ the chosen filters and propagates the removal downstream (the next conv loses th
 channels; through Flatten the next Dense loses the matching input rows; BatchNormalization loses
 the matching parameters). On other graphs (depthwise chains, concatenations, squeeze-and-excite,
 Conv1D) and where kerassurgeon fails, :mod:`mcusearch.model.surgery` does the same (tested
-against it). Convs joined by a residual add or a channel-wise multiply lose the same channels. A short re-training
-with a lower learning rate then recovers most of the lost accuracy.
+against it). Convs joined by a residual add or a channel-wise multiply lose the same channels.
+A short re-training with a lower learning rate then recovers most of the lost accuracy.
 """
 from __future__ import annotations
 
