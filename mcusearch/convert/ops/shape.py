@@ -1,0 +1,552 @@
+"""Data-movement and reduction op plug-ins: PAD/PADV2, MEAN, CONCATENATION/PACK, the slicing
+operators (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK), TRANSPOSE and RESIZE_NEAREST_NEIGHBOR.
+
+Kernels: ``firmware/kernels/{pad,mean,concat,slice,resize_nearest}_{f32,s8}.c``, declared in
+``mcus_shape.h``. Shapes are read in full (batch included) from the ``.tflite`` tensors, so an
+operator's axes index them as TFLite does, and are then reduced to at most four dimensions
+(dimensions of size 1 dropped, contiguous ones merged) for the kernels.
+
+int8: TFLite's data-movement kernels copy the stored int8 values and never requantise, and so do
+these (PAD fills with the output zero point, PADV2 with its quantised constant). Its int8
+CONCATENATION refuses inputs quantised differently from the output (checked: the interpreter fails
+to prepare such a model), so the rule refuses them too. MEAN rescales: :class:`Mean` says exactly
+how, path by path, as the interpreter's built-in kernel does (bit-exact; tests/test_ops_shape.py
+compares many random inputs and forced rounding ties with the interpreter).
+
+An operator with several outputs (SPLIT, SPLIT_V, UNPACK) becomes one strided copy per output:
+the IR holds single-output ops, and an output nothing reads is dropped with its copy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from mcusearch.convert.graph import Op
+from mcusearch.convert.ops import RefContext, tflite_rule
+from mcusearch.convert.quant import quantize_multiplier
+
+if TYPE_CHECKING:
+    from mcusearch.convert.frontend import Reader, TfliteOp
+
+RANK = 4                 # dimensions every kernel of this family sees
+MEAN_VECTOR_LANES = 16   # channels per iteration of TFLite's keep_dims int8 MEAN vector loop
+
+
+def _ints(values) -> str:
+    """A C initializer of a small int array: (1, 2) -> '{ 1, 2 }'."""
+    return "{ " + ", ".join(str(int(v)) for v in values) + " }"
+
+
+def _full(r: "Reader", i: int) -> tuple[int, ...]:
+    """Tensor ``i``'s shape as stored, batch included (the frame TFLite's axes refer to)."""
+    s = r.sg.tensors[i].shape
+    r.shape(i)                            # rejects unknown dimensions with a clear error
+    return tuple(int(d) for d in (s if s is not None else []))
+
+
+def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major element strides of ``shape``."""
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= int(d)
+    return tuple(reversed(out))
+
+
+def _const_ints(r: "Reader", top: "TfliteOp", i: int, what: str) -> np.ndarray:
+    if i < 0 or not r.is_const(i):
+        raise r.unsupported(top, f"{what} is not constant")
+    return r.const(i).astype(np.int64).reshape(-1)
+
+
+def _copy_view(dims, strides) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """A strided copy's output dimensions and input strides in at most four dimensions: size-1
+    dimensions dropped, neighbours merged where the input is contiguous across them, then padded
+    in front with 1s. None when more than four remain."""
+    kept = [(int(d), int(s)) for d, s in zip(dims, strides) if int(d) != 1]
+    merged: list[tuple[int, int]] = []
+    for d, s in kept:
+        if merged and merged[-1][1] == s * d:
+            merged[-1] = (merged[-1][0] * d, s)
+        else:
+            merged.append((d, s))
+    if len(merged) > RANK:
+        return None
+    merged = [(1, 0)] * (RANK - len(merged)) + merged
+    return tuple(d for d, _ in merged), tuple(s for _, s in merged)
+
+
+def _one_output(top: "TfliteOp", k: int) -> "TfliteOp":
+    """``top`` seen as computing only its output ``k`` (for Reader.add)."""
+    return dataclasses.replace(top, outputs=[top.outputs[k]])
+
+
+# ---- ops --------------------------------------------------------------------------------------
+
+@dataclass
+class Pad(Op):
+    """PAD / PADV2: the input inside a box of ``value`` (float32, or the quantised int8 value).
+    Geometry in four dimensions (``in_dims``, ``out_dims``, ``before``)."""
+
+    kind: ClassVar[str] = "Pad"
+    in_dims: tuple[int, ...] = (1, 1, 1, 1)
+    out_dims: tuple[int, ...] = (1, 1, 1, 1)
+    before: tuple[int, ...] = (0, 0, 0, 0)
+    value: float = 0.0
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"pad_{ctx.sfx}"
+        ctx.kernel(k)
+        g = {"in_dims": _ints(self.in_dims), "out_dims": _ints(self.out_dims),
+             "before": _ints(self.before)}
+        value = ctx.c_float(float(self.value)) if ctx.f32 else str(int(self.value))
+        p = ctx.params(f"mcus_{k}_params_t", {"g": g, "value": value})
+        return f"mcus_{k}(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
+@dataclass
+class Mean(Op):
+    """MEAN over a contiguous block of axes: the input viewed as [outer][reduce][inner].
+
+    float32: the sum in order divided by the count. int8, as TFLite's built-in kernel (TF 2.21):
+
+    * ``keep_dims`` on a 4-D input over axes (1, 2) (GlobalAveragePooling2D(keepdims=True)):
+      optimized_integer_ops::Mean - the raw int32 sum, multiplier and shift of the float32
+      ``input_scale / (count * output_scale)``, plus ``output_zero_point - round(input_zero_point *
+      input_scale / output_scale)`` (float32, half away from zero); channels in whole blocks of
+      16 are rescaled in its vector loop (rounding right shift, ties up), the others in its scalar
+      loop (ties away from zero). ``vector_channels`` says where the scalar ones start.
+    * everything else (GlobalAveragePooling2D/1D without keepdims, any axis):
+      reference_ops::QuantizedMeanOrSum - the sum minus ``count * input_zero_point``, rescaled by
+      the multiplier of ``double(input_scale) / double(output_scale)`` with ``1 / count`` folded
+      into it (shifted left by ``floor(log2(count))``, at most 32 and ``31 + shift``, then an
+      integer division), ties away from zero, plus the output zero point.
+
+    Both assume the interpreter's single thread (its default here; with several threads the
+    vector blocks of the keep_dims kernel start at each thread's first channel).
+    """
+
+    kind: ClassVar[str] = "Mean"
+    outer: int = 1
+    reduce: int = 1
+    inner: int = 1
+    input_offset: int = 0
+    output_offset: int = 0
+    multiplier: int = 0
+    shift: int = 0
+    vector_channels: int = 0
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"mean_{ctx.sfx}"
+        ctx.kernel(k)
+        fields: dict[str, object] = {"outer": self.outer, "reduce": self.reduce,
+                                     "inner": self.inner}
+        if not ctx.f32:
+            fields.update(input_offset=self.input_offset, output_offset=self.output_offset,
+                          multiplier=self.multiplier, shift=self.shift,
+                          vector_channels=self.vector_channels)
+        p = ctx.params(f"mcus_{k}_params_t", fields)
+        return f"mcus_{k}(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
+@dataclass
+class Concat(Op):
+    """CONCATENATION / PACK: input k viewed as [outer][inner[k]], the output as
+    [outer][sum inner]. int8 inputs share the output's quantisation (a copy)."""
+
+    kind: ClassVar[str] = "Concat"
+    outer: int = 1
+    inner: tuple[int, ...] = ()
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"concat_{ctx.sfx}"
+        ctx.kernel(k)
+        inner = ctx.array("int32_t", "inner", np.asarray(self.inner, np.int32), 16)
+        p = ctx.params("mcus_concat_params_t", {"n": len(self.inner), "outer": self.outer,
+                                                "inner": inner})
+        srcs = ", ".join(ctx.inputs)
+        return (f"{{ const {ctx.ctype} *const {ctx.pfx}_in[{len(self.inner)}] = {{ {srcs} }}; "
+                f"mcus_{k}(&{p}, {ctx.pfx}_in, {ctx.output}); }}")
+
+
+@dataclass
+class Slice(Op):
+    """A strided copy (SLICE, STRIDED_SLICE, one output of SPLIT / SPLIT_V / UNPACK):
+    out[i0][i1][i2][i3] = in[base + sum i_k * strides[k]] over ``dims``."""
+
+    kind: ClassVar[str] = "Slice"
+    base: int = 0
+    dims: tuple[int, ...] = (1, 1, 1, 1)
+    strides: tuple[int, ...] = (0, 0, 0, 0)
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"slice_{ctx.sfx}"
+        ctx.kernel(k)
+        p = ctx.params("mcus_slice_params_t", {"base": self.base, "dims": _ints(self.dims),
+                                               "strides": _ints(self.strides)})
+        return f"mcus_{k}(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
+@dataclass
+class Transpose(Slice):
+    """TRANSPOSE (Keras Permute): a strided copy whose strides are the input's, permuted."""
+
+    kind: ClassVar[str] = "Transpose"
+
+
+@dataclass
+class ResizeNearest(Op):
+    """RESIZE_NEAREST_NEIGHBOR on H x W x C (UpSampling2D): output pixel (y, x) copies input
+    pixel (rows[y], cols[x]); :func:`nearest_source` computes them as TFLite does."""
+
+    kind: ClassVar[str] = "ResizeNearest"
+    rows: tuple[int, ...] = ()
+    cols: tuple[int, ...] = ()
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"resize_nearest_{ctx.sfx}"
+        ctx.kernel(k)
+        rows = ctx.array("uint16_t", "rows", np.asarray(self.rows, np.uint16), 16)
+        cols = ctx.array("uint16_t", "cols", np.asarray(self.cols, np.uint16), 16)
+        _, in_w, c = self.in_shape
+        oh, ow, _ = self.out_shape
+        p = ctx.params("mcus_resize_nearest_params_t", {
+            "in_w": in_w, "channels": c, "out_h": oh, "out_w": ow, "rows": rows, "cols": cols})
+        return f"mcus_{k}(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
+def nearest_source(out_size: int, in_size: int, align_corners: bool,
+                   half_pixel_centers: bool) -> list[int]:
+    """The input index each output index reads: TFLite's GetNearestNeighbor, in float32
+    (scale = in / out, or (in - 1) / (out - 1) with align_corners; + 0.5 with half-pixel
+    centres; rounded half away from zero with align_corners, else floored; clamped)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    offset = f32(0.5 if half_pixel_centers else 0.0)
+    src = []
+    for o in range(out_size):
+        v = float((f32(o) + offset) * scale)
+        i = int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1) if align_corners \
+            else int(math.floor(v))
+        i = min(i, in_size - 1)
+        src.append(max(0, i) if half_pixel_centers else i)
+    return src
+
+
+# ---- front-end rules --------------------------------------------------------------------------
+
+@tflite_rule("PAD", "PADV2")
+def _pad(r: "Reader", top: "TfliteOp") -> None:
+    src, out = top.inputs[0], top.outputs[0]
+    shape = _full(r, src)
+    pads = _const_ints(r, top, top.inputs[1], "the padding").reshape(-1, 2)
+    if len(pads) != len(shape) or np.any(pads < 0):
+        raise r.unsupported(top, f"paddings {pads.tolist()} for a rank-{len(shape)} input")
+    out_full = tuple(int(d + b + a) for d, (b, a) in zip(shape, pads))
+    if out_full != _full(r, out):
+        raise r.unsupported(top, f"output shape {_full(r, out)}, expected {out_full}")
+    # size-1 dimensions without padding carry nothing; at most four may remain
+    keep = [k for k, d in enumerate(shape) if d != 1 or pads[k].any()]
+    if len(keep) > RANK:
+        raise r.unsupported(top, f"padding in {len(keep)} dimensions (at most {RANK})")
+    lead = [1] * (RANK - len(keep))
+    value: float = 0.0
+    has_const = len(top.inputs) > 2 and top.inputs[2] >= 0
+    if has_const:
+        if not r.is_const(top.inputs[2]):
+            raise r.unsupported(top, "the padding value is not constant")
+        value = r.const(top.inputs[2]).reshape(-1)[0].item()
+    elif r.graph.dtype == "int8":
+        value = r.q(out)[1]                    # TFLite pads int8 with the output zero point
+    r.add(Pad(top.name, r.shape(src), r.shape(out), inputs=(src,),
+              in_dims=tuple(lead + [shape[k] for k in keep]),
+              out_dims=tuple(lead + [out_full[k] for k in keep]),
+              before=tuple([0] * len(lead) + [int(pads[k][0]) for k in keep]), value=value), top)
+
+
+def _mean_view(r: "Reader", top: "TfliteOp", shape: tuple[int, ...],
+               axes: list[int]) -> tuple[int, int, int]:
+    """(outer, reduce, inner) of a reduction of ``shape`` over ``axes`` (normalised)."""
+    big = [k for k, d in enumerate(shape) if d != 1]
+    red = [k for k in big if k in axes]
+    if red and big.index(red[-1]) - big.index(red[0]) + 1 != len(red):
+        raise r.unsupported(top, f"a mean over axes {axes} of {list(shape)} that are not "
+                                 "adjacent")
+    reduce = int(np.prod([shape[k] for k in axes]))
+    if not red:
+        return int(np.prod(shape)), reduce, 1
+    outer = int(np.prod([shape[k] for k in range(red[0]) if k not in axes]))
+    inner = int(np.prod([shape[k] for k in range(red[-1] + 1, len(shape))]))
+    return outer, reduce, inner
+
+
+@tflite_rule("MEAN")
+def _mean(r: "Reader", top: "TfliteOp") -> None:
+    src, out = top.inputs[0], top.outputs[0]
+    shape = _full(r, src)
+    raw = [int(a) for a in _const_ints(r, top, top.inputs[1], "the axis")]
+    if any(not -len(shape) <= a < len(shape) for a in raw):
+        raise r.unsupported(top, f"axis {raw} of a rank-{len(shape)} input")
+    axes = sorted({a % len(shape) for a in raw})
+    outer, reduce, inner = _mean_view(r, top, shape, axes)
+    op = Mean(top.name, r.shape(src), r.shape(out), inputs=(src,), outer=outer, reduce=reduce,
+              inner=inner)
+    if r.graph.dtype == "int8":
+        keep = bool(getattr(top.opts, "keepDims", False)) if top.opts is not None else False
+        four_d_hw = keep and len(shape) == 4 and len(raw) == 2 and set(raw) == {1, 2}
+        _mean_int8(op, r.q(src), r.q(out), four_d_hw)
+    r.add(op, top)
+
+
+def _mean_int8(op: Mean, q_in: tuple[float, int], q_out: tuple[float, int],
+               four_d_hw: bool) -> None:
+    """Set ``op``'s int8 rescaling as TFLite's MEAN kernel computes it (see :class:`Mean`)."""
+    (s_in, z_in), (s_out, z_out) = q_in, q_out
+    f32 = np.float32
+    n = op.reduce
+    if four_d_hw:        # optimized_integer_ops::Mean (float32 arithmetic, as in C++)
+        temp = f32(f32(z_in) * f32(s_in)) / f32(s_out)
+        temp = temp + f32(0.5) if temp > 0 else temp - f32(0.5)
+        m, s = quantize_multiplier(float(f32(s_in) / (f32(n) * f32(s_out))))
+        op.input_offset, op.output_offset = 0, int(z_out) - int(temp)
+        op.vector_channels = MEAN_VECTOR_LANES * (op.inner // MEAN_VECTOR_LANES)
+    else:                # reference_ops::QuantizedMeanOrSum
+        m, s = quantize_multiplier(float(np.float64(f32(s_in)) / np.float64(f32(s_out))))
+        k = min(n.bit_length() - 1, 32, 31 + s)
+        m, s = (m << k) // n, s - k
+        op.input_offset, op.output_offset = -int(z_in), int(z_out)
+        op.vector_channels = 0
+    op.multiplier, op.shift = int(m), int(s)
+
+
+def _no_activation(r: "Reader", top: "TfliteOp") -> None:
+    if top.opts is not None and getattr(top.opts, "fusedActivationFunction", 0):
+        raise r.unsupported(top, "a fused activation")
+
+
+@tflite_rule("CONCATENATION")
+def _concatenation(r: "Reader", top: "TfliteOp") -> None:
+    _no_activation(r, top)
+    out = top.outputs[0]
+    out_full = _full(r, out)
+    axis = int(top.opts.axis) % len(out_full)
+    shapes = [_full(r, i) for i in top.inputs]
+    for s in shapes:
+        if len(s) != len(out_full) or s[:axis] != out_full[:axis] or \
+                s[axis + 1:] != out_full[axis + 1:]:
+            raise r.unsupported(top, f"input shapes {shapes} for output {out_full}")
+    if r.graph.dtype == "int8" and any(r.q(i) != r.q(out) for i in top.inputs):
+        raise r.unsupported(top, "int8 inputs quantised differently from the output: TFLite's "
+                                 "CONCATENATION refuses them too (it does not rescale)")
+    _add_concat(r, top, int(np.prod(out_full[:axis])),
+                [int(np.prod(s[axis:])) for s in shapes])
+
+
+@tflite_rule("PACK")
+def _pack(r: "Reader", top: "TfliteOp") -> None:
+    shapes = [_full(r, i) for i in top.inputs]
+    if len(set(shapes)) != 1:
+        raise r.unsupported(top, f"inputs of different shapes {shapes}")
+    axis = int(top.opts.axis) % (len(shapes[0]) + 1)
+    s = shapes[0]
+    _add_concat(r, top, int(np.prod(s[:axis])), [int(np.prod(s[axis:]))] * len(shapes))
+
+
+def _add_concat(r: "Reader", top: "TfliteOp", outer: int, inner: list[int]) -> None:
+    out = top.outputs[0]
+    if outer * sum(inner) != int(np.prod(_full(r, out))):
+        raise r.unsupported(top, f"output shape {_full(r, out)}")
+    inputs = tuple(top.inputs)
+    r.add(Concat(top.name, r.shape(inputs[0]), r.shape(out), inputs=inputs, outer=outer,
+                 inner=tuple(inner)), top)
+
+
+def _read_later(r: "Reader", top: "TfliteOp", tid: int) -> bool:
+    """Whether an operator after ``top`` reads tensor ``tid`` (or it is the model output)."""
+    return tid == r.graph.output_id or any(tid in t.inputs for t in r.ops if t.index > top.index)
+
+
+def _add_copy(r: "Reader", top: "TfliteOp", k: int, base: int, dims, strides,
+              cls: type[Slice] = Slice) -> None:
+    """Add the strided copy that computes ``top``'s output ``k`` (none when nothing reads it)."""
+    src, out = top.inputs[0] if top.opname != "SPLIT" else top.inputs[1], top.outputs[k]
+    if not _read_later(r, top, out):
+        return
+    if int(np.prod(dims)) != int(np.prod(_full(r, out))):
+        raise r.unsupported(top, f"output {k} has shape {_full(r, out)}, the slice "
+                                 f"{[int(d) for d in dims]}")
+    view = _copy_view(dims, strides)
+    if view is None:
+        raise r.unsupported(top, f"a copy in more than {RANK} dimensions")
+    name = top.name if len(top.outputs) == 1 else f"{top.name}/{k}"
+    r.add(cls(name, r.shape(src), r.shape(out), inputs=(src,), base=int(base), dims=view[0],
+              strides=view[1]), _one_output(top, k))
+
+
+@tflite_rule("SPLIT", "SPLIT_V")
+def _split(r: "Reader", top: "TfliteOp") -> None:
+    split_v = top.opname == "SPLIT_V"
+    src = top.inputs[0] if split_v else top.inputs[1]
+    shape = _full(r, src)
+    axis_t = top.inputs[2] if split_v else top.inputs[0]
+    axis = int(_const_ints(r, top, axis_t, "the axis")[0]) % len(shape)
+    st = _strides(shape)
+    sizes = [_full(r, o)[axis] for o in top.outputs]
+    if sum(sizes) != shape[axis]:
+        raise r.unsupported(top, f"outputs of {sizes} along an axis of {shape[axis]}")
+    start = 0
+    for k, size in enumerate(sizes):
+        dims = list(shape)
+        dims[axis] = size
+        _add_copy(r, top, k, start * st[axis], dims, st)
+        start += size
+
+
+@tflite_rule("UNPACK")
+def _unpack(r: "Reader", top: "TfliteOp") -> None:
+    shape = _full(r, top.inputs[0])
+    axis = int(top.opts.axis) % len(shape)
+    st = _strides(shape)
+    dims = [d for j, d in enumerate(shape) if j != axis]
+    strides = [s for j, s in enumerate(st) if j != axis]
+    for k in range(len(top.outputs)):
+        _add_copy(r, top, k, k * st[axis], dims, strides)
+
+
+@tflite_rule("SLICE")
+def _slice(r: "Reader", top: "TfliteOp") -> None:
+    shape = _full(r, top.inputs[0])
+    begin = _const_ints(r, top, top.inputs[1], "the begin")
+    size = _const_ints(r, top, top.inputs[2], "the size")
+    if len(begin) != len(shape) or len(size) != len(shape):
+        raise r.unsupported(top, f"begin {begin.tolist()} / size {size.tolist()} for {shape}")
+    size = [int(d - b) if z < 0 else int(z) for d, b, z in zip(shape, begin, size)]
+    if any(b < 0 or b + z > d for b, z, d in zip(begin, size, shape)):
+        raise r.unsupported(top, f"begin {begin.tolist()} / size {size} outside {shape}")
+    st = _strides(shape)
+    _add_copy(r, top, 0, sum(int(b) * s for b, s in zip(begin, st)), size, st)
+
+
+def _slice_axis(d: int, b: int, e: int, s: int, mask_b: bool, mask_e: bool,
+                shrink: bool) -> tuple[int, int]:
+    """(first index, count) of one axis of TF's strided slice (Python slice semantics)."""
+    if shrink:
+        b = b + d if b < 0 else b
+        return b, 1
+    if s > 0:
+        b = 0 if mask_b else min(max(b + d if b < 0 else b, 0), d)
+        e = d if mask_e else min(max(e + d if e < 0 else e, 0), d)
+        return b, max(0, -(-(e - b) // s))
+    b = d - 1 if mask_b else min(max(b + d if b < 0 else b, -1), d - 1)
+    e = -1 if mask_e else min(max(e + d if e < 0 else e, -1), d - 1)
+    return b, max(0, -(-(b - e) // -s))
+
+
+@tflite_rule("STRIDED_SLICE")
+def _strided_slice(r: "Reader", top: "TfliteOp") -> None:
+    o = top.opts
+    shape = _full(r, top.inputs[0])
+    begin, end, stride = (_const_ints(r, top, top.inputs[k], w)
+                          for k, w in ((1, "the begin"), (2, "the end"), (3, "the strides")))
+    if o.ellipsisMask or o.newAxisMask:
+        raise r.unsupported(top, "an ellipsis or a new axis")
+    if not len(begin) == len(end) == len(stride) <= len(shape) or np.any(stride == 0):
+        raise r.unsupported(top, f"begin/end/strides {begin.tolist()}/{end.tolist()}/"
+                                 f"{stride.tolist()} for {shape}")
+    if getattr(o, "offset", False):
+        end = begin + end
+    st = _strides(shape)
+    base, dims, strides = 0, [], []
+    for k, d in enumerate(shape):
+        if k < len(begin):
+            first, count = _slice_axis(d, int(begin[k]), int(end[k]), int(stride[k]),
+                                       bool(o.beginMask >> k & 1), bool(o.endMask >> k & 1),
+                                       bool(o.shrinkAxisMask >> k & 1))
+            step = int(stride[k])
+        else:
+            first, count, step = 0, d, 1
+        if count and not 0 <= first < d:
+            raise r.unsupported(top, f"index {first} outside axis {k} of {shape}")
+        base += first * st[k]
+        dims.append(count)
+        strides.append(step * st[k])
+    _add_copy(r, top, 0, base, dims, strides)
+
+
+@tflite_rule("TRANSPOSE")
+def _transpose(r: "Reader", top: "TfliteOp") -> None:
+    shape = _full(r, top.inputs[0])
+    perm = [int(p) % len(shape) for p in _const_ints(r, top, top.inputs[1], "the permutation")]
+    if sorted(perm) != list(range(len(shape))):
+        raise r.unsupported(top, f"permutation {perm} of a rank-{len(shape)} input")
+    st = _strides(shape)
+    _add_copy(r, top, 0, 0, [shape[p] for p in perm], [st[p] for p in perm], Transpose)
+
+
+@tflite_rule("RESIZE_NEAREST_NEIGHBOR")
+def _resize_nearest(r: "Reader", top: "TfliteOp") -> None:
+    src, out = top.inputs[0], top.outputs[0]
+    shape, out_shape = r.shape(src), r.shape(out)
+    if len(shape) != 3 or len(out_shape) != 3 or len(_full(r, src)) != 4:
+        raise r.unsupported(top, f"needs a 1 x H x W x C input, got {_full(r, src)}")
+    (ih, iw, c), (oh, ow, oc) = shape, out_shape
+    if oc != c or max(ih, iw) > 0xFFFF:
+        raise r.unsupported(top, f"{shape} -> {out_shape}")
+    align = bool(top.opts.alignCorners) if top.opts is not None else False
+    half = bool(top.opts.halfPixelCenters) if top.opts is not None else False
+    r.add(ResizeNearest(top.name, shape, out_shape, inputs=(src,),
+                        rows=tuple(nearest_source(oh, ih, align, half)),
+                        cols=tuple(nearest_source(ow, iw, align, half))), top)
+
+
+# ---- int8 models: DEQUANTIZE -> float data movement -> QUANTIZE ---------------------------------
+
+# Pure data-movement operators: in int8 they move the same values as in float32.
+MOVES = ("SPLIT", "SPLIT_V", "UNPACK", "SLICE", "STRIDED_SLICE", "TRANSPOSE", "RESHAPE")
+
+
+@tflite_rule("DEQUANTIZE")
+def _dequantize(r: "Reader", top: "TfliteOp") -> None:
+    """In a full-integer model, TensorFlow's converter leaves some data movement in float32
+    between a DEQUANTIZE and QUANTIZEs (an UNPACK whose outputs are not all used, for one). With
+    one quantisation throughout, dequantising, moving and quantising again gives back the same
+    int8 values (the float32 round trip of an int8 value is exact), so the chain is rewritten as
+    the same movement in int8: the data-movement operator reads the DEQUANTIZE's input and writes
+    the QUANTIZEs' outputs, and the DEQUANTIZE and QUANTIZEs go."""
+    if r.graph.dtype != "int8":
+        raise r.unsupported(top)
+    src, f = top.inputs[0], top.outputs[0]
+    later = [t for t in r.ops if t.index > top.index]
+    moves = [t for t in later if f in t.inputs]
+    renamed: dict[int, int] = {}
+    quantizes: list["TfliteOp"] = []
+    for m in moves:
+        if m.opname not in MOVES or m.inputs.count(f) != 1 or f != m.inputs[m.opname == "SPLIT"]:
+            raise r.unsupported(top, f"its float output feeds {m.opname} ({m.name}), not only "
+                                     "data movement")
+        for o in m.outputs:
+            readers = [t for t in later if o in t.inputs]
+            if o == r.graph.output_id or any(t.opname != "QUANTIZE" for t in readers):
+                raise r.unsupported(top, f"the float output of {m.opname} ({m.name}) is used "
+                                         "as float")
+            for q in readers:
+                if r.type_of(q.outputs[0]) != "int8" or r.q(q.outputs[0]) != r.q(src) or \
+                        len(readers) != 1:
+                    raise r.unsupported(top, f"{m.opname} ({m.name}) is followed by a "
+                                             "requantisation, not the same quantisation")
+                renamed[o] = q.outputs[0]
+                quantizes.append(q)
+    for m in moves:
+        pos = r.ops.index(m)
+        r.ops[pos] = dataclasses.replace(
+            m, inputs=[src if i == f else i for i in m.inputs],
+            outputs=[renamed.get(o, o) for o in m.outputs])
+    for q in quantizes:
+        r.ops.remove(q)
