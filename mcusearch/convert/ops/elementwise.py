@@ -222,33 +222,42 @@ class Binary(Op):
 
 # ---- int8 look-up tables from the interpreter -----------------------------------------------------
 
-def one_op_tflite(r: "Reader", top: "TfliteOp", length: int) -> bytes:
-    """A ``.tflite`` holding only ``top`` (same operator code and options) on an int8 vector of
-    ``length`` elements with ``top``'s input and output quantisation."""
+def unary_tflite(code, options_type: int, options, q_in, q_out, length: int) -> bytes:
+    """A ``.tflite`` of one int8 -> int8 operator (``code``: an OperatorCodeT, ``options``: its
+    builtin options object or None, ``q_in``/``q_out``: QuantizationParametersT) on a vector of
+    ``length`` elements."""
     import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as s
 
-    s = r.schema
-    orig = r.sg.operators[top.index]
     model = s.ModelT()
     model.version = 3
-    model.operatorCodes = [copy.deepcopy(r.model.operatorCodes[orig.opcodeIndex])]
+    model.operatorCodes = [code]
     model.buffers = [s.BufferT() for _ in range(3)]
     tensors = []
-    for k, i in enumerate((top.inputs[0], top.outputs[0])):
+    for k, q in enumerate((q_in, q_out)):
         t = s.TensorT()
         t.shape, t.type, t.buffer, t.name = [1, length], s.TensorType.INT8, k + 1, f"t{k}".encode()
-        t.quantization = copy.deepcopy(r.sg.tensors[i].quantization)
+        t.quantization = q
         tensors.append(t)
     op = s.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
-    op.builtinOptionsType = orig.builtinOptionsType
-    op.builtinOptions = copy.deepcopy(orig.builtinOptions)
+    op.builtinOptionsType, op.builtinOptions = options_type, options
     sg = s.SubGraphT()
     sg.tensors, sg.inputs, sg.outputs, sg.operators = tensors, [0], [1], [op]
     model.subgraphs = [sg]
     b = flatbuffers.Builder(1024)
     b.Finish(model.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def one_op_tflite(r: "Reader", top: "TfliteOp", length: int) -> bytes:
+    """:func:`unary_tflite` of ``top``: the same operator code, options and input/output
+    quantisation, on ``length`` elements."""
+    orig = r.sg.operators[top.index]
+    return unary_tflite(copy.deepcopy(r.model.operatorCodes[orig.opcodeIndex]),
+                        orig.builtinOptionsType, copy.deepcopy(orig.builtinOptions),
+                        copy.deepcopy(r.sg.tensors[top.inputs[0]].quantization),
+                        copy.deepcopy(r.sg.tensors[top.outputs[0]].quantization), length)
 
 
 def interpreter_outputs(r: "Reader", top: "TfliteOp", length: int) -> np.ndarray:

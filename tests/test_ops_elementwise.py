@@ -1,0 +1,406 @@
+"""Element-wise op plug-ins (mcusearch/convert/ops/elementwise.py) through both mcusearch generators.
+
+Small Keras models, lowered by TensorFlow's TFLite converter: float32 generated C (host gcc) vs
+Keras within the converter's tolerance, int8 bit-exact with the TFLite interpreter's built-in
+kernels (cgen.TFLITE_RESOLVER), for "mcusearch-ref" and "mcusearch"; one Cortex-M7 run in QEMU;
+int8 MUL and SUB on all 65,536 input pairs against the interpreter, through its same-shape,
+broadcasting and scalar-tail paths; the int8 look-up table's vector/tail split (QUANTIZE).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import test_convert as tc
+from mcusearch.convert import ConvertResult, cgen, fast
+from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
+from mcusearch.convert.host import host_run
+from mcusearch.convert.ops.elementwise import (Binary, Unary, broadcast_geometry, unary_tflite)
+from mcusearch.convert.quant import add_quant, quantize_input, quantize_multiplier
+from mcusearch.model.quantize import to_int8_tflite
+
+tf = tc.tf
+L = tc.L
+HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+N_PROBE = 24
+
+
+# ---- models ---------------------------------------------------------------------------------------
+
+def _hard_swish(x):
+    return x * tf.nn.relu6(x + 3.0) / 6.0
+
+
+def acts_model():
+    """Every unary activation on one 5x7x6 map (210 elements: not a multiple of 16, so TFLite's
+    vector loops leave a tail), summed by same-shape adds; hard_sigmoid gives MINIMUM (a constant
+    operand) and a stand-alone int8 RELU."""
+    i = L.Input((5, 7, 3))
+    x = L.Conv2D(6, 1, name="conv")(i)
+    branches = [L.Activation("sigmoid", name="sig")(x), L.Activation("tanh", name="tanh")(x),
+                L.Lambda(_hard_swish, name="hswish")(x), L.LeakyReLU(0.2, name="leaky")(x),
+                L.Activation("gelu", name="gelu")(x), L.Activation("hard_sigmoid", name="hsig")(x)]
+    y = branches[0]
+    for b in branches[1:]:
+        y = L.Add()([y, b])
+    return tf.keras.Model(i, L.Flatten()(y))
+
+
+def binary_model():
+    """Squeeze-and-excite without MEAN (a full-size average pool, a 1x1 conv, sigmoid, Multiply
+    broadcast over H and W), Subtract, Maximum (int8: inputs requantised by QUANTIZE), Minimum,
+    a broadcast Add, and a BatchNormalization after a max-pool (not folded: MUL + ADD with
+    per-channel constants)."""
+    i = L.Input((5, 7, 3))
+    x = L.Conv2D(6, 1, name="conv_a")(i)
+    gate = L.AveragePooling2D((5, 7), name="squeeze")(x)
+    gate = L.Conv2D(6, 1, activation="sigmoid", name="excite")(gate)
+    se = L.Multiply(name="scale")([x, gate])
+    y = L.Conv2D(6, 1, name="conv_b")(i)
+    z = L.Add(name="add_gate")([L.Maximum(name="max")([x, y]),
+                                L.Minimum(name="min")([L.Subtract(name="sub")([se, y]), x])])
+    z = L.Add(name="add_bcast")([z, gate])
+    z = L.MaxPooling2D(1, name="pool")(z)
+    z = L.BatchNormalization(name="bn")(z)
+    return tf.keras.Model(i, L.Flatten()(z))
+
+
+def compound_model():
+    """swish (LOGISTIC, MUL), softplus (EXP, ADD of a constant, LOG) and mish (... TANH, MUL)."""
+    i = L.Input((5, 7, 3))
+    x = L.Conv2D(6, 1, name="conv")(i)
+    a, b, c = (L.Activation(f, name=f)(x) for f in ("swish", "softplus", "mish"))
+    return tf.keras.Model(i, L.Flatten()(L.Add()([L.Add()([a, b]), c])))
+
+
+def float_only_model():
+    """ELU, softsign (ABS, ADD, DIV), EXP and LOG: TFLite's converter keeps ELU in float."""
+    i = L.Input((5, 7, 3))
+    x = L.Conv2D(6, 1, name="conv")(i)
+    a = L.ELU(name="elu")(x)
+    b = L.Activation("softsign", name="softsign")(x)
+    c = L.Lambda(lambda v: tf.exp(v) * 0.1 + tf.math.log(tf.abs(v) + 1.0), name="explog")(x)
+    return tf.keras.Model(i, L.Flatten()(L.Add()([L.Add()([a, b]), c])))
+
+
+MODELS = {"acts": acts_model, "binary": binary_model, "compound": compound_model,
+          "float_only": float_only_model}
+KINDS = {
+    "acts": {"Logistic", "Tanh", "HardSwish", "LeakyRelu", "Gelu", "Minimum"},
+    "binary": {"Logistic", "Mul", "Sub", "Maximum", "Minimum", "Add"},
+    "compound": {"Logistic", "Mul", "Exp", "Add", "Log", "Tanh"},
+    "float_only": {"Elu", "Abs", "Add", "Div", "Exp", "Log", "Mul"},
+}
+
+
+def _init(model, seed):
+    """Random biases and BatchNorm statistics that keep activations in range."""
+    tc._random_biases(model, seed)
+    rng = np.random.default_rng(seed)
+    for bn in (lyr for lyr in model.layers if isinstance(lyr, L.BatchNormalization)):
+        c = bn.get_weights()[0].shape[0]
+        bn.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.1, c),
+                        rng.uniform(0.5, 2.0, c)])
+    return model
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def case(request, tmp_path_factory):
+    """(name, model, {dtype: (graph, inputs, expected, atol, rtol)}, work dir)."""
+    name = request.param
+    d = tmp_path_factory.mktemp(f"ew_{name}")
+    tf.keras.utils.set_random_seed(3)
+    m = _init(MODELS[name](), 3)
+    x = tc.probes(m.input_shape[1:], n=N_PROBE, seed=11)
+    runs = {"float32": (graph_from_keras(m), x.reshape(len(x), -1),
+                        m.predict(x, verbose=0).reshape(len(x), -1), cgen.FLOAT_ATOL,
+                        cgen.FLOAT_RTOL)}
+    if name != "float_only":
+        rep = np.random.default_rng(4).normal(0, 1, (32,) + m.input_shape[1:]).astype(np.float32)
+        tfl = to_int8_tflite(m, rep, d / "m.tflite")
+        g = graph_from_tflite(tfl)
+        q = quantize_input(x, g.input_scale, g.input_zero_point).reshape(len(x), -1)
+        runs["int8"] = (g, q, cgen.tflite_tensor(tfl, q, g.output_id).astype(np.int8), 0.0, 0.0)
+    return name, m, runs, d
+
+
+def _conv_result(graph, out: Path, gen: str, inputs, expected, atol, rtol) -> ConvertResult:
+    em = cgen.emit_c(graph, out) if gen == "mcusearch-ref" else fast.emit_fast(graph, out)
+    return ConvertResult(converter=gen, sources=em.sources, include_dirs=em.include_dirs,
+                         input_dtype=graph.dtype, output_dtype=graph.dtype, inputs=inputs,
+                         expected=expected, atol=atol, rtol=rtol, arena_bytes=em.arena_bytes,
+                         output_meaning=f"{graph.dtype} outputs", layers=em.layers)
+
+
+@pytest.mark.parametrize("quant", ["float32", "int8"])
+def test_models_host_both_generators(case, quant):
+    name, _, runs, d = case
+    if quant not in runs:
+        pytest.skip("TFLite's converter keeps ELU in float (DEQUANTIZE / QUANTIZE around it)")
+    graph, inputs, expected, atol, rtol = runs[quant]
+    kinds = {op.kind for op in graph.ops if isinstance(op, (Unary, Binary))}
+    assert KINDS[name] <= kinds, kinds
+    # the probes exercise the model: outputs differ between inputs
+    assert cgen.probe_spread_note(expected, quant) == ""
+    for gen in ("mcusearch-ref", "mcusearch"):
+        conv = _conv_result(graph, d / f"{quant}_{gen}", gen, inputs, expected, atol, rtol)
+        tc.check(conv, d / f"{quant}_{gen}")     # int8 bit-exact, float32 within tolerance
+
+
+def test_graph_details(case):
+    """Constants, MACs and the int8 operators TFLite's converter inserted."""
+    name, _, runs, _ = case
+    g = runs["float32"][0]
+    if name == "binary":
+        mul = [op for op in g.ops if isinstance(op, Binary) and op.function == "MUL"]
+        assert [op.const is None for op in mul] == [True, False]        # SE gate, BatchNorm scale
+        assert mul[0].macs == 5 * 7 * 6 and mul[1].const.shape[-1] == 6
+        assert mul[0].geometry.dims == (35, 6) and mul[0].geometry.b_stride == (0, 1)
+        g8 = runs["int8"][0]
+        assert any(isinstance(op, Unary) and op.function == "QUANTIZE" for op in g8.ops)
+    if name == "acts":
+        leaky = next(op for op in g.ops if isinstance(op, Unary) and op.function == "LEAKY_RELU")
+        assert leaky.alpha == pytest.approx(0.2)
+        relu8 = [op for op in runs["int8"][0].ops if isinstance(op, Unary) and op.function == "RELU"]
+        assert relu8 and relu8[0].table is not None                   # stand-alone int8 RELU
+
+
+def test_broadcast_geometry():
+    g = broadcast_geometry((1, 5, 7, 6), (1, 1, 1, 6), (1, 5, 7, 6))
+    assert (g.dims, g.a_stride, g.b_stride) == ((35, 6), (6, 1), (0, 1))
+    g = broadcast_geometry((6,), (1, 5, 7, 6), (1, 5, 7, 6))      # constant first, rank 1
+    assert (g.dims, g.a_stride, g.b_stride) == ((35, 6), (0, 1), (6, 1))
+    g = broadcast_geometry((4, 1, 3), (1, 5, 1), (4, 5, 3))
+    assert (g.dims, g.a_stride, g.b_stride) == ((4, 5, 3), (3, 0, 1), (0, 1, 0))
+    g = broadcast_geometry((2, 3), (2, 3), (2, 3))                   # same shape: one dimension
+    assert (g.dims, g.a_stride, g.b_stride) == ((6,), (1,), (1,))
+    g = broadcast_geometry((1, 1), (), (1, 1))
+    assert (g.dims, g.length) == ((1,), 1)
+    assert broadcast_geometry((4, 3), (5, 3), (4, 3)) is None
+    assert broadcast_geometry((4, 1), (1, 3), (4, 1)) is None
+
+
+# ---- the int8 look-up table: vector and tail ----------------------------------------------------
+
+def _qparams(scale: float, zero_point: int):
+    from tensorflow.lite.python import schema_py_generated as s
+    q = s.QuantizationParametersT()
+    q.scale, q.zeroPoint = [float(np.float32(scale))], [int(zero_point)]
+    return q
+
+
+def test_int8_requantize_lut_splits_vector_and_tail(tmp_path):
+    """TFLite's int8 -> int8 QUANTIZE rounds ties differently in its 16-lane loop and its scalar
+    tail: on 100 elements, elements 96..99 need the tail table; host C bit-exact with the
+    interpreter at every position for all 256 values."""
+    from tensorflow.lite.python import schema_py_generated as s
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.QUANTIZE
+    code.version = 1
+    path = tmp_path / "q.tflite"
+    path.write_bytes(unary_tflite(code, 0, None, _qparams(0.012720610949519557, 55),
+                                  _qparams(0.09457049716265373, 6), 100))
+    g = graph_from_tflite(path)
+    (op,) = g.compute_ops
+    assert isinstance(op, Unary) and op.split == 96
+    assert op.tail_table is not None and np.any(op.tail_table != op.table)
+    v = np.arange(-128, 128)
+    inputs = np.stack([np.roll(np.resize(v, 100), k) for k in range(0, 256, 3)]).astype(np.int8)
+    expected = cgen.tflite_tensor(path, inputs, g.output_id).astype(np.int8)
+    for gen in ("mcusearch-ref", "mcusearch"):
+        conv = _conv_result(g, tmp_path / gen, gen, inputs, expected, 0.0, 0.0)
+        np.testing.assert_array_equal(host_run(conv, tmp_path / gen / "host"), expected)
+
+
+# ---- int8 MUL and SUB: all 65,536 input pairs -----------------------------------------------------
+
+_PAIRS_MAIN = r"""
+#include <stdio.h>
+#include "mcus_kernels.h"
+#include "add_bcast_s8.c"
+#include "mul_s8.c"
+
+/* All 65,536 pairs through the reference kernels: a = i - 128 down the rows, b = j - 128 across,
+ * by broadcasting a 256 x 1 column against a 1 x 256 row. */
+int main(void)
+{
+    static int8_t a[256], b[256], out[65536];
+    mcus_mul_s8_params_t m = { .g = { .len = 65536, .rank = 2, .dims = { 256, 256 },
+                                      .a_stride = { 1, 0 }, .b_stride = { 0, 1 } } };
+    mcus_add_bcast_s8_params_t s = { .g = { .len = 65536, .rank = 2, .dims = { 256, 256 },
+                                            .a_stride = { 1, 0 }, .b_stride = { 0, 1 } } };
+    long v[12];
+    int i, kind;
+    if (scanf("%d", &kind) != 1) {
+        return 2;
+    }
+    for (i = 0; i < 12; ++i) {
+        if (scanf("%ld", &v[i]) != 1) {
+            return 2;
+        }
+    }
+    for (i = 0; i < 256; ++i) {
+        a[i] = b[i] = (int8_t)(i - 128);
+    }
+    if (kind == 0) {
+        m.a_offset = (int32_t)v[0]; m.b_offset = (int32_t)v[1]; m.output_offset = (int32_t)v[2];
+        m.multiplier = (int32_t)v[3]; m.shift = (int32_t)v[4];
+        m.act_min = (int32_t)v[5]; m.act_max = (int32_t)v[6];
+        mcus_mul_s8(&m, a, b, out);
+    } else {
+        s.q.input_offset = (int32_t)v[0]; s.q.skip_offset = (int32_t)v[1];
+        s.q.output_offset = (int32_t)v[2]; s.q.left_shift = (int32_t)v[3];
+        s.q.input_multiplier = (int32_t)v[4]; s.q.input_shift = (int32_t)v[5];
+        s.q.skip_multiplier = (int32_t)v[6]; s.q.skip_shift = (int32_t)v[7];
+        s.q.output_multiplier = (int32_t)v[8]; s.q.output_shift = (int32_t)v[9];
+        s.q.act_min = (int32_t)v[10]; s.q.act_max = (int32_t)v[11];
+        mcus_add_bcast_s8(&s, a, b, out);
+    }
+    for (i = 0; i < 65536; ++i) {
+        printf("%d\n", out[i]);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def pairs_exe(tmp_path_factory):
+    return tc.host_exe(tmp_path_factory.mktemp("ew_pairs"), "pairs", _PAIRS_MAIN,
+                       [cgen.KERNELS_DIR])
+
+
+def _vec(*vals):
+    x = np.zeros(256, np.float32)
+    x[:len(vals)] = vals
+    return x
+
+
+_U = [np.random.default_rng(k).uniform(lo, hi, 256).astype(np.float32)
+      for k, (lo, hi) in enumerate([(-0.7, 2.3), (-3.1, 0.4)])]
+PAIR_CASES = {
+    # s_a = s_b = s_out = 1/64, zero points 0: s_a s_b / s_out = 2^-6, every odd product is a
+    # tie of the doubling high multiply and products = 32 mod 64 ties of the final shift
+    "mul_pow2": ("MUL", [(_vec(-2, 127 / 64, 1, 1), _vec(1, 1, -2, 127 / 64))], True),
+    "mul_arbitrary": ("MUL", [(_U[0], _U[1]), (_vec(-0.7, 2.3), _vec(-3.1, 0.4))], False),
+    # s_out = 2 s: the output rescale halves exactly
+    "sub_pow2": ("SUB", [(np.full(256, -2.0), np.full(256, 127 / 64)),
+                         (np.full(256, 127 / 64), np.full(256, -2.0))], True),
+    "sub_arbitrary": ("SUB", [(np.full(256, -0.7), np.full(256, 0.4)),
+                              (np.full(256, 2.3), np.full(256, -3.1))], False),
+}
+
+
+def _pair_model_int8(op: str, rep, path: Path) -> Path:
+    a, b = tf.keras.Input((256,), name="a"), tf.keras.Input((256,), name="b")
+    layer = L.Multiply if op == "MUL" else L.Subtract
+    model = tf.keras.Model([a, b], layer(name="op")([a, b]))
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = lambda: iter([[np.asarray(x, np.float32)[None],
+                                              np.asarray(y, np.float32)[None]] for x, y in rep])
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    c.inference_input_type = c.inference_output_type = tf.int8
+    path.write_bytes(c.convert())
+    return path
+
+
+def _tflite_pairs(path: Path):
+    """TFLite's outputs for all pairs (a = i - 128, b = j - 128, flattened i * 256 + j) through
+    three kernel paths - same-shape 256 x 256 tensors, a 256 x 1 column broadcast against a
+    1 x 256 row, and 7-element tensors (the scalar tail of the vector loops) - and the (scale,
+    zero point) of a, b and the output."""
+    it = cgen.tflite_interpreter(path)
+    ins = sorted(it.get_input_details(), key=lambda d: d["name"])     # "a" before "b"
+    out = it.get_output_details()[0]["index"]
+    v = np.arange(-128, 128, dtype=np.int8)
+    flat_a, flat_b = np.repeat(v, 256), np.tile(v, 256)
+    got = {}
+    for path_name, (sa, sb, xa, xb) in {
+            "same": ((256, 256), (256, 256), flat_a.reshape(256, 256), flat_b.reshape(256, 256)),
+            "broadcast": ((256, 1), (1, 256), v[:, None], v[None, :])}.items():
+        it.resize_tensor_input(ins[0]["index"], list(sa))
+        it.resize_tensor_input(ins[1]["index"], list(sb))
+        it.allocate_tensors()
+        it.set_tensor(ins[0]["index"], xa)
+        it.set_tensor(ins[1]["index"], xb)
+        it.invoke()
+        got[path_name] = it.get_tensor(out).reshape(-1).astype(int)
+    n = 7
+    it.resize_tensor_input(ins[0]["index"], [1, n])
+    it.resize_tensor_input(ins[1]["index"], [1, n])
+    it.allocate_tensors()
+    pad = (-len(flat_a)) % n
+    ca, cb = np.pad(flat_a, (0, pad)).reshape(-1, n), np.pad(flat_b, (0, pad)).reshape(-1, n)
+    tail = []
+    for ra, rb in zip(ca, cb):
+        it.set_tensor(ins[0]["index"], ra[None])
+        it.set_tensor(ins[1]["index"], rb[None])
+        it.invoke()
+        tail.append(it.get_tensor(out).reshape(-1))
+    got["tail"] = np.concatenate(tail)[:65536].astype(int)
+    q = [(float(d["quantization"][0]), int(d["quantization"][1]))
+         for d in (*ins, it.get_output_details()[0])]
+    return got, q
+
+
+def _mul_ties(za: int, zb: int, m: int, shift: int) -> int:
+    """Pairs whose MUL requantisation meets an exact tie (doubling high multiply or final shift)."""
+    a, b = np.repeat(np.arange(-128, 128), 256), np.tile(np.arange(-128, 128), 256)
+    x = ((a - za) * (b - zb)).astype(np.int64) << max(shift, 0)
+    right = max(-shift, 0)
+    ab = x * m
+    h = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    h = np.where(h >= 0, h >> 31, -((-h) >> 31))
+    tie_pot = (h & ((1 << right) - 1)) == (1 << (right - 1)) if right else np.zeros_like(h, bool)
+    return int(np.sum(((np.abs(ab) & 0x7FFFFFFF) == 0x40000000) | tie_pot))
+
+
+@pytest.mark.parametrize("name", list(PAIR_CASES))
+def test_int8_mul_sub_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, name):
+    op, rep, forced = PAIR_CASES[name]
+    want, ((sa, za), (sb, zb), (so, zo)) = _tflite_pairs(
+        _pair_model_int8(op, rep, tmp_path / f"{name}.tflite"))
+    if op == "MUL":
+        m, s = quantize_multiplier(float(np.float64(np.float32(sa)) * np.float64(np.float32(sb))
+                                         / np.float64(np.float32(so))))
+        args = [0, -za, -zb, zo, m, s, -128, 127, 0, 0, 0, 0, 0]
+        if forced:
+            assert sa == sb == so == 1 / 64 and za == zb == zo == 0
+            assert _mul_ties(za, zb, m, s) > 10000, "the case no longer exercises the rounding"
+    else:
+        q = add_quant(sa, za, sb, zb, so, zo)
+        args = [1, q.prev_offset, q.skip_offset, q.output_offset, q.left_shift, q.prev_multiplier,
+                q.prev_shift, -q.skip_multiplier, q.skip_shift, q.output_multiplier,
+                q.output_shift, -128, 127]
+        if forced:
+            assert sa == sb and so == 2 * sa
+    run = subprocess.run([str(pairs_exe)], input=" ".join(map(str, args)) + "\n",
+                         capture_output=True, text=True, check=True)
+    got = np.array(run.stdout.split(), dtype=int)
+    assert got.shape == (65536,)
+    for path_name, w in want.items():
+        bad = np.flatnonzero(got != w)
+        assert bad.size == 0, (f"{path_name}: {bad.size} of 65,536 pairs differ, first "
+                               f"a={bad[0] // 256 - 128} b={bad[0] % 256 - 128}: ours "
+                               f"{got[bad[0]]}, TFLite {w[bad[0]]}")
+
+
+# ---- on the target --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("quant", ["int8", "float32"])
+def test_binary_model_in_qemu_m7(case, quant):
+    """The squeeze-and-excite / broadcasting model (MUL, SUB, MAXIMUM, MINIMUM, ADD with
+    constants, LOGISTIC, QUANTIZE) through "mcusearch" on an emulated Cortex-M7."""
+    name, _, runs, d = case
+    if name != "binary":
+        pytest.skip("one model on the target")
+    from test_codegen_fast import run_on
+    conv = _conv_result(*runs[quant][:1], d / f"qemu_{quant}", "mcusearch", *runs[quant][1:])
+    _, meas = run_on("qemu-m7", conv, d / f"qemu_{quant}")   # raises unless outputs match
+    assert meas is not None
