@@ -156,7 +156,10 @@ def _cmd_measure(args) -> int:
         from mcusearch.model.evaluate import count_macs, count_params
         from mcusearch.model.load import load_user_model
 
-        keras_model = load_user_model(path)
+        try:
+            keras_model = load_user_model(path)
+        except SpecError as e:  # the loader names the spec key; here the file is an argument
+            raise SpecError("MODEL", e.message, e.source) from None
         shape = tuple(int(d) for d in keras_model.input_shape[1:])
         params, macs = count_params(keras_model), count_macs(keras_model)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))

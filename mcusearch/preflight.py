@@ -167,13 +167,13 @@ def tflite_knobs(spec, base) -> list[str]:
 
 def preflight(spec) -> PreflightReport:
     """Load the spec's data set and model once and check them together (writes nothing)."""
-    from mcusearch.model.datasets import load_dataset
+    from mcusearch.model.stage import load_data
 
     report = PreflightReport()
     cfg = spec.base_model_config()
     dkey = dataset_key(spec.dataset)
     dsource = str(cfg.dataset.path) if cfg.dataset.path else None
-    ds = load_dataset(cfg.dataset)
+    ds = load_data(cfg)  # memoised: `run` does not load it again for the first trial
     check_data(ds, dkey, dsource)
     report.lines.append(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test "
                         f"samples of shape {_fmt(ds.input_shape)}, {ds.n_classes} classes")
@@ -205,5 +205,5 @@ def preflight(spec) -> PreflightReport:
     return report
 
 
-_FORMATS = {"keras3": "Keras 3 .keras, rebuilt in tf-keras", "keras2": "tf-keras .keras",
+_FORMATS = {"keras3": "written by Keras 3, rebuilt in tf-keras", "keras2": "tf-keras .keras",
             "h5": "tf-keras .h5", "savedmodel": "tf-keras SavedModel"}

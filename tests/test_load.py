@@ -86,6 +86,13 @@ def test_keras3_file_rebuilt_in_tf_keras(build, tmp_path):
     assert _same_outputs(m, tf.keras.models.load_model(tmp_path / "again.h5")) < MATCH_TOL
 
 
+def test_keras3_h5_file(tmp_path):
+    m = _k3_functional()
+    p = tmp_path / "k3.h5"
+    m.save(p)  # Keras 3's legacy HDF5 format: a Keras 3 config tf-keras cannot read itself
+    assert _same_outputs(m, load_user_model(p)) < 1e-5
+
+
 def _tf_model():
     L = tf.keras.layers
     inp = tf.keras.Input((10, 10, 1))

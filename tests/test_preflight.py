@@ -122,7 +122,7 @@ def test_good_model_and_autoencoder_pass(files, tmp_path, capsys):
     for model in ("good", "autoencoder"):
         assert main(["validate", str(_spec(tmp_path, {"path": str(files[model])}, data))]) == 0
         out = capsys.readouterr().out
-        assert "Keras 3 .keras, rebuilt in tf-keras" in out and "used as trained" in out
+        assert "written by Keras 3, rebuilt in tf-keras" in out and "used as trained" in out
     spec = _spec(tmp_path, {"path": str(files["good"]), "train": {"epochs": 2}}, data)
     assert main(["validate", str(spec)]) == 0
     assert "fine-tuned 2 epochs first" in capsys.readouterr().out

@@ -5,7 +5,7 @@ Entry point: :func:`load_user_model` (path -> uncompiled ``tf.keras.Model``, the
 and :func:`load_base` (the same, or a :class:`TfliteBase` for a ``.tflite`` file).
 
 * **Keras 3** ``.keras`` (the default format since TensorFlow 2.16: a zip with ``config.json``,
-  ``metadata.json`` and ``model.weights.h5``) is loaded by Keras 3 itself (``safe_mode=True``)
+  ``metadata.json`` and ``model.weights.h5``; also an ``.h5`` Keras 3 wrote) is loaded by Keras 3 itself (``safe_mode=True``)
   and rebuilt in tf-keras layer by layer: every layer's Keras 3 config is translated (dtype
   policies become their names, nested initializer / regularizer / constraint dicts keep only
   the arguments tf-keras takes), the graph is re-wired node by node, the weights are copied layer
@@ -120,7 +120,8 @@ def load_user_model(path: Path | str, trust_code: bool = False):
 
 
 def model_format(path: Path) -> str:
-    """``keras3`` | ``keras2`` (a tf-keras .keras) | ``h5`` | ``savedmodel`` | ``tflite``."""
+    """``keras3`` (a .keras or .h5 written by Keras 3) | ``keras2`` (a tf-keras .keras) | ``h5``
+    (tf-keras / Keras 2) | ``savedmodel`` | ``tflite``."""
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise _bad(path, "a folder must be a SavedModel (saved_model.pb not found in it)")
@@ -131,7 +132,7 @@ def model_format(path: Path) -> str:
     if suffix == TFLITE_SUFFIX:
         return "tflite"
     if suffix in (".h5", ".hdf5"):
-        return "h5"
+        return "keras3" if _h5_keras_version(path).startswith("3.") else "h5"
     if suffix != ".keras":
         raise _bad(path, f"expected a .keras, .h5 or .tflite file or a SavedModel folder, got "
                          f"{path.name}")
@@ -157,6 +158,18 @@ def _zip_json(path: Path, member: str, required: bool = True) -> dict | None:
                          f"{e}") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise _bad(path, f"{member} in the archive is not valid JSON: {e}") from None
+
+
+def _h5_keras_version(path: Path) -> str:
+    """The Keras version that wrote an HDF5 model file ('' when it does not say)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            v = f.attrs.get("keras_version", "")
+    except (OSError, ValueError) as e:
+        raise _bad(path, f"not a readable HDF5 model file: {str(e).splitlines()[0]}") from None
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _h5_config(path: Path) -> dict:
@@ -251,7 +264,8 @@ def check_safe(path: Path, trust_code: bool = False) -> None:
         entries = [(n, c, cfg, {"config": cfg}) for n, c, cfg in _savedmodel_classes(path)
                    if c]
     else:
-        cfg = _zip_json(path, "config.json") if kind in ("keras3", "keras2") else _h5_config(path)
+        zipped = path.suffix.lower() == ".keras"
+        cfg = _zip_json(path, "config.json") if zipped else _h5_config(path)
         top = str(cfg.get("class_name", ""))
         if top not in _MODEL_CLASSES:
             raise _bad(path, f"the file holds a {top or 'non-model object'}, not a Keras "

@@ -108,7 +108,8 @@ def _variant_key(bkey: str, bsha: str, nk: dict, cfg: BaseModelConfig) -> str:
 _DATA_MEMO: dict[str, Dataset] = {}
 
 
-def _load_data(cfg: BaseModelConfig) -> Dataset:
+def load_data(cfg: BaseModelConfig) -> Dataset:
+    """The config's data set, loaded once per process (the last one asked is kept)."""
     key = canonical_json([cfg.dataset, _dataset_source(cfg)])
     if key not in _DATA_MEMO:
         _DATA_MEMO.clear()
@@ -142,7 +143,7 @@ def base_model(cfg: BaseModelConfig, cache_dir: Path):
     ``train.epochs`` the spec gives explicitly (the spec makes it 0 otherwise, see
     :class:`mcusearch.spec.ModelSpec`).
     """
-    ds = _load_data(cfg)
+    ds = load_data(cfg)
     model, key = _base_model(cfg, ds, ModelCache(cache_dir))
     return model, ds, key
 
@@ -473,7 +474,7 @@ def _base_meta(cfg: BaseModelConfig, cache: ModelCache):
     bmeta = cache.meta("base", bkey)
     if bmeta is not None:
         return bkey, bmeta, None, None
-    ds = _load_data(cfg)
+    ds = load_data(cfg)
     base, bkey = _base_model(cfg, ds, cache)
     return bkey, cache.meta("base", bkey), ds, base
 
@@ -508,7 +509,7 @@ def build_model(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path,
         with cache.lock("variant", vkey):
             if cache.get("variant", vkey) is None:
                 if ds is None:
-                    ds = _load_data(cfg)
+                    ds = load_data(cfg)
                 chain = _Chain(cfg, cache, bkey, bmeta, nk, adjusted, ds, base)
                 result = _build_variant(cfg, chain, cache, vkey)
                 result.extra["seconds"]["total"] = time.perf_counter() - t_start
@@ -638,7 +639,7 @@ def _evaluate_tflite(cfg: BaseModelConfig, given, cache: ModelCache, vkey: str) 
     from mcusearch.model.evaluate import tflite_io, tflite_metrics, tflite_predict
     from mcusearch.preflight import check_model_data
 
-    ds = _load_data(cfg)
+    ds = load_data(cfg)
     check_model_data({"inputs": [given.input_shape], "outputs": [given.output_shape],
                       "input_dtypes": [given.input_dtype]}, ds, str(given.path))
     fmt = given.quantization
@@ -748,7 +749,7 @@ def candidate_footprint(cfg: BaseModelConfig, knobs: ModelKnobs, cache_dir: Path
     if bmeta is not None:
         shape, n_classes, layout = bmeta["input_shape"], len(bmeta["class_names"]), bmeta["layout"]
     else:
-        ds = _load_data(cfg)
+        ds = load_data(cfg)
         shape, n_classes = ds.input_shape, ds.n_classes
     if layout is None:
         model = _architecture(cfg, shape, n_classes)
