@@ -19,8 +19,9 @@ import test_convert as tc
 from mcusearch.convert import ConvertResult, cgen, fast
 from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
 from mcusearch.convert.host import host_run
-from mcusearch.convert.ops.elementwise import (Binary, Unary, broadcast_geometry, unary_tflite)
-from mcusearch.convert.quant import add_quant, quantize_input, quantize_multiplier
+from mcusearch.convert.ops.elementwise import (Binary, Unary, binary_quant, broadcast_geometry,
+                                                unary_tflite)
+from mcusearch.convert.quant import quantize_input
 from mcusearch.model.quantize import to_int8_tflite
 
 tf = tc.tf
@@ -216,7 +217,7 @@ def test_int8_requantize_lut_splits_vector_and_tail(tmp_path):
         np.testing.assert_array_equal(host_run(conv, tmp_path / gen / "host"), expected)
 
 
-# ---- int8 MUL and SUB: all 65,536 input pairs -----------------------------------------------------
+# ---- int8 MUL, SUB and ADD: all 65,536 input pairs -----------------------------------------------------
 
 _PAIRS_MAIN = r"""
 #include <stdio.h>
@@ -292,12 +293,15 @@ PAIR_CASES = {
                          (np.full(256, 127 / 64), np.full(256, -2.0))], True),
     "sub_arbitrary": ("SUB", [(np.full(256, -0.7), np.full(256, 0.4)),
                               (np.full(256, 2.3), np.full(256, -3.1))], False),
+    # ADD through the broadcasting kernel (tests/test_add_ties.py covers the same-shape one)
+    "add_arbitrary": ("ADD", [(np.full(256, -0.7), np.full(256, -3.1)),
+                              (np.full(256, 2.3), np.full(256, 0.4))], False),
 }
 
 
 def _pair_model_int8(op: str, rep, path: Path) -> Path:
     a, b = tf.keras.Input((256,), name="a"), tf.keras.Input((256,), name="b")
-    layer = L.Multiply if op == "MUL" else L.Subtract
+    layer = {"MUL": L.Multiply, "SUB": L.Subtract, "ADD": L.Add}[op]
     model = tf.keras.Model([a, b], layer(name="op")([a, b]))
     c = tf.lite.TFLiteConverter.from_keras_model(model)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -361,21 +365,21 @@ def _mul_ties(za: int, zb: int, m: int, shift: int) -> int:
 
 
 @pytest.mark.parametrize("name", list(PAIR_CASES))
-def test_int8_mul_sub_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, name):
+def test_int8_binary_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, name):
     op, rep, forced = PAIR_CASES[name]
     want, ((sa, za), (sb, zb), (so, zo)) = _tflite_pairs(
         _pair_model_int8(op, rep, tmp_path / f"{name}.tflite"))
+    q = binary_quant(op, (sa, za), (sb, zb), (so, zo))
     if op == "MUL":
-        m, s = quantize_multiplier(float(np.float64(np.float32(sa)) * np.float64(np.float32(sb))
-                                         / np.float64(np.float32(so))))
-        args = [0, -za, -zb, zo, m, s, -128, 127, 0, 0, 0, 0, 0]
+        args = [0, q.a_offset, q.b_offset, q.output_offset, q.multiplier, q.shift, -128, 127,
+                0, 0, 0, 0, 0]
         if forced:
             assert sa == sb == so == 1 / 64 and za == zb == zo == 0
-            assert _mul_ties(za, zb, m, s) > 10000, "the case no longer exercises the rounding"
+            assert _mul_ties(za, zb, q.multiplier, q.shift) > 10000, \
+                "the case no longer exercises the rounding"
     else:
-        q = add_quant(sa, za, sb, zb, so, zo)
         args = [1, q.prev_offset, q.skip_offset, q.output_offset, q.left_shift, q.prev_multiplier,
-                q.prev_shift, -q.skip_multiplier, q.skip_shift, q.output_multiplier,
+                q.prev_shift, q.skip_multiplier, q.skip_shift, q.output_multiplier,
                 q.output_shift, -128, 127]
         if forced:
             assert sa == sb and so == 2 * sa

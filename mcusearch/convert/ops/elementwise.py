@@ -330,24 +330,34 @@ def _full_shape(r: "Reader", i: int) -> tuple[int, ...]:
     return tuple(int(d) for d in (t.shape if t.shape is not None else []))
 
 
-def _int8_quant(r: "Reader", top: "TfliteOp", a: int, b: int) -> AddQuant | MulQuant | None:
-    """TFLite's int8 parameters of ``top`` (see the module docstring)."""
-    for i in (a, b):
-        if r.type_of(i) != "int8":
-            raise r.unsupported(top, f"a {r.type_of(i)} operand in an int8 model")
-    (sa, za), (sb, zb), (so, zo) = r.q(a), r.q(b), r.q(top.outputs[0])
-    if top.opname in ("ADD", "SUB"):
+def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
+                 qo: tuple[float, int]) -> AddQuant | MulQuant | None:
+    """TFLite's int8 parameters of the binary ``builtin`` from the (scale, zero point) of a, b
+    and the output (see the module docstring); None for MAXIMUM / MINIMUM, which need one shared
+    quantisation (a ValueError otherwise)."""
+    (sa, za), (sb, zb), (so, zo) = qa, qb, qo
+    if builtin in ("ADD", "SUB"):
         q = add_quant(sa, za, sb, zb, so, zo)
-        if top.opname == "SUB":
+        if builtin == "SUB":
             q.skip_multiplier = -q.skip_multiplier
         return q
-    if top.opname == "MUL":
+    if builtin == "MUL":
         real = np.float64(np.float32(sa)) * np.float64(np.float32(sb)) / np.float64(np.float32(so))
         m, s = quantize_multiplier(float(real))
         return MulQuant(a_offset=-za, b_offset=-zb, output_offset=zo, multiplier=m, shift=s)
     if not (sa == sb == so and za == zb == zo):
-        raise r.unsupported(top, "inputs and output quantised differently")
+        raise ValueError("inputs and output quantised differently")
     return None
+
+
+def _int8_quant(r: "Reader", top: "TfliteOp", a: int, b: int) -> AddQuant | MulQuant | None:
+    for i in (a, b):
+        if r.type_of(i) != "int8":
+            raise r.unsupported(top, f"a {r.type_of(i)} operand in an int8 model")
+    try:
+        return binary_quant(top.opname, r.q(a), r.q(b), r.q(top.outputs[0]))
+    except ValueError as e:
+        raise r.unsupported(top, str(e)) from e
 
 
 @tflite_rule(*BINARY)
