@@ -18,7 +18,7 @@ import pytest
 
 import test_convert as tc
 from mcusearch.convert import cgen
-from mcusearch.convert.graph import add_quant
+from mcusearch.convert.quant import add_quant
 
 tf = tc.tf
 

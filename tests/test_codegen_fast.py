@@ -19,8 +19,8 @@ import pytest
 
 from mcusearch.convert import CONVERTERS, ConvertResult, _load_plugins
 from mcusearch.convert import cgen, fast, layout
-from mcusearch.convert.graph import (Conv2D, Dense, Graph, MaxPool2D, Requant, Reshape, Softmax,
-                                     quantize_multiplier, same_padding, valid_size)
+from mcusearch.convert.graph import Conv2D, Dense, Graph, MaxPool2D, Requant, Reshape, Softmax
+from mcusearch.convert.quant import quantize_multiplier, same_padding, valid_size
 from mcusearch.convert.host import host_run
 from test_convert import STRICT, host_exe
 from mcusearch.convert.planner import PlanLayer, PlanTensor, check_plan, plan
@@ -127,7 +127,7 @@ def random_graph(seed: int, dtype: str, sparsity: float = 0.0, max_hw: int = 11)
         g.ops.append(Softmax("softmax", (n,), (n,)))
     if not f32:
         g.output_scale, g.output_zero_point = 0.1, zp
-    return g
+    return g.link_chain()
 
 
 def graph_inputs(g: Graph, n: int, seed: int) -> np.ndarray:
@@ -232,7 +232,7 @@ def test_int8_zeros_survive_quantisation(tmp_path):
     c.inference_input_type = c.inference_output_type = tf.int8
     p = tmp_path / "m.tflite"
     p.write_bytes(c.convert())
-    from mcusearch.convert.graph import graph_from_tflite
+    from mcusearch.convert.frontend import graph_from_tflite
     g = graph_from_tflite(p)
     for op, layer in zip([o for o in g.ops if isinstance(o, (Conv2D, Dense))],
                          [la for la in m.layers if la.get_weights()]):
@@ -254,11 +254,11 @@ def chains(draw):
         kind = draw(st.sampled_from(["conv", "pool", "clamp", "dense"]))
         hin = tensors[-1].rows
         if kind == "dense":
-            layers.append(PlanLayer("d", 1, lambda r, h=hin: (0, h - 1)))
+            layers.append(PlanLayer("d", 1, [lambda r, h=hin: (0, h - 1)], [len(layers)]))
             tensors.append(PlanTensor(1, draw(st.integers(1, 64))))
             continue
         if kind == "clamp":
-            layers.append(PlanLayer("c", hin, lambda r: (r, r), elementwise=True))
+            layers.append(PlanLayer("c", hin, [lambda r: (r, r)], [len(layers)], elementwise=True))
             tensors.append(PlanTensor(hin, tensors[-1].row_bytes))
             continue
         k = draw(st.integers(1, min(hin, 5)))
@@ -271,7 +271,7 @@ def chains(draw):
         def need(r, k=k, s=s, pt=pt, h=hin):
             lo = r * s - pt
             return max(lo, 0), min(lo + k - 1, h - 1)
-        layers.append(PlanLayer(kind, oh, need))
+        layers.append(PlanLayer(kind, oh, [need], [len(layers)]))
         tensors.append(PlanTensor(oh, draw(st.integers(1, 64))))
     return layers, tensors
 
@@ -300,10 +300,10 @@ def test_planner_schedule_rings_and_arena(chain, scratch):
 
 def test_planner_study_model_line_buffers():
     """Conv 3x3 same, conv, pool 2: the conv outputs need 3 and 2 rows, not the full height."""
-    def conv(h):
-        return PlanLayer("conv", h, lambda r, h=h: (max(r - 1, 0), min(r + 1, h - 1)))
-    layers = [conv(30), conv(30), PlanLayer("pool", 15, lambda r: (2 * r, 2 * r + 1)),
-              PlanLayer("dense", 1, lambda r: (0, 14))]
+    def conv(h, t):
+        return PlanLayer("conv", h, [lambda r, h=h: (max(r - 1, 0), min(r + 1, h - 1))], [t])
+    layers = [conv(30, 0), conv(30, 1), PlanLayer("pool", 15, [lambda r: (2 * r, 2 * r + 1)], [2]),
+              PlanLayer("dense", 1, [lambda r: (0, 14)], [3])]
     tensors = [PlanTensor(30, 20), PlanTensor(30, 640), PlanTensor(30, 640), PlanTensor(15, 320),
                PlanTensor(1, 100)]
     p = plan(layers, tensors, 0)

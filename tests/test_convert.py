@@ -19,11 +19,13 @@ import mcusearch  # noqa: F401  (tf-keras before TensorFlow)
 import tensorflow as tf
 from mcusearch.convert import CONVERTERS, ConvertResult, convert
 from mcusearch.convert import cgen
-from mcusearch.convert.graph import (Dense, graph_from_keras, graph_from_tflite, quantize_input,
-                                     quantize_multiplier)
+from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
+from mcusearch.convert.graph import Dense
+from mcusearch.convert.quant import quantize_input, quantize_multiplier
 from mcusearch.convert.host import host_run
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
+from mcusearch.model.quantize import tflite_converter
 
 L = tf.keras.layers
 KERNELS = cgen.KERNELS_DIR
@@ -86,7 +88,7 @@ def probes(shape, n=N_PROBE, seed=5):
 
 def to_int8(model, path: Path, per_channel=True, seed=3) -> Path:
     rep = np.random.default_rng(seed).normal(0, 1, (32,) + model.input_shape[1:]).astype(np.float32)
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c = tflite_converter(model)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
     c.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
     c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -372,7 +374,7 @@ def test_int8_input_quantisation_is_the_quantize_ops(work):
     tf.keras.utils.set_random_seed(0)
     model = tf.keras.Sequential([L.InputLayer((64,)), L.Dense(2)])
     rep = np.random.default_rng(0).normal(0, 1, (32, 64)).astype(np.float32)
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c = tflite_converter(model)
     c.optimizations = [tf.lite.Optimize.DEFAULT]
     c.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(32))
     c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -394,33 +396,42 @@ def test_int8_input_quantisation_is_the_quantize_ops(work):
 # errors
 # ---------------------------------------------------------------------------------------------
 
-def test_unsupported_layers_give_a_clear_stage_error(work):
+def test_batchnorm_and_branches_convert(work):
+    """What the chain-only IR refused: BatchNormalization (folded by TFLite's converter) and a
+    projection branch (a DAG), in both generators, float32 and int8."""
     tf.keras.utils.set_random_seed(0)
     bn = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.Conv2D(2, 3), L.BatchNormalization(),
                               L.Flatten(), L.Dense(2)])
-    with pytest.raises(StageError) as e:
-        convert(model_result(bn, work / "bad_bn"), "mcusearch-ref", work / "bad_bn" / "c")
-    assert e.value.stage == "convert"
-    assert e.value.message.startswith(
-        "batch_normalization (BatchNormalization) is not supported by the mcusearch generator; "
-        "supported: ")
-    assert "Conv2D" in e.value.message and "MaxPooling2D" in e.value.message
-
     inp = tf.keras.Input((6, 4, 1))
-    a = L.Conv2D(1, 3, padding="same")(inp)
-    b = L.Conv2D(1, 1)(inp)                  # a projection on the residual path: two branches
+    a = L.Conv2D(3, 3, padding="same")(inp)
+    b = L.Conv2D(3, 1)(inp)                  # a projection on the residual path: two branches
     branch = tf.keras.Model(inp, L.Flatten()(L.Add()([a, b])))
-    with pytest.raises(StageError, match=r"\(Conv2D\) is not supported by the mcusearch generator: "
-                                         r"the model is not a single chain"):
-        graph_from_keras(branch)
+    for name, m in (("bn", bn), ("branch", branch)):
+        tfl = to_int8(m, work / f"{name}.tflite")
+        for quant in ("float32", "int8"):
+            for conv_name in ("mcusearch-ref", "mcusearch"):
+                d = work / f"{name}_{quant}_{conv_name}"
+                mr = model_result(m, d, quant, tfl if quant == "int8" else None)
+                check(convert(mr, conv_name, d / "c"), d)
+    assert not any(op.kind == "BatchNormalization" for op in graph_from_keras(bn).ops)
 
-    pad = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.ZeroPadding2D(1), L.Flatten(), L.Dense(2)])
-    tfl = to_int8(pad, work / "pad.tflite")
-    with pytest.raises(StageError, match=r"\(PAD\) is not supported by the mcusearch "
-                                         r"generator; supported: CONV_2D"):
-        convert(model_result(pad, work / "bad_pad", "int8", tfl), "mcusearch-ref", work / "bad_pad" / "c")
 
-    mr = model_result(pad, work / "bad_q")
+def test_unsupported_layers_give_a_clear_stage_error(work):
+    tf.keras.utils.set_random_seed(0)
+    up = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.Conv2DTranspose(2, 3, strides=2, name="up"),
+                              L.Flatten(), L.Dense(2)])
+    for quant in ("float32", "int8"):
+        tfl = to_int8(up, work / "up.tflite") if quant == "int8" else None
+        with pytest.raises(StageError) as e:
+            convert(model_result(up, work / f"bad_{quant}", quant, tfl), "mcusearch-ref",
+                    work / f"bad_{quant}" / "c")
+        assert e.value.stage == "convert"
+        msg = e.value.message
+        assert msg.startswith("layer up: TFLite op TRANSPOSE_CONV is not supported by the mcusearch "
+                              f"generator for {quant}; ")
+        assert "aidge" in msg                          # what would work instead
+
+    mr = model_result(up, work / "bad_q")
     mr.quantization = "float16"
     with pytest.raises(StageError, match="float16"):
         convert(mr, "mcusearch-ref", work / "bad_q" / "c")

@@ -227,7 +227,7 @@ def test_polynomial_schedule_ends_on_an_update_step():
 
 
 def test_magnitude_pruning_reaches_the_target_and_survives_int8(cache_dir, tmp_path):
-    from mcusearch.convert.graph import graph_from_keras
+    from mcusearch.convert.frontend import graph_from_keras
     from mcusearch.model.stage import _load_keras
     r = build_model(CFG, ModelKnobs(sparsity=0.9, sparsity_epochs=1, quantization="int8"),
                     cache_dir, out_dir=tmp_path)
@@ -280,7 +280,7 @@ def test_int8_and_int16x8_agree_with_the_float_model(cache_dir):
 
 
 def test_qat_gives_an_int8_model_the_generator_takes(cache_dir, tmp_path):
-    from mcusearch.convert.graph import graph_from_tflite
+    from mcusearch.convert.frontend import graph_from_tflite
     r = build_model(CFG, ModelKnobs(channels=(8, 8, 8), retrain_epochs=1,
                                     quantization="int8-qat"), cache_dir, out_dir=tmp_path)
     assert r.quantization == "int8" and r.extra["quantization_knob"] == "int8-qat"

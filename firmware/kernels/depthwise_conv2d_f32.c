@@ -1,4 +1,4 @@
-/* Reference depthwise 2-D convolution (depth multiplier 1), float32, NHWC input,
+/* Reference depthwise 2-D convolution (any depth multiplier: output channel c reads input channel c / multiplier), float32, NHWC input,
  * [1][KH][KW][C] filter. See mcus_kernels.h. */
 #include "mcus_kernels.h"
 
@@ -6,6 +6,7 @@ void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, cons
                                const float *filter, const float *bias, float *output)
 {
     const mcus_conv2d_geom_t *g = &p->g;
+    const int32_t mult = p->depth_multiplier > 1 ? p->depth_multiplier : 1;
     int32_t oy, ox, c, ky, kx;
 
     for (oy = 0; oy < g->out_h; ++oy) {
@@ -24,7 +25,7 @@ void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, cons
                         if (ix < 0 || ix >= g->in_w) {
                             continue; /* padding column */
                         }
-                        acc += input[(iy * g->in_w + ix) * g->in_c + c]
+                        acc += input[(iy * g->in_w + ix) * g->in_c + c / mult]
                                * filter[(ky * g->kernel_w + kx) * g->out_c + c];
                     }
                 }

@@ -1,4 +1,4 @@
-/* Reference depthwise 2-D convolution (depth multiplier 1), int8 with per-channel
+/* Reference depthwise 2-D convolution (any depth multiplier: output channel c reads input channel c / multiplier), int8 with per-channel
  * requantisation (TFLite semantics, see mcus_requantize_depthwise in mcus_kernels.h). */
 #include "mcus_kernels.h"
 
@@ -6,6 +6,7 @@ void mcus_depthwise_conv2d_s8(const mcus_depthwise_conv2d_s8_params_t *p, const 
                               const int8_t *filter, const int32_t *bias, int8_t *output)
 {
     const mcus_conv2d_geom_t *g = &p->g;
+    const int32_t mult = p->depth_multiplier > 1 ? p->depth_multiplier : 1;
     int32_t oy, ox, c, ky, kx;
 
     for (oy = 0; oy < g->out_h; ++oy) {
@@ -24,7 +25,7 @@ void mcus_depthwise_conv2d_s8(const mcus_depthwise_conv2d_s8_params_t *p, const 
                         if (ix < 0 || ix >= g->in_w) {
                             continue;
                         }
-                        acc += ((int32_t)input[(iy * g->in_w + ix) * g->in_c + c] + p->input_offset)
+                        acc += ((int32_t)input[(iy * g->in_w + ix) * g->in_c + c / mult] + p->input_offset)
                                * (int32_t)filter[(ky * g->kernel_w + kx) * g->out_c + c];
                     }
                 }

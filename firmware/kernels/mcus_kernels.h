@@ -164,11 +164,13 @@ typedef struct {
     const int32_t *shift;        /* [out_c] */
 } mcus_conv2d_s8_params_t;
 
-/* Depthwise convolution (depth multiplier 1): the geometry of a convolution with in_c == out_c;
- * the filter is [1][kernel_h][kernel_w][channels] (TFLite's layout). */
+/* Depthwise convolution: out_c = in_c * depth_multiplier, output channel c reads input channel
+ * c / depth_multiplier (0 counts as 1); the filter is [1][kernel_h][kernel_w][out_c] (TFLite's
+ * layout). */
 typedef struct {
     mcus_conv2d_geom_t g;
     float act_min, act_max;
+    int32_t depth_multiplier;
 } mcus_depthwise_conv2d_f32_params_t;
 
 typedef struct {
@@ -180,6 +182,7 @@ typedef struct {
     const int32_t *shift;        /* [channels] */
     int32_t vector_channels;     /* channels [0, vector_channels) round as TFLite's vector loop
                                   * (see mcus_requantize_depthwise) */
+    int32_t depth_multiplier;
 } mcus_depthwise_conv2d_s8_params_t;
 
 typedef struct {
@@ -311,7 +314,7 @@ void mcus_conv2d_f32(const mcus_conv2d_f32_params_t *p, const float *input, cons
 void mcus_conv2d_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input, const int8_t *filter,
                     const int32_t *bias, int8_t *output);
 
-/* Depthwise convolution, depth multiplier 1; bias may be NULL. */
+/* Depthwise convolution (any depth multiplier); bias may be NULL. */
 void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, const float *input,
                                const float *filter, const float *bias, float *output);
 void mcus_depthwise_conv2d_s8(const mcus_depthwise_conv2d_s8_params_t *p, const int8_t *input,
@@ -341,5 +344,9 @@ void mcus_softmax_s8(const mcus_softmax_s8_params_t *p, const int8_t *input, int
 
 /* output[i] = min(max(input[i], act_min), act_max): a ReLU that could not be fused. */
 void mcus_clamp_f32(const mcus_clamp_f32_params_t *p, const float *input, float *output);
+
+/* The kernels of op plug-ins (mcusearch/convert/ops), one header per op family. */
+#include "mcus_elementwise.h"
+#include "mcus_shape.h"
 
 #endif /* MCUS_KERNELS_H */

@@ -37,6 +37,7 @@ class ConvertResult:
     arena_bytes: int               # activation memory the generated code reserves
     output_meaning: str            # e.g. "softmax probabilities" or "int8 softmax probabilities"
     layers: list[str] = field(default_factory=list)
+    probe_note: str = ""           # non-empty: why an output match on the probe inputs proves little
 
 
 class Converter(ABC):

@@ -32,10 +32,13 @@ import numpy as np
 
 from mcusearch.convert import Converter, ConvertResult, register
 from mcusearch.convert import layout
-from mcusearch.convert.cgen import (KERNELS_DIR, model_h, _c_array, _c_float, _comment, _ident, _init,
-                                    _shape_str, prepare, softmax_s8_fields)
+from mcusearch.convert.cgen import (KERNELS_DIR, layer_prefix, model_h, op_comment, prepare, ref_call,
+                                    softmax_s8_fields)
+from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, comment as _comment, \
+    init as _init
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
-                                     MaxPool2D, Op, Softmax, tflite_depthwise_vector_channels)
+                                     MaxPool2D, Op, Softmax)
+from mcusearch.convert.quant import tflite_depthwise_vector_channels
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, plan
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -101,11 +104,27 @@ class _Emitter:
         self.sfx = "f32" if self.f32 else "s8"
         self.sparse = sparse
         self.ops: list[Op] = graph.compute_ops
+        self.tindex = {graph.input_id: 0} | {op.output: j + 1 for j, op in enumerate(self.ops)}
+        self.ref_kernels: list[str] = []
         self.data: list[str] = []
         self.infos: list[LayerInfo] = []
         self.kernel_files: list[str] = []
 
     # -- planning ---------------------------------------------------------------------------------
+
+    def tensor_index(self, tid: int) -> int:
+        """The planner's number of graph tensor ``tid``'s memory (0: model input, j + 1: op j's)."""
+        return self.tindex[self.g.storage(tid)]
+
+    def fast_kernel(self, op: Op) -> bool:
+        """Whether ``op`` has a row kernel here (else its reference kernel runs whole)."""
+        if isinstance(op, (Conv2D, Dense, MaxPool2D, AvgPool2D, Add)):
+            return True
+        if isinstance(op, DepthwiseConv2D):
+            return op.depth_multiplier == 1
+        if isinstance(op, Softmax):
+            return op.rows == 1
+        return isinstance(op, Clamp) and self.f32
 
     def plan_layers(self) -> tuple[list[PlanLayer], list[PlanTensor]]:
         ops = self.ops
@@ -114,29 +133,32 @@ class _Emitter:
                    for s in shapes]
         layers = []
         for j, op in enumerate(ops):
-            prod = shapes[j]
-            h_in = tensors[j].rows
-            same_view = tuple(prod) == tuple(op.in_shape)
-            if isinstance(op, _WINDOWED) and same_view:
+            ins = [self.tensor_index(i) for i in op.inputs]
+            same_view = all(tuple(shapes[t]) == tuple(op.in_shape) for t in ins)
+            h_in = tensors[ins[0]].rows
+            whole = [lambda r, h=tensors[t].rows: (0, h - 1) for t in ins]
+            if not self.fast_kernel(op):
+                layers.append(PlanLayer(op.name, 1, whole, ins, whole=True))
+            elif isinstance(op, _WINDOWED) and same_view:
                 kh = op.kernel[0] if isinstance(op, (Conv2D, DepthwiseConv2D)) else op.pool[0]
                 sh, pt = op.stride[0], op.pad[0]
 
                 def need(r, kh=kh, sh=sh, pt=pt, h=h_in):
                     lo = r * sh - pt
                     return max(lo, 0), min(lo + kh - 1, h - 1)
-                layers.append(PlanLayer(op.name, int(op.out_shape[0]), need))
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]), [need], ins))
             elif isinstance(op, Add):
-                # row r from row r of both inputs; the residual tensor is t = its op's index + 1
-                if not same_view or tuple(self._tensor_shape(self.g.skip_index(op) + 1)) != tuple(prod):
+                # row r from row r of both inputs
+                if not same_view:
                     raise StageError("convert", f"{op.name} (Add): inputs of different layouts")
-                layers.append(PlanLayer(op.name, _view(op.out_shape)[0], lambda r: (r, r),
-                                        skip=self.g.skip_index(op) + 1))
+                layers.append(PlanLayer(op.name, _view(op.out_shape)[0], [lambda r: (r, r)] * 2,
+                                        ins))
             elif isinstance(op, Clamp) and same_view and len(op.in_shape) == 3:
-                layers.append(PlanLayer(op.name, int(op.out_shape[0]), lambda r: (r, r),
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]), [lambda r: (r, r)], ins,
                                         elementwise=True))
             else:
                 out_rows = _view(op.out_shape)[0] if isinstance(op, _WINDOWED) else 1
-                layers.append(PlanLayer(op.name, out_rows, lambda r, h=h_in: (0, h - 1),
+                layers.append(PlanLayer(op.name, out_rows, whole[:1], ins,
                                         elementwise=isinstance(op, Clamp) and h_in == 1))
         return layers, tensors
 
@@ -204,15 +226,45 @@ class _Emitter:
         fields.update(input_offset=str(-rq.input_zero_point), output_offset=str(rq.output_zero_point),
                       **act, mult=f"{pfx}_m", shift=f"{pfx}_s")
 
+    def emit_fallback(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
+        """An op without a row kernel: its reference kernel on whole tensors, in a wrapper with
+        the row-kernel signature (the planner gives it fully materialised inputs and output)."""
+        ctype = "float" if self.f32 else "int8_t"
+        n = len(self.ops)
+
+        def ptr(t: int) -> str:
+            if t == 0:
+                return f"(const {ctype} *)io->in"
+            if t == n:
+                return f"({ctype} *)io->out"
+            return f"({ctype} *)&mcus_arena.b[{plan_.offsets[t]}]"
+        pfx = layer_prefix(j, op)
+        self.data.append(op_comment(j, op))
+        kernels: list[str] = []
+        call = ref_call(self.g, op, pfx, [ptr(self.tensor_index(i)) for i in op.inputs],
+                        ptr(j + 1), self.data, kernels)
+        self.ref_kernels.extend(k for k in kernels if k not in self.ref_kernels)
+        self.data.append(f"static void {pfx}_run(const void *params, const mcus_io_t *io, "
+                         f"int32_t row)\n{{\n    (void)params;\n    (void)io;\n    (void)row;\n    {call}\n}}\n")
+        info = LayerInfo(name=op.name, kind=op.kind, kernel=f"{kernels[0] if kernels else '?'} (reference)",
+                         variant="fallback", macs=int(op.macs))
+        w = getattr(op, "weights", None)
+        if w is not None:
+            info.weights = info.nonzeros = int(np.asarray(w).size)
+            info.weight_bytes = info.dense_weight_bytes = int(np.asarray(w).size) * self.elem
+        return f"{pfx}_run", "0", info
+
     def emit_op(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
         """-> (kernel function, params symbol, info); appends data to self.data."""
+        if not self.fast_kernel(op):
+            return self.emit_fallback(j, op, plan_)
         f32 = self.f32
-        pfx = f"l{j:02d}_{_ident(op.name)}"
+        pfx = layer_prefix(j, op)
         info = LayerInfo(name=op.name, kind=op.kind, kernel="", macs=int(op.macs))
-        fields: dict[str, object] = {"in": self.buf(plan_, j, op.in_shape),
+        t_in = self.tensor_index(op.inputs[0])
+        fields: dict[str, object] = {"in": self.buf(plan_, t_in, op.in_shape),
                                      "out": self.buf(plan_, j + 1, op.out_shape)}
-        self.data.append(f"\n/* layer {j}: {_comment(op.name)} ({op.kind}) {_shape_str(op.in_shape)} -> "
-                         f"{_shape_str(op.out_shape)}, {op.macs} MACs */\n")
+        self.data.append(op_comment(j, op))
         amin, amax = getattr(op, "act", (0, 0))
         act = ({"act_min": _c_float(float(amin)), "act_max": _c_float(float(amax))} if f32 else
                {"act_min": str(int(amin)), "act_max": str(int(amax))})
@@ -220,7 +272,7 @@ class _Emitter:
         if isinstance(op, (Conv2D, Dense)):
             fields["g"] = self.win(op)
             if isinstance(op, Dense):
-                fields["in"] = self.buf(plan_, j, (1, 1, int(op.weights.shape[1])))
+                fields["in"] = self.buf(plan_, t_in, (1, 1, int(op.weights.shape[1])))
             w = np.asarray(op.weights)
             oc = int(w.shape[0])
             K = int(w.size // oc)
@@ -294,7 +346,8 @@ class _Emitter:
             info.scratch_bytes = 4 * op.pool[0] if op.pool[0] > 8 else 0
             ptype = f"mcus_fast_maxpool_{self.sfx}_t"
         elif isinstance(op, Add):
-            fields = {"in": fields["in"], "skip": self.buf(plan_, self.g.skip_index(op) + 1, op.in_shape),
+            fields = {"in": fields["in"],
+                      "skip": self.buf(plan_, self.tensor_index(op.inputs[1]), op.in_shape),
                       "out": fields["out"]}
             info.kernel, info.variant = f"add_{self.sfx}", "-"
             if f32:
@@ -333,7 +386,9 @@ class _Emitter:
         infos = []
         for op in self.ops:
             info = LayerInfo(name=op.name, kind=op.kind, kernel="")
-            if isinstance(op, (Conv2D, Dense)):
+            if not self.fast_kernel(op):
+                pass                                  # a reference kernel: no scratch
+            elif isinstance(op, (Conv2D, Dense)):
                 w = np.asarray(op.weights)
                 oc = int(w.shape[0])
                 K = int(w.size // oc)
@@ -356,10 +411,11 @@ class _Emitter:
             params.append(par)
             self.infos.append(info)
         n = len(self.ops)
-        if n > 255:
-            raise StageError("convert", f"{n} layers: the optimised generator handles up to 255")
-        table = ",\n    ".join(f"{{ {f}, &{q} }}" for f, q in zip(fns, params))
-        sched = _c_array("uint8_t", "mcus_schedule", np.array(p.schedule, np.uint8), 32)
+        if n > 65535:
+            raise StageError("convert", f"{n} layers: the optimised generator handles up to 65,535")
+        table = ",\n    ".join(f"{{ {f}, {'0' if q == '0' else '&' + q} }}" for f, q in zip(fns, params))
+        sched = (_c_array("uint8_t", "mcus_schedule", np.array(p.schedule, np.uint8), 32) if n <= 255
+                 else _c_array("uint16_t", "mcus_schedule", np.array(p.schedule, np.uint16), 24))
         arena = (f"static union {{\n    uint64_t align_;\n    uint8_t b[{p.arena_bytes}];\n}} mcus_arena;\n"
                  if p.arena_bytes else "")
         scratch_ptr = f"&mcus_arena.b[{p.scratch_offset}]" if p.scratch_bytes else "0"
@@ -459,7 +515,8 @@ def emit_fast(graph: Graph, out_dir: Path, origin: str = "", sparse: str = "auto
                     zip(p.ring_rows, p.offsets, p.buffer_bytes)],
     }
     (out_dir / "plan.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n")
-    sources = [out_dir / "model.c"] + [FAST_DIR / f"{k}.c" for k in em.kernel_files]
+    sources = ([out_dir / "model.c"] + [FAST_DIR / f"{k}.c" for k in em.kernel_files]
+               + [KERNELS_DIR / f"{k}.c" for k in em.ref_kernels])
     return FastEmitted(sources=sources, include_dirs=[out_dir, FAST_DIR, KERNELS_DIR],
                        arena_bytes=p.arena_bytes, layers=layers, plan=p, infos=infos)
 
@@ -484,13 +541,13 @@ class FastConverter(Converter):
 
     def convert(self, model: ModelResult, out_dir: Path) -> ConvertResult:
         out_dir = Path(out_dir)
-        pre = prepare(model)
+        pre = prepare(model, out_dir)
         em = emit_fast(pre.graph, out_dir, origin=pre.origin, sparse=self.sparse)
         return ConvertResult(
             converter=self.name, sources=em.sources, include_dirs=em.include_dirs,
             input_dtype=pre.graph.dtype, output_dtype=pre.graph.dtype, inputs=pre.inputs,
             expected=pre.expected, atol=pre.atol, rtol=pre.rtol, arena_bytes=em.arena_bytes,
-            output_meaning=pre.meaning, layers=em.layers)
+            output_meaning=pre.meaning, layers=em.layers, probe_note=pre.probe_note)
 
 
 __all__ = ["FastConverter", "emit_fast", "FastEmitted", "LayerInfo", "COST", "FAST_DIR"]

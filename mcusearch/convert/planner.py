@@ -1,8 +1,10 @@
 """Row schedule and static memory plan of the optimised generator (converter ``"mcusearch"``).
 
-Every layer is computed one output row per kernel call (firmware/kernels/fast). A layer's output
-row needs a window of its input rows (a 3x3 'same' convolution's row r needs input rows r-1..r+1, a
-2x2 pool's row r rows 2r..2r+1, a Dense all rows). :func:`plan` builds
+Most layers are computed one output row per kernel call (firmware/kernels/fast). A layer's output
+row needs a window of rows of each of its inputs (a 3x3 'same' convolution's row r needs input
+rows r-1..r+1, a 2x2 pool's row r rows 2r..2r+1, an element-wise Add row r of both inputs, a Dense
+all rows). A *whole* layer (a reference kernel run as a per-layer fallback) is one call that reads
+all rows of its inputs and writes all rows of its output. :func:`plan` builds
 
 * the **schedule**: the order of (layer, row) calls. Policy: always run the most downstream layer
   whose next row's inputs are all there, else go upstream. This is depth-first, patch-like
@@ -14,10 +16,13 @@ row needs a window of its input rows (a 3x3 'same' convolution's row r needs inp
 * the **arena**: one static byte array. Each buffer (ring) is live from its first write to its last
   read (schedule step indices); buffers are placed largest first at the lowest offset that does not
   overlap a placed buffer whose lifetime intersects (interval colouring, first fit). An element-wise
-  layer (Clamp) works in place: its output shares its input's buffer. The per-call scratch area
-  (im2col columns, requantisation constants) is one region shared by all layers, live throughout.
-  ``arena_bytes`` is the whole activation memory the model needs: the model input and output stay in
-  the caller's buffers, and the kernels have no other state.
+  layer (Clamp) whose input has no other reader works in place: its output shares its input's
+  buffer. The per-call scratch area (im2col columns, requantisation constants) is one region shared
+  by all layers, live throughout. ``arena_bytes`` is the whole activation memory the model needs:
+  the model input and output stay in the caller's buffers, and the kernels have no other state.
+
+Tensors are numbered as the generator numbers them: 0 is the model input, j + 1 the output of
+layer j; the last layer's output is the model output. Layers come in a topological order.
 """
 from __future__ import annotations
 
@@ -28,16 +33,20 @@ from mcusearch.errors import StageError
 
 ALIGN = 8
 
+Need = Callable[[int], tuple[int, int]]
+
 
 @dataclass
 class PlanLayer:
-    """A layer as the planner sees it: ``need(r)`` = (first, last) input row for output row r."""
+    """A layer as the planner sees it: for output row r, ``needs[k](r)`` = (first, last) row of
+    input tensor ``inputs[k]``. Its output is tensor (its index + 1)."""
 
     name: str
     out_rows: int
-    need: Callable[[int], tuple[int, int]]
+    needs: list[Need]
+    inputs: list[int]
     elementwise: bool = False          # output row r from input row r only (may run in place)
-    skip: int | None = None            # a second input tensor (a residual Add), rows need(r) too
+    whole: bool = False                # one call writes every row of the output
 
 
 @dataclass
@@ -73,11 +82,16 @@ def _pad(n: int, a: int = ALIGN) -> int:
     return (n + a - 1) // a * a
 
 
-def schedule(layers: list[PlanLayer], input_rows: int) -> list[int]:
+def _rows_read(lay: PlanLayer, k: int, r: int, h: int) -> range:
+    lo, hi = lay.needs[k](r)
+    return range(max(lo, 0), min(hi, h - 1) + 1)
+
+
+def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
     """The step order: most downstream ready layer first (see the module docstring)."""
     n = len(layers)
     done = [0] * n
-    avail = [input_rows] + done            # rows of tensor t written so far (t = 0 is the input)
+    avail = [tensors[0].rows] + [0] * n     # rows of tensor t written so far
     steps: list[int] = []
     last = n - 1
     limit = sum(lay.out_rows for lay in layers)
@@ -85,16 +99,15 @@ def schedule(layers: list[PlanLayer], input_rows: int) -> list[int]:
         j = last
         while True:
             lay = layers[j]
-            if done[j] < lay.out_rows:
-                _, hi = lay.need(done[j])
-                if hi < avail[j] and (lay.skip is None or hi < avail[lay.skip]):
-                    break
+            if done[j] < lay.out_rows and all(lay.needs[k](done[j])[1] < avail[t]
+                                               for k, t in enumerate(lay.inputs)):
+                break
             j -= 1
             if j < 0:
                 raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
         steps.append(j)
         done[j] += 1
-        avail[j + 1] = done[j]
+        avail[j + 1] = tensors[j + 1].rows if layers[j].whole else done[j]
         if len(steps) > limit:
             raise StageError("convert", "row schedule did not terminate")
     return steps
@@ -102,20 +115,24 @@ def schedule(layers: list[PlanLayer], input_rows: int) -> list[int]:
 
 def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
          inplace: bool = True) -> Plan:
-    """Schedule ``layers`` (a chain: tensor j -> layer j -> tensor j + 1, plus the residual input
-    ``skip`` of an Add layer) and lay out the arena."""
+    """Schedule ``layers`` (tensor j + 1 is layer j's output; layer j reads ``inputs``) and lay
+    out the arena."""
     n = len(layers)
     if len(tensors) != n + 1:
         raise ValueError("need one tensor more than layers")
-    steps = schedule(layers, tensors[0].rows)
+    steps = schedule(layers, tensors)
+    readers: dict[int, set[int]] = {}
+    for j, lay in enumerate(layers):
+        for t in lay.inputs:
+            readers.setdefault(t, set()).add(j)
 
     # Buffers: a tensor written by an element-wise layer in place shares its input's buffer.
     buffer_of = list(range(n + 1))
-    skipped = {lay.skip for lay in layers if lay.skip is not None}
     if inplace:
         for j, lay in enumerate(layers):
-            t_in, t_out = j, j + 1
-            if (lay.elementwise and t_in != 0 and t_out != n and t_in not in skipped
+            t_in, t_out = lay.inputs[0], j + 1
+            if (lay.elementwise and len(lay.inputs) == 1 and t_in != 0 and t_out != n
+                    and readers.get(t_in) == {j}
                     and tensors[t_in].row_bytes == tensors[t_out].row_bytes
                     and tensors[t_in].rows == tensors[t_out].rows):
                 buffer_of[t_out] = buffer_of[t_in]
@@ -123,19 +140,16 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
     # When is every row of every tensor written, and when is it read for the last time?
     write = [[-1] * tensors[t].rows for t in range(n + 1)]
     last_read = [[-1] * tensors[t].rows for t in range(n + 1)]
-    write[0] = [-1] * tensors[0].rows
     row_of = [0] * n
     for s, j in enumerate(steps):
         r = row_of[j]
         row_of[j] += 1
-        lo, hi = layers[j].need(r)
-        for y in range(max(lo, 0), min(hi, tensors[j].rows - 1) + 1):
-            last_read[j][y] = s
-        if layers[j].skip is not None:
-            t = layers[j].skip
-            for y in range(max(lo, 0), min(hi, tensors[t].rows - 1) + 1):
+        lay = layers[j]
+        for k, t in enumerate(lay.inputs):
+            for y in _rows_read(lay, k, r, tensors[t].rows):
                 last_read[t][y] = max(last_read[t][y], s)
-        write[j + 1][r] = s
+        for y in (range(tensors[j + 1].rows) if lay.whole else (r,)):
+            write[j + 1][y] = s
 
     # Ring sizes per buffer: rows of all its tensors share the slots (same row, same slot).
     groups: dict[int, list[int]] = {}
@@ -204,22 +218,17 @@ def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> N
     for j in p.schedule:
         r = row_of[j]
         row_of[j] += 1
-        lo, hi = layers[j].need(r)
-        for y in range(max(lo, 0), min(hi, tensors[j].rows - 1) + 1):
-            if j == 0:
+        lay = layers[j]
+        for k, t in enumerate(lay.inputs):
+            if t == 0:
                 continue
-            key = (p.buffer_of[j], y % p.ring_rows[j])
-            got = slots.get(key)
-            ok = got is not None and got[1] == y and (got[0] == j or p.buffer_of[got[0]] == p.buffer_of[j])
-            assert ok, f"layer {j} row {r} needs row {y} of t{j}, slot holds {got}"
-        t = layers[j].skip
-        if t is not None and t != 0:
-            for y in range(max(lo, 0), min(hi, tensors[t].rows - 1) + 1):
+            for y in _rows_read(lay, k, r, tensors[t].rows):
                 got = slots.get((p.buffer_of[t], y % p.ring_rows[t]))
                 assert got is not None and got[1] == y and p.buffer_of[got[0]] == p.buffer_of[t], \
-                    f"layer {j} row {r} needs row {y} of t{t} (residual), slot holds {got}"
+                    f"layer {j} row {r} needs row {y} of t{t}, slot holds {got}"
         if j + 1 != n:
-            slots[(p.buffer_of[j + 1], r % p.ring_rows[j + 1])] = (j + 1, r)
+            for y in (range(tensors[j + 1].rows) if lay.whole else (r,)):
+                slots[(p.buffer_of[j + 1], y % p.ring_rows[j + 1])] = (j + 1, y)
     assert row_of[-1] == layers[-1].out_rows, "schedule does not compute every output row"
     assert all(r <= lay.out_rows for r, lay in zip(row_of, layers))
     live = [(p.offsets[t], p.buffer_bytes[t], p.buffer_life[t], p.buffer_of[t])

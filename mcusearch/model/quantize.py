@@ -58,12 +58,49 @@ def _representative(representative_x: np.ndarray):
     return representative_dataset
 
 
+# Keras recurrent layers that TensorFlow turns into a WHILE loop (GRU, SimpleRNN) or a fused
+# UNIDIRECTIONAL_SEQUENCE_LSTM unless they are unrolled; unrolled, they become plain
+# FULLY_CONNECTED / ADD / MUL / LOGISTIC / TANH / SPLIT operators that every converter here takes.
+RECURRENT = ("LSTM", "GRU", "SimpleRNN")
+
+
+def unrolled(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` with every LSTM/GRU/SimpleRNN layer unrolled over its (fixed) sequence length,
+    same weights (the model itself when it has none)."""
+    if not any(type(layer).__name__ in RECURRENT for layer in model.layers):
+        return model
+    cfg = model.get_config()
+    for layer in cfg["layers"]:
+        if layer["class_name"] in RECURRENT:
+            layer["config"]["unroll"] = True
+    try:
+        clone = model.__class__.from_config(cfg)
+    except Exception as e:  # noqa: BLE001 - e.g. an unknown sequence length
+        raise StageError("model", f"cannot unroll the recurrent layers (a fixed sequence length is "
+                         f"needed): {type(e).__name__}: {str(e)[:300]}") from e
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def tflite_converter(model: tf.keras.Model) -> "tf.lite.TFLiteConverter":
+    """TensorFlow's TFLite converter for ``model`` at batch size 1 with its recurrent layers
+    unrolled: a fixed batch avoids the SHAPE / STRIDED_SLICE / PACK operators that a Reshape of
+    an unknown batch produces, and unrolling avoids WHILE loops."""
+    src = unrolled(model)
+    shape = [1] + [int(d) if d is not None else -1 for d in src.input_shape[1:]]
+    if isinstance(src.input_shape, list) or any(d < 0 for d in shape):
+        return tf.lite.TFLiteConverter.from_keras_model(src)   # let TFLite report the problem
+    fn = tf.function(lambda x: src(x, training=False)).get_concrete_function(
+        tf.TensorSpec(shape, tf.float32))
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn], src)
+
+
 def to_int16x8_tflite(model: tf.keras.Model, representative_x: np.ndarray, path) -> Path:
     """Post-training quantisation with 16-bit activations and 8-bit weights (TFLite's
     ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8``): int16 input and output,
     int64 biases. Calibrated on ``representative_x`` like the int8 model."""
     t0 = time.perf_counter()
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv = tflite_converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(representative_x)
     conv.target_spec.supported_ops = [
@@ -109,7 +146,7 @@ def qat_int8_tflite(model: tf.keras.Model, data, epochs: int, train_cfg, path, *
     result = train_model(qat, data, train_cfg, epochs=int(epochs),
                          learning_rate=train_cfg.learning_rate * lr_factor, label="QAT",
                          from_logits=logits)
-    conv = tf.lite.TFLiteConverter.from_keras_model(qat)
+    conv = tflite_converter(qat)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
@@ -160,7 +197,7 @@ def to_int8_tflite(model: tf.keras.Model, representative_x: np.ndarray, path) ->
     activation ranges. Writes the .tflite file to ``path`` (atomically) and returns the path.
     """
     t0 = time.perf_counter()
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv = tflite_converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(representative_x)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -176,7 +213,7 @@ def to_float_tflite(model: tf.keras.Model, path) -> Path:
     """A plain float32 TFLite model (no optimisation), for converters that read .tflite."""
     path = Path(path)
     try:
-        data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        data = tflite_converter(model).convert()
     except Exception as e:  # noqa: BLE001
         raise StageError("model", f"TFLite conversion failed: {type(e).__name__}: "
                          f"{str(e)[:500]}") from e
