@@ -17,7 +17,8 @@ Checked:
 * a ``.tflite`` base model: the same shapes, and which knobs the spec sets that do not apply to
   it (channel and magnitude pruning and quantization need a Keras model): each is reported as a
   warning line, and the search goes on over the knobs that apply (converter, compiler flags,
-  board); a converter list without a converter for the file's format is an error.
+  board); a converter list without a converter for the file's format is an error (so is a
+  float32 .tflite until a converter reads float models from .tflite).
 """
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ import numpy as np
 from mcusearch.errors import SpecError
 
 log = logging.getLogger("mcusearch.preflight")
+
+
+# Converters that read a float32 model from a .tflite file (none yet: the generators and Aidge
+# take float32 models from Keras; int8 ones from .tflite).
+FLOAT_TFLITE_CONVERTERS: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -141,7 +147,7 @@ def _fmt(shape: tuple) -> str:
 
 def tflite_knobs(spec, base) -> list[str]:
     """Warnings for the knobs a ``.tflite`` base model drops (channels, magnitude, quantization:
-    they need a Keras model); SpecError when no converter in knobs.converter takes its format."""
+    they need a Keras model); SpecError when no converter in knobs.converter takes the file."""
     from mcusearch.convert import available_converters
     k = spec.knobs
     fmt = base.quantization
@@ -158,6 +164,11 @@ def tflite_knobs(spec, base) -> list[str]:
     if not any(fmt in known.get(c, ()) for c in k.converter):
         raise SpecError("knobs.converter", f"no converter in knobs.converter takes a {fmt} "
                         f"model ({', '.join(k.converter)})")
+    if fmt == "float32" and not set(k.converter) & FLOAT_TFLITE_CONVERTERS:
+        raise SpecError("model.path", f"a float32 .tflite model cannot be converted: the "
+                        f"converters ({', '.join(k.converter)}) take float32 models as Keras "
+                        "files; give the .keras / .h5 model (an int8 .tflite is used as it is)",
+                        str(base.path))
     return warnings
 
 

@@ -53,7 +53,7 @@ def files(tmp_path_factory):
     out = {"good": d / "good.keras", "wrong_input": d / "wrong_input.keras",
            "wrong_output": d / "wrong_output.keras", "autoencoder": d / "ae.keras",
            "text": d / "text.keras", "lambda": d / "lambda.h5", "marker": d / "lambda_ran",
-           "tflite": d / "model.tflite", "dir": d}
+           "dir": d}
     _k3().save(out["good"])
     _k3(shape=(10, 10, 1)).save(out["wrong_input"])
     _k3(outputs=5).save(out["wrong_output"])
@@ -66,15 +66,21 @@ def files(tmp_path_factory):
     m = tf.keras.Model(inp, tf.keras.layers.Dense(CLASSES)(x))
     m.save(out["lambda"], save_format="h5")
     out["marker"].unlink()
-    out["tflite"].write_bytes(_tflite_bytes())
+    out["float_tflite"], out["int8_tflite"] = _tflite_files(d)
     return out
 
 
-def _tflite_bytes() -> bytes:
+def _tflite_files(d: Path) -> tuple[Path, Path]:
+    """The same small model as a float32 and an int8 .tflite."""
+    from mcusearch.model.quantize import to_int8_tflite
+
     L = tf.keras.layers
     inp = tf.keras.Input(SHAPE)
     m = tf.keras.Model(inp, L.Dense(CLASSES)(L.Flatten()(inp)))
-    return tf.lite.TFLiteConverter.from_keras_model(m).convert()
+    (d / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(m).convert())
+    x = np.random.default_rng(0).normal(size=(32, *SHAPE)).astype(np.float32)
+    to_int8_tflite(m, x, d / "int8.tflite")
+    return d / "float.tflite", d / "int8.tflite"
 
 
 def _spec(tmp: Path, model: dict | None, data: Path, **knobs) -> Path:
@@ -130,12 +136,17 @@ def test_good_model_and_autoencoder_pass(files, tmp_path, capsys):
 
 
 def test_tflite_base_reports_dropped_knobs(files, tmp_path, capsys):
-    spec = _spec(tmp_path, {"path": str(files["tflite"])}, _npz(tmp_path / "d.npz"),
+    data = _npz(tmp_path / "d.npz")
+    spec = _spec(tmp_path, {"path": str(files["int8_tflite"])}, data,
                  quantization=["float32", "int8"])
     assert main(["validate", str(spec)]) == 0
     cap = capsys.readouterr()
-    assert "float32 .tflite model, used as it is" in cap.out
+    assert "int8 .tflite model, used as it is" in cap.out
     assert "mcusearch: warning: knobs.quantization is dropped" in cap.err
+    # no converter takes a float32 model from a .tflite file: stopped before anything runs
+    spec = _spec(tmp_path, {"path": str(files["float_tflite"])}, data)
+    assert main(["run", str(spec)]) == 2
+    assert "model.path: a float32 .tflite model cannot be converted" in capsys.readouterr().err
     _nothing_written(tmp_path)
 
 
