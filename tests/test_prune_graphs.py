@@ -265,8 +265,9 @@ def test_groups_of_residual_concat_se_and_depthwise_graphs(models):
     assert k["coupled"] == [["k1", "k2", "k_se"]] and k["groups"] == [["k1", "k2", "k_se"], ["k3"]]
     lines = group_lines(models("concat_se"))
     assert lines[0] == "group 1: c1 + c2 (8 filters)"
-    assert "  lose the same channels: c1 = c2" in lines
-    assert "  output units follow: se_excite" in lines
+    assert lines[1].startswith("  c1 = c2: lose the same channels")
+    assert lines[2] == "  follow c1+c2: se_excite (output units), c1_bn, c2_bn"
+    assert "  follow br_b: dw, dw_bn" in lines
 
 
 def test_mobilenets_group_per_pointwise_conv_and_lock_the_classifier(models):
@@ -274,6 +275,7 @@ def test_mobilenets_group_per_pointwise_conv_and_lock_the_classifier(models):
     assert len(v1["convs"]) == 15 and v1["locked"] == ["conv_preds"] and v1["coupled"] == []
     assert v1["groups"][:2] == [["conv1"], ["conv_pw_1"]] and len(v1["groups"]) == 15
     v2 = _layout(models("mobilenet_v2"))
+    assert ["block_1_expand"] in v2["groups"]       # not with the narrower project before it
     assert ["block_1_project", "block_2_project"] in v2["coupled"]        # a residual add
     assert ["block_3_project", "block_4_project", "block_5_project"] in v2["coupled"]
     assert v2["locked"] == []

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from mcusearch.errors import SpecError
 from mcusearch.model import ArchitectureConfig
+from mcusearch.model.layout import ConvLayout
 from mcusearch.model.surgery import PRUNABLE, ChannelGraph, channel_graph, channel_spaces
 
 log = logging.getLogger("mcusearch.model")
@@ -131,8 +132,9 @@ def conv_groups(model: tf.keras.Model, graph: ChannelGraph | None = None
     order (a group by its first conv).
 
     Two convs are in one group when one feeds the other through per-channel and element-wise
-    layers only (BatchNorm, activations, dropout, padding: a VGG-style block; a pooling, a
-    depthwise conv, a merge or a Dense ends it) or when they share channels
+    layers only and both have the same width (BatchNorm, activations, dropout, padding: a
+    VGG-style block; a pooling, a depthwise conv, a merge or a Dense ends it) or when they
+    share channels
     (:func:`mcusearch.model.surgery.channel_graph`: the branches of a residual add, with or
     without a projection shortcut, and a block with its squeeze-and-excite). For the study CNN:
     [("conv1", "conv2"), ("conv3", "conv4"), ("conv5", "conv6")]; for a ResNet, one group per
@@ -153,7 +155,8 @@ def conv_groups(model: tf.keras.Model, graph: ChannelGraph | None = None
             head[max(a, b, key=convs.index)] = min(a, b, key=convs.index)
 
     for conv, before in graph.chained.items():
-        join(before, conv)
+        if model.get_layer(conv).filters == model.get_layer(before).filters:
+            join(before, conv)
     for unit in graph.units:
         for conv in unit.convs[1:]:
             join(unit.convs[0], conv)
@@ -185,6 +188,14 @@ def channel_layout(model: tf.keras.Model) -> dict:
             "locked": spaces["locked"]}
 
 
+def knob_layout(model: tf.keras.Model) -> ConvLayout:
+    """The :class:`~mcusearch.model.layout.ConvLayout` the channel knob's search space is made
+    from, with this module's groups (the same the model stage normalises the knobs with)."""
+    lay = channel_layout(model)
+    return ConvLayout(tuple(lay["convs"]), tuple(lay["filters"]),
+                      tuple(tuple(g) for g in lay["groups"]))
+
+
 def group_lines(model: tf.keras.Model) -> list[str]:
     """The channel groups of ``model`` as printable lines (for ``mcusearch validate``): per
     group its convs and width, which of them lose the same channels and why, the layers whose
@@ -198,13 +209,13 @@ def group_lines(model: tf.keras.Model) -> list[str]:
         width = "/".join(map(str, widths))
         lines.append(f"group {k}: {' + '.join(group)} ({width} filters)")
         for unit in (u for u in graph.units if u.convs[0] in group):
+            convs = "+".join(unit.convs)
             if unit.locked:
-                lines.append(f"  locked, keep all filters: {', '.join(unit.convs)} "
-                             f"({unit.locked})")
+                lines.append(f"  {convs}: locked, keeps all filters ({unit.locked})")
             elif len(unit.convs) > 1:
-                lines.append(f"  lose the same channels: {' = '.join(unit.convs)}")
-            if unit.followers:
-                lines.append(f"  output units follow: {', '.join(unit.followers)}")
-            if unit.carriers:
-                lines.append(f"  channels follow: {', '.join(unit.carriers)}")
+                lines.append(f"  {' = '.join(unit.convs)}: lose the same channels (they meet "
+                             "in a residual add or a channel-wise multiply)")
+            follow = [f"{n} (output units)" for n in unit.followers] + list(unit.carriers)
+            if follow:
+                lines.append(f"  follow {convs}: {', '.join(follow)}")
     return lines or ["no prunable conv layers (Conv1D, Conv2D)"]
