@@ -186,6 +186,8 @@ def preflight(spec) -> PreflightReport:
     dsource = str(cfg.dataset.path) if cfg.dataset.path else None
     ds = load_data(cfg)  # memoised: `run` does not load it again for the first trial
     check_data(ds, dkey, dsource)
+    from mcusearch.score import check_metrics_apply
+    check_metrics_apply(spec, ds.task, ds.n_classes, ds.anomaly_test is not None)
     report.lines.append(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test "
                         f"samples of shape {_fmt(ds.input_shape)}, {ds.n_classes} classes")
     if spec.model.path is None:

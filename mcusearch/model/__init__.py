@@ -13,7 +13,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification data set, NHWC float32 inputs and integer labels, split by the loader."""
+    """A data set split by the loader: float32 inputs (NHWC for images) and, by ``task``,
+    integer labels (classification) or float targets (regression; an autoencoder's are its
+    inputs). ``class_names`` is empty for regression."""
 
     name: str
     x_train: np.ndarray
@@ -24,6 +26,9 @@ class Dataset:
     description: str = ""
     # Seconds between two consecutive inputs in the live stream (sets the real-time deadline).
     frame_period_s: float | None = None
+    task: str = "classification"                 # classification | regression | autoencoder
+    anomaly_test: np.ndarray | None = None       # 0 normal / 1 anomalous per test sample
+    x_calibration: np.ndarray | None = None      # int8 / int16x8 calibration inputs, if given
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -99,6 +104,15 @@ class DatasetConfig:
     classes: tuple[str, ...] | None = None      # keep only these classes (by name), in this order
     max_train: int | None = None                # stratified subsample, for quick runs and tests
     max_test: int | None = None
+    task: str = "classification"                # classification | regression | autoencoder
+    calibration: Path | None = None             # .npz with `x`: the int8 calibration inputs
+    image_size: tuple[int, int] | None = None   # images: (height, width) every image is resized to
+    color_mode: str = "grayscale"               # images: grayscale | rgb | rgba
+    rescale: float = 1 / 255                    # images: pixel value x this
+    shape: tuple[int, ...] | None = None        # csv: the shape of one sample (the window)
+    label_column: str = "label"                 # csv: the column holding the class
+    test_split: float | None = None             # images / csv without a given split: test share
+    split_seed: int = 0                         # ... drawn per class with this seed
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from mcusearch.figures import Figure, Provenance
 from mcusearch.model import (CRITERIA, FINETUNE_LR_FACTOR, QUANT_FORMAT, QUANTIZATIONS,
                              BaseModelConfig, Dataset, ModelKnobs, ModelResult)
 from mcusearch.model.cache import (COMPLETE, ModelCache, cache_key, canonical_json, file_sha256)
-from mcusearch.model.datasets import load_dataset, stratified_indices, watch_data_path
+from mcusearch.model.datasets import calibration_inputs, load_dataset, watch_data_path
 
 log = logging.getLogger("mcusearch.model")
 
@@ -191,7 +191,7 @@ def model_io(model) -> dict:
 
 def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
     from mcusearch.model.architectures import channel_layout, conv_filters, conv_groups, group_widths
-    from mcusearch.model.evaluate import count_macs, keras_metrics
+    from mcusearch.model.evaluate import count_macs, keras_metrics, task_args
     from mcusearch.model.train import set_seeds, train_model
 
     given = cfg.architecture.path is not None
@@ -201,7 +201,7 @@ def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
         log.info("base model: %s used as given (%d test samples of %s)", cfg.architecture.path,
                  len(ds.y_test), ds.name)
         t0 = time.perf_counter()
-        metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+        metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes, **task_args(ds))
         accuracy, history, seconds = metrics["accuracy"], {}, 0.0
         how = (f"the model file as given, Keras predict (float32) on the {len(ds.y_test)} test "
                f"samples of {ds.name} ({time.perf_counter() - t0:.1f} s)")
@@ -210,7 +210,7 @@ def _train_base(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache, key: str):
                  cfg.architecture.name or cfg.architecture.path, ds.name, len(ds.y_train),
                  cfg.train.epochs)
         result = train_model(model, ds, cfg.train, label="base")
-        metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+        metrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes, **task_args(ds))
         accuracy, history, seconds = result.test_accuracy, result.history, result.seconds
         how = (f"{'the model file fine-tuned' if given else 'trained'} {cfg.train.epochs} "
                f"epochs, Keras evaluate (float32) on the {len(ds.y_test)} test samples of "
@@ -454,7 +454,10 @@ class _Chain:
 
 
 def probe_indices(y: np.ndarray, n_classes: int, per_class: int) -> np.ndarray:
-    """The first ``per_class`` samples of every class in ``y``, class by class (deterministic)."""
+    """The first ``per_class`` samples of every class in ``y``, class by class (deterministic);
+    without classes (regression, ``n_classes`` 0) the first ``per_class`` samples."""
+    if n_classes == 0:
+        return np.arange(min(per_class, len(y)), dtype=np.int64)
     idx = []
     for c in range(n_classes):
         found = np.flatnonzero(np.asarray(y) == c)[:per_class]
@@ -530,7 +533,7 @@ def _build_variant(cfg: BaseModelConfig, chain: _Chain, cache: ModelCache,
 
     from mcusearch.model.architectures import conv_filters
     from mcusearch.model.evaluate import (count_macs, count_params, keras_metrics,
-                                          keras_predict, tflite_io, tflite_metrics,
+                                          keras_predict, task_args, tflite_io, tflite_metrics,
                                           tflite_predict)
     from mcusearch.model.footprint import footprint
     from mcusearch.model.magnitude import weight_sparsity
@@ -539,7 +542,7 @@ def _build_variant(cfg: BaseModelConfig, chain: _Chain, cache: ModelCache,
 
     model = chain.final()
     t0 = time.perf_counter()
-    fmetrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes)
+    fmetrics = keras_metrics(model, ds.x_test, ds.y_test, ds.n_classes, **task_args(ds))
     timings["evaluate_float"] = time.perf_counter() - t0
     pidx = probe_indices(ds.y_test, ds.n_classes, cfg.probe_per_class)
     probe_x, probe_y = ds.x_test[pidx].astype(np.float32), ds.y_test[pidx].astype(np.int64)
@@ -579,14 +582,13 @@ def _build_variant(cfg: BaseModelConfig, chain: _Chain, cache: ModelCache,
                                "history": report["train"].history}
                 how = f"int8 quantisation-aware training ({cfg.qat_epochs} epochs)"
             else:
-                rep_idx = stratified_indices(ds.y_train, cfg.representative_samples)
-                (to_int8_tflite if fmt == "int8" else to_int16x8_tflite)(
-                    model, ds.x_train[rep_idx], tfl)
-                meta["representative_samples"] = len(rep_idx)
-                how = f"{fmt} post-training quantisation ({len(rep_idx)} calibration samples)"
+                rep_x, rep_how = calibration_inputs(ds, cfg.representative_samples)
+                (to_int8_tflite if fmt == "int8" else to_int16x8_tflite)(model, rep_x, tfl)
+                meta["representative_samples"] = len(rep_x)
+                how = f"{fmt} post-training quantisation (calibrated on {rep_how})"
             timings["quantize"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            metrics = tflite_metrics(tfl, ds.x_test, ds.y_test, ds.n_classes)
+            metrics = tflite_metrics(tfl, ds.x_test, ds.y_test, ds.n_classes, **task_args(ds))
             timings[f"evaluate_{fmt}"] = time.perf_counter() - t0
             arrays["tflite_outputs"] = tflite_predict(tfl, probe_x, dequantize=False)
             meta["tflite_io"] = tflite_io(tfl)
@@ -636,14 +638,14 @@ def _tflite_variant(cfg: BaseModelConfig, given, cache: ModelCache, t_start: flo
 
 
 def _evaluate_tflite(cfg: BaseModelConfig, given, cache: ModelCache, vkey: str) -> None:
-    from mcusearch.model.evaluate import tflite_io, tflite_metrics, tflite_predict
+    from mcusearch.model.evaluate import task_args, tflite_io, tflite_metrics, tflite_predict
     from mcusearch.preflight import check_model_data
 
     ds = load_data(cfg)
     check_model_data({"inputs": [given.input_shape], "outputs": [given.output_shape],
                       "input_dtypes": [given.input_dtype]}, ds, str(given.path))
     fmt = given.quantization
-    metrics = tflite_metrics(given.path, ds.x_test, ds.y_test, ds.n_classes)
+    metrics = tflite_metrics(given.path, ds.x_test, ds.y_test, ds.n_classes, **task_args(ds))
     pidx = probe_indices(ds.y_test, ds.n_classes, cfg.probe_per_class)
     probe_x, probe_y = ds.x_test[pidx].astype(np.float32), ds.y_test[pidx].astype(np.int64)
     how = (f"TFLite interpreter, built-in kernels, on the {fmt} .tflite file as given "

@@ -49,9 +49,14 @@ def outputs_logits(model: tf.keras.Model) -> bool:
 
 
 def compile_model(model: tf.keras.Model, learning_rate: float,
-                  from_logits: bool | None = None) -> None:
-    """Adam and sparse categorical cross-entropy; ``from_logits`` defaults to what the last
-    layer says (give it for a model whose last layer a wrapper hides, e.g. under QAT)."""
+                  from_logits: bool | None = None, task: str = "classification") -> None:
+    """Adam and sparse categorical cross-entropy (mean squared error for a regression or an
+    autoencoder ``task``); ``from_logits`` defaults to what the last layer says (give it for a
+    model whose last layer a wrapper hides, e.g. under QAT)."""
+    if task != "classification":
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+                      loss=tf.keras.losses.MeanSquaredError(), metrics=["mae"])
+        return
     logits = outputs_logits(model) if from_logits is None else bool(from_logits)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
@@ -86,7 +91,7 @@ def train_model(model: tf.keras.Model, data: Dataset, cfg: TrainConfig, *,
     lr = cfg.learning_rate if learning_rate is None else float(learning_rate)
     t0 = time.perf_counter()
     set_seeds(cfg.seed)
-    compile_model(model, lr, from_logits)
+    compile_model(model, lr, from_logits, data.task)
     history: dict[str, list[float]] = {}
     t_fit = time.perf_counter()
     if epochs > 0:
@@ -95,7 +100,8 @@ def train_model(model: tf.keras.Model, data: Dataset, cfg: TrainConfig, *,
                       callbacks=[_EpochLog(label, epochs), *(callbacks or [])])
         history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
     t_eval = time.perf_counter()
-    acc = keras_accuracy(model, data.x_test, data.y_test)
+    acc = (keras_accuracy(model, data.x_test, data.y_test) if data.task == "classification"
+           else float("nan"))  # a regression's figures: evaluate.keras_metrics
     seconds = time.perf_counter() - t0
     log.info("%s: %d epochs (lr %g) in %.1f s (fit %.1f s, test %.1f s), test accuracy %.4f",
              label, epochs, lr, seconds, t_eval - t_fit, time.perf_counter() - t_eval, acc)
