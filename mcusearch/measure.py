@@ -32,6 +32,7 @@ class Measurement:
     # fixed cost taken out. Empty when the firmware has no profile block.
     layer_counts: list[tuple[str, float]] = field(default_factory=list)
     marker_overhead: float = 0.0  # what the markers added to each whole-inference count (removed)
+    check_note: str = ""          # non-empty: why the output match proves little (ConvertResult.probe_note)
 
 
 def measure(build: "BuildResult", conv: "ConvertResult", board: "Board", timeout_s: float = 120) -> Measurement:
@@ -105,6 +106,7 @@ def measure(build: "BuildResult", conv: "ConvertResult", board: "Board", timeout
         argmax_agreement=agreement,
         layer_counts=layer_counts,
         marker_overhead=overhead,
+        check_note=conv.probe_note,
     )
 
 

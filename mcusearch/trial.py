@@ -177,7 +177,8 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
     notes = {
         "output_check": (f"{len(meas.counts)} probe inputs, max |firmware - host| = {meas.max_abs_error:g} "
                          f"({conv.output_meaning})" + (f", top-1 agreement {meas.argmax_agreement:.0%}"
-                                                       if model.class_names else "")),
+                                                       if model.class_names else "")
+                         + (f"; {meas.check_note}" if meas.check_note else "")),
         "model_cache_key": model.cache_key,
         **bounds,
         **model_notes(model),
