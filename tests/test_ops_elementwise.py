@@ -71,11 +71,14 @@ def binary_model():
 
 
 def compound_model():
-    """swish (LOGISTIC, MUL), softplus (EXP, ADD of a constant, LOG) and mish (... TANH, MUL)."""
+    """swish (LOGISTIC, MUL), softplus (EXP, ADD of a constant, LOG), mish (... TANH, MUL) and a
+    PReLU with one slope per channel (PRELU, alpha broadcast over H and W)."""
     i = L.Input((5, 7, 3))
     x = L.Conv2D(6, 1, name="conv")(i)
     a, b, c = (L.Activation(f, name=f)(x) for f in ("swish", "softplus", "mish"))
-    return tf.keras.Model(i, L.Flatten()(L.Add()([L.Add()([a, b]), c])))
+    p = L.PReLU(alpha_initializer=tf.keras.initializers.RandomUniform(-0.5, 1.0),
+                shared_axes=[1, 2], name="prelu")(x)
+    return tf.keras.Model(i, L.Flatten()(L.Add()([L.Add()([L.Add()([a, b]), c]), p])))
 
 
 def float_only_model():
@@ -93,7 +96,7 @@ MODELS = {"acts": acts_model, "binary": binary_model, "compound": compound_model
 KINDS = {
     "acts": {"Logistic", "Tanh", "HardSwish", "LeakyRelu", "Gelu", "Minimum"},
     "binary": {"Logistic", "Mul", "Sub", "Maximum", "Minimum", "Add"},
-    "compound": {"Logistic", "Mul", "Exp", "Add", "Log", "Tanh"},
+    "compound": {"Logistic", "Mul", "Exp", "Add", "Log", "Tanh", "Prelu"},
     "float_only": {"Elu", "Abs", "Add", "Div", "Exp", "Log", "Mul"},
 }
 
@@ -392,6 +395,24 @@ def test_int8_binary_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, 
         assert bad.size == 0, (f"{path_name}: {bad.size} of 65,536 pairs differ, first "
                                f"a={bad[0] // 256 - 128} b={bad[0] % 256 - 128}: ours "
                                f"{got[bad[0]]}, TFLite {w[bad[0]]}")
+
+
+def test_int8_prelu_every_input_and_slope(tmp_path):
+    """int8 PRELU on every input value (one row each) against 256 slopes that quantise to
+    (nearly) every int8 value, whole model C vs the interpreter."""
+    inp = tf.keras.Input((256,))
+    layer = L.PReLU(name="prelu")
+    model = tf.keras.Model(inp, layer(inp))
+    layer.set_weights([np.linspace(-1.5, 1.5, 256).astype(np.float32)])
+    rep = np.random.default_rng(0).uniform(-3, 2, (16, 256)).astype(np.float32)
+    tfl = to_int8_tflite(model, rep, tmp_path / "prelu.tflite")
+    g = graph_from_tflite(tfl)
+    (op,) = g.compute_ops
+    assert isinstance(op, Binary) and op.function == "PRELU" and len(np.unique(op.const)) > 250
+    inputs = np.repeat(np.arange(-128, 128, dtype=np.int8)[:, None], 256, axis=1)
+    expected = cgen.tflite_tensor(tfl, inputs, g.output_id).astype(np.int8)
+    conv = _conv_result(g, tmp_path / "c", "mcusearch-ref", inputs, expected, 0.0, 0.0)
+    np.testing.assert_array_equal(host_run(conv, tmp_path / "host"), expected)
 
 
 # ---- on the target --------------------------------------------------------------------------------

@@ -89,6 +89,9 @@ void mcus_add_bcast_f32(const mcus_binary_f32_params_t *p, const float *a, const
 void mcus_sub_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b, float *output);
 void mcus_mul_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b, float *output);
 void mcus_div_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b, float *output);
+/* PRELU: a >= 0 ? a : a * b (b: alpha) */
+void mcus_prelu_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b,
+                    float *output);
 void mcus_maximum_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b,
                       float *output);
 void mcus_minimum_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b,
@@ -114,21 +117,42 @@ typedef struct {
     int32_t act_min, act_max;
 } mcus_mul_s8_params_t;
 
-/* MultiplyByQuantizedMultiplier: SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT
- * (ties away from zero), the scalar path of TFLite's int8 MUL. */
+/* TFLite's MultiplyByQuantizedMultiplier: x * multiplier * 2^(shift - 31) with
+ * SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT (ties away from zero): what the
+ * interpreter's int8 MUL (every path) and PRELU compute. */
+static inline int32_t mcus_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
+                                                            int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return mcus_rounding_divide_by_pot(
+        mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
 static inline int32_t mcus_mul_s8_one(const mcus_mul_s8_params_t *p, int32_t a, int32_t b)
 {
-    const int32_t left = p->shift > 0 ? p->shift : 0;
-    const int32_t right = p->shift > 0 ? 0 : -p->shift;
-    const int32_t prod = (a + p->a_offset) * (b + p->b_offset);
-    int32_t v = mcus_rounding_divide_by_pot(
-        mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)prod << left), p->multiplier), right);
+    int32_t v = mcus_multiply_by_quantized_multiplier((a + p->a_offset) * (b + p->b_offset),
+                                                      p->multiplier, p->shift);
     v += p->output_offset;
     v = v < p->act_min ? p->act_min : v;
     return v > p->act_max ? p->act_max : v;
 }
 
 void mcus_mul_s8(const mcus_mul_s8_params_t *p, const int8_t *a, const int8_t *b, int8_t *output);
+
+/* int8 PRELU (TFLite): x = input + input_offset; x >= 0: requantised by s_in / s_out, else
+ * x * (alpha + alpha_offset) requantised by s_in s_alpha / s_out; plus output_offset, clamped. */
+typedef struct {
+    mcus_bcast_t g;                             /* a: the input, b: alpha */
+    int32_t input_offset, alpha_offset;         /* -zero points */
+    int32_t output_offset;
+    int32_t multiplier_pos, shift_pos;
+    int32_t multiplier_neg, shift_neg;
+    int32_t act_min, act_max;
+} mcus_prelu_s8_params_t;
+
+void mcus_prelu_s8(const mcus_prelu_s8_params_t *p, const int8_t *input, const int8_t *alpha,
+                   int8_t *output);
 
 /* int8 MAXIMUM / MINIMUM: inputs and output share one quantisation (TFLite's converter ties
  * them), so the result is the larger / smaller int8 value. */

@@ -14,13 +14,15 @@ of 16 round ties away from zero); those get a second table for the tail.
 
 Binary (:class:`Binary`): ADD (the built-in Add takes same-shape computed inputs; this rule takes
 broadcasting and constant operands, such as an un-folded BatchNormalization's MUL + ADD), SUB,
-MUL, MAXIMUM, MINIMUM, and DIV in float32. Shapes broadcast as numpy does (right-aligned); a
+MUL, MAXIMUM, MINIMUM, PRELU (alpha is the second operand), and DIV in float32. Shapes broadcast as numpy does (right-aligned); a
 constant operand becomes a flash array. int8 follows TFLite's arithmetic: ADD and SUB rescale both
 inputs to twice the larger input scale (:func:`~mcusearch.convert.quant.add_quant`; SUB negates the
 second input's multiplier, as TFLite does), MUL requantises ``(a - za) * (b - zb)`` by
-``s_a * s_b / s_out`` with MultiplyByQuantizedMultiplier, MAXIMUM / MINIMUM need one shared
-quantisation. tests/test_ops_elementwise.py checks MUL and SUB on all 65,536 input pairs against
-the interpreter.
+``s_a * s_b / s_out`` with MultiplyByQuantizedMultiplier (ties away from zero, on every path of
+the interpreter's kernel), PRELU requantises x >= 0 by ``s_in / s_out`` and ``x * alpha`` by
+``s_in * s_alpha / s_out`` the same way, MAXIMUM / MINIMUM need one shared quantisation.
+tests/test_ops_elementwise.py checks MUL, SUB and ADD on all 65,536 input pairs and PRELU on every
+input against ~255 slopes, against the interpreter.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ INT8_UNARY = FLOAT_UNARY + ("RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "QUA
 BINARY = {
     "ADD": ("add_bcast", "add_bcast"), "SUB": ("sub", "add_bcast"), "MUL": ("mul", "mul"),
     "DIV": ("div", None), "MAXIMUM": ("maximum", "maximum"), "MINIMUM": ("minimum", "minimum"),
+    "PRELU": ("prelu", "prelu"),
 }
 MAX_DIMS = 6              # MCUS_BCAST_MAX_DIMS in firmware/kernels/mcus_elementwise.h
 
@@ -164,6 +167,20 @@ class MulQuant:
 
 
 @dataclass
+class PreluQuant:
+    """int8 PRELU (TFLite): offsets; x >= 0 is requantised by s_in / s_out, x < 0 (times alpha)
+    by s_in * s_alpha / s_out."""
+
+    input_offset: int
+    alpha_offset: int
+    output_offset: int
+    multiplier_pos: int
+    shift_pos: int
+    multiplier_neg: int
+    shift_neg: int
+
+
+@dataclass
 class Binary(Op):
     """``a OP b`` with broadcasting. ``inputs`` are the computed operands in order; a constant
     operand sits at position ``const_index`` (0: a, 1: b) with its values in ``const``."""
@@ -173,7 +190,7 @@ class Binary(Op):
     const: np.ndarray | None = None
     const_index: int = -1
     act: tuple = (-np.inf, np.inf)
-    quant: AddQuant | MulQuant | None = None
+    quant: AddQuant | MulQuant | PreluQuant | None = None
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -209,6 +226,9 @@ class Binary(Op):
                                input_shift=q.prev_shift, skip_multiplier=q.skip_multiplier,
                                skip_shift=q.skip_shift, output_multiplier=q.output_multiplier,
                                output_shift=q.output_shift, act_min=int(lo), act_max=int(hi))
+        elif isinstance(self.quant, PreluQuant):
+            ptype = "mcus_prelu_s8_params_t"
+            fields.update(vars(self.quant), act_min=int(lo), act_max=int(hi))
         elif isinstance(self.quant, MulQuant):
             ptype = "mcus_mul_s8_params_t"
             q = self.quant
@@ -331,7 +351,7 @@ def _full_shape(r: "Reader", i: int) -> tuple[int, ...]:
 
 
 def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
-                 qo: tuple[float, int]) -> AddQuant | MulQuant | None:
+                 qo: tuple[float, int]) -> AddQuant | MulQuant | PreluQuant | None:
     """TFLite's int8 parameters of the binary ``builtin`` from the (scale, zero point) of a, b
     and the output (see the module docstring); None for MAXIMUM / MINIMUM, which need one shared
     quantisation (a ValueError otherwise)."""
@@ -345,12 +365,19 @@ def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
         real = np.float64(np.float32(sa)) * np.float64(np.float32(sb)) / np.float64(np.float32(so))
         m, s = quantize_multiplier(float(real))
         return MulQuant(a_offset=-za, b_offset=-zb, output_offset=zo, multiplier=m, shift=s)
+    if builtin == "PRELU":
+        f64 = [np.float64(np.float32(v)) for v in (sa, sb, so)]
+        mp, sp = quantize_multiplier(float(f64[0] / f64[2]))
+        mn, sn = quantize_multiplier(float(f64[0] * f64[1] / f64[2]))
+        return PreluQuant(input_offset=-za, alpha_offset=-zb, output_offset=zo, multiplier_pos=mp,
+                          shift_pos=sp, multiplier_neg=mn, shift_neg=sn)
     if not (sa == sb == so and za == zb == zo):
         raise ValueError("inputs and output quantised differently")
     return None
 
 
-def _int8_quant(r: "Reader", top: "TfliteOp", a: int, b: int) -> AddQuant | MulQuant | None:
+def _int8_quant(r: "Reader", top: "TfliteOp", a: int,
+                b: int) -> AddQuant | MulQuant | PreluQuant | None:
     for i in (a, b):
         if r.type_of(i) != "int8":
             raise r.unsupported(top, f"a {r.type_of(i)} operand in an int8 model")
