@@ -36,6 +36,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -113,6 +114,15 @@ def aidge_onnx_fixes(proto):
         if dims and all(d.HasField("dim_value") for d in dims):
             shapes[vi.name] = [d.dim_value for d in dims]
     graph = proto.graph
+    consumers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    for node in graph.node:
+        refused = _refusal(node, shapes, consumers)
+        if refused:
+            raise StageError("convert", f"{onnx_node_label(node)} is not taken by the aidge "
+                                        f"converter: {refused[0]}; use {refused[1]}")
     for i, node in enumerate(list(graph.node)):
         new = _replacement(node, shapes, graph)
         if new is not None:
@@ -122,6 +132,44 @@ def aidge_onnx_fixes(proto):
 
 
 _GLOBAL_POOLS = {"GlobalAveragePool": "AveragePool", "GlobalMaxPool": "MaxPool"}
+# ops whose axes (a list, as an input or attribute) Aidge leaves in NCHW terms after re-laying a
+# rank >= 3 tensor out in NHWC: they would act on the wrong dimensions
+_AXES_OPS = frozenset({"Slice", "Tile", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum",
+                       "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp", "ReduceSumSquare"})
+# what a Pad must feed for Aidge to fuse it into the consumer's padding (a lone Pad's pads are
+# read in the wrong layout)
+_PAD_FUSES_INTO = frozenset({"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"})
+
+
+def onnx_node_label(node) -> str:
+    """A node of tf2onnx's graph as a user knows it: "layer 'conv1' (ONNX Conv)" when its name
+    carries the Keras layer ("model/layer/op"), else "ONNX node 'X' (Op)"."""
+    parts = node.name.split("/")
+    if len(parts) > 2:
+        return f"layer {parts[1]!r} (ONNX {node.op_type})"
+    return f"ONNX node {node.name!r} ({node.op_type})"
+
+
+def _refusal(node, shapes: dict[str, list[int]],
+             consumers: dict[str, list[str]]) -> tuple[str, str] | None:
+    """(why Aidge's export would compute ``node`` wrongly, what to use instead), or None when it
+    computes it right."""
+    from onnx import helper
+
+    rank = len(shapes.get(node.input[0], ())) if node.input else 0
+    if node.op_type in _AXES_OPS and rank >= 3:
+        return (f"on a rank-{rank} tensor Aidge's NHWC export applies its axes to the wrong "
+                f"dimensions", "converter mcusearch")
+    fed = consumers.get(node.output[0], []) if node.output else []
+    if node.op_type == "Pad" and rank >= 3 and (len(fed) != 1 or fed[0] not in _PAD_FUSES_INTO):
+        return ("Aidge lays out a padding wrongly unless it feeds a convolution or pooling",
+                "converter mcusearch")
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "AveragePool" and any(attrs.get("pads", ())) \
+            and not attrs.get("count_include_pad", 0):
+        return ("Aidge's average pooling counts the padding in the average (Keras 'same' does "
+                "not)", "padding 'valid' or converter mcusearch")
+    return None
 
 
 def _replacement(node, shapes: dict[str, list[int]], graph):
@@ -139,6 +187,121 @@ def _replacement(node, shapes: dict[str, list[int]], graph):
         return helper.make_node(_GLOBAL_POOLS[node.op_type], [node.input[0]], list(node.output),
                                 name=node.name, kernel_shape=in_shape[2:])
     return None
+
+
+# ---- Keras rewrites before ONNX: sequence models as H = 1 images, Dense on feature maps ----------
+
+# 1-D layer -> (2-D layer, config keys that hold one length per spatial axis)
+_AS_2D = {
+    "Conv1D": ("Conv2D", ("kernel_size", "strides", "dilation_rate")),
+    "DepthwiseConv1D": ("DepthwiseConv2D", ("kernel_size", "strides", "dilation_rate")),
+    "SeparableConv1D": ("SeparableConv2D", ("kernel_size", "strides", "dilation_rate")),
+    "MaxPooling1D": ("MaxPooling2D", ("pool_size", "strides")),
+    "AveragePooling1D": ("AveragePooling2D", ("pool_size", "strides")),
+    "GlobalAveragePooling1D": ("GlobalAveragePooling2D", ()),
+    "GlobalMaxPooling1D": ("GlobalMaxPooling2D", ()),
+    "UpSampling1D": ("UpSampling2D", ("size",)),
+    "ZeroPadding1D": ("ZeroPadding2D", ("padding",)),
+    "Cropping1D": ("Cropping2D", ("cropping",)),
+    "SpatialDropout1D": ("SpatialDropout2D", ()),
+}
+# layers that act on the last axis or element-wise: the same layer takes the H = 1 tensor
+_AXIS_FREE = frozenset({
+    "InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "Dropout",
+    "GaussianNoise", "GaussianDropout", "Add", "Subtract", "Multiply", "Average", "Maximum",
+    "Minimum", "Concatenate", "Flatten", "BatchNormalization", "LayerNormalization",
+})
+# what the aidge converter takes on a sequence input, for error messages
+SEQUENCE_LAYERS = "Conv1D, DepthwiseConv1D, SeparableConv1D, 1-D pooling, Dense, activations"
+
+
+def aidge_ready_model(keras_model):
+    """The same function as ``keras_model`` in layers that Aidge's export takes, weights copied:
+
+    - a sequence model (input (T, C)) runs on a (1, T, C) input, every 1-D layer replaced by its
+      2-D counterpart with a height of 1 (tf2onnx's 1-D lowering - Unsqueeze, Transpose,
+      rank-3 Squeeze - does not survive Aidge's NHWC re-layout);
+    - a Dense layer on a feature map (input rank > 2) becomes the 1 x 1 Conv2D it is (Aidge's
+      export crashes with SIGFPE on the broadcast bias Add of a rank-4 MatMul).
+
+    Returns ``keras_model`` itself when nothing needs rewriting. Raises StageError naming the first
+    layer that has no such form."""
+    import tensorflow as tf
+
+    sequence = len(keras_model.input_shape) == 3
+    if not sequence and not any(_dense_on_feature_map(layer) for layer in keras_model.layers):
+        return keras_model
+    pairs = []
+
+    def clone(layer):
+        new = _rewritten_layer(layer, tf.keras.layers, sequence)
+        pairs.append((layer, new))
+        return new
+
+    shape = tuple(int(d) for d in keras_model.input_shape[1:])
+    inp = tf.keras.Input((1,) + shape if sequence else shape, name="input")
+    try:
+        model = tf.keras.models.clone_model(keras_model, input_tensors=inp, clone_function=clone)
+    except StageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds
+        raise StageError("convert", f"the aidge converter could not rewrite this model into layers "
+                                    f"Aidge takes ({type(e).__name__}: {e}); use converter "
+                                    f"mcusearch") from e
+    for old, new in pairs:
+        new.set_weights([np.reshape(w, np.shape(nw))
+                         for w, nw in zip(old.get_weights(), new.get_weights())])
+    return model
+
+
+def _dense_on_feature_map(layer) -> bool:
+    try:
+        return type(layer).__name__ == "Dense" and len(layer.input_shape) > 2
+    except (AttributeError, RuntimeError):          # a layer called more than once
+        return False
+
+
+def _rewritten_layer(layer, layers, sequence: bool):
+    """A new layer doing what ``layer`` does in the rewritten model (see aidge_ready_model)."""
+    kind = type(layer).__name__
+    config = layer.get_config()
+    if _dense_on_feature_map(layer):
+        return layers.Conv2D(config["units"], 1, activation=config["activation"],
+                             use_bias=config["use_bias"], name=config["name"])
+    if not sequence:
+        return type(layer).from_config(config)
+    if kind in _AS_2D:
+        kind2, per_axis = _AS_2D[kind]
+        if config.get("padding") == "causal":
+            raise StageError("convert", f"layer {layer.name!r} ({kind}, padding 'causal') is not "
+                                        f"taken by the aidge converter; use converter mcusearch")
+        for key in per_axis:
+            config[key] = _with_height_1(key, config[key])
+        return getattr(layers, kind2).from_config(config)
+    if kind in _AXIS_FREE:
+        if "axis" in config:
+            config["axis"] = _axis_plus_1(config["axis"])
+        return type(layer).from_config(config)
+    raise StageError("convert", f"layer {layer.name!r} ({kind}) on a sequence input is not taken by "
+                                f"the aidge converter (it takes {SEQUENCE_LAYERS}); use converter "
+                                f"mcusearch")
+
+
+def _with_height_1(key: str, value):
+    """A 1-D layer's per-axis setting as the 2-D one with height 1 (padding/cropping: none)."""
+    if value is None:
+        return None
+    if key in ("padding", "cropping"):
+        return ((0, 0), tuple(value) if isinstance(value, (list, tuple)) else (value, value))
+    v = value[0] if isinstance(value, (list, tuple)) else value
+    return (1, int(v))
+
+
+def _axis_plus_1(axis):
+    """An axis of a rank-3 tensor as the same axis of the rank-4 (N, 1, T, C) tensor."""
+    if isinstance(axis, (list, tuple)):
+        return [_axis_plus_1(a) for a in axis]
+    return axis + 1 if axis >= 1 else axis
 
 
 # ---- the Aidge step (child process) -----------------------------------------------------------
@@ -201,12 +364,51 @@ def _run_child(onnx_path: Path, export_dir: Path, sample: np.ndarray, nchw: bool
                          log=_tail(log_path)) from e
     text = _clean_log(log_path.read_text(errors="replace"))
     log_path.write_text(text)
-    errors = [ln for ln in text.splitlines() if re.search(r"\bERROR\b|Traceback|Error:", ln)]
-    if r.returncode != 0 or errors or not (export_dir / SUMMARY_NAME).is_file():
-        first = errors[0].strip() if errors else f"exit status {r.returncode}"
-        raise StageError("convert", f"the Aidge export failed: {first} (log: {log_path})",
-                         log=_tail(log_path))
+    reason = _failure_reason(text, r.returncode)
+    if reason is None and not (export_dir / SUMMARY_NAME).is_file():
+        reason = f"no {SUMMARY_NAME} was written"
+    if reason is not None:
+        raise StageError("convert", f"the Aidge export failed: {reason}; use converter mcusearch "
+                                    f"(log: {log_path})", log=_tail(log_path))
     return json.loads((export_dir / SUMMARY_NAME).read_text())
+
+
+_NO_BACKEND_RE = re.compile(r"not any backend available for node (\S+) \(of type (\w+)\)")
+
+
+def _failure_reason(text: str, returncode: int) -> str | None:
+    """One line on why the Aidge child failed (None if it did not): the first node Aidge has no
+    kernel for, else its first ERROR message, else the Python exception, else how it ended."""
+    lines = _joined_messages(text)
+    errors = [ln for ln in lines if ln.startswith("[ERROR]")]
+    exceptions = [ln for ln in lines if re.match(r"^\w+(Error|Exception)\b", ln)]
+    if returncode == 0 and not errors and not exceptions:
+        return None
+    no_kernel = [m for m in map(_NO_BACKEND_RE.search, lines) if m]
+    if no_kernel:
+        return f"Aidge has no kernel for node {no_kernel[0][1]} (op {no_kernel[0][2]})"
+    if errors:
+        return errors[0].removeprefix("[ERROR] - ").rstrip(".")
+    if exceptions:
+        return exceptions[-1]
+    if returncode < 0:
+        try:
+            return f"it crashed ({signal.Signals(-returncode).name})"
+        except ValueError:
+            return f"it crashed (signal {-returncode})"
+    return f"exit status {returncode}"
+
+
+def _joined_messages(text: str) -> list[str]:
+    """Log lines with Aidge's wrapped continuation lines ("[LEVEL]   more") joined on."""
+    out: list[str] = []
+    for ln in text.splitlines():
+        m = re.match(r"^\[(\w+)\]\s{3}(\S.*)$", ln)
+        if m and out and out[-1].startswith(f"[{m[1]}]"):
+            out[-1] += " " + m[2]
+        else:
+            out.append(ln.strip())
+    return out
 
 
 _PROGRESS_RE = re.compile(r"^\s*(\d+%\||Processing node: )|^\s*$")
@@ -316,9 +518,10 @@ class AidgeConverter(Converter):
 
         keras_model = load_keras(model.keras_path)
         shape = tuple(int(d) for d in keras_model.input_shape[1:])
-        if len(shape) not in (1, 3):
-            raise StageError("convert", f"the aidge converter takes an image-like (H, W, C) or a flat "
-                                        f"(features,) input; this model's input is {shape}")
+        if len(shape) not in (1, 2, 3):
+            raise StageError("convert", f"the aidge converter takes an image-like (H, W, C), a "
+                                        f"sequence (T, C) or a flat (features,) input; this "
+                                        f"model's input is {shape}; use converter mcusearch")
         x = np.asarray(model.probe_inputs, dtype=np.float32)
         if len(x) == 0 or x[0].size != int(np.prod(shape)):
             raise StageError("convert", f"probe inputs {x.shape} do not fit the model input {shape}")
@@ -327,6 +530,9 @@ class AidgeConverter(Converter):
             warnings.simplefilter("ignore")
             expected = np.asarray(keras_model.predict(x, verbose=0), np.float32).reshape(len(x), -1)
         in_len, out_len = int(np.prod(shape)), int(expected.shape[1])
+        keras_model = aidge_ready_model(keras_model)
+        shape = tuple(int(d) for d in keras_model.input_shape[1:])   # a sequence: (1, T, C)
+        x = x.reshape((len(x),) + shape)
 
         work = out_dir / "aidge"
         export_dir = work / "export"
@@ -351,7 +557,9 @@ class AidgeConverter(Converter):
         cands = [i for i, o in enumerate(outputs) if o["dtype"] == "float" and o["size"] == out_len]
         if len(cands) != 1:
             raise StageError("convert", f"cannot tell the model output among the Aidge export's "
-                                        f"outputs {outputs} (Keras gives {out_len} values)")
+                                        f"outputs {outputs} (Keras gives {out_len} values): Aidge "
+                                        f"re-laid out an op of this model wrongly; use converter "
+                                        f"mcusearch")
         arena = _align_memory(dnn / "src" / "forward.cpp")
         nodes = summary["nodes"]
         layers = [f"{name} ({kind})" for name, kind in nodes
