@@ -387,3 +387,26 @@ def test_bn_criterion_removes_the_smallest_gammas_and_falls_back_to_l1(models):
     assert np.allclose(filter_scores(model, ("stem", "s1b"), "bn"),
                        np.abs(model.get_layer("stem_bn").gamma.numpy())
                        + np.abs(model.get_layer("s1b_bn").gamma.numpy()))
+
+
+def test_batchnorm_statistics_are_re_estimated_after_pruning(models):
+    """After the surgery every BatchNorm's moving statistics are those of its inputs in the
+    pruned model (upstream ones first, so the downstream ones see re-estimated inputs)."""
+    from mcusearch.model import Dataset
+    from mcusearch.model.prune import prune_channels
+    model = models("ds_cnn")
+    x = _x(model, 64, seed=3)
+    y = np.arange(64) % 4
+    data = Dataset("t", x, y, x[:8], y[:8], ("a", "b", "c", "d"))
+    report: dict = {}
+    new = prune_channels(model, {"conv1": 6, "pw1": 6}, data, recalibrate=64, report=report)
+    assert report["recalibrated_batchnorms"] == 5
+    bns = [l for l in new.layers if isinstance(l, L.BatchNormalization)]
+    acts = tf.keras.Model(new.inputs, [l.input for l in bns]).predict(x, verbose=0)
+    for bn, a in zip(bns, acts):
+        a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+        assert np.allclose(bn.moving_mean.numpy(), a.mean(0), atol=1e-4), bn.name
+        assert np.allclose(bn.moving_variance.numpy(), a.var(0), rtol=1e-3, atol=1e-4), bn.name
+    stale = prune_channels(model, {"conv1": 6, "pw1": 6})
+    assert not np.allclose(stale.get_layer("pw1_bn").moving_mean.numpy(),
+                           new.get_layer("pw1_bn").moving_mean.numpy(), atol=1e-3)

@@ -291,17 +291,46 @@ def remove_channels(model: tf.keras.Model, delete: dict[str, list[int]], engine:
     return new
 
 
+def recalibrate_batchnorm(model: tf.keras.Model, x: np.ndarray, batch_size: int = 256) -> int:
+    """Re-estimate the moving mean and variance of every BatchNorm (on the channel axis) from
+    its inputs on ``x``, in model order (inference-mode passes, no weight changes); returns how
+    many were updated.
+
+    After channel removal a BatchNorm whose conv lost input channels no longer sees the
+    statistics it stored, and normalises with stale ones: ``bench/model_knobs.py --criteria``
+    measures that this, more than which channels went, is what costs the accuracy before
+    re-training.
+    """
+    bns = [l for l in model.layers if type(l).__name__ == "BatchNormalization"
+           and l.axis in ([-1], [len(l.input_shape) - 1])]
+    for bn in bns:
+        probe = tf.keras.Model(model.inputs, bn.input)
+        n, total, squares = 0, 0.0, 0.0
+        for i in range(0, len(x), batch_size):
+            a = probe(x[i:i + batch_size], training=False).numpy().astype(np.float64)
+            a = a.reshape(-1, a.shape[-1])
+            n, total, squares = n + len(a), total + a.sum(0), squares + (a ** 2).sum(0)
+        mean = total / n
+        bn.moving_mean.assign(mean.astype(np.float32))
+        bn.moving_variance.assign(np.maximum(squares / n - mean ** 2, 0.0).astype(np.float32))
+    return len(bns)
+
+
 def prune_channels(model: tf.keras.Model, keep: dict[str, int], data: Dataset | None = None,
                    retrain_epochs: int = 0, *, train_cfg: TrainConfig | None = None,
                    lr_factor: float = RETRAIN_LR_FACTOR, report: dict | None = None,
-                   criterion: str = "l1", engine: str = "auto") -> tf.keras.Model:
+                   criterion: str = "l1", engine: str = "auto",
+                   recalibrate: int = 0) -> tf.keras.Model:
     """A new model without the lowest-scoring filters of each layer in ``keep`` ({name: n kept}).
 
     All deletions are made in one surgery on a copy (``model`` is left unchanged), with the
     scores (``criterion``: l1, l2, random seeded by ``train_cfg.seed``, or bn) taken from
     ``model``'s weights. With ``retrain_epochs > 0`` and ``data`` the new model is then
-    fine-tuned (Adam at ``lr_factor`` x the base rate, same batch size and seed). ``report``, if
-    given, receives the deleted indices, the surgery engine and the fine-tuning result.
+    fine-tuned (Adam at ``lr_factor`` x the base rate, same batch size and seed). With
+    ``recalibrate`` > 0 and ``data``, the BatchNorm statistics are first re-estimated on that
+    many training samples (:func:`recalibrate_batchnorm`, a seeded stratified subset).
+    ``report``, if given, receives the deleted indices, the surgery engine and the fine-tuning
+    result.
     """
     t0 = time.perf_counter()
     cfg = train_cfg or TrainConfig()
@@ -316,6 +345,13 @@ def prune_channels(model: tf.keras.Model, keep: dict[str, int], data: Dataset | 
     log.info("pruned (%s, %s) %s: %d -> %d params in %.2f s", criterion, info["engine"],
              ", ".join(f"{k}={v}" for k, v in keep.items()), model.count_params(),
              new.count_params(), time.perf_counter() - t0)
+    if recalibrate > 0:
+        if data is None:
+            raise ValueError("re-estimating BatchNorm statistics needs the data set")
+        from mcusearch.model.datasets import stratified_indices
+        idx = stratified_indices(data.y_train, min(int(recalibrate), len(data.y_train)),
+                                 cfg.seed)
+        info["recalibrated_batchnorms"] = recalibrate_batchnorm(new, data.x_train[idx])
     result = None
     if retrain_epochs > 0:
         if data is None:
