@@ -429,3 +429,16 @@ def test_binary_model_in_qemu_m7(case, quant):
     conv = _conv_result(*runs[quant][:1], d / f"qemu_{quant}", "mcusearch", *runs[quant][1:])
     _, meas = run_on("qemu-m7", conv, d / f"qemu_{quant}")   # raises unless outputs match
     assert meas is not None
+
+
+def test_int8_div_is_a_clear_error(tmp_path):
+    """softsign in int8 needs DIV, which has no int8 kernel here: one error naming the layer,
+    the operator and the dtype."""
+    from mcusearch.errors import StageError
+    i = L.Input((8,))
+    x = L.Activation("softsign", name="softsign")(L.Dense(8)(i))
+    model = tf.keras.Model(i, L.Dense(2)(x))
+    rep = np.random.default_rng(0).normal(0, 1, (16, 8)).astype(np.float32)
+    tfl = to_int8_tflite(model, rep, tmp_path / "m.tflite")
+    with pytest.raises(StageError, match=r"layer softsign: TFLite op DIV \(no int8 kernel\).*int8"):
+        graph_from_tflite(tfl)
