@@ -1,4 +1,4 @@
-"""Element-wise op plug-ins (mcusearch/convert/ops/elementwise.py) through both mcusearch generators.
+"""Element-wise op plug-ins (mcusearch/convert/ops/elementwise.py) through both generators.
 
 Small Keras models, lowered by TensorFlow's TFLite converter: float32 generated C (host gcc) vs
 Keras within the converter's tolerance, int8 bit-exact with the TFLite interpreter's built-in
@@ -30,7 +30,7 @@ HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-
 N_PROBE = 24
 
 
-# ---- models ---------------------------------------------------------------------------------------
+# ---- models --------------------------------------------------------------------------------------
 
 def _hard_swish(x):
     return x * tf.nn.relu6(x + 3.0) / 6.0
@@ -169,7 +169,8 @@ def test_graph_details(case):
     if name == "acts":
         leaky = next(op for op in g.ops if isinstance(op, Unary) and op.function == "LEAKY_RELU")
         assert leaky.alpha == pytest.approx(0.2)
-        relu8 = [op for op in runs["int8"][0].ops if isinstance(op, Unary) and op.function == "RELU"]
+        relu8 = [op for op in runs["int8"][0].ops
+                 if isinstance(op, Unary) and op.function == "RELU"]
         assert relu8 and relu8[0].table is not None                   # stand-alone int8 RELU
 
 
@@ -220,7 +221,7 @@ def test_int8_requantize_lut_splits_vector_and_tail(tmp_path):
         np.testing.assert_array_equal(host_run(conv, tmp_path / gen / "host"), expected)
 
 
-# ---- int8 MUL, SUB and ADD: all 65,536 input pairs -----------------------------------------------------
+# ---- int8 MUL, SUB and ADD: all 65,536 input pairs -----------------------------------------------
 
 _PAIRS_MAIN = r"""
 #include <stdio.h>
@@ -415,7 +416,7 @@ def test_int8_prelu_every_input_and_slope(tmp_path):
     np.testing.assert_array_equal(host_run(conv, tmp_path / "host"), expected)
 
 
-# ---- on the target --------------------------------------------------------------------------------
+# ---- on the target -------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("quant", ["int8", "float32"])

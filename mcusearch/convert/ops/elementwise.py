@@ -6,23 +6,24 @@ QUANTIZE int8 -> int8 (a requantisation the converter inserts). float32: one pla
 function (libm), within the converter's tolerance of Keras. int8: one look-up-table kernel
 (``lut_s8``) whose 256-entry table is TFLite's own kernel's answer: the generator writes a
 one-operator ``.tflite`` (the same operator, options and input/output quantisation) and runs every
-int8 value through the interpreter's built-in kernel (:data:`~mcusearch.convert.cgen.TFLITE_RESOLVER`)
-at every position of a tensor of the op's length. An int8 -> int8 element-wise function is a
-function of 256 values, so the firmware is bit-exact by construction. Some built-in kernels round
-differently in their vector loop and their scalar tail (QUANTIZE: elements past the last multiple
-of 16 round ties away from zero); those get a second table for the tail.
+int8 value through the interpreter's built-in kernels (``cgen.TFLITE_RESOLVER``) at every position
+of a tensor of the op's length. An int8 -> int8 element-wise function is a function of 256 values,
+so the firmware is bit-exact by construction. Some built-in kernels round ties differently in
+their vector loop and their scalar tail (QUANTIZE: the elements past the last multiple of 16);
+those get a second table for the tail.
 
 Binary (:class:`Binary`): ADD (the built-in Add takes same-shape computed inputs; this rule takes
 broadcasting and constant operands, such as an un-folded BatchNormalization's MUL + ADD), SUB,
-MUL, MAXIMUM, MINIMUM, PRELU (alpha is the second operand), and DIV in float32. Shapes broadcast as numpy does (right-aligned); a
-constant operand becomes a flash array. int8 follows TFLite's arithmetic: ADD and SUB rescale both
-inputs to twice the larger input scale (:func:`~mcusearch.convert.quant.add_quant`; SUB negates the
-second input's multiplier, as TFLite does), MUL requantises ``(a - za) * (b - zb)`` by
-``s_a * s_b / s_out`` with MultiplyByQuantizedMultiplier (ties away from zero, on every path of
-the interpreter's kernel), PRELU requantises x >= 0 by ``s_in / s_out`` and ``x * alpha`` by
-``s_in * s_alpha / s_out`` the same way, MAXIMUM / MINIMUM need one shared quantisation.
-tests/test_ops_elementwise.py checks MUL, SUB and ADD on all 65,536 input pairs and PRELU on every
-input against ~255 slopes, against the interpreter.
+MUL, MAXIMUM, MINIMUM, PRELU (alpha is the second operand), and DIV in float32. Shapes broadcast
+as numpy does (right-aligned); a constant operand becomes a flash array. int8 follows TFLite's
+arithmetic: ADD and SUB rescale both inputs to twice the larger input scale
+(:func:`~mcusearch.convert.quant.add_quant`; SUB negates the second input's multiplier, as TFLite
+does), MUL requantises ``(a - za) * (b - zb)`` by ``s_a * s_b / s_out`` with
+MultiplyByQuantizedMultiplier (ties away from zero, on every path of the interpreter's kernel),
+PRELU requantises x >= 0 by ``s_in / s_out`` and ``x * alpha`` by ``s_in * s_alpha / s_out`` the
+same way, MAXIMUM / MINIMUM need one shared quantisation. tests/test_ops_elementwise.py checks MUL,
+SUB and ADD on all 65,536 input pairs and PRELU on every input against 255 slopes, against the
+interpreter.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def _kind(builtin: str) -> str:
     return "".join(w.capitalize() for w in builtin.split("_"))
 
 
-# ---- ops ------------------------------------------------------------------------------------------
+# ---- ops -----------------------------------------------------------------------------------------
 
 @dataclass
 class Unary(Op):
@@ -240,7 +241,7 @@ class Binary(Op):
         return f"mcus_{name}(&{p}, {srcs[0]}, {srcs[1]}, {ctx.output});"
 
 
-# ---- int8 look-up tables from the interpreter -----------------------------------------------------
+# ---- int8 look-up tables from the interpreter ----------------------------------------------------
 
 def unary_tflite(code, options_type: int, options, q_in, q_out, length: int) -> bytes:
     """A ``.tflite`` of one int8 -> int8 operator (``code``: an OperatorCodeT, ``options``: its
@@ -318,7 +319,7 @@ def lut_tables(r: "Reader", top: "TfliteOp", length: int):
     return out[:, 0].copy(), out[:, split].copy(), split
 
 
-# ---- front-end rules ------------------------------------------------------------------------------
+# ---- front-end rules -----------------------------------------------------------------------------
 
 @tflite_rule(*INT8_UNARY)
 def _unary(r: "Reader", top: "TfliteOp") -> None:
