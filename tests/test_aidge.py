@@ -275,3 +275,181 @@ def test_full_study_model_on_qemu(work):
     print(f"\naidge study model: {m.counts[0]:.0f} instructions/inference, model flash "
           f"{fw.model_flash_bytes} B, model RAM {fw.model_ram_bytes} B (arena {conv.arena_bytes} B); "
           f"image {fw.flash_bytes} B flash, {fw.ram_bytes} B RAM")
+
+
+# ---------------------------------------------------------------------------------------------
+# what issue 9 found: feature-map outputs, inputs Aidge asserted on, sequence models, refusals
+# ---------------------------------------------------------------------------------------------
+
+def _convert(model, d: Path, n=4) -> ConvertResult:
+    _require_aidge()
+    return AidgeConverter().convert(model_result(model, d, n=n), d / "c")
+
+
+def _refused(model, d: Path) -> str:
+    with pytest.raises(StageError) as e:
+        _convert(model, d, n=2)
+    assert e.value.stage == "convert" and "\n" not in e.value.message
+    return e.value.message
+
+
+def feature_map_model(seed=2):
+    """Conv2D -> UpSampling2D: the output is an 8 x 10 x 3 feature map (H, W, C all distinct)."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([L.InputLayer((4, 5, 2)), L.Conv2D(3, 3, padding="same", name="conv"),
+                                 L.UpSampling2D(2, name="up")])
+    return _random_biases(model, seed)
+
+
+def ds_cnn_like(seed=3):
+    """MLPerf Tiny's DS-CNN at a small width: 49 x 10 x 1 input (which Aidge asserted on), Conv2D
+    10 x 4 stride 2, DepthwiseConv2D + 1 x 1 Conv2D, GlobalAveragePooling2D over a non-square
+    25 x 5 map, Dense softmax."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([
+        L.InputLayer((49, 10, 1)),
+        L.Conv2D(8, (10, 4), strides=2, padding="same", activation="relu", name="conv1"),
+        L.DepthwiseConv2D(3, padding="same", activation="relu", name="dw1"),
+        L.Conv2D(8, 1, activation="relu", name="pw1"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dense(4, activation="softmax", name="logits"),
+    ])
+    return _random_biases(model, seed)
+
+
+def conv1d_model(seed=4):
+    """A time-series classifier: (20, 3) input, Conv1D, MaxPooling1D, Conv1D 'same' stride 2,
+    GlobalAveragePooling1D, Dense."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([
+        L.InputLayer((20, 3)),
+        L.Conv1D(6, 3, activation="relu", name="conv1"),
+        L.MaxPooling1D(2, name="pool1"),
+        L.Conv1D(5, 3, strides=2, padding="same", activation="relu", name="conv2"),
+        L.GlobalAveragePooling1D(name="gap"),
+        L.Dense(3, name="out"),
+    ])
+    return _random_biases(model, seed)
+
+
+@pytest.mark.slow
+def test_feature_map_output_in_keras_order_on_qemu(work):
+    """Aidge re-lays the graph out in NHWC but applied tf2onnx's final NCHW->NHWC Transpose as it
+    stood: the firmware returned the map as W x C x H. The output must be Keras' H x W x C."""
+    conv = _convert(feature_map_model(), work / "fmap")
+    assert conv.expected.shape == (4, 8 * 10 * 3)
+    scrambled = conv.expected.reshape(-1, 8, 10, 3).transpose(0, 2, 3, 1).reshape(4, -1)
+    assert np.abs(scrambled - conv.expected).max() > 0.1        # the old layout would be caught
+    assert conv.output_meaning.startswith("float32 outputs of ")
+    _, m = run_on_qemu(conv, work / "fmap")
+    assert m.max_abs_error <= 1e-5
+
+
+@pytest.mark.slow
+def test_ds_cnn_49x10x1_on_qemu(work):
+    conv = _convert(ds_cnn_like(), work / "dscnn")
+    assert conv.inputs.shape == (4, 490) and conv.output_meaning == "softmax probabilities"
+    kinds = [s.split(" ")[1] for s in conv.layers]
+    assert "(GlobalAveragePooling)" not in kinds          # Aidge's own swaps kernel H and W
+    assert conv.expected.std(axis=0).max() > 1e-3          # the probes tell outputs apart
+    _, m = run_on_qemu(conv, work / "dscnn")
+    assert m.max_abs_error <= 1e-5
+
+
+@pytest.mark.slow
+def test_conv1d_sequence_model_on_qemu(work):
+    """A (T, C) input runs as a (1, T, C) image with the 1-D layers as height-1 2-D layers; the
+    firmware takes the same T x C buffer and must give Keras' outputs of the original model."""
+    conv = _convert(conv1d_model(), work / "conv1d")
+    assert conv.inputs.shape == (4, 60) and conv.expected.shape == (4, 3)
+    _, m = run_on_qemu(conv, work / "conv1d")
+    assert m.max_abs_error <= 1e-5
+
+
+@pytest.mark.slow
+def test_sequence_layers_and_dense_on_feature_maps_match_keras(work):
+    """Every 1-D layer the rewrite maps, a Dense on a sequence and on an image feature map (Aidge
+    crashed on its broadcast bias), a sequence-shaped output and a residual Add (host gcc)."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(6)
+    inp = tf.keras.Input((16, 3))
+    x = L.ZeroPadding1D((1, 2))(inp)
+    x = L.Conv1D(4, 3, activation="relu", name="conv")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    y = L.DepthwiseConv1D(3, padding="same", name="dw")(x)
+    x = L.Add(name="res")([x, y])
+    x = L.SeparableConv1D(4, 3, name="sep")(x)
+    x = L.AveragePooling1D(2, name="avg")(x)
+    x = L.UpSampling1D(2, name="up")(x)
+    out = L.Dense(2, name="per_step")(x)
+    conv = _convert(_random_biases(tf.keras.Model(inp, out), 6), work / "seq_host")
+    assert conv.expected.shape == (4, 14 * 2)
+    check_host(conv, work / "seq_host" / "host")
+    image = tf.keras.Sequential([L.InputLayer((6, 5, 3)), L.Dense(4, activation="relu", name="d1"),
+                                 L.Flatten(), L.Dense(3, name="d2")])
+    conv = _convert(_random_biases(image, 7), work / "dense_fmap")
+    check_host(conv, work / "dense_fmap" / "host")
+
+
+def test_refusals_name_the_layer_and_what_works(work):
+    """What Aidge's export would compute wrongly is refused before it runs, in one line."""
+    tf = _tf()
+    L = tf.keras.layers
+    seq = lambda *ls: tf.keras.Sequential([L.InputLayer((16, 3)), *ls])   # noqa: E731
+    img = lambda *ls: tf.keras.Sequential([L.InputLayer((9, 7, 3)), *ls])  # noqa: E731
+    msg = _refused(seq(L.LSTM(4, name="lstm"), L.Dense(2)), work / "r_lstm")
+    assert msg.startswith("layer 'lstm' (LSTM) on a sequence input is not taken by the aidge "
+                          "converter") and msg.endswith("use converter mcusearch")
+    msg = _refused(seq(L.Conv1D(4, 3, padding="causal", name="causal")), work / "r_causal")
+    assert msg == ("layer 'causal' (Conv1D, padding 'causal') is not taken by the aidge converter; "
+                   "use converter mcusearch")
+    msg = _refused(img(L.Conv2D(2, 3, name="c"), L.Cropping2D(((1, 0), (0, 1)), name="crop")),
+                   work / "r_crop")
+    assert msg.startswith("layer 'crop' (ONNX Slice) is not taken by the aidge converter: on a "
+                          "rank-4 tensor") and msg.endswith("; use converter mcusearch")
+    msg = _refused(img(L.AveragePooling2D(3, strides=2, padding="same", name="avg")), work / "r_avg")
+    assert msg.startswith("layer 'avg' (ONNX AveragePool)")
+    assert msg.endswith("use padding 'valid' or converter mcusearch")
+    msg = _refused(img(L.Conv2D(2, 1, name="c"), L.ZeroPadding2D(1, name="pad")), work / "r_pad")
+    assert msg.startswith("layer 'pad' (ONNX Pad)")
+    msg = _refused(tf.keras.Sequential([L.InputLayer((4, 4, 4, 1)), L.Conv3D(2, 3), L.Flatten()]),
+                   work / "r_3d")
+    assert "this model's input is (4, 4, 4, 1); use converter mcusearch" in msg
+
+
+@pytest.mark.slow
+def test_aidge_own_failure_is_one_clear_error(work):
+    """An assertion inside Aidge (here: depth_multiplier 2) becomes one line naming Aidge's op."""
+    tf = _tf()
+    L = tf.keras.layers
+    model = tf.keras.Sequential([L.InputLayer((8, 6, 3)), L.DepthwiseConv2D(3, depth_multiplier=2),
+                                 L.Flatten()])
+    msg = _refused(model, work / "dwm2")
+    assert msg.startswith("the Aidge export failed: Wrong input size")
+    assert "ConvDepthWise operator" in msg and "; use converter mcusearch (log: " in msg
+
+
+def test_failure_reason_reads_aidge_logs():
+    """The child's log, as Aidge writes it (wrapped lines), turned into one reason."""
+    crash = ("[NOTICE] - Using adapt_graph_legacy\n"
+             "[WARNING] - GraphView::setBackends(): not any backend available for node\n"
+             "[WARNING]   seq_ln_FusedBatchNormV3 (of type BatchNorm2D)\n")
+    assert aidge._failure_reason(crash, -8) == ("Aidge has no kernel for node seq_ln_FusedBatchNormV3 "
+                                                "(op BatchNorm2D)")
+    assert aidge._failure_reason("[NOTICE] - done\n", -8) == "it crashed (SIGFPE)"
+    wrapped = ("[ERROR] - Wrong input size ([1, 3, 8, 6]) for ConvDepthWise operator. Expected dims are [x, 6, x,\n"
+               "[ERROR]   x].\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
+               "RuntimeError: boom\n")
+    assert aidge._failure_reason(wrapped, 1) == ("Wrong input size ([1, 3, 8, 6]) for ConvDepthWise "
+                                                 "operator. Expected dims are [x, 6, x, x]")
+    assert aidge._failure_reason("Traceback (most recent call last):\nValueError: bad\n", 1) == \
+        "ValueError: bad"
+    assert aidge._failure_reason("[NOTICE] - ok\n", 0) is None
+    assert aidge._failure_reason("", 3) == "exit status 3"
