@@ -159,6 +159,14 @@ def test_custom_layer_class_named(tmp_path):
             load_user_model(p, trust_code=trust)
         assert e.value.where == "model.path"
         assert "'twice'" in e.value.message and "'Twice'" in e.value.message
+    # a Python function named in the file (its code is not there): refused, naming it
+    def swishy(x):
+        return x * keras3.ops.sigmoid(x)
+
+    p = tmp_path / "act.keras"
+    keras3.Model(inp, keras3.layers.Dense(2, activation=swishy, name="d")(inp)).save(p)
+    with pytest.raises(SpecError, match="layer 'd' uses 'swishy', which is not part of Keras"):
+        load_user_model(p, trust_code=True)
 
 
 @pytest.mark.parametrize("name, content", [

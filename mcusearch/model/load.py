@@ -228,17 +228,20 @@ def _layer_entries(cfg: Any) -> Iterator[tuple[str, str, dict, dict]]:
             yield from _layer_entries(entry)
 
 
-def _code_objects(obj: Any) -> Iterator[str]:
-    """Names of serialised Python functions or non-Keras objects nested anywhere in ``obj``."""
+def _code_objects(obj: Any) -> Iterator[tuple[bool, str]]:
+    """Serialised Python objects nested anywhere in ``obj``: ``(True, name)`` for code stored
+    in the file (a lambda), ``(False, name)`` for a function or object from outside Keras that
+    is named only (its code is not in the file)."""
     if isinstance(obj, dict):
-        cls = obj.get("class_name")
-        module = obj.get("module")
-        if cls in ("__lambda__", "function") and module not in (None, "keras.activations",
-                                                                "keras.src.activations"):
-            yield str(obj.get("registered_name") or obj.get("config") or cls)[:60]
-        elif (isinstance(module, str) and not module.startswith(("keras", "tf_keras", "builtins"))
-              and cls is not None):
-            yield f"{cls} from module {module}"
+        cls, module = obj.get("class_name"), obj.get("module")
+        cfg = obj.get("config")
+        if cls == "__lambda__":
+            yield True, "a lambda"
+        elif cls == "function" and module not in ("keras.activations", "keras.src.activations"):
+            yield False, repr(cfg if isinstance(cfg, str) else obj.get("registered_name"))
+        elif (isinstance(module, str) and cls is not None
+              and not module.startswith(("keras", "tf_keras", "builtins"))):
+            yield False, f"{cls!r} from module {module}"
         for v in obj.values():
             yield from _code_objects(v)
     elif isinstance(obj, list):
@@ -287,9 +290,13 @@ def check_safe(path: Path, trust_code: bool = False) -> None:
             raise _bad(path, f"layer {name!r} has class {cls!r}, which is not a Keras layer "
                              "(a custom class: its code is not in the file, so mcusearch cannot "
                              "load it; rebuild the model with built-in layers)")
-        found = next(iter(_code_objects(lcfg)), None)
-        if found is not None and not trust_code:
-            raise _bad(path, _trust_hint(f"layer {name!r} uses a custom object ({found})"))
+        for stored, what in _code_objects(lcfg):
+            if stored and not trust_code:
+                raise _bad(path, _trust_hint(f"layer {name!r} uses {what}"))
+            if not stored:
+                raise _bad(path, f"layer {name!r} uses {what}, which is not part of Keras: its "
+                                 "code is not in the file, so mcusearch cannot load it; use "
+                                 "built-in activations and layers")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,12 +311,7 @@ def _load_tf_keras(path: Path, trust_code: bool):
     if path.suffix.lower() == ".keras":
         kw["safe_mode"] = not trust_code
     try:
-        if trust_code:
-            with tf.keras.utils.custom_object_scope({}):
-                return tf.keras.models.load_model(path, **kw)
         return tf.keras.models.load_model(path, **kw)
-    except SpecError:
-        raise
     except Exception as e:  # noqa: BLE001 - any loader failure is about the user's file
         raise _bad(path, f"tf-keras cannot load it: {type(e).__name__}: "
                          f"{_first_line(e)}") from None
