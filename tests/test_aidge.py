@@ -424,6 +424,22 @@ def test_refusals_name_the_layer_and_what_works(work):
     assert "this model's input is (4, 4, 4, 1); use converter mcusearch" in msg
 
 
+def test_two_outputs_are_refused(tmp_path):
+    tf = _tf()
+    L = tf.keras.layers
+    inp = tf.keras.Input((4,))
+    model = tf.keras.Model(inp, [L.Dense(2)(inp), L.Dense(3)(inp)])
+    model.save(tmp_path / "two.h5")
+    mr = ModelResult(keras_path=tmp_path / "two.h5", tflite_path=None, quantization="float32",
+                     accuracy=0.0, params=0, macs=0, input_shape=(4,), class_names=("a", "b"),
+                     probe_inputs=np.zeros((1, 4), np.float32), probe_labels=np.zeros(1, int),
+                     cache_key="test")
+    with pytest.raises(StageError) as e:
+        AidgeConverter().convert(mr, tmp_path / "c")
+    assert e.value.message == ("the aidge converter takes a model with one input and one output; "
+                               "this one has 1 and 2; use converter mcusearch")
+
+
 @pytest.mark.slow
 def test_aidge_own_failure_is_one_clear_error(work):
     """An assertion inside Aidge (here: depth_multiplier 2) becomes one line naming Aidge's op."""

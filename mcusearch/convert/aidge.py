@@ -7,14 +7,38 @@ tensor (in a ``.nn_data_dtype.float32`` section, which the boards' linker script
 Eclipse Aidge is EPL-2.0 (PyPI ``aidge-core``, ``aidge-onnx``, ``aidge-backend-cpu``,
 ``aidge-export-cpp`` 0.10.1); the generated kernels carry its licence header.
 
-Data layout. The ONNX graph is made NCHW end to end (tf2onnx ``inputs_as_nchw``) and its input is
-declared NCHW to Aidge; Aidge then re-lays the whole graph out in NHWC (its C++ export's format)
-and its ``model_forward`` reads an NHWC buffer, i.e. the Keras input as it is in memory. Other
+Data layout. The ONNX graph is made NCHW end to end (tf2onnx ``inputs_as_nchw``, and
+``outputs_as_nchw`` for a rank-4 output) and its input is declared NCHW to Aidge; Aidge then re-lays
+the whole graph out in NHWC (its C++ export's format), so ``model_forward`` reads and writes NHWC
+buffers, i.e. the Keras tensors as they are in memory. Aidge re-lays out tensors but not the
+operators that name axes: it applied tf2onnx's final NCHW -> NHWC Transpose to the already-NHWC
+map as it stood, and a feature-map output came back as W x C x H; hence the NCHW output, which
+leaves no Transpose at the end. The input's layout is declared without Aidge's ``enforce`` flag,
+which asserted on a 49 x 10 x 1 input (on sizes that are not a multiple of 4 values, here). Other
 combinations seen here give wrong outputs or "Wrong input channel size" errors as soon as the input
 has more than one channel (the ONNX graph with tf2onnx's leading Transpose, an input left in
-Aidge's ``default`` format, or ``legacy=False``); the converter treats any Aidge ERROR line as a
-failed conversion. ``model_forward`` returns a pointer into its own activation memory, which
-``mcus_model_run`` (``model_wrapper.cpp``) copies to the caller's output buffer.
+Aidge's ``default`` format, or ``legacy=False``). ``model_forward`` returns a pointer into its own
+activation memory, which ``mcus_model_run`` (``model_wrapper.cpp``) copies to the caller's output
+buffer.
+
+Rewrites (same function, ops Aidge exports right): a sequence model (input (T, C)) is rebuilt in
+Keras on a (1, T, C) input with each 1-D layer as its height-1 2-D counterpart, and a Dense on a
+feature map as a 1 x 1 Conv2D (:func:`aidge_ready_model`); in the ONNX graph, Squeeze/Unsqueeze
+become Reshapes and global pooling a full-size pooling (:func:`aidge_onnx_fixes`). The expected
+outputs are always the original Keras model's.
+
+What it cannot take (:data:`LIMITS`). Each is one ``StageError("convert", ...)`` line naming the
+layer or op and what to use instead: refused before the export where the adapter knows the case,
+else Aidge's own assertion, exception or crash turned into "the Aidge export failed: <reason>; use
+converter mcusearch (log: ...)":
+- int8 models (float32 only)
+- more than one input or output; an input other than (H, W, C), (T, C) or (features,)
+- on a sequence input: recurrent layers (LSTM, GRU), causal Conv1D, Reshape, and any layer without
+  a height-1 2-D form
+- Cropping, Slice and reductions over some axes (Reduce*, LayerNormalization) of a feature map
+- ZeroPadding that does not feed a convolution or pooling
+- AveragePooling2D with 'same' padding that pads (Aidge counts the padding in the average)
+- DepthwiseConv2D with depth_multiplier > 1, Permute (Aidge asserts)
 
 The Aidge step runs in a child Python process (``python -m mcusearch.convert.aidge``): Aidge's
 export writes files into the current directory, calls ``exit()`` on fatal errors and prints
@@ -57,6 +81,16 @@ AIDGE_MODULES = {"aidge_core": "aidge-core", "aidge_backend_cpu": "aidge-backend
                  "aidge_onnx": "aidge-onnx", "aidge_export_cpp": "aidge-export-cpp"}
 OTHER_MODULES = {"tf2onnx": "tf2onnx", "onnx": "onnx"}
 SUMMARY_NAME = "summary.json"
+# what the aidge converter cannot take, for users (module docstring, CLI help)
+LIMITS: tuple[str, ...] = (
+    'int8 models (float32 only)',
+    'more than one input or output; an input other than (H, W, C), (T, C) or (features,)',
+    'on a sequence input: recurrent layers (LSTM, GRU), causal Conv1D, Reshape, and any layer without a height-1 2-D form',
+    'Cropping, Slice and reductions over some axes (Reduce*, LayerNormalization) of a feature map',
+    'ZeroPadding that does not feed a convolution or pooling',
+    "AveragePooling2D with 'same' padding that pads (Aidge counts the padding in the average)",
+    'DepthwiseConv2D with depth_multiplier > 1, Permute (Aidge asserts)',
+)
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -517,6 +551,10 @@ class AidgeConverter(Converter):
         from mcusearch.convert.cgen import load_keras
 
         keras_model = load_keras(model.keras_path)
+        if len(keras_model.inputs) != 1 or len(keras_model.outputs) != 1:
+            raise StageError("convert", f"the aidge converter takes a model with one input and one "
+                                        f"output; this one has {len(keras_model.inputs)} and "
+                                        f"{len(keras_model.outputs)}; use converter mcusearch")
         shape = tuple(int(d) for d in keras_model.input_shape[1:])
         if len(shape) not in (1, 2, 3):
             raise StageError("convert", f"the aidge converter takes an image-like (H, W, C), a "
