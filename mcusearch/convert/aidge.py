@@ -83,13 +83,14 @@ OTHER_MODULES = {"tf2onnx": "tf2onnx", "onnx": "onnx"}
 SUMMARY_NAME = "summary.json"
 # what the aidge converter cannot take, for users (module docstring, CLI help)
 LIMITS: tuple[str, ...] = (
-    'int8 models (float32 only)',
-    'more than one input or output; an input other than (H, W, C), (T, C) or (features,)',
-    'on a sequence input: recurrent layers (LSTM, GRU), causal Conv1D, Reshape, and any layer without a height-1 2-D form',
-    'Cropping, Slice and reductions over some axes (Reduce*, LayerNormalization) of a feature map',
-    'ZeroPadding that does not feed a convolution or pooling',
+    "int8 models (float32 only)",
+    "more than one input or output; an input other than (H, W, C), (T, C) or (features,)",
+    "on a sequence input: recurrent layers (LSTM, GRU), causal Conv1D, Reshape, and any layer "
+    "without a height-1 2-D form",
+    "Cropping, Slice and reductions over some axes (Reduce*, LayerNormalization) of a feature map",
+    "ZeroPadding that does not feed a convolution or pooling",
     "AveragePooling2D with 'same' padding that pads (Aidge counts the padding in the average)",
-    'DepthwiseConv2D with depth_multiplier > 1, Permute (Aidge asserts)',
+    "DepthwiseConv2D with depth_multiplier > 1, Permute (Aidge asserts)",
 )
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,7 +244,7 @@ _AS_2D = {
 _AXIS_FREE = frozenset({
     "InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "Dropout",
     "GaussianNoise", "GaussianDropout", "Add", "Subtract", "Multiply", "Average", "Maximum",
-    "Minimum", "Concatenate", "Flatten", "BatchNormalization", "LayerNormalization",
+    "Minimum", "Concatenate", "Flatten", "BatchNormalization",
 })
 # what the aidge converter takes on a sequence input, for error messages
 SEQUENCE_LAYERS = "Conv1D, DepthwiseConv1D, SeparableConv1D, 1-D pooling, Dense, activations"
@@ -289,6 +290,7 @@ def aidge_ready_model(keras_model):
 
 
 def _dense_on_feature_map(layer) -> bool:
+    """Whether ``layer`` is a Dense applied to a tensor of rank > 2 (per time step or pixel)."""
     try:
         return type(layer).__name__ == "Dense" and len(layer.input_shape) > 2
     except (AttributeError, RuntimeError):          # a layer called more than once
@@ -316,9 +318,9 @@ def _rewritten_layer(layer, layers, sequence: bool):
         if "axis" in config:
             config["axis"] = _axis_plus_1(config["axis"])
         return type(layer).from_config(config)
-    raise StageError("convert", f"layer {layer.name!r} ({kind}) on a sequence input is not taken by "
-                                f"the aidge converter (it takes {SEQUENCE_LAYERS}); use converter "
-                                f"mcusearch")
+    raise StageError("convert", f"layer {layer.name!r} ({kind}) on a sequence input is not taken "
+                                f"by the aidge converter (it takes {SEQUENCE_LAYERS}); use "
+                                f"converter mcusearch")
 
 
 def _with_height_1(key: str, value):
