@@ -452,6 +452,13 @@ def test_aidge_own_failure_is_one_clear_error(work):
     assert "ConvDepthWise operator" in msg and "; use converter mcusearch (log: " in msg
 
 
+def test_limits_are_listed_in_the_module_docstring():
+    doc = " ".join(aidge.__doc__.split())
+    assert len(aidge.LIMITS) >= 6
+    for item in aidge.LIMITS:
+        assert f"- {item}" in doc, item
+
+
 def test_failure_reason_reads_aidge_logs():
     """The child's log, as Aidge writes it (wrapped lines), turned into one reason."""
     crash = ("[NOTICE] - Using adapt_graph_legacy\n"
