@@ -28,12 +28,14 @@ interpreter.
 from __future__ import annotations
 
 import copy
+import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mcusearch.convert.ctext import c_array
 from mcusearch.convert.graph import Op
 from mcusearch.convert.ops import RefContext, tflite_rule
 from mcusearch.convert.quant import AddQuant, add_quant, quantize_multiplier
@@ -57,6 +59,18 @@ MAX_DIMS = 6              # MCUS_BCAST_MAX_DIMS in firmware/kernels/mcus_element
 def _kind(builtin: str) -> str:
     """'HARD_SWISH' -> 'HardSwish'."""
     return "".join(w.capitalize() for w in builtin.split("_"))
+
+
+def shared_array(ctx: RefContext, ctype: str, values: np.ndarray, per_line: int) -> str:
+    """A ``static const`` array defined once per generated file for each distinct content: the
+    name is a hash of the type and values, an include guard drops repeats. Look-up tables and
+    constants repeat across ops (the unrolled steps of an LSTM share most of them)."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    digest = hashlib.sha1(f"{ctype}:{flat.dtype.str}:".encode() + flat.tobytes()).hexdigest()[:16]
+    name, guard = f"mcus_shared_{digest}", f"MCUS_SHARED_{digest.upper()}"
+    ctx.data.append(f"#ifndef {guard}\n#define {guard}\n{c_array(ctype, name, flat, per_line)}"
+                    "#endif\n")
+    return name
 
 
 # ---- ops -----------------------------------------------------------------------------------------
@@ -86,9 +100,9 @@ class Unary(Op):
                            {"len": self.out_len, "alpha": ctx.c_float(self.alpha)})
             return f"mcus_{name}(&{p}, {src}, {dst});"
         ctx.kernel("lut_s8")
-        table = ctx.array("int8_t", "lut", self.table, 16)
-        tail = table if self.tail_table is None else ctx.array("int8_t", "lut_tail",
-                                                               self.tail_table, 16)
+        table = shared_array(ctx, "int8_t", self.table, 16)
+        tail = table if self.tail_table is None else shared_array(ctx, "int8_t",
+                                                                  self.tail_table, 16)
         p = ctx.params("mcus_lut_s8_params_t", {"len": self.out_len, "split": self.split,
                                                 "table": table, "tail_table": tail})
         return f"mcus_lut_s8(&{p}, {src}, {dst});"
@@ -211,8 +225,8 @@ class Binary(Op):
         ctx.kernel(name)
         srcs = list(ctx.inputs)
         if self.const is not None:
-            srcs.insert(self.const_index, ctx.array(ctx.ctype, "k", self.const,
-                                                    12 if ctx.f32 else 24))
+            srcs.insert(self.const_index, shared_array(ctx, ctx.ctype, self.const,
+                                                       12 if ctx.f32 else 24))
         fields: dict[str, object] = {"g": self.geometry.fields()}
         lo, hi = self.act
         if ctx.f32:
