@@ -55,18 +55,23 @@ def lower(m, dtype: str, d: Path, n: int = 8, seed: int = 0):
     return g, xq, cgen.tflite_tensor(path, xq, g.output_id)
 
 
-def check_both_generators(g, x, expected, d: Path) -> None:
-    """Host-run both generators' C (strict flags; also cross-compiled for a Cortex-M0+)."""
+def check_both_generators(g, x, expected, d: Path, cross: bool = True) -> None:
+    """Host-run both generators' C under strict flags and compare with ``expected``; ``cross``:
+    also cross-compile the reference generator's sources for a Cortex-M0+."""
     spread = np.ptp(expected.astype(np.float64), axis=0).max()
     assert spread > 0, "every probe gives the same output: the comparison would prove nothing"
-    ref = conv_result("mcusearch-ref", cgen.emit_c(g, d / "ref"), g, x, expected)
-    tc.check(ref, d / "ref_host")         # also cross-compiles the kernels for a Cortex-M0+
-    conv = conv_result("mcusearch", fast.emit_fast(g, d / "fast"), g, x, expected)
-    got = host_run(conv, d / "fast_host", extra_cflags=tc.STRICT)
-    if g.dtype == "int8":
-        np.testing.assert_array_equal(got, expected)
-    else:
-        np.testing.assert_allclose(got, expected, atol=conv.atol, rtol=conv.rtol)
+    for converter in ("mcusearch-ref", "mcusearch"):
+        em = cgen.emit_c(g, d / converter) if converter == "mcusearch-ref" else \
+            fast.emit_fast(g, d / converter)
+        conv = conv_result(converter, em, g, x, expected)
+        if cross and converter == "mcusearch-ref":
+            tc.check(conv, d / f"{converter}_host")
+            continue
+        got = host_run(conv, d / f"{converter}_host", extra_cflags=tc.STRICT)
+        if g.dtype == "int8":
+            np.testing.assert_array_equal(got, expected)
+        else:
+            np.testing.assert_allclose(got, expected, atol=conv.atol, rtol=conv.rtol)
 
 
 def one_op(opname: str, inputs: list[dict], outputs: list[dict], options=None,

@@ -1,0 +1,71 @@
+"""Recurrent models through both mcusearch generators: a Keras LSTM and a GRU (8 units over 20 steps
+of 6 features, Dense head), unrolled by the tool's TFLite lowering into FULLY_CONNECTED, UNPACK,
+SPLIT / SPLIT_V, LOGISTIC, TANH, MUL, ADD and SUB operators.
+
+float32 within the converter's tolerance of Keras, int8 bit-exact with the TFLite interpreter's
+built-in kernels, on the host for "mcusearch-ref" and "mcusearch", and on QEMU (Cortex-M7).
+"""
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+
+import pytest
+
+import test_convert as tc
+from test_ops_shape import check_both_generators, conv_result, lower
+
+tf, L = tc.tf, tc.L
+HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+STEPS, FEATURES, UNITS = 20, 6, 8
+
+
+def recurrent(kind: str, seed: int = 0):
+    """Input 20 x 6 -> LSTM(8) or GRU(8) (last state) -> Dense(3)."""
+    tf.keras.utils.set_random_seed(seed)
+    i = L.Input((STEPS, FEATURES))
+    cell = {"lstm": L.LSTM, "gru": L.GRU}[kind](UNITS, name=kind)
+    return tf.keras.Model(i, L.Dense(3, name="logits")(cell(i)), name=kind)
+
+
+# TensorFlow's unrolled graphs: per step an input and a recurrent FULLY_CONNECTED (none at the
+# first step, whose state is zero) and a SPLIT into the gates (LSTM: 4; GRU: a SPLIT and a SPLIT_V
+# into 3, the first step's SPLIT_V folded away), plus UNPACK's 20 steps and the Dense head. Copies
+# that nothing reads are dropped (one gate of the last step).
+EXPECTED = {"lstm": {"Dense": 2 * STEPS, "Slice": STEPS + 4 * STEPS - 1},
+            "gru": {"Dense": 2 * STEPS, "Slice": STEPS + 3 * STEPS + 3 * (STEPS - 1) - 1}}
+
+
+@pytest.fixture(scope="module")
+def lowered(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recurrent")
+    cache: dict = {}
+
+    def get(kind: str, dtype: str):
+        if (kind, dtype) not in cache:
+            cache[kind, dtype] = lower(recurrent(kind), dtype, d, n=6)
+        return cache[kind, dtype]
+    return get
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrent_both_generators_on_host(lowered, tmp_path, kind, dtype):
+    g, x, want = lowered(kind, dtype)
+    kinds = Counter(op.kind for op in g.compute_ops)
+    assert {k: kinds[k] for k in EXPECTED[kind]} == EXPECTED[kind], kinds
+    assert kinds["Logistic"] and kinds["Tanh"] and kinds["Mul"], kinds
+    check_both_generators(g, x, want, tmp_path, cross=False)   # kernels: test_ops_* cross-build
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("kind, dtype", [
+    ("lstm", "int8"), pytest.param("gru", "float32", marks=pytest.mark.slow)])
+def test_recurrent_in_qemu_m7(lowered, tmp_path, kind, dtype):
+    from mcusearch.convert import fast
+    from test_codegen_fast import run_on
+
+    g, x, want = lowered(kind, dtype)
+    conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:3], want[:3])
+    _, meas = run_on("qemu-m7", conv, tmp_path)       # raises unless the outputs match
+    assert meas is not None
