@@ -511,7 +511,7 @@ class Spec(_Strict):
             probe_per_class=d.probe_per_class,
             representative_samples=m.representative_samples,
             magnitude=MagnitudeSchedule(**m.magnitude_schedule.model_dump()),
-            qat_epochs=m.qat_epochs)
+            qat_epochs=m.qat_epochs, trust_code=m.trust_code)
 
 
 def _where(loc: tuple) -> str:

@@ -150,6 +150,7 @@ class BaseModelConfig:
     representative_samples: int = 200           # PTQ calibration set size (int8, int16x8)
     magnitude: MagnitudeSchedule = MagnitudeSchedule()
     qat_epochs: int = 2                         # quantisation-aware fine-tuning (int8-qat)
+    trust_code: bool = False                    # model.trust_code: a model file may run its code
 
 
 from mcusearch.model.stage import (base_model, build_model, candidate_footprint,  # noqa: E402

@@ -162,11 +162,6 @@ def _base_model(cfg: BaseModelConfig, ds: Dataset, cache: ModelCache):
     return model, key
 
 
-def _trust_code(cfg: BaseModelConfig) -> bool:
-    """``model.trust_code`` of the spec (False for a config that does not carry it)."""
-    return bool(getattr(cfg, "trust_code", False))
-
-
 def _initial_model(cfg: BaseModelConfig, ds: Dataset):
     """The untrained built-in architecture, or the user's model file as it was saved."""
     from mcusearch.model.architectures import build_architecture
@@ -176,7 +171,7 @@ def _initial_model(cfg: BaseModelConfig, ds: Dataset):
     from mcusearch.model.load import load_user_model
     from mcusearch.preflight import check_model_data
 
-    model = load_user_model(cfg.architecture.path, _trust_code(cfg))
+    model = load_user_model(cfg.architecture.path, cfg.trust_code)
     check_model_data(model_io(model), ds, str(cfg.architecture.path))
     return model
 
@@ -782,6 +777,6 @@ def _architecture(cfg: BaseModelConfig, shape, n_classes: int):
     """The built-in architecture on these shapes, or the user's model file."""
     if cfg.architecture.path is not None:
         from mcusearch.model.load import load_user_model
-        return load_user_model(cfg.architecture.path, _trust_code(cfg))
+        return load_user_model(cfg.architecture.path, cfg.trust_code)
     from mcusearch.model.architectures import build_architecture
     return build_architecture(cfg.architecture, tuple(shape), int(n_classes))
