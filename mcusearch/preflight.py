@@ -35,7 +35,7 @@ log = logging.getLogger("mcusearch.preflight")
 
 # Converters that read a float32 model from a .tflite file (none yet: the generators and Aidge
 # take float32 models from Keras; int8 ones from .tflite).
-FLOAT_TFLITE_CONVERTERS: frozenset[str] = frozenset()
+FLOAT_TFLITE_CONVERTERS: frozenset[str] = frozenset({"mcusearch", "mcusearch-ref"})
 
 
 @dataclass

@@ -353,7 +353,14 @@ def prepare(model: ModelResult, work_dir: Path | None = None) -> Prepared:
     """The graph of ``model``, its probe inputs (quantised for int8) and the host model's outputs.
     ``work_dir``: where a float model's lowered .tflite is kept (``model_f32.tflite``)."""
     x = np.asarray(model.probe_inputs, dtype=np.float32)
-    if model.quantization == "float32":
+    if model.quantization == "float32" and model.keras_path is None and model.tflite_path:
+        graph = graph_from_tflite(model.tflite_path)          # a user's float .tflite
+        x = _shaped(x, graph)
+        inputs = x.reshape(len(x), -1).astype(np.float32)
+        expected = tflite_tensor(model.tflite_path, inputs, graph.output_id).astype(np.float32)
+        atol, rtol = FLOAT_ATOL, FLOAT_RTOL
+        origin = str(model.tflite_path)
+    elif model.quantization == "float32":
         keras_model = load_keras(model.keras_path)
         graph = graph_from_keras(keras_model, None if work_dir is None
                                  else Path(work_dir) / "model_f32.tflite")
