@@ -33,8 +33,8 @@ from mcusearch.errors import SpecError
 log = logging.getLogger("mcusearch.preflight")
 
 
-# Converters that read a float32 model from a .tflite file (none yet: the generators and Aidge
-# take float32 models from Keras; int8 ones from .tflite).
+# Converters that read a float32 model from a .tflite file (Aidge takes float32 models from Keras
+# only).
 FLOAT_TFLITE_CONVERTERS: frozenset[str] = frozenset({"mcusearch", "mcusearch-ref"})
 
 
