@@ -186,6 +186,15 @@ def conv_layout(spec: Spec) -> ConvLayout | None:
 def knobs_from_spec(spec: Spec) -> list[Knob]:
     k = spec.knobs
     knobs: list[Knob] = []
+    path = spec.resolve(spec.model.path) if spec.model.path else None
+    if path is not None and path.suffix == ".tflite":
+        # A .tflite base is used as it is: the model knobs need Keras (preflight warns of them).
+        from mcusearch.model.load import describe_tflite
+        knobs.append(Categorical("quantization", [describe_tflite(path).quantization]))
+        knobs.append(Categorical("opt_level", list(k.opt_level)))
+        knobs.append(Categorical("converter", list(k.converter)))
+        knobs.append(Categorical("board", list(spec.target.boards)))
+        return knobs
     if k.channels is not None:
         knobs.append(Channels(conv_layout(spec), k.channels.values, k.channels.per))
         knobs.append(categorical("criterion", list(k.channels.criterion)))
