@@ -381,6 +381,39 @@ def test_int8_concatenation_of_different_scales_is_a_clear_error(tmp_path):
         graph_from_tflite(path)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_reshape_of_unknown_batch_needs_no_shape_arithmetic(tmp_path, dtype):
+    """A .tflite converted with an unknown batch size computes a Keras Reshape's target shape at
+    run time (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE); the reader drops that int32
+    arithmetic and takes the static shapes."""
+    from mcusearch.convert.frontend import Reader
+
+    tf.keras.utils.set_random_seed(6)
+    i = L.Input((8, 8, 3))
+    x = L.GlobalAveragePooling2D(name="gap")(L.Conv2D(4, 3, name="conv")(i))
+    x = L.Conv2D(3, 1, name="head")(L.Reshape((1, 1, 4), name="to_map")(x))
+    m = tc._random_biases(tf.keras.Model(i, L.Reshape((3,), name="to_vec")(x)), 6)
+    path = tmp_path / "m.tflite"
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)     # the batch size stays unknown
+    if dtype == "int8":
+        rep = np.random.default_rng(0).normal(size=(20, 8, 8, 3)).astype(np.float32)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([rep[k:k + 1]] for k in range(len(rep)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+    assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= {t.opname for t in Reader(path).ops}
+    g = graph_from_tflite(path)
+    assert [op.kind for op in g.compute_ops] == ["Conv2D", "Mean", "Conv2D"]
+    x = tc.probes(m.input_shape[1:], n=6)
+    if dtype == "int8":
+        xin = quantize_input(x, g.input_scale, g.input_zero_point).reshape(6, -1)
+        want = cgen.tflite_tensor(path, xin, g.output_id)
+    else:
+        xin, want = x.reshape(6, -1), m.predict(x, verbose=0)
+    check_both_generators(g, xin, want, tmp_path, cross=False)
+
+
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
 def test_shape_ops_in_qemu_m7(lowered, tmp_path, dtype):

@@ -85,6 +85,28 @@ def _one_output(top: "TfliteOp", k: int) -> "TfliteOp":
     return dataclasses.replace(top, outputs=[top.outputs[k]])
 
 
+# Operators that TensorFlow's converter uses for shape arithmetic on int32 tensors (a Keras Reshape
+# of a model whose batch size is unknown: SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE's shape).
+SHAPE_ARITHMETIC = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "SLICE")
+
+
+def only_shape_arithmetic(r: "Reader", top: "TfliteOp") -> bool:
+    """Whether ``top`` computes int32 shape arithmetic whose results only end up as the target
+    shape of RESHAPEs. Those need no code: the reader takes a RESHAPE's output shape from the
+    model's static shapes (batch 1)."""
+    if any(r.type_of(o) != "int32" or o == r.graph.output_id for o in top.outputs):
+        return False
+    for t in (t for t in r.ops if t.index > top.index):
+        for o in top.outputs:
+            if o not in t.inputs:
+                continue
+            if t.opname == "RESHAPE" and o not in t.inputs[:1]:
+                continue
+            if t.opname not in SHAPE_ARITHMETIC or not only_shape_arithmetic(r, t):
+                return False
+    return True
+
+
 # ---- ops --------------------------------------------------------------------------------------
 
 @dataclass
@@ -333,6 +355,8 @@ def _no_activation(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("CONCATENATION")
 def _concatenation(r: "Reader", top: "TfliteOp") -> None:
+    if only_shape_arithmetic(r, top):
+        return
     _no_activation(r, top)
     out = top.outputs[0]
     out_full = _full(r, out)
@@ -349,8 +373,16 @@ def _concatenation(r: "Reader", top: "TfliteOp") -> None:
                 [int(np.prod(s[axis:])) for s in shapes])
 
 
+@tflite_rule("SHAPE")
+def _shape(r: "Reader", top: "TfliteOp") -> None:
+    if not only_shape_arithmetic(r, top):
+        raise r.unsupported(top, "a tensor's shape used as data")
+
+
 @tflite_rule("PACK")
 def _pack(r: "Reader", top: "TfliteOp") -> None:
+    if only_shape_arithmetic(r, top):
+        return
     shapes = [_full(r, i) for i in top.inputs]
     if len(set(shapes)) != 1:
         raise r.unsupported(top, f"inputs of different shapes {shapes}")
@@ -422,6 +454,8 @@ def _unpack(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("SLICE")
 def _slice(r: "Reader", top: "TfliteOp") -> None:
+    if only_shape_arithmetic(r, top):
+        return
     shape = _full(r, top.inputs[0])
     begin = _const_ints(r, top, top.inputs[1], "the begin")
     size = _const_ints(r, top, top.inputs[2], "the size")
@@ -451,6 +485,8 @@ def _slice_axis(d: int, b: int, e: int, s: int, mask_b: bool, mask_e: bool,
 
 @tflite_rule("STRIDED_SLICE")
 def _strided_slice(r: "Reader", top: "TfliteOp") -> None:
+    if only_shape_arithmetic(r, top):
+        return
     o = top.opts
     shape = _full(r, top.inputs[0])
     begin, end, stride = (_const_ints(r, top, top.inputs[k], w)
