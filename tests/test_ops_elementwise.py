@@ -71,14 +71,19 @@ def binary_model():
 
 
 def compound_model():
-    """swish (LOGISTIC, MUL), softplus (EXP, ADD of a constant, LOG), mish (... TANH, MUL) and a
-    PReLU with one slope per channel (PRELU, alpha broadcast over H and W)."""
+    """swish (LOGISTIC, MUL), softplus (EXP, ADD of a constant, LOG), mish (... TANH, MUL), a
+    PReLU with one slope per channel (PRELU, alpha broadcast over H and W) and GELU's tanh form
+    (with the erf form in the same model TensorFlow's converter fails on tf.Erfc)."""
     i = L.Input((5, 7, 3))
     x = L.Conv2D(6, 1, name="conv")(i)
     a, b, c = (L.Activation(f, name=f)(x) for f in ("swish", "softplus", "mish"))
     p = L.PReLU(alpha_initializer=tf.keras.initializers.RandomUniform(-0.5, 1.0),
                 shared_axes=[1, 2], name="prelu")(x)
-    return tf.keras.Model(i, L.Flatten()(L.Add()([L.Add()([L.Add()([a, b]), c]), p])))
+    g = L.Lambda(lambda v: tf.nn.gelu(v, approximate=True), name="gelu_tanh")(x)
+    y = a
+    for t in (b, c, p, g):
+        y = L.Add()([y, t])
+    return tf.keras.Model(i, L.Flatten()(y))
 
 
 def float_only_model():
@@ -96,7 +101,7 @@ MODELS = {"acts": acts_model, "binary": binary_model, "compound": compound_model
 KINDS = {
     "acts": {"Logistic", "Tanh", "HardSwish", "LeakyRelu", "Gelu", "Minimum"},
     "binary": {"Logistic", "Mul", "Sub", "Maximum", "Minimum", "Add"},
-    "compound": {"Logistic", "Mul", "Exp", "Add", "Log", "Tanh", "Prelu"},
+    "compound": {"Logistic", "Mul", "Exp", "Add", "Log", "Tanh", "Prelu", "Gelu"},
     "float_only": {"Elu", "Abs", "Add", "Div", "Exp", "Log", "Mul"},
 }
 
@@ -169,9 +174,14 @@ def test_graph_details(case):
     if name == "acts":
         leaky = next(op for op in g.ops if isinstance(op, Unary) and op.function == "LEAKY_RELU")
         assert leaky.alpha == pytest.approx(0.2)
+        gelu = next(op for op in g.ops if isinstance(op, Unary) and op.function == "GELU")
+        assert gelu.alpha == 0.0                                      # the erf form
         relu8 = [op for op in runs["int8"][0].ops
                  if isinstance(op, Unary) and op.function == "RELU"]
         assert relu8 and relu8[0].table is not None                   # stand-alone int8 RELU
+    if name == "compound":
+        gelu = next(op for op in g.ops if isinstance(op, Unary) and op.function == "GELU")
+        assert gelu.alpha == 1.0                                      # the tanh form
 
 
 def test_broadcast_geometry():
