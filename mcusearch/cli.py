@@ -56,8 +56,10 @@ def _cmd_validate(args) -> int:
 def _preflight(spec):
     """Load and check the spec's data set and model together before anything is written
     (:mod:`mcusearch.preflight`); print its warnings, one line each."""
+    from mcusearch.log import import_tensorflow_quietly
     from mcusearch.preflight import preflight
 
+    import_tensorflow_quietly()
     checked = preflight(spec)
     for w in checked.warnings:
         print(f"mcusearch: warning: {w}", file=sys.stderr)
@@ -71,6 +73,8 @@ def _cmd_run(args) -> int:
 
     spec = load_spec(args.spec)
     _preflight(spec)
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.INFO)
     summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
                         progress=not args.no_progress and sys.stderr.isatty())
     rec, why_none = recommendation(spec, summary)
@@ -137,6 +141,9 @@ def _cmd_measure(args) -> int:
     from mcusearch.measure import measure
     from mcusearch.model import ModelResult
 
+    from mcusearch.log import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     path = Path(args.model)
     if not path.is_file():
         raise SpecError("MODEL", f"file not found: {path}")
@@ -286,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # WARNING until the checks before a run are done: a refused spec prints its one error line
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

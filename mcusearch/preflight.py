@@ -23,6 +23,7 @@ Checked:
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,6 +174,90 @@ def tflite_knobs(spec, base) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# a built-in architecture, the run folder, the cache and the storage
+# ---------------------------------------------------------------------------------------------
+
+MAX_PARAM = 1_000_000        # a built-in architecture's numeric parameter (filters, units, ...)
+MAX_MODEL_PARAMS = 50_000_000  # weights of a model built for a microcontroller search
+
+
+def check_architecture(spec, ds) -> str:
+    """Build the built-in architecture once on the data's shape (in memory, nothing written), so
+    unknown or impossible ``model.params`` stop the run here instead of failing every trial."""
+    for name, value in spec.model.params.items():
+        if not (isinstance(value, (int, float)) and np.isfinite(value) and abs(value) <= MAX_PARAM):
+            raise SpecError(f"model.params.{name}", f"{value!r} is not a number from "
+                                                    f"-{MAX_PARAM:,} to {MAX_PARAM:,}")
+    from mcusearch.model.architectures import build_architecture
+
+    arch = spec.base_model_config().architecture
+    try:
+        model = build_architecture(arch, ds.input_shape, ds.n_classes)
+    except SpecError as e:  # the builder names its own config keys: say the user's
+        where = e.where.replace("architecture.name", "model.architecture")
+        raise SpecError(where.replace("architecture.params", "model.params"), e.message) from None
+    except (ValueError, TypeError) as e:
+        raise SpecError("model.params", f"{spec.model.architecture} cannot be built on samples of "
+                                        f"shape {_fmt(ds.input_shape)} with these parameters: "
+                                        f"{str(e).splitlines()[0]}") from None
+    n = model.count_params()
+    if n > MAX_MODEL_PARAMS:
+        raise SpecError("model.params", f"the model would have {n:,} parameters (at most "
+                                        f"{MAX_MODEL_PARAMS:,})")
+    return f"model: built-in {spec.model.architecture}, {n:,} parameters"
+
+
+def check_folder(path: Path, key: str) -> None:
+    """``path`` is a folder, or can be made one: its nearest existing ancestor is a writable
+    folder (nothing is created here)."""
+    if path.exists():
+        if not path.is_dir():
+            raise SpecError(key, f"{path} is a file, not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SpecError(key, f"{path} is not writable")
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SpecError(key, f"{path} cannot be created: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError(key, f"{path} cannot be created: {parent} is not writable")
+
+
+def check_storage(url: str, run_dir: Path) -> None:
+    """``search.storage`` is a URL of a database SQLAlchemy has a driver for; an SQLite file's
+    folder exists or is the run folder (which `run` creates)."""
+    import sqlalchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise SpecError("search.storage", f"{url!r} is not a database URL SQLAlchemy can open "
+                        "(e.g. sqlite:///path/study.db, postgresql+psycopg://user@host/db)") from None
+    except ImportError as e:
+        raise SpecError("search.storage", f"the driver for {parsed.drivername} is not installed "
+                                          f"({e.name})") from None
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise SpecError("search.storage", "an SQLite storage needs a file (sqlite:///path/study.db)")
+        folder = Path(parsed.database).resolve().parent
+        if folder != run_dir.resolve():
+            if not folder.is_dir():
+                raise SpecError("search.storage", f"the SQLite file's folder {folder} does not exist")
+            check_folder(Path(parsed.database), "search.storage")
+
+
+def check_places(spec) -> None:
+    """The run folder, the model cache and the storage can be written (before anything is)."""
+    check_folder(spec.run_dir, "search.run_dir")
+    check_folder(spec.cache_dir, "search.cache_dir")
+    check_storage(spec.storage_url, spec.run_dir)
+
+
+# ---------------------------------------------------------------------------------------------
 # the entry point
 # ---------------------------------------------------------------------------------------------
 
@@ -181,6 +266,7 @@ def preflight(spec) -> PreflightReport:
     from mcusearch.model.stage import load_data
 
     report = PreflightReport()
+    check_places(spec)
     cfg = spec.base_model_config()
     dkey = dataset_key(spec.dataset)
     dsource = str(cfg.dataset.path) if cfg.dataset.path else None
@@ -191,7 +277,7 @@ def preflight(spec) -> PreflightReport:
     report.lines.append(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test "
                         f"samples of shape {_fmt(ds.input_shape)}, {ds.n_classes} classes")
     if spec.model.path is None:
-        report.lines.append(f"model: built-in {spec.model.architecture}, trained "
+        report.lines.append(f"{check_architecture(spec, ds)}, trained "
                             f"{spec.model.train.epochs} epochs on the data")
         return report
     path = spec.resolve(Path(spec.model.path))

@@ -7,7 +7,7 @@ was expected; nothing is written while a spec is being checked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
@@ -41,21 +41,28 @@ OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Ofast")
 DATASETS = ("watch", "fashion_mnist", "npz", "images", "csv")
 
 
+SEED_MAX = 2**32 - 1          # numpy's and TensorFlow's seeds are 32-bit
+DAY_S = 86_400.0
+MAX_COUNT = 10**9             # a bound for counts (steps, samples) that no real spec reaches
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .inf / .nan are refused in every float field (they pass comparisons
+    # like gt=0 and then break every trial)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TrainSpec(_Strict):
     epochs: int = Field(10, ge=0, le=1000)  # 0: a model file used as given (see ModelSpec)
-    batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    seed: int = 0
+    batch_size: int = Field(64, ge=1, le=65_536)
+    learning_rate: float = Field(1e-3, gt=0, le=10)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
 
 
 class MagnitudeScheduleSpec(_Strict):
     """tfmot PolynomialDecay of magnitude pruning; defaults: the 2020 study's."""
-    frequency: int = Field(50, ge=1)
-    begin_step: int = Field(0, ge=0)
+    frequency: int = Field(50, ge=1, le=MAX_COUNT)
+    begin_step: int = Field(0, ge=0, le=MAX_COUNT)
     initial_sparsity: float = Field(0.0, ge=0, lt=1)
 
 
@@ -102,18 +109,18 @@ class DatasetSpec(_Strict):
     name: Literal["watch", "fashion_mnist", "npz", "images", "csv"] = "watch"
     path: Path | None = None
     task: Literal["classification", "regression", "autoencoder"] = "classification"
-    classes: list[str] | None = None
-    max_train: int | None = Field(None, ge=10)
-    max_test: int | None = Field(None, ge=4)
+    classes: list[str] | None = Field(None, min_length=2)  # keep these (at least 2); None: all
+    max_train: int | None = Field(None, ge=10, le=MAX_COUNT)
+    max_test: int | None = Field(None, ge=4, le=MAX_COUNT)
     probe_per_class: int = Field(5, ge=1, le=100)  # regression: this many test inputs in all
     calibration: Path | None = None               # .npz with `x`: int8 / int16x8 calibration inputs
     image_size: list[int] | None = Field(None, min_length=2, max_length=2)  # images: [height, width]
     color_mode: Literal["grayscale", "rgb", "rgba"] = "grayscale"            # images
-    rescale: float = Field(1 / 255, gt=0)                                    # images: pixel x this
+    rescale: float = Field(1 / 255, gt=0, le=1e6)                            # images: pixel x this
     shape: list[int] | None = Field(None, min_length=1)  # csv: the shape of one window
     label_column: str = "label"                          # csv
     test_split: float | None = Field(None, gt=0, lt=1)   # images / csv without a split of their own
-    split_seed: int = 0
+    split_seed: int = Field(0, ge=0, le=SEED_MAX)
 
     @model_validator(mode="after")
     def _options_fit_the_source(self):
@@ -127,8 +134,8 @@ class DatasetSpec(_Strict):
         for key, only in (("image_size", "images"), ("shape", "csv")):
             if getattr(self, key) is not None and self.name != only:
                 raise ValueError(f"`{key}` is only for dataset `{only}`")
-        if any(v < 1 for v in (self.image_size or []) + (self.shape or [])):
-            raise ValueError("image_size and shape take sizes >= 1")
+        if any(not 1 <= v <= 65_536 for v in (self.image_size or []) + (self.shape or [])):
+            raise ValueError("image_size and shape take sizes from 1 to 65536")
         if self.name == "csv" and self.shape is None:
             raise ValueError("dataset `csv` needs `shape`: the shape of one window, e.g. [128, 3]")
         return self
@@ -180,11 +187,11 @@ class BoardDefinition(_Strict):
     pyocd_target: str                  # `pyocd list --targets`; a CMSIS-pack part needs `pack`
     core: str                          # cortex-m0plus | cortex-m3 | cortex-m4 | cortex-m7 | cortex-m33 ...
     fpu: Literal["none", "single", "double"] = "none"
-    flash_kb: int = Field(gt=0)
-    ram_kb: int = Field(gt=0)
-    clock_mhz: float = Field(gt=0)     # the clock out of reset (the firmware does not change it)
-    flash_origin: int = 0x0800_0000
-    ram_origin: int = 0x2000_0000
+    flash_kb: int = Field(gt=0, le=4 * 1024 * 1024)
+    ram_kb: int = Field(gt=0, le=4 * 1024 * 1024)
+    clock_mhz: float = Field(gt=0, le=10_000)  # the clock out of reset (the firmware does not change it)
+    flash_origin: int = Field(0x0800_0000, ge=0, le=2**32 - 1)
+    ram_origin: int = Field(0x2000_0000, ge=0, le=2**32 - 1)
     timer: Literal["dwt", "systick"] | None = None
     pack: Path | None = None
     part: str = ""
@@ -193,14 +200,14 @@ class BoardDefinition(_Strict):
 class BoardOptions(_Strict):
     probe: str | None = None           # the probe's unique ID (`pyocd list`), if several are connected
     pack: Path | None = None           # a CMSIS pack file (e.g. for nucleo-f722ze)
-    frequency: int | None = Field(None, gt=0)  # SWD clock, Hz
+    frequency: int | None = Field(None, gt=0, le=10**9)  # SWD clock, Hz
 
 
 class TargetSpec(_Strict):
     define: list[BoardDefinition] = Field(default_factory=list)
     boards: list[str] = Field(default_factory=lambda: ["qemu-m7"], min_length=1)
     board_options: dict[str, BoardOptions] = Field(default_factory=dict)
-    timeout_s: float = Field(300, gt=0)  # wall-clock limit for one firmware run (a hang fails the trial)
+    timeout_s: float = Field(300, gt=0, le=DAY_S)  # wall-clock limit for one firmware run (a hang fails the trial)
 
     @field_validator("define")
     @classmethod
@@ -238,15 +245,16 @@ class TargetSpec(_Strict):
 class MetricBound(_Strict):
     """A bound on a quality metric: ``min`` (a floor) for a maximised metric, ``max`` (a
     ceiling) for a minimised one."""
-    min: float | None = Field(None, gt=0)
-    max: float | None = Field(None, gt=0)
+    min: float | None = Field(None, gt=0, le=1e12)
+    max: float | None = Field(None, gt=0, le=1e12)
 
 
 class ConstraintsSpec(_Strict):
-    flash_kb: float | None = Field(None, gt=0)
-    ram_kb: float | None = Field(None, gt=0)
-    deadline_ms: float | Literal["auto"] | None = "auto"  # auto: one inference per input frame
-    accuracy_min: float | None = Field(None, ge=0, le=1)
+    flash_kb: float | None = Field(None, gt=0, le=1e9)
+    ram_kb: float | None = Field(None, gt=0, le=1e9)
+    # auto: one inference per input frame; a number: milliseconds, > 0 (0 or less would invert)
+    deadline_ms: Annotated[float, Field(gt=0, le=1e9)] | Literal["auto"] | None = "auto"
+    accuracy_min: float | None = Field(None, gt=0, le=1)  # 0 would be no floor: leave it out
     accuracy_metric: Literal["accuracy", "balanced_accuracy"] = "accuracy"  # what accuracy_min limits
     metrics: dict[str, MetricBound] = Field(default_factory=dict)  # e.g. {f1_macro: {min: 0.8}}
 
@@ -410,14 +418,14 @@ class Objective(_Strict):
 
 class SearchSpec(_Strict):
     sampler: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
-    n_trials: int = Field(20, ge=1)
-    timeout_s: float | None = Field(None, gt=0)
-    seed: int = 0
+    n_trials: int = Field(20, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(None, gt=0, le=366 * DAY_S)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     storage: str | None = None       # default: sqlite:///<run_dir>/study.db
     study_name: str = "mcusearch"
     run_dir: Path = Path("reports/search")
     cache_dir: Path = Path("reports/cache")
-    population_size: int = Field(8, ge=2)  # NSGA-II
+    population_size: int = Field(8, ge=2, le=100_000)  # NSGA-II
 
 
 def _default_objectives() -> list[Objective]:
@@ -519,7 +527,7 @@ def _where(loc: tuple) -> str:
     for p in loc:
         if isinstance(p, int):
             parts[-1:] = [f"{parts[-1]}[{p}]" if parts else f"[{p}]"]
-        elif p in ("function-after", "literal_error") or str(p).startswith(("function-", "literal[")):
+        elif p in ("function-after", "literal_error") or str(p).startswith(("function-", "literal[", "constrained-")):
             continue
         else:
             parts.append(str(p))
@@ -536,7 +544,8 @@ def _message(err: dict) -> str:
         return "required key is missing"
     inp = err.get("input")
     if err.get("type") not in ("value_error",) and not isinstance(inp, (dict, list)):
-        msg = f"{msg} (got {inp!r})"
+        got = repr(inp)
+        msg = f"{msg} (got {got if len(got) <= 60 else got[:40] + f'... ({len(got)} characters)'})"
     return msg
 
 
@@ -599,16 +608,105 @@ def _check_knobs(spec: Spec, source: str) -> None:
                             source)
 
 
+MAX_SPEC_BYTES = 1 << 20     # a spec is a page of YAML: 1 MiB is far beyond any real one
+MAX_DEPTH = 50               # nesting of mappings and lists (search.yaml needs 4)
+MAX_NODES = 100_000          # values in the document, aliases expanded (no "billion laughs")
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a key given twice in one mapping is an error (PyYAML keeps
+    the last silently), nesting deeper than :data:`MAX_DEPTH` is refused before the recursive
+    composer overflows Python's stack, and an integer too long for Python to read names its line."""
+
+    def compose_node(self, parent, index):  # noqa: D102 (PyYAML's hook)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(_at(mark, f"nested more than {MAX_DEPTH} levels deep"))
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):  # noqa: D102
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                break
+            if duplicate:
+                raise yaml.YAMLError(_at(key_node.start_mark, f"key {key!r} is given twice "
+                                                              "(each key once per mapping)"))
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node):  # noqa: D102
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise yaml.YAMLError(_at(node.start_mark, f"number with {len(node.value)} digits is "
+                                                      "too long")) from None
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+
+
+def _at(mark, message: str) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}: {message}" if mark else message
+
+
+def _count_nodes(data: object, limit: int = MAX_NODES) -> int:
+    """Values in ``data`` with shared (aliased) parts counted each time they appear; stops
+    counting at ``limit`` + 1."""
+    n, stack = 0, [data]
+    while stack and n <= limit:
+        item = stack.pop()
+        n += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return n
+
+
+def read_spec_text(path: Path) -> str:
+    """The spec file as text: UTF-8 (a UTF-8 byte-order mark is allowed), not empty, not huge."""
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError("", f"{path.stat().st_size:,} bytes is not a spec (at most "
+                            f"{MAX_SPEC_BYTES:,}); is this the right file?", str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError("", f"not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save the "
+                            "spec as UTF-8", str(path)) from None
+    if "\x00" in text:
+        raise SpecError("", "not a text file (it holds NUL bytes)", str(path))
+    return text
+
+
 def load_spec(path: str | Path) -> Spec:
+    """Read, parse and validate a spec file; every problem is one :class:`SpecError`."""
     path = Path(path)
     if not path.is_file():
         raise SpecError("", f"spec file not found: {path} (create one with `mcusearch init {path}`)")
+    text = read_spec_text(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(where, f"not valid YAML: {getattr(e, 'problem', e)}", str(path)) from None
+        raise SpecError(where, f"not valid YAML: {getattr(e, 'problem', None) or e}", str(path)) from None
+    if data is None:
+        raise SpecError("", "the spec is empty (no keys); `mcusearch init` writes a template",
+                        str(path))
+    if _count_nodes(data) > MAX_NODES:
+        raise SpecError("", f"more than {MAX_NODES:,} values once aliases are expanded; "
+                            "a spec needs far fewer", str(path))
     return parse_spec(data, str(path), path.resolve().parent)
 
 
