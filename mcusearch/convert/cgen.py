@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from mcusearch.convert import Converter, ConvertResult, register
-from mcusearch.convert.ctext import c_array, c_float, comment, ident, init, shape_str
+from mcusearch.convert.ctext import (c_array, c_float, comment, dedupe_constants, ident, init,
+                                     shape_str)
 from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
@@ -264,7 +265,7 @@ def emit_c(graph: Graph, out_dir: Path, origin: str = "") -> Emitted:
         + "void mcus_model_run(const mcus_input_t *input, mcus_output_t *output)\n{\n"
         + body + "\n}\n"
     )
-    (out_dir / "model.c").write_text(text)
+    (out_dir / "model.c").write_text(dedupe_constants(text))
     sources = [out_dir / "model.c"] + [KERNELS_DIR / f"{k}.c" for k in kernels]
     return Emitted(sources=sources, include_dirs=[out_dir, KERNELS_DIR],
                    arena_bytes=plan.arena_bytes, layers=layers)

@@ -59,3 +59,19 @@ def comment(text: str) -> str:
 
 def shape_str(s) -> str:
     return "x".join(str(d) for d in s)
+
+
+_DECL = re.compile(r"static const ([^\n=]*?)\b(\w+)\[(\d+)\] = \{\n(.*?)\n\};\n", re.S)
+
+
+def dedupe_constants(text: str) -> str:
+    """Keep one copy of identical constant arrays (same type, length and values): a later copy
+    becomes ``#define NAME FIRST``. Unrolled recurrent layers read the same weights at every time
+    step, and TFLite's graph names them once per step."""
+    seen: dict[tuple[str, str, str], str] = {}
+
+    def one(m: re.Match) -> str:
+        key = (m.group(1), m.group(3), m.group(4))
+        first = seen.setdefault(key, m.group(2))
+        return m.group(0) if first == m.group(2) else f"#define {m.group(2)} {first}\n"
+    return _DECL.sub(one, text)

@@ -35,7 +35,7 @@ from mcusearch.convert import layout
 from mcusearch.convert.cgen import (KERNELS_DIR, layer_prefix, model_h, op_comment, prepare, ref_call,
                                     softmax_s8_fields)
 from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, comment as _comment, \
-    init as _init
+    dedupe_constants, init as _init
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
@@ -444,7 +444,7 @@ class _Emitter:
             + "        MCUS_LAYER_END(j);\n"
             + "    }\n}\n"
         )
-        (out_dir / "model.c").write_text(text)
+        (out_dir / "model.c").write_text(dedupe_constants(text))
         return p, self.infos
 
 
