@@ -17,7 +17,7 @@ input and output). Op plug-ins (:mod:`mcusearch.convert.ops`) emit their own ker
   ``MCUS_LAYER_BEGIN(i)`` / ``MCUS_LAYER_END(i)`` (empty unless the harness defines them).
 
 Expected outputs: float32 - Keras ``predict`` (softmax probabilities when the model ends in a
-softmax), atol 1e-5, rtol 1e-4. int8 - the TFLite model's output (int8 softmax probabilities
+softmax), atol 1e-4, rtol 1e-4. int8 - the TFLite model's output (int8 softmax probabilities
 when it ends in a softmax), compared bit-exactly with the TFLite interpreter's built-in kernels
 (see :data:`TFLITE_RESOLVER`).
 """
@@ -50,7 +50,7 @@ KERNELS_DIR = Path(__file__).resolve().parents[2] / "firmware" / "kernels"
 # ties of the final shift away from zero (MCUS_REQUANT_MODE 1). See firmware/kernels/mcus_kernels.h.
 TFLITE_RESOLVER = "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
 
-FLOAT_ATOL, FLOAT_RTOL = 1e-5, 1e-4
+FLOAT_ATOL, FLOAT_RTOL = 1e-4, 1e-4   # issue 9: float within 1e-4 of Keras
 # Probe inputs whose host outputs differ by less than this (relative to their magnitude) across
 # all inputs prove little when firmware and host agree on them (see Prepared.probe_note).
 PROBE_SPREAD_MIN = 1e-3

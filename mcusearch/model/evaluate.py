@@ -182,7 +182,8 @@ def layer_macs(layer) -> int:
     """Multiply-accumulates of one inference through ``layer`` (0 for layers without any).
 
     conv: out_h * out_w * out_c * k_h * k_w * in_c (/ groups); depthwise: out positions x
-    k_h * k_w x out_c; separable: depthwise + pointwise; dense: in * out (x leading dims)."""
+    k_h * k_w x out_c; separable: depthwise + pointwise; dense: in * out (x leading dims);
+    LSTM/GRU/SimpleRNN: steps x gates x units x (features + units)."""
     kind = type(layer).__name__
     if kind in ("Conv1D", "Conv2D", "Conv3D"):
         out = _shape(layer, "output_shape")
@@ -201,6 +202,11 @@ def layer_macs(layer) -> int:
     if kind == "Dense":
         ins = _shape(layer, "input_shape")
         return math.prod(ins[1:]) * int(layer.units)
+    if kind in ("LSTM", "GRU", "SimpleRNN"):
+        # per step and gate: units x (features + units) (input and recurrent kernels)
+        steps, feats = _shape(layer, "input_shape")[1:3]
+        gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[kind]
+        return steps * gates * int(layer.units) * (feats + int(layer.units))
     if hasattr(layer, "layers"):  # a nested model
         return sum(layer_macs(l) for l in layer.layers)
     return 0
