@@ -26,7 +26,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
 from mcusearch.errors import SpecError
-from mcusearch.model.layout import BUILTIN_LAYOUTS, ConvLayout, file_layout
+from mcusearch.model.layout import BUILTIN_LAYOUTS, ConvLayout
 from mcusearch.spec import Spec
 
 
@@ -173,11 +173,16 @@ class Channels(Knob):
 
 
 def conv_layout(spec: Spec) -> ConvLayout | None:
-    """The convs the channel knob acts on, without TensorFlow (None if unknown)."""
+    """The convs the channel knob acts on (None if unknown). A user's model file is loaded and
+    grouped as the model stage groups it (residual adds, concatenations, depthwise chains);
+    the built-in architectures need no TensorFlow."""
     if spec.model.path is not None:
+        from mcusearch.model.architectures import knob_layout
+        from mcusearch.model.load import load_user_model
         try:
-            return file_layout(spec.resolve(spec.model.path))
-        except ValueError:
+            return knob_layout(load_user_model(spec.resolve(spec.model.path),
+                                               spec.model.trust_code))
+        except (ValueError, SpecError):
             return None
     builder = BUILTIN_LAYOUTS.get(spec.model.architecture or "")
     return builder(int(spec.model.params.get("filters", 32))) if builder else None

@@ -301,6 +301,9 @@ def preflight(spec) -> PreflightReport:
            else "used as trained")
     report.lines.append(f"model: {path.name} ({_FORMATS[kind]}), {base.count_params():,} "
                         f"parameters, {use}")
+    if spec.knobs.channels is not None:       # what channel pruning will remove together
+        from mcusearch.model.architectures import group_lines
+        report.lines += [f"channels {line}" for line in group_lines(base)]
     return report
 
 

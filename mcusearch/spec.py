@@ -299,7 +299,7 @@ class ChannelsKnob(_Strict):
     global (one count for every conv), ratio (one fraction of every conv's filters)."""
     per: Literal["global", "pair", "group", "layer", "ratio"] = "pair"
     values: list[int | float] = Field(min_length=1)
-    criterion: list[Literal["l1", "l2", "random"]] = Field(["l1"], min_length=1)
+    criterion: list[Literal["l1", "l2", "random", "bn"]] = Field(["l1"], min_length=1)
     retrain_epochs: list[int] | None = Field(None, min_length=1)  # default: [model.retrain_epochs]
 
     @field_validator("values")
@@ -762,7 +762,7 @@ knobs:
   # channels:                    # the full form:
   #   per: pair                  # pair|group: per conv group; layer: per conv; global: one count; ratio: keep ratio
   #   values: [8, 16, 24, 32]    # counts (ratios in (0, 1] for per: ratio); the full width = not pruned
-  #   criterion: [l1]            # l1 | l2 | random: which filters go (several values: a search dimension)
+  #   criterion: [l1]            # l1 | l2 | random | bn (BatchNorm scale): which filters go (several values: a search dimension)
   #   retrain_epochs: [2]        # re-training after removal; 0 = none (default: model.retrain_epochs)
   # magnitude: {sparsity: [0, 0.5, 0.9], epochs: [2]}   # tfmot magnitude pruning; 0 = off
   quantization: [float32, int8]  # also int16x8 (16-bit activations) and int8-qat (quantization-aware

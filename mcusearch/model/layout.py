@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-PRUNABLE = ("Conv2D",)  # layer classes whose filters channel pruning removes
+PRUNABLE = ("Conv1D", "Conv2D")  # layer classes whose filters channel pruning removes
 # Layers that end a conv group (a block): pooling, reshaping, dense and merging layers.
 BLOCK_END = ("MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D",
              "Flatten", "Reshape", "Dense", "Add", "Subtract", "Multiply", "Average", "Maximum",
