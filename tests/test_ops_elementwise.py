@@ -429,14 +429,13 @@ def test_int8_prelu_every_input_and_slope(tmp_path):
 # ---- on the target -------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("case", ["binary"], indirect=True)
 @pytest.mark.parametrize("quant", ["int8", "float32"])
 def test_binary_model_in_qemu_m7(case, quant):
     """The squeeze-and-excite / broadcasting model (MUL, SUB, MAXIMUM, MINIMUM, ADD with
     constants, LOGISTIC, QUANTIZE) through "mcusearch" on an emulated Cortex-M7."""
-    name, _, runs, d = case
-    if name != "binary":
-        pytest.skip("one model on the target")
     from test_codegen_fast import run_on
+    _, _, runs, d = case
     conv = _conv_result(*runs[quant][:1], d / f"qemu_{quant}", "mcusearch", *runs[quant][1:])
     _, meas = run_on("qemu-m7", conv, d / f"qemu_{quant}")   # raises unless outputs match
     assert meas is not None
