@@ -347,8 +347,11 @@ def test_feature_map_output_in_keras_order_on_qemu(work):
     scrambled = conv.expected.reshape(-1, 8, 10, 3).transpose(0, 2, 3, 1).reshape(4, -1)
     assert np.abs(scrambled - conv.expected).max() > 0.1        # the old layout would be caught
     assert conv.output_meaning.startswith("float32 outputs of ")
-    _, m = run_on_qemu(conv, work / "fmap")
+    fw, m = run_on_qemu(conv, work / "fmap")
     assert m.max_abs_error <= 1e-5
+    print(f"\naidge feature-map model: {m.counts[0]:.0f} instructions/inference (qemu-m7, -O3), "
+          f"max |error| {m.max_abs_error:.1e}, model flash {fw.model_flash_bytes} B, "
+          f"model RAM {fw.model_ram_bytes} B")
 
 
 @pytest.mark.slow
@@ -358,8 +361,11 @@ def test_ds_cnn_49x10x1_on_qemu(work):
     kinds = [s.split(" ")[1] for s in conv.layers]
     assert "(GlobalAveragePooling)" not in kinds          # Aidge's own swaps kernel H and W
     assert conv.expected.std(axis=0).max() > 1e-3          # the probes tell outputs apart
-    _, m = run_on_qemu(conv, work / "dscnn")
+    fw, m = run_on_qemu(conv, work / "dscnn")
     assert m.max_abs_error <= 1e-5
+    print(f"\naidge DS-CNN-like 49x10x1: {m.counts[0]:.0f} instructions/inference (qemu-m7, -O3), "
+          f"max |error| {m.max_abs_error:.1e}, model flash {fw.model_flash_bytes} B, "
+          f"model RAM {fw.model_ram_bytes} B")
 
 
 @pytest.mark.slow
@@ -368,8 +374,11 @@ def test_conv1d_sequence_model_on_qemu(work):
     firmware takes the same T x C buffer and must give Keras' outputs of the original model."""
     conv = _convert(conv1d_model(), work / "conv1d")
     assert conv.inputs.shape == (4, 60) and conv.expected.shape == (4, 3)
-    _, m = run_on_qemu(conv, work / "conv1d")
+    fw, m = run_on_qemu(conv, work / "conv1d")
     assert m.max_abs_error <= 1e-5
+    print(f"\naidge Conv1D model: {m.counts[0]:.0f} instructions/inference (qemu-m7, -O3), "
+          f"max |error| {m.max_abs_error:.1e}, model flash {fw.model_flash_bytes} B, "
+          f"model RAM {fw.model_ram_bytes} B")
 
 
 @pytest.mark.slow
