@@ -3,7 +3,9 @@ of 6 features, Dense head), unrolled by the tool's TFLite lowering into FULLY_CO
 SPLIT / SPLIT_V, LOGISTIC, TANH, MUL, ADD and SUB operators.
 
 float32 within the converter's tolerance of Keras, int8 bit-exact with the TFLite interpreter's
-built-in kernels, on the host for "mcusearch-ref" and "mcusearch", and on QEMU (Cortex-M7).
+built-in kernels, on the host for "mcusearch-ref" and "mcusearch", and on QEMU (Cortex-M7). A
+GRU(reset_after=False), whose int8 model from TensorFlow keeps float32 islands
+(DEQUANTIZE -> SPLIT -> QUANTIZE), is bit-exact too.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ STEPS, FEATURES, UNITS = 20, 6, 8
 
 
 def recurrent(kind: str, seed: int = 0):
-    """Input 20 x 6 -> LSTM(8) or GRU(8) (last state) -> Dense(3)."""
+    """Input 20 x 6 -> LSTM(8), GRU(8) or GRU(8, reset_after=False) (last state) -> Dense(3)."""
     tf.keras.utils.set_random_seed(seed)
     i = L.Input((STEPS, FEATURES))
-    cell = {"lstm": L.LSTM, "gru": L.GRU}[kind](UNITS, name=kind)
+    cell = {"lstm": lambda: L.LSTM(UNITS, name=kind), "gru": lambda: L.GRU(UNITS, name=kind),
+            "gru_reset_before": lambda: L.GRU(UNITS, reset_after=False, name=kind)}[kind]()
     return tf.keras.Model(i, L.Dense(3, name="logits")(cell(i)), name=kind)
 
 
@@ -45,6 +48,7 @@ def lowered(tmp_path_factory):
         if (kind, dtype) not in cache:
             cache[kind, dtype] = lower(recurrent(kind), dtype, d, n=6)
         return cache[kind, dtype]
+    get.dir = d
     return get
 
 
@@ -56,6 +60,17 @@ def test_recurrent_both_generators_on_host(lowered, tmp_path, kind, dtype):
     assert {k: kinds[k] for k in EXPECTED[kind]} == EXPECTED[kind], kinds
     assert kinds["Logistic"] and kinds["Tanh"] and kinds["Mul"], kinds
     check_both_generators(g, x, want, tmp_path, cross=False)   # kernels: test_ops_* cross-build
+
+
+def test_gru_int8_with_float_islands_is_bit_exact(lowered, tmp_path):
+    """TensorFlow's int8 GRU(reset_after=False) keeps some gate SPLITs in float32 between
+    DEQUANTIZE and QUANTIZE; the reader moves the int8 values instead, bit-exact."""
+    from mcusearch.convert.frontend import Reader
+
+    g, x, want = lowered("gru_reset_before", "int8")
+    names = Counter(t.opname for t in Reader(lowered.dir / "gru_reset_before.tflite").ops)
+    assert names["DEQUANTIZE"] and names["QUANTIZE"], names
+    check_both_generators(g, x, want, tmp_path, cross=False)
 
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
