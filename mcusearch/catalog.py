@@ -1,9 +1,14 @@
 """The MCU catalog: the microcontrollers a trial's firmware is matched against, with sources.
 
 Entry point: :func:`load_catalog` (-> ``list[Part]``). The built-in catalog is
-``mcusearch/data/mcu-catalog.yaml`` (25 Arm Cortex-M parts; every number carries its source, and
-a part has a price only where a source gave one). A search spec can add parts or override fields
-of a built-in part (e.g. a price the user knows, with its own source string).
+``mcusearch/data/mcu-catalog.yaml`` (35 Arm Cortex-M parts; every number carries its source, and
+a part has a price only where a source gave one). The facts of ``catalog-facts.yaml`` (2026-12) are
+merged into it: every price break (kind, quantity, date, source), run-mode current with its
+conditions, supply voltage, flash wait states at the part's clock and caches, each with its source
+and a flag (:data:`FIGURE_FLAGS`: ``primary``, ``second-hand``, ``sibling``, ``selector``). The
+primary price is the smallest-quantity break a source gave for the part itself (a sibling part's
+price is kept, flagged, never used). A search spec can add parts or override fields of a built-in
+part (e.g. a price or a run current the user knows, with its own source string).
 
 Two rules link a trial, measured on one *board*, to the catalog's *parts*:
 
@@ -43,6 +48,17 @@ CORES = ("cortex-m0", "cortex-m0plus", "cortex-m1", "cortex-m3", "cortex-m4", "c
          "cortex-m33", "cortex-m35p", "cortex-m52", "cortex-m55", "cortex-m85")
 REQUIRED = ("part", "core", "fpu", "clock_mhz", "flash_kb", "ram_kb")  # for a part new to the catalog
 PRICE_FIELDS = ("price_usd", "price_qty", "price_date", "price_kind", "price_source")
+#: How a merged figure was obtained: ``primary`` the vendor's own document for this part (or a
+#: verbatim copy of it); ``second-hand`` a third party's statement or code (a README, a BOM, code
+#: derived from a reference manual); ``sibling`` the vendor's figure for a sibling part;
+#: ``selector`` the ST CubeMX database's ``<Current Run=...>`` (no unit or conditions in the
+#: source, read as uA/MHz); ``user`` given in the search spec.
+FIGURE_FLAGS = ("primary", "second-hand", "sibling", "selector", "user")
+#: A figure and the text fields that must come with it when it is set.
+NEEDS_SOURCE = {"run_current_ma": "run_current_source", "run_current_ua_per_mhz": "run_current_source",
+                "supply_v": "supply_v_source", "flash_ws": "flash_ws_source",
+                "flash_clock_mhz": "flash_clock_source"}
+PRICE_BREAK_KEYS = ("usd", "qty", "kind", "date", "flag", "source")
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,31 @@ class Part:
     unverified: tuple[str, ...] = ()
     notes: str | None = None
     mlperf_tiny: str | None = None
+    # ---- sourced facts merged from catalog-facts.yaml (each with its source and a FIGURE_FLAGS flag)
+    price_breaks: tuple[dict, ...] = ()   # every price a source gave: usd, qty, kind, date, flag, source
+    run_current_ma: float | None = None   # run-mode supply current at run_current_mhz, mA
+    run_current_mhz: float | None = None
+    run_current_ua_per_mhz: float | None = None
+    run_current_conditions: str | None = None
+    run_current_source: str | None = None
+    run_current_flag: str | None = None
+    supply_v: float | None = None          # the supply voltage the run current is given at
+    supply_v_source: str | None = None
+    supply_v_note: str | None = None
+    flash_ws: int | None = None            # flash wait states at clock_mhz
+    flash_ws_source: str | None = None
+    flash_ws_flag: str | None = None
+    flash_ws_note: str | None = None
+    flash_clock_mhz: float | None = None   # the flash's clock when it is not the core's (STM32H7: AXI)
+    flash_clock_source: str | None = None
+    caches: str | None = None              # accelerators and caches, in the source's words
+    caches_source: str | None = None
+    caches_flag: str | None = None
+    icache_kb: float | None = None
+    dcache_kb: float | None = None
+    memory: str | None = None              # memory-system family (mcusearch/parts/memory.yaml)
+    unverified_facts: tuple[str, ...] = ()
+    facts_note: str | None = None
     origin: str = "built-in"       # built-in | spec | "built-in; spec set price_usd, price_source"
 
     @property
@@ -110,9 +151,40 @@ class Part:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("qemu_machine", "boards", "sources", "unverified"):
+        for k in ("qemu_machine", "boards", "sources", "unverified", "unverified_facts"):
             d[k] = list(d[k])
+        d["price_breaks"] = [dict(b) for b in self.price_breaks]
         return d
+
+    def run_current_at_clock(self) -> tuple[float | None, str]:
+        """(run current in mA at ``clock_mhz``, how it was obtained) or (None, why there is none).
+
+        A figure in mA counts only when it was given at the part's own clock; a figure in uA/MHz
+        is multiplied by the clock. No scaling of an mA figure to another clock is guessed.
+        """
+        flag = f"; {self.run_current_flag}" if self.run_current_flag else ""
+        if self.run_current_ma is not None:
+            if self.run_current_mhz is not None and float(self.run_current_mhz) == float(self.clock_mhz):
+                return float(self.run_current_ma), (f"{self.run_current_ma:g} mA at {self.clock_mhz:g} MHz "
+                                                    f"({self.run_current_source}{flag})")
+            if self.run_current_ua_per_mhz is None:
+                at = f"{self.run_current_mhz:g} MHz" if self.run_current_mhz is not None else "an unstated clock"
+                return None, (f"the run current {self.run_current_ma:g} mA was given at {at}, "
+                              f"not at the part's {self.clock_mhz:g} MHz")
+        if self.run_current_ua_per_mhz is not None:
+            ma = self.run_current_ua_per_mhz * self.clock_mhz / 1000.0
+            return ma, (f"{self.run_current_ua_per_mhz:g} uA/MHz x {self.clock_mhz:g} MHz = {ma:.4g} mA "
+                        f"({self.run_current_source}{flag})")
+        return None, "no run current in a source" + (f" ({self.run_current_source})" if self.run_current_source else "")
+
+    def known_and_missing(self) -> tuple[list[str], list[str]]:
+        """What the catalog knows about the part, and what it lacks, as short labels."""
+        checks = (("price", self.price_usd is not None), ("run current", self.run_current_ma is not None
+                  or self.run_current_ua_per_mhz is not None), ("supply voltage", self.supply_v is not None),
+                  ("flash wait states", self.flash_ws is not None),
+                  ("cache sizes", self.icache_kb is not None or self.dcache_kb is not None),
+                  ("memory model", self.memory is not None))
+        return [k for k, ok in checks if ok], [k for k, ok in checks if not ok]
 
 
 # ---- rules ------------------------------------------------------------------------------------
@@ -235,9 +307,43 @@ def _check_field(key: str, v: Any, where: str, source: str | None) -> Any:
         if v is not None and not isinstance(v, dict):
             raise SpecError(w, f"expected a mapping region -> kB, got {v!r}", source)
         return v
-    if key in ("qemu_machine", "boards", "sources", "unverified"):
+    if key in ("qemu_machine", "boards", "sources", "unverified", "unverified_facts"):
         return _texts(v, w, source)
+    if key in ("run_current_ma", "run_current_mhz", "run_current_ua_per_mhz", "supply_v", "flash_clock_mhz",
+               "icache_kb", "dcache_kb"):
+        return None if v is None else _num(v, w, minimum=0, strict=True, source=source)
+    if key == "flash_ws":
+        if v is None or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 64):
+            return v
+        raise SpecError(w, f"expected a whole number of wait states 0..64, got {v!r}", source)
+    if key.endswith("_flag"):
+        if v is not None and v not in FIGURE_FLAGS:
+            raise SpecError(w, f"expected one of {', '.join(FIGURE_FLAGS)}, got {v!r}", source)
+        return v
+    if key == "price_breaks":
+        return _price_breaks(v, w, source)
     return _text(v, w, source)  # price_date, price_source, vendor, pyocd_*, qemu_core_proxy, notes, ...
+
+
+def _price_breaks(v: Any, where: str, source: str | None) -> tuple[dict, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list):
+        raise SpecError(where, f"expected a list of price breaks, got {v!r}", source)
+    out = []
+    for j, b in enumerate(v):
+        w = f"{where}[{j}]"
+        if not isinstance(b, dict) or set(b) - set(PRICE_BREAK_KEYS) or "usd" not in b or "source" not in b:
+            raise SpecError(w, f"expected a mapping with usd and source (keys: {', '.join(PRICE_BREAK_KEYS)})",
+                            source)
+        d = {"usd": _num(b["usd"], f"{w}.usd", minimum=0, strict=False, source=source),
+             "source": _text(b["source"], f"{w}.source", source, optional=False)}
+        for k in ("qty", "kind", "date", "flag"):
+            if b.get(k) is not None:
+                d[k] = _check_field({"qty": "price_qty", "kind": "price_kind", "date": "price_date",
+                                     "flag": "caches_flag"}[k], b[k], w, source)
+        out.append(d)
+    return tuple(out)
 
 
 def _entry(raw: Any, where: str, source: str | None) -> dict:
@@ -254,9 +360,16 @@ def _entry(raw: Any, where: str, source: str | None) -> dict:
 
 
 def _check_price(d: dict, where: str, source: str | None) -> None:
+    """A price, a run current, a voltage or a wait-state count is never accepted without its source."""
     if d.get("price_usd") is not None and not d.get("price_source"):
         raise SpecError(f"{where}.price_source",
                         f"price_usd {d['price_usd']:g} needs a price_source saying where it comes from", source)
+    for key, src in NEEDS_SOURCE.items():
+        if d.get(key) is not None and not d.get(src):
+            raise SpecError(f"{where}.{src}", f"{key} {d[key]:g} needs a {src} saying where it comes from", source)
+    if d.get("run_current_ma") is not None and d.get("run_current_mhz") is None:
+        raise SpecError(f"{where}.run_current_mhz", f"run_current_ma {d['run_current_ma']:g} needs the clock "
+                        "(MHz) it was measured at", source)
 
 
 def _read_yaml(text: str, source: str) -> list:
@@ -336,9 +449,26 @@ def load_catalog(extra: list[dict] | None = None, path: str | Path | None = None
                 changes.setdefault(k, None)
             if changes["price_usd"] is not None and changes["price_kind"] is None:
                 changes["price_kind"] = "user"
+        _replace_groups(changes)
         set_ = ", ".join(sorted(changes)) or "nothing"
         parts[parts.index(old)] = dataclasses.replace(old, **changes, origin=f"{old.origin}; spec set {set_}")
     return parts
+
+
+RUN_CURRENT_FIELDS = ("run_current_ma", "run_current_mhz", "run_current_ua_per_mhz", "run_current_conditions",
+                      "run_current_source", "run_current_flag")
+
+
+def _replace_groups(changes: dict) -> None:
+    """A spec's new run current or wait-state count replaces the whole built-in group (figure,
+    conditions, source), flagged ``user`` unless the spec gives a flag."""
+    if {"run_current_ma", "run_current_ua_per_mhz"} & set(changes):
+        for k in RUN_CURRENT_FIELDS:
+            changes.setdefault(k, None)
+        changes["run_current_flag"] = changes["run_current_flag"] or "user"
+    if "flash_ws" in changes:
+        changes.setdefault("flash_ws_flag", None)
+        changes["flash_ws_flag"] = changes["flash_ws_flag"] or "user"
 
 
 def _require(d: dict, where: str, source: str | None) -> None:
