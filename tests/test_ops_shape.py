@@ -147,12 +147,14 @@ def interpret(model: bytes, x: np.ndarray) -> np.ndarray:
 # from zero), GlobalAveragePooling1D; counts that are powers of two give exact ties.
 MEAN_CASES = [((1, 2, 2, 20), [1, 2], True), ((1, 2, 2, 20), [1, 2], False),
               ((1, 4, 4, 33), [1, 2], True), ((1, 5, 3, 7), [1, 2], False),
-              ((1, 8, 6), [1], False), ((1, 20, 6), [1], False), ((1, 8, 6), [1], True)]
+              ((1, 8, 6), [1], False), ((1, 20, 6), [1], False), ((1, 8, 6), [1], True),
+              ((1, 2, 2, 20), [-3, -2], True)]     # negative axes: TFLite's reference kernel
 
 
 def mean_model(shape, axes, keep: bool, q_in, q_out) -> bytes:
-    out_shape = ([1 if k in axes else d for k, d in enumerate(shape)] if keep else
-                 [d for k, d in enumerate(shape) if k not in axes])
+    red = {a % len(shape) for a in axes}
+    out_shape = ([1 if k in red else d for k, d in enumerate(shape)] if keep else
+                 [d for k, d in enumerate(shape) if k not in red])
     opts = schema().ReducerOptionsT()
     opts.keepDims = keep
     return one_op("MEAN", [dict(shape=shape, type="int8", q=q_in),
@@ -175,7 +177,7 @@ def test_mean_int8_bit_exact_with_tflite_random_inputs_and_ties(tmp_path):
             g = graph_from_tflite(path)
             (op,) = g.compute_ops
             assert isinstance(op, Mean) and op.reduce == n
-            four_d_hw = keep and len(shape) == 4
+            four_d_hw = keep and len(shape) == 4 and set(axes) == {1, 2}
             assert op.vector_channels == (16 * (shape[-1] // 16) if four_d_hw else 0)
             x = rng.integers(-128, 128, (300, int(np.prod(shape)))).astype(np.int8)
             x[:100] = rng.integers(-3, 4, x[:100].shape) + z_in      # sums near the zero point

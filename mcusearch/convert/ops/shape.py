@@ -136,7 +136,8 @@ class Mean(Op):
 
     float32: the sum in order divided by the count. int8, as TFLite's built-in kernel (TF 2.21):
 
-    * ``keep_dims`` on a 4-D input over axes (1, 2) (GlobalAveragePooling2D(keepdims=True)):
+    * ``keep_dims`` on a 4-D input over axes given as (1, 2) or (2, 1) - not as negative
+      numbers, which TFLite sends down the other path (GlobalAveragePooling2D(keepdims=True)):
       optimized_integer_ops::Mean - the raw int32 sum, multiplier and shift of the float32
       ``input_scale / (count * output_scale)``, plus ``output_zero_point - round(input_zero_point *
       input_scale / output_scale)`` (float32, half away from zero); channels in whole blocks of
