@@ -16,6 +16,19 @@ A part **fits** a trial when (see :mod:`mcusearch.catalog` for the compatibility
 * the latency estimated at the part's clock (``count × cpi / (MHz × 1e3)``) is within the
   deadline, when there is one. The margin applies to memory only, not to the latency.
 
+**Per-part latency.** When the trial carries its own cycle estimate for a part
+(``part_cycles``: the profile of this very firmware re-weighted for the part's memory system, see
+:mod:`mcusearch.parts.estimate`), the latency is ``cycles / clock`` with its low/high bounds and
+the memory configuration named. Otherwise it is the board's count × CPI at the part's clock, and
+the method says the part's own memory system was not modelled.
+
+**Energy per inference** (:func:`part_energy_uj`), estimated: run current at the part's clock (mA)
+× supply voltage (V) × latency (ms) = µJ, only where the catalog has a sourced run current at that
+clock and a sourced voltage; otherwise no figure, and the reason. ``energy_uj`` given as a limit is
+judged per part like the deadline (a part without an energy figure then does not fit); as an
+objective (:func:`energy_figure`) it is the lowest energy over the trial's fitting parts that have
+one, else the sentinel ``ENERGY_NONE``.
+
 **Ranking** (:func:`cheapest`). Parts with a known price come first, cheapest first: a priced
 fitting part is preferred to unpriced ones, because only a known price can be compared — the
 ``basis`` then says how many fitting parts have no known price. When no fitting part has a price,
@@ -43,7 +56,10 @@ from mcusearch.figures import Figure, Provenance
 
 MCU_COST_UNPRICED = 1000.0   # + size rank (1-based) when no fitting part has a price
 MCU_COST_NONE = 1.0e6        # no catalog part fits
+ENERGY_NONE = 1.0e9          # µJ: no fitting part has an energy figure (not an energy)
 DEADLINE_KEY = "deadline_ms"  # the trial constraint that is re-judged per part, at the part's clock
+ENERGY_KEY = "energy_uj"      # also re-judged per part
+PER_PART_KEYS = (DEADLINE_KEY, ENERGY_KEY)
 
 
 @dataclass
@@ -56,11 +72,65 @@ class Fit:
     est_latency_ms: float | None   # at the part's clock (an estimate); None if incompatible/unknown
     compatible: bool = True
     basis: str = ""                # set by :func:`cheapest` on the part it picks
+    latency_low_ms: float | None = None
+    latency_high_ms: float | None = None
+    latency_method: str = ""       # how est_latency_ms was obtained (memory configuration named)
+    energy_uj: float | None = None  # estimated energy per inference; None: see energy_note
+    energy_note: str = ""          # how energy_uj was obtained, or why there is none
 
     def to_dict(self) -> dict:
         return {"part": self.part.part, "fits": self.fits, "reasons": list(self.reasons),
-                "est_latency_ms": self.est_latency_ms, "compatible": self.compatible,
+                "est_latency_ms": self.est_latency_ms, "latency_low_ms": self.latency_low_ms,
+                "latency_high_ms": self.latency_high_ms, "latency_method": self.latency_method,
+                "energy_uj": self.energy_uj, "energy_note": self.energy_note, "compatible": self.compatible,
                 "price_usd": self.part.price_usd, "basis": self.basis}
+
+
+@dataclass(frozen=True)
+class PartLatency:
+    """Estimated time per inference on one part, with its bounds and how it was obtained."""
+
+    ms: float
+    low_ms: float
+    high_ms: float
+    method: str
+
+
+def part_energy_uj(part: Part, latency_ms: float | None) -> tuple[float | None, str]:
+    """(µJ per inference, how) or (None, why not): run current × supply voltage × latency.
+
+    mA × V = mW and mW × ms = µJ. Only a sourced run current at the part's own clock and a sourced
+    supply voltage are used (:meth:`~mcusearch.catalog.Part.run_current_at_clock`).
+    """
+    if latency_ms is None:
+        return None, "no latency estimate for this part"
+    ma, how = part.run_current_at_clock()
+    if ma is None:
+        return None, f"no energy figure: {how}"
+    if part.supply_v is None:
+        note = f" ({part.supply_v_note})" if part.supply_v_note else ""
+        return None, (f"no energy figure: no supply voltage in a source for the run current{note}; "
+                      "give supply_v and supply_v_source in catalog.parts")
+    uj = ma * part.supply_v * latency_ms
+    return uj, (f"estimated: {ma:.4g} mA x {part.supply_v:g} V x {latency_ms:.4g} ms = {uj:.4g} uJ; "
+                f"current {how}; voltage: {part.supply_v_source}")
+
+
+def part_latency(part: Part, count_per_inference: float | None, cpi: float,
+                 part_cycles: dict | None) -> PartLatency | None:
+    """The latency on ``part``: its own cycle estimate when the trial has one, else count × CPI."""
+    mhz_k = float(part.clock_mhz) * 1e3
+    if part_cycles is not None:
+        c = part_cycles
+        return PartLatency(c["cycles"] / mhz_k, c.get("cycles_low", c["cycles"]) / mhz_k,
+                           c.get("cycles_high", c["cycles"]) / mhz_k,
+                           f"estimated: {c['cycles']:,.0f} cycles per inference for this part's memory system "
+                           f"({c.get('memory', '?')}) at {part.clock_mhz:g} MHz")
+    if count_per_inference is None or not math.isfinite(count_per_inference):
+        return None
+    ms = est_latency_ms(part, count_per_inference, cpi)
+    return PartLatency(ms, ms, ms, f"estimated: {count_per_inference:,.0f} x CPI {cpi:g} (the trial's board) at "
+                                   f"{part.clock_mhz:g} MHz; the part's own memory system not modelled")
 
 
 def _check_margin(margin: float) -> float:
@@ -71,8 +141,14 @@ def _check_margin(margin: float) -> float:
 
 def evaluate_parts(parts: Iterable[Part], *, core: str, needs_fpu: bool, flash_kb: float | None,
                    ram_kb: float | None, count_per_inference: float | None, cpi: float = 1.0,
-                   deadline_ms: float | None = None, margin: float = 0.1) -> list[Fit]:
-    """Judge every part against one trial's whole-firmware flash/RAM and count per inference."""
+                   deadline_ms: float | None = None, margin: float = 0.1, energy_uj: float | None = None,
+                   part_cycles: dict[str, dict] | None = None) -> list[Fit]:
+    """Judge every part against one trial's whole-firmware flash/RAM, latency and energy.
+
+    ``part_cycles``: part name -> the trial's own cycle estimate for that part (``cycles``,
+    ``cycles_low``, ``cycles_high``, ``memory``); parts without one use ``count × cpi``.
+    ``energy_uj``: a limit on the energy per inference, judged per part.
+    """
     margin = _check_margin(margin)
     out = []
     for p in parts:
@@ -80,32 +156,44 @@ def evaluate_parts(parts: Iterable[Part], *, core: str, needs_fpu: bool, flash_k
         if why:
             out.append(Fit(p, False, [why], None, compatible=False))
             continue
-        reasons: list[str] = []
-        keep = 1.0 - margin
-        if flash_kb is None:
-            reasons.append("flash unknown (no flash_kb figure)")
-        elif p.flash_kb <= 0:
-            reasons.append("no on-chip flash (needs external flash of a size the catalog does not "
-                           "give; set flash_kb for this part in catalog.parts to consider it)")
-        elif flash_kb > p.flash_kb * keep:
-            reasons.append(f"flash {flash_kb:.1f} kB > {p.flash_kb:g} kB × (1 − margin {margin:g}) "
-                           f"= {p.flash_kb * keep:.1f} kB")
-        if ram_kb is None:
-            reasons.append("RAM unknown (no ram_kb figure)")
-        elif ram_kb > p.ram_kb * keep:
-            reasons.append(f"RAM {ram_kb:.1f} kB > {p.ram_kb:g} kB × (1 − margin {margin:g}) "
-                           f"= {p.ram_kb * keep:.1f} kB")
-        est = None
-        if count_per_inference is not None and math.isfinite(count_per_inference):
-            est = est_latency_ms(p, count_per_inference, cpi)
+        reasons = _memory_reasons(p, flash_kb, ram_kb, margin)
+        lat = part_latency(p, count_per_inference, cpi, (part_cycles or {}).get(p.part))
+        est = lat.ms if lat else None
+        energy, note = part_energy_uj(p, est)
         if deadline_ms is not None:
-            if est is None:
+            if lat is None:
                 reasons.append("latency unknown (no count per inference) and a deadline is set")
             elif est > deadline_ms:
-                reasons.append(f"latency {est:.3g} ms (estimated: {count_per_inference:.4g} × CPI {cpi:g} "
-                               f"at {p.clock_mhz:g} MHz) > deadline {deadline_ms:g} ms")
-        out.append(Fit(p, not reasons, reasons, est))
+                reasons.append(f"latency {est:.3g} ms ({lat.method}) > deadline {deadline_ms:g} ms")
+        if energy_uj is not None:
+            if energy is None:
+                reasons.append(f"energy limit {energy_uj:g} uJ set, and {note}")
+            elif energy > energy_uj:
+                reasons.append(f"energy {energy:.3g} uJ ({note}) > limit {energy_uj:g} uJ")
+        out.append(Fit(p, not reasons, reasons, est, latency_low_ms=lat.low_ms if lat else None,
+                       latency_high_ms=lat.high_ms if lat else None, latency_method=lat.method if lat else "",
+                       energy_uj=energy, energy_note=note))
     return out
+
+
+def _memory_reasons(p: Part, flash_kb: float | None, ram_kb: float | None, margin: float) -> list[str]:
+    """Why the whole firmware does not fit ``p``'s flash and RAM less the margin (empty: it fits)."""
+    reasons: list[str] = []
+    keep = 1.0 - margin
+    if flash_kb is None:
+        reasons.append("flash unknown (no flash_kb figure)")
+    elif p.flash_kb <= 0:
+        reasons.append("no on-chip flash (needs external flash of a size the catalog does not "
+                       "give; set flash_kb for this part in catalog.parts to consider it)")
+    elif flash_kb > p.flash_kb * keep:
+        reasons.append(f"flash {flash_kb:.1f} kB > {p.flash_kb:g} kB × (1 − margin {margin:g}) "
+                       f"= {p.flash_kb * keep:.1f} kB")
+    if ram_kb is None:
+        reasons.append("RAM unknown (no ram_kb figure)")
+    elif ram_kb > p.ram_kb * keep:
+        reasons.append(f"RAM {ram_kb:.1f} kB > {p.ram_kb:g} kB × (1 − margin {margin:g}) "
+                       f"= {p.ram_kb * keep:.1f} kB")
+    return reasons
 
 
 def _price_key(f: Fit) -> tuple:
@@ -172,6 +260,32 @@ def mcu_cost_figure(fits: list[Fit]) -> Figure:
     return Figure(value, "USD", Provenance.ESTIMATED, method)
 
 
+def energy_figure(fits: list[Fit]) -> Figure:
+    """The ``energy_uj`` objective of one trial: the lowest estimated energy per inference over its
+    fitting parts that have one (the method names the part), else :data:`ENERGY_NONE`."""
+    known = [f for f in fits if f.fits and f.energy_uj is not None]
+    if not known:
+        n_fit = sum(f.fits for f in fits)
+        return Figure(ENERGY_NONE, "uJ", Provenance.ESTIMATED,
+                      f"no energy figure: none of the {n_fit} fitting part(s) has a sourced run current at its "
+                      f"clock and supply voltage (sentinel {ENERGY_NONE:g}, not an energy)")
+    best = min(known, key=lambda f: (f.energy_uj, f.part.part))
+    return Figure(best.energy_uj, "uJ", Provenance.ESTIMATED,
+                  f"{best.part.part}, the fitting part with the lowest energy per inference: {best.energy_note}; "
+                  f"latency {best.latency_method}")
+
+
+def part_figures(fits: list[Fit]) -> dict[str, Figure]:
+    """The per-trial figures selection adds: ``mcu_cost`` and ``energy_uj``."""
+    return {"mcu_cost": mcu_cost_figure(fits), ENERGY_KEY: energy_figure(fits)}
+
+
+def parts_table(fits: list[Fit]) -> list[dict]:
+    """Every compatible part judged for one trial (for the report): latency with its bounds and
+    method, energy or why none, fits and why not."""
+    return [f.to_dict() for f in fits if f.compatible]
+
+
 # ---- from trial records -----------------------------------------------------------------------
 def _fig(figures: dict, name: str) -> float | None:
     f = figures.get(name)
@@ -183,12 +297,15 @@ def _fig(figures: dict, name: str) -> float | None:
 
 def trial_fits(config: dict, figures: dict, parts: Iterable[Part], *, margin: float,
                deadline_ms: float | None, cpi_by_board: dict[str, float], core_by_board: dict[str, str],
-               fpu_by_board: dict[str, bool] | None = None) -> list[Fit]:
+               fpu_by_board: dict[str, bool] | None = None, energy_uj: float | None = None,
+               part_cycles: dict[str, dict] | None = None) -> list[Fit]:
     """:func:`evaluate_parts` for one trial, from its config (board, quantization) and figures.
 
-    A ``cycles`` figure (the trial's cycle estimate or measurement per inference) is used as it is;
-    without one, ``instructions`` × ``cpi_by_board`` (1 for a board it lacks). A board missing from ``core_by_board``
-    informs no part. ``fpu_by_board`` (board has an FPU and builds hard-float) defaults to True.
+    A part in ``part_cycles`` (the trial's own per-part cycle estimates) uses its own; for the
+    others, a ``cycles`` figure (the trial's cycle estimate or measurement per inference) is used
+    as it is; without one, ``instructions`` × ``cpi_by_board`` (1 for a board it lacks). A board
+    missing from ``core_by_board`` informs no part. ``fpu_by_board`` (board has an FPU and builds
+    hard-float) defaults to True. ``energy_uj``: the spec's energy limit, judged per part.
     """
     board = config.get("board", "")
     cycles = _fig(figures, "cycles")  # a trial's own cycle estimate (or measurement) beats a board CPI
@@ -198,16 +315,24 @@ def trial_fits(config: dict, figures: dict, parts: Iterable[Part], *, margin: fl
         parts, core=core_by_board.get(board, ""),
         needs_fpu=_needs_fpu(config.get("quantization", "float32"), (fpu_by_board or {}).get(board, True)),
         flash_kb=_fig(figures, "flash_kb"), ram_kb=_fig(figures, "ram_kb"),
-        count_per_inference=count, cpi=cpi, deadline_ms=deadline_ms, margin=margin)
+        count_per_inference=count, cpi=cpi, deadline_ms=deadline_ms, margin=margin, energy_uj=energy_uj,
+        part_cycles=part_cycles)
+
+
+def _record_fits(r, parts, margin, deadline_ms, energy_uj, maps) -> list[Fit]:
+    """:func:`trial_fits` for a stored trial record (its ``part_cycles``, when it has them)."""
+    return trial_fits(r.config, r.figures, parts, margin=margin, deadline_ms=deadline_ms, energy_uj=energy_uj,
+                      part_cycles=getattr(r, "part_cycles", None) or None, **maps)
 
 
 def eligible(record) -> bool:
-    """A completed trial that met the spec's constraints, the deadline aside.
+    """A completed trial that met the spec's constraints, the deadline and energy limit aside.
 
-    The deadline is judged again for every part, at the part's clock, so a trial too slow at the
-    emulated board's nominal clock can still be recommended on a faster part (and vice versa).
+    The deadline and the energy limit are judged again for every part, at the part's clock, so a
+    trial too slow at the emulated board's nominal clock can still be recommended on a faster part
+    (and vice versa).
     """
-    return record.status == "ok" and all(v <= 0 for k, v in record.constraints.items() if k != DEADLINE_KEY)
+    return record.status == "ok" and all(v <= 0 for k, v in record.constraints.items() if k not in PER_PART_KEYS)
 
 
 @dataclass
@@ -227,7 +352,10 @@ class Recommendation:
     def to_dict(self) -> dict:
         return {"trial": self.trial, "part": self.part.part, "price_usd": self.price_usd, "basis": self.basis,
                 "config": dict(self.config), "why": self.why, "accuracy": self.accuracy,
-                "est_latency_ms": self.fit.est_latency_ms, "part_details": self.part.to_dict(),
+                "est_latency_ms": self.fit.est_latency_ms, "latency_low_ms": self.fit.latency_low_ms,
+                "latency_high_ms": self.fit.latency_high_ms, "latency_method": self.fit.latency_method,
+                "energy_uj": self.fit.energy_uj, "energy_note": self.fit.energy_note,
+                "part_details": self.part.to_dict(),
                 "alternatives": list(self.alternatives)}
 
     def __str__(self) -> str:
@@ -267,7 +395,7 @@ def _rank_key(f: Fit, r) -> tuple:
 
 def recommend(records, parts: list[Part], margin: float, deadline_ms: float | None,
               cpi_by_board: dict[str, float], core_by_board: dict[str, str],
-              fpu_by_board: dict[str, bool] | None = None) -> Recommendation | None:
+              fpu_by_board: dict[str, bool] | None = None, energy_uj: float | None = None) -> Recommendation | None:
     """Among all eligible trials (:func:`eligible`) and all compatible parts, the cheapest part.
 
     Ranking as in :func:`cheapest` over every fitting (trial, part) pair; ties go to the higher
@@ -276,9 +404,9 @@ def recommend(records, parts: list[Part], margin: float, deadline_ms: float | No
     """
     pairs = []
     trials = [r for r in records if eligible(r)]
+    maps = {"cpi_by_board": cpi_by_board, "core_by_board": core_by_board, "fpu_by_board": fpu_by_board}
     for r in trials:
-        for f in trial_fits(r.config, r.figures, parts, margin=margin, deadline_ms=deadline_ms,
-                            cpi_by_board=cpi_by_board, core_by_board=core_by_board, fpu_by_board=fpu_by_board):
+        for f in _record_fits(r, parts, margin, deadline_ms, energy_uj, maps):
             if f.fits:
                 pairs.append((f, r))
     if not pairs:
@@ -304,12 +432,11 @@ def recommend(records, parts: list[Part], margin: float, deadline_ms: float | No
          f"{flash:.1f} kB flash and {ram:.1f} kB RAM, within the part's memory less a {margin:.0%} margin."]
     if f.est_latency_ms is not None:
         dl = f"within the {deadline_ms:g} ms deadline" if deadline_ms is not None else "no deadline was set"
-        cycles = _fig(r.figures, "cycles")
-        how = (f"{cycles:,.0f} cycles per inference from the trial's cycle figure "
-               f"({r.figures['cycles'].provenance.value if isinstance(r.figures.get('cycles'), Figure) else 'cycles'})"
-               if cycles is not None else f"{count:,.0f} {unit} on {board} × {cpi:g} cycles per instruction")
         s.append(f"At {p.clock_mhz:g} MHz one inference takes an estimated {f.est_latency_ms:.3g} ms "
-                 f"({how}; an estimate, not a measurement on the part): {dl}.")
+                 f"{_bounds(f)}({_latency_how(f, r, board, cpi, count, unit)}; an estimate, not a measurement "
+                 f"on the part): {dl}.")
+    s.append(f"Energy per inference: {f.energy_uj:.3g} uJ ({f.energy_note})." if f.energy_uj is not None
+             else f"Energy per inference: not estimated ({f.energy_note}).")
     if acc is not None:
         s.append(f"Its accuracy is {acc:.3f}.")
     n_trials = len({id(x) for _, x in pairs})
@@ -328,21 +455,38 @@ def recommend(records, parts: list[Part], margin: float, deadline_ms: float | No
                           why=" ".join(s), fit=f, accuracy=acc, alternatives=alt_names)
 
 
+def _bounds(f: Fit) -> str:
+    if f.latency_low_ms is None or f.latency_low_ms == f.latency_high_ms:
+        return ""
+    return f"(bounds {f.latency_low_ms:.3g} to {f.latency_high_ms:.3g} ms) "
+
+
+def _latency_how(f: Fit, r, board: str, cpi: float, count: float | None, unit: str) -> str:
+    """How the recommended pair's latency was obtained, in words."""
+    if f.latency_method and "memory system (" in f.latency_method:
+        return f.latency_method
+    cycles = _fig(r.figures, "cycles")
+    if cycles is not None:
+        prov = r.figures["cycles"].provenance.value if isinstance(r.figures.get("cycles"), Figure) else "cycles"
+        return (f"{cycles:,.0f} cycles per inference from the trial's cycle figure ({prov}), for the board's "
+                f"memory configuration, not this part's")
+    return f"{count:,.0f} {unit} on {board} × {cpi:g} cycles per instruction"
+
+
 def why_no_recommendation(records, parts: list[Part], margin: float, deadline_ms: float | None,
                           cpi_by_board: dict[str, float], core_by_board: dict[str, str],
-                          fpu_by_board: dict[str, bool] | None = None) -> str:
+                          fpu_by_board: dict[str, bool] | None = None, energy_uj: float | None = None) -> str:
     """One or two sentences on why :func:`recommend` returned None."""
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return "no trial completed, so no part can be recommended"
     trials = [r for r in ok if eligible(r)]
     if not trials:
-        return f"none of the {len(ok)} completed trials met the spec's constraints (the deadline aside)"
+        return f"none of the {len(ok)} completed trials met the spec's constraints (the deadline and energy aside)"
     closest = None
+    maps = {"cpi_by_board": cpi_by_board, "core_by_board": core_by_board, "fpu_by_board": fpu_by_board}
     for r in trials:
-        fits = trial_fits(r.config, r.figures, parts, margin=margin, deadline_ms=deadline_ms,
-                          cpi_by_board=cpi_by_board, core_by_board=core_by_board, fpu_by_board=fpu_by_board)
-        for f in fits:
+        for f in _record_fits(r, parts, margin, deadline_ms, energy_uj, maps):
             if f.compatible and (closest is None or len(f.reasons) < len(closest[0].reasons)):
                 closest = (f, r)
     if closest is None:

@@ -257,6 +257,9 @@ class ConstraintsSpec(_Strict):
     accuracy_min: float | None = Field(None, gt=0, le=1)  # 0 would be no floor: leave it out
     accuracy_metric: Literal["accuracy", "balanced_accuracy"] = "accuracy"  # what accuracy_min limits
     metrics: dict[str, MetricBound] = Field(default_factory=dict)  # e.g. {f1_macro: {min: 0.8}}
+    # energy per inference on a catalog part, µJ (estimated: run current x supply voltage x latency),
+    # judged per part like the deadline
+    energy_uj: float | None = Field(None, gt=0, le=1e9)
 
     @field_validator("metrics")
     @classmethod
@@ -283,7 +286,7 @@ class ConstraintsSpec(_Strict):
         an upper limit or ``min`` for a floor, the limit; ``deadline_ms`` may be ``"auto"``)."""
         out: dict[str, tuple[str, str, float | str]] = {}
         for key, metric in (("flash_kb", "flash_kb"), ("ram_kb", "ram_kb"),
-                            ("deadline_ms", "latency_ms")):
+                            ("deadline_ms", "latency_ms"), ("energy_uj", "energy_uj")):
             if getattr(self, key) is not None:
                 out[key] = (metric, "max", getattr(self, key))
         if self.accuracy_min is not None:
