@@ -1,13 +1,14 @@
 """Report stage: a study -> a self-contained HTML report (Plotly) and a terminal summary.
 
-Entry point: :func:`write_report`. The terminal table: :func:`pareto_table`.
+Entry point: :func:`write_report` (HTML, and CSV/JSON exports beside it). The terminal table:
+:func:`pareto_table`. The report's parts: :mod:`.card` (the answer first), :mod:`.rows` (one row
+per trial), :mod:`.table` (the sortable, filterable all-trials table), :mod:`.plots` (Plotly),
+:mod:`.export` (CSV and JSON), :mod:`.cdp` (a DevTools client the browser test drives it with).
 """
 from __future__ import annotations
 
 import html
-import itertools
 import os
-import tempfile
 from pathlib import Path
 
 from mcusearch.figures import Figure
@@ -103,80 +104,9 @@ def pareto_table(summary: StudySummary) -> str:
     return "\n".join(lines) + "\n" + LEGEND
 
 
-def _category(r: TrialRecord, pareto: set[int]) -> str:
-    if r.number in pareto:
-        return "Pareto-optimal"
-    return "feasible" if r.feasible else "violates a constraint"
-
-
-def _figures_html(summary: StudySummary) -> list[str]:
-    import plotly.graph_objects as go
-
-    done = [r for r in summary.records if r.status == "ok" and r.values is not None]
-    if not done:
-        return ["<p>No completed trial to plot.</p>"]
-    pareto = {r.number for r in summary.pareto}
-    metrics = [m for m, _ in summary.objectives]
-    colors = {"Pareto-optimal": "#d62728", "feasible": "#1f77b4", "violates a constraint": "#bbbbbb"}
-    symbols = {"Pareto-optimal": "star", "feasible": "circle", "violates a constraint": "x"}
-    pairs = list(itertools.combinations(range(len(metrics)), 2)) or [(0, 0)]
-    out = []
-    for i, j in pairs:
-        fig = go.Figure()
-        for cat in colors:
-            rs = [r for r in done if _category(r, pareto) == cat]
-            if not rs:
-                continue
-            fig.add_trace(go.Scatter(
-                x=[r.values[i] for r in rs], y=[r.values[j] for r in rs], mode="markers", name=cat,
-                marker=dict(color=colors[cat], symbol=symbols[cat], size=11 if cat == "Pareto-optimal" else 8),
-                text=[f"trial {r.number}<br>{knobs_text(r.config)}" for r in rs],
-                hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
-        fig.update_layout(
-            title=f"{metric_label(metrics[j])} vs {metric_label(metrics[i])}", height=420,
-            margin=dict(l=60, r=20, t=50, b=50),
-            xaxis_title=f"{metric_label(metrics[i])} ({summary.objectives[i][1]})",
-            yaxis_title=f"{metric_label(metrics[j])} ({summary.objectives[j][1]})",
-            template="plotly_white")
-        out.append(fig.to_html(full_html=False, include_plotlyjs=False))
-    return out
-
-
-def _table(records: list[TrialRecord], link_prefix: str, cols: list[tuple[str, str, str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ["trial", "status"] + [h for _, h, _ in cols] + ["knobs", "artifacts / reason"])
-    body = []
-    for r in records:
-        cells = [str(r.number), html.escape(r.status if r.feasible or r.status != "ok" else "infeasible")]
-        for m, _, f in cols:
-            fig = r.figures.get(m)
-            title = html.escape(f"{fig.provenance.value}: {fig.method}") if fig else ""
-            cells.append(f'<span title="{title}">{html.escape(_fmt(fig, f, True))}</span>')
-        cells.append(html.escape(knobs_text(r.config)) if r.config else "")
-        if r.status == "ok":
-            links = []
-            for name, path in r.artifacts.items():
-                if path:
-                    href = path if os.path.isabs(path) else f"{link_prefix}/{path}"
-                    links.append(f'<a href="{html.escape(href)}">{html.escape(name)}</a>')
-            extra = " · ".join(links)
-            if r.notes.get("output_check"):
-                extra += f"<br><small>{html.escape(r.notes['output_check'])}</small>"
-            bad = [k for k, v in r.constraints.items() if v > 0]
-            if bad:
-                extra += f"<br><small>violates: {html.escape(', '.join(bad))}</small>"
-            cells.append(extra)
-        else:
-            cells.append(f"<small>{html.escape(r.error)}</small>")
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _layers_html(records: list[TrialRecord]) -> str:
-    """The per-layer split of the Pareto trials (markers around each layer call in the firmware)."""
+def _layers_table(records: list[TrialRecord]) -> str:
+    """The per-layer split as numbers (count and share per layer), behind the stacked bars."""
     rows = [r for r in records if r.layers]
-    if not rows:
-        return "<p>No per-layer profile (the converter emitted no layer markers).</p>"
     out = []
     for r in rows:
         total = sum(c for _, c in r.layers) or 1.0
@@ -184,68 +114,162 @@ def _layers_html(records: list[TrialRecord]) -> str:
         cells = "".join(f"<td>{html.escape(str(name))}<br>{c:,.0f}<br><small>{c / total:.1%}</small></td>"
                         for name, c in r.layers)
         out.append(f"<tr><th>trial {r.number}<br><small>{html.escape(unit)}</small></th>{cells}</tr>")
-    return f"<table class='layers'>{''.join(out)}</table>"
+    return f"<div class='scroll'><table class='layers'>{''.join(out)}</table></div>"
+
+
+def _constant_knobs(rows, varied: list[str]) -> str | None:
+    """The knobs every trial set alike, in one line (the table's columns are the others)."""
+    same = {k: v for row in rows for k, v in row.knobs.items() if k not in varied}
+    if not same:
+        return None
+    return ("<p class='note'>Same in every trial: "
+            + html.escape(", ".join(f"{k} {v}" for k, v in same.items())) + ".</p>")
+
+
+def _layers_note(records: list[TrialRecord]) -> str | None:
+    """How the per-layer counts were obtained: the trials' instruction figure's method."""
+    fig = next((r.figures["instructions"] for r in records if r.layers and "instructions" in r.figures), None)
+    if fig is None:
+        return None
+    return (f"<p class='note'>Counts between the markers around each layer call; the whole inference is "
+            f"{PROVENANCE_MARK.get(fig.provenance.value, '?')} {html.escape(fig.provenance.value)}: "
+            f"{html.escape(fig.method)}.</p>")
 
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:1em 0}
+body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em 2em;max-width:1500px;color:#222;line-height:1.4}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:6px 0;z-index:10}
+nav a{margin-right:1.2em} section{margin:1.5em 0;scroll-margin-top:3em} h2{margin:.2em 0 .4em}
+table{border-collapse:collapse;font-size:13px;margin:.6em 0}
 td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
-td:nth-last-child(-n+2),th:nth-last-child(-n+2){text-align:left}
-th{background:#f4f4f4} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
-.note{color:#555;font-size:13px} table.layers td{text-align:center}
+th{background:#f4f4f4} .scroll{overflow-x:auto;max-width:100%}
+table.trials th{cursor:pointer;white-space:nowrap;position:sticky;top:0}
+table.trials th[aria-sort=ascending]:after{content:" ▲"} table.trials th[aria-sort=descending]:after{content:" ▼"}
+table.trials td.knob{white-space:nowrap} table.trials td.reason{text-align:left;max-width:28em;font-size:12px} table.trials td.links{text-align:left;white-space:nowrap}
+tr.recommended td{background:#fff7d6} tr.pareto-optimal .cat{color:#d62728;font-weight:600}
+tr.failed .cat{color:#c05a00} .prov{font-size:11px;color:#666;border:1px solid #ccc;border-radius:3px;padding:0 2px}
+.controls input{width:28em;padding:4px} .controls select{padding:4px} .note{color:#555;font-size:13px}
+.card{border:2px solid #2a7;border-radius:8px;padding:12px 18px;background:#f8fffa}
+.card.none{border-color:#c33;background:#fff8f8} .card .part{font-size:1.3em}
+.card .sub{color:#444;margin-top:0} table.checks td:first-child{text-align:left}
+table.checks td.margin{font-weight:600;white-space:nowrap}
+.dot{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:.4em;background:#aaa}
+tr.green .dot{background:#2a7} tr.amber .dot{background:#e9a100} tr.red .dot{background:#d22}
+tr.green td.margin{color:#1a6} tr.amber td.margin{color:#a66f00} tr.red td.margin{color:#c11}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
+table.layers td{text-align:center}
+@media print{nav,.controls{display:none} body{padding:0;max-width:none} .card{break-inside:avoid}
+ section{break-inside:avoid-page} .scroll{overflow:visible}}
 """
 
 
-def _recommendation_html(rec, why_none: str | None) -> str:
-    if rec is None:
-        return f"<p>No recommendation: {html.escape(why_none or 'no spec to judge against')}.</p>"
-    price = f"{rec.price_usd:g} USD" if rec.price_usd is not None else "no price known"
-    return (f"<p><b>{html.escape(rec.part.part)}</b> ({html.escape(price)}; {html.escape(rec.basis)}) "
-            f"with trial {rec.trial}: {html.escape(knobs_text(rec.config))}.</p>"
-            f"<p class='note'>{html.escape(rec.why)}</p>")
+def _selection(summary: StudySummary, spec):
+    """The selection context of the card, from the spec (given, or saved in the run folder)."""
+    from mcusearch.errors import McusearchError
+    from mcusearch.report.card import Selection
+    from mcusearch.study import board_maps
+
+    if spec is None:
+        saved = summary.run_dir / "spec.yaml"
+        if not saved.is_file():
+            return None, {}
+        from mcusearch.spec import load_spec
+        try:
+            spec = load_spec(saved)
+        except McusearchError:
+            return None, {}
+    bounds = {k: (m, kind) for k, (m, kind, _) in spec.constraints.bounds().items()}
+    return Selection(spec.parts(), spec.catalog.margin, summary.limits.get("deadline_ms"), board_maps()), bounds
+
+
+def _section(sid: str, title: str, *body: str | None) -> str:
+    parts = [b for b in body if b]
+    return f"<section id='{sid}'><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
+
+
+def _header(summary: StudySummary, title: str) -> str:
+    recs = summary.records
+    n = {s: sum(r.status == s for r in recs) for s in ("ok", "failed", "infeasible", "running")}
+    n_feas = sum(r.feasible for r in recs)
+    running = f", <b>{n['running']} still running</b> (a live report)" if n["running"] else ""
+    objectives = ", ".join(f"{metric_label(m)} ({d})" for m, d in summary.objectives)
+    return (f"<h1>mcusearch: {html.escape(title)}</h1>"
+            f"<nav><a href='#answer'>Answer</a><a href='#front'>Pareto front</a><a href='#trials'>All trials</a>"
+            f"<a href='#search'>The search</a><a href='#layers'>Per layer</a><a href='#about'>About</a></nav>"
+            f"<p>{len(recs)} trials: {n['ok']} measured ({n_feas} meet every constraint), {n['failed']} failed, "
+            f"{n['infeasible']} rejected early as infeasible{running}. Objectives: {html.escape(objectives)}. "
+            f"Constraints: {html.escape(limits_text(summary.limits))}.</p>"
+            f"<p class='note'>Provenance marks: {html.escape(LEGEND)}. Hover a figure for how it was obtained.</p>")
 
 
 def write_report(summary: StudySummary, out: Path | None = None, recommendation=None,
-                 why_none: str | None = None) -> Path:
-    """Write the report (default: ``<run folder>.html`` beside the run folder) atomically."""
+                 why_none: str | None = None, spec=None, export_csv: bool = False, export_json: bool = False) -> Path:
+    """Write the report (default: ``<run folder>.html`` beside the run folder) atomically, and with
+    ``export_csv`` / ``export_json`` the exports beside it (:func:`mcusearch.report.export.export_paths`).
+
+    ``spec`` (default: the ``spec.yaml`` saved in the run folder) gives the catalog and margin the
+    answer card explains the recommendation with (runners-up, why not cheaper)."""
     from plotly.offline import get_plotlyjs
+
+    from mcusearch.report import plots
+    from mcusearch.report.card import build_card, card_html
+    from mcusearch.report.export import atomic_write, write_exports
+    from mcusearch.report.rows import figure_names, knob_names, trial_rows
+    from mcusearch.report.table import TABLE_JS, trials_table_html
 
     run_dir = summary.run_dir.resolve()
     out = Path(out) if out else run_dir.with_name(run_dir.name + ".html")
     out.parent.mkdir(parents=True, exist_ok=True)
     prefix = os.path.relpath(run_dir, out.parent.resolve())
-    recs = summary.records
-    n_ok = sum(r.status == "ok" for r in recs)
-    n_feas = sum(r.feasible for r in recs)
-    n_fail = sum(r.status == "failed" for r in recs)
-    n_inf = sum(r.status == "infeasible" for r in recs)
+    title = summary.title or summary.study_name
+    rec_n = recommendation.trial if recommendation is not None else None
+    rows = trial_rows(summary, prefix, rec_n)
+    knobs, varied, metrics = knob_names(rows), knob_names(rows, varied=True), figure_names(summary)
+    card = None
+    if recommendation is not None:
+        sel, bounds = _selection(summary, spec)
+        card = build_card(summary, recommendation, sel, bounds)
     pareto = sorted(summary.pareto, key=lambda r: r.number)
-    limits = limits_text(summary.limits)
-    objectives = ", ".join(f"{metric_label(m)} ({d})" for m, d in summary.objectives)
-    cols = columns(summary)
+    layer_recs = sorted({r.number: r for r in pareto + [r for r in summary.records if r.number == rec_n]}.values(),
+                        key=lambda r: r.number)
+    front = plots.pareto_plot(summary, rows, metrics)
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>mcusearch report: {html.escape(summary.title or summary.study_name)}</title>",
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>mcusearch report: {html.escape(title)}</title>",
         f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        f"<h1>mcusearch: {html.escape(summary.title or summary.study_name)}</h1>",
-        f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
-        f"<code>{html.escape(summary.storage)}</code></p>",
-        f"<p>{len(recs)} trials: {n_ok} measured ({n_feas} meet every constraint), {n_fail} failed, "
-        f"{n_inf} rejected early as infeasible. Objectives: {html.escape(objectives)}. "
-        f"Constraints: {html.escape(limits)}.</p>",
-        f"<p class='note'>Provenance of every figure: {html.escape(LEGEND)}. Hover a figure for how "
-        "it was obtained.</p>",
-        "<h2>Cheapest viable MCU</h2>", _recommendation_html(recommendation, why_none),
-        "<h2>Pareto-optimal configurations</h2>",
-        _table(pareto, prefix, cols) if pareto else "<p>No trial met every constraint.</p>",
-        "<h2>Pareto front</h2><div class='grid'>", *_figures_html(summary), "</div>",
-        "<h2>Where the time goes: per layer, per inference</h2>", _layers_html(pareto),
-        "<h2>All trials</h2>", _table(sorted(recs, key=lambda r: r.number), prefix, cols),
-        "</body></html>",
+        _header(summary, title),
+        card_html(card, why_none),
+        _section("front", "Pareto front: pick the axes", front or "<p>No completed trial to plot.</p>",
+                 "<p class='note'>Red stars: Pareto-optimal (feasible, not dominated on the objectives); "
+                 "blue: feasible; grey crosses: violate a constraint; orange: failed (plotted only where "
+                 "figures exist). Hover a point for its knobs and figures.</p>" if front else None),
+        _section("trials", "All trials", _constant_knobs(rows, varied),
+                 trials_table_html(rows, varied, columns(summary)),
+                 "<p class='note'>Click a header to sort, type to filter. ★ the recommended trial. "
+                 "Links open the trial's artifacts (paths relative to this report).</p>"),
+        _section("search", "How the search went", plots.progress_plot(summary),
+                 "<p class='note'>Hypervolume: objectives scaled to [0, 1] over the feasible trials "
+                 "(maximised ones flipped), reference point 1.1 each, exact (WFG).</p>",
+                 plots.parallel_plot(summary, rows, varied),
+                 "<p class='note'>Knobs (left) to objectives (right), one line per measured trial; drag "
+                 "along an axis to select a range. Knobs no trial varied are left out.</p>"),
+        _section("layers", "Where the time goes: per layer, per inference",
+                 plots.layers_plot(layer_recs, rec_n)
+                 or "<p>No per-layer profile (the converter emitted no layer markers).</p>",
+                 _layers_note(layer_recs),
+                 f"<details><summary>the numbers</summary>{_layers_table(layer_recs)}</details>"
+                 if any(r.layers for r in layer_recs) else None),
+        _section("about", "About this report",
+                 f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
+                 f"<code>{html.escape(summary.storage)}</code> · study <code>{html.escape(summary.study_name)}</code></p>"),
+        f"<script>{TABLE_JS}</script></body></html>",
     ]
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(parts))
-    os.replace(tmp, out)
+    atomic_write(out, "\n".join(p for p in parts if p))
+    if export_csv or export_json:
+        meta = {"study": summary.study_name, "title": title, "storage": summary.storage,
+                "objectives": [list(o) for o in summary.objectives], "limits": dict(summary.limits),
+                "recommendation": recommendation.to_dict() if recommendation is not None else None,
+                "why_no_recommendation": why_none, "provenance_marks": PROVENANCE_MARK}
+        write_exports(out, rows, knobs, metrics, csv_out=export_csv, json_out=export_json, meta=meta)
     return out

@@ -1,0 +1,221 @@
+"""The report's plots (Plotly; plotly.js is embedded once by :func:`mcusearch.report.write_report`).
+
+* :func:`pareto_plot` - any two figures against each other, axes chosen from dropdowns; every
+  trial marked by class (Pareto-optimal, feasible, violates a constraint, failed); hover: knobs
+  and figures with their provenance marks.
+* :func:`parallel_plot` - parallel coordinates, knobs -> objectives, one line per measured trial.
+* :func:`progress_plot` - hypervolume of the feasible front and the share of feasible trials,
+  over trial number.
+* :func:`layers_plot` - per-layer profile (count per inference) as stacked bars.
+
+Each returns an HTML fragment (a ``<div>`` and its script) or ``None`` when there is nothing to draw.
+"""
+from __future__ import annotations
+
+import math
+
+from mcusearch.report.rows import Row
+from mcusearch.study import StudySummary
+
+STYLE = {  # class -> (colour, marker symbol, size)
+    "Pareto-optimal": ("#d62728", "star", 13),
+    "feasible": ("#1f77b4", "circle", 9),
+    "violates a constraint": ("#999999", "x", 9),
+    "failed": ("#ff7f0e", "triangle-down", 9),
+}
+HEIGHT = 470
+CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def _html(fig, div_id: str, height: int = HEIGHT) -> str:
+    fig.update_layout(template="plotly_white", height=height, font=dict(size=13))
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=CONFIG)
+
+
+def _value(row: Row, metric: str) -> float | None:
+    f = row.figures.get(metric)
+    return f.value if f is not None and math.isfinite(f.value) else None
+
+
+FIGURE_LABELS = {"flash_kb": "flash, whole firmware", "ram_kb": "RAM, whole firmware",
+                 "model_flash_kb": "model flash", "model_ram_kb": "model RAM",
+                 "instructions": "instructions per inference", "cycles": "cycles per inference",
+                 "latency_ms": "latency", "mcu_cost": "MCU cost", "macs": "MACs", "params": "parameters"}
+
+
+def figure_label(metric: str) -> str:
+    """A figure's name in words (a quality metric by its label)."""
+    from mcusearch.report import metric_label
+
+    return FIGURE_LABELS.get(metric) or metric_label(metric)
+
+
+def _axis_title(metric: str, rows: list[Row]) -> str:
+    unit = next((r.figures[metric].unit for r in rows if metric in r.figures), "")
+    return f"{figure_label(metric)} ({unit})" if unit else figure_label(metric)
+
+
+def hover_text(row: Row, metrics: list[str]) -> str:
+    """Trial number, knobs and figures (with provenance marks), for a plot's hover box."""
+    from mcusearch.report import PROVENANCE_MARK
+
+    knobs = "<br>".join(f"{k}: {v}" for k, v in row.knobs.items())
+    figs = "<br>".join(f"{figure_label(m)}: {row.figures[m].value:.4g} {row.figures[m].unit} "
+                       f"{PROVENANCE_MARK.get(row.figures[m].provenance.value, '?')}"
+                       for m in metrics if m in row.figures)
+    extra = f"<br>violates: {', '.join(row.violated)}" if row.violated else ""
+    extra += f"<br>failed at {row.stage}" if row.category == "failed" else ""
+    return f"<b>trial {row.number}</b> · {row.category}{extra}<br>{knobs}<br>{figs}"
+
+
+def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str]) -> str | None:
+    """Two figures against each other; the dropdowns pick the axes (objectives first by default)."""
+    import plotly.graph_objects as go
+
+    plotted = [r for r in rows if r.category in STYLE and any(m in r.figures for m in metrics)]
+    if len(metrics) < 2 or not plotted:
+        return None
+    objs = [m for m, _ in summary.objectives if m in metrics]
+    x0, y0 = (objs + [m for m in metrics if m not in objs])[:2]
+    groups = [(c, [r for r in plotted if r.category == c]) for c in STYLE]
+    groups = [(c, rs) for c, rs in groups if rs]
+    fig = go.Figure()
+    for c, rs in groups:
+        colour, symbol, size = STYLE[c]
+        missing = sum(_value(r, x0) is None or _value(r, y0) is None for r in rs)
+        fig.add_trace(go.Scatter(
+            x=[_value(r, x0) for r in rs], y=[_value(r, y0) for r in rs], mode="markers",
+            name=f"{c} ({len(rs)})" + (" - some lack figures" if c == "failed" and missing else ""),
+            marker=dict(color=colour, symbol=symbol, size=size, line=dict(width=1, color="#333")),
+            text=[hover_text(r, metrics) for r in rs], hovertemplate="%{text}<extra></extra>"))
+
+    def menu(axis: str, active: int, x: float) -> dict:
+        buttons = [dict(label=_axis_title(m, plotted), method="update",
+                        args=[{axis: [[_value(r, m) for r in rs] for _, rs in groups]},
+                              {f"{axis}axis.title.text": _axis_title(m, plotted)}]) for m in metrics]
+        return dict(buttons=buttons, active=active, x=x, y=1.16, xanchor="left", yanchor="top",
+                    direction="down", showactive=True, pad=dict(r=4, t=0))
+    fig.update_layout(
+        updatemenus=[menu("x", metrics.index(x0), 0.06), menu("y", metrics.index(y0), 0.56)],
+        annotations=[dict(text="x:", x=0, y=1.14, xref="paper", yref="paper", showarrow=False),
+                     dict(text="y:", x=0.5, y=1.14, xref="paper", yref="paper", showarrow=False)],
+        xaxis_title=_axis_title(x0, plotted), yaxis_title=_axis_title(y0, plotted),
+        legend=dict(orientation="h", y=-0.18), hovermode="closest")
+    fig.update_layout(margin=dict(l=70, r=30, t=90, b=110))
+    return _html(fig, "plot-pareto")
+
+
+def parallel_plot(summary: StudySummary, rows: list[Row], knobs: list[str]) -> str | None:
+    """Parallel coordinates: ``knobs`` (categorical axes) then the objectives, coloured by class."""
+    import plotly.graph_objects as go
+
+    done = [r for r in rows if r.category in ("Pareto-optimal", "feasible", "violates a constraint")]
+    objs = [m for m, _ in summary.objectives if all(m in r.figures for r in done)]
+    if not done or not objs:
+        return None
+    dims = []
+    for k in knobs:
+        values = sorted({r.knobs.get(k, "") for r in done}, key=_natural)
+        index = {v: i for i, v in enumerate(values)}
+        dims.append(dict(label=k, values=[index[r.knobs.get(k, "")] for r in done],
+                         tickvals=list(range(len(values))), ticktext=values))
+    for m in objs:
+        dims.append(dict(label=figure_label(m), values=[r.figures[m].value for r in done]))
+    code = {"violates a constraint": 0, "feasible": 1, "Pareto-optimal": 2}
+    fig = go.Figure(go.Parcoords(
+        dimensions=dims, line=dict(color=[code[r.category] for r in done], cmin=0, cmax=2,
+                                   colorscale=[[0, STYLE["violates a constraint"][0]], [0.5, STYLE["feasible"][0]],
+                                               [1, STYLE["Pareto-optimal"][0]]]),
+        labelangle=-25, labelside="top", labelfont=dict(size=12), tickfont=dict(size=11)))
+    fig.update_layout(title=dict(text="grey: violates a constraint · blue: feasible · red: Pareto-optimal",
+                                 font=dict(size=12), y=0.02, yanchor="bottom"))
+    fig.update_layout(margin=dict(l=90, r=90, t=120, b=60))
+    return _html(fig, "plot-parallel")
+
+
+def _natural(v: str):
+    try:
+        return (0, float(v), v)
+    except ValueError:
+        return (1, 0.0, v)
+
+
+def hypervolume_series(summary: StudySummary) -> tuple[list[int], list[float], list[float]]:
+    """Per trial number (in order): hypervolume of the feasible trials so far, and the share of
+    finished trials that are feasible.
+
+    Hypervolume: each objective scaled to [0, 1] over the study's feasible trials (maximised ones
+    flipped), reference point 1.1 in each; exact (Optuna's WFG). 0 until a trial is feasible.
+    """
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume  # optuna is pinned
+
+    recs = sorted((r for r in summary.records if r.status != "running"), key=lambda r: r.number)
+    feas = [r for r in recs if r.feasible and r.values is not None]
+    sign = np.array([1.0 if d == "minimize" else -1.0 for _, d in summary.objectives])
+    pts = np.array([r.values for r in feas], dtype=float) * sign if feas else np.zeros((0, len(sign)))
+    lo, hi = (pts.min(axis=0), pts.max(axis=0)) if len(pts) else (0, 1)
+    span = np.where(np.asarray(hi - lo) > 0, hi - lo, 1.0)
+    numbers, hv, share, seen, n_feas = [], [], [], [], 0
+    for r in recs:
+        if r.feasible and r.values is not None:
+            seen.append((np.array(r.values, dtype=float) * sign - lo) / span)
+            n_feas += 1
+        numbers.append(r.number)
+        hv.append(float(compute_hypervolume(np.array(seen), np.full(len(sign), 1.1))) if seen else 0.0)
+        share.append(n_feas / len(numbers))
+    return numbers, hv, share
+
+
+def progress_plot(summary: StudySummary) -> str | None:
+    """Hypervolume and the share of feasible trials over trial number."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not summary.objectives:
+        return None
+    numbers, hv, share = hypervolume_series(summary)
+    if not numbers:
+        return None
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=numbers, y=hv, mode="lines+markers", name="hypervolume (normalised)",
+                             line=dict(color="#d62728")), secondary_y=False)
+    fig.add_trace(go.Scatter(x=numbers, y=[100 * s for s in share], mode="lines+markers",
+                             name="feasible trials so far (%)", line=dict(color="#1f77b4", dash="dot")),
+                  secondary_y=True)
+    fig.update_xaxes(title_text="trial number", dtick=max(1, len(numbers) // 12))
+    fig.update_yaxes(title_text="hypervolume of the feasible front", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="feasible share (%)", range=[0, 105], dtick=20, secondary_y=True)
+    fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(l=70, r=80, t=40, b=110))
+    return _html(fig, "plot-progress")
+
+
+def layers_plot(records: list, recommended: int | None) -> str | None:
+    """Stacked bars: count per inference of each layer, for the recommended and Pareto trials."""
+    import plotly.graph_objects as go
+
+    shown = [r for r in records if r.layers]
+    if not shown:
+        return None
+    shown.sort(key=lambda r: (r.number != recommended, r.number))
+    names: dict[str, None] = {}
+    for r in shown:
+        names.update(dict.fromkeys(str(n) for n, _ in r.layers))
+    from plotly.colors import qualitative
+
+    count = next((r.figures["instructions"] for r in shown if "instructions" in r.figures), None)
+    unit = count.unit if count else "instructions"
+    palette = qualitative.Dark24
+    labels = [f"trial {r.number}{' ★ recommended' if r.number == recommended else ''}" for r in shown]
+    fig = go.Figure()
+    for i, name in enumerate(names):
+        counts = [next((c for n, c in r.layers if str(n) == name), 0.0) for r in shown]
+        totals = [sum(c for _, c in r.layers) or 1.0 for r in shown]
+        fig.add_trace(go.Bar(
+            y=labels, x=counts, name=name, orientation="h", marker_color=palette[i % len(palette)],
+            customdata=[[c / t * 100] for c, t in zip(counts, totals)],
+            hovertemplate=f"{name}: %{{x:,.0f}} {unit} (%{{customdata[0]:.1f}} %)<extra>%{{y}}</extra>"))
+    fig.update_layout(barmode="stack", xaxis_title=f"{unit} per inference, between layer markers",
+                      yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.25, traceorder="normal"),
+                      margin=dict(l=190, r=30, t=40, b=150))
+    return _html(fig, "plot-layers", height=max(HEIGHT, 220 + 40 * len(shown)))
