@@ -120,7 +120,7 @@ def part_latency(part: Part, count_per_inference: float | None, cpi: float,
                  part_cycles: dict | None) -> PartLatency | None:
     """The latency on ``part``: its own cycle estimate when the trial has one, else count × CPI."""
     mhz_k = float(part.clock_mhz) * 1e3
-    if part_cycles is not None:
+    if part_cycles is not None and "cycles" in part_cycles:
         c = part_cycles
         return PartLatency(c["cycles"] / mhz_k, c.get("cycles_low", c["cycles"]) / mhz_k,
                            c.get("cycles_high", c["cycles"]) / mhz_k,
@@ -129,8 +129,9 @@ def part_latency(part: Part, count_per_inference: float | None, cpi: float,
     if count_per_inference is None or not math.isfinite(count_per_inference):
         return None
     ms = est_latency_ms(part, count_per_inference, cpi)
+    why = f": {part_cycles['reason']}" if part_cycles and part_cycles.get("reason") else ""
     return PartLatency(ms, ms, ms, f"estimated: {count_per_inference:,.0f} x CPI {cpi:g} (the trial's board) at "
-                                   f"{part.clock_mhz:g} MHz; the part's own memory system not modelled")
+                                   f"{part.clock_mhz:g} MHz; the part's own memory system not modelled{why}")
 
 
 def _check_margin(margin: float) -> float:
