@@ -284,3 +284,18 @@ def test_recommendation_config_text_leaves_out_knobs_at_their_default():
                          "criterion": "l2", "retrain_epochs": 2})
     assert text.startswith("channels full, ") and "sparsity 0.9" in text
     assert "sparsity_epochs 2" in text and "criterion" not in text and "retrain" not in text
+
+
+def test_recommendation_uses_the_trials_per_part_cycles_and_names_energy(parts):
+    """A record's ``part_cycles`` (its profile re-weighted per part) decide the deadline per part."""
+    r0 = rec(0, "qemu-m4", "int8", 100, 20, 1e6, 0.9)
+    # CHEAP-M4 (64 MHz) on its own memory system: 2e6 cycles = 31.25 ms > 30; BIG-M4 1.2e6 cycles at 180 MHz
+    r0.part_cycles = {"CHEAP-M4": {"cycles": 2e6, "cycles_low": 1.5e6, "cycles_high": 2.5e6, "memory": "cheap:5ws"},
+                      "BIG-M4": {"cycles": 1.2e6, "cycles_low": 1.2e6, "cycles_high": 1.2e6, "memory": "big:0ws"},
+                      "TINY-M4 (alias)": {"reason": "no flash wait states at the part's clock in a source"}}
+    r = recommend([r0], parts, 0.1, 30.0, **BOARDS)
+    assert r.part.part == "BIG-M4" and r.fit.est_latency_ms == pytest.approx(1.2e6 / 180e3)
+    assert "big:0ws" in r.why and "Energy per inference: not estimated (no energy figure: no run current" in r.why
+    assert r.to_dict()["energy_uj"] is None and r.to_dict()["latency_method"]
+    msg = why_no_recommendation([r0], parts, 0.1, 1.0, **BOARDS)
+    assert "no catalog part fits" in msg
