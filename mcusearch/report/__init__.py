@@ -240,7 +240,7 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
         f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         _header(summary, title),
         card_html(card, why_none),
-        _section("front", "Pareto front: pick the axes", front or "<p>No completed trial to plot.</p>",
+        _section("front", "Pareto-optimal configurations: the front, axes of your choice", front or "<p>No completed trial to plot.</p>",
                  "<p class='note'>Red stars: Pareto-optimal (feasible, not dominated on the objectives); "
                  "blue: feasible; grey crosses: violate a constraint; orange: failed (plotted only where "
                  "figures exist). Hover a point for its knobs and figures.</p>" if front else None),
