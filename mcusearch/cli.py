@@ -22,6 +22,11 @@ Typical use:
   mcusearch validate search.yaml   check it without running anything
   mcusearch run search.yaml        run (or resume) the search, then write the report
   mcusearch report reports/search  write reports/search.html from a run folder
+Exit status:
+  0    done (for `run`: at least one trial completed)
+  1    `run` completed no trial (every one failed or was infeasible), or a run-time error
+  2    a bad spec or input file (one line names the key or file; nothing was written)
+  130  interrupted (Ctrl-C: the trial in flight is marked and runs again on resume)
 """
 
 
@@ -75,8 +80,17 @@ def _cmd_run(args) -> int:
     _preflight(spec)
     if not args.verbose:
         logging.getLogger().setLevel(logging.INFO)
-    summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
-                        progress=not args.no_progress and sys.stderr.isatty())
+    _interrupt_once_then_kill()
+    try:
+        summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
+                            progress=not args.no_progress and sys.stderr.isatty())
+    except KeyboardInterrupt:  # the trial in flight is marked: leave now, not after TF's clean-up
+        import os
+
+        print("mcusearch: interrupted; finished trials are saved, run again to resume",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
     rec, why_none = recommendation(spec, summary)
     out = write_report(summary, recommendation=rec, why_none=why_none)
     print()
@@ -85,36 +99,66 @@ def _cmd_run(args) -> int:
     print()
     print(rec if rec else f"No recommendation: {why_none}")
     print(f"\nreport: {out}")
+    if not any(r.status == "ok" for r in summary.records):
+        print("mcusearch: no trial completed (see each trial's stage and reason above)",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+STOP_GRACE_S = 2.0  # after a Ctrl-C the run marks its trial and exits within this, or is killed
+
+
+def _interrupt_once_then_kill() -> None:
+    """The first Ctrl-C raises KeyboardInterrupt (the trial in flight is marked interrupted and
+    queued again) and the process ends within :data:`STOP_GRACE_S` whatever it is doing; a
+    second Ctrl-C ends it at once (the next run then fails the trial it leaves RUNNING)."""
+    import os
+    import signal
+    import threading
+
+    def hard_exit() -> None:
+        print("mcusearch: stopped", file=sys.stderr)
+        os._exit(130)
+
+    def on_sigint(signum, frame) -> None:
+        if getattr(on_sigint, "seen", False):
+            hard_exit()
+        on_sigint.seen = True
+        print("mcusearch: stopping (Ctrl-C again to kill)", file=sys.stderr)
+        timer = threading.Timer(STOP_GRACE_S, hard_exit)
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
 
 
 def _cmd_report(args) -> int:
     from mcusearch.report import pareto_table, write_report
-    from mcusearch.report.export import export_paths
+    from mcusearch.study import load_summary
+
     from mcusearch.spec import load_spec
-    from mcusearch.study import load_summary, recommendation
+    from mcusearch.study import recommendation
 
     run_dir = Path(args.run_dir)
-    spec = rec = why_none = None
     if run_dir.is_file() and run_dir.suffix in (".yaml", ".yml"):
         spec = load_spec(run_dir)
         summary = load_summary(spec.run_dir, spec.search.storage, spec.search.study_name)
+        rec, why_none = recommendation(spec, summary)
     else:
         summary = load_summary(run_dir, args.storage, args.study_name)
+        rec = why_none = None
         saved = summary.run_dir / "spec.yaml"  # the spec the run was started with
         if saved.is_file():
-            spec = load_spec(saved)
-    if spec is not None:
-        rec, why_none = recommendation(spec, summary)
-    out = write_report(summary, Path(args.output) if args.output else None, recommendation=rec,
-                       why_none=why_none, spec=spec, export_csv=args.csv, export_json=args.json)
+            rec, why_none = recommendation(load_spec(saved), summary)
+    out = write_report(summary, Path(args.output) if args.output else None,
+                       recommendation=rec, why_none=why_none)
     if not args.quiet:
         print(pareto_table(summary))
         if rec or why_none:
             print(rec if rec else f"No recommendation: {why_none}")
     print(f"report: {out}")
-    for path in export_paths(out, args.csv, args.json):
-        print(f"export: {path}")
     return 0
 
 
@@ -260,9 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="an Optuna storage URL, if not the run folder's study.db")
     s.add_argument("--study-name", help="the study in that storage")
     s.add_argument("-q", "--quiet", action="store_true", help="print only the report's path")
-    s.add_argument("--csv", action="store_true",
-                   help="also write <report>.trials.csv and <report>.pareto.csv (units, provenance columns)")
-    s.add_argument("--json", action="store_true", help="also write <report>.json (all trials, Pareto set)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("measure", help="measure one model on one board, without a search",

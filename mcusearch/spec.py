@@ -429,6 +429,11 @@ class SearchSpec(_Strict):
     run_dir: Path = Path("reports/search")
     cache_dir: Path = Path("reports/cache")
     population_size: int = Field(8, ge=2, le=100_000)  # NSGA-II
+    # fault isolation (mcusearch.isolate): each trial's stages in a child process, so a crash,
+    # a hang or running out of memory fails that trial only
+    isolate: bool = True
+    stage_timeout_s: float | None = Field(7200, gt=0, le=7 * DAY_S)  # per stage; null: no limit
+    memory_limit_mb: float | None = Field(None, gt=0, le=1e7)  # resident memory of a trial's process
 
 
 def _default_objectives() -> list[Objective]:

@@ -122,13 +122,76 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=300)
+                warnings.simplefilter("ignore", FutureWarning)  # failed_trial_callback: until Optuna 6
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=60, grace_period=300,
+                    failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRIES))
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError):
             if attempt == 4:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+MAX_RETRIES = 2  # a trial whose worker died is run again this often (then it stays failed)
+UNCOUNTED = ("running", "interrupted")  # statuses of a FAIL trial that did not finish its work
+
+
+def counts(t: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished trial counts towards ``n_trials``: not one whose run was killed or
+    interrupted (it is queued again and its re-run counts)."""
+    if not t.state.is_finished():
+        return False
+    return t.state != optuna.trial.TrialState.FAIL or t.user_attrs.get("status") not in UNCOUNTED
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards ``n_trials``."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if counts(t))
+
+
+def _requeue(study: optuna.Study, t: optuna.trial.FrozenTrial) -> bool:
+    """Queue the knobs of an interrupted trial to run next (at most :data:`MAX_RETRIES` times)."""
+    retries = int(t.user_attrs.get("retries", 0))
+    if retries >= MAX_RETRIES:
+        return False
+    study.enqueue_trial(t.params, user_attrs={"retries": retries + 1, "retry_of": t.number},
+                        skip_if_exists=False)
+    return True
+
+
+def reap_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail at once the RUNNING trials this machine's dead runs left (host and PID are stored on
+    every trial: a killed run's PID no longer exists) and queue them again; other machines' dead
+    trials are failed by the heartbeat after its grace period."""
+    from mcusearch.proc import pid_alive, worker_id
+
+    me = worker_id()
+    reaped = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker") or {}
+        if w.get("host") != me["host"] or pid_alive(int(w.get("pid", 0))) and w.get("pid") != me["pid"]:
+            continue
+        storage = study._storage
+        storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
+        storage.set_trial_user_attr(t._trial_id, "error", f"its run (pid {w.get('pid')}) died "
+                                    f"during stage {t.user_attrs.get('stage_now', '?')}; run again")
+        _requeue(study, t)
+        storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        reaped.append(t.number)
+    return reaped
+
+
+def _stop_at_total(target: int):
+    """A callback that stops every worker once the study holds ``target`` counted trials
+    (finished ones plus those running now)."""
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        running = optuna.trial.TrialState.RUNNING
+        n = sum(1 for t in study.get_trials(deepcopy=False) if counts(t) or t.state == running)
+        if n >= target:
+            study.stop()
+    return callback
 
 
 def open_study(spec: Spec, create: bool = True) -> optuna.Study:
@@ -189,6 +252,67 @@ def _finished_twin(trial: optuna.Trial, params: dict) -> optuna.trial.FrozenTria
     return None
 
 
+def _run(spec: Spec, config, trial_dir: Path, on_stage):
+    """One trial's stages: in a watched child process (``search.isolate``, the default) or here."""
+    if not spec.search.isolate:
+        return run_trial(spec, config, trial_dir, on_stage=on_stage)
+    from mcusearch.isolate import run_isolated
+
+    return run_isolated(spec, config, trial_dir, on_stage, spec.search.stage_timeout_s,
+                        spec.search.memory_limit_mb)
+
+
+TRIAL_LOG = "trial.log"  # in a trial's folder: the full story of a failure
+
+
+DISK_FULL_WORDS = ("No space left on device", "database or disk is full", "Disk quota exceeded")
+
+
+def disk_full(e: BaseException) -> str | None:
+    """"disk full: ..." when ``e`` (or an exception it was raised from) is a full disk."""
+    import errno
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"disk full ({e.strerror}{f': {e.filename}' if e.filename else ''})"
+        text = str(e)
+        for words in DISK_FULL_WORDS:
+            if words in text:
+                return f"disk full ({words})"
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _record_failure(trial: optuna.Trial, e: Exception, trial_dir: Path) -> None:
+    """Store a failed trial's stage and one-line reason, write the traceback and the stage's own
+    log (compiler, emulator) to the trial's log file, and say it in one line."""
+    import traceback
+
+    expected = isinstance(e, McusearchError)
+    stage = getattr(e, "stage", "") or ("" if expected else "internal")
+    reason = str(e) if expected else f"{type(e).__name__}: {e}"
+    if stage and reason.startswith(f"{stage}: "):
+        reason = reason[len(stage) + 2:]
+    reason = disk_full(e) or " ".join(reason.split()) or type(e).__name__
+    trial.set_user_attr("status", "failed")
+    trial.set_user_attr("stage", stage)
+    trial.set_user_attr("error", f"{stage}: {reason}" if stage else reason)
+    text = "".join(traceback.format_exception(e))
+    if getattr(e, "log", None):
+        text += f"\n--- {stage} log ---\n{e.log}"
+    where = ""
+    try:
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / TRIAL_LOG).write_text(text)
+        where = f" (log: {trial_dir / TRIAL_LOG})"
+    except OSError:
+        pass
+    short = reason if len(reason) <= 200 else reason[:197] + "..."
+    log.warning("trial %d failed in %s: %s%s", trial.number, stage or "?", short, where)
+
+
 def _objective_factory(spec: Spec, knobs, space):
     from mcusearch.select import cheapest, mcu_cost_figure, trial_fits
 
@@ -199,6 +323,19 @@ def _objective_factory(spec: Spec, knobs, space):
     converters = available_converters()
 
     def objective(trial: optuna.Trial):
+        from mcusearch.proc import worker_id
+
+        trial.set_user_attr("worker", worker_id())  # a resumed run on this host reaps it if we die
+        trial.set_user_attr("status", "running")
+        try:
+            return _objective(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("status", "interrupted")
+            trial.set_user_attr("error", "interrupted (Ctrl-C); it runs again on resume")
+            _requeue(trial.study, trial.study._storage.get_trial(trial._trial_id))
+            raise
+
+    def _objective(trial: optuna.Trial):
         params = {name: trial.suggest_categorical(name, choices) for name, choices in space.items()}
         config = config_from_params(knobs, params)
         trial.set_user_attr("config", {k: (list(v) if isinstance(v, tuple) else v)
@@ -225,22 +362,14 @@ def _objective_factory(spec: Spec, knobs, space):
         log.info("trial %d: %s", trial.number, config.describe())
         t0 = time.perf_counter()
         try:
-            result = run_trial(spec, config, trial_dir)
+            result = _run(spec, config, trial_dir,
+                          on_stage=lambda stage: trial.set_user_attr("stage_now", stage))
         except Infeasible as e:
             trial.set_user_attr("status", "infeasible")
             trial.set_user_attr("error", str(e))
             raise optuna.TrialPruned(str(e)) from e
-        except McusearchError as e:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("stage", getattr(e, "stage", ""))
-            trial.set_user_attr("error", str(e))
-            log.warning("trial %d failed in %s", trial.number, e)
-            raise
-        except Exception as e:  # a bug: still never stop the study; keep the reason
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("stage", "internal")
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-            log.exception("trial %d hit an internal error", trial.number)
+        except Exception as e:  # a stage failed (or a bug): record why, never stop the study
+            _record_failure(trial, e, trial_dir)
             raise
         limits = resolve_limits(spec, result.frame_period_s)
         fits = trial_fits(trial.user_attrs["config"], result.figures, parts, margin=spec.catalog.margin,
@@ -271,24 +400,41 @@ def _objective_factory(spec: Spec, knobs, space):
 def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None = None,
               progress: bool = True) -> StudySummary:
     """Run (or resume) the study until it holds ``n_trials`` finished trials or time runs out."""
+    from mcusearch.proc import clean_stale_temp
+
+    # ERROR: Optuna would log the study's creation and every failed trial with its traceback;
+    # we log one line per trial
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     knobs = knobs_from_spec(spec)
     space = search_space(knobs)
     study = open_study(spec)
+    for d in clean_stale_temp():
+        log.info("removed %s (left by a killed run)", d)
+    reaped = reap_dead_trials(study)
+    if reaped:
+        log.info("trial(s) %s were running when their run died: failed, and queued again",
+                 ", ".join(map(str, reaped)))
     target = n_trials if n_trials is not None else spec.search.n_trials
     if spec.search.sampler == "grid":
         target = min(target, math.prod(len(v) for v in space.values()))
-    done = sum(1 for t in study.trials if t.state.is_finished())
+    done = finished(study)
     remaining = max(0, target - done)
     if remaining:
         log.info("running %d trial(s) (%d already in %s)", remaining, done, spec.storage_url)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         # Other workers may run the same study at once (`mcusearch run` on the same storage from
         # several machines): the callback stops each of them when the study holds `target` trials.
-        stop_at_total = optuna.study.MaxTrialsCallback(target, states=None)
-        study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
-                       timeout=timeout_s if timeout_s is not None else spec.search.timeout_s,
-                       catch=(Exception,), callbacks=[stop_at_total], show_progress_bar=progress,
-                       gc_after_trial=True)
+        stop_at_total = _stop_at_total(target)
+        try:
+            study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
+                           timeout=timeout_s if timeout_s is not None else spec.search.timeout_s,
+                           catch=(Exception,), callbacks=[stop_at_total], show_progress_bar=progress,
+                           gc_after_trial=True)
+        except Exception as e:  # the storage itself failed (a trial's own errors are caught)
+            full = disk_full(e)
+            if full is None:
+                raise
+            raise McusearchError(f"{full}: the study in {spec.storage_url} cannot be written; "
+                                 "free space and run again to resume") from None
     else:
         log.info("the study already holds %d finished trials; nothing to run", done)
     return summarize(study, spec.run_dir, spec.storage_url)

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from mcusearch.errors import Infeasible, McusearchError, StageError
 from mcusearch.figures import Figure, Provenance
@@ -42,7 +42,9 @@ class TrialResult:
 
 
 @contextmanager
-def _stage(name: str, seconds: dict[str, float]):
+def _stage(name: str, seconds: dict[str, float], on_stage: Callable[[str], None] | None = None):
+    if on_stage is not None:
+        on_stage(name)
     t0 = time.perf_counter()
     try:
         yield
@@ -108,7 +110,28 @@ def _sparse(fp) -> str:
     return f", {fp.sparsity:g} magnitude sparsity" if fp.sparsity else ""
 
 
-def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
+STDERR_LOG = "stderr.log"  # in a trial's folder: what libraries printed to stderr (C++ included)
+
+
+@contextmanager
+def _to_trial_log(trial_dir: Path, stage: str):
+    """Keep what a stage's libraries print on file descriptor 2 (TensorFlow's C++, the TFLite
+    converter's ``fully_quantize:`` lines) off the terminal, appended to the trial's log."""
+    from mcusearch.log import capture_fd2
+
+    out = None
+    try:
+        with capture_fd2() as out:
+            yield
+    finally:
+        if out is not None and out.text.strip():
+            with open(trial_dir / STDERR_LOG, "a") as f:
+                f.write(f"--- {stage} ---\n{out.text}")
+
+
+def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
+              on_stage: Callable[[str], None] | None = None) -> TrialResult:
+    """Run one trial's stages in order; ``on_stage(name)`` is told when each stage starts."""
     from mcusearch.build import build
     from mcusearch.convert import convert
     from mcusearch.estimate import estimate_cycles
@@ -127,20 +150,20 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path) -> TrialResult:
         return str(p.relative_to(run_dir)) if p.is_relative_to(run_dir) else str(p)
 
     knobs = model_knobs(spec, config)
-    with _stage("feasibility", seconds):
+    with _stage("feasibility", seconds, on_stage):
         bounds = check_feasible(spec, config, knobs)
-    with _stage("model", seconds):
+    with _stage("model", seconds, on_stage), _to_trial_log(trial_dir, "model"):
         model = build_model(spec.base_model_config(), knobs, spec.cache_dir, out_dir=trial_dir / "model")
-    with _stage("convert", seconds):
+    with _stage("convert", seconds, on_stage), _to_trial_log(trial_dir, "convert"):
         conv = convert(model, config.converter, trial_dir / "c")
     board = spec.board(config.board)
-    with _stage("build", seconds):
+    with _stage("build", seconds, on_stage):
         fw = build(conv, board, config.opt_level, trial_dir / "build", cache_dir=spec.cache_dir / "firmware")
-    with _stage("measure", seconds):
+    with _stage("measure", seconds, on_stage):
         meas = measure(fw, conv, board, timeout_s=spec.target.timeout_s)
     latency, cycles = meas.est_latency_ms, None
     if board.kind == "emulated":  # cycles: the class mix of this very firmware x the core's cycle model
-        with _stage("estimate", seconds):
+        with _stage("estimate", seconds, on_stage):
             est = estimate_cycles(fw.elf, board, meas.per_inference.value, trial_dir / "profile",
                                   timeout_s=3 * spec.target.timeout_s)
             latency, cycles = est.latency_ms, est.cycles

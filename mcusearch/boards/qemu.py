@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from mcusearch.boards.remote import (  # noqa: F401
     run_to_done,
 )
 from mcusearch.build import elf as elfinfo
+from mcusearch.proc import die_with_parent, make_temp
 from mcusearch.errors import StageError
 from mcusearch.figures import Provenance
 
@@ -106,10 +106,10 @@ class QemuBoard(Board):
     def run(self, elf: Path, timeout_s: float) -> RunResult:
         image = HarnessImage.read(elf)
         elf = image.elf
-        tmp = Path(tempfile.mkdtemp(prefix="mcus-qemu-"))
+        tmp = make_temp("mcus-qemu-")  # removed below, or by the next run if this one is killed
         if len(str(tmp)) > 90:  # unix socket paths are limited to ~107 bytes
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(prefix="mcus-qemu-", dir="/tmp"))
+            tmp = make_temp("mcus-qemu-", short=True)
         sock_path = tmp / "gdb.sock"
         log_path = tmp / "qemu.log"
         cmd = self.qemu_command(elf, sock_path)
@@ -119,7 +119,9 @@ class QemuBoard(Board):
         try:
             with open(log_path, "wb") as log:
                 try:
-                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=die_with_parent,  # no orphan after kill -9
+                                            process_group=0)  # Ctrl-C is the run's to handle
                 except FileNotFoundError:
                     raise StageError("measure", f"{self.qemu_binary} not found (install qemu-system-arm)") from None
             client = self._connect(proc, sock_path, log_path)
