@@ -22,6 +22,7 @@ Typical use:
   mcusearch validate search.yaml   check it without running anything
   mcusearch run search.yaml        run (or resume) the search, then write the report
   mcusearch report reports/search  write reports/search.html from a run folder
+
 Exit status:
   0    done (for `run`: at least one trial completed)
   1    `run` completed no trial (every one failed or was infeasible), or a run-time error
@@ -136,29 +137,31 @@ def _interrupt_once_then_kill() -> None:
 
 def _cmd_report(args) -> int:
     from mcusearch.report import pareto_table, write_report
-    from mcusearch.study import load_summary
-
+    from mcusearch.report.export import export_paths
     from mcusearch.spec import load_spec
-    from mcusearch.study import recommendation
+    from mcusearch.study import load_summary, recommendation
 
     run_dir = Path(args.run_dir)
+    spec = rec = why_none = None
     if run_dir.is_file() and run_dir.suffix in (".yaml", ".yml"):
         spec = load_spec(run_dir)
         summary = load_summary(spec.run_dir, spec.search.storage, spec.search.study_name)
-        rec, why_none = recommendation(spec, summary)
     else:
         summary = load_summary(run_dir, args.storage, args.study_name)
-        rec = why_none = None
         saved = summary.run_dir / "spec.yaml"  # the spec the run was started with
         if saved.is_file():
-            rec, why_none = recommendation(load_spec(saved), summary)
-    out = write_report(summary, Path(args.output) if args.output else None,
-                       recommendation=rec, why_none=why_none)
+            spec = load_spec(saved)
+    if spec is not None:
+        rec, why_none = recommendation(spec, summary)
+    out = write_report(summary, Path(args.output) if args.output else None, recommendation=rec,
+                       why_none=why_none, spec=spec, export_csv=args.csv, export_json=args.json)
     if not args.quiet:
         print(pareto_table(summary))
         if rec or why_none:
             print(rec if rec else f"No recommendation: {why_none}")
     print(f"report: {out}")
+    for path in export_paths(out, args.csv, args.json):
+        print(f"export: {path}")
     return 0
 
 
@@ -304,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="an Optuna storage URL, if not the run folder's study.db")
     s.add_argument("--study-name", help="the study in that storage")
     s.add_argument("-q", "--quiet", action="store_true", help="print only the report's path")
+    s.add_argument("--csv", action="store_true",
+                   help="also write <report>.trials.csv and <report>.pareto.csv (units, provenance columns)")
+    s.add_argument("--json", action="store_true", help="also write <report>.json (all trials, Pareto set)")
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("measure", help="measure one model on one board, without a search",
