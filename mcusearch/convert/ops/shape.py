@@ -267,6 +267,7 @@ def nearest_source(out_size: int, in_size: int, align_corners: bool,
 
 @tflite_rule("PAD", "PADV2")
 def _pad(r: "Reader", top: "TfliteOp") -> None:
+    """PAD / PADV2 with constant paddings (ZeroPadding2D, ZeroPadding1D)."""
     src, out = top.inputs[0], top.outputs[0]
     shape = _full(r, src)
     pads = _const_ints(r, top, top.inputs[1], "the padding").reshape(-1, 2)
@@ -312,6 +313,7 @@ def _mean_view(r: "Reader", top: "TfliteOp", shape: tuple[int, ...],
 
 @tflite_rule("MEAN")
 def _mean(r: "Reader", top: "TfliteOp") -> None:
+    """MEAN over constant axes (GlobalAveragePooling2D / 1D); int8 as :class:`Mean` says."""
     src, out = top.inputs[0], top.outputs[0]
     shape = _full(r, src)
     raw = [int(a) for a in _const_ints(r, top, top.inputs[1], "the axis")]
@@ -356,6 +358,7 @@ def _no_activation(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("CONCATENATION")
 def _concatenation(r: "Reader", top: "TfliteOp") -> None:
+    """CONCATENATION on any axis (Concatenate): a copy per outer index and input."""
     if only_shape_arithmetic(r, top):
         return
     _no_activation(r, top)
@@ -376,12 +379,14 @@ def _concatenation(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("SHAPE")
 def _shape(r: "Reader", top: "TfliteOp") -> None:
+    """SHAPE: only as shape arithmetic (see :func:`only_shape_arithmetic`)."""
     if not only_shape_arithmetic(r, top):
         raise r.unsupported(top, "a tensor's shape used as data")
 
 
 @tflite_rule("PACK")
 def _pack(r: "Reader", top: "TfliteOp") -> None:
+    """PACK (tf.stack, a recurrent layer's output sequence): a concatenation on a new axis."""
     if only_shape_arithmetic(r, top):
         return
     shapes = [_full(r, i) for i in top.inputs]
@@ -425,6 +430,7 @@ def _add_copy(r: "Reader", top: "TfliteOp", k: int, base: int, dims, strides,
 
 @tflite_rule("SPLIT", "SPLIT_V")
 def _split(r: "Reader", top: "TfliteOp") -> None:
+    """SPLIT / SPLIT_V (the gates of an unrolled LSTM/GRU): one strided copy per output."""
     split_v = top.opname == "SPLIT_V"
     src = top.inputs[0] if split_v else top.inputs[1]
     shape = _full(r, src)
@@ -444,6 +450,7 @@ def _split(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("UNPACK")
 def _unpack(r: "Reader", top: "TfliteOp") -> None:
+    """UNPACK (the time steps of an unrolled recurrent layer): one copy per output."""
     shape = _full(r, top.inputs[0])
     axis = int(top.opts.axis) % len(shape)
     st = _strides(shape)
@@ -455,6 +462,7 @@ def _unpack(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("SLICE")
 def _slice(r: "Reader", top: "TfliteOp") -> None:
+    """SLICE with constant begin and size (-1: to the end)."""
     if only_shape_arithmetic(r, top):
         return
     shape = _full(r, top.inputs[0])
@@ -486,6 +494,8 @@ def _slice_axis(d: int, b: int, e: int, s: int, mask_b: bool, mask_e: bool,
 
 @tflite_rule("STRIDED_SLICE")
 def _strided_slice(r: "Reader", top: "TfliteOp") -> None:
+    """STRIDED_SLICE with constant begin/end/strides (any stride, negative too), begin, end
+    and shrink masks (Cropping2D, tensor[a:b:s] in a Lambda)."""
     if only_shape_arithmetic(r, top):
         return
     o = top.opts
@@ -519,6 +529,7 @@ def _strided_slice(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("TRANSPOSE")
 def _transpose(r: "Reader", top: "TfliteOp") -> None:
+    """TRANSPOSE with a constant permutation (Permute)."""
     shape = _full(r, top.inputs[0])
     perm = [int(p) % len(shape) for p in _const_ints(r, top, top.inputs[1], "the permutation")]
     if sorted(perm) != list(range(len(shape))):
@@ -529,6 +540,7 @@ def _transpose(r: "Reader", top: "TfliteOp") -> None:
 
 @tflite_rule("RESIZE_NEAREST_NEIGHBOR")
 def _resize_nearest(r: "Reader", top: "TfliteOp") -> None:
+    """RESIZE_NEAREST_NEIGHBOR to a constant size (UpSampling2D), any mode TFLite has."""
     src, out = top.inputs[0], top.outputs[0]
     shape, out_shape = r.shape(src), r.shape(out)
     if len(shape) != 3 or len(out_shape) != 3 or len(_full(r, src)) != 4:
