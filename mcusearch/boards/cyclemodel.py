@@ -352,7 +352,32 @@ CORTEX_M7 = CycleModel(
     dual_issue_low=True,
 )
 
-MODELS: dict[str, CycleModel] = {m.core: m for m in (CORTEX_M0PLUS, CORTEX_M3, CORTEX_M4, CORTEX_M7, CORTEX_M33)}
+M55_TRM = "Arm Cortex-M55 Processor TRM (101051)"
+M55_LOOP = ("assumption for the Cortex-M55: the Armv8.1-M low-overhead-loop instructions (DLS, WLS, LE), which the "
+            "plugin counts as 'other' (with any other undecoded instruction), take 0 (LE served by the loop cache) "
+            "to 3 cycles (a refill); middle 1.5")
+
+CORTEX_M55 = CycleModel(
+    core="cortex-m55",
+    title="Cortex-M55 scalar (assumed Cortex-M4 timings)",
+    per_class={
+        **{k: (Timing(t.cycles, t.low, t.high, t.source, "assumed equal to the Cortex-M4; " + t.note) if t else None)
+           for k, t in CORTEX_M4.per_class.items()},
+        "other": Timing.range(0, 3, M55_LOOP),
+    },
+    per_extra={k: t for k, t in CORTEX_M33.per_extra.items()},
+    assumptions=(
+        f"no Cortex-M55 per-instruction cycle table was read here (neither in the {M55_TRM} nor elsewhere): the "
+        "Cortex-M4 r0p1 table values are assumed for the scalar and FPU instructions, as for the Cortex-M33",
+        "firmware built without Helium (MVE): the plugin does not decode vector instructions",
+        M55_LOOP,
+        "the Cortex-M3/M4 load/store pairing rules are not applied",
+        "no interrupts or exception entry/exit counted",
+    ),
+)
+
+MODELS: dict[str, CycleModel] = {m.core: m for m in (CORTEX_M0PLUS, CORTEX_M3, CORTEX_M4, CORTEX_M7, CORTEX_M33,
+                                                     CORTEX_M55)}
 
 
 # ---- memory systems -----------------------------------------------------------------------------
