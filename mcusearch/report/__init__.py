@@ -131,7 +131,8 @@ def _layers_note(records: list[TrialRecord]) -> str | None:
     fig = next((r.figures["instructions"] for r in records if r.layers and "instructions" in r.figures), None)
     if fig is None:
         return None
-    return (f"<p class='note'>Counts between the markers around each layer call; the whole inference is "
+    return (f"<p class='note'>The recommended and Pareto-optimal trials; add any other with its “profile” "
+            f"button in the table. Counts between the markers around each layer call; the whole inference is "
             f"{PROVENANCE_MARK.get(fig.provenance.value, '?')} {html.escape(fig.provenance.value)}: "
             f"{html.escape(fig.method)}.</p>")
 
@@ -255,15 +256,15 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
                  "<p class='note'>Knobs (left) to objectives (right), one line per measured trial; drag "
                  "along an axis to select a range. Knobs no trial varied are left out.</p>"),
         _section("layers", "Where the time goes: per layer, per inference",
-                 plots.layers_plot(layer_recs, rec_n)
+                 plots.layers_plot(summary.records, {r.number for r in layer_recs}, rec_n)
                  or "<p>No per-layer profile (the converter emitted no layer markers).</p>",
-                 _layers_note(layer_recs),
+                 _layers_note(summary.records),
                  f"<details><summary>the numbers</summary>{_layers_table(layer_recs)}</details>"
                  if any(r.layers for r in layer_recs) else None),
         _section("about", "About this report",
                  f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
                  f"<code>{html.escape(summary.storage)}</code> · study <code>{html.escape(summary.study_name)}</code></p>"),
-        f"<script>{TABLE_JS}</script></body></html>",
+        f"<script>{TABLE_JS}{plots.LAYERS_JS}</script></body></html>",
     ]
     atomic_write(out, "\n".join(p for p in parts if p))
     if export_csv or export_json:

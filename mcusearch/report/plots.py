@@ -190,23 +190,31 @@ def progress_plot(summary: StudySummary) -> str | None:
     return _html(fig, "plot-progress")
 
 
-def layers_plot(records: list, recommended: int | None) -> str | None:
-    """Stacked bars: count per inference of each layer, for the recommended and Pareto trials."""
-    import plotly.graph_objects as go
+def _layer_label(number: int, recommended: int | None) -> str:
+    return f"trial {number}{' ★ recommended' if number == recommended else ''}"
 
-    shown = [r for r in records if r.layers]
-    if not shown:
+
+def layers_plot(records: list, shown_numbers: set[int], recommended: int | None) -> str | None:
+    """Stacked bars: count per inference of each layer, for the trials ``shown_numbers`` (the
+    recommended one first); any other trial with a profile is added from the table
+    (:data:`LAYERS_JS`, its data embedded here). None when no trial has a per-layer profile."""
+    import json
+
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    palette = qualitative.Dark24  # more colours than layers in most models
+    profiled = [r for r in records if r.layers]
+    if not profiled:
         return None
-    shown.sort(key=lambda r: (r.number != recommended, r.number))
+    shown = sorted((r for r in profiled if r.number in shown_numbers),
+                   key=lambda r: (r.number != recommended, r.number))
     names: dict[str, None] = {}
     for r in shown:
         names.update(dict.fromkeys(str(n) for n, _ in r.layers))
-    from plotly.colors import qualitative
-
-    count = next((r.figures["instructions"] for r in shown if "instructions" in r.figures), None)
+    count = next((r.figures["instructions"] for r in profiled if "instructions" in r.figures), None)
     unit = count.unit if count else "instructions"
-    palette = qualitative.Dark24
-    labels = [f"trial {r.number}{' ★ recommended' if r.number == recommended else ''}" for r in shown]
+    labels = [_layer_label(r.number, recommended) for r in shown]
     fig = go.Figure()
     for i, name in enumerate(names):
         counts = [next((c for n, c in r.layers if str(n) == name), 0.0) for r in shown]
@@ -217,5 +225,36 @@ def layers_plot(records: list, recommended: int | None) -> str | None:
             hovertemplate=f"{name}: %{{x:,.0f}} {unit} (%{{customdata[0]:.1f}} %)<extra>%{{y}}</extra>"))
     fig.update_layout(barmode="stack", xaxis_title=f"{unit} per inference, between layer markers",
                       yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.25, traceorder="normal"),
-                      margin=dict(l=190, r=30, t=40, b=150))
-    return _html(fig, "plot-layers", height=max(HEIGHT, 220 + 40 * len(shown)))
+                      margin=dict(l=190, r=30, t=40, b=150), meta=dict(unit=unit, palette=list(palette)))
+    if not shown:
+        fig.update_layout(title=dict(text="Pick a trial in the table (its “profile” button) to see its layers",
+                                     font=dict(size=13)))
+    data = {r.number: {"label": _layer_label(r.number, recommended),
+                       "layers": [[str(n), float(c)] for n, c in r.layers]} for r in profiled}
+    script = "<script>var MCUS_LAYERS = " + json.dumps(data).replace("</", "<\\/") + ";</script>"
+    return script + _html(fig, "plot-layers", height=max(HEIGHT, 220 + 40 * len(shown)))
+
+
+
+
+LAYERS_JS = """
+function mcusShowProfile(n){
+  var gd=document.getElementById('plot-layers'), p=(window.MCUS_LAYERS||{})[n]; if(!gd||!p) return;
+  var known=gd.data.some(function(t){return (t.y||[]).indexOf(p.label)>=0;});
+  if(!known){
+    var total=p.layers.reduce(function(a,l){return a+l[1];},0)||1, idx=[], xs=[], ys=[], cd=[];
+    var meta=gd.layout.meta||{}, unit=meta.unit||'instructions', pal=meta.palette||['#888'];
+    p.layers.forEach(function(l){
+      var i=gd.data.findIndex(function(t){return t.name===l[0];});
+      if(i<0){Plotly.addTraces(gd,{type:'bar',orientation:'h',name:l[0],x:[],y:[],customdata:[],
+        marker:{color:pal[gd.data.length%pal.length]},
+        hovertemplate:l[0]+': %{x:,.0f} '+unit+' (%{customdata[0]:.1f} %)<extra>%{y}</extra>'});
+        i=gd.data.length-1;}
+      idx.push(i); xs.push([l[1]]); ys.push([p.label]); cd.push([[100*l[1]/total]]);});
+    Plotly.extendTraces(gd,{x:xs,y:ys,customdata:cd},idx);
+    var rows=new Set(); gd.data.forEach(function(t){(t.y||[]).forEach(function(y){rows.add(y);});});
+    Plotly.relayout(gd,{height:Math.max(%(height)d,220+40*rows.size),'title.text':''});
+  }
+  document.getElementById('layers').scrollIntoView();
+}
+""".replace("%(height)d", str(HEIGHT))

@@ -29,6 +29,7 @@ class Row:
     reason: str                   # failure or rejection reason
     links: dict[str, str] = field(default_factory=dict)   # artifact -> path relative to the report
     recommended: bool = False
+    profiled: bool = False        # the trial has a per-layer profile
 
 
 def knob_value(v) -> str:
@@ -75,7 +76,7 @@ def trial_rows(summary: StudySummary, prefix: str, recommended: int | None = Non
             violated=[k for k, v in r.constraints.items() if v > 0] if r.status == "ok" else [],
             stage=(r.stage or ("reject" if r.status == "infeasible" else "")) if failed else "",
             reason=r.error if failed else "", links=_links(r, summary.run_dir, prefix),
-            recommended=r.number == recommended))
+            recommended=r.number == recommended, profiled=bool(r.layers)))
     return rows
 
 

@@ -34,6 +34,8 @@ def _row_html(row: Row, knobs: list[str], cols: list[tuple[str, str, str]]) -> s
     cells.append(f"<td>{html.escape(row.stage)}</td>")
     cells.append(f"<td class='reason'>{html.escape(row.reason)}</td>")
     links = " ".join(f'<a href="{html.escape(p)}">{html.escape(n)}</a>' for n, p in row.links.items())
+    if row.profiled:
+        links += f" <button type='button' onclick='mcusShowProfile({row.number})'>profile</button>"
     cells.append(f"<td class='links'>{links}</td>")
     return f"<tr id='trial-{row.number}' class='{html.escape(cls)}'>{''.join(cells)}</tr>"
 
