@@ -179,11 +179,15 @@ class Part:
 
     def known_and_missing(self) -> tuple[list[str], list[str]]:
         """What the catalog knows about the part, and what it lacks, as short labels."""
+        from mcusearch.parts.memory import load_families  # the families module imports this one
+
+        family = load_families().get(self.memory) if self.memory else None
+        sized = (self.icache_kb is not None and self.dcache_kb is not None) or (
+            family is not None and family.cache in ("sized", "none"))
         checks = (("price", self.price_usd is not None), ("run current", self.run_current_ma is not None
                   or self.run_current_ua_per_mhz is not None), ("supply voltage", self.supply_v is not None),
-                  ("flash wait states", self.flash_ws is not None),
-                  ("cache sizes", self.icache_kb is not None or self.dcache_kb is not None),
-                  ("memory model", self.memory is not None))
+                  ("flash wait states", self.flash_ws is not None), ("cache geometry", sized),
+                  ("memory model", family is not None))
         return [k for k, ok in checks if ok], [k for k, ok in checks if not ok]
 
 

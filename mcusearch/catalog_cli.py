@@ -71,7 +71,7 @@ def catalog_text(parts: list[Part], *, part: str | None = None, core: str | None
         if not parts:
             raise SpecError("--core", f"no part with core {core!r} in the catalog")
     rows = [_row(p) for p in parts]
-    head = ("part", "core", "MHz", "flash kB", "RAM kB", "price USD @qty", "run mA", "V", "flash WS", "caches I/D kB",
+    head = ("part", "core", "MHz", "flash kB", "RAM kB", "price USD @qty", "run mA", "V", "flash WS", "L1 I/D kB",
             "missing")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
