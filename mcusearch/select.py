@@ -157,7 +157,7 @@ def evaluate_parts(parts: Iterable[Part], *, core: str, needs_fpu: bool, flash_k
         if why:
             out.append(Fit(p, False, [why], None, compatible=False))
             continue
-        reasons = _memory_reasons(p, flash_kb, ram_kb, margin)
+        reasons = memory_reasons(p, flash_kb, ram_kb, margin)
         lat = part_latency(p, count_per_inference, cpi, (part_cycles or {}).get(p.part))
         est = lat.ms if lat else None
         energy, note = part_energy_uj(p, est)
@@ -177,7 +177,7 @@ def evaluate_parts(parts: Iterable[Part], *, core: str, needs_fpu: bool, flash_k
     return out
 
 
-def _memory_reasons(p: Part, flash_kb: float | None, ram_kb: float | None, margin: float) -> list[str]:
+def memory_reasons(p: Part, flash_kb: float | None, ram_kb: float | None, margin: float) -> list[str]:
     """Why the whole firmware does not fit ``p``'s flash and RAM less the margin (empty: it fits)."""
     reasons: list[str] = []
     keep = 1.0 - margin

@@ -137,3 +137,15 @@ def test_h7_flash_on_the_axi_clock_doubles_a_flash_cycle():
     flash = h7.regions[0]
     assert flash.read_stall.cycles == (4 + 1) * 2 - 1   # 4 WS at 240 MHz, core at 480 MHz
     assert any("240 MHz" in a for a in h7.assumptions)
+
+
+@needs_tools
+def test_parts_the_firmware_cannot_fit_are_not_profiled(stream, two, tmp_path):
+    from mcusearch.boards import get_board
+    from mcusearch.parts.estimate import part_cycles_for_trial
+
+    elf, _ = stream
+    small = [p for p in two if p.part != "FEW-WS"]
+    # the stream kernel has no harness markers: only the planning is exercised here, with no part left
+    out = part_cycles_for_trial(elf, get_board("qemu-m7"), small, 1000, tmp_path, flash_kb=10_000, ram_kb=1)
+    assert out == {} and not list(tmp_path.glob("profile-*.json"))

@@ -98,12 +98,21 @@ def estimate_parts(profiles: dict[str, InsnProfile], memories: dict[str, PartMem
 
 
 def part_cycles_for_trial(elf: Path, board, parts: Iterable[Part], instructions_per_inference: float,
-                          work_dir: Path, timeout_s: float = 300) -> dict[str, dict]:
+                          work_dir: Path, timeout_s: float = 300, *, flash_kb: float | None = None,
+                          ram_kb: float | None = None, margin: float = 0.1) -> dict[str, dict]:
     """Profile ``elf`` on the QEMU ``board`` once per needed cache geometry and estimate every part
-    with the board's core (see the module doc). Raises StageError if a QEMU run fails."""
+    with the board's core (see the module doc). With the firmware's ``flash_kb`` and ``ram_kb``,
+    parts it cannot fit (:func:`mcusearch.select.memory_reasons`) are left out, and so are the QEMU
+    runs only they needed. Raises StageError if a QEMU run fails."""
     from mcusearch.boards.plugin import run_profile, symbol_address
+    from mcusearch.select import memory_reasons
 
+    parts = list(parts)
+    if flash_kb is not None and ram_kb is not None:
+        parts = [p for p in parts if not memory_reasons(p, flash_kb, ram_kb, margin)]
     plans, memories = profile_plans(parts, board.core)
+    if not plans:
+        return estimate_parts({}, memories, board.core, instructions_per_inference)
     start, stop = symbol_address(elf, "mcus_model_run"), symbol_address(elf, "mcus_done")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
