@@ -7,6 +7,8 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eab
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export TF_USE_LEGACY_KERAS := 1
 PYTEST_ARGS ?=
+# pytest-xdist workers (one test file per worker at a time); TEST_JOBS=0 runs in this process
+TEST_JOBS ?= 2
 
 .PHONY: demo test setup apt venv clean bench
 # The default search; ends with the Pareto table, the recommended MCU and reports/search.html.
@@ -14,7 +16,7 @@ demo: setup
 	$(PY) -m mcusearch run search.yaml
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 setup: apt venv
 
