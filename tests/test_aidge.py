@@ -407,6 +407,21 @@ def test_sequence_layers_and_dense_on_feature_maps_match_keras(work):
     check_host(conv, work / "dense_fmap" / "host")
 
 
+@pytest.mark.slow
+def test_hard_swish_on_a_flat_tensor_matches_keras(work):
+    """x * ReLU6(x + 3) / 6 after a Dense: the scalar constants get the tensor's rank (Aidge had
+    no kernel for a rank-2 + rank-0 Add)."""
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(8)
+    inp = tf.keras.Input((12,))
+    x = L.Dense(8, name="fc")(inp)
+    x = L.Multiply(name="hswish")([x, L.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)])
+    conv = _convert(_random_biases(tf.keras.Model(inp, L.Dense(3, name="out")(x)), 8),
+                    work / "hswish")
+    check_host(conv, work / "hswish" / "host")
+
+
 def test_refusals_name_the_layer_and_what_works(work):
     """What Aidge's export would compute wrongly is refused before it runs, in one line."""
     tf = _tf()

@@ -138,6 +138,7 @@ def aidge_onnx_fixes(proto):
       Reshape asks for the NCHW layout, so Aidge transposes back before it.
     - GlobalAveragePool and GlobalMaxPool become AveragePool / MaxPool with the whole H x W as
       kernel: Aidge's global pooling swaps kernel height and width (wrong unless H == W).
+    - A scalar constant of Add/Sub/Mul/Div gets the output's rank (:func:`_scalars_to_rank`).
 
     Returns the (modified) ``proto``."""
     import onnx
@@ -163,7 +164,32 @@ def aidge_onnx_fixes(proto):
         if new is not None:
             graph.node.remove(node)
             graph.node.insert(i, new)
+    _scalars_to_rank(graph, shapes)
     return proto
+
+
+_ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div"})
+
+
+def _scalars_to_rank(graph, shapes: dict[str, list[int]]) -> None:
+    """Give a scalar constant operand of an element-wise op the rank of the op's output (all
+    ones): Aidge has no kernel for ``x + 3.0`` on a rank-2 tensor with a rank-0 constant (seen:
+    a hard-swish built as x * ReLU6(x + 3) / 6 after a Dense)."""
+    from onnx import numpy_helper
+
+    consts = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        rank = len(shapes.get(node.output[0], ())) if node.output else 0
+        if node.op_type not in _ELEMENTWISE or rank == 0:
+            continue
+        for k, name in enumerate(node.input):
+            if name in consts and len(consts[name].dims) == 0:
+                value = numpy_helper.to_array(consts[name]).reshape((1,) * rank)
+                new_name = f"{name}__mcus_rank{rank}"
+                if new_name not in consts:
+                    consts[new_name] = numpy_helper.from_array(value, new_name)
+                    graph.initializer.append(consts[new_name])
+                node.input[k] = new_name
 
 
 _GLOBAL_POOLS = {"GlobalAveragePool": "AveragePool", "GlobalMaxPool": "MaxPool"}
