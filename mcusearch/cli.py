@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("boards", help="list the boards firmware can run on (and connected probes)")
     s.add_argument("--no-probe", action="store_true", help="do not ask pyOCD which probes are connected")
     s.set_defaults(func=_cmd_boards)
+    from mcusearch.catalog_cli import add_catalog_parser
+    add_catalog_parser(sub)
     return p
 
 

@@ -25,6 +25,8 @@ METRICS = {
     "instructions": "instructions per inference (exact, emulated) or cycles (measured on a board)",
     "cycles": "cycles per inference (estimated by the cycle model on emulated boards, measured on real ones)",
     "latency_ms": "time per inference at the board's clock (estimated for emulated boards)",
+    "energy_uj": "energy per inference, uJ, estimated on the trial's lowest-energy fitting catalog "
+                 "part (run current x supply voltage x latency); 1e9: no fitting part has a figure",
     # quality metrics (mcusearch.model.metrics), on the held-out test set: Keras for float32, the
     # TFLite interpreter for int8 / int16x8
     **{name: f"{m.description} ({m.direction}; tasks: {', '.join(sorted(m.tasks))})"
