@@ -49,6 +49,7 @@ class TrialRecord:
     seconds: dict[str, float] = field(default_factory=dict)
     reused_from: int | None = None
     layers: list[list] = field(default_factory=list)  # [name, count per inference] from the markers
+    part_cycles: dict[str, dict] = field(default_factory=dict)  # per-part cycle estimates (emulated)
 
 
 @dataclass
@@ -241,8 +242,9 @@ def recommendation(spec: Spec, summary: "StudySummary"):
     from mcusearch.select import recommend, why_no_recommendation
 
     args = (summary.records, spec.parts(), spec.catalog.margin, summary.limits.get("deadline_ms"))
-    rec = recommend(*args, **board_maps())
-    return rec, (None if rec else why_no_recommendation(*args, **board_maps()))
+    energy = summary.limits.get("energy_uj")
+    rec = recommend(*args, energy_uj=energy, **board_maps())
+    return rec, (None if rec else why_no_recommendation(*args, energy_uj=energy, **board_maps()))
 
 
 def _finished_twin(trial: optuna.Trial, params: dict) -> optuna.trial.FrozenTrial | None:
@@ -314,7 +316,7 @@ def _record_failure(trial: optuna.Trial, e: Exception, trial_dir: Path) -> None:
 
 
 def _objective_factory(spec: Spec, knobs, space):
-    from mcusearch.select import cheapest, mcu_cost_figure, trial_fits
+    from mcusearch.select import cheapest, part_figures, parts_table, trial_fits
 
     from mcusearch.convert import available_converters
 
@@ -349,7 +351,8 @@ def _objective_factory(spec: Spec, knobs, space):
             raise optuna.TrialPruned(msg)
         same = _finished_twin(trial, params)
         if same is not None:  # samplers over discrete spaces repeat themselves: reuse, don't rebuild
-            for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds", "layers"):
+            for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds", "layers",
+                        "part_cycles", "parts"):
                 if key in same.user_attrs:
                     trial.set_user_attr(key, same.user_attrs[key])
             for key, value in same.constraints.items():
@@ -373,8 +376,11 @@ def _objective_factory(spec: Spec, knobs, space):
             raise
         limits = resolve_limits(spec, result.frame_period_s)
         fits = trial_fits(trial.user_attrs["config"], result.figures, parts, margin=spec.catalog.margin,
-                          deadline_ms=limits.get("deadline_ms"), **maps)
-        result.figures["mcu_cost"] = mcu_cost_figure(fits)
+                          deadline_ms=limits.get("deadline_ms"), energy_uj=limits.get("energy_uj"),
+                          part_cycles=result.part_cycles, **maps)
+        result.figures.update(part_figures(fits))
+        trial.set_user_attr("part_cycles", result.part_cycles)
+        trial.set_user_attr("parts", parts_table(fits))
         best = cheapest(fits)
         trial.set_user_attr("cheapest_part", best.to_dict() if best else None)
         sc = score(spec, result.figures, result.frame_period_s)
@@ -469,7 +475,7 @@ def summarize(study: optuna.Study, run_dir: Path, storage: str) -> StudySummary:
             values=list(t.values) if t.values is not None else None,
             error=ua.get("error", ""), stage=ua.get("stage", ""), artifacts=ua.get("artifacts", {}),
             notes=ua.get("notes", {}), seconds=ua.get("seconds", {}), reused_from=ua.get("reused_from"),
-            layers=ua.get("layers", [])))
+            layers=ua.get("layers", []), part_cycles=ua.get("part_cycles", {})))
     return StudySummary(Path(run_dir), storage, study.study_name, objectives,
                         study.user_attrs.get("limits", {}), records,
                         title=study.user_attrs.get("spec_name", study.study_name))

@@ -39,6 +39,9 @@ class TrialResult:
     notes: dict[str, str] = field(default_factory=dict)
     # per layer: [name, instructions (emulated) or cycles (measured) per inference], from the markers
     layers: list[list] = field(default_factory=list)
+    # catalog part -> this firmware's cycle estimate on the part's own memory system (emulated boards;
+    # mcusearch.parts.estimate.part_cycles_for_trial)
+    part_cycles: dict[str, dict] = field(default_factory=dict)
 
 
 @contextmanager
@@ -135,6 +138,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
     from mcusearch.build import build
     from mcusearch.convert import convert
     from mcusearch.estimate import estimate_cycles
+    from mcusearch.parts.estimate import part_cycles_for_trial
     from mcusearch.measure import measure
     from mcusearch.model import build_model
 
@@ -161,12 +165,17 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
         fw = build(conv, board, config.opt_level, trial_dir / "build", cache_dir=spec.cache_dir / "firmware")
     with _stage("measure", seconds, on_stage):
         meas = measure(fw, conv, board, timeout_s=spec.target.timeout_s)
-    latency, cycles = meas.est_latency_ms, None
+    latency, cycles, part_cycles = meas.est_latency_ms, None, {}
     if board.kind == "emulated":  # cycles: the class mix of this very firmware x the core's cycle model
         with _stage("estimate", seconds, on_stage):
             est = estimate_cycles(fw.elf, board, meas.per_inference.value, trial_dir / "profile",
                                   timeout_s=3 * spec.target.timeout_s)
             latency, cycles = est.latency_ms, est.cycles
+        with _stage("parts", seconds, on_stage):
+            part_cycles = part_cycles_for_trial(
+                fw.elf, board, spec.parts(), meas.per_inference.value,
+                trial_dir / "profile" / "parts", timeout_s=3 * spec.target.timeout_s,
+                flash_kb=fw.flash_bytes / 1024, ram_kb=fw.ram_bytes / 1024, margin=spec.catalog.margin)
     else:  # a real board's counter counts cycles
         cycles = meas.per_inference
 
@@ -207,7 +216,8 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
         **model_notes(model),
     }
     return TrialResult(config, figures, artifacts, seconds,
-                       frame_period_s=model.extra.get("frame_period_s"), notes=notes, layers=layers)
+                       frame_period_s=model.extra.get("frame_period_s"), notes=notes, layers=layers,
+                       part_cycles=part_cycles)
 
 
 def quality_figures(model: "ModelResult", method: str) -> dict[str, Figure]:
