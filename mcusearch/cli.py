@@ -141,20 +141,27 @@ def _cmd_report(args) -> int:
     from mcusearch.spec import load_spec
     from mcusearch.study import load_summary, recommendation
 
-    run_dir = Path(args.run_dir)
-    spec = rec = why_none = None
-    if run_dir.is_file() and run_dir.suffix in (".yaml", ".yml"):
-        spec = load_spec(run_dir)
-        summary = load_summary(spec.run_dir, spec.search.storage, spec.search.study_name)
-    else:
-        summary = load_summary(run_dir, args.storage, args.study_name)
+    def load(path: Path, storage: str | None, study_name: str | None):
+        """A run given by its spec file or its folder: its spec (when known) and summary."""
+        if path.is_file() and path.suffix in (".yaml", ".yml"):
+            spec = load_spec(path)
+            return spec, load_summary(spec.run_dir, spec.search.storage, spec.search.study_name)
+        summary = load_summary(path, storage, study_name)
         saved = summary.run_dir / "spec.yaml"  # the spec the run was started with
-        if saved.is_file():
-            spec = load_spec(saved)
-    if spec is not None:
-        rec, why_none = recommendation(spec, summary)
+        return (load_spec(saved) if saved.is_file() else None), summary
+
+    for i, p in enumerate(map(Path, args.run_dir)):  # bad input: one line naming the path, exit 2
+        if not (p.is_file() and p.suffix in (".yaml", ".yml")) and not (p / "study.db").is_file() \
+                and not (i == 0 and args.storage):
+            e = McusearchError(f"{p}: neither a spec file (.yaml) nor a run folder holding study.db")
+            e.exit_code = 2
+            raise e
+    spec, summary = load(Path(args.run_dir[0]), args.storage, args.study_name)
+    others = [load(Path(p), None, None)[1] for p in args.run_dir[1:]]  # compared: their own study.db
+    rec, why_none = recommendation(spec, summary) if spec is not None else (None, None)
     out = write_report(summary, Path(args.output) if args.output else None, recommendation=rec,
-                       why_none=why_none, spec=spec, export_csv=args.csv, export_json=args.json)
+                       why_none=why_none, spec=spec, export_csv=args.csv, export_json=args.json,
+                       compare=others)
     if not args.quiet:
         print(pareto_table(summary))
         if rec or why_none:
@@ -302,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("report", help="write the HTML report of a run folder (or of a spec's run)")
-    s.add_argument("run_dir", help="the run folder (search.run_dir) or the spec file")
+    s.add_argument("run_dir", nargs="+",
+                   help="the run folder (search.run_dir) or the spec file; more runs after it are compared "
+                        "with it (their Pareto fronts overlaid, their spec differences listed)")
     s.add_argument("-o", "--output", help="the HTML file (default: <run folder>.html)")
     s.add_argument("--storage", help="an Optuna storage URL, if not the run folder's study.db")
     s.add_argument("--study-name", help="the study in that storage")

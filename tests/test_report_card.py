@@ -122,3 +122,31 @@ def test_no_recommendation_says_why(tmp_path):
                            [_rec(0, 0, 0, status="failed")])
     html = write_report(summary, why_none="no trial completed").read_text()
     assert "No recommendation" in html and "no trial completed" in html
+
+
+def test_compared_runs(tmp_path):
+    import yaml
+
+    from mcusearch.report.compare import spec_differences
+
+    a, b = _summary(tmp_path / "a"), _summary(tmp_path / "b")
+    b.records = b.records[1:]  # run b lacks trial 0: its front is trial 1 only
+    for s, epochs in ((a, 2), (b, 5)):
+        s.run_dir.mkdir(parents=True)
+        (s.run_dir / "spec.yaml").write_text(yaml.safe_dump({"model": {"train": {"epochs": epochs}},
+                                                             "knobs": {"quantization": ["int8"]}}))
+    diffs, unsaved = spec_differences([a.run_dir, b.run_dir, tmp_path])
+    assert diffs == [("model.train.epochs", ["2", "5"])] and unsaved == [tmp_path]
+    html = write_report(a, compare=[b]).read_text()
+    assert "id='compare'" in html and "<code>model.train.epochs</code>" in html
+    assert "run: Pareto-optimal (1)" in html  # b's front overlaid on the plot, named by its folder
+
+
+def test_report_command_refuses_a_path_that_is_no_run(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "mcusearch", "report", str(tmp_path / "nothing"), "--csv"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nothing" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -188,15 +188,17 @@ def _section(sid: str, title: str, *body: str | None) -> str:
     return f"<section id='{sid}'><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
 
 
-def _header(summary: StudySummary, title: str) -> str:
+def _header(summary: StudySummary, title: str, compared: bool) -> str:
     recs = summary.records
     n = {s: sum(r.status == s for r in recs) for s in ("ok", "failed", "infeasible", "running")}
     n_feas = sum(r.feasible for r in recs)
     running = f", <b>{n['running']} still running</b> (a live report)" if n["running"] else ""
     objectives = ", ".join(f"{metric_label(m)} ({d})" for m, d in summary.objectives)
+    compare_link = "<a href='#compare'>Compared runs</a>" if compared else ""
     return (f"<h1>mcusearch: {html.escape(title)}</h1>"
             f"<nav><a href='#answer'>Answer</a><a href='#front'>Pareto front</a><a href='#trials'>All trials</a>"
-            f"<a href='#search'>The search</a><a href='#layers'>Per layer</a><a href='#about'>About</a></nav>"
+            f"<a href='#search'>The search</a><a href='#layers'>Per layer</a>"
+            f"{compare_link}<a href='#about'>About</a></nav>"
             f"<p>{len(recs)} trials: {n['ok']} measured ({n_feas} meet every constraint), {n['failed']} failed, "
             f"{n['infeasible']} rejected early as infeasible{running}. Objectives: {html.escape(objectives)}. "
             f"Constraints: {html.escape(limits_text(summary.limits))}.</p>"
@@ -204,9 +206,11 @@ def _header(summary: StudySummary, title: str) -> str:
 
 
 def write_report(summary: StudySummary, out: Path | None = None, recommendation=None,
-                 why_none: str | None = None, spec=None, export_csv: bool = False, export_json: bool = False) -> Path:
+                 why_none: str | None = None, spec=None, export_csv: bool = False, export_json: bool = False,
+                 compare: list[StudySummary] = ()) -> Path:
     """Write the report (default: ``<run folder>.html`` beside the run folder) atomically, and with
     ``export_csv`` / ``export_json`` the exports beside it (:func:`mcusearch.report.export.export_paths`).
+    ``compare``: other runs, whose Pareto fronts are overlaid and whose specs are compared.
 
     ``spec`` (default: the ``spec.yaml`` saved in the run folder) gives the catalog and margin the
     answer card explains the recommendation with (runners-up, why not cheaper)."""
@@ -214,6 +218,7 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
 
     from mcusearch.report import plots
     from mcusearch.report.card import build_card, card_html
+    from mcusearch.report.compare import compare_html, run_name
     from mcusearch.report.export import atomic_write, write_exports
     from mcusearch.report.rows import figure_names, knob_names, trial_rows
     from mcusearch.report.table import TABLE_JS, trials_table_html
@@ -233,13 +238,15 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
     pareto = sorted(summary.pareto, key=lambda r: r.number)
     layer_recs = sorted({r.number: r for r in pareto + [r for r in summary.records if r.number == rec_n]}.values(),
                         key=lambda r: r.number)
-    front = plots.pareto_plot(summary, rows, metrics)
+    others = [(run_name(o), trial_rows(o, os.path.relpath(o.run_dir.resolve(), out.parent.resolve())))
+              for o in compare]
+    front = plots.pareto_plot(summary, rows, metrics, others)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>mcusearch report: {html.escape(title)}</title>",
         f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        _header(summary, title),
+        _header(summary, title, bool(compare)),
         card_html(card, why_none),
         _section("front", "Pareto-optimal configurations: the front, axes of your choice", front or "<p>No completed trial to plot.</p>",
                  "<p class='note'>Red stars: Pareto-optimal (feasible, not dominated on the objectives); "
@@ -261,6 +268,7 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
                  _layers_note(summary.records),
                  f"<details><summary>the numbers</summary>{_layers_table(layer_recs)}</details>"
                  if any(r.layers for r in layer_recs) else None),
+        _section("compare", "Compared runs", compare_html([summary, *compare])) if compare else None,
         _section("about", "About this report",
                  f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
                  f"<code>{html.escape(summary.storage)}</code> · study <code>{html.escape(summary.study_name)}</code></p>"),

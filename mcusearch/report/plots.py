@@ -68,8 +68,14 @@ def hover_text(row: Row, metrics: list[str]) -> str:
     return f"<b>trial {row.number}</b> · {row.category}{extra}<br>{knobs}<br>{figs}"
 
 
-def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str]) -> str | None:
-    """Two figures against each other; the dropdowns pick the axes (objectives first by default)."""
+OTHER_RUNS = (("#2ca02c", "diamond-open"), ("#9467bd", "square-open"), ("#8c564b", "circle-open"),
+              ("#17becf", "triangle-up-open"))  # the fronts of compared runs
+
+
+def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str],
+                others: list[tuple[str, list[Row]]] = ()) -> str | None:
+    """Two figures against each other; the dropdowns pick the axes (objectives first by default).
+    ``others``: (run name, its rows) of compared runs, whose Pareto-optimal trials are overlaid."""
     import plotly.graph_objects as go
 
     plotted = [r for r in rows if r.category in STYLE and any(m in r.figures for m in metrics)]
@@ -77,21 +83,25 @@ def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str]) -> s
         return None
     objs = [m for m, _ in summary.objectives if m in metrics]
     x0, y0 = (objs + [m for m in metrics if m not in objs])[:2]
-    groups = [(c, [r for r in plotted if r.category == c]) for c in STYLE]
-    groups = [(c, rs) for c, rs in groups if rs]
+    groups = [(f"{c} ({sum(r.category == c for r in plotted)})", [r for r in plotted if r.category == c], STYLE[c])
+              for c in STYLE]
+    for i, (name, other) in enumerate(others):
+        front = [r for r in other if r.category == "Pareto-optimal"]
+        colour, symbol = OTHER_RUNS[i % len(OTHER_RUNS)]
+        groups.append((f"{name}: Pareto-optimal ({len(front)})", front, (colour, symbol, 12)))
+    groups = [g for g in groups if g[1]]
     fig = go.Figure()
-    for c, rs in groups:
-        colour, symbol, size = STYLE[c]
+    for label, rs, (colour, symbol, size) in groups:
         missing = sum(_value(r, x0) is None or _value(r, y0) is None for r in rs)
         fig.add_trace(go.Scatter(
             x=[_value(r, x0) for r in rs], y=[_value(r, y0) for r in rs], mode="markers",
-            name=f"{c} ({len(rs)})" + (" - some lack figures" if c == "failed" and missing else ""),
+            name=label + (" - some lack figures" if label.startswith("failed") and missing else ""),
             marker=dict(color=colour, symbol=symbol, size=size, line=dict(width=1, color="#333")),
             text=[hover_text(r, metrics) for r in rs], hovertemplate="%{text}<extra></extra>"))
 
     def menu(axis: str, active: int, x: float) -> dict:
         buttons = [dict(label=_axis_title(m, plotted), method="update",
-                        args=[{axis: [[_value(r, m) for r in rs] for _, rs in groups]},
+                        args=[{axis: [[_value(r, m) for r in rs] for _, rs, _ in groups]},
                               {f"{axis}axis.title.text": _axis_title(m, plotted)}]) for m in metrics]
         return dict(buttons=buttons, active=active, x=x, y=1.16, xanchor="left", yanchor="top",
                     direction="down", showactive=True, pad=dict(r=4, t=0))

@@ -1,0 +1,163 @@
+"""The report of a real small study, opened in headless Chromium through the DevTools protocol.
+
+Fails on any console error, uncaught exception or failed request and on any request that leaves
+the report's folder; checks every plot drew (SVG points, bars, or painted canvas pixels), that the
+answer card is complete, that sorting and filtering the all-trials table work, that the page fits
+a 1,280-px window, and keeps a screenshot per section in reports/browser/ (git-ignored).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mcusearch.report.cdp import Browser, find_chromium
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(find_chromium() is None, reason="no chromium (Debian: apt-get install chromium)")]
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "reports" / "browser"
+SECTIONS = ("answer", "front", "trials", "search", "layers")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """A real 4-trial study (TensorFlow, arm-none-eabi-gcc, QEMU), then its report with exports."""
+    tmp = tmp_path_factory.mktemp("report-browser")
+    data = yaml.safe_load((ROOT / "search.yaml").read_text())
+    data["model"]["train"]["epochs"] = 2
+    data["model"]["retrain_epochs"] = 1
+    data["dataset"].update(max_train=1200, max_test=400, probe_per_class=2)
+    data["target"]["boards"] = ["qemu-m7"]
+    data["knobs"] = {"channels": {"per": "pair", "values": [4, 8]}, "quantization": ["float32", "int8"],
+                     "opt_level": ["-O2"], "converter": ["mcusearch", "aidge"]}  # int8 + aidge: rejected
+    data["constraints"]["accuracy_min"] = 0.3
+    data["search"] = {"sampler": "random", "n_trials": 4, "seed": 3, "run_dir": "run",
+                      "cache_dir": str(tmp / "cache")}
+    spec = tmp / "search.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    for args in (("run", str(spec), "--no-progress"), ("report", "run", "--csv", "--json", "-q")):
+        r = subprocess.run([sys.executable, "-m", "mcusearch", *args], cwd=tmp, capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return tmp / "run.html"
+
+
+def _plots(b: Browser) -> list[dict]:
+    """Per Plotly graph: its traces, SVG points and bars, and painted pixels of its canvases."""
+    return b.evaluate("""Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
+      id: d.id, traces: (d._fullData || []).length,
+      points: d.querySelectorAll('.scatterlayer .point').length,
+      bars: d.querySelectorAll('.barlayer .point').length,
+      axes: d.querySelectorAll('.parcoords .axis').length,
+      painted: Array.from(d.querySelectorAll('canvas')).map(c => {
+        const t = document.createElement('canvas'); t.width = c.width; t.height = c.height;
+        const x = t.getContext('2d'); x.drawImage(c, 0, 0);
+        const px = x.getImageData(0, 0, t.width, t.height).data; let n = 0;
+        for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+        return n; }).reduce((a, n) => a + n, 0)}))""")
+
+
+def _column(b: Browser, header: str) -> list:
+    """The visible values of one column of the all-trials table, top to bottom (None for blanks)."""
+    return b.evaluate(f"""(() => {{
+      const t = document.getElementById('trials-table');
+      const i = Array.from(t.tHead.rows[0].cells).findIndex(c => c.textContent.trim().startsWith({header!r}));
+      return Array.from(t.tBodies[0].rows).filter(r => r.style.display !== 'none').map(r => {{
+        const v = r.cells[i].getAttribute('data-v'); return v === null || v === '' ? null : parseFloat(v); }});
+    }})()""")
+
+
+def _click_header(b: Browser, header: str) -> None:
+    b.evaluate(f"""Array.from(document.getElementById('trials-table').tHead.rows[0].cells)
+                   .find(c => c.textContent.trim().startsWith({header!r})).click()""")
+
+
+def _filter(b: Browser, text: str, klass: str = "") -> str:
+    """Type ``text`` into the table's filter and pick the class ``klass``; the count line after."""
+    return b.evaluate(f"""(() => {{
+      const f = document.getElementById('trial-filter'), k = document.getElementById('trial-class');
+      f.value = {text!r}; f.dispatchEvent(new Event('input'));
+      k.value = {klass!r}; k.dispatchEvent(new Event('change'));
+      return document.getElementById('trial-count').textContent; }})()""")
+
+
+def test_report_in_chromium(report: Path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with Browser(width=1280, height=900) as b:
+        t0 = time.monotonic()
+        b.open(report.as_uri())
+        load_s = time.monotonic() - t0
+        assert b.problems() == []
+        outside = [u for u in b.requests() if not u.startswith(report.parent.as_uri())]
+        assert outside == [], "the report must make no request outside its folder (no CDN, no network)"
+
+        # The answer first: a part, a margin per constraint with a provenance mark, runners-up or a reason.
+        card = b.evaluate("""(() => { const c = document.getElementById('answer');
+          return {text: c.innerText, rows: c.querySelectorAll('table.checks tbody tr').length,
+                  marked: c.querySelectorAll('table.checks tbody tr .prov').length,
+                  colours: Array.from(c.querySelectorAll('table.checks tbody tr')).map(r => r.className),
+                  details: c.querySelectorAll('details').length}; })()""")
+        assert card["text"].startswith("Buy "), card["text"][:300]
+        assert card["rows"] >= 4 and card["marked"] == card["rows"], card
+        assert set(card["colours"]) <= {"green", "amber", "red"}, card["colours"]
+        assert "Why not cheaper?" in card["text"] and card["details"] == 1
+        assert "price:" in card["text"]
+
+        # Every plot drew.
+        plots = {p["id"]: p for p in _plots(b)}
+        assert set(plots) == {"plot-pareto", "plot-progress", "plot-parallel", "plot-layers"}, plots
+        assert plots["plot-pareto"]["points"] >= 2 and plots["plot-progress"]["points"] >= 4
+        profiled = b.evaluate("""Array.from(document.querySelectorAll('#trials-table button'))
+                                 .map(x => { x.click(); return x.closest('tr').id; })""")
+        assert profiled, "no trial has a per-layer profile"
+        shown = b.evaluate("[...new Set(document.getElementById('plot-layers').data.flatMap(t => t.y))]")
+        assert len(shown) == len(profiled), (shown, profiled)  # each picked trial added once
+        assert {p["id"]: p for p in _plots(b)}["plot-layers"]["bars"] >= 5 * len(profiled)
+        assert plots["plot-parallel"]["axes"] >= 3 and plots["plot-parallel"]["painted"] > 1000, plots
+        menus = b.evaluate("document.getElementById('plot-pareto').layout.updatemenus.map(m => m.buttons.length)")
+        assert len(menus) == 2 and min(menus) >= 4  # x and y dropdowns, a choice of figures each
+
+        # The table: one row per trial; sorting by a figure, both ways; filtering.
+        assert len(_column(b, "trial")) == 4
+        _click_header(b, "flash kB")
+        up = _column(b, "flash kB")
+        vals = [v for v in up if v is not None]
+        assert len(vals) >= 2 and vals == sorted(vals) and up[:len(vals)] == vals  # blanks last
+        _click_header(b, "flash kB")
+        down = [v for v in _column(b, "flash kB") if v is not None]
+        assert down == sorted(vals, reverse=True)
+        assert _filter(b, "no trial says this") == "0 of 4 trials shown"
+        assert _filter(b, "", "Pareto-optimal") == f"{len(_column(b, 'trial'))} of 4 trials shown"
+        assert 1 <= len(_column(b, "trial")) < 4
+        assert _filter(b, "", "") == "4 of 4 trials shown"
+
+        # Legible at 1,280 px: nothing wider than the window (the wide table scrolls in its box).
+        assert b.evaluate("document.documentElement.scrollWidth") <= 1280
+        for sid in SECTIONS:
+            b.screenshot(SHOTS / f"{sid}.png", f"#{sid}")
+            assert (SHOTS / f"{sid}.png").stat().st_size > 5000
+        assert b.problems() == []
+    print(f"report loaded in {load_s:.2f} s; screenshots in {SHOTS}")
+
+
+def test_exports_beside_the_report(report: Path):
+    import csv
+    import json
+
+    base = report.with_suffix("")
+    trials = list(csv.DictReader(base.with_name(base.name + ".trials.csv").open()))
+    pareto = list(csv.DictReader(base.with_name(base.name + ".pareto.csv").open()))
+    doc = json.loads(base.with_name(base.name + ".json").read_text())
+    assert len(trials) == 4 and 1 <= len(pareto) <= 3
+    ok = [t for t in trials if t["status"] == "ok"]
+    assert ok and all(t["flash_kb_unit"] == "kB" and t["flash_kb_provenance"] == "static" for t in ok)
+    assert all(t["instructions_provenance"] == "emulated" and t["instructions_method"] for t in ok)
+    assert {t["trial"] for t in pareto} == {str(n) for n in doc["pareto"]}
+    assert [t["class"] for t in trials if t["status"] == "infeasible"] == ["rejected"] * sum(
+        t["status"] == "infeasible" for t in trials)
+    assert doc["recommendation"]["part"] and doc["trials"][0]["figures"] is not None
