@@ -30,6 +30,7 @@ def _part(name: str, core: str = "cortex-m7", flash: float = 512, ram: float = 2
 
 
 PARTS = [_part("M0-CHEAP", core="cortex-m0plus", flash=64, ram=8, price=0.5),
+         _part("M7-TINY", flash=64, ram=32, price=1.0),
          _part("M7-SMALL", flash=128, ram=64, price=2.0, mhz=100),
          _part("M7-BIG", flash=2048, ram=512, price=4.0),
          _part("M7-NOPRICE", flash=1024, ram=512)]
@@ -73,7 +74,9 @@ def test_card_explains_the_pick(tmp_path):
     assert [n for n, _ in card.runners_up] == ["M7-BIG with trial 1", "M7-NOPRICE with trial 1"]  # more accurate
     assert card.runners_up[0][1].startswith("costs 2.00 USD more")
     assert "no known price" in card.runners_up[1][1]
-    assert card.why_not_cheaper.startswith("M0-CHEAP (0.5 USD)") and "core cortex-m0plus" in card.why_not_cheaper
+    assert card.why_not_cheaper.startswith("M7-TINY (1 USD), the cheapest with a usable core, fails even with "
+                                           "its closest trial 0: flash 100.0 kB > 64 kB")
+    assert "1 cheaper part(s) cannot run" in card.why_not_cheaper and "M0-CHEAP (0.5 USD): core cortex-m0plus" in card.why_not_cheaper
     page = card_html(card, None)
     assert "M7-SMALL" in page and "distributor_list" in page and "2025-07" in page
     assert "<details>" in page and "Why not cheaper?" in page and page.count("class='prov'") == len(card.checks)

@@ -83,7 +83,7 @@ def _latency_figure(rec: Recommendation, r: TrialRecord, sel: Selection) -> Figu
 def _checks(rec: Recommendation, r: TrialRecord, limits: dict[str, float], sel: Selection | None,
             bounds: dict[str, tuple[str, str]]) -> list[Check]:
     """The spec's constraints, then the part's memory less the margin."""
-    from mcusearch.report import metric_label
+    from mcusearch.report.plots import figure_label
 
     out = []
     for key, limit in limits.items():
@@ -91,7 +91,7 @@ def _checks(rec: Recommendation, r: TrialRecord, limits: dict[str, float], sel: 
         if key == "deadline_ms" and sel is not None:
             fig, label = _latency_figure(rec, r, sel), f"latency on {rec.part.short_name}"
         else:
-            fig, label = r.figures.get(metric), metric_label(metric)
+            fig, label = r.figures.get(metric), figure_label(metric)
         out.append(Check(label, fig, limit, kind, f"spec: constraints.{key}"))
     p, keep = rec.part, 1.0 - (sel.margin if sel else 0.0)
     for metric, size, what in (("flash_kb", p.flash_kb, "flash"), ("ram_kb", p.ram_kb, "RAM")):
@@ -126,25 +126,42 @@ def _runners_up(pairs: list[tuple[Fit, TrialRecord]], n: int = 2) -> list[tuple[
             for f, r in ranked[1:1 + n]]
 
 
-def _why_not_cheaper(rec: Recommendation, trials: list[TrialRecord], sel: Selection) -> str:
-    """The cheapest part below the pick (by price, or by size when the pick has none) and what it failed."""
-    p = rec.part
-    cheaper = [q for q in sel.parts if (q.has_price and (not p.has_price or q.price_usd < p.price_usd))
-               or (not p.has_price and not q.has_price and q.size_key < p.size_key)]
-    if not cheaper:
-        return f"No catalog part is cheaper than {p.short_name}" + ("." if p.has_price else " or smaller.")
-    q = min(cheaper, key=lambda c: (c.price_usd if c.has_price else float("inf"), c.size_key, c.part))
-    closest = None
+def _closest(q, trials: list[TrialRecord], sel: Selection) -> tuple[Fit, TrialRecord] | None:
+    """The trial on which part ``q`` comes closest to fitting (compatible first, fewest failed checks)."""
+    best = None
     for r in trials:
         f = next(f for f in sel.fits(r) if f.part.part == q.part)
-        key = (not f.compatible, len(f.reasons))
-        if closest is None or key < closest[0]:
-            closest = (key, f, r)
-    price = f"{q.price_usd:g} USD" if q.has_price else "no price, smaller"
-    if closest is None:
-        return f"{q.part} ({price}): no trial met the spec's constraints to judge it on."
-    _, f, r = closest
-    return f"{q.part} ({price}) fails even with its closest trial {r.number}: {'; '.join(f.reasons)}."
+        if best is None or (not f.compatible, len(f.reasons)) < (not best[0].compatible, len(best[0].reasons)):
+            best = (f, r)
+    return best
+
+
+def _why_not_cheaper(rec: Recommendation, trials: list[TrialRecord], sel: Selection) -> str:
+    """The cheapest part below the pick (by price, or by size when the pick has none) that the
+    trials' core could use, and the checks it failed; then how many cheaper parts have another core."""
+    p = rec.part
+    cheaper = sorted((q for q in sel.parts if (q.has_price and (not p.has_price or q.price_usd < p.price_usd))
+                      or (not p.has_price and not q.has_price and q.size_key < p.size_key)),
+                     key=lambda c: (c.price_usd if c.has_price else float("inf"), c.size_key, c.part))
+    if not cheaper:
+        return f"No catalog part is cheaper than {p.short_name}" + ("." if p.has_price else " or smaller.")
+    if not trials:
+        return f"{cheaper[0].part}: no trial met the spec's constraints to judge it on."
+    judged = [(q, _closest(q, trials, sel)) for q in cheaper]
+    usable = [(q, fr) for q, fr in judged if fr[0].compatible]
+    other = [q for q, fr in judged if not fr[0].compatible]
+    out = []
+    if usable:
+        q, (f, r) = usable[0]
+        price = f"{q.price_usd:g} USD" if q.has_price else "no price, smaller"
+        out.append(f"{q.part} ({price}), the cheapest with a usable core, fails even with its closest "
+                   f"trial {r.number}: {'; '.join(f.reasons)}.")
+    if other:
+        q = other[0]
+        price = f"{q.price_usd:g} USD" if q.has_price else "no price"
+        out.append(f"{len(other)} cheaper part(s) cannot run these trials' firmware, the cheapest "
+                   f"{q.part} ({price}): {_closest(q, trials, sel)[0].reasons[0]}.")
+    return " ".join(out)
 
 
 def build_card(summary: StudySummary, rec: Recommendation, sel: Selection | None,
