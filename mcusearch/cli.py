@@ -84,7 +84,7 @@ def _cmd_run(args) -> int:
     _interrupt_once_then_kill()
     try:
         summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
-                            progress=not args.no_progress and sys.stderr.isatty())
+                            progress=not args.no_progress)
     except KeyboardInterrupt:  # the trial in flight is marked: leave now, not after TF's clean-up
         import os
 
@@ -283,6 +283,30 @@ def _cmd_cache(args) -> int:
     return 0
 
 
+def duration(text: str) -> float:
+    """Seconds from ``8h``, ``90m``, ``45s`` or a plain number of seconds (finite, > 0)."""
+    import math
+
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}.get(text.strip()[-1:].lower())
+    try:
+        value = float(text.strip()[:-1] if scale else text) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (8h, 90m, 45s)") from None
+    if not math.isfinite(value) or not 0 < value <= 366 * 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration from 1 s to a year")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{n}: from 1 to 1000000")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcusearch", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -303,9 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(re-running resumes), then print the Pareto front and write "
                                    "the HTML report.")
     s.add_argument("spec")
-    s.add_argument("--n-trials", type=int, help="override search.n_trials (the study's total)")
-    s.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--n-trials", type=_count, help="override search.n_trials (the study's total)")
+    s.add_argument("--timeout", type=duration, metavar="DURATION",
+                   help="stop starting new trials after this long: 8h, 90m, 45s or seconds")
+    s.add_argument("--no-progress", action="store_true",
+                   help="no progress line after each trial (done / failed / infeasible, best so "
+                        "far, time left); the log lines also go to <run folder>/run.log")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("report", help="write the HTML report of a run folder (or of a spec's run)")

@@ -8,13 +8,16 @@ the PID of the process that made it, and the next run removes the folders of dea
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
 import signal
 import socket
 import tempfile
+import time
 from pathlib import Path
+from typing import Iterator
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 TEMP_PREFIXES = ("mcus-qemu-",)  # folders made by :func:`make_temp` (prefix + PID + "-")
@@ -66,3 +69,28 @@ def clean_stale_temp() -> list[Path]:
                     shutil.rmtree(d, ignore_errors=True)
                     removed.append(d)
     return removed
+
+
+@contextlib.contextmanager
+def board_lock(name: str, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the machine-wide lock of board ``name`` (one probe runs one firmware at a time, so
+    workers on this machine take turns); the kernel releases it when the holder dies, even by
+    ``kill -9``. A probe hangs off one machine, so a machine-wide lock covers every worker that
+    can reach it."""
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / f"mcusearch-board-{name}.lock"
+    with open(path, "a+") as f:
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"board {name} stayed busy for {wait_s:g} s") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,6 +316,27 @@ def _record_failure(trial: optuna.Trial, e: Exception, trial_dir: Path) -> None:
     log.warning("trial %d failed in %s: %s%s", trial.number, stage or "?", short, where)
 
 
+TWIN_POLL_S = 2.0
+
+
+def _wait_for_running_twin(trial: optuna.Trial, params: dict) -> None:
+    """While another worker runs a trial with the same knobs, wait for it (its result is then
+    reused) instead of building the same thing twice. A twin whose worker died is failed by
+    the heartbeat (or the reaper), which ends the wait."""
+    running = (optuna.trial.TrialState.RUNNING,)
+    waited = False
+    while True:
+        twins = [t for t in trial.study.get_trials(deepcopy=False, states=running)
+                 if t.number != trial.number and t.params == params]
+        if not twins:
+            return
+        if not waited:
+            log.info("trial %d: same knobs as trial %d, which is running: waiting for it",
+                     trial.number, twins[0].number)
+            waited = True
+        time.sleep(TWIN_POLL_S)
+
+
 def _objective_factory(spec: Spec, knobs, space):
     from mcusearch.select import cheapest, part_figures, parts_table, trial_fits
 
@@ -349,6 +371,7 @@ def _objective_factory(spec: Spec, knobs, space):
             trial.set_user_attr("status", "infeasible")
             trial.set_user_attr("error", msg)
             raise optuna.TrialPruned(msg)
+        _wait_for_running_twin(trial, params)
         same = _finished_twin(trial, params)
         if same is not None:  # samplers over discrete spaces repeat themselves: reuse, don't rebuild
             for key in ("figures", "limits", "artifacts", "notes", "cheapest_part", "seconds", "layers",
@@ -403,17 +426,83 @@ def _objective_factory(spec: Spec, knobs, space):
     return objective
 
 
+RUN_LOG = "run.log"  # in the run folder: every run's log lines, appended
+
+
+@contextmanager
+def _run_log(run_dir: Path):
+    """Copy mcusearch's log lines to ``<run_dir>/run.log`` while the block runs."""
+    handler = logging.FileHandler(Path(run_dir) / RUN_LOG)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("mcusearch")
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def progress_line(spec: Spec, study: optuna.Study, target: int, started: float, done_before: int,
+                  budget_s: float | None) -> str:
+    """Done / failed / infeasible of ``target``, the best feasible value of each objective so far
+    and the time left (at this session's pace, within the time budget)."""
+    statuses = [t.user_attrs.get("status", "") for t in study.get_trials(deepcopy=False) if counts(t)]
+    n = len(statuses)
+    parts = [f"{n}/{target} trials: {statuses.count('ok')} ok, {statuses.count('failed')} failed, "
+             f"{statuses.count('infeasible')} infeasible"]
+    ok = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+          if t.user_attrs.get("status") == "ok" and all(c <= 0 for c in dict(t.constraints).values())]
+    if ok:
+        best = []
+        for i, o in enumerate(spec.objectives):
+            pick = min if o.direction == "minimize" else max
+            best.append(f"{o.metric} {pick(t.values[i] for t in ok):.4g}")
+        parts.append("best feasible: " + ", ".join(best))
+    elapsed = time.monotonic() - started
+    if n > done_before and n < target:
+        left = elapsed / (n - done_before) * (target - n)
+        if budget_s is not None:
+            left = min(left, max(0.0, budget_s - elapsed))
+        parts.append(f"about {_duration(left)} left")
+    return " · ".join(parts)
+
+
+def _progress(spec: Spec, target: int, done_before: int, budget_s: float | None):
+    """A callback logging :func:`progress_line` after each trial (never stopping the study)."""
+    started = time.monotonic()
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        try:
+            log.info("progress: %s", progress_line(spec, study, target, started, done_before, budget_s))
+        except Exception as e:  # a progress line is not worth a run
+            log.debug("no progress line: %s", e)
+    return callback
+
+
+def _duration(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min" if s >= 60 else f"{s:.0f} s"
+
+
 def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None = None,
               progress: bool = True) -> StudySummary:
-    """Run (or resume) the study until it holds ``n_trials`` finished trials or time runs out."""
-    from mcusearch.proc import clean_stale_temp
-
+    """Run (or resume) the study until it holds ``n_trials`` finished trials or time runs out;
+    log lines also go to ``<run_dir>/run.log``, and (``progress``) a progress line per trial."""
     # ERROR: Optuna would log the study's creation and every failed trial with its traceback;
     # we log one line per trial
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     knobs = knobs_from_spec(spec)
     space = search_space(knobs)
     study = open_study(spec)
+    with _run_log(spec.run_dir):
+        return _run_study(spec, study, knobs, space, n_trials, timeout_s, progress)
+
+
+def _run_study(spec: Spec, study: optuna.Study, knobs, space, n_trials: int | None,
+               timeout_s: float | None, progress: bool) -> StudySummary:
+    from mcusearch.proc import clean_stale_temp
+
     for d in clean_stale_temp():
         log.info("removed %s (left by a killed run)", d)
     reaped = reap_dead_trials(study)
@@ -429,12 +518,14 @@ def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None =
         log.info("running %d trial(s) (%d already in %s)", remaining, done, spec.storage_url)
         # Other workers may run the same study at once (`mcusearch run` on the same storage from
         # several machines): the callback stops each of them when the study holds `target` trials.
-        stop_at_total = _stop_at_total(target)
+        callbacks = [_stop_at_total(target)]
+        budget = timeout_s if timeout_s is not None else spec.search.timeout_s
+        if progress:
+            callbacks.append(_progress(spec, target, done, budget))
         try:
             study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
-                           timeout=timeout_s if timeout_s is not None else spec.search.timeout_s,
-                           catch=(Exception,), callbacks=[stop_at_total], show_progress_bar=progress,
-                           gc_after_trial=True)
+                           timeout=budget, catch=(Exception,), callbacks=callbacks,
+                           show_progress_bar=False, gc_after_trial=True)
         except Exception as e:  # the storage itself failed (a trial's own errors are caught)
             full = disk_full(e)
             if full is None:

@@ -11,6 +11,7 @@ infeasible (pruned) trial, not a failure.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from contextlib import contextmanager
@@ -132,6 +133,15 @@ def _to_trial_log(trial_dir: Path, stage: str):
                 f.write(f"--- {stage} ---\n{out.text}")
 
 
+def _one_at_a_time(board):
+    """A real board runs one firmware at a time across this machine's workers (emulators run
+    side by side)."""
+    if board.kind == "real":
+        from mcusearch.proc import board_lock
+        return board_lock(board.name)
+    return contextlib.nullcontext()
+
+
 def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
               on_stage: Callable[[str], None] | None = None) -> TrialResult:
     """Run one trial's stages in order; ``on_stage(name)`` is told when each stage starts."""
@@ -163,7 +173,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
     board = spec.board(config.board)
     with _stage("build", seconds, on_stage):
         fw = build(conv, board, config.opt_level, trial_dir / "build", cache_dir=spec.cache_dir / "firmware")
-    with _stage("measure", seconds, on_stage):
+    with _stage("measure", seconds, on_stage), _one_at_a_time(board):
         meas = measure(fw, conv, board, timeout_s=spec.target.timeout_s)
     latency, cycles, part_cycles = meas.est_latency_ms, None, {}
     if board.kind == "emulated":  # cycles: the class mix of this very firmware x the core's cycle model

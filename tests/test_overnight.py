@@ -104,20 +104,30 @@ def _spec(tmp_path: Path, n_trials: int) -> Path:
     return p
 
 
-def _qemu_children(pid: int) -> list[int]:
-    """QEMU processes among ``pid``'s children (read cheaply: it runs for a fraction of a second)."""
-    out = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            kids = [int(k) for k in children.read_text().split()]
-        except OSError:
-            continue
-        for k in kids:
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, their children, ... (read cheaply from /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
             try:
-                if b"qemu-system-arm" in Path(f"/proc/{k}/cmdline").read_bytes():
-                    out.append(k)
+                kids = [int(k) for k in children.read_text().split()]
             except OSError:
-                pass
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def _qemu_children(pid: int) -> list[int]:
+    """QEMU processes below ``pid`` (the trial's process starts them; they run for a fraction of
+    a second)."""
+    out = []
+    for k in _descendants(pid):
+        try:
+            if b"qemu-system-arm" in Path(f"/proc/{k}/cmdline").read_bytes():
+                out.append(k)
+        except OSError:
+            pass
     return out
 
 
@@ -132,11 +142,11 @@ def test_kill_9_during_a_trial_then_resume(tmp_path):
         qemu = _qemu_children(run.pid)
         time.sleep(0.002)
     assert qemu, "no QEMU child seen before the run ended"
-    temp = list(Path("/tmp").glob(f"mcus-qemu-{run.pid}-*"))
+    below = _descendants(run.pid)  # the trial's process (search.isolate) and QEMU
+    temp = [d for p in below for d in Path("/tmp").glob(f"mcus-qemu-{p}-*")]
     run.send_signal(signal.SIGKILL)
     run.wait()
-    time.sleep(1)
-    assert not [p for p in qemu if _running(p)], "QEMU outlived the killed run"
+    assert _wait_for(lambda: not [p for p in below if _running(p)], 5), "a child outlived the run"
 
     study = optuna.load_study(study_name="mcusearch", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     assert any(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials())
@@ -175,6 +185,8 @@ def test_nothing_completed_is_exit_1_with_one_line_per_failed_trial(tmp_path):
     failed = [line for line in r.stderr.splitlines() if "trial 0 failed in" in line]
     assert len(failed) == 1 and "measure" in failed[0], r.stderr
     assert "no trial completed" in r.stderr
+    assert "progress: 1/1 trials: 0 ok, 1 failed, 0 infeasible" in r.stderr
+    assert "trial 0 failed in measure" in (tmp_path / "run" / "run.log").read_text()
     logs = list((tmp_path / "run" / "trials").glob("*/trial.log"))
     assert logs and "Traceback" in logs[0].read_text()
 
@@ -274,3 +286,78 @@ def test_the_study_goes_on_after_a_crash(tmp_path):
     failed = [line for line in r.stderr.splitlines() if " failed in model: aborted (SIGABRT)" in line]
     assert len(failed) == 2, r.stderr  # both trials ran; each ended as FAIL with one line
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, seconds", [("8h", 28_800), ("90m", 5_400), ("45s", 45), ("3600", 3_600),
+                                           ("1.5h", 5_400)])
+def test_run_timeout_takes_a_duration(text, seconds):
+    from mcusearch.cli import duration
+
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("args", [["--timeout", "nan"], ["--timeout", "-1h"], ["--timeout", "soon"],
+                                  ["--timeout", "1e308"], ["--n-trials", "0"], ["--n-trials", "x"]])
+def test_run_refuses_bad_budgets_before_reading_the_spec(args, tmp_path, capsys):
+    from mcusearch.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(tmp_path / "absent.yaml"), *args])
+    assert e.value.code == 2
+    assert args[0] in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+# ---- workers: a board runs one trial at a time; identical knobs are not built twice at once -------
+
+def test_a_board_lock_is_released_when_its_holder_is_killed():
+    from mcusearch.proc import board_lock
+
+    name = f"test-{os.getpid()}"
+    code = (f"import time; from mcusearch.proc import board_lock\n"
+            f"with board_lock({name!r}):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(TimeoutError):
+            with board_lock(name, wait_s=0.5):
+                pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        with board_lock(name, wait_s=5):
+            pass
+    finally:
+        holder.kill()
+
+
+def test_a_trial_waits_for_a_running_twin(tmp_path, monkeypatch):
+    import threading
+
+    import mcusearch.study as st
+
+    monkeypatch.setattr(st, "TWIN_POLL_S", 0.1)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", directions=["minimize"])
+    dist = {"opt": optuna.distributions.CategoricalDistribution(["-O2", "-O3"])}
+    study.enqueue_trial({"opt": "-O2"})
+    study.enqueue_trial({"opt": "-O2"})
+    other = study.ask(dist)  # "another worker" runs -O2 now
+    mine = study.ask(dist)
+    assert mine.params == other.params == {"opt": "-O2"}
+    threading.Timer(1.0, lambda: study.tell(other, 1.0)).start()
+    t0 = time.monotonic()
+    st._wait_for_running_twin(mine, mine.params)
+    assert time.monotonic() - t0 >= 0.9
+
+
+def test_a_trial_with_other_knobs_does_not_wait(tmp_path):
+    import mcusearch.study as st
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", directions=["minimize"])
+    study.enqueue_trial({"opt": "-O2"})
+    study.enqueue_trial({"opt": "-O3"})
+    dist = {"opt": optuna.distributions.CategoricalDistribution(["-O2", "-O3"])}
+    a, b = study.ask(dist), study.ask(dist)
+    assert a.params != b.params
+    t0 = time.monotonic()
+    st._wait_for_running_twin(b, b.params)
+    assert time.monotonic() - t0 < 0.5
