@@ -23,6 +23,7 @@ Besides model.c / model.h the generator writes ``plan.json``: per layer the kern
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, co
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
-from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, plan
+from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
 
@@ -126,17 +127,33 @@ class _Emitter:
             return op.rows == 1
         return isinstance(op, Clamp) and self.f32
 
+    def streamed_pool(self, op: Op) -> bool:
+        """Whether ``op`` is a global average pool computed one input row per call
+        (avgpool_global_*: its input needs only a few rows, not all of them), which is when its
+        window is its whole input, it has a row kernel, and it is not the model output (its sums
+        stay in its own output buffer)."""
+        return (isinstance(op, AvgPool2D) and self.fast_kernel(op) and len(op.in_shape) == 3
+                and tuple(op.pool) == tuple(op.in_shape[:2]) and tuple(op.pad) == (0, 0)
+                and int(np.prod(op.out_shape)) == int(op.in_shape[2]) and int(op.in_shape[0]) > 1
+                and op is not self.ops[-1])
+
     def plan_layers(self) -> tuple[list[PlanLayer], list[PlanTensor]]:
         ops = self.ops
         shapes = [self.g.input_shape] + [op.out_shape for op in ops]
         tensors = [PlanTensor(rows=_view(s)[0], row_bytes=_view(s)[1] * _view(s)[2] * self.elem)
                    for s in shapes]
+        streamed = {j + 1: int(op.in_shape[0]) for j, op in enumerate(ops) if self.streamed_pool(op)}
+        for t, h in streamed.items():     # H calls, one virtual row each; 4-byte sums a channel
+            tensors[t] = PlanTensor(rows=h, row_bytes=4 * int(shapes[t][-1]))
         layers = []
         for j, op in enumerate(ops):
             ins = [self.tensor_index(i) for i in op.inputs]
             same_view = all(tuple(shapes[t]) == tuple(op.in_shape) for t in ins)
             h_in = tensors[ins[0]].rows
             whole = [lambda r, h=tensors[t].rows: (0, h - 1) for t in ins]
+            if j + 1 in streamed:
+                layers.append(PlanLayer(op.name, h_in, [lambda r: (r, r)], ins))
+                continue
             if not self.fast_kernel(op):
                 layers.append(PlanLayer(op.name, 1, whole, ins, whole=True))
             elif isinstance(op, _WINDOWED) and same_view:
@@ -160,6 +177,9 @@ class _Emitter:
                 out_rows = _view(op.out_shape)[0] if isinstance(op, _WINDOWED) else 1
                 layers.append(PlanLayer(op.name, out_rows, whole[:1], ins,
                                         elementwise=isinstance(op, Clamp) and h_in == 1))
+        for lay in layers:                # a streamed pool's result exists after its last call
+            lay.needs = [(lambda r, h=streamed[t]: (h - 1, h - 1)) if t in streamed else need
+                         for need, t in zip(lay.needs, lay.inputs)]
         return layers, tensors
 
     # -- per-op emission --------------------------------------------------------------------------
@@ -278,7 +298,8 @@ class _Emitter:
             K = int(w.size // oc)
             sparse = self.choose(op, info)
             info.dense_weight_bytes = int(w.size) * self.elem
-            kind = "conv2d_sparse" if sparse else "conv2d"
+            fc = not sparse and _fc_kernel(op, f32)
+            kind = "conv2d_sparse" if sparse else "fc" if fc else "conv2d"
             info.kernel = f"{kind}_{self.sfx}"
             info.variant = "sparse" if sparse else "dense"
             if sparse:
@@ -302,6 +323,12 @@ class _Emitter:
                     fields.update(entries="0" if empty else f"{pfx}_e", counts=f"{pfx}_n")
                     info.weight_bytes = sp.entries * 2 + 2 * oc
                 info.scratch_bytes = _scratch(op, True, f32)
+            elif fc:
+                # the input offset folded into the bias (fc_s8.c), int32 wrap-around as the kernels
+                self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_fc_weights(w), 24)))
+                fields["weights"] = f"{pfx}_w"
+                info.weight_bytes = int(w.size)
+                op = _folded_bias(op)
             else:
                 if f32:
                     self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
@@ -313,17 +340,21 @@ class _Emitter:
                 info.weight_bytes = int(w.size) * self.elem
             self.bias_requant(op, pfx, oc, fields, act)
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
+                     ("fc", False): "mcus_fast_conv_s8_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
                      ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
         elif isinstance(op, DepthwiseConv2D):
-            # a plain row kernel on TFLite's [kh][kw][c] weights, channels innermost
+            # a row kernel on TFLite's [kh][kw][c] weights, channels innermost
             fields["g"] = self.win(op)
             w = np.asarray(op.weights)
-            info.kernel, info.variant = f"dwconv2d_{self.sfx}", "dense"
+            info.kernel, info.variant = dw_kernel(op, f32), "dense"
             info.weights = int(w.size)
             info.nonzeros = int(np.count_nonzero(w))
             info.weight_bytes = info.dense_weight_bytes = int(w.size) * self.elem
-            info.scratch_bytes = _op_scratch(op)
+            info.scratch_bytes = _op_scratch(op, f32)
+            if info.kernel == "dwconv3x3_f32":
+                w = layout.f32_dw3x3_weights(w)
+                info.weight_bytes = int(w.size) * self.elem      # overlapping last group: + 36
             self.data.append(_aligned(_c_array("float" if f32 else "int8_t", f"{pfx}_w", w,
                                                8 if f32 else 24)))
             fields["weights"] = f"{pfx}_w"
@@ -335,8 +366,10 @@ class _Emitter:
         elif isinstance(op, AvgPool2D):
             fields["g"] = self.win(op)
             fields.update(act)
-            info.kernel, info.variant = f"avgpool2d_{self.sfx}", "-"
-            info.scratch_bytes = _op_scratch(op) if not f32 else 0
+            streamed = self.streamed_pool(op)
+            info.kernel = f"avgpool_global_{self.sfx}" if streamed else f"avgpool2d_{self.sfx}"
+            info.variant = "-"
+            info.scratch_bytes = _op_scratch(op, f32) if not (f32 or streamed) else 0
             ptype = f"mcus_fast_avgpool_{self.sfx}_t"
         elif isinstance(op, MaxPool2D):
             fields["g"] = self.win(op)
@@ -392,14 +425,17 @@ class _Emitter:
                 w = np.asarray(op.weights)
                 oc = int(w.shape[0])
                 K = int(w.size // oc)
-                info.scratch_bytes = _scratch(op, self.choose(op, info), self.f32)
+                sparse = self.choose(op, info)
+                info.scratch_bytes = 0 if not sparse and _fc_kernel(op, self.f32) else \
+                    _scratch(op, sparse, self.f32)
             elif isinstance(op, MaxPool2D) and op.pool[0] > 8:
                 info.scratch_bytes = 4 * op.pool[0]
-            elif isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32):
-                info.scratch_bytes = _op_scratch(op)
+            elif isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32
+                                                     and not self.streamed_pool(op)):
+                info.scratch_bytes = _op_scratch(op, self.f32)
             infos.append(info)
         scratch = max((i.scratch_bytes for i in infos), default=0)
-        p = plan(layers, tensors, scratch)
+        layers, p = plan_min(layers, tensors, scratch)
         check_plan(layers, tensors, p)
 
         fns, params = [], []
@@ -461,9 +497,37 @@ _PROFILE_HOOKS = (
 _WINDOWED = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
 
 
-def _op_scratch(op) -> int:
+def _fc_kernel(op, f32: bool) -> bool:
+    """Whether a Conv2D/Dense with dense weights runs fc_s8 (int8 Dense: no column, no scratch;
+    see firmware/kernels/README.md) rather than conv2d_s8."""
+    return isinstance(op, Dense) and not f32
+
+
+def _folded_bias(op: Dense) -> Dense:
+    """A copy of an int8 Dense whose bias also holds input_offset * sum(w) per output channel,
+    wrapped to int32 as the kernels' int32 sums wrap (fc_s8.c reads x, not x + input_offset)."""
+    w = np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1)
+    b = np.zeros(w.shape[0], np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
+    total = b - int(op.requant.input_zero_point) * w.sum(axis=1)
+    folded = ((total + 2**31) % 2**32 - 2**31).astype(np.int32)
+    return dataclasses.replace(op, bias=folded)
+
+
+def dw_kernel(op: DepthwiseConv2D, f32: bool) -> str:
+    """The row kernel of a depthwise convolution (depth multiplier 1), chosen by shape (measured
+    figures in firmware/kernels/README.md): float 3 x 3 windows on 4 or more channels take
+    ``dwconv3x3_f32`` (4-channel groups, accumulators in FPU registers, a sliding window over
+    pixel pairs), everything else the generic row kernel ``dwconv2d_*``."""
+    if f32 and tuple(op.kernel) == (3, 3) and op.depth_multiplier == 1 and int(op.out_shape[-1]) >= 4:
+        return "dwconv3x3_f32"
+    return "dwconv2d_f32" if f32 else "dwconv2d_s8"
+
+
+def _op_scratch(op, f32: bool) -> int:
     """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
-    per channel."""
+    per channel (none for dwconv3x3_f32, whose accumulators are registers)."""
+    if isinstance(op, DepthwiseConv2D) and dw_kernel(op, f32) == "dwconv3x3_f32":
+        return 0
     return 4 * int(op.out_shape[-1])
 
 
@@ -477,11 +541,13 @@ def _scratch(op, sparse: bool, f32: bool) -> int:
         return (4 * in_c + 16 * K) if f32 else (RQ_BYTES * oc + 16 * K + in_c + 16)
     if f32:
         return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
-    # constants + 2 columns of int16 (+ a staging column when in_c is not a multiple of 4)
-    return RQ_BYTES * oc + 2 * (4 * (K // 4) + (K % 4)) * 2 + (2 * K + 4 if in_c % 4 else 0)
+    # one block's constants + 2 columns of int16 (+ a staging column when in_c % 4 != 0)
+    return (RQ_BYTES * min(oc, RQ_BLOCK) + 2 * (4 * (K // 4) + (K % 4)) * 2
+            + (2 * K + 4 if in_c % 4 else 0))
 
 
 RQ_BYTES = 20   # sizeof(mcus_rq_t)
+RQ_BLOCK = 64   # MCUS_RQ_BLOCK: conv2d_s8 requantises output channels in blocks of this many
 
 
 def _aligned(decl: str) -> str:
@@ -509,6 +575,8 @@ def emit_fast(graph: Graph, out_dir: Path, origin: str = "", sparse: str = "auto
     summary = {
         "dtype": graph.dtype, "macs": graph.macs, "params": graph.params,
         "arena_bytes": p.arena_bytes, "scratch_bytes": p.scratch_bytes,
+        "peak": dict(zip(("bytes", "buffers"), peak(p, [op.name for op in em.ops]))),
+        "notes": p.notes,
         "schedule": p.schedule,
         "layers": [dict(vars(i)) for i in infos],
         "tensors": [{"ring_rows": r, "offset": o, "bytes": b} for r, o, b in

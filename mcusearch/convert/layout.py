@@ -35,6 +35,22 @@ def s8_weights(w: np.ndarray) -> np.ndarray:
     return out
 
 
+def s8_fc_weights(w: np.ndarray) -> np.ndarray:
+    """int8 dense weights for mcus_fast_fc_s8: chunks of 4 k, output channels in quads
+    ([c k0..3][c+1 k0..3][c+2 k0..3][c+3 k0..3] per chunk, quad after quad), the oc % 4 last
+    channels' chunks one channel after the other, then every channel's K % 4 leftovers ([c][t])."""
+    W = _rows(w).astype(np.int8)
+    oc, K = W.shape
+    nch = K // 4
+    main = W[:, :nch * 4].reshape(oc, nch, 4)
+    nq = oc // 4
+    parts = [main[:4 * nq].reshape(nq, 4, nch, 4).transpose(0, 2, 1, 3).reshape(-1),
+             main[4 * nq:].reshape(-1), W[:, nch * 4:].reshape(-1)]
+    out = np.concatenate(parts).astype(np.int8)
+    assert out.size == W.size
+    return out
+
+
 def f32_weights(w: np.ndarray) -> np.ndarray:
     """float conv/dense weights for mcus_fast_conv2d_f32: groups of 4 channels as [k][4], then
     every remaining channel as [k]."""
@@ -43,6 +59,22 @@ def f32_weights(w: np.ndarray) -> np.ndarray:
     ng = oc // 4
     parts = [W[:4 * ng].reshape(ng, 4, K).transpose(0, 2, 1).reshape(-1), W[4 * ng:].reshape(-1)]
     return np.concatenate(parts).astype(np.float32)
+
+
+def dw_groups(channels: int) -> list[int]:
+    """First channel of each 4-channel group of the 4-wide depthwise kernels (channels >= 4): the
+    last group is [channels - 4, channels), overlapping the previous one when channels % 4 != 0."""
+    starts = list(range(0, channels - 3, 4))
+    if channels % 4:
+        starts.append(channels - 4)
+    return starts
+
+
+def f32_dw3x3_weights(w: np.ndarray) -> np.ndarray:
+    """float depthwise 3 x 3 weights for mcus_fast_dwconv3x3_f32: TFLite's [1][3][3][C] as, per
+    group of 4 channels (dw_groups), [ky][kx][4] (36 values a group)."""
+    W = np.asarray(w, np.float32).reshape(3, 3, -1)
+    return np.concatenate([W[:, :, c:c + 4].reshape(-1) for c in dw_groups(W.shape[2])])
 
 
 @dataclass

@@ -26,6 +26,7 @@ layer j; the last layer's output is the model output. Layers come in a topologic
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -95,18 +96,23 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
     steps: list[int] = []
     last = n - 1
     limit = sum(lay.out_rows for lay in layers)
+
+    def wants(j: int) -> list[tuple[int, int]]:
+        """(tensor, last row needed) of layer j's next row; [] once it has computed every row."""
+        lay = layers[j]
+        if done[j] >= lay.out_rows:
+            return [(0, 1 << 30)]
+        return [(t, lay.needs[k](done[j])[1]) for k, t in enumerate(lay.inputs)]
+    need = [wants(j) for j in range(n)]          # cached: changes only when layer j runs
     while done[last] < layers[last].out_rows:
         j = last
-        while True:
-            lay = layers[j]
-            if done[j] < lay.out_rows and all(lay.needs[k](done[j])[1] < avail[t]
-                                               for k, t in enumerate(lay.inputs)):
-                break
+        while not all(hi < avail[t] for t, hi in need[j]):
             j -= 1
             if j < 0:
                 raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
         steps.append(j)
         done[j] += 1
+        need[j] = wants(j)
         avail[j + 1] = tensors[j + 1].rows if layers[j].whole else done[j]
         if len(steps) > limit:
             raise StageError("convert", "row schedule did not terminate")
@@ -207,6 +213,73 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
                 buffer_life=[lives.get(buffer_of[t], (0, 0)) for t in range(n + 1)],
                 scratch_offset=scratch_off, scratch_bytes=_pad(scratch_bytes) if scratch_bytes else 0,
                 arena_bytes=arena)
+
+
+def _whole_reads(layers: list[PlanLayer], tensors: list[PlanTensor], cuts: set[int]) -> list[PlanLayer]:
+    """``layers`` with every read of a tensor in ``cuts`` widened to all its rows: such a tensor is
+    computed completely before its first reader runs (a stage boundary), so the layers before and
+    after it no longer keep their line buffers alive at the same time."""
+    out = []
+    for lay in layers:
+        if not cuts.intersection(lay.inputs):
+            out.append(lay)
+            continue
+        needs = [(lambda r, h=tensors[t].rows: (0, h - 1)) if t in cuts else need
+                 for need, t in zip(lay.needs, lay.inputs)]
+        out.append(dataclasses.replace(lay, needs=needs))
+    return out
+
+
+def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
+             max_cuts: int = 4) -> tuple[list[PlanLayer], Plan]:
+    """:func:`plan`, then stage boundaries where they lower the arena: the depth-first schedule
+    keeps a line buffer of every layer alive at once, which on a long chain of small layers adds
+    up to more than a few whole tensors. Greedily (up to ``max_cuts`` times) materialise the one
+    tensor that lowers ``arena_bytes`` most; the kernels and their calls are unchanged (same
+    instructions), only the schedule and the buffers differ. Returns the layers as planned (their
+    reads widened at the cuts; check_plan needs them) and the plan, whose notes name the cuts."""
+    best_layers, best = layers, plan(layers, tensors, scratch_bytes)
+    cuts: set[int] = set()
+    n = len(layers)
+    candidates = [j + 1 for j, lay in enumerate(layers[:-1])
+                  if not lay.whole and tensors[j + 1].rows > 1]
+    for _ in range(max_cuts):
+        trial_best = None
+        for t in candidates:
+            if t in cuts:
+                continue
+            ls = _whole_reads(layers, tensors, cuts | {t})
+            p = plan(ls, tensors, scratch_bytes)
+            if p.arena_bytes < (trial_best[2].arena_bytes if trial_best else best.arena_bytes):
+                trial_best = (t, ls, p)
+        if trial_best is None:
+            break
+        t, best_layers, p = trial_best
+        p.notes = best.notes + [f"stage boundary at t{t} (layer {t - 1} of {n} computed whole "
+                                f"first): arena {best.arena_bytes} -> {p.arena_bytes} bytes"]
+        cuts.add(t)
+        best = p
+    return best_layers, best
+
+
+def peak(p: Plan, names: list[str]) -> tuple[int, list[str]]:
+    """The largest sum of live arena buffers at one schedule step (the scratch area included)
+    and what makes it: '<tensor name>: <bytes>' per live buffer, largest first."""
+    best, who = 0, []
+    seen = {}
+    for t, b in enumerate(p.buffer_of):
+        if p.offsets[t] is not None and b not in seen:
+            seen[b] = t
+    for s in range(len(p.schedule)):
+        live = [(p.buffer_bytes[t], t) for b, t in seen.items()
+                if p.buffer_life[t][0] <= s <= p.buffer_life[t][1]]
+        total = sum(sz for sz, _ in live) + p.scratch_bytes
+        if total > best:
+            best = total
+            who = [f"{'model input' if t == 0 else names[t - 1]}: {sz}" for sz, t in sorted(live, reverse=True)]
+    if p.scratch_bytes:
+        who.append(f"scratch: {p.scratch_bytes}")
+    return best, who
 
 
 def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> None:

@@ -7,7 +7,8 @@
  * the same (k0, k2), (k1, k3) halves, and SMLAD does two multiply-accumulates at a time into a
  * 2 x 2 block of accumulators: per chunk 4 column words + 2 weight words + 4 SXTB16 + 8 SMLAD =
  * 16 MACs. The K % 4 leftover values take a scalar loop. Requantisation: mcus_rq_apply (SMLAL and
- * a shift, see mcus_fast.h), with the per-channel constants computed once per row.
+ * a shift, see mcus_fast.h), with the per-channel constants computed once per row
+ * and block of at most MCUS_RQ_BLOCK output channels.
  */
 #include "mcus_fast.h"
 
@@ -310,26 +311,27 @@ static void tile_any(const int16_t *col, int32_t lnp, int32_t np, const int8_t *
     }
 }
 
-/* All output channels of np pixels whose columns are in col. */
+/* Output channels [c0, c0 + cb) of np pixels whose columns are in col; rq: the block's constants. */
 static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t fast,
-                      const int16_t *col, int32_t np, int8_t *dst)
+                      const int16_t *col, int32_t np, int8_t *dst, int32_t c0, int32_t cb)
 {
     const int32_t oc = p->out.c;
     const int32_t K = p->g.kh * p->g.kw * p->in.c;
     const int32_t nch = K >> 2, T = K & 3;
-    const int8_t *w = p->weights;
-    const int8_t *wt = w + nch * 4 * oc;
-    const int32_t *bias = p->bias;
+    const int8_t *w = p->weights + c0 * nch * 4;
+    const int8_t *wt = p->weights + nch * 4 * oc + c0 * T;
+    const int32_t *bias = p->bias ? p->bias + c0 : 0;
     const int32_t amin = p->act_min, amax = p->act_max;
     int32_t c = 0;
 
+    dst += c0;
 #if MCUS_FAST_DSP
     if (fast) {
-        c = oc & ~1;
+        c = cb & ~1;
         if (np == 2) {
-            pairs22(col, w, wt, bias, rq, dst, oc, oc >> 1, nch, T);
+            pairs22(col, w, wt, bias, rq, dst, oc, cb >> 1, nch, T);
         } else {
-            pairs12(col, w, wt, bias, rq, dst, oc >> 1, nch, T);
+            pairs12(col, w, wt, bias, rq, dst, cb >> 1, nch, T);
         }
         w += c * nch * 4;
         wt += c * T;
@@ -337,37 +339,49 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
 #else
     (void)fast;
 #endif
-    for (; c + 1 < oc; c += 2) {
+    for (; c + 1 < cb; c += 2) {
         tile_any(col, 2, np, w, 2, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
         w += nch * 8;
         wt += 2 * T;
     }
-    if (c < oc) {
+    if (c < cb) {
         tile_any(col, 2, np, w, 1, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
     }
 }
 
+/*
+ * Output channels in blocks of at most MCUS_RQ_BLOCK: the block's requantisation constants are
+ * computed once per row into io->scratch (20 bytes a channel), then every pixel pair's column is
+ * built and multiplied by the block's weights. A layer with more channels rebuilds the columns
+ * per block (K / 4 x 6 instructions a pixel, against 2 K MACs a channel pair) instead of keeping
+ * 20 bytes of constants for every output channel.
+ */
 void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 {
     const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
     const int8_t *in = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
     const int32_t ow = p->out.w, oc = p->out.c;
+    const int32_t block = oc > MCUS_RQ_BLOCK ? MCUS_RQ_BLOCK : oc;
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
-    int16_t *col = (int16_t *)(void *)(rq + oc);
-    /* the hot path needs the fast requantisation for every channel and no clamp beyond int8 */
-    int32_t c, ox, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
+    int16_t *col = (int16_t *)(void *)(rq + block);
+    int32_t c0;
 
-    for (c = 0; c < oc; ++c) {
-        rq[c] = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
-        fast &= rq[c].s >= 0;
-    }
-    for (ox = 0; ox < ow; ox += 2) {
-        const int32_t np = ow - ox >= 2 ? 2 : 1;
-        im2col_s8(p, in, oy, ox, col, 2, 0);
-        if (np == 2) {
-            im2col_s8(p, in, oy, ox + 1, col, 2, 1);
+    for (c0 = 0; c0 < oc; c0 += block) {
+        const int32_t cb = oc - c0 < block ? oc - c0 : block;
+        /* the hot path needs the fast requantisation for every channel and no clamp beyond int8 */
+        int32_t c, ox, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
+        for (c = 0; c < cb; ++c) {
+            rq[c] = mcus_rq_make(p->mult[c0 + c], p->shift[c0 + c], p->output_offset);
+            fast &= rq[c].s >= 0;
         }
-        pixels_s8(p, rq, fast, col, np, out + ox * oc);
+        for (ox = 0; ox < ow; ox += 2) {
+            const int32_t np = ow - ox >= 2 ? 2 : 1;
+            im2col_s8(p, in, oy, ox, col, 2, 0);
+            if (np == 2) {
+                im2col_s8(p, in, oy, ox + 1, col, 2, 1);
+            }
+            pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
+        }
     }
 }

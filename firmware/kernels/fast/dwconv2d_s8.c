@@ -109,52 +109,14 @@ dw_plain(const mcus_fast_dwconv_s8_t *p, const int8_t *in, int8_t *out, int32_t 
 #define DW_MAX_ROWS 16  /* taller kernels take the portable path */
 #define DW_MAX_CELLS 25 /* interior loop: sign-extended weights on the stack, 8 bytes per cell */
 
-/* The fast depthwise requantisation of one channel (see the proof at the top). */
-typedef struct {
-    int32_t m;        /* multiplier */
-    int32_t hi;       /* hi : lo = C - k, C = 2^30 + (1 + 2 zp) 2^(30 + r) */
-    int32_t s;        /* r - 1 */
-    uint32_t lo;
-    uint32_t k;       /* 2^31: ties away (TFLite's scalar loop); 0: ties up (its vector loop) */
-} dw_rq_t;
-
-/* 1 if the fast form applies (else the caller uses mcus_requantize_depthwise). */
-static inline int dw_rq_make(dw_rq_t *q, int32_t mult, int32_t shift, int32_t zp, int32_t vector_lane)
-{
-    q->m = mult;
-    q->s = 0;
-    q->hi = 0;
-    q->lo = 0;
-    q->k = 0;
-#if MCUS_REQUANT_MODE != MCUS_REQUANT_SINGLE /* modes 0 and 1: SRDHM, then RDBPOT */
-    if (shift <= -1 && shift >= -24) {
-        const int32_t r = -shift;
-#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
-        const uint32_t k = vector_lane ? 0u : 0x80000000u;
-#else
-        const uint32_t k = 0x80000000u;   /* RDBPOT on every channel */
-        (void)vector_lane;
-#endif
-        /* |(1 + 2 zp) 2^(30 + r)| < 2^63 for r <= 24 */
-        const int64_t c = ((int64_t)1 << 30) + (int64_t)(1 + 2 * zp) * ((int64_t)1 << (30 + r)) - (int64_t)k;
-        q->s = r - 1;
-        q->hi = (int32_t)(c >> 32);
-        q->lo = (uint32_t)c;
-        q->k = k;
-        return 1;
-    }
-#else
-    (void)shift, (void)zp, (void)vector_lane;
-#endif
-    return 0;
-}
+/* The fast depthwise requantisation (mcus_dwrq_t in mcus_fast.h; proof at the top). */
+typedef mcus_dwrq_t dw_rq_t;
+#define dw_rq_make mcus_dwrq_make
 
 /* requantize_depthwise(acc) + zp, saturated to int8 (the C form of DW_RQ1 below). */
 static inline int32_t dw_rq_apply(const dw_rq_t *q, int32_t acc)
 {
-    const int64_t c = (int64_t)(((uint64_t)(uint32_t)q->hi << 32) | q->lo);
-    const int64_t v = c + (int64_t)acc * q->m + (acc >= 0 ? (int64_t)q->k : 0);
-    return __ssat((int32_t)(v >> 32) >> q->s, 8);
+    return __ssat(mcus_dwrq_apply(q, acc), 8);
 }
 
 /*

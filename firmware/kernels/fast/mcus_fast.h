@@ -179,7 +179,8 @@ typedef struct {
     mcus_buf_t in, out;
     mcus_win_t g;
     float act_min, act_max;
-    const float *weights;
+    const float *weights;     /* dwconv2d_f32: [kh][kw][c]; dwconv3x3_f32: per group of 4
+                               * channels [ky][kx][4] (layout.f32_dw3x3_weights) */
     const float *bias;        /* NULL: no bias */
 } mcus_fast_dwconv_f32_t;
 
@@ -232,6 +233,10 @@ void mcus_fast_maxpool2d_s8(const void *params, const mcus_io_t *io, int32_t row
 void mcus_fast_maxpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_dwconv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_dwconv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_avgpool_global_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_avgpool_global_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_add_s8(const void *params, const mcus_io_t *io, int32_t row);
@@ -265,6 +270,10 @@ static inline void mcus_st32(void *p, uint32_t v)
  * after the shift. |acc * m| < 2^62 and |C| < 2^62, so nothing overflows. Other shifts (r <= 0,
  * multipliers of 0.5 and more) take the reference path (s = -1).
  */
+/* conv2d_s8 requantises output channels in blocks of at most this many (its io->scratch holds
+ * one block's mcus_rq_t; mcusearch/convert/fast.py:RQ_BLOCK is the same number). */
+#define MCUS_RQ_BLOCK 64
+
 typedef struct {
     int32_t m;        /* multiplier */
     int32_t s;        /* r - 1, or -1: use the reference mcus_requantize */
@@ -309,6 +318,59 @@ static inline int32_t mcus_rq_apply(const mcus_rq_t *q, int32_t acc)
         return ((int32_t)(v >> 32) >> q->s) + q->z;
     }
     return mcus_requantize(acc, q->m, (int32_t)q->lo) + q->z;
+}
+
+/*
+ * The fast depthwise requantisation of one channel: mcus_requantize_depthwise(acc) + zp, both of
+ * TFLite's roundings (k = 0: its vector loop, ties up; k = 2^31: its scalar loop, ties away), as
+ * floor((acc * m + C - k + [acc >= 0] k) / 2^(31 + r)), C = 2^30 + (1 + 2 zp) 2^(30 + r), for
+ * 1 <= r = -shift <= 24 (proof in dwconv2d_s8.c). Field order is read by dwconv2d_s8.c's assembly.
+ */
+typedef struct {
+    int32_t m;        /* multiplier */
+    int32_t hi;       /* hi : lo = C - k */
+    int32_t s;        /* r - 1 */
+    uint32_t lo;
+    uint32_t k;       /* 2^31: ties away (TFLite's scalar loop); 0: ties up (its vector loop) */
+} mcus_dwrq_t;
+
+/* 1 if the fast form applies (else the caller uses mcus_requantize_depthwise). */
+static inline int mcus_dwrq_make(mcus_dwrq_t *q, int32_t mult, int32_t shift, int32_t zp, int32_t vector_lane)
+{
+    q->m = mult;
+    q->s = 0;
+    q->hi = 0;
+    q->lo = 0;
+    q->k = 0;
+#if MCUS_REQUANT_MODE != MCUS_REQUANT_SINGLE /* modes 0 and 1: SRDHM, then RDBPOT */
+    if (shift <= -1 && shift >= -24) {
+        const int32_t r = -shift;
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+        const uint32_t k = vector_lane ? 0u : 0x80000000u;
+#else
+        const uint32_t k = 0x80000000u;   /* RDBPOT on every channel */
+        (void)vector_lane;
+#endif
+        /* |(1 + 2 zp) 2^(30 + r)| < 2^63 for r <= 24 */
+        const int64_t c = ((int64_t)1 << 30) + (int64_t)(1 + 2 * zp) * ((int64_t)1 << (30 + r)) - (int64_t)k;
+        q->s = r - 1;
+        q->hi = (int32_t)(c >> 32);
+        q->lo = (uint32_t)c;
+        q->k = k;
+        return 1;
+    }
+#else
+    (void)shift, (void)zp, (void)vector_lane;
+#endif
+    return 0;
+}
+
+/* requantize_depthwise(acc) + zp (not saturated), for a q that mcus_dwrq_make accepted. */
+static inline int32_t mcus_dwrq_apply(const mcus_dwrq_t *q, int32_t acc)
+{
+    const int64_t c = (int64_t)(((uint64_t)(uint32_t)q->hi << 32) | q->lo);
+    const int64_t v = c + (int64_t)acc * q->m + (acc >= 0 ? (int64_t)q->k : 0);
+    return (int32_t)(v >> 32) >> q->s;
 }
 
 static inline int32_t mcus_clamp_s8(int32_t v, int32_t lo, int32_t hi)

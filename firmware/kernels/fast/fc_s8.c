@@ -1,0 +1,117 @@
+/*
+ * int8 fully connected layer (Dense on a vector), the whole output vector in one call, without an
+ * im2col column: io->scratch is not used, so the layer needs no RAM beyond its input and output.
+ *
+ * The input offset is folded into the bias by the generator (mcusearch/convert/fast.py):
+ * sum((x + off) w) + b = sum(x w) + (b + off sum(w)), exact in int32 (wrap-around arithmetic, as
+ * the reference kernel's). Weights (layout.s8_fc_weights): 4-k chunks with four output channels
+ * side by side ([c k0..3][c+1 k0..3][c+2 k0..3][c+3 k0..3]), quad after quad; the oc % 4 last
+ * channels' chunks; the K % 4 leftovers [c][t]. Per quad and chunk on DSP cores: LDR of 4 inputs,
+ * SXTB16 / SXTB16 ROR 8 into (x0, x2), (x1, x3) - shared by the four channels - then 2 LDRD of
+ * weights, 8 SXTB16, 8 SMLAD: 21 instructions (+ SUBS, BNE) for 16 MACs. conv2d_s8 does 10 per 8
+ * on a sign-extended column, but the column (2 K int16) and its per-layer requantisation table
+ * (20 bytes per output channel) live in io->scratch; here nothing does. Requantisation per output:
+ * mcus_rq_make and mcus_rq_apply (TFLite's, bit-exact), zero point, clamp.
+ */
+#include "mcus_fast.h"
+
+/* requantize(acc) + zero point of channel c, clamped. */
+static inline int8_t fc_out(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc)
+{
+    const mcus_rq_t q = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
+    return (int8_t)mcus_clamp_s8(mcus_rq_apply(&q, acc), p->act_min, p->act_max);
+}
+
+/* a[0..3] += the first 4 n values of x times the quad's channels (chunks of 16 bytes at w). */
+static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const int8_t *w, int32_t n,
+                                                          int32_t a[4])
+{
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (n) {
+        uint32_t xe, xo, wa, wb, t;
+#define MCUS_FC_2CH(A, B)                                                                         \
+        "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                     \
+        "sxtb16 %[t], %[wa], ror #8\n\t"                                                          \
+        "sxtb16 %[wa], %[wa]\n\t"                                                                 \
+        "smlad  " A ", %[xe], %[wa], " A "\n\t"                                                   \
+        "smlad  " A ", %[xo], %[t], " A "\n\t"                                                    \
+        "sxtb16 %[t], %[wb], ror #8\n\t"                                                          \
+        "sxtb16 %[wb], %[wb]\n\t"                                                                 \
+        "smlad  " B ", %[xe], %[wb], " B "\n\t"                                                   \
+        "smlad  " B ", %[xo], %[t], " B "\n\t"
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr    %[xe], [%[x]], #4\n\t"
+            "sxtb16 %[xo], %[xe], ror #8\n\t"
+            "sxtb16 %[xe], %[xe]\n\t"
+            MCUS_FC_2CH("%[a0]", "%[a1]")
+            MCUS_FC_2CH("%[a2]", "%[a3]")
+            "subs   %[n], %[n], #1\n\t"
+            "bne    1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+              [n] "+r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb),
+              [t] "=&r"(t)
+            :
+            : "cc", "memory");
+#undef MCUS_FC_2CH
+    }
+#else
+    for (; n > 0; --n) {
+        const uint32_t v = mcus_ld32(x);
+        const uint32_t ve = mcus_sxtb16(v), vo = mcus_sxtb16_ror8(v);
+        const uint32_t w0 = mcus_ld32(w), w1 = mcus_ld32(w + 4), w2 = mcus_ld32(w + 8), w3 = mcus_ld32(w + 12);
+        a0 = mcus_smlad(vo, mcus_sxtb16_ror8(w0), mcus_smlad(ve, mcus_sxtb16(w0), a0));
+        a1 = mcus_smlad(vo, mcus_sxtb16_ror8(w1), mcus_smlad(ve, mcus_sxtb16(w1), a1));
+        a2 = mcus_smlad(vo, mcus_sxtb16_ror8(w2), mcus_smlad(ve, mcus_sxtb16(w2), a2));
+        a3 = mcus_smlad(vo, mcus_sxtb16_ror8(w3), mcus_smlad(ve, mcus_sxtb16(w3), a3));
+        x += 4;
+        w += 16;
+    }
+#endif
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+}
+
+void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
+{
+    const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
+    const int8_t *x = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
+    int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
+    const int32_t K = p->in.c, oc = p->out.c;
+    const int32_t nch = K >> 2, T = K & 3;
+    const int8_t *w = p->weights;
+    const int8_t *wt = w + nch * 4 * oc;
+    const int8_t *xt = x + nch * 4;
+    int32_t c = 0, i, t;
+
+    for (; c + 3 < oc; c += 4) {
+        int32_t a[4];
+        for (i = 0; i < 4; ++i) {
+            a[i] = p->bias ? p->bias[c + i] : 0;
+        }
+        fc_quad(x, w, nch, a);
+        w += nch * 16;
+        for (i = 0; i < 4; ++i) {
+            for (t = 0; t < T; ++t) {
+                a[i] += xt[t] * wt[t];
+            }
+            wt += T;
+            out[c + i] = fc_out(p, c + i, a[i]);
+        }
+    }
+    for (; c < oc; ++c) {                     /* the last oc % 4 channels: 4-byte chunks */
+        int32_t acc = p->bias ? p->bias[c] : 0;
+        int32_t j;
+        for (j = 0; j < nch; ++j) {
+            const uint32_t v = mcus_ld32(x + 4 * j), wv = mcus_ld32(w + 4 * j);
+            acc = mcus_smlad(mcus_sxtb16(v), mcus_sxtb16(wv), acc);
+            acc = mcus_smlad(mcus_sxtb16_ror8(v), mcus_sxtb16_ror8(wv), acc);
+        }
+        w += nch * 4;
+        for (t = 0; t < T; ++t) {
+            acc += xt[t] * wt[t];
+        }
+        wt += T;
+        out[c] = fc_out(p, c, acc);
+    }
+}
