@@ -146,7 +146,9 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f4f4f4} .scroll{overflow-x:auto;max-width:100%}
 table.trials th{cursor:pointer;white-space:nowrap;position:sticky;top:0}
 table.trials th[aria-sort=ascending]:after{content:" ▲"} table.trials th[aria-sort=descending]:after{content:" ▼"}
-table.trials td.knob{white-space:nowrap} table.trials td.reason{text-align:left;max-width:28em;font-size:12px} table.trials td.links{text-align:left;white-space:nowrap}
+table.trials td.knob{white-space:nowrap}
+table.trials td.reason{text-align:left;max-width:28em;font-size:12px}
+table.trials td.links{text-align:left;white-space:nowrap}
 tr.recommended td{background:#fff7d6} tr.pareto-optimal .cat{color:#d62728;font-weight:600}
 tr.failed .cat{color:#c05a00} .prov{font-size:11px;color:#666;border:1px solid #ccc;border-radius:3px;padding:0 2px}
 .controls input{width:28em;padding:4px} .controls select{padding:4px} .note{color:#555;font-size:13px}
@@ -248,7 +250,8 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
         f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         _header(summary, title, bool(compare)),
         card_html(card, why_none),
-        _section("front", "Pareto-optimal configurations: the front, axes of your choice", front or "<p>No completed trial to plot.</p>",
+        _section("front", "Pareto-optimal configurations: the front, axes of your choice",
+                 front or "<p>No completed trial to plot.</p>",
                  "<p class='note'>Red stars: Pareto-optimal (feasible, not dominated on the objectives); "
                  "blue: feasible; grey crosses: violate a constraint; orange: failed (plotted only where "
                  "figures exist). Hover a point for its knobs and figures.</p>" if front else None),
@@ -271,7 +274,8 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
         _section("compare", "Compared runs", compare_html([summary, *compare])) if compare else None,
         _section("about", "About this report",
                  f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
-                 f"<code>{html.escape(summary.storage)}</code> · study <code>{html.escape(summary.study_name)}</code></p>"),
+                 f"<code>{html.escape(summary.storage)}</code> · study "
+                 f"<code>{html.escape(summary.study_name)}</code></p>"),
         f"<script>{TABLE_JS}{plots.LAYERS_JS}</script></body></html>",
     ]
     atomic_write(out, "\n".join(p for p in parts if p))

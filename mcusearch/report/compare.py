@@ -55,8 +55,10 @@ def run_name(summary: StudySummary) -> str:
 def compare_html(summaries: list[StudySummary]) -> str:
     """The runs side by side: trials, feasible, Pareto size, then the spec keys that differ."""
     head = "".join(f"<th>{html.escape(run_name(s))}</th>" for s in summaries)
-    stats = [("trials", lambda s: len(s.records)), ("meet every constraint", lambda s: sum(r.feasible for r in s.records)),
-             ("Pareto-optimal", lambda s: len(s.pareto)), ("failed", lambda s: sum(r.status == "failed" for r in s.records))]
+    stats = [("trials", lambda s: len(s.records)),
+             ("meet every constraint", lambda s: sum(r.feasible for r in s.records)),
+             ("Pareto-optimal", lambda s: len(s.pareto)),
+             ("failed", lambda s: sum(r.status == "failed" for r in s.records))]
     rows = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{f(s)}</td>" for s in summaries) + "</tr>"
                    for label, f in stats)
     diffs, unsaved = spec_differences([s.run_dir for s in summaries])
