@@ -7,6 +7,7 @@ a 1,280-px window, and keeps a screenshot per section in reports/browser/ (git-i
 """
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(find_chromium() is None, reason="no chromium (Debian: apt-get install chromium)")]
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "reports" / "browser"
-SECTIONS = ("answer", "front", "trials", "search", "layers")
+SECTIONS = ("answer", "parts", "front", "trials", "search", "layers")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,8 @@ def test_report_in_chromium(report: Path):
 
         # Every plot drew.
         plots = {p["id"]: p for p in _plots(b)}
-        assert set(plots) == {"plot-pareto", "plot-progress", "plot-parallel", "plot-layers"}, plots
+        assert {"plot-pareto", "plot-progress", "plot-parallel", "plot-layers"} <= set(plots), plots
+        assert all(p["traces"] and p["points"] + p["bars"] + p["painted"] for p in plots.values()), plots
         assert plots["plot-pareto"]["points"] >= 2 and plots["plot-progress"]["points"] >= 4
         profiled = b.evaluate("""Array.from(document.querySelectorAll('#trials-table button'))
                                  .map(x => { x.click(); return x.closest('tr').id; })""")
@@ -139,8 +141,12 @@ def test_report_in_chromium(report: Path):
         # Legible at 1,280 px: nothing wider than the window (the wide table scrolls in its box).
         assert b.evaluate("document.documentElement.scrollWidth") <= 1280
         for sid in SECTIONS:
-            b.screenshot(SHOTS / f"{sid}.png", f"#{sid}")
-            assert (SHOTS / f"{sid}.png").stat().st_size > 5000
+            if b.evaluate(f"!!document.getElementById('{sid}')"):
+                b.screenshot(SHOTS / f"{sid}.png", f"#{sid}")
+                assert (SHOTS / f"{sid}.png").stat().st_size > 5000
+        pdf = b.call("Page.printToPDF", printBackground=True)["data"]  # prints (A4/Letter) without error
+        (SHOTS / "report.pdf").write_bytes(base64.b64decode(pdf))
+        assert (SHOTS / "report.pdf").stat().st_size > 50_000
         assert b.problems() == []
     print(f"report loaded in {load_s:.2f} s; screenshots in {SHOTS}")
 

@@ -198,7 +198,7 @@ def _header(summary: StudySummary, title: str, compared: bool) -> str:
     objectives = ", ".join(f"{metric_label(m)} ({d})" for m, d in summary.objectives)
     compare_link = "<a href='#compare'>Compared runs</a>" if compared else ""
     return (f"<h1>mcusearch: {html.escape(title)}</h1>"
-            f"<nav><a href='#answer'>Answer</a><a href='#front'>Pareto front</a><a href='#trials'>All trials</a>"
+            f"<nav><a href='#answer'>Answer</a><a href='#parts'>Parts</a><a href='#front'>Pareto front</a><a href='#trials'>All trials</a>"
             f"<a href='#search'>The search</a><a href='#layers'>Per layer</a>"
             f"{compare_link}<a href='#about'>About</a></nav>"
             f"<p>{len(recs)} trials: {n['ok']} measured ({n_feas} meet every constraint), {n['failed']} failed, "
@@ -243,6 +243,8 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
     others = [(run_name(o), trial_rows(o, os.path.relpath(o.run_dir.resolve(), out.parent.resolve())))
               for o in compare]
     front = plots.pareto_plot(summary, rows, metrics, others)
+    on_parts = (plots.parts_plot(card.fits, card.rec.part.part, summary.limits.get("deadline_ms"))
+                if card is not None and card.fits else None)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -250,6 +252,10 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
         f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
         _header(summary, title, bool(compare)),
         card_html(card, why_none),
+        _section("parts", "The recommended configuration on every catalog part", on_parts,
+                 "<p class='note'>Parts with the trial's core and a known price; latency = the trial's count "
+                 "per inference at each part's clock (an estimate, not a measurement on the part).</p>")
+        if on_parts else None,
         _section("front", "Pareto-optimal configurations: the front, axes of your choice",
                  front or "<p>No completed trial to plot.</p>",
                  "<p class='note'>Red stars: Pareto-optimal (feasible, not dominated on the objectives); "

@@ -66,6 +66,7 @@ class Card:
     checks: list[Check] = field(default_factory=list)
     runners_up: list[tuple[str, str]] = field(default_factory=list)   # (part and trial, why it lost)
     why_not_cheaper: str = ""
+    fits: list[Fit] = field(default_factory=list)  # every catalog part judged on the recommended trial
 
 
 def _latency_figure(rec: Recommendation, r: TrialRecord, sel: Selection) -> Figure | None:
@@ -177,6 +178,7 @@ def build_card(summary: StudySummary, rec: Recommendation, sel: Selection | None
     trials = [r for r in summary.records if eligible(r)]
     pairs = [(f, r) for r in trials for f in sel.fits(r) if f.fits]
     card.runners_up = _runners_up(pairs)
+    card.fits = sel.fits(record)
     card.why_not_cheaper = _why_not_cheaper(rec, trials, sel)
     return card
 

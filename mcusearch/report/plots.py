@@ -268,3 +268,37 @@ function mcusShowProfile(n){
   document.getElementById('layers').scrollIntoView();
 }
 """.replace("%(height)d", str(HEIGHT))
+
+
+def parts_plot(fits: list, chosen: str, deadline_ms: float | None) -> str | None:
+    """Price against estimated latency of every catalog part that could run the recommended
+    configuration (its core): fitting parts filled, the others open with why they fail; the pick
+    ringed. Parts without a known price are not plotted (there is no price to place them at)."""
+    import plotly.graph_objects as go
+
+    usable = [f for f in fits if f.compatible and f.est_latency_ms is not None and f.part.has_price]
+    if not usable:
+        return None
+    fig = go.Figure()
+    for label, group, symbol in (("fits", [f for f in usable if f.fits], "circle"),
+                                 ("does not fit", [f for f in usable if not f.fits], "circle-open")):
+        if group:
+            fig.add_trace(go.Scatter(
+                x=[f.est_latency_ms for f in group], y=[f.part.price_usd for f in group], mode="markers+text",
+                name=f"{label} ({len(group)})", text=[f.part.short_name for f in group], textposition="top center",
+                marker=dict(size=11, symbol=symbol, color="#1f77b4" if label == "fits" else "#999"),
+                customdata=[[f.part.price_text(), "; ".join(f.reasons) or "fits"] for f in group],
+                hovertemplate="<b>%{text}</b><br>%{x:.3g} ms (estimated at its clock)<br>%{customdata[0]}"
+                              "<br>%{customdata[1]}<extra></extra>"))
+    pick = next((f for f in usable if f.part.part == chosen), None)
+    if pick is not None:
+        fig.add_trace(go.Scatter(x=[pick.est_latency_ms], y=[pick.part.price_usd], mode="markers",
+                                 name=f"recommended: {pick.part.short_name}", hoverinfo="skip",
+                                 marker=dict(size=22, symbol="circle-open", color="#d62728", line=dict(width=3))))
+    if deadline_ms is not None:
+        fig.add_vline(x=deadline_ms, line_dash="dash", line_color="#d62728",
+                      annotation_text=f"deadline {deadline_ms:g} ms", annotation_position="top left")
+    fig.update_layout(xaxis_title="latency per inference, ms (estimated at the part's clock)", xaxis_type="log",
+                      yaxis_title="price, USD (catalog; kind and date in the hover)",
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=70, r=30, t=40, b=110))
+    return _html(fig, "plot-parts")
