@@ -793,7 +793,10 @@ catalog:                         # the MCUs a result is matched against (`mcusea
 search:
   sampler: nsga2                 # nsga2 | tpe | random | grid
   n_trials: 20
-  # timeout_s: 28800             # stop after 8 hours
+  # timeout_s: 28800             # stop after 8 hours (or `mcusearch run --timeout 8h`)
+  # isolate: true                # each trial in a watched child process: a crash, a hang or too
+  # stage_timeout_s: 7200        #   much memory fails that trial only (its log: trials/*/child.log)
+  # memory_limit_mb: 4000        #   resident memory of a trial's process (default: no limit)
   seed: 0
   run_dir: reports/my-search     # study.db, trial artifacts, report.html
 """
