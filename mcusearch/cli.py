@@ -354,7 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "against the host model and print instructions/cycles, flash and RAM.")
     s.add_argument("model")
     s.add_argument("--board", default="qemu-m7", help="a name from `mcusearch boards` (default qemu-m7)")
-    s.add_argument("--converter", default="mcusearch", help="default: mcusearch")
+    from mcusearch.convert.aidge import LIMITS as AIDGE_LIMITS
+    s.add_argument("--converter", default="mcusearch",
+                   help="mcusearch (default), mcusearch-ref, or aidge (float32 only; it cannot take: "
+                        + "; ".join(AIDGE_LIMITS) + ")")
     s.add_argument("--opt-level", default="-O3", help="compiler optimisation level: O2, Os, ... or --opt-level=-O2 (default -O3)")
     s.add_argument("--inputs", type=int, default=4, help="how many inputs to run (default 4)")
     s.add_argument("--seed", type=int, default=0)
