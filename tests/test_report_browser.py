@@ -49,12 +49,15 @@ def report(tmp_path_factory) -> Path:
 
 
 def _plots(b: Browser) -> list[dict]:
-    """Per Plotly graph: its traces, SVG points and bars, and painted pixels of its canvases."""
+    """Per Plotly graph: its traces, SVG points and bars, painted pixels of its 2-D-readable canvases
+    and the points of its WebGL 3-D scene."""
     return b.evaluate("""Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
       id: d.id, traces: (d._fullData || []).length,
       points: d.querySelectorAll('.scatterlayer .point').length,
       bars: d.querySelectorAll('.barlayer .point').length,
       axes: d.querySelectorAll('.parcoords .axis').length,
+      gl: d._fullLayout && d._fullLayout.scene && d._fullLayout.scene._scene
+          ? d._fullLayout.scene._scene.glplot.objects.reduce((a, o) => a + (o.pointCount || 0), 0) : 0,
       painted: Array.from(d.querySelectorAll('canvas')).map(c => {
         const t = document.createElement('canvas'); t.width = c.width; t.height = c.height;
         const x = t.getContext('2d'); x.drawImage(c, 0, 0);
@@ -111,8 +114,9 @@ def test_report_in_chromium(report: Path):
 
         # Every plot drew.
         plots = {p["id"]: p for p in _plots(b)}
-        assert {"plot-pareto", "plot-progress", "plot-parallel", "plot-layers"} <= set(plots), plots
-        assert all(p["traces"] and p["points"] + p["bars"] + p["painted"] for p in plots.values()), plots
+        assert {"plot-pareto", "plot-pareto-3d", "plot-progress", "plot-parallel", "plot-layers"} <= set(plots), plots
+        assert all(p["traces"] and p["points"] + p["bars"] + p["painted"] + p["gl"] for p in plots.values()), plots
+        assert plots["plot-pareto-3d"]["gl"] >= 2
         assert plots["plot-pareto"]["points"] >= 2 and plots["plot-progress"]["points"] >= 4
         profiled = b.evaluate("""Array.from(document.querySelectorAll('#trials-table button'))
                                  .map(x => { x.click(); return x.closest('tr').id; })""")

@@ -190,18 +190,23 @@ def _section(sid: str, title: str, *body: str | None) -> str:
     return f"<section id='{sid}'><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
 
 
-def _header(summary: StudySummary, title: str, compared: bool) -> str:
+NAV = {"answer": "Answer", "parts": "Parts", "front": "Pareto front", "trials": "All trials",
+       "search": "The search", "layers": "Per layer", "compare": "Compared runs", "about": "About"}
+
+
+def _nav(sections: list[str | None]) -> str:
+    """Links to the sections the page holds (each starts ``<section id='...'>``)."""
+    present = [sid for sid in NAV if any(s and s.startswith(f"<section id='{sid}'") for s in sections)]
+    return "<nav>" + "".join(f"<a href='#{sid}'>{NAV[sid]}</a>" for sid in present) + "</nav>"
+
+
+def _header(summary: StudySummary, title: str) -> str:
     recs = summary.records
     n = {s: sum(r.status == s for r in recs) for s in ("ok", "failed", "infeasible", "running")}
     n_feas = sum(r.feasible for r in recs)
     running = f", <b>{n['running']} still running</b> (a live report)" if n["running"] else ""
     objectives = ", ".join(f"{metric_label(m)} ({d})" for m, d in summary.objectives)
-    compare_link = "<a href='#compare'>Compared runs</a>" if compared else ""
-    return (f"<h1>mcusearch: {html.escape(title)}</h1>"
-            f"<nav><a href='#answer'>Answer</a><a href='#parts'>Parts</a><a href='#front'>Pareto front</a><a href='#trials'>All trials</a>"
-            f"<a href='#search'>The search</a><a href='#layers'>Per layer</a>"
-            f"{compare_link}<a href='#about'>About</a></nav>"
-            f"<p>{len(recs)} trials: {n['ok']} measured ({n_feas} meet every constraint), {n['failed']} failed, "
+    return (f"<p>{len(recs)} trials: {n['ok']} measured ({n_feas} meet every constraint), {n['failed']} failed, "
             f"{n['infeasible']} rejected early as infeasible{running}. Objectives: {html.escape(objectives)}. "
             f"Constraints: {html.escape(limits_text(summary.limits))}.</p>"
             f"<p class='note'>Provenance marks: {html.escape(LEGEND)}. Hover a figure for how it was obtained.</p>")
@@ -243,14 +248,10 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
     others = [(run_name(o), trial_rows(o, os.path.relpath(o.run_dir.resolve(), out.parent.resolve())))
               for o in compare]
     front = plots.pareto_plot(summary, rows, metrics, others)
+    front_3d = plots.pareto_plot(summary, rows, metrics, others, axes=("x", "y", "z"))
     on_parts = (plots.parts_plot(card.fits, card.rec.part.part, summary.limits.get("deadline_ms"))
                 if card is not None and card.fits else None)
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>mcusearch report: {html.escape(title)}</title>",
-        f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
-        _header(summary, title, bool(compare)),
+    sections = [
         card_html(card, why_none),
         _section("parts", "The recommended configuration on every catalog part", on_parts,
                  "<p class='note'>Parts with the trial's core and a known price; latency = the trial's count "
@@ -260,7 +261,8 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
                  front or "<p>No completed trial to plot.</p>",
                  "<p class='note'>Red stars: Pareto-optimal (feasible, not dominated on the objectives); "
                  "blue: feasible; grey crosses: violate a constraint; orange: failed (plotted only where "
-                 "figures exist). Hover a point for its knobs and figures.</p>" if front else None),
+                 "figures exist). Hover a point for its knobs and figures.</p>" if front else None,
+                 "<h3>In three dimensions</h3>" if front_3d else None, front_3d),
         _section("trials", "All trials", _constant_knobs(rows, varied),
                  trials_table_html(rows, varied, columns(summary)),
                  "<p class='note'>Click a header to sort, type to filter. ★ the recommended trial. "
@@ -282,9 +284,14 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
                  f"<p>Run folder <code>{html.escape(str(summary.run_dir))}</code> · storage "
                  f"<code>{html.escape(summary.storage)}</code> · study "
                  f"<code>{html.escape(summary.study_name)}</code></p>"),
-        f"<script>{TABLE_JS}{plots.LAYERS_JS}</script></body></html>",
     ]
-    atomic_write(out, "\n".join(p for p in parts if p))
+    page = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>mcusearch report: {html.escape(title)}</title>",
+            f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+            f"<h1>mcusearch: {html.escape(title)}</h1>", _nav(sections), _header(summary, title), *sections,
+            f"<script>{TABLE_JS}{plots.LAYERS_JS}</script></body></html>"]
+    atomic_write(out, "\n".join(p for p in page if p))
     if export_csv or export_json:
         meta = {"study": summary.study_name, "title": title, "storage": summary.storage,
                 "objectives": [list(o) for o in summary.objectives], "limits": dict(summary.limits),

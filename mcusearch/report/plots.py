@@ -72,17 +72,22 @@ OTHER_RUNS = (("#2ca02c", "diamond-open"), ("#9467bd", "square-open"), ("#8c564b
               ("#17becf", "triangle-up-open"))  # the fronts of compared runs
 
 
+SYMBOL_3D = {"star": "diamond", "triangle-down": "cross", "x": "circle-open",  # 3-D has fewer symbols
+             "triangle-up-open": "square-open"}
+
+
 def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str],
-                others: list[tuple[str, list[Row]]] = ()) -> str | None:
-    """Two figures against each other; the dropdowns pick the axes (objectives first by default).
-    ``others``: (run name, its rows) of compared runs, whose Pareto-optimal trials are overlaid."""
+                others: list[tuple[str, list[Row]]] = (), axes: tuple[str, ...] = ("x", "y")) -> str | None:
+    """Two (or, with ``axes=("x", "y", "z")``, three) figures against each other; the dropdowns
+    pick the axes (objectives first by default). ``others``: (run name, its rows) of compared runs,
+    whose Pareto-optimal trials are overlaid."""
     import plotly.graph_objects as go
 
     plotted = [r for r in rows if r.category in STYLE and any(m in r.figures for m in metrics)]
-    if len(metrics) < 2 or not plotted:
+    if len(metrics) < len(axes) or not plotted:
         return None
     objs = [m for m, _ in summary.objectives if m in metrics]
-    x0, y0 = (objs + [m for m in metrics if m not in objs])[:2]
+    start = (objs + [m for m in metrics if m not in objs])[:len(axes)]
     groups = [(f"{c} ({sum(r.category == c for r in plotted)})", [r for r in plotted if r.category == c], STYLE[c])
               for c in STYLE]
     for i, (name, other) in enumerate(others):
@@ -90,28 +95,36 @@ def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str],
         colour, symbol = OTHER_RUNS[i % len(OTHER_RUNS)]
         groups.append((f"{name}: Pareto-optimal ({len(front)})", front, (colour, symbol, 12)))
     groups = [g for g in groups if g[1]]
+    three = len(axes) == 3
     fig = go.Figure()
     for label, rs, (colour, symbol, size) in groups:
-        missing = sum(_value(r, x0) is None or _value(r, y0) is None for r in rs)
-        fig.add_trace(go.Scatter(
-            x=[_value(r, x0) for r in rs], y=[_value(r, y0) for r in rs], mode="markers",
+        missing = sum(any(_value(r, m) is None for m in start) for r in rs)
+        trace = go.Scatter3d if three else go.Scatter
+        fig.add_trace(trace(
+            **{a: [_value(r, m) for r in rs] for a, m in zip(axes, start)}, mode="markers",
             name=label + (" - some lack figures" if label.startswith("failed") and missing else ""),
-            marker=dict(color=colour, symbol=symbol, size=size, line=dict(width=1, color="#333")),
+            marker=dict(color=colour, symbol=SYMBOL_3D.get(symbol, symbol) if three else symbol,
+                        size=size * 0.6 if three else size, line=dict(width=1, color="#333")),
             text=[hover_text(r, metrics) for r in rs], hovertemplate="%{text}<extra></extra>"))
+    title_key = "scene.{}axis.title.text" if three else "{}axis.title.text"
 
     def menu(axis: str, active: int, x: float) -> dict:
         buttons = [dict(label=_axis_title(m, plotted), method="update",
                         args=[{axis: [[_value(r, m) for r in rs] for _, rs, _ in groups]},
-                              {f"{axis}axis.title.text": _axis_title(m, plotted)}]) for m in metrics]
+                              {title_key.format(axis): _axis_title(m, plotted)}]) for m in metrics]
         return dict(buttons=buttons, active=active, x=x, y=1.16, xanchor="left", yanchor="top",
                     direction="down", showactive=True, pad=dict(r=4, t=0))
+    step = 1.0 / len(axes)
     fig.update_layout(
-        updatemenus=[menu("x", metrics.index(x0), 0.06), menu("y", metrics.index(y0), 0.56)],
-        annotations=[dict(text="x:", x=0, y=1.14, xref="paper", yref="paper", showarrow=False),
-                     dict(text="y:", x=0.5, y=1.14, xref="paper", yref="paper", showarrow=False)],
-        xaxis_title=_axis_title(x0, plotted), yaxis_title=_axis_title(y0, plotted),
-        legend=dict(orientation="h", y=-0.18), hovermode="closest")
-    fig.update_layout(margin=dict(l=70, r=30, t=90, b=110))
+        updatemenus=[menu(a, metrics.index(m), i * step + 0.04) for i, (a, m) in enumerate(zip(axes, start))],
+        annotations=[dict(text=f"{a}:", x=i * step, y=1.14, xref="paper", yref="paper", showarrow=False)
+                     for i, a in enumerate(axes)],
+        legend=dict(orientation="h", y=-0.18), hovermode="closest", margin=dict(l=70, r=30, t=90, b=110))
+    for a, m in zip(axes, start):
+        fig.update_layout({title_key.format(a): _axis_title(m, plotted)})
+    if three:
+        fig.update_layout(margin=dict(l=10, r=10, t=90, b=60), legend=dict(y=-0.05))
+        return _html(fig, "plot-pareto-3d", height=620)
     return _html(fig, "plot-pareto")
 
 
