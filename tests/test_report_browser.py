@@ -112,14 +112,18 @@ def test_report_in_chromium(report: Path):
         assert "Why not cheaper?" in card["text"] and card["details"] == 1
         assert "price:" in card["text"]
 
-        # Every plot drew.
+        # Every plot drew (each is drawn when scrolled into view: draw them all, as printing does).
+        assert b.evaluate("document.querySelectorAll('.js-plotly-plot').length") <= 2  # only what is in view
+        b.evaluate("mcusRenderAll().then(() => true)")
         plots = {p["id"]: p for p in _plots(b)}
         assert {"plot-pareto", "plot-pareto-3d", "plot-progress", "plot-parallel", "plot-layers"} <= set(plots), plots
         assert all(p["traces"] and p["points"] + p["bars"] + p["painted"] + p["gl"] for p in plots.values()), plots
         assert plots["plot-pareto-3d"]["gl"] >= 2
         assert plots["plot-pareto"]["points"] >= 2 and plots["plot-progress"]["points"] >= 4
-        profiled = b.evaluate("""Array.from(document.querySelectorAll('#trials-table button'))
-                                 .map(x => { x.click(); return x.closest('tr').id; })""")
+        profiled = b.evaluate("""(async () => { const ids = [];
+          for (const x of document.querySelectorAll('#trials-table button')) {
+            await mcusShowProfile(parseInt(x.closest('tr').id.slice(6))); ids.push(x.closest('tr').id); }
+          return ids; })()""")
         assert profiled, "no trial has a per-layer profile"
         shown = b.evaluate("[...new Set(document.getElementById('plot-layers').data.flatMap(t => t.y))]")
         assert len(shown) == len(profiled), (shown, profiled)  # each picked trial added once

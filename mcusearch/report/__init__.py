@@ -290,7 +290,7 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
             f"<title>mcusearch report: {html.escape(title)}</title>",
             f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
             f"<h1>mcusearch: {html.escape(title)}</h1>", _nav(sections), _header(summary, title), *sections,
-            f"<script>{TABLE_JS}{plots.LAYERS_JS}</script></body></html>"]
+            f"<script>{TABLE_JS}{plots.LAYERS_JS}{plots.RENDER_JS}</script></body></html>"]
     atomic_write(out, "\n".join(p for p in page if p))
     if export_csv or export_json:
         meta = {"study": summary.study_name, "title": title, "storage": summary.storage,

@@ -12,6 +12,7 @@ Each returns an HTML fragment (a ``<div>`` and its script) or ``None`` when ther
 """
 from __future__ import annotations
 
+import json
 import math
 
 from mcusearch.report.rows import Row
@@ -28,8 +29,33 @@ CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def _html(fig, div_id: str, height: int = HEIGHT) -> str:
+    """The figure as an empty ``<div class='plot'>`` and its JSON: :data:`RENDER_JS` draws it when
+    it scrolls into view (or before printing), so a large study's report opens at once."""
     fig.update_layout(template="plotly_white", height=height, font=dict(size=13))
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=CONFIG)
+    data = fig.to_json().replace("</", "<\\/")
+    return (f"<div id='{div_id}' class='plot' style='height:{height}px'></div>"
+            f"<script type='application/json' id='{div_id}-data'>{data}</script>")
+
+
+RENDER_JS = """
+var MCUS_CONFIG = %s;
+function mcusRender(div){
+  if(!div._mcusDrawn){var f=JSON.parse(document.getElementById(div.id+'-data').textContent);
+    div._mcusDrawn=Plotly.newPlot(div, f.data, f.layout, MCUS_CONFIG);}
+  return div._mcusDrawn;
+}
+function mcusRenderAll(){
+  return Promise.all(Array.prototype.map.call(document.querySelectorAll('div.plot'), mcusRender));
+}
+(function(){
+  var plots=document.querySelectorAll('div.plot');
+  if(!('IntersectionObserver' in window)){ mcusRenderAll(); return; }
+  var io=new IntersectionObserver(function(entries){ entries.forEach(function(e){
+    if(e.isIntersecting){ io.unobserve(e.target); mcusRender(e.target); } }); }, {rootMargin:'300px'});
+  Array.prototype.forEach.call(plots, function(d){ io.observe(d); });
+  window.addEventListener('beforeprint', mcusRenderAll);
+})();
+""" % json.dumps(CONFIG)
 
 
 def _value(row: Row, metric: str) -> float | None:
@@ -221,8 +247,6 @@ def layers_plot(records: list, shown_numbers: set[int], recommended: int | None)
     """Stacked bars: count per inference of each layer, for the trials ``shown_numbers`` (the
     recommended one first); any other trial with a profile is added from the table
     (:data:`LAYERS_JS`, its data embedded here). None when no trial has a per-layer profile."""
-    import json
-
     import plotly.graph_objects as go
     from plotly.colors import qualitative
 
@@ -263,6 +287,9 @@ def layers_plot(records: list, shown_numbers: set[int], recommended: int | None)
 LAYERS_JS = """
 function mcusShowProfile(n){
   var gd=document.getElementById('plot-layers'), p=(window.MCUS_LAYERS||{})[n]; if(!gd||!p) return;
+  return mcusRender(gd).then(function(){ mcusAddProfile(gd, p); });
+}
+function mcusAddProfile(gd, p){
   var known=gd.data.some(function(t){return (t.y||[]).indexOf(p.label)>=0;});
   if(!known){
     var total=p.layers.reduce(function(a,l){return a+l[1];},0)||1, idx=[], xs=[], ys=[], cd=[];
