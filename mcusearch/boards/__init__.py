@@ -78,6 +78,7 @@ def register(cls: type[Board]) -> type[Board]:
 def _load_plugins() -> None:
     from mcusearch.boards import pyocd_board  # noqa: F401  (registers the real boards)
     from mcusearch.boards import qemu  # noqa: F401  (registers the emulated boards)
+    from mcusearch.boards import qemu_m0plus  # noqa: F401  (ARMv6-M code on mps2-an385)
     from mcusearch.boards import qemu_m55  # noqa: F401  (the Cortex-M55 on mps3-an547)
 
 
