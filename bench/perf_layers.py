@@ -20,13 +20,12 @@ def layer_rows(out: Path, rec: dict) -> list[tuple[str, str, str, int, int]]:
     """(layer, kernel, variant, MACs, instructions) of one zoo.py record, in layer order."""
     plan = json.loads((out / rec["model"] / f"{rec['converter']}_{rec['dtype']}" / "c" /
                        "plan.json").read_text())
-    counts = dict((n, c) for n, c in rec["layers"])
-    rows = []
-    for la in plan["layers"]:
-        n = next((k for k in counts if k == la["name"] or k.startswith(la["name"] + " ")), None)
-        rows.append((la["name"], la["kernel"], la["variant"], int(la["macs"]),
-                     int(counts.get(n, 0)) if n else 0))
-    return rows
+    counts = [int(c) for _, c in rec["layers"]]          # the markers' order: layer order
+    if len(counts) != len(plan["layers"]):
+        raise SystemExit(f"bench/perf_layers.py: {rec['model']} {rec['dtype']}: "
+                         f"{len(counts)} layer counts for {len(plan['layers'])} layers")
+    return [(la["name"], la["kernel"], la["variant"], int(la["macs"]), c)
+            for la, c in zip(plan["layers"], counts)]
 
 
 def report(out: Path, top: int | None) -> str:
