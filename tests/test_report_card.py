@@ -117,6 +117,7 @@ def test_rows_table_and_exports(tmp_path):
     assert html.count("<script src") == 0  # plotly.js inline, once (the browser test sees no request)
     assert html.count("plotly.js v") == 1
     assert "id='trials-table'" in html and "id='trial-3'" in html and "undefined reference" in html
+    assert "The sweep over channels" in html and "plot-sweep" in html  # channels alone varied
     # no spec in the run folder: the card shows the pick and its figures, no runners-up
     assert "Buy <span class='part'>M7-SMALL" in html and "Runners-up" not in html
 

@@ -190,7 +190,7 @@ def _section(sid: str, title: str, *body: str | None) -> str:
     return f"<section id='{sid}'><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
 
 
-NAV = {"answer": "Answer", "parts": "Parts", "front": "Pareto front", "trials": "All trials",
+NAV = {"answer": "Answer", "parts": "Parts", "front": "Pareto front", "sweep": "Sweep", "trials": "All trials",
        "search": "The search", "layers": "Per layer", "compare": "Compared runs", "about": "About"}
 
 
@@ -249,6 +249,7 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
               for o in compare]
     front = plots.pareto_plot(summary, rows, metrics, others)
     front_3d = plots.pareto_plot(summary, rows, metrics, others, axes=("x", "y", "z"))
+    sweep = plots.sweep_plot(rows, varied[0], quality_shown(summary)) if len(varied) == 1 else None
     on_parts = (plots.parts_plot(card.fits, card.rec.part.part, summary.limits.get("deadline_ms"))
                 if card is not None and card.fits else None)
     sections = [
@@ -263,6 +264,9 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
                  "blue: feasible; grey crosses: violate a constraint; orange: failed (plotted only where "
                  "figures exist). Hover a point for its knobs and figures.</p>" if front else None,
                  "<h3>In three dimensions</h3>" if front_3d else None, front_3d),
+        _section("sweep", f"The sweep over {varied[0]}", sweep,
+                 "<p class='note'>Only this knob varied between trials: each figure against its value "
+                 "(measured trials; the median where a value was tried more than once).</p>") if sweep else None,
         _section("trials", "All trials", _constant_knobs(rows, varied),
                  trials_table_html(rows, varied, columns(summary)),
                  "<p class='note'>Click a header to sort, type to filter. ★ the recommended trial. "

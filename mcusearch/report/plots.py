@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from mcusearch.report.rows import Row
 from mcusearch.study import StudySummary
@@ -182,11 +183,10 @@ def parallel_plot(summary: StudySummary, rows: list[Row], knobs: list[str]) -> s
     return _html(fig, "plot-parallel")
 
 
-def _natural(v: str):
-    try:
-        return (0, float(v), v)
-    except ValueError:
-        return (1, 0.0, v)
+def _natural(v: str) -> list:
+    """Sort key: numbers inside the text compare as numbers ("4/8/8" < "12/4/4", "-O2" < "-O3")."""
+    return [(0, float(p), "") if k % 2 else (1, 0.0, p)
+            for k, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", v))]
 
 
 def hypervolume_series(summary: StudySummary) -> tuple[list[int], list[float], list[float]]:
@@ -342,3 +342,34 @@ def parts_plot(fits: list, chosen: str, deadline_ms: float | None) -> str | None
                       yaxis_title="price, USD (catalog; kind and date in the hover)",
                       legend=dict(orientation="h", y=-0.2), margin=dict(l=70, r=30, t=40, b=110))
     return _html(fig, "plot-parts")
+
+
+SWEEP = ("flash_kb", "ram_kb", "latency_ms")  # beside the quality metrics shown
+
+
+def sweep_plot(rows: list[Row], knob: str, quality: list[str]) -> str | None:
+    """The study's sweep curves when one knob alone varied: each quality metric shown, flash, RAM
+    and latency against the knob's value (measured trials; the median where a value repeats)."""
+    import statistics
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    done = [r for r in rows if r.status == "ok"]
+    values = sorted({r.knobs.get(knob, "") for r in done}, key=_natural)
+    metrics = [m for m in [*quality, *SWEEP] if any(m in r.figures for r in done)][:4]
+    if len(values) < 2 or not metrics:
+        return None
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[_axis_title(m, done) for m in metrics],
+                        horizontal_spacing=0.1, vertical_spacing=0.18)
+    for i, m in enumerate(metrics):
+        ys = []
+        for v in values:
+            got = [r.figures[m].value for r in done if r.knobs.get(knob, "") == v and m in r.figures]
+            ys.append(statistics.median(got) if got else None)
+        fig.add_trace(go.Scatter(x=values, y=ys, mode="lines+markers", name=figure_label(m), showlegend=False,
+                                 hovertemplate=f"{knob} %{{x}}: %{{y:.4g}}<extra>{figure_label(m)}</extra>"),
+                      row=i // 2 + 1, col=i % 2 + 1)
+    fig.update_xaxes(type="category", title_text=knob)
+    fig.update_layout(margin=dict(l=70, r=30, t=50, b=60))
+    return _html(fig, "plot-sweep", height=620)
