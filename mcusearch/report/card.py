@@ -83,7 +83,7 @@ def _latency_figure(rec: Recommendation, r: TrialRecord, sel: Selection) -> Figu
 
 def _checks(rec: Recommendation, r: TrialRecord, limits: dict[str, float], sel: Selection | None,
             bounds: dict[str, tuple[str, str]]) -> list[Check]:
-    """The spec's constraints, then the part's memory less the margin."""
+    """The spec's constraints, then (with the selection context) the part's memory less the margin."""
     from mcusearch.report.plots import figure_label
 
     out = []
@@ -94,7 +94,9 @@ def _checks(rec: Recommendation, r: TrialRecord, limits: dict[str, float], sel: 
         else:
             fig, label = r.figures.get(metric), figure_label(metric)
         out.append(Check(label, fig, limit, kind, f"spec: constraints.{key}"))
-    p, keep = rec.part, 1.0 - (sel.margin if sel else 0.0)
+    if sel is None:
+        return out  # the part's memory less the spec's margin: the margin is in the spec
+    p, keep = rec.part, 1.0 - sel.margin
     for metric, size, what in (("flash_kb", p.flash_kb, "flash"), ("ram_kb", p.ram_kb, "RAM")):
         out.append(Check(f"{what} (whole firmware) in {p.short_name}", r.figures.get(metric), size * keep,
                          "max", f"part: {size:g} kB less the {1 - keep:.0%} margin"))
