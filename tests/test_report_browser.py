@@ -104,7 +104,7 @@ def test_report_in_chromium(report: Path):
         card = b.evaluate("""(() => { const c = document.getElementById('answer');
           return {text: c.innerText, rows: c.querySelectorAll('table.checks tbody tr').length,
                   marked: c.querySelectorAll('table.checks tbody tr .prov').length,
-                  colours: Array.from(c.querySelectorAll('table.checks tbody tr')).map(r => r.className),
+                  colours: Array.from(c.querySelectorAll('table.checks td.margin')).map(td => td.classList[1]),
                   details: c.querySelectorAll('details').length}; })()""")
         assert card["text"].startswith("Buy "), card["text"][:300]
         assert card["rows"] >= 4 and card["marked"] == card["rows"], card

@@ -157,8 +157,8 @@ tr.failed .cat{color:#c05a00} .prov{font-size:11px;color:#666;border:1px solid #
 .card .sub{color:#444;margin-top:0} table.checks td:first-child{text-align:left}
 table.checks td.margin{font-weight:600;white-space:nowrap}
 .dot{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:.4em;background:#aaa}
-tr.green .dot{background:#2a7} tr.amber .dot{background:#e9a100} tr.red .dot{background:#d22}
-tr.green td.margin{color:#1a6} tr.amber td.margin{color:#a66f00} tr.red td.margin{color:#c11}
+td.green .dot{background:#2a7} td.amber .dot{background:#e9a100} td.red .dot{background:#d22}
+td.margin.green{color:#1a6} td.margin.amber{color:#a66f00} td.margin.red{color:#c11}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
 table.layers td{text-align:center}
 @media print{nav,.controls{display:none} body{padding:0;max-width:none} .card{break-inside:avoid}

@@ -216,9 +216,9 @@ def _checks_html(checks: list[Check]) -> str:
         h = c.headroom
         margin = "–" if h is None else f"{h:+.1%}"
         op = "≤" if c.kind == "max" else "≥"
-        rows.append(f"<tr class='{c.status}'><td>{html.escape(c.label)}</td><td>{_fig_html(c.figure)}</td>"
+        rows.append(f"<tr><td>{html.escape(c.label)}</td><td>{_fig_html(c.figure)}</td>"
                     f"<td>{op} {c.limit:.4g} <small>({html.escape(c.source)})</small></td>"
-                    f"<td class='margin'><span class='dot'></span>{margin}</td></tr>")
+                    f"<td class='margin {c.status}'><span class='dot'></span>{margin}</td></tr>")
     head = "<tr><th>constraint</th><th>figure</th><th>limit</th><th>margin</th></tr>"
     return f"<table class='checks'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 

@@ -42,10 +42,8 @@ def _row_html(row: Row, knobs: list[str], cols: list[tuple[str, str, str]]) -> s
 
 def trials_table_html(rows: list[Row], knobs: list[str], cols: list[tuple[str, str, str]]) -> str:
     """The table with its filter controls (a ``<section id='trials'>`` body)."""
-    heads = ([("trial", "num"), ("class", "text")] + [(k, "text") for k in knobs]
-             + [(h, "num") for _, h, _ in cols]
-             + [("violates", "text"), ("failed at", "text"), ("reason", "text"), ("artifacts", "text")])
-    head = "".join(f"<th data-type='{t}' title='click to sort'>{html.escape(h)}</th>" for h, t in heads)
+    heads = ["trial", "class", *knobs, *(h for _, h, _ in cols), "violates", "failed at", "reason", "artifacts"]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)  # a column whose cells have data-v sorts as numbers
     counts = {c: sum(r.category == c for r in rows) for c in CATEGORIES}
     options = "".join(f"<option value='{html.escape(c)}'>{html.escape(c)} ({n})</option>"
                       for c, n in counts.items() if n)
@@ -68,7 +66,8 @@ TABLE_JS = """
     if(type==='num'){return (v===null||v==='')?null:parseFloat(v);} return td.textContent.trim().toLowerCase();}
   Array.prototype.forEach.call(heads,function(th,i){
     th.addEventListener('click',function(){
-      var type=th.getAttribute('data-type'), asc=th.getAttribute('aria-sort')!=='ascending';
+      var first=tbody.rows.length?tbody.rows[0].cells[i]:null, asc=th.getAttribute('aria-sort')!=='ascending';
+      var type=first&&first.hasAttribute('data-v')?'num':'text';
       Array.prototype.forEach.call(heads,function(h){h.removeAttribute('aria-sort');});
       th.setAttribute('aria-sort',asc?'ascending':'descending');
       var rows=Array.prototype.slice.call(tbody.rows);
