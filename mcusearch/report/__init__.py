@@ -3,7 +3,12 @@
 Entry point: :func:`write_report` (HTML, and CSV/JSON exports beside it). The terminal table:
 :func:`pareto_table`. The report's parts: :mod:`.card` (the answer first), :mod:`.rows` (one row
 per trial), :mod:`.table` (the sortable, filterable all-trials table), :mod:`.plots` (Plotly),
-:mod:`.export` (CSV and JSON), :mod:`.cdp` (a DevTools client the browser test drives it with).
+:mod:`.export` (CSV and JSON), :mod:`.compare` (other runs: fronts overlaid, spec differences),
+:mod:`.live` (rewrite the report every N trials while a study runs), :mod:`.cdp` (a DevTools
+client the browser test drives headless Chromium with).
+
+The page is one self-contained file: plotly.js inline once, no request leaves it; each plot is
+drawn when it scrolls into view (or before printing), so a large study's report opens quickly.
 """
 from __future__ import annotations
 
