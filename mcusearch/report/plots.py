@@ -122,13 +122,16 @@ def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str],
         colour, symbol = OTHER_RUNS[i % len(OTHER_RUNS)]
         groups.append((f"{name}: Pareto-optimal ({len(front)})", front, (colour, symbol, 12)))
     groups = [g for g in groups if g[1]]
+    unplaced = sum(r.category in ("failed", "rejected") and not any(m in r.figures for m in metrics) for r in rows)
+    if unplaced:  # a legend entry only: they have no figures to place
+        groups.append((f"failed or rejected without figures ({unplaced}): see All trials", [], STYLE["failed"]))
     three = len(axes) == 3
     fig = go.Figure()
     for label, rs, (colour, symbol, size) in groups:
         missing = sum(any(_value(r, m) is None for m in start) for r in rs)
         trace = go.Scatter3d if three else go.Scatter
         fig.add_trace(trace(
-            **{a: [_value(r, m) for r in rs] for a, m in zip(axes, start)}, mode="markers",
+            **{a: [_value(r, m) for r in rs] or [None] for a, m in zip(axes, start)}, mode="markers",
             name=label + (" - some lack figures" if label.startswith("failed") and missing else ""),
             marker=dict(color=colour, symbol=SYMBOL_3D.get(symbol, symbol) if three else symbol,
                         size=size * 0.6 if three else size, line=dict(width=1, color="#333")),
@@ -137,7 +140,7 @@ def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str],
 
     def menu(axis: str, active: int, x: float) -> dict:
         buttons = [dict(label=_axis_title(m, plotted), method="update",
-                        args=[{axis: [[_value(r, m) for r in rs] for _, rs, _ in groups]},
+                        args=[{axis: [[_value(r, m) for r in rs] or [None] for _, rs, _ in groups]},
                               {title_key.format(axis): _axis_title(m, plotted)}]) for m in metrics]
         return dict(buttons=buttons, active=active, x=x, y=1.16, xanchor="left", yanchor="top",
                     direction="down", showactive=True, pad=dict(r=4, t=0))
