@@ -159,6 +159,9 @@ def _why_not_cheaper(rec: Recommendation, trials: list[TrialRecord], sel: Select
         price = f"{q.price_usd:g} USD" if q.has_price else "no price, smaller"
         out.append(f"{q.part} ({price}), the cheapest with a usable core, fails even with its closest "
                    f"trial {r.number}: {'; '.join(f.reasons)}.")
+    if other and not usable:
+        cores = sorted({sel.board_maps.get("core_by_board", {}).get(r.config.get("board", ""), "?") for r in trials})
+        out.append(f"No cheaper catalog part can run the firmware of these trials ({', '.join(cores)}).")
     if other:
         q = other[0]
         price = f"{q.price_usd:g} USD" if q.has_price else "no price"
