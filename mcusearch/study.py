@@ -496,7 +496,12 @@ def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None =
     space = search_space(knobs)
     study = open_study(spec)
     with _run_log(spec.run_dir):
-        return _run_study(spec, study, knobs, space, n_trials, timeout_s, progress)
+        try:
+            return _run_study(spec, study, knobs, space, n_trials, timeout_s, progress)
+        finally:
+            if spec.search.isolate:
+                from mcusearch.isolate import stop_worker
+                stop_worker()
 
 
 def _run_study(spec: Spec, study: optuna.Study, knobs, space, n_trials: int | None,

@@ -177,7 +177,7 @@ def test_nothing_completed_is_exit_1_with_one_line_per_failed_trial(tmp_path):
     data["target"]["timeout_s"] = 0.001  # every firmware run times out: the measure stage fails
     spec.write_text(yaml.safe_dump(data))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    r = subprocess.run([sys.executable, "-m", "mcusearch", "run", "--no-progress", str(spec)],
+    r = subprocess.run([sys.executable, "-m", "mcusearch", "run", str(spec)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 1, r.stderr[-2000:]
     for word in NOISE:
