@@ -23,10 +23,21 @@ N_PROBE = 4
 REF_MACS = 1_000_000
 
 
+# The reference models (MLPerf Tiny, keras.applications) run in test_zoo_convert_reference.py, so
+# that the two files' long runs go to different pytest-xdist workers.
+REFERENCE = [n for n in zoo.MODELS if n.startswith(("mlperf_", "keras_"))]
+SMALL = [n for n in zoo.MODELS if n not in REFERENCE]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("name", list(zoo.MODELS))
+@pytest.mark.parametrize("name", SMALL)
 def test_zoo_model_float32_and_int8_on_qemu_m7(name, tmp_path):
+    check_zoo_model(name, tmp_path)
+
+
+def check_zoo_model(name, tmp_path):
+    """Model ``name`` in float32 and int8: `mcusearch` on qemu-m7, `mcusearch-ref` on the host."""
     model = zoo.build(name)
     x = zoo.sample_inputs(name, N_PROBE, seed=5)
     tfl = to_int8_tflite(model, zoo.sample_inputs(name, 16, seed=9), tmp_path / "m.tflite")
