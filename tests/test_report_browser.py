@@ -175,3 +175,43 @@ def test_exports_beside_the_report(report: Path):
     assert [t["class"] for t in trials if t["status"] == "infeasible"] == ["rejected"] * sum(
         t["status"] == "infeasible" for t in trials)
     assert doc["recommendation"]["part"] and doc["trials"][0]["figures"] is not None
+
+
+def test_optuna_dashboard_opens_the_study(report: Path):
+    """optuna-dashboard (PyPI) serves the run's storage as it is: the study and, per trial, the
+    figures, status and configuration mcusearch stores as user attributes."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = report.parent / "run" / "study.db"
+    dash = subprocess.Popen([str(Path(sys.executable).parent / "optuna-dashboard"), "--host", "127.0.0.1",
+                             "--port", str(port), "--quiet", f"sqlite:///{db}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/api/studies"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                studies = json.load(urllib.request.urlopen(url, timeout=5))["study_summaries"]
+                break
+            except OSError:
+                assert dash.poll() is None, dash.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "optuna-dashboard did not answer in 60 s"
+                time.sleep(0.5)
+        assert [s["study_name"] for s in studies] == ["mcusearch"]
+        study = json.load(urllib.request.urlopen(f"{url}/{studies[0]['study_id']}?after=0", timeout=30))
+        assert len(study["trials"]) == 4
+        done = [t for t in study["trials"] if t["state"] == "Complete"]
+        assert done
+        for t in done:
+            attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+            assert {"figures", "status", "config", "artifacts"} <= set(attrs)
+            assert "emulated" in attrs["figures"]
+    finally:
+        dash.terminate()
+        dash.wait(timeout=30)
