@@ -84,7 +84,7 @@ def _cmd_run(args) -> int:
     _interrupt_once_then_kill()
     try:
         summary = run_study(spec, n_trials=args.n_trials, timeout_s=args.timeout,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, report_every=args.report_every)
     except KeyboardInterrupt:  # the trial in flight is marked: leave now, not after TF's clean-up
         import os
 
@@ -333,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true",
                    help="no progress line after each trial (done / failed / infeasible, best so "
                         "far, time left); the log lines also go to <run folder>/run.log")
+    s.add_argument("--report-every", type=_count, metavar="N",
+                   help="rewrite the HTML report every N finished trials while the study runs")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("report", help="write the HTML report of a run folder (or of a spec's run)")

@@ -80,7 +80,7 @@ class ModelSpec(_Strict):
     params: dict[str, int | float] = Field(default_factory=dict)
     train: TrainSpec = TrainSpec()
     retrain_epochs: int = Field(2, ge=0, le=100)   # default of knobs.channels.retrain_epochs
-    representative_samples: int = Field(200, ge=1)  # calibration set of int8 / int16x8 PTQ
+    representative_samples: int = Field(200, ge=1, le=100_000)  # calibration set of int8 / int16x8 PTQ
     qat_epochs: int = Field(2, ge=1, le=100)        # fine-tuning of quantization int8-qat
     magnitude_schedule: MagnitudeScheduleSpec = MagnitudeScheduleSpec()  # of knobs.magnitude
 

@@ -486,9 +486,10 @@ def _duration(s: float) -> str:
 
 
 def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None = None,
-              progress: bool = True) -> StudySummary:
+              progress: bool = True, report_every: int | None = None) -> StudySummary:
     """Run (or resume) the study until it holds ``n_trials`` finished trials or time runs out;
-    log lines also go to ``<run_dir>/run.log``, and (``progress``) a progress line per trial."""
+    log lines also go to ``<run_dir>/run.log``, and (``progress``) a progress line per trial;
+    ``report_every``: rewrite the HTML report every that many finished trials."""
     # ERROR: Optuna would log the study's creation and every failed trial with its traceback;
     # we log one line per trial
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -497,7 +498,7 @@ def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None =
     study = open_study(spec)
     with _run_log(spec.run_dir):
         try:
-            return _run_study(spec, study, knobs, space, n_trials, timeout_s, progress)
+            return _run_study(spec, study, knobs, space, n_trials, timeout_s, progress, report_every)
         finally:
             if spec.search.isolate:
                 from mcusearch.isolate import stop_worker
@@ -505,7 +506,7 @@ def run_study(spec: Spec, n_trials: int | None = None, timeout_s: float | None =
 
 
 def _run_study(spec: Spec, study: optuna.Study, knobs, space, n_trials: int | None,
-               timeout_s: float | None, progress: bool) -> StudySummary:
+               timeout_s: float | None, progress: bool, report_every: int | None = None) -> StudySummary:
     from mcusearch.proc import clean_stale_temp
 
     for d in clean_stale_temp():
@@ -527,6 +528,9 @@ def _run_study(spec: Spec, study: optuna.Study, knobs, space, n_trials: int | No
         budget = timeout_s if timeout_s is not None else spec.search.timeout_s
         if progress:
             callbacks.append(_progress(spec, target, done, budget))
+        if report_every:
+            from mcusearch.report.live import report_every as live_report
+            callbacks.append(live_report(spec, report_every))
         try:
             study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
                            timeout=budget, catch=(Exception,), callbacks=callbacks,

@@ -67,6 +67,7 @@ from mcusearch.boards.remote import (
     run_to_done,
 )
 from mcusearch.errors import StageError
+from mcusearch.proc import die_with_parent
 from mcusearch.figures import Provenance
 
 PYOCD_REQUIREMENT = "pyocd==0.46.0"
@@ -609,7 +610,8 @@ class PyocdBoard(Board):
             with open(log_path, "wb") as log:
                 try:
                     proc = subprocess.Popen(self.gdbserver_command(pyocd, probe), stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+                                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
+                                            preexec_fn=die_with_parent)  # no orphan after kill -9
                 except FileNotFoundError:
                     raise StageError("measure", f"{pyocd[0]} not found (pip install {PYOCD_REQUIREMENT})") from None
             client = self._connect(proc, log_path)
