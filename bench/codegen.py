@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--converters", default=None, help="default: every registered one")
     ap.add_argument("--zero-bias", action="store_true", help="zero biases (Keras' initialiser)")
     ap.add_argument("--seed", type=int, default=4)
-    ap.add_argument("--out", type=Path, default=Path("build/bench-codegen"))
+    ap.add_argument("--out", type=Path, default=Path("reports/bench-codegen"))
     args = ap.parse_args(argv)
 
     from mcusearch.boards import available_boards
