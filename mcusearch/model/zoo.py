@@ -497,20 +497,10 @@ def calibrate(model: tf.keras.Model, x: np.ndarray, seed: int = 0) -> tf.keras.M
     return model
 
 
-def _recurrent_macs(layer: tf.keras.layers.Layer) -> int:
-    """LSTM (4 gates) and GRU (3) multiply-accumulates over the sequence: steps x gates x
-    units x (inputs + units)."""
-    gates = {"LSTM": 4, "GRU": 3}.get(type(layer).__name__)
-    if gates is None:
-        return 0
-    steps, features = layer.input_shape[1], layer.input_shape[2]
-    return int(steps * gates * layer.units * (features + layer.units))
-
-
 def macs(model: tf.keras.Model) -> int:
-    """Multiply-accumulates of one inference: evaluate.count_macs (convolutions, dense) plus
-    LSTM and GRU layers."""
-    return count_macs(model) + sum(_recurrent_macs(layer) for layer in model.layers)
+    """Multiply-accumulates of one inference (evaluate.count_macs: convolutions, dense layers,
+    LSTM/GRU gates over the sequence)."""
+    return count_macs(model)
 
 
 def folded_params(model: tf.keras.Model) -> int:
