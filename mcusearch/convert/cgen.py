@@ -180,13 +180,7 @@ def ref_call(graph: Graph, op: Op, pfx: str, srcs: list[str], dst: str, data: li
         if f32:
             fields.update(act_min=amin, act_max=amax)
         else:
-            q = op.quant
-            fields.update(input_offset=q.prev_offset, skip_offset=q.skip_offset,
-                          output_offset=q.output_offset, left_shift=q.left_shift,
-                          input_multiplier=q.prev_multiplier, input_shift=q.prev_shift,
-                          skip_multiplier=q.skip_multiplier, skip_shift=q.skip_shift,
-                          output_multiplier=q.output_multiplier, output_shift=q.output_shift,
-                          act_min=amin, act_max=amax)
+            fields.update(op.quant.c_fields(), act_min=amin, act_max=amax)
         call = f"mcus_{kname}(&{pfx}_p, {src}, {srcs[1]}, {dst});"
     elif isinstance(op, Softmax):
         n = int(op.out_shape[-1])

@@ -386,13 +386,7 @@ class _Emitter:
             if f32:
                 fields.update(act)
             else:
-                q = op.quant
-                fields["q"] = dict(len=op.out_len, input_offset=q.prev_offset,
-                                   skip_offset=q.skip_offset, output_offset=q.output_offset,
-                                   left_shift=q.left_shift, input_multiplier=q.prev_multiplier,
-                                   input_shift=q.prev_shift, skip_multiplier=q.skip_multiplier,
-                                   skip_shift=q.skip_shift, output_multiplier=q.output_multiplier,
-                                   output_shift=q.output_shift, **act)
+                fields["q"] = dict(len=op.out_len, **op.quant.c_fields(), **act)
             ptype = f"mcus_fast_add_{self.sfx}_t"
         elif isinstance(op, Softmax):
             info.kernel, info.variant = f"softmax_{self.sfx}", "-"

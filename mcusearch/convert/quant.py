@@ -35,6 +35,14 @@ class AddQuant:
     output_multiplier: int
     output_shift: int
 
+    def c_fields(self) -> dict[str, int]:
+        """The fields of the kernels' int8 ADD parameters (len and the clamp aside)."""
+        return dict(input_offset=self.prev_offset, skip_offset=self.skip_offset,
+                    output_offset=self.output_offset, left_shift=self.left_shift,
+                    input_multiplier=self.prev_multiplier, input_shift=self.prev_shift,
+                    skip_multiplier=self.skip_multiplier, skip_shift=self.skip_shift,
+                    output_multiplier=self.output_multiplier, output_shift=self.output_shift)
+
 
 def same_padding(in_size: int, k: int, stride: int) -> tuple[int, int]:
     """TF 'same': (output size, padding before); the odd extra row/column goes after."""

@@ -234,13 +234,8 @@ class Binary(Op):
             fields.update(act_min=ctx.c_float(float(lo)), act_max=ctx.c_float(float(hi)))
         elif isinstance(self.quant, AddQuant):
             ptype = "mcus_add_bcast_s8_params_t"
-            q = self.quant
-            fields["q"] = dict(len=self.out_len, input_offset=q.prev_offset,
-                               skip_offset=q.skip_offset, output_offset=q.output_offset,
-                               left_shift=q.left_shift, input_multiplier=q.prev_multiplier,
-                               input_shift=q.prev_shift, skip_multiplier=q.skip_multiplier,
-                               skip_shift=q.skip_shift, output_multiplier=q.output_multiplier,
-                               output_shift=q.output_shift, act_min=int(lo), act_max=int(hi))
+            fields["q"] = dict(len=self.out_len, **self.quant.c_fields(), act_min=int(lo),
+                               act_max=int(hi))
         elif isinstance(self.quant, PreluQuant):
             ptype = "mcus_prelu_s8_params_t"
             fields.update(vars(self.quant), act_min=int(lo), act_max=int(hi))
