@@ -267,11 +267,6 @@ class Graph:
         """The op computing ``tid``'s memory (None: the model input)."""
         return self._producers().get(self.storage(tid))
 
-    def readers(self, tid: int) -> list[Op]:
-        """The computing ops that read ``tid``'s memory (through any alias)."""
-        s = self.storage(tid)
-        return [op for op in self.compute_ops if any(self.storage(i) == s for i in op.inputs)]
-
     @property
     def compute_ops(self) -> list[Op]:
         """The ops that become kernel calls (Reshape is free)."""
