@@ -221,18 +221,17 @@ def test_kerassurgeon_shim_is_idempotent():
 
 
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
-def test_user_model_file(tmp_path):
+def test_builtin_architecture_params():
+    """Built-ins by name, their params checked (a user's file: tests/test_load.py, test_preflight.py)."""
     from mcusearch.model.architectures import build_architecture, study_cnn
-    p = tmp_path / "mine.h5"
-    study_cnn((30, 20, 1), 4, filters=4, dense_units=8).save(p, save_format="h5")
-    m = build_architecture(ArchitectureConfig(name=None, path=p), (30, 20, 1), 4)
+    m = build_architecture(ArchitectureConfig(params=(("filters", 4), ("dense_units", 8))), (30, 20, 1), 4)
     assert m.count_params() == study_cnn((30, 20, 1), 4, filters=4, dense_units=8).count_params()
-    with pytest.raises(SpecError) as e:
-        build_architecture(ArchitectureConfig(name=None, path=p), (28, 28, 1), 10)
-    assert e.value.where == "architecture.path"
     with pytest.raises(SpecError) as e:
         build_architecture(ArchitectureConfig(params=(("width", 3),)), (30, 20, 1), 4)
     assert e.value.where == "architecture.params"
+    with pytest.raises(SpecError) as e:
+        build_architecture(ArchitectureConfig(name="resnet1000"), (30, 20, 1), 4)
+    assert e.value.where == "architecture.name"
 
 
 # ---------------------------------------------------------------------------------------------

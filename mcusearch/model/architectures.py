@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from pathlib import Path
 from typing import Callable
 
 import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
@@ -67,11 +66,12 @@ ARCHITECTURES: dict[str, Callable[..., tf.keras.Model]] = {
 
 
 def build_architecture(cfg: ArchitectureConfig, input_shape, n_classes: int) -> tf.keras.Model:
-    """A fresh (untrained) model: a built-in by name with its params, or the user's file."""
+    """A fresh (untrained) built-in model by name with its params. A user's file is loaded by
+    :func:`mcusearch.model.load.load_user_model` and checked against the data by
+    :func:`mcusearch.preflight.check_model_data`."""
     if cfg.path is not None:
-        model = load_user_model(cfg.path)
-        check_compatible(model, input_shape, n_classes, str(cfg.path))
-        return model
+        raise ValueError("build_architecture builds the built-ins; load a model file with "
+                         "mcusearch.model.load.load_user_model")
     if cfg.name not in ARCHITECTURES:
         raise SpecError("architecture.name", f"unknown architecture {cfg.name!r}; built-ins: "
                         f"{', '.join(ARCHITECTURES)} (or give architecture.path)")
@@ -84,41 +84,6 @@ def build_architecture(cfg: ArchitectureConfig, input_shape, n_classes: int) -> 
         raise SpecError("architecture.params", f"{cfg.name} has no parameter(s) "
                         f"{', '.join(unknown)}; it takes {', '.join(allowed)}")
     return builder(tuple(input_shape), n_classes, **params)
-
-
-def load_user_model(path) -> tf.keras.Model:
-    """A user's Keras model (.keras or .h5, saved with Keras 2 / tf-keras), loaded uncompiled."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError("architecture.path", "model file not found", source=str(path))
-    if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
-        raise SpecError("architecture.path", "expected a .keras or .h5 file", source=str(path))
-    try:
-        model = tf.keras.models.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - any loader failure is the user's file
-        raise SpecError("architecture.path", f"cannot load the model with tf-keras (Keras 2): "
-                        f"{type(e).__name__}: {str(e)[:300]} (a .keras file written by Keras 3 "
-                        "is not readable by Keras 2; save as .h5)", source=str(path)) from None
-    if not isinstance(model, tf.keras.Model):
-        raise SpecError("architecture.path", "the file does not hold a Keras model",
-                        source=str(path))
-    return model
-
-
-def check_compatible(model: tf.keras.Model, input_shape, n_classes: int, source: str) -> None:
-    """The model must take the data set's input and give one output per class."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise SpecError("architecture.path", "the model must have exactly one input and one "
-                        "output", source=source)
-    want = tuple(input_shape)
-    got = tuple(model.inputs[0].shape[1:])
-    if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want)):
-        raise SpecError("architecture.path", f"the model takes inputs of shape {got}, the data "
-                        f"set gives {want}", source=source)
-    out = tuple(model.outputs[0].shape[1:])
-    if out != (n_classes,):
-        raise SpecError("architecture.path", f"the model's output shape is {out}, the data set "
-                        f"has {n_classes} classes", source=source)
 
 
 def conv_layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
