@@ -17,14 +17,17 @@ Rules this module keeps:
   :data:`M7_ASSUMPTIONS`); ``cycles_low`` assumes ideal dual issue.
 * Results are :class:`~mcusearch.figures.Figure` objects with ``Provenance.ESTIMATED`` and a
   ``method`` string naming the model and the memory configuration.
+* The memory rules (fetch stalls per flash line actually fetched, their overlap with execution,
+  uncached SRAM loads over the M7's AXI port, load-use, branch refills) and their documents are
+  written down in ``mcusearch/boards/CYCLEMODEL.md``, each with a hand-counted kernel in
+  ``tests/test_cyclemodel_review.py``.
 
 Entry point: :func:`estimate` (``estimate(profile, "cortex-m4")``,
 ``estimate(profile, "cortex-m7:stm32f7-216mhz-cache")``).
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mcusearch.boards.plugin import CLASSES, EXTRAS, MPS2_REGIONS, CacheGeometry, InsnProfile, Region
 from mcusearch.figures import Figure, Provenance
@@ -40,6 +43,8 @@ M4_LDST = "Arm Cortex-M4 TRM r0p1 (DDI 0439D) §3.3.2 Load/store timings"
 M4_FPU = "Arm Cortex-M4 TRM r0p1 (DDI 0439D) §7.2.3 Table 7-1 FPU instruction set"
 M7_TRM = "Arm Cortex-M7 Processor TRM (DDI 0489)"
 M33_TRM = "Arm Cortex-M33 Processor TRM (100230)"
+M0P_FETCH = ("Cortex-M0+ TRM r0p1 (DDI 0484C) §1.2 (two-stage pipeline, 32-bit instruction fetch): no prefetch "
+             "unit ahead of execution, so an uncached flash line it fetches stalls the core in full")
 P_NOTE = "P = pipeline refill, 1 to 3 cycles by target alignment/width and early speculation; middle value 2 used"
 
 
@@ -86,6 +91,10 @@ class CycleModel:
     per_extra: dict[str, Timing]
     assumptions: tuple[str, ...]
     dual_issue_low: bool = False     # cycles_low assumes two instructions per cycle (Cortex-M7)
+    # A prefetch unit that fetches ahead of execution (M3/M4/M33/M55: 3 words; M7: 4 x 64 bits):
+    # uncached sequential fetch stalls may overlap execution (see memory_cycles). The Cortex-M0+
+    # has none: every line it fetches is waited for.
+    fetch_ahead: bool = True
 
     def __post_init__(self) -> None:
         missing = set(CLASSES) - set(self.per_class)
@@ -289,7 +298,9 @@ CORTEX_M0PLUS = CycleModel(
     assumptions=(
         "zero-wait-state core timings from the Cortex-M0+ TRM r0p1 table; fast (1-cycle) multiplier",
         "no interrupts or exception entry/exit counted",
+        M0P_FETCH,
     ),
+    fetch_ahead=False,
 )
 
 M7_SINGLE = "assumption (no public Cortex-M7 cycle table): single issue, one instruction per cycle"
@@ -297,7 +308,8 @@ M7_ASSUMPTIONS = (
     f"{M7_TRM} describes a 6-stage, dual-issue pipeline with branch prediction but publishes no "
     "instruction timing table; this model is an assumption, not a table",
     "point estimate: single issue (one instruction per cycle), loads/stores hit zero-wait memory (TCM or a "
-    "cache hit) at one per cycle, LDM/STM one register per cycle, load-use and FPU result latencies not modelled",
+    "cache hit) at one per cycle, LDM/STM one register per cycle, FPU result latencies not modelled; "
+    "cycles_high: every single load pays one load-use interlock cycle",
     "branches (conditional, returns, table branches) assumed predicted: no refill penalty; mispredictions "
     "are not bounded (no public figure)",
     "SDIV/UDIV and VDIV/VSQRT: the Cortex-M4 TRM values (2 to 12, 14) assumed",
@@ -319,7 +331,8 @@ CORTEX_M7 = CycleModel(
         "dsp_mul": Timing.fixed(1, M7_SINGLE),
         "dsp": Timing.fixed(1, M7_SINGLE),
         "div": Timing.range(2, 12, M4_TABLE, "assumption for the M7: the Cortex-M4's SDIV/UDIV 2 to 12"),
-        "load": Timing.fixed(1, M7_SINGLE, "TCM/cache hit"),
+        "load": Timing(1, 1, 2, M7_SINGLE, "TCM/cache hit; high: +1 if the next instruction uses the result "
+                                           "(a load-use interlock; the TRM gives no figure)"),
         "store": Timing.fixed(1, M7_SINGLE, "write buffer"),
         "load_pair": Timing(1, 1, 2, M7_SINGLE, "LDRD over the 64-bit path"),
         "store_pair": Timing(1, 1, 2, M7_SINGLE, "STRD over the 64-bit path"),
@@ -387,9 +400,9 @@ class MemoryTiming:
     """How accesses to one plugin region (an emulated address range) cost on the modelled device.
 
     Uncached: every data read stalls ``read_stall`` cycles; instruction fetch stalls ``fetch_stall``
-    cycles per ``width`` bytes of executed code. Cached (``cached`` and the profile simulated the
-    cache): every line miss stalls ``line_fill`` cycles. Writes are assumed absorbed by the write
-    buffer (no stall).
+    cycles per ``width``-byte line fetched (the plugin's ``fetch_lines``/``jump_lines``, see
+    :func:`memory_cycles`). Cached (``cached`` and the profile simulated the cache): every line
+    miss stalls ``line_fill`` cycles. Writes are assumed absorbed by the write buffer (no stall).
     """
 
     region: Region
@@ -414,6 +427,19 @@ class MemoryConfig:
 
     def plugin_regions(self) -> list[Region]:
         return [m.region for m in self.regions]
+
+    def on_board(self, regions: tuple[Region, ...] | list[Region]) -> "MemoryConfig":
+        """This configuration with its regions moved to an emulated board's address map (same names:
+        "flash", "ram"; see :func:`mcusearch.boards.plugin.board_regions`), cacheability kept."""
+        by_name = {r.name: r for r in regions}
+        moved = []
+        for m in self.regions:
+            r = by_name.get(m.region.name)
+            if r is None:
+                raise ValueError(f"memory configuration {self.name!r} needs a {m.region.name!r} region; the board "
+                                 f"has {sorted(by_name)}")
+            moved.append(replace(m, region=Region(r.name, r.start, r.end, m.region.cacheable)))
+        return replace(self, regions=tuple(moved))
 
     def plugin_options(self) -> dict:
         """Keyword arguments for :func:`mcusearch.boards.plugin.qemu_plugin_args` / ``run_profile``."""
@@ -462,13 +488,14 @@ STM32F4_168_NOART = MemoryConfig(
     clock_hz=168_000_000,
     regions=(
         MemoryTiming(_FLASH, "flash", width=16, read_stall=Timing.fixed(5, RM0090_WS),
-                     fetch_stall=Timing.fixed(5, RM0090_WS, "per 128-bit line of executed code")),
+                     fetch_stall=Timing.fixed(5, RM0090_WS, "per 128-bit flash line fetched")),
         MemoryTiming(_RAM, "sram"),
     ),
     assumptions=(
         "memory: STM32F4 flash at 168 MHz, 5 wait states (" + RM0090_WS + "); ART and prefetch off",
-        "each flash data read stalls 5 cycles; instruction fetch stalls 5 cycles per 16 bytes of executed code "
-        "(the flash's 128-bit read width)",
+        "each flash data read stalls 5 cycles; instruction fetch stalls 5 cycles per 16-byte flash line fetched "
+        "(the flash's 128-bit read width; low: only lines entered by a jump, high: every line of every "
+        "straight-line run; see CYCLEMODEL.md)",
         "SRAM at zero wait states; writes absorbed by the write buffer",
     ),
     cores=("cortex-m4",),
@@ -482,6 +509,11 @@ F7_FLASH_WIDTH = "assumption: flash read width 128 bits (check the device refere
 F7_LINE_FILL = Timing.fixed(16, F7_FLASH_WIDTH + "; " + RM0431_WS,
                             "a 32-byte line = 2 flash reads x (7 + 1) cycles; critical-word-first and "
                             "overlap with execution not modelled")
+M7_AXI_READ = Timing.range(0, 4, "assumption (no latency figure in the Cortex-M7 TRM or RM0431)",
+                           "an uncached load from SRAM goes over the 64-bit AXIM port and the AXI-to-AHB bus matrix, "
+                           "not through the zero-wait TCM interface: low 0 (issued ahead, latency hidden), high 4 "
+                           "(AXI address and data phases, the bus matrix and the SRAM access one cycle each, nothing "
+                           "overlapped); point: the middle")
 SRAM_LINE_FILL = Timing.fixed(4, "assumption", "a 32-byte line over the 64-bit AXI at one beat per cycle; "
                                                "bus latency not modelled")
 _F7_COMMON = (
@@ -536,13 +568,14 @@ STM32F7_216_NOCACHE = MemoryConfig(
     clock_hz=216_000_000,
     regions=(
         MemoryTiming(_FLASH, "flash", width=16, read_stall=Timing.fixed(7, RM0431_WS),
-                     fetch_stall=Timing.fixed(7, RM0431_WS, "per 128-bit read of executed code")),
-        MemoryTiming(_RAM, "sram", width=8),
+                     fetch_stall=Timing.fixed(7, RM0431_WS, "per 128-bit flash line fetched")),
+        MemoryTiming(_RAM, "sram", width=8, read_stall=M7_AXI_READ),
     ),
     assumptions=(*_F7_COMMON,
                  "L1 caches and ART off: each flash data read stalls 7 cycles, instruction fetch stalls 7 "
-                 "cycles per 16 bytes of executed code",
-                 "SRAM at zero wait states (AXI latency not modelled)"),
+                 "cycles per 16-byte flash line fetched (low: only lines entered by a jump; high: every line "
+                 "of every straight-line run; see CYCLEMODEL.md)",
+                 "SRAM loads over AXI, not the TCM interface: " + M7_AXI_READ.note),
     cores=("cortex-m7",),
 )
 
@@ -550,8 +583,16 @@ MEMORY_CONFIGS: dict[str, MemoryConfig] = {m.name: m for m in (
     ZERO_WAIT, STM32F4_168_ART, STM32F4_168_NOART, STM32F7_216_CACHE, STM32F7_216_CACHE_DTCM, STM32F7_216_NOCACHE)}
 
 
-def memory_cycles(profile: InsnProfile, mem: MemoryConfig) -> tuple[float, float, float, dict[str, float]]:
-    """(point, low, high, breakdown) of stall cycles the memory configuration adds."""
+def memory_cycles(profile: InsnProfile, mem: MemoryConfig,
+                  fetch_ahead: bool = True) -> tuple[float, float, float, dict[str, float]]:
+    """(point, low, high, breakdown) of stall cycles the memory configuration adds.
+
+    Uncached instruction fetch (mcusearch/boards/CYCLEMODEL.md, "Fetch stalls"): the stall is
+    charged per ``width``-byte line actually fetched, from the plugin's per-run line counts. With a
+    core that fetches ahead (``fetch_ahead``) the low bound charges only the lines entered by a
+    jump (sequential lines hidden behind execution), the high bound every line of every straight-line
+    run (nothing hidden) and the point is the middle; without one (Cortex-M0+) every line stalls.
+    """
     point = low = high = 0.0
     breakdown: dict[str, float] = {}
     if mem.regions:
@@ -573,7 +614,13 @@ def memory_cycles(profile: InsnProfile, mem: MemoryConfig) -> tuple[float, float
             add(f"mem:{name}:fetch_line_fills", rc.iline_misses, m.line_fill)
         else:
             add(f"mem:{name}:data_read_stalls", rc.reads, m.read_stall)
-            add(f"mem:{name}:fetch_stalls", math.ceil(rc.fetch_bytes / m.width), m.fetch_stall)
+            lines, jumps = rc.fetch_lines(m.width), rc.jump_lines(m.width)
+            t = m.fetch_stall
+            lo, hi = (jumps if fetch_ahead else lines) * t.low, lines * t.high
+            mid = (lo + hi) / 2 if fetch_ahead else lines * t.cycles
+            if hi:
+                breakdown[f"mem:{name}:fetch_stalls"] = breakdown.get(f"mem:{name}:fetch_stalls", 0.0) + mid
+                point, low, high = point + mid, low + lo, high + hi
     return point, low, high, breakdown
 
 
@@ -656,7 +703,7 @@ def estimate(profile: InsnProfile, config: EstimateConfig | str) -> Estimate:
     model = MODELS[config.core]
     mem = config.memory
     c_point, c_low, c_high, breakdown = model.core_cycles(profile)
-    m_point, m_low, m_high, m_breakdown = memory_cycles(profile, mem)
+    m_point, m_low, m_high, m_breakdown = memory_cycles(profile, mem, model.fetch_ahead)
     breakdown = {**breakdown, **m_breakdown}
     cycles = c_point + m_point
     method = (f"cycle model {config.name}: QEMU plugin instruction-class counts ({profile.insns} instructions, "

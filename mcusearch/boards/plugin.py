@@ -57,7 +57,11 @@ EXTRAS = (
 REGION_FIELDS = (
     "fetch_insns", "fetch_bytes", "reads", "writes", "read_bytes", "write_bytes",
     "read_misses", "write_misses", "iline_refs", "iline_misses",
+    "fetch_lines_4", "fetch_lines_8", "fetch_lines_16", "fetch_lines_32",
+    "jump_lines_4", "jump_lines_8", "jump_lines_16", "jump_lines_32",
 )
+#: Fetch-line widths (bytes) the plugin counts uncached instruction fetches in.
+LINE_WIDTHS = (4, 8, 16, 32)
 MAX_REGIONS = 8
 
 
@@ -89,6 +93,26 @@ class CacheGeometry:
 #: The emulated mps2 boards (an385/an386/an500): "flash" (SSRAM1) at 0, RAM at 0x20000000.
 MPS2_REGIONS = (Region("flash", 0x0, 0x400000), Region("ram", 0x20000000, 0x20400000))
 
+#: Where each emulated machine's firmware keeps code and constants ("flash") and data and stack
+#: ("ram"): the link scripts under firmware/boards/ (mps2-an500, mps2-an505, mps3-an547).
+BOARD_REGIONS: dict[str, tuple[Region, Region]] = {
+    "mps2-an385": MPS2_REGIONS,
+    "mps2-an386": MPS2_REGIONS,
+    "mps2-an500": MPS2_REGIONS,
+    # SSE-200: SSRAM1 through its secure alias (code), SSRAM2+3 through theirs (data), 4 MB each
+    "mps2-an505": (Region("flash", 0x10000000, 0x10400000), Region("ram", 0x38000000, 0x38400000)),
+    # SSE-300: ITCM and DTCM through their secure aliases, 512 KB each
+    "mps3-an547": (Region("flash", 0x10000000, 0x10080000), Region("ram", 0x30000000, 0x30080000)),
+}
+
+
+def board_regions(machine: str) -> tuple[Region, Region]:
+    """The ("flash", "ram") regions of a QEMU ``machine`` the boards use. Raises KeyError if unknown."""
+    try:
+        return BOARD_REGIONS[machine]
+    except KeyError:
+        raise KeyError(f"no address map for QEMU machine {machine!r}; known: {', '.join(BOARD_REGIONS)}") from None
+
 
 @dataclass
 class RegionCounts:
@@ -102,6 +126,31 @@ class RegionCounts:
     write_misses: int = 0
     iline_refs: int = 0
     iline_misses: int = 0
+    # uncached instruction fetch, per line width W: lines each executed straight-line run spans
+    # (a run falling through from the previous one does not count their shared line again) ...
+    fetch_lines_4: int = 0
+    fetch_lines_8: int = 0
+    fetch_lines_16: int = 0
+    fetch_lines_32: int = 0
+    # ... and runs entered by a jump into a line other than the one the previous run ended in
+    jump_lines_4: int = 0
+    jump_lines_8: int = 0
+    jump_lines_16: int = 0
+    jump_lines_32: int = 0
+
+    def fetch_lines(self, width: int) -> int:
+        """Distinct ``width``-byte lines fetched per straight-line run, summed (no cache)."""
+        return getattr(self, f"fetch_lines_{_width(width)}")
+
+    def jump_lines(self, width: int) -> int:
+        """Of :meth:`fetch_lines`, the first lines of runs entered by a jump (a new line)."""
+        return getattr(self, f"jump_lines_{_width(width)}")
+
+
+def _width(width: int) -> int:
+    if width not in LINE_WIDTHS:
+        raise ValueError(f"fetch lines are counted for widths {LINE_WIDTHS} bytes, not {width}")
+    return width
 
 
 @dataclass

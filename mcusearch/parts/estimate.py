@@ -16,12 +16,12 @@ selection then falls back to the board's count at the part's clock, saying so.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from mcusearch.boards.cyclemodel import EstimateConfig, estimate
-from mcusearch.boards.plugin import MPS2_REGIONS, InsnProfile
+from mcusearch.boards.plugin import MPS2_REGIONS, InsnProfile, Region
 from mcusearch.catalog import Part, normalize_core
 from mcusearch.parts.memory import PartMemory, part_memory
 
@@ -54,26 +54,34 @@ def _key(pm: PartMemory) -> str:
     return f"d{d.arg() if d else '-'}_i{i.arg() if i else '-'}".replace(":", "x")
 
 
-def profile_plans(parts: Iterable[Part], core: str) -> tuple[dict[str, dict], dict[str, PartMemory]]:
-    """(profile key -> plugin options, part name -> its memory configuration) for ``core``'s parts."""
+def profile_plans(parts: Iterable[Part], core: str, regions: Sequence[Region] = MPS2_REGIONS
+                  ) -> tuple[dict[str, dict], dict[str, PartMemory]]:
+    """(profile key -> plugin options, part name -> its memory configuration) for ``core``'s parts.
+
+    ``regions``: the emulated board's "flash" and "ram" (:func:`mcusearch.boards.plugin.board_regions`);
+    every configuration is moved to that address map (:meth:`MemoryConfig.on_board`).
+    """
     core = normalize_core(core)
+    regions = tuple(regions)
     plans: dict[str, dict] = {}
     memories: dict[str, PartMemory] = {}
     for p in parts:
         if p.core != core:
             continue
         pm = part_memory(p)
+        if pm.config is not None:
+            pm = replace(pm, config=pm.config.on_board(regions))
         memories[p.part] = pm
         if pm.config is None:
             continue
         key = _key(pm)
         plans.setdefault(key, pm.config.plugin_options() if pm.simulated else
-                         {"regions": list(MPS2_REGIONS), "dcache": None, "icache": None})
+                         {"regions": list(regions), "dcache": None, "icache": None})
     return plans, memories
 
 
 def estimate_parts(profiles: dict[str, InsnProfile], memories: dict[str, PartMemory], core: str,
-                   instructions_per_inference: float) -> dict[str, dict]:
+                   instructions_per_inference: float, board: str = "") -> dict[str, dict]:
     """Part name -> :meth:`PartEstimate.to_dict`, or ``{"reason": ...}`` where there is no estimate.
 
     A profile covers a window of ``profile.insns`` instructions; the part's cycles per inference
@@ -90,8 +98,10 @@ def estimate_parts(profiles: dict[str, InsnProfile], memories: dict[str, PartMem
             continue
         est = estimate(prof, EstimateConfig(normalize_core(core), pm.config))
         scale = float(instructions_per_inference) / prof.insns
-        method = (f"{instructions_per_inference:,.0f} emulated instructions per inference x "
-                  f"{est.cycles / prof.insns:.3f} cycles per instruction from the {est.method}")
+        on = f" on {board}" if board else ""
+        method = (f"{instructions_per_inference:,.0f} emulated instructions per inference{on} x "
+                  f"{est.cycles / prof.insns:.3f} cycles per instruction re-weighted for this part's own memory "
+                  f"system ({pm.config.name}), from the {est.method}")
         out[name] = PartEstimate(name, est.cycles * scale, est.cycles_low * scale, est.cycles_high * scale,
                                  pm.config.name, method, tuple(est.assumptions)).to_dict()
     return out
@@ -104,19 +114,19 @@ def part_cycles_for_trial(elf: Path, board, parts: Iterable[Part], instructions_
     with the board's core (see the module doc). With the firmware's ``flash_kb`` and ``ram_kb``,
     parts it cannot fit (:func:`mcusearch.select.memory_reasons`) are left out, and so are the QEMU
     runs only they needed. Raises StageError if a QEMU run fails."""
-    from mcusearch.boards.plugin import run_profile, symbol_address
+    from mcusearch.boards.plugin import board_regions, run_profile, symbol_address
     from mcusearch.select import memory_reasons
 
     parts = list(parts)
     if flash_kb is not None and ram_kb is not None:
         parts = [p for p in parts if not memory_reasons(p, flash_kb, ram_kb, margin)]
-    plans, memories = profile_plans(parts, board.core)
+    plans, memories = profile_plans(parts, board.core, board_regions(board.machine))
     if not plans:
-        return estimate_parts({}, memories, board.core, instructions_per_inference)
+        return estimate_parts({}, memories, board.core, instructions_per_inference, board.name)
     start, stop = symbol_address(elf, "mcus_model_run"), symbol_address(elf, "mcus_done")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     profiles = {key: run_profile(elf, board.machine, work_dir / f"profile-{key}.json", start=start, stop=stop,
                                  timeout_s=timeout_s, **opts)
                 for key, opts in plans.items()}
-    return estimate_parts(profiles, memories, board.core, instructions_per_inference)
+    return estimate_parts(profiles, memories, board.core, instructions_per_inference, board.name)

@@ -12,7 +12,8 @@ The rules, each stated in the configuration's assumptions:
   flash cycle is ``r = clock_mhz / flash_clock_mhz`` core cycles.
 * One flash read takes ``(ws + 1) × r`` core cycles; the stall beyond the core's own access cycle
   is ``(ws + 1) × r − 1``. Uncached: every data read from flash stalls that much, and so does every
-  ``width`` bytes of executed code (the existing per-executed-byte fetch rule of the cycle model).
+  ``width``-byte flash line the code fetches (the cycle model's per-line fetch rule:
+  mcusearch/boards/CYCLEMODEL.md, "Fetch stalls").
 * A simulated cache (``l1`` with the part's sizes, or a ``sized`` accelerator): a missed line is
   ``n = line / width`` flash reads. Its stall is a range: low, one read's stall (critical word
   first, the rest overlapped with execution), high ``n × (ws + 1) × r − 1`` (nothing overlapped);
@@ -172,11 +173,11 @@ def _cached_flash(fam: Family, read: float, ws_src: str, geometry: tuple) -> tup
 
 def _uncached_flash(fam: Family, read: float, ws_src: str) -> MemoryTiming:
     return MemoryTiming(_FLASH, "flash", width=fam.flash_width_bytes, read_stall=Timing.fixed(read, ws_src),
-                        fetch_stall=Timing.fixed(read, ws_src, f"per {fam.flash_width_bytes} bytes of executed code"))
+                        fetch_stall=Timing.fixed(read, ws_src, f"per {fam.flash_width_bytes}-byte flash line fetched"))
 
 
 def _unsized_flash(fam: Family, read: float, ws_src: str) -> MemoryTiming:
     note = "0 if the cache always hits (its geometry is not sourced) to the uncached stall; point: the middle"
     return MemoryTiming(_FLASH, "flash", width=fam.flash_width_bytes,
                         read_stall=Timing.range(0, read, ws_src, note),
-                        fetch_stall=Timing.range(0, read, ws_src, f"per {fam.flash_width_bytes} bytes of code; {note}"))
+                        fetch_stall=Timing.range(0, read, ws_src, f"per {fam.flash_width_bytes}-byte flash line fetched; {note}"))

@@ -23,6 +23,11 @@
  *                             translation-block granularity (each executed block touches the
  *                             lines its instructions occupy, when it starts; a block that starts
  *                             outside the window and runs into a marker is not split)
+ *   (always)                  per region, without any cache: fetch_lines_W, the W-byte lines
+ *                             (W = 4, 8, 16, 32) each executed straight-line run (block) spans,
+ *                             a run that falls through from the previous one not counting the
+ *                             line they share; jump_lines_W, the runs entered by a jump whose
+ *                             first line is not the line the previous run ended in
  *   dump=PATH                 also write "ADDRESS SIZE CLASS" for every instruction translated
  *                             (for checking the decoder; a block translated twice appears twice)
  *
@@ -93,12 +98,19 @@ static const char *extra_names[N_EXTRAS] = {
 enum {
     R_FETCH16, R_FETCH32, R_READS, R_WRITES, R_READ_BYTES, R_WRITE_BYTES,
     R_READ_MISSES, R_WRITE_MISSES, R_ILINE_REFS, R_ILINE_MISSES,
+    R_LINES4, R_LINES8, R_LINES16, R_LINES32,
+    R_JUMP_LINES4, R_JUMP_LINES8, R_JUMP_LINES16, R_JUMP_LINES32,
     N_RFIELDS
 };
 static const char *rfield_names[N_RFIELDS] = {
     "fetch_insns", "fetch_bytes", "reads", "writes", "read_bytes", "write_bytes",
     "read_misses", "write_misses", "iline_refs", "iline_misses",
+    "fetch_lines_4", "fetch_lines_8", "fetch_lines_16", "fetch_lines_32",
+    "jump_lines_4", "jump_lines_8", "jump_lines_16", "jump_lines_32",
 };
+/* Fetch-line widths counted without a cache (R_LINES<w>, R_JUMP_LINES<w>): log2 of 4, 8, 16, 32. */
+#define N_LINE_WIDTHS 4
+static const unsigned line_shifts[N_LINE_WIDTHS] = {2, 3, 4, 5};
 
 #define MAX_REGIONS 8
 #define IDX_CLASS(c) (c)
@@ -625,6 +637,7 @@ typedef struct {
 } tb_info_t;
 
 static uint64_t pending_fallthrough; /* set by a conditional branch, checked by the next block */
+static uint64_t last_run_end;        /* address after the last executed block */
 
 static void apply_adds(const insn_info_t *ii)
 {
@@ -669,6 +682,24 @@ static void vcpu_tb_exec(unsigned int vcpu_index, void *udata)
         window_open();
     } else if (tb->first_marker == 2) {
         window_close();
+    }
+    /* Uncached instruction fetch: the distinct W-byte lines this straight-line run spans (each
+     * fetched once per run), and whether its first line was reached by a jump (not by falling
+     * through from the previous run) into a line other than the one the previous run ended in. */
+    if (tb->bytes) {
+        int jumped = tb->vaddr != last_run_end;
+        for (int w = 0; w < N_LINE_WIDTHS; w++) {
+            uint64_t first = tb->vaddr >> line_shifts[w];
+            uint64_t last = (tb->vaddr + tb->bytes - 1) >> line_shifts[w];
+            /* a run that falls through from the previous one within the same line does not
+             * fetch that line again */
+            int same = !jumped && first == ((last_run_end - 1) >> line_shifts[w]);
+            cnt[IDX_REGION(tb->region, R_LINES4 + w)] += last - first + 1 - (uint64_t)same;
+            if (jumped && first != ((last_run_end - 1) >> line_shifts[w])) {
+                cnt[IDX_REGION(tb->region, R_JUMP_LINES4 + w)]++;
+            }
+        }
+        last_run_end = tb->vaddr + tb->bytes;
     }
     if (have_icache && tb->region < n_regions && regions[tb->region].cacheable && tb->bytes) {
         uint64_t first = tb->vaddr >> icache.line_shift;
