@@ -46,3 +46,36 @@ def test_selection_prefers_a_trials_own_cycle_figure():
     by_cycles = {f.part.part: f for f in trial_fits(cfg, figs, parts, margin=0.1, deadline_ms=None, **maps)}
     p = next(k for k, f in by_instr.items() if f.fits)
     assert by_cycles[p].est_latency_ms == pytest.approx(3 * by_instr[p].est_latency_ms)
+
+
+@pytest.mark.parametrize("name", ["qemu-m4", "qemu-m33", "qemu-m0plus"])
+def test_non_m7_trials_estimate_each_part_on_its_own_memory_system(name, tmp_path):
+    """A trial on a non-M7 board re-weights its profile per part, as qemu-m7 trials do: every part of
+    the board's core with a memory configuration gets its own cycles (flash wait states charged on the
+    board's own address map: qemu-m33 keeps code at 0x10000000), the others say why not."""
+    from mcusearch.parts.estimate import part_cycles_for_trial
+
+    board = get_board(name)
+    conv = loop_conv(tmp_path / "c", [2000, 3000])
+    fw = build(conv, board, "-O2", tmp_path / "build")
+    per_inf = measure(fw, conv, board, timeout_s=60).per_inference.value
+    zero_wait = estimate_cycles(fw.elf, board, per_inf, tmp_path / "est").cycles.value
+    parts = [p for p in load_catalog() if p.core == board.core]
+    est = part_cycles_for_trial(fw.elf, board, parts, per_inf, tmp_path / "parts")
+    assert set(est) == {p.part for p in parts}
+    estimated = {k: v for k, v in est.items() if "cycles" in v}
+    assert estimated, f"no {board.core} part has a memory configuration"
+    for part, e in estimated.items():
+        assert e["provenance"] == "estimated" and e["memory"].startswith(part.split(" ")[0])
+        assert f"on {name}" in e["method"] and "re-weighted for this part's own memory system" in e["method"]
+        assert e["cycles_low"] <= e["cycles"] <= e["cycles_high"]
+        # every part here has flash wait states: its high bound is above the zero-wait count
+        assert e["cycles_high"] > zero_wait, part
+    for part, e in est.items():
+        if "cycles" not in e:
+            assert e["reason"]
+    # every profile saw the firmware's code in the "flash" region of the board's own map
+    from mcusearch.boards.plugin import read_counts
+    for f in (tmp_path / "parts").glob("profile-*.json"):
+        prof = read_counts(f)
+        assert prof.region("flash").fetch_insns == prof.insns and prof.region("other").fetch_insns == 0, f.name
