@@ -331,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=duration, metavar="DURATION",
                    help="stop starting new trials after this long: 8h, 90m, 45s or seconds")
     s.add_argument("--no-progress", action="store_true",
-                   help="no progress line after each trial (done / failed / infeasible, best so "
-                        "far, time left); the log lines also go to <run folder>/run.log")
+                   help="no progress (done / failed / infeasible, best so far, time left, trials "
+                        "running): on a terminal a status line updated in place, otherwise a line "
+                        "after each trial; the log lines also go to <run folder>/run.log")
     s.add_argument("--report-every", type=_count, metavar="N",
                    help="rewrite the HTML report every N finished trials while the study runs")
     s.set_defaults(func=_cmd_run)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -444,10 +445,9 @@ def _run_log(run_dir: Path):
         handler.close()
 
 
-def progress_line(spec: Spec, study: optuna.Study, target: int, started: float, done_before: int,
-                  budget_s: float | None) -> str:
-    """Done / failed / infeasible of ``target``, the best feasible value of each objective so far
-    and the time left (at this session's pace, within the time budget)."""
+def _tally(spec: Spec, study: optuna.Study, target: int) -> tuple[int, list[str]]:
+    """The trials counted so far, and the progress line's parts: done / failed / infeasible of
+    ``target``, and the best feasible value of each objective."""
     statuses = [t.user_attrs.get("status", "") for t in study.get_trials(deepcopy=False) if counts(t)]
     n = len(statuses)
     parts = [f"{n}/{target} trials: {statuses.count('ok')} ok, {statuses.count('failed')} failed, "
@@ -460,25 +460,109 @@ def progress_line(spec: Spec, study: optuna.Study, target: int, started: float, 
             pick = min if o.direction == "minimize" else max
             best.append(f"{o.metric} {pick(t.values[i] for t in ok):.4g}")
         parts.append("best feasible: " + ", ".join(best))
-    elapsed = time.monotonic() - started
-    if n > done_before and n < target:
-        left = elapsed / (n - done_before) * (target - n)
-        if budget_s is not None:
-            left = min(left, max(0.0, budget_s - elapsed))
+    return n, parts
+
+
+def _time_left(elapsed: float, n: int, done_before: int, target: int, budget_s: float | None) -> float | None:
+    """Seconds until ``target`` trials at this session's pace (``n - done_before`` trials in
+    ``elapsed`` s), within the time budget; None before this session's first trial or at the end."""
+    if n <= done_before or n >= target:
+        return None
+    left = elapsed / (n - done_before) * (target - n)
+    return min(left, max(0.0, budget_s - elapsed)) if budget_s is not None else left
+
+
+def progress_line(spec: Spec, study: optuna.Study, target: int, started: float, done_before: int,
+                  budget_s: float | None) -> str:
+    """Done / failed / infeasible of ``target``, the best feasible value of each objective so far
+    and the time left (at this session's pace, within the time budget)."""
+    n, parts = _tally(spec, study, target)
+    left = _time_left(time.monotonic() - started, n, done_before, target, budget_s)
+    if left is not None:
         parts.append(f"about {_duration(left)} left")
     return " · ".join(parts)
 
 
-def _progress(spec: Spec, target: int, done_before: int, budget_s: float | None):
-    """A callback logging :func:`progress_line` after each trial (never stopping the study)."""
-    started = time.monotonic()
+class _Live:
+    """The status line's text on a terminal (:class:`mcusearch.status.StatusLine` calls it every
+    second): the progress line as of the last finished trial with its time left counting down,
+    and the trials running now (any worker's) with their stage and how long they have run
+    (read from the storage every :attr:`POLL_S` seconds)."""
 
+    POLL_S = 3.0
+
+    def __init__(self, spec: Spec, study: optuna.Study, target: int, started: float, done_before: int,
+                 budget_s: float | None):
+        self.spec, self.study, self.target = spec, study, target
+        self.started, self.done_before, self.budget_s = started, done_before, budget_s
+        self.running: list[tuple[int, str, float]] = []  # (number, stage, started: time.time())
+        self.polled = -math.inf
+        self.update()
+
+    def update(self) -> str:
+        """Recount after a trial; the progress line (as :func:`progress_line` gives it)."""
+        now = time.monotonic()
+        self.n, self.parts = _tally(self.spec, self.study, self.target)
+        self.left = _time_left(now - self.started, self.n, self.done_before, self.target, self.budget_s)
+        self.updated, self.polled = now, -math.inf
+        return " · ".join(self.parts + ([f"about {_duration(self.left)} left"] if self.left is not None else []))
+
+    def _poll(self) -> None:
+        now = time.monotonic()
+        if now - self.polled < self.POLL_S:
+            return
+        self.polled = now
+        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        self.running = [(t.number, t.user_attrs.get("stage_now", "starting"),
+                         t.datetime_start.timestamp() if t.datetime_start else time.time())
+                        for t in running]
+
+    def __call__(self) -> str:
+        self._poll()
+        parts = list(self.parts)
+        if self.left is not None:
+            parts.append(f"about {_duration(max(0.0, self.left - (time.monotonic() - self.updated)))} left")
+        if self.running:
+            now = time.time()
+            each = ", ".join(f"#{n} {stage} {_clock(now - t0)}" for n, stage, t0 in self.running[:3])
+            parts.append(f"{len(self.running)} running: {each}{', ...' if len(self.running) > 3 else ''}")
+        return " · ".join(parts)
+
+
+def _progress(spec: Spec, target: int, done_before: int, budget_s: float | None, started: float,
+              live: _Live | None = None):
+    """A callback logging :func:`progress_line` after each trial (never stopping the study); with
+    ``live`` (a status line on a terminal) the line goes to the run log only and ``live`` shows it."""
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from mcusearch.status import STATUS_ONLY
+
         try:
-            log.info("progress: %s", progress_line(spec, study, target, started, done_before, budget_s))
+            if live is None:
+                line = progress_line(spec, study, target, started, done_before, budget_s)
+            else:
+                line = live.update()
+            log.info("progress: %s", line, extra={STATUS_ONLY: live is not None})
         except Exception as e:  # a progress line is not worth a run
             log.debug("no progress line: %s", e)
     return callback
+
+
+@contextmanager
+def _status_line(live: _Live | None):
+    """:class:`mcusearch.status.StatusLine` showing ``live`` while the block runs (if any)."""
+    if live is None:
+        yield
+        return
+    from mcusearch.status import StatusLine
+
+    with StatusLine(live):
+        yield
+
+
+def _clock(s: float) -> str:
+    """Elapsed seconds as m:ss (h:mm:ss from an hour)."""
+    s = int(max(0.0, s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _duration(s: float) -> str:
@@ -526,15 +610,21 @@ def _run_study(spec: Spec, study: optuna.Study, knobs, space, n_trials: int | No
         # several machines): the callback stops each of them when the study holds `target` trials.
         callbacks = [_stop_at_total(target)]
         budget = timeout_s if timeout_s is not None else spec.search.timeout_s
-        if progress:
-            callbacks.append(_progress(spec, target, done, budget))
+        live = None
+        if progress:  # a status line on a terminal, else a progress line per trial
+            from mcusearch.status import is_terminal
+
+            started = time.monotonic()
+            live = _Live(spec, study, target, started, done, budget) if is_terminal(sys.stderr) else None
+            callbacks.append(_progress(spec, target, done, budget, started, live))
         if report_every:
             from mcusearch.report.live import report_every as live_report
             callbacks.append(live_report(spec, report_every))
         try:
-            study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
-                           timeout=budget, catch=(Exception,), callbacks=callbacks,
-                           show_progress_bar=False, gc_after_trial=True)
+            with _status_line(live):
+                study.optimize(_objective_factory(spec, knobs, space), n_trials=remaining,
+                               timeout=budget, catch=(Exception,), callbacks=callbacks,
+                               show_progress_bar=False, gc_after_trial=True)
         except Exception as e:  # the storage itself failed (a trial's own errors are caught)
             full = disk_full(e)
             if full is None:
