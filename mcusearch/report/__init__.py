@@ -146,6 +146,7 @@ CSS = """
 body{font-family:system-ui,sans-serif;margin:0 auto;padding:1em 2em;max-width:1500px;color:#222;line-height:1.4}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:6px 0;z-index:10}
 nav a{margin-right:1.2em} section{margin:1.5em 0;scroll-margin-top:3em} h2{margin:.2em 0 .4em}
+section.lazy{content-visibility:auto;contain-intrinsic-size:auto 900px}
 table{border-collapse:collapse;font-size:13px;margin:.6em 0}
 td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f4f4f4} .scroll{overflow-x:auto;max-width:100%}
@@ -167,7 +168,7 @@ td.margin.green{color:#1a6} td.margin.amber{color:#a66f00} td.margin.red{color:#
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
 table.layers td{text-align:center}
 @media print{nav,.controls{display:none} body{padding:0;max-width:none} .card{break-inside:avoid}
- section{break-inside:avoid-page} .scroll{overflow:visible}}
+ section{break-inside:avoid-page} .scroll{overflow:visible} section.lazy{content-visibility:visible}}
 """
 
 
@@ -190,9 +191,19 @@ def _selection(summary: StudySummary, spec):
     return Selection(spec.parts(), spec.catalog.margin, summary.limits.get("deadline_ms"), board_maps()), bounds
 
 
+def plotly_js() -> str:
+    """plotly.js from the pinned plotly package, safe to place inside a ``<script>`` element."""
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs()
+    if "</script" in js.lower():  # would end the element early; not in any bundle seen so far
+        js = js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+    return js
+
+
 def _section(sid: str, title: str, *body: str | None) -> str:
     parts = [b for b in body if b]
-    return f"<section id='{sid}'><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
+    return f"<section id='{sid}' class='lazy'><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
 
 
 NAV = {"answer": "Answer", "parts": "Parts", "front": "Pareto front", "sweep": "Sweep", "trials": "All trials",
@@ -226,8 +237,6 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
 
     ``spec`` (default: the ``spec.yaml`` saved in the run folder) gives the catalog and margin the
     answer card explains the recommendation with (runners-up, why not cheaper)."""
-    from plotly.offline import get_plotlyjs
-
     from mcusearch.report import plots
     from mcusearch.report.card import build_card, card_html
     from mcusearch.report.compare import compare_html, run_name
@@ -297,8 +306,9 @@ def write_report(summary: StudySummary, out: Path | None = None, recommendation=
     page = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             f"<title>mcusearch report: {html.escape(title)}</title>",
-            f"<style>{CSS}</style><script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+            f"<style>{CSS}</style></head><body>",
             f"<h1>mcusearch: {html.escape(title)}</h1>", _nav(sections), _header(summary, title), *sections,
+            f"<script type='text/plain' id='mcus-plotly'>{plotly_js()}</script>",
             f"<script>{TABLE_JS}{plots.LAYERS_JS}{plots.RENDER_JS}</script></body></html>"]
     atomic_write(out, "\n".join(p for p in page if p))
     if export_csv or export_json:

@@ -31,7 +31,8 @@ CONFIG = {"displaylogo": False, "responsive": True}
 
 def _html(fig, div_id: str, height: int = HEIGHT) -> str:
     """The figure as an empty ``<div class='plot'>`` and its JSON: :data:`RENDER_JS` draws it when
-    it scrolls into view (or before printing), so a large study's report opens at once."""
+    it scrolls into view (or before printing), so a large study's report opens at once.
+    plotly.js itself is inline as text (``#mcus-plotly``) and run when the first plot is drawn."""
     fig.update_layout(template="plotly_white", height=height, font=dict(size=13))
     data = fig.to_json().replace("</", "<\\/")
     return (f"<div id='{div_id}' class='plot' style='height:{height}px'></div>"
@@ -40,21 +41,34 @@ def _html(fig, div_id: str, height: int = HEIGHT) -> str:
 
 RENDER_JS = """
 var MCUS_CONFIG = %s;
+function mcusPlotly(){  // plotly.js is inline as text and run on first need: the page reads at once
+  if(!window.Plotly){var s=document.createElement('script');
+    s.text=document.getElementById('mcus-plotly').textContent; document.head.appendChild(s);}
+  return window.Plotly;
+}
 function mcusRender(div){
   if(!div._mcusDrawn){var f=JSON.parse(document.getElementById(div.id+'-data').textContent);
-    div._mcusDrawn=Plotly.newPlot(div, f.data, f.layout, MCUS_CONFIG);}
+    div._mcusDrawn=mcusPlotly().newPlot(div, f.data, f.layout, MCUS_CONFIG);}
   return div._mcusDrawn;
 }
 function mcusRenderAll(){
   return Promise.all(Array.prototype.map.call(document.querySelectorAll('div.plot'), mcusRender));
 }
-(function(){
-  var plots=document.querySelectorAll('div.plot');
-  if(!('IntersectionObserver' in window)){ mcusRenderAll(); return; }
-  var io=new IntersectionObserver(function(entries){ entries.forEach(function(e){
-    if(e.isIntersecting){ io.unobserve(e.target); mcusRender(e.target); } }); }, {rootMargin:'300px'});
-  Array.prototype.forEach.call(plots, function(d){ io.observe(d); });
+(function(){  // after the first paint, draw each plot as it comes into view; all before printing
   window.addEventListener('beforeprint', mcusRenderAll);
+  var plots=document.querySelectorAll('div.plot');
+  function observe(){
+    if(!('IntersectionObserver' in window)){ mcusRenderAll(); return; }
+    var first=true;
+    var io=new IntersectionObserver(function(entries){
+      var drawn=entries.filter(function(e){return e.isIntersecting;}).map(function(e){
+        io.unobserve(e.target); return mcusRender(e.target);});
+      if(first){ first=false; Promise.all(drawn).then(function(){ window.mcusFirstView=performance.now(); }); }
+    }, {rootMargin:'300px'});
+    Array.prototype.forEach.call(plots, function(d){ io.observe(d); });
+  }
+  if(document.readyState==='complete') observe();
+  else window.addEventListener('load', function(){ requestAnimationFrame(function(){ setTimeout(observe, 0); }); });
 })();
 """ % json.dumps(CONFIG)
 
@@ -138,24 +152,28 @@ def pareto_plot(summary: StudySummary, rows: list[Row], metrics: list[str],
             text=[hover_text(r, metrics) for r in rs], hovertemplate="%{text}<extra></extra>"))
     title_key = "scene.{}axis.title.text" if three else "{}axis.title.text"
 
-    def menu(axis: str, active: int, x: float) -> dict:
+    def menu(axis: str, active: int, x: float, y: float) -> dict:
         buttons = [dict(label=_axis_title(m, plotted), method="update",
                         args=[{axis: [[_value(r, m) for r in rs] or [None] for _, rs, _ in groups]},
                               {title_key.format(axis): _axis_title(m, plotted)}]) for m in metrics]
-        return dict(buttons=buttons, active=active, x=x, y=1.16, xanchor="left", yanchor="top",
+        return dict(buttons=buttons, active=active, x=x, y=y, xanchor="left", yanchor="top",
                     direction="down", showactive=True, pad=dict(r=4, t=0))
-    step = 1.0 / len(axes)
+    # The menus stacked above the plot, a row each (side by side, long labels overlap at A4 width).
+    height, top, bottom = (680, 150, 60) if three else (HEIGHT + 40, 40 + 34 * len(axes), 110)
+    row = 34 / (height - top - bottom)  # 34 px in paper units
+    place = [(0.04, 1.0 + (len(axes) - i) * row) for i in range(len(axes))]
     fig.update_layout(
-        updatemenus=[menu(a, metrics.index(m), i * step + 0.04) for i, (a, m) in enumerate(zip(axes, start))],
-        annotations=[dict(text=f"{a}:", x=i * step, y=1.14, xref="paper", yref="paper", showarrow=False)
-                     for i, a in enumerate(axes)],
-        legend=dict(orientation="h", y=-0.18), hovermode="closest", margin=dict(l=70, r=30, t=90, b=110))
+        updatemenus=[menu(a, metrics.index(m), place[i][0], place[i][1])
+                     for i, (a, m) in enumerate(zip(axes, start))],
+        annotations=[dict(text=f"{a}:", x=0, y=place[i][1] - row * 0.45, xref="paper", yref="paper",
+                          xanchor="left", yanchor="middle", showarrow=False) for i, a in enumerate(axes)],
+        legend=dict(orientation="h", y=-0.18), hovermode="closest", margin=dict(l=70, r=30, t=top, b=bottom))
     for a, m in zip(axes, start):
         fig.update_layout({title_key.format(a): _axis_title(m, plotted)})
     if three:
-        fig.update_layout(margin=dict(l=10, r=10, t=90, b=60), legend=dict(y=-0.05))
-        return _html(fig, "plot-pareto-3d", height=620)
-    return _html(fig, "plot-pareto")
+        fig.update_layout(margin=dict(l=10, r=10, t=top, b=bottom), legend=dict(y=-0.05))
+        return _html(fig, "plot-pareto-3d", height=height)
+    return _html(fig, "plot-pareto", height=height)
 
 
 def parallel_plot(summary: StudySummary, rows: list[Row], knobs: list[str]) -> str | None:
