@@ -297,6 +297,24 @@ def duration(text: str) -> float:
     return value
 
 
+def _cmd_calibrate(args) -> int:
+    """Per layer: emulated instructions, the part's estimated cycles, the board's measured cycles."""
+    from mcusearch.calibrate import calibrate, save_path
+    from mcusearch.log import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    out = Path(args.out) if args.out else None
+    cal = calibrate(Path(args.model), args.board, part_name=args.part, emulator_name=args.emulator,
+                    converter=args.converter, opt_level=args.opt_level, inputs=args.inputs, seed=args.seed,
+                    timeout_s=args.timeout, out=out)
+    print(cal.table())
+    if args.save is not False:
+        path = cal.correction().save(save_path(args.save, cal.part))
+        print(f"\nsaved: {path} (estimates of {cal.part} on {cal.memory} are now multiplied by "
+              f"{cal.total.ratio:.4g}, labelled \"{cal.correction().label}\")")
+    return 0
+
+
 def _count(text: str) -> int:
     try:
         n = int(text)
@@ -367,6 +385,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as hung")
     s.add_argument("--out", help="folder for the generated C and the ELF (default: a new temp folder)")
     s.set_defaults(func=_cmd_measure)
+
+    s = sub.add_parser(
+        "calibrate", help="compare the per-part cycle estimate with a board, per layer; save a correction",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build MODEL (a Keras .h5/.keras file, or an int8 .tflite) with per-layer markers for the "
+                    "emulator of the board's core and for the board, run both, and print per layer: the "
+                    "emulated instructions (QEMU, exact), the estimated cycles for the board's part (its own "
+                    "memory system: flash wait states, caches, TCM), the cycles measured on the board, and "
+                    "measured / estimated.",
+        epilog="With --save, the whole-inference ratio is written as a per-part correction (YAML). Later "
+               "estimates of that part on the same memory configuration are multiplied by it and labelled "
+               "\"calibrated on <board>, <date>\". Corrections are read from $MCUSEARCH_CALIBRATION_DIR, or "
+               "else from <cache>/calibration ($MCUSEARCH_CACHE or ~/.cache/mcusearch).\n\n"
+               "A real board (e.g. nucleo-f767zi) needs a probe; only its run uses the hardware. A QEMU board "
+               "given as --board stands in for one (its count is instructions, and the table says so): name "
+               "the part with --part.\n\n"
+               "  mcusearch calibrate model.tflite --board nucleo-f767zi --save\n"
+               "  mcusearch calibrate model.h5 --board qemu-m7 --part STM32F722ZE")
+    s.add_argument("model")
+    s.add_argument("--board", required=True, help="a name from `mcusearch boards`")
+    s.add_argument("--part", help="the catalog part to calibrate (default: the board's own part)")
+    s.add_argument("--emulator", help="the QEMU board for the emulated side (default: the one with the board's core)")
+    s.add_argument("--converter", default="mcusearch", help="mcusearch (default) or mcusearch-ref: a converter "
+                                                            "whose code has per-layer markers")
+    s.add_argument("--opt-level", default="-O3", help="compiler optimisation level (default -O3)")
+    s.add_argument("--inputs", type=_count, default=2, help="inputs to run (default 2)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as hung")
+    s.add_argument("--out", help="folder for the generated C, the ELFs and the profiles (default: a temp folder)")
+    s.add_argument("--save", nargs="?", const="", default=False, metavar="PATH",
+                   help="save the correction: to the calibration folder, or to PATH (a file or a folder)")
+    s.set_defaults(func=_cmd_calibrate)
 
     s = sub.add_parser("cache", help="show or clear the model cache of a spec (search.cache_dir)",
                        description="The model stage caches trained, pruned and quantised models "

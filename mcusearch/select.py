@@ -125,7 +125,8 @@ def part_latency(part: Part, count_per_inference: float | None, cpi: float,
         return PartLatency(c["cycles"] / mhz_k, c.get("cycles_low", c["cycles"]) / mhz_k,
                            c.get("cycles_high", c["cycles"]) / mhz_k,
                            f"estimated: {c['cycles']:,.0f} cycles per inference for this part's memory system "
-                           f"({c.get('memory', '?')}) at {part.clock_mhz:g} MHz")
+                           f"({c.get('memory', '?')}) at {part.clock_mhz:g} MHz"
+                           + (f", {c['calibration']}" if c.get("calibration_factor") else ""))
     if count_per_inference is None or not math.isfinite(count_per_inference):
         return None
     ms = est_latency_ms(part, count_per_inference, cpi)

@@ -12,7 +12,9 @@ Entry points:
 
 Every estimate is labelled ``estimated`` and names the part's memory configuration
 (:func:`mcusearch.parts.memory.part_memory`); a part without one gets a ``reason`` instead, and
-selection then falls back to the board's count at the part's clock, saying so.
+selection then falls back to the board's count at the part's clock, saying so. A part calibrated
+against a board (``mcusearch calibrate``, :mod:`mcusearch.calibrate`) has its estimate multiplied
+by the saved correction, and the method says "calibrated on <board>, <date>".
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from mcusearch.boards.cyclemodel import EstimateConfig, estimate
+from mcusearch.calibrate import Correction, apply_correction, load_corrections
 from mcusearch.boards.plugin import MPS2_REGIONS, InsnProfile, Region
 from mcusearch.catalog import Part, normalize_core
 from mcusearch.parts.memory import PartMemory, part_memory
@@ -81,12 +84,16 @@ def profile_plans(parts: Iterable[Part], core: str, regions: Sequence[Region] = 
 
 
 def estimate_parts(profiles: dict[str, InsnProfile], memories: dict[str, PartMemory], core: str,
-                   instructions_per_inference: float, board: str = "") -> dict[str, dict]:
+                   instructions_per_inference: float, board: str = "",
+                   corrections: dict[str, Correction] | None = None) -> dict[str, dict]:
     """Part name -> :meth:`PartEstimate.to_dict`, or ``{"reason": ...}`` where there is no estimate.
 
     A profile covers a window of ``profile.insns`` instructions; the part's cycles per inference
     are ``instructions_per_inference × cycles / profile.insns`` (and so for the bounds).
+    ``corrections``: part name -> a calibration (:mod:`mcusearch.calibrate`), applied to that part's
+    estimate and named in its method.
     """
+    corrections = corrections or {}
     out: dict[str, dict] = {}
     for name, pm in memories.items():
         if pm.config is None:
@@ -102,18 +109,25 @@ def estimate_parts(profiles: dict[str, InsnProfile], memories: dict[str, PartMem
         method = (f"{instructions_per_inference:,.0f} emulated instructions per inference{on} x "
                   f"{est.cycles / prof.insns:.3f} cycles per instruction re-weighted for this part's own memory "
                   f"system ({pm.config.name}), from the {est.method}")
-        out[name] = PartEstimate(name, est.cycles * scale, est.cycles_low * scale, est.cycles_high * scale,
-                                 pm.config.name, method, tuple(est.assumptions)).to_dict()
+        out[name] = apply_correction(
+            PartEstimate(name, est.cycles * scale, est.cycles_low * scale, est.cycles_high * scale,
+                         pm.config.name, method, tuple(est.assumptions)).to_dict(),
+            corrections.get(name), normalize_core(core))
     return out
 
 
 def part_cycles_for_trial(elf: Path, board, parts: Iterable[Part], instructions_per_inference: float,
                           work_dir: Path, timeout_s: float = 300, *, flash_kb: float | None = None,
-                          ram_kb: float | None = None, margin: float = 0.1) -> dict[str, dict]:
+                          ram_kb: float | None = None, margin: float = 0.1,
+                          corrections: dict[str, Correction] | None = None) -> dict[str, dict]:
     """Profile ``elf`` on the QEMU ``board`` once per needed cache geometry and estimate every part
     with the board's core (see the module doc). With the firmware's ``flash_kb`` and ``ram_kb``,
     parts it cannot fit (:func:`mcusearch.select.memory_reasons`) are left out, and so are the QEMU
-    runs only they needed. Raises StageError if a QEMU run fails."""
+    runs only they needed. ``corrections``: per-part calibrations to apply (default: the saved ones,
+    :func:`mcusearch.calibrate.load_corrections`; ``{}`` for none). Raises StageError if a QEMU run
+    fails."""
+    if corrections is None:
+        corrections = load_corrections()
     from mcusearch.boards.plugin import board_regions, run_profile, symbol_address
     from mcusearch.select import memory_reasons
 
@@ -122,11 +136,11 @@ def part_cycles_for_trial(elf: Path, board, parts: Iterable[Part], instructions_
         parts = [p for p in parts if not memory_reasons(p, flash_kb, ram_kb, margin)]
     plans, memories = profile_plans(parts, board.core, board_regions(board.machine))
     if not plans:
-        return estimate_parts({}, memories, board.core, instructions_per_inference, board.name)
+        return estimate_parts({}, memories, board.core, instructions_per_inference, board.name, corrections)
     start, stop = symbol_address(elf, "mcus_model_run"), symbol_address(elf, "mcus_done")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     profiles = {key: run_profile(elf, board.machine, work_dir / f"profile-{key}.json", start=start, stop=stop,
                                  timeout_s=timeout_s, **opts)
                 for key, opts in plans.items()}
-    return estimate_parts(profiles, memories, board.core, instructions_per_inference, board.name)
+    return estimate_parts(profiles, memories, board.core, instructions_per_inference, board.name, corrections)
