@@ -211,6 +211,23 @@ def test_m7_uncached_fetch_and_axi_sram_loads(so, elves, tmp_path):
     assert est.breakdown["mem:ram:data_read_stalls"] == 2 * N
 
 
+@needs_tools
+def test_m4_sram_loads_and_load_use(so, elves, tmp_path):
+    mem = cm.STM32F4_168_NOART   # SRAM at zero wait states (RM0090); flash 5 WS
+    est = cm.estimate(run(so, elves["mps2-an386"], "mps2-an386", tmp_path, "ramloads", **mem.plugin_options()),
+                      cm.EstimateConfig("cortex-m4", mem))
+
+    def core(p: float, literal: float) -> float:
+        # Cortex-M4 TRM r0p1 Table 3-1 and §3.3.2: LDR literal 2 (+0..1 fetch contention), movs 1, movs 1,
+        # b 1 + P; per iteration LDR 2 (its result used at once: no further stall in the TRM), adds 1,
+        # adds 1, subs 1, bne 1 (+ P taken)
+        return 2 + literal + 1 + 1 + (1 + p) + 6 * N + (N - 1) * p
+
+    # flash: the literal read 5; fetch: 16-byte lines, low 2 jump lines, high 1 + N, 5 each; SRAM: 0
+    assert_bounds(est, core(1, 0) + 5 + 5 * 2, core(2, 0) + 5 + 5 * (2 + 1 + N) / 2, core(3, 1) + 5 + 5 * (1 + N))
+    assert "mem:ram:data_read_stalls" not in est.breakdown
+
+
 # ---- the Cortex-M0+: no prefetch ahead, every line fetched stalls -----------------------------------
 
 def m0p_lines3_core(b: float) -> float:

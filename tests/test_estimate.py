@@ -79,3 +79,15 @@ def test_non_m7_trials_estimate_each_part_on_its_own_memory_system(name, tmp_pat
     for f in (tmp_path / "parts").glob("profile-*.json"):
         prof = read_counts(f)
         assert prof.region("flash").fetch_insns == prof.insns and prof.region("other").fetch_insns == 0, f.name
+
+
+def test_a_board_without_an_address_map_gives_reasons_not_a_crash(tmp_path):
+    from types import SimpleNamespace
+
+    from mcusearch.parts.estimate import part_cycles_for_trial
+
+    board = SimpleNamespace(name="qemu-x", machine="mps2-an999", core="cortex-m4")
+    parts = [p for p in load_catalog() if p.core == "cortex-m4"]
+    est = part_cycles_for_trial(tmp_path / "none.elf", board, parts, 1e6, tmp_path, corrections={})
+    assert set(est) == {p.part for p in parts}
+    assert all("no address map for QEMU machine 'mps2-an999'" in e["reason"] for e in est.values())

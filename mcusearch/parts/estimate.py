@@ -134,7 +134,11 @@ def part_cycles_for_trial(elf: Path, board, parts: Iterable[Part], instructions_
     parts = list(parts)
     if flash_kb is not None and ram_kb is not None:
         parts = [p for p in parts if not memory_reasons(p, flash_kb, ram_kb, margin)]
-    plans, memories = profile_plans(parts, board.core, board_regions(board.machine))
+    try:
+        regions = board_regions(board.machine)
+    except KeyError as e:  # a QEMU machine without a known address map: no per-part estimate, and why
+        return {p.part: {"reason": str(e.args[0])} for p in parts if p.core == normalize_core(board.core)}
+    plans, memories = profile_plans(parts, board.core, regions)
     if not plans:
         return estimate_parts({}, memories, board.core, instructions_per_inference, board.name, corrections)
     start, stop = symbol_address(elf, "mcus_model_run"), symbol_address(elf, "mcus_done")
