@@ -4,7 +4,9 @@ or a Keras model -> :class:`~mcusearch.convert.graph.Graph`.
 A Keras model is lowered by TensorFlow's own TFLite converter first (:func:`graph_from_keras`:
 batch 1, recurrent layers unrolled, no optimisation), so the graph holds what TFLite would run:
 BatchNormalization folded into the convolution or dense layer before it, ZeroPadding as PAD,
-GlobalAveragePooling as MEAN, Conv1D as a Conv2D over a 1 x T x C view, Dropout gone.
+GlobalAveragePooling as MEAN, Conv1D as a Conv2D over a 1 x T x C view, Dropout gone. Once the
+graph is read, :func:`~mcusearch.convert.rows1d.to_columns` turns such 1 x T views into T x 1
+(the same bytes), so that the row planner can stream 1-D models.
 
 :class:`Reader` walks the operators in their execution order. The built-in ops of the generator
 (convolutions, depthwise convolutions, fully connected layers, pools, same-shape ADD, reshapes,
@@ -27,6 +29,7 @@ from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, Depth
 from mcusearch.convert.ops import load_plugins
 from mcusearch.convert.quant import (activation_range_int8, add_quant, quantize_multiplier,
                                      same_padding, tflite_softmax_table, valid_size)
+from mcusearch.convert.rows1d import to_columns
 from mcusearch.errors import StageError
 
 # What to try instead, by TFLite operator, in the error for an operator no rule takes.
@@ -224,7 +227,9 @@ class Reader:
         return StageError("convert", f"layer {top.name}: TFLite op {top.opname}{why} is not supported "
                                      f"by the mcusearch generator for {self.graph.dtype}; {instead}")
 
-    def read(self) -> Graph:
+    def read(self, columns: bool = True) -> Graph:
+        """The graph; ``columns``: with 1-D maps seen as T x 1
+        (:func:`~mcusearch.convert.rows1d.to_columns`), as the generators take it."""
         rules = load_plugins()
         for top in self.ops:
             fn = _BUILTIN.get(top.opname)
@@ -233,7 +238,10 @@ class Reader:
                 if rule is None:
                     raise self.unsupported(top)
                 rule(self, top)
-        return self.graph.finish()
+        graph = self.graph.finish()
+        if columns:
+            to_columns(graph)
+        return graph
 
 
 # ---- built-in rules: return False to pass the operator on to a plug-in rule ---------------------
@@ -433,20 +441,22 @@ _BUILTIN = {
 
 # ---- entry points -----------------------------------------------------------------------------
 
-def graph_from_tflite(path: Path | str) -> Graph:
-    """The graph of a float32 or full-integer int8 ``.tflite`` model."""
-    return Reader(path).read()
+def graph_from_tflite(path: Path | str, columns: bool = True) -> Graph:
+    """The graph of a float32 or full-integer int8 ``.tflite`` model (``columns``: see
+    :meth:`Reader.read`)."""
+    return Reader(path).read(columns)
 
 
-def graph_from_keras(model, tflite_path: Path | str | None = None) -> Graph:
+def graph_from_keras(model, tflite_path: Path | str | None = None, columns: bool = True) -> Graph:
     """The float32 graph of a tf-keras model, through TensorFlow's TFLite converter (see the
-    module docstring). ``tflite_path``: where to keep the float .tflite (else a temporary file)."""
+    module docstring). ``tflite_path``: where to keep the float .tflite (else a temporary file);
+    ``columns``: see :meth:`Reader.read`."""
     from mcusearch.model.quantize import to_float_tflite
 
     if tflite_path is not None:
-        g = graph_from_tflite(to_float_tflite(model, tflite_path))
+        g = graph_from_tflite(to_float_tflite(model, tflite_path), columns)
     else:
         with tempfile.TemporaryDirectory(prefix="mcus-f32-") as d:
-            g = graph_from_tflite(to_float_tflite(model, Path(d) / "model_f32.tflite"))
+            g = graph_from_tflite(to_float_tflite(model, Path(d) / "model_f32.tflite"), columns)
     g.source = str(getattr(model, "name", "") or g.source)
     return g
