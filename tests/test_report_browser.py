@@ -159,6 +159,28 @@ def test_report_in_chromium(report: Path):
     print(f"report loaded in {load_s:.2f} s; screenshots in {SHOTS}")
 
 
+def test_axis_menus_do_not_overlap_at_print_width(report: Path):
+    """At A4 print width (718 px between the default margins) the Pareto plots' axis menus and
+    their labels do not cover one another (side by side, long figure names did in the 3-D plot)."""
+    with Browser(width=718, height=1000) as b:
+        b.call("Emulation.setEmulatedMedia", media="print")
+        b.open(report.as_uri())
+        b.evaluate("mcusRenderAll().then(() => true)")
+        boxes = b.evaluate("""['plot-pareto', 'plot-pareto-3d'].map(id => {
+          const d = document.getElementById(id), r = e => { const b = e.getBoundingClientRect();
+            return [b.left, b.top, b.right, b.bottom]; };
+          return [...d.querySelectorAll('g.updatemenu-header-group'),
+                  ...[...d.querySelectorAll('g.annotation')].filter(a => /^[xyz]:$/.test(a.textContent))].map(r); })""")
+        assert b.problems() == []
+    for plot in boxes:
+        assert len(plot) >= 4, plot  # 2 or 3 menus and their labels
+        for i, a in enumerate(plot):
+            for c in plot[i + 1:]:
+                overlap = min(a[2], c[2]) - max(a[0], c[0]), min(a[3], c[3]) - max(a[1], c[1])
+                assert min(overlap) <= 0.5, (a, c)
+            assert a[2] <= 718 + 0.5, a  # inside the page
+
+
 def test_exports_beside_the_report(report: Path):
     import csv
     import json
