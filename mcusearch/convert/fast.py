@@ -535,8 +535,10 @@ def _scratch(op, sparse: bool, f32: bool) -> int:
         return (4 * in_c + 16 * K) if f32 else (RQ_BYTES * oc + 16 * K + in_c + 16)
     if f32:
         return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
-    # one block's constants + 2 columns of int16 (+ a staging column when in_c % 4 != 0)
-    return (RQ_BYTES * min(oc, RQ_BLOCK) + 2 * (4 * (K // 4) + (K % 4)) * 2
+    # one block's constants + the columns of int16 (3 side by side on the GEMM path, K % 4 == 0;
+    # else 2) + a staging column when in_c % 4 != 0
+    cols = 3 if K % 4 == 0 else 2
+    return (RQ_BYTES * min(oc, RQ_BLOCK) + cols * (4 * (K // 4) + (K % 4)) * 2
             + (2 * K + 4 if in_c % 4 else 0))
 
 

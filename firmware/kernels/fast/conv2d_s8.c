@@ -39,20 +39,26 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
                 if (row && ix >= 0 && ix < in_w) {
                     const int8_t *src = row + ix * in_c;
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
-                    if (np == 2) {
+                    if (np == 2 || np == 3) {
                         uint32_t v, t0, t1;
                         n = words;
-                        __asm__ volatile("1:\n\t"
-                                         "ldr     %[v], [%[s]], #4\n\t"
-                                         "sxtab16 %[t0], %[o], %[v]\n\t"
-                                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
-                                         "strd    %[t0], %[t1], [%[d]], #16\n\t"
-                                         "subs    %[n], %[n], #1\n\t"
-                                         "bne     1b\n\t"
-                                         : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v),
-                                           [t0] "=&r"(t0), [t1] "=&r"(t1)
-                                         : [o] "r"(off2)
-                                         : "cc", "memory");
+#define MCUS_S8_COL_LOOP(STEP)                                                                    \
+                        __asm__ volatile("1:\n\t"                                                 \
+                                         "ldr     %[v], [%[s]], #4\n\t"                           \
+                                         "sxtab16 %[t0], %[o], %[v]\n\t"                          \
+                                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"                  \
+                                         "strd    %[t0], %[t1], [%[d]], #" STEP "\n\t"            \
+                                         "subs    %[n], %[n], #1\n\t"                             \
+                                         "bne     1b\n\t"                                         \
+                                         : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v), \
+                                           [t0] "=&r"(t0), [t1] "=&r"(t1)                         \
+                                         : [o] "r"(off2)                                          \
+                                         : "cc", "memory")
+                        if (np == 2) {
+                            MCUS_S8_COL_LOOP("16");
+                        } else {
+                            MCUS_S8_COL_LOOP("24");
+                        }
                         continue;
                     }
 #endif
@@ -80,7 +86,7 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
         const int32_t K = kh * kw * in_c;
         const int32_t nch = K >> 2;
         const int32_t T = K & 3;
-        int16_t *lin = col + 2 * (4 * nch + T);
+        int16_t *lin = col + np * (4 * nch + T);      /* after np columns */
         int16_t *l = lin;
         uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
         int32_t j, c;
@@ -281,6 +287,284 @@ static void pairs12(const int16_t *col, const int8_t *w, const int8_t *wt, const
 }
 #endif
 
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__) && MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+/*
+ * The GEMM hot path (K % 4 == 0, every channel of the block on the fast requantisation with the
+ * zero point folded into its constant, z == 0; activation range [-128, 127]): one asm block per
+ * pixel pair runs every channel pair of the block, with fixed registers and its loop state in a
+ * frame of its own below sp (r7, the Thumb frame pointer, untouched):
+ *
+ *   r0-r3 accumulators [p0 c0, p1 c0, p0 c1, p1 c1]; r4 column walker; r5 weights (the block's
+ *   channel pairs are consecutive in the layout, so r5 just runs on); r6 the block's constants
+ *   (mcus_rq_t {m, s, lo, hi, z} with z replaced by the channel's bias, see gemm_rq); r8-r12, lr
+ *   temporaries.
+ *
+ *   per channel pair:  bias into the 4 accumulators (LDR x 2, MOV x 2), column reset (LDR)
+ *   per 2 chunks:      LDRD x 2 column (2 pixels), LDR w, SXTB16 x 2, SMLAD x 4, LDR w,
+ *                      SXTB16 x 2, SMLAD x 4 (16 instructions for 16 MACs, twice), then
+ *                      LDR end, CMP, BNE: 35 instructions for 32 MACs
+ *   per output:        LDM {m, s, lo, hi, b} (or LDRD lo, hi for the second pixel), SMLAL, ASR,
+ *                      SSAT: 4 instructions (mcus_rq_make's form, see mcus_fast.h)
+ *   per channel pair:  BFI x 2 and STRH x 2 (the two channels of a pixel are adjacent), dst
+ *                      update, end test: 9
+ *
+ * An odd chunk count enters the first iteration at its second chunk. The single-pixel variant
+ * (odd widths, the last pixel) does 10 instructions per 8 MACs and 2 outputs per channel pair.
+ */
+typedef struct {
+    const int16_t *col;   /*  0: the pixel pair's columns */
+    const int16_t *xend;  /*  4: the columns' end: col + chunks * 4 * (np == 3 ? 3 : 2) */
+    const mcus_rq_t *qend;/*  8: the constants after the last channel pair */
+    int8_t *dst;          /* 12: pixel 0, first channel of the block */
+    int32_t ostride;      /* 16: bytes from pixel 0 to pixel 1 of the output */
+    int32_t unused;       /* 20 */
+    const int8_t *w;      /* 24: the block's first channel pair */
+    const mcus_rq_t *q;   /* 28: the block's constants */
+} gemm_t;
+
+#define GEMM_FRAME                                                                                \
+    "sub     sp, sp, #24\n\t"                                                                     \
+    "ldm     r0, {r1, r2, r3, r4, r8, r9}\n\t"                                                    \
+    "stm     sp, {r1, r2, r3, r4, r8, r9}\n\t"                                                    \
+    "ldrd    r5, r6, [r0, #24]\n\t"
+#define GEMM_BIAS4                                                                                \
+    "ldr     r0, [r6, #16]\n\t"                                                                   \
+    "ldr     r2, [r6, #36]\n\t"                                                                   \
+    "mov     r1, r0\n\t"                                                                          \
+    "mov     r3, r2\n\t"                                                                          \
+    "ldr     r4, [sp]\n\t"
+#define GEMM_BIAS2                                                                                \
+    "ldr     r0, [r6, #16]\n\t"                                                                   \
+    "ldr     r2, [r6, #36]\n\t"                                                                   \
+    "ldr     r4, [sp]\n\t"
+/* one 4-k chunk of 2 pixels x 2 channels */
+#define GEMM_CHUNK22                                                                              \
+    "ldrd    r8, r9, [r4], #8\n\t"                                                                \
+    "ldrd    r10, r11, [r4], #8\n\t"                                                              \
+    "ldr     r12, [r5], #4\n\t"                                                                   \
+    "sxtb16  lr, r12, ror #8\n\t"                                                                 \
+    "sxtb16  r12, r12\n\t"                                                                        \
+    "smlad   r0, r8, r12, r0\n\t"                                                                 \
+    "smlad   r1, r10, r12, r1\n\t"                                                                \
+    "smlad   r0, r9, lr, r0\n\t"                                                                  \
+    "smlad   r1, r11, lr, r1\n\t"                                                                 \
+    "ldr     r12, [r5], #4\n\t"                                                                   \
+    "sxtb16  lr, r12, ror #8\n\t"                                                                 \
+    "sxtb16  r12, r12\n\t"                                                                        \
+    "smlad   r2, r8, r12, r2\n\t"                                                                 \
+    "smlad   r3, r10, r12, r3\n\t"                                                                \
+    "smlad   r2, r9, lr, r2\n\t"                                                                  \
+    "smlad   r3, r11, lr, r3\n\t"
+/* one 4-k chunk of 1 pixel (column stride: 2 pixels) x 2 channels */
+#define GEMM_CHUNK12                                                                              \
+    "ldrd    r8, r9, [r4], #16\n\t"                                                               \
+    "ldrd    r10, r11, [r5], #8\n\t"                                                              \
+    "sxtb16  r12, r10, ror #8\n\t"                                                                \
+    "sxtb16  r10, r10\n\t"                                                                        \
+    "smlad   r0, r8, r10, r0\n\t"                                                                 \
+    "smlad   r0, r9, r12, r0\n\t"                                                                 \
+    "sxtb16  r12, r11, ror #8\n\t"                                                                \
+    "sxtb16  r11, r11\n\t"                                                                        \
+    "smlad   r2, r8, r11, r2\n\t"                                                                 \
+    "smlad   r2, r9, r12, r2\n\t"
+#define GEMM_LOOP(CHUNK, ODD)                                                                     \
+    ODD                                                                                           \
+    "1:\n\t" CHUNK                                                                                \
+    "2:\n\t" CHUNK                                                                                \
+    "ldr     r8, [sp, #4]\n\t"                                                                    \
+    "cmp     r4, r8\n\t"                                                                          \
+    "bne     1b\n\t"
+/* requantise A (first pixel: LDM of the channel's constants, r6 advanced) or B (the same
+ * channel's second pixel: LDRD lo, hi again) */
+#define GEMM_RQ_FIRST(A)                                                                          \
+    "ldm     r6!, {r8, r9, r10, r11, r12}\n\t"                                                    \
+    "smlal   r10, r11, " A ", r8\n\t"                                                             \
+    "asr     r11, r11, r9\n\t"                                                                    \
+    "ssat    " A ", #8, r11\n\t"
+#define GEMM_RQ_AGAIN(B)                                                                          \
+    "ldrd    r10, r11, [r6, #-12]\n\t"                                                            \
+    "smlal   r10, r11, " B ", r8\n\t"                                                             \
+    "asr     r11, r11, r9\n\t"                                                                    \
+    "ssat    " B ", #8, r11\n\t"
+#define GEMM_NEXT_PAIR                                                                            \
+    "ldr     r8, [sp, #8]\n\t"                                                                    \
+    "cmp     r6, r8\n\t"                                                                          \
+    "bne     3b\n\t"                                                                              \
+    "add     sp, sp, #24\n\t"
+
+#define GEMM_ASM(CODE, T)                                                                         \
+    do {                                                                                          \
+        register const gemm_t *r0_ __asm__("r0") = (T);                                           \
+        __asm__ volatile(CODE : "+r"(r0_) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9",     \
+                         "r10", "r11", "r12", "lr", "cc", "memory");                              \
+    } while (0)
+
+#define GEMM22(ODD)                                                                               \
+    GEMM_FRAME "3:\n\t" GEMM_BIAS4 GEMM_LOOP(GEMM_CHUNK22, ODD)                                   \
+    GEMM_RQ_FIRST("r0") GEMM_RQ_AGAIN("r1") GEMM_RQ_FIRST("r2") GEMM_RQ_AGAIN("r3")               \
+    "bfi     r0, r2, #8, #8\n\t"                                                                  \
+    "bfi     r1, r3, #8, #8\n\t"                                                                  \
+    "ldrd    r8, r9, [sp, #12]\n\t"                                                               \
+    "strh    r1, [r8, r9]\n\t"                                                                    \
+    "strh    r0, [r8], #2\n\t"                                                                    \
+    "str     r8, [sp, #12]\n\t" GEMM_NEXT_PAIR
+#define GEMM12(ODD)                                                                               \
+    GEMM_FRAME "3:\n\t" GEMM_BIAS2 GEMM_LOOP(GEMM_CHUNK12, ODD)                                   \
+    GEMM_RQ_FIRST("r0") GEMM_RQ_FIRST("r2")                                                       \
+    "bfi     r0, r2, #8, #8\n\t"                                                                  \
+    "ldr     r8, [sp, #12]\n\t"                                                                   \
+    "strh    r0, [r8], #2\n\t"                                                                    \
+    "str     r8, [sp, #12]\n\t" GEMM_NEXT_PAIR
+
+/*
+ * 3 pixels x 2 channels: r0-r2 channel 0 and r3-r5 channel 1 of pixels 0-2, r6 the column walker,
+ * r7 the weights (saved and restored around the block: the frame pointer of unoptimised Thumb
+ * code, so never named as a clobber), r8-r9 a pixel's column words, r10-r12 and lr the two
+ * channels' expanded weights, the constants' walker in the frame. Per chunk: LDRD weights,
+ * SXTB16 x 4, LDRD x 3 columns, SMLAD x 12 = 20 instructions for 24 MACs.
+ */
+#define GEMM_CHUNK32                                                                              \
+    "ldrd    r10, r12, [r7], #8\n\t"                                                              \
+    "sxtb16  r11, r10, ror #8\n\t"                                                                \
+    "sxtb16  r10, r10\n\t"                                                                        \
+    "sxtb16  lr, r12, ror #8\n\t"                                                                 \
+    "sxtb16  r12, r12\n\t"                                                                        \
+    "ldrd    r8, r9, [r6], #8\n\t"                                                                \
+    "smlad   r0, r8, r10, r0\n\t"                                                                 \
+    "smlad   r3, r8, r12, r3\n\t"                                                                 \
+    "smlad   r0, r9, r11, r0\n\t"                                                                 \
+    "smlad   r3, r9, lr, r3\n\t"                                                                  \
+    "ldrd    r8, r9, [r6], #8\n\t"                                                                \
+    "smlad   r1, r8, r10, r1\n\t"                                                                 \
+    "smlad   r4, r8, r12, r4\n\t"                                                                 \
+    "smlad   r1, r9, r11, r1\n\t"                                                                 \
+    "smlad   r4, r9, lr, r4\n\t"                                                                  \
+    "ldrd    r8, r9, [r6], #8\n\t"                                                                \
+    "smlad   r2, r8, r10, r2\n\t"                                                                 \
+    "smlad   r5, r8, r12, r5\n\t"                                                                 \
+    "smlad   r2, r9, r11, r2\n\t"                                                                 \
+    "smlad   r5, r9, lr, r5\n\t"
+#define GEMM_RQ3(A, B, C)                                                                         \
+    "ldm     r6!, {r8, r9, r10, r11, r12}\n\t"                                                    \
+    "smlal   r10, r11, " A ", r8\n\t"                                                             \
+    "asr     r11, r11, r9\n\t"                                                                    \
+    "ssat    " A ", #8, r11\n\t"                                                                  \
+    "ldrd    r10, r11, [r6, #-12]\n\t"                                                            \
+    "smlal   r10, r11, " B ", r8\n\t"                                                             \
+    "asr     r11, r11, r9\n\t"                                                                    \
+    "ssat    " B ", #8, r11\n\t"                                                                  \
+    "ldrd    r10, r11, [r6, #-12]\n\t"                                                            \
+    "smlal   r10, r11, " C ", r8\n\t"                                                             \
+    "asr     r11, r11, r9\n\t"                                                                    \
+    "ssat    " C ", #8, r11\n\t"
+#define GEMM32(ODD)                                                                               \
+    "push    {r7}\n\t"                                                                            \
+    "sub     sp, sp, #32\n\t"                                                                     \
+    "ldm     r0, {r1, r2, r3, r4, r5, r6, r8, r9}\n\t"                                            \
+    "stm     sp, {r1, r2, r3, r4, r5, r6, r8, r9}\n\t"                                            \
+    "mov     r7, r8\n\t"                                                                          \
+    "3:\n\t"                                                                                      \
+    "ldr     r8, [sp, #28]\n\t"                                                                   \
+    "ldr     r0, [r8, #16]\n\t"                                                                   \
+    "ldr     r3, [r8, #36]\n\t"                                                                   \
+    "mov     r1, r0\n\t"                                                                          \
+    "mov     r2, r0\n\t"                                                                          \
+    "mov     r4, r3\n\t"                                                                          \
+    "mov     r5, r3\n\t"                                                                          \
+    "ldr     r6, [sp]\n\t"                                                                        \
+    ODD                                                                                           \
+    "1:\n\t" GEMM_CHUNK32                                                                         \
+    "2:\n\t" GEMM_CHUNK32                                                                         \
+    "ldr     r8, [sp, #4]\n\t"                                                                    \
+    "cmp     r6, r8\n\t"                                                                          \
+    "bne     1b\n\t"                                                                              \
+    "ldr     r6, [sp, #28]\n\t"                                                                   \
+    GEMM_RQ3("r0", "r1", "r2") GEMM_RQ3("r3", "r4", "r5")                                         \
+    "str     r6, [sp, #28]\n\t"                                                                   \
+    "bfi     r0, r3, #8, #8\n\t"                                                                  \
+    "bfi     r1, r4, #8, #8\n\t"                                                                  \
+    "bfi     r2, r5, #8, #8\n\t"                                                                  \
+    "ldrd    r8, r9, [sp, #12]\n\t"                                                               \
+    "strh    r0, [r8]\n\t"                                                                        \
+    "add     r10, r8, r9\n\t"                                                                     \
+    "strh    r1, [r10]\n\t"                                                                       \
+    "strh    r2, [r10, r9]\n\t"                                                                   \
+    "add     r8, r8, #2\n\t"                                                                      \
+    "str     r8, [sp, #12]\n\t"                                                                   \
+    "ldr     r8, [sp, #8]\n\t"                                                                    \
+    "cmp     r6, r8\n\t"                                                                          \
+    "bne     3b\n\t"                                                                              \
+    "add     sp, sp, #32\n\t"                                                                     \
+    "pop     {r7}\n\t"
+
+/*
+ * The GEMM path's constants of channels [c0, c0 + cb): mcus_rq_make's fast form with the zero
+ * point folded (1 <= r = -shift <= 24, so z = 0), and z replaced by the channel's bias, except for
+ * an odd last channel (tile_any reads its bias from p->bias and adds z). 0 (rq left partly
+ * written) when some channel needs another form. About 12 instructions a channel, once a row.
+ */
+static int32_t gemm_rq(const mcus_fast_conv_s8_t *p, mcus_rq_t *rq, int32_t c0, int32_t cb)
+{
+    const uint32_t k = (uint32_t)(1 + 2 * p->output_offset);
+    const int32_t *m = p->mult + c0, *b = p->bias ? p->bias + c0 : 0;
+    const int8_t *sh = p->shift + c0;
+    int32_t c;
+    for (c = 0; c < cb; ++c) {
+        const uint32_t s = (uint32_t)(-1 - sh[c]);          /* r - 1 */
+        uint32_t t;
+        if (s > 23u) {
+            return 0;
+        }
+        t = k << s;
+        rq[c].m = m[c];
+        rq[c].s = (int32_t)s;
+        rq[c].lo = 0x40000000u | (t << 31);
+        rq[c].hi = (int32_t)t >> 1;
+        rq[c].z = b ? b[c] : 0;
+    }
+    if (cb & 1) {
+        rq[cb - 1].z = 0;
+    }
+    return 1;
+}
+
+/* All channel pairs of the block for np (1, 2 or 3) pixels whose columns are in col (np columns
+ * side by side for np = 3, two for np = 1 and 2). */
+static void gemm_pairs(const int16_t *col, int32_t np, const int8_t *w, const mcus_rq_t *rq,
+                       int8_t *dst, int32_t ostride, int32_t npairs, int32_t nch)
+{
+    gemm_t t;
+    t.col = col;
+    t.xend = col + nch * (np == 3 ? 12 : 8);
+    t.qend = rq + 2 * npairs;
+    t.dst = dst;
+    t.ostride = ostride;
+    t.unused = 0;
+    t.w = w;
+    t.q = rq;
+    if (np == 3) {
+        if (nch & 1) {
+            GEMM_ASM(GEMM32("b 2f\n\t"), &t);
+        } else {
+            GEMM_ASM(GEMM32(""), &t);
+        }
+    } else if (np == 2) {
+        if (nch & 1) {
+            GEMM_ASM(GEMM22("b 2f\n\t"), &t);
+        } else {
+            GEMM_ASM(GEMM22(""), &t);
+        }
+    } else if (nch & 1) {
+        GEMM_ASM(GEMM12("b 2f\n\t"), &t);
+    } else {
+        GEMM_ASM(GEMM12(""), &t);
+    }
+}
+#define MCUS_CONV_GEMM 1
+#else
+#define MCUS_CONV_GEMM 0
+#endif
+
 /*
  * Any block: np pixels (of lnp in the column buffer) x nc channels (1 or 2; chunk stride 4 * nc
  * bytes), any requantisation. Compact C: remainders, slow requantisation, cores without DSP.
@@ -311,7 +595,8 @@ static void tile_any(const int16_t *col, int32_t lnp, int32_t np, const int8_t *
     }
 }
 
-/* Output channels [c0, c0 + cb) of np pixels whose columns are in col; rq: the block's constants. */
+/* Output channels [c0, c0 + cb) of np pixels whose columns are in col; rq: the block's constants;
+ * fast: 0 compact C (tile_any), 1 pairs22/pairs12, 2 the GEMM path (gemm_pairs). */
 static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t fast,
                       const int16_t *col, int32_t np, int8_t *dst, int32_t c0, int32_t cb)
 {
@@ -322,11 +607,20 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
     const int8_t *wt = p->weights + nch * 4 * oc + c0 * T;
     const int32_t *bias = p->bias ? p->bias + c0 : 0;
     const int32_t amin = p->act_min, amax = p->act_max;
+    const int32_t lnp = np == 3 ? 3 : 2;      /* columns side by side in col */
     int32_t c = 0;
 
     dst += c0;
+#if MCUS_CONV_GEMM
+    if (fast == 2 && cb >= 2) {
+        c = cb & ~1;
+        gemm_pairs(col, np, w, rq, dst, oc, cb >> 1, nch);
+        w += c * nch * 4;
+        wt += c * T;
+    } else
+#endif
 #if MCUS_FAST_DSP
-    if (fast) {
+    if (fast == 1) {
         c = cb & ~1;
         if (np == 2) {
             pairs22(col, w, wt, bias, rq, dst, oc, cb >> 1, nch, T);
@@ -340,12 +634,12 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
     (void)fast;
 #endif
     for (; c + 1 < cb; c += 2) {
-        tile_any(col, 2, np, w, 2, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
+        tile_any(col, lnp, np, w, 2, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
         w += nch * 8;
         wt += 2 * T;
     }
     if (c < cb) {
-        tile_any(col, 2, np, w, 1, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
+        tile_any(col, lnp, np, w, 1, wt, nch, T, bias ? bias + c : 0, rq + c, dst + c, oc, amin, amax);
     }
 }
 
@@ -363,6 +657,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
     const int32_t ow = p->out.w, oc = p->out.c;
     const int32_t block = oc > MCUS_RQ_BLOCK ? MCUS_RQ_BLOCK : oc;
+    const int32_t K = p->g.kh * p->g.kw * p->in.c;
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
     int16_t *col = (int16_t *)(void *)(rq + block);
     int32_t c0;
@@ -370,16 +665,25 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     for (c0 = 0; c0 < oc; c0 += block) {
         const int32_t cb = oc - c0 < block ? oc - c0 : block;
         /* the hot path needs the fast requantisation for every channel and no clamp beyond int8 */
-        int32_t c, ox, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
-        for (c = 0; c < cb; ++c) {
-            rq[c] = mcus_rq_make(p->mult[c0 + c], p->shift[c0 + c], p->output_offset);
-            fast &= rq[c].s >= 0;
+        int32_t c, ox, np, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
+#if MCUS_CONV_GEMM
+        if (fast && (K & 3) == 0 && K >= 4 && gemm_rq(p, rq, c0, cb)) {
+            fast = 2;
+        } else
+#else
+        (void)K;
+#endif
+        {
+            for (c = 0; c < cb; ++c) {
+                rq[c] = mcus_rq_make(p->mult[c0 + c], p->shift[c0 + c], p->output_offset);
+                fast &= rq[c].s >= 0;
+            }
         }
-        for (ox = 0; ox < ow; ox += 2) {
-            const int32_t np = ow - ox >= 2 ? 2 : 1;
-            im2col_s8(p, in, oy, ox, col, 2, 0);
-            if (np == 2) {
-                im2col_s8(p, in, oy, ox + 1, col, 2, 1);
+        for (ox = 0; ox < ow; ox += np) {
+            /* pixel triples on the GEMM path, else pairs; a last pair or single pixel */
+            np = fast == 2 && ow - ox >= 3 ? 3 : ow - ox >= 2 ? 2 : 1;
+            for (c = 0; c < np; ++c) {
+                im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
             }
             pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
         }
