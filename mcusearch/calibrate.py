@@ -6,9 +6,10 @@ and one table compares them per layer:
 
 * the emulated instructions (QEMU, exact);
 * the estimated cycles for the board's part, on the part's own memory system
-  (:func:`mcusearch.parts.estimate.part_cycles_for_trial`). A layer's estimate is its instructions
-  × the part's cycles per instruction over the whole inference; the plugin profiles one window,
-  so there is no per-layer CPI;
+  (:func:`mcusearch.parts.estimate.part_cycles_for_trial` for the whole inference). A layer's
+  estimate is its instructions × that layer's cycles per instruction (:func:`layer_cpis`): the
+  plugin counts every marker window into its layer (the row schedule read from the ELF), and
+  each layer's counts are re-weighted with the part's memory configuration;
 * the cycles measured on the board (its cycle counter);
 * measured / estimated.
 
@@ -194,8 +195,9 @@ class Calibration:
         notes = [
             f"part {self.part}, memory configuration {self.memory}; emulator {self.emulator}; board {self.board}",
             f"emulated instr: exact QEMU count per inference ({self.emulator}, per-layer markers' cost removed)",
-            f"est. cycles: {self.estimate_method}; a layer = its instructions x {self.cpi:.3f} cycles per "
-            "instruction (the whole inference's, no per-layer profile)",
+            f"est. cycles: {self.estimate_method}; a layer = its instructions x that layer's cycles per "
+            "instruction on the part (the plugin's per-layer windows, marker calls included, re-weighted with "
+            f"the same memory configuration; the whole inference: {self.cpi:.3f})",
             f"{meas_head}: {self.measured_method}",
             "ratio: measured / estimated" + (" (a QEMU board stands in for a real one: its count is instructions, "
                                              "not cycles)" if stand_in else ""),
@@ -333,18 +335,66 @@ def calibrate(model_path: Path, board_name: str, *, part_name: str | None = None
                                 corrections={})[part.part]
     if "cycles" not in est:
         raise SpecError("--part", f"no cycle estimate for {part.part}: {est.get('reason', 'unknown')}")
-    cpi = est["cycles"] / instructions
-    emu_layers, meas_layers = dict(emu.layer_counts), dict(board_meas.layer_counts)
-    if not emu_layers:
+    if not emu.layer_counts:
         raise StageError("measure", f"the {converter} firmware has no per-layer markers: nothing to compare per layer")
-    layers = [LayerRow(name, n, n * cpi, meas_layers.get(name, float("nan"))) for name, n in emu.layer_counts]
+    cpis = layer_cpis(fw_emu.elf, emulator, part, len(emu.layer_counts), inputs, out / "profile", timeout_s)
+    meas_layers = dict(board_meas.layer_counts)
+    layers = [LayerRow(name, n, n * cpi, meas_layers.get(name, float("nan")))
+              for (name, n), cpi in zip(emu.layer_counts, cpis)]
     digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:12]
     return Calibration(
-        part=part.part, board=board.name, emulator=emulator.name, memory=est["memory"], core=board.core, cpi=cpi,
+        part=part.part, board=board.name, emulator=emulator.name, memory=est["memory"], core=board.core,
+        cpi=est["cycles"] / instructions,
         total=LayerRow("whole inference", instructions, est["cycles"], board_meas.per_inference.value),
         layers=layers, measured_provenance=board_meas.per_inference.provenance.value,
         measured_method=board_meas.per_inference.method, estimate_method=est["method"],
         model=f"{Path(model_path).name} (sha256 {digest})", date=_dt.date.today().isoformat())
+
+
+def schedule(elf: Path, n_layers: int) -> list[int]:
+    """The layer of each marker pair per inference: the optimised generator's row schedule (the ELF's
+    ``mcus_schedule``: uint8 up to 255 layers, else uint16), or every layer once, in order."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    with open(elf, "rb") as f:
+        ef = ELFFile(f)
+        for sec in ef.iter_sections():
+            if not isinstance(sec, SymbolTableSection):
+                continue
+            for sym in sec.get_symbol_by_name("mcus_schedule") or ():
+                if sym["st_shndx"] == "SHN_UNDEF":
+                    continue
+                data_sec = ef.get_section(sym["st_shndx"])
+                at = sym["st_value"] - data_sec["sh_addr"]
+                raw = data_sec.data()[at:at + sym["st_size"]]
+                return np.frombuffer(raw, "<u1" if n_layers <= 255 else "<u2").astype(int).tolist()
+    return list(range(n_layers))
+
+
+def layer_cpis(elf: Path, emulator, part, n_layers: int, inferences: int, work_dir: Path,
+               timeout_s: float) -> list[float]:
+    """Each layer's estimated cycles per instruction on ``part``: one QEMU run whose plugin counts
+    every marker window (``mcus_layer_begin`` to ``mcus_layer_end``, the call included) into its layer,
+    re-weighted with the part's memory configuration. Raises StageError if the windows do not match
+    the harness's one calibration pair plus the schedule once per inference."""
+    from mcusearch.boards.cyclemodel import EstimateConfig, estimate
+    from mcusearch.boards.plugin import board_regions, read_layer_counts, run_profile, symbol_address
+    from mcusearch.parts.estimate import profile_plans
+
+    plans, memories = profile_plans([part], emulator.core, board_regions(emulator.machine))
+    steps = schedule(elf, n_layers)
+    out = Path(work_dir) / "layers.json"
+    whole = run_profile(elf, emulator.machine, out, start=symbol_address(elf, "mcus_layer_begin"),
+                        stop=symbol_address(elf, "mcus_layer_end"), timeout_s=timeout_s, steps=steps, skip=1,
+                        **next(iter(plans.values())))
+    if whole.intervals != 1 + inferences * len(steps):
+        raise StageError("measure", f"{whole.intervals} marker windows, expected 1 + {inferences} x {len(steps)}: "
+                                    "the per-layer profile does not match the firmware's schedule")
+    cfg = EstimateConfig(emulator.core, memories[part.part].config)
+    profiles = read_layer_counts(out)
+    return [estimate(p, cfg).cycles / p.insns if p.insns else float("nan") for p in profiles] + \
+        [float("nan")] * (n_layers - len(profiles))
 
 
 def save_path(save: str | None, part: str) -> Path:

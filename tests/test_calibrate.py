@@ -139,3 +139,27 @@ def test_help_explains(tmp_path):
     assert r.returncode == 0
     for words in ("emulated instructions", "measured", "--save", "calibrated on <board>, <date>", "stands in"):
         assert words in " ".join(r.stdout.split()), words
+
+
+def test_per_layer_windows_add_up_and_follow_the_schedule(calibrated):
+    """The plugin's per-layer counts (steps=, skip=): the row schedule read from the ELF is the
+    generator's (plan.json), every window falls in one layer, and the layers add up to the whole."""
+    import json
+
+    from mcusearch.boards.plugin import read_counts, read_layer_counts
+    from mcusearch.calibrate import schedule
+
+    d, _ = calibrated
+    out = d / "out"
+    plan = json.loads((out / "c" / "plan.json").read_text())
+    elf = out / "build-qemu-m7" / "firmware.elf"
+    assert schedule(elf, len(plan["layers"])) == plan["schedule"]
+    whole = read_counts(out / "profile" / "layers.json")
+    layers = read_layer_counts(out / "profile" / "layers.json")
+    assert whole.intervals == 1 + 1 * len(plan["schedule"])          # the harness's calibration pair + 1 input
+    assert len(layers) == len(plan["layers"]) and all(p.scope == "layer" for p in layers)
+    calib = whole.insns - sum(p.insns for p in layers)                 # the one skipped window
+    assert 0 < calib < 100
+    for cls in ("load", "store", "branch"):
+        assert sum(p.classes[cls] for p in layers) <= whole.classes[cls]
+    assert max(range(len(layers)), key=lambda i: layers[i].insns) == 1  # conv2 is the costliest layer

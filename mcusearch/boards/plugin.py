@@ -236,12 +236,15 @@ def _opt(value: str) -> str:
 def qemu_plugin_args(so: Path | str, out_json: Path | str, regions: Iterable[Region] = MPS2_REGIONS,
                      start: int | None = None, stop: int | None = None,
                      dcache: CacheGeometry | None = None, icache: CacheGeometry | None = None,
-                     dump: Path | str | None = None) -> list[str]:
+                     dump: Path | str | None = None, steps_file: Path | str | None = None,
+                     skip: int = 0) -> list[str]:
     """Arguments to append to a qemu-system-arm command line to load the plugin.
 
     ``start``/``stop``: addresses (e.g. from :func:`symbol_address`) delimiting a counting window:
     from each execution of the instruction at ``start`` (included) to the next execution of the
     one at ``stop`` (excluded). Regions with ``cacheable=True`` go through the simulated caches.
+    ``steps_file``: the layer of each window (see :func:`run_profile`'s ``steps``), ``skip`` windows
+    first left out of it.
     """
     regions = list(regions)
     if len(regions) > MAX_REGIONS:
@@ -260,6 +263,10 @@ def qemu_plugin_args(so: Path | str, out_json: Path | str, regions: Iterable[Reg
         parts.append("icache=" + icache.arg())
     if dump is not None:
         parts.append("dump=" + _opt(str(dump)))
+    if steps_file is not None:
+        if start is None:
+            raise ValueError("steps need a start/stop window")
+        parts += ["steps=" + _opt(str(steps_file)), f"skip={int(skip)}"]
     return ["-plugin", ",".join(parts), "-d", "plugin"]
 
 
@@ -308,6 +315,24 @@ def read_counts(path: Path | str, scope: str = "auto") -> InsnProfile:
         counts, intervals = data["total"], None
     else:
         raise ValueError(f"scope must be 'auto', 'window' or 'total', not {scope!r}")
+    return _profile(data, counts, scope, intervals, path)
+
+
+def read_layer_counts(path: Path | str) -> list[InsnProfile]:
+    """The per-layer counts of a run with ``steps`` (:func:`run_profile`): one profile per layer, in
+    layer order (scope "layer"). Raises StageError("measure", ...) if the file has none."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise StageError("measure", f"cannot read the plugin's counts {path}: {e}") from e
+    layers = data.get("layers")
+    if data.get("format") != FORMAT or not layers:
+        raise StageError("measure", f"{path}: no per-layer counts (the plugin ran without steps=)")
+    return [_profile(data, counts, "layer", None, path) for counts in layers["counts"]]
+
+
+def _profile(data: dict, counts: dict, scope: str, intervals: int | None, path: Path) -> InsnProfile:
     if set(counts["classes"]) != set(CLASSES) or set(counts["extras"]) != set(EXTRAS):
         raise StageError("measure", f"{path}: class names differ from this mcusearch's (rebuild the plugin)")
     return InsnProfile(
@@ -331,20 +356,27 @@ def run_profile(elf: Path | str, machine: str, out_json: Path | str, *,
                 dcache: CacheGeometry | None = None, icache: CacheGeometry | None = None,
                 so: Path | str | None = None, timeout_s: float = 120, icount_shift: int | None = 7,
                 qemu: str = "qemu-system-arm", extra_args: Sequence[str] = (),
-                scope: str = "auto") -> InsnProfile:
+                scope: str = "auto", steps: Sequence[int] | None = None, skip: int = 0) -> InsnProfile:
     """Run a semihosting ELF (one that ends with SYS_EXIT) under QEMU with the plugin; return its counts.
 
-    Raises StageError("measure", ...) on a timeout or a non-zero QEMU exit.
+    ``steps``: the layer of each start/stop window, for a schedule that repeats (a model's layer
+    calls per inference), after ``skip`` windows; :func:`read_layer_counts` then reads one profile
+    per layer from ``out_json``. Raises StageError("measure", ...) on a timeout or a non-zero QEMU exit.
     """
     so = so if so is not None else build_plugin()
     out_json = Path(out_json)
     if out_json.exists():
         out_json.unlink()
+    steps_file = None
+    if steps is not None:
+        steps_file = out_json.with_suffix(".steps")
+        steps_file.write_text(" ".join(str(int(j)) for j in steps) + "\n")
     cmd = [qemu, "-M", machine, "-nographic", "-kernel", str(elf),
            "-semihosting-config", "enable=on,target=native"]
     if icount_shift is not None:
         cmd += ["-icount", f"shift={icount_shift}"]
-    cmd += [*extra_args, *qemu_plugin_args(so, out_json, regions, start, stop, dcache, icache)]
+    cmd += [*extra_args, *qemu_plugin_args(so, out_json, regions, start, stop, dcache, icache,
+                                           steps_file=steps_file, skip=skip)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:

@@ -23,6 +23,10 @@
  *                             translation-block granularity (each executed block touches the
  *                             lines its instructions occupy, when it starts; a block that starts
  *                             outside the window and runs into a marker is not split)
+ *   steps=PATH, skip=N        also count each window into its layer: PATH holds whitespace-
+ *                             separated layer numbers, one per step of a schedule that repeats;
+ *                             window k (counted from 0, the first N skipped) is step
+ *                             (k - N) mod steps; output "layers": one count set per layer
  *   (always)                  per region, without any cache: fetch_lines_W, the W-byte lines
  *                             (W = 4, 8, 16, 32) each executed straight-line run (block) spans,
  *                             a run that falls through from the previous one not counting the
@@ -148,6 +152,15 @@ typedef struct {
 
 static cache_t dcache, icache;
 static int have_dcache, have_icache;
+
+/* steps=PATH, skip=N: the layer each window belongs to. Window k (k >= skip) is step
+ * (k - skip) mod n_steps of a schedule that repeats per inference; steps[] holds its layer. */
+#define MAX_STEPS 1000000
+#define MAX_LAYERS 4096
+static uint32_t *steps;
+static uint64_t n_steps, steps_skip;
+static uint32_t n_layers;
+static uint64_t *layer_win;   /* n_layers * N_COUNTERS */
 
 static int region_of(uint64_t a)
 {
@@ -657,8 +670,15 @@ static void window_open(void)
 static void window_close(void)
 {
     if (win_active) {
+        uint64_t *layer = NULL;
+        if (n_steps && win_count >= steps_skip) {
+            layer = layer_win + (size_t)steps[(win_count - steps_skip) % n_steps] * N_COUNTERS;
+        }
         for (int i = 0; i < N_COUNTERS; i++) {
             win[i] += cnt[i] - snap[i];
+            if (layer) {
+                layer[i] += cnt[i] - snap[i];
+            }
         }
         win_active = 0;
         win_count++;
@@ -993,6 +1013,15 @@ static void plugin_exit(qemu_plugin_id_t id, void *p)
     } else {
         fprintf(f, ",\n \"window\": null");
     }
+    if (n_steps) {
+        fprintf(f, ",\n \"layers\": {\"steps\": %" PRIu64 ", \"skip\": %" PRIu64 ", \"counts\": [",
+                n_steps, steps_skip);
+        for (uint32_t l = 0; l < n_layers; l++) {
+            fprintf(f, "%s\n  ", l ? "," : "");
+            json_scope(f, layer_win + (size_t)l * N_COUNTERS);
+        }
+        fprintf(f, "]}");
+    }
     fprintf(f, "}\n");
     fclose(f);
 
@@ -1033,6 +1062,33 @@ static int parse_cache(const char *val, cache_t *c)
     c->tags = calloc((size_t)c->sets * c->ways, sizeof(uint64_t));
     c->stamp = calloc((size_t)c->sets * c->ways, sizeof(uint64_t));
     return (c->tags && c->stamp) ? 0 : -1;
+}
+
+static int parse_steps(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long v;
+    if (!f) {
+        return -1;
+    }
+    steps = calloc(MAX_STEPS, sizeof(*steps));
+    while (steps && n_steps < MAX_STEPS && fscanf(f, "%lu", &v) == 1) {
+        if (v >= MAX_LAYERS) {
+            fclose(f);
+            return -1;
+        }
+        steps[n_steps++] = (uint32_t)v;
+        if (v + 1 > n_layers) {
+            n_layers = (uint32_t)v + 1;
+        }
+    }
+    int bad = !steps || !feof(f) || !n_steps;
+    fclose(f);
+    if (bad) {
+        return -1;
+    }
+    layer_win = calloc((size_t)n_layers * N_COUNTERS, sizeof(uint64_t));
+    return layer_win ? 0 : -1;
 }
 
 static int parse_region(const char *val)
@@ -1096,6 +1152,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
         } else if (!strncmp(a, "dcache=", 7)) {
             bad = parse_cache(eq + 1, &dcache);
             have_dcache = !bad;
+        } else if (!strncmp(a, "steps=", 6)) {
+            bad = parse_steps(eq + 1);
+        } else if (!strncmp(a, "skip=", 5)) {
+            bad = parse_u64(eq + 1, &steps_skip);
         } else if (!strncmp(a, "dump=", 5)) {
             dump_file = fopen(eq + 1, "w");
             bad = !dump_file;
@@ -1113,6 +1173,10 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
     }
     if (!out_path) {
         qemu_plugin_outs("insn_classes: out=PATH is required\n");
+        return -1;
+    }
+    if (n_steps && marker_start == UINT64_MAX) {
+        qemu_plugin_outs("insn_classes: steps= needs start= and stop=\n");
         return -1;
     }
     if ((marker_start == UINT64_MAX) != (marker_stop == UINT64_MAX) ||
