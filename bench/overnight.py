@@ -179,7 +179,9 @@ class Grid:
         return tuple(params[name] for name in self.space)
 
     def row(self, params: dict) -> Row:
-        return self.rows[self.key(params)]
+        """The configuration's recorded row (status "missing" if the grid has none: replayed as
+        a failed trial, and counted in :meth:`missing`)."""
+        return self.rows.get(self.key(params)) or Row(None, {}, "missing")
 
     def missing(self) -> int:
         """Configurations of the space without a recorded row."""

@@ -71,8 +71,9 @@ class StatusLine:
         except (OSError, ValueError, AttributeError):
             return 79
 
-    def draw(self) -> None:
-        """Draw the line again (not while a line of other output is half written)."""
+    def draw(self, whole: bool = False) -> None:
+        """Draw the line again (not while a line of other output is half written); ``whole``:
+        not cut to the terminal's width (the last time: it may wrap, it is not redrawn)."""
         with self._lock:
             if not self._line_start:
                 return
@@ -81,7 +82,7 @@ class StatusLine:
             except Exception as e:  # a status line is not worth a run
                 text = f"(no status: {type(e).__name__})"
             w = self.width()
-            text = text if len(text) <= w else text[:w - 3] + "..."
+            text = text if len(text) <= w or whole else text[:w - 3] + "..."
             self._stream.write("\r" + text.ljust(max(self._shown, len(text))))
             self._stream.flush()
             self._shown = len(text)
@@ -124,7 +125,7 @@ class StatusLine:
             if not self._line_start:  # after a half-written line of other output
                 self._stream.write("\n")
                 self._line_start = True
-            self.draw()
+            self.draw(whole=True)
             self._stream.write("\n")
             self._stream.flush()
             self._shown = 0
