@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from mcusearch.proc import clean_stale_temp, die_with_parent, make_temp, pid_alive
+from mcusearch.proc import clean_stale_temp, make_temp, pid_alive
 from mcusearch.study import counts, finished, reap_dead_trials
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from overnight import (REF, Grid, Normaliser, Row, grid_hypervolume, hypervolume,  # noqa: E402
-                       nondominated, replay, summarise, trials_to)
+from overnight import (REF, Grid, Normaliser, Row, greedy_front_subset,  # noqa: E402
+                       grid_hypervolume, hypervolume, nondominated, replay, summarise, trials_to)
 
 # A toy grid: knobs a (3 values) x b (2) x c (2) = 12 configurations; objectives size (minimise)
 # and accuracy (maximise); a constraint "ram" (> 0: violated).
@@ -74,13 +74,19 @@ def test_the_toy_grids_front_and_hypervolume_by_hand():
     # Normalised: (0, 0.8), (0.4, 0.4), (0.8, 0); under (1.1, 1.1):
     # 0.4 * 0.3 + 0.4 * 0.7 + 0.3 * 1.1 = 0.12 + 0.28 + 0.33 = 0.73
     assert grid_hypervolume(g) == pytest.approx(0.73)
+    # Greedy: (0.4, 0.4) alone 0.49; with either end point 0.61; all three 0.73.
+    assert greedy_front_subset(g, 0.95) == (3, 3)   # 0.95 * 0.73 = 0.69 needs all three
+    assert greedy_front_subset(g, 0.8) == (2, 3)    # 0.584 <= 0.61
+    assert greedy_front_subset(g, 0.6) == (1, 3)    # 0.438 <= 0.49
 
 
 def test_replay_tells_each_configuration_its_recorded_outcome():
     g = _toy()
     # The grid sampler visits each configuration once: after all 12 the share is exactly 1.
-    shares = replay(g, optuna.samplers.GridSampler(g.space, seed=0), n_trials=12)
+    visited = []
+    shares = replay(g, optuna.samplers.GridSampler(g.space, seed=0), n_trials=12, visited=visited)
     assert len(shares) == 12 and shares[-1] == pytest.approx(1.0)
+    assert sorted(visited) == sorted(g.rows)  # every configuration once
     assert all(b >= a for a, b in zip(shares, shares[1:]))  # a front only grows
     assert trials_to(shares, 1.0) <= 12 and trials_to([0.1, 0.5], 0.95) is None
     # Stopping at a share ends the replay there.
