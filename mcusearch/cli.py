@@ -299,7 +299,7 @@ def duration(text: str) -> float:
 
 def _cmd_calibrate(args) -> int:
     """Per layer: emulated instructions, the part's estimated cycles, the board's measured cycles."""
-    from mcusearch.calibrate import calibrate, save_path
+    from mcusearch.calibrate import calibrate, calibration_dir, save_path
     from mcusearch.log import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -310,8 +310,12 @@ def _cmd_calibrate(args) -> int:
     print(cal.table())
     if args.save is not False:
         path = cal.correction().save(save_path(args.save, cal.part))
-        print(f"\nsaved: {path} (estimates of {cal.part} on {cal.memory} are now multiplied by "
-              f"{cal.total.ratio:.4g}, labelled \"{cal.correction().label}\")")
+        if path.parent.resolve() == calibration_dir().resolve():
+            print(f"\nsaved: {path} (estimates of {cal.part} on {cal.memory} are now multiplied by "
+                  f"{cal.total.ratio:.4g}, labelled \"{cal.correction().label}\")")
+        else:
+            print(f"\nsaved: {path} (estimates read corrections from {calibration_dir()}: copy it there, or set "
+                  f"MCUSEARCH_CALIBRATION_DIR={path.parent})")
     return 0
 
 

@@ -163,3 +163,14 @@ def test_per_layer_windows_add_up_and_follow_the_schedule(calibrated):
     for cls in ("load", "store", "branch"):
         assert sum(p.classes[cls] for p in layers) <= whole.classes[cls]
     assert max(range(len(layers)), key=lambda i: layers[i].insns) == 1  # conv2 is the costliest layer
+
+
+def test_a_real_board_gets_the_emulator_of_its_core_and_its_own_part():
+    """No probe needed: only the run touches the hardware (calibrate.measure_on_board)."""
+    from mcusearch.calibrate import _boards, _part
+
+    board, emulator = _boards("nucleo-f767zi", None)
+    assert board.kind != "emulated" and emulator.kind == "emulated" and emulator.core == board.core == "cortex-m7"
+    assert _part(board, None).part == "STM32F767ZI"
+    with pytest.raises(SpecError, match="--emulator"):
+        _boards("nucleo-f767zi", "qemu-m4")
