@@ -4,8 +4,11 @@ The plugin (firmware/tools/qemu-plugin/insn_classes.c, with our own minimal qemu
 7.2's plugin API version 1) counts the Thumb/Thumb-2 instructions a Cortex-M guest executes, by
 timing class (:data:`CLASSES`), plus overlay facts (:data:`EXTRAS`) and per address region the
 instruction fetches and data accesses (:data:`REGION_FIELDS`), optionally through a simulated
-cache. The counts are exact (emulated); cycles are estimated from them by
-:mod:`mcusearch.boards.cyclemodel`.
+cache, and the flash lines each straight-line run fetches without a cache (``fetch_lines_W``,
+``jump_lines_W`` for W in :data:`LINE_WIDTHS`). With ``steps`` every start/stop window is also
+counted into its layer (:func:`read_layer_counts`). The counts are exact (emulated); cycles are
+estimated from them by :mod:`mcusearch.boards.cyclemodel`. :func:`board_regions` gives each QEMU
+machine's "flash" and "ram".
 
 Typical use::
 
