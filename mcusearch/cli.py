@@ -1,4 +1,5 @@
-"""The command line: ``mcusearch init | validate | run | report | boards``.
+"""The command line: ``mcusearch init | validate | run | report | measure | calibrate | cache |
+boards | catalog``.
 
 Every command prints one clear line on a user error and exits non-zero (2 for a bad spec).
 """
@@ -22,6 +23,9 @@ Typical use:
   mcusearch validate search.yaml   check it without running anything
   mcusearch run search.yaml        run (or resume) the search, then write the report
   mcusearch report reports/search  write reports/search.html from a run folder
+  mcusearch measure model.h5 --board qemu-m7     one model on one board, no search
+  mcusearch calibrate model.h5 --board nucleo-f722ze   estimates vs a real board, per layer
+  mcusearch catalog                what the built-in parts catalog knows and lacks
 
 Exit status:
   0    done (for `run`: at least one trial completed)
@@ -188,57 +192,23 @@ def _cmd_measure(args) -> int:
     """One model, one board, no search: convert, build, run, check, print the figures."""
     import tempfile
 
-    import numpy as np
-
     from mcusearch.boards import available_boards, get_board
     from mcusearch.build import build, normalise_opt_level
-    from mcusearch.convert import available_converters, convert
+    from mcusearch.calibrate import check_model_file, prepare_model
+    from mcusearch.convert import convert
     from mcusearch.errors import SpecError
-    from mcusearch.measure import measure
-    from mcusearch.model import ModelResult
-
     from mcusearch.log import import_tensorflow_quietly
+    from mcusearch.measure import measure
 
     import_tensorflow_quietly()
     path = Path(args.model)
-    if not path.is_file():
-        raise SpecError("MODEL", f"file not found: {path}")
-    if path.suffix not in (".h5", ".keras", ".tflite"):
-        raise SpecError("MODEL", f"expected a Keras .h5/.keras or an int8 .tflite file, got {path.name}")
+    quant = check_model_file(path, args.converter)
     if args.board not in available_boards():
         raise SpecError("--board", f"unknown board {args.board!r}; available: {', '.join(sorted(available_boards()))}")
-    quant = "int8" if path.suffix == ".tflite" else "float32"
-    if quant not in available_converters().get(args.converter, ()):
-        raise SpecError("--converter", f"{args.converter!r} cannot convert a {quant} model")
-    if quant == "int8":
-        from mcusearch.model.evaluate import tflite_io
-
-        shape = tuple(tflite_io(path)["input"]["shape"][1:])
-        params = macs = 0
-    else:
-        from mcusearch.model.evaluate import count_macs, count_params
-        from mcusearch.model.load import load_user_model
-
-        try:
-            keras_model = load_user_model(path)
-        except SpecError as e:  # the loader names the spec key; here the file is an argument
-            raise SpecError("MODEL", e.message, e.source) from None
-        shape = tuple(int(d) for d in keras_model.input_shape[1:])
-        params, macs = count_params(keras_model), count_macs(keras_model)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))
-    keras_path = path
-    if quant == "float32" and path.suffix != ".h5":  # e.g. Keras 3: the converters read tf-keras
-        from mcusearch.model.stage import KERAS_FILE, save_keras
-
-        out.mkdir(parents=True, exist_ok=True)
-        keras_path = out / KERAS_FILE
-        save_keras(keras_model, keras_path)
     # Inputs: seeded random values (the outputs are still checked against the host model).
-    x = np.random.default_rng(args.seed).normal(size=(args.inputs, *shape)).astype(np.float32)
-    model = ModelResult(keras_path=keras_path if quant == "float32" else None,
-                        tflite_path=path if quant == "int8" else None, quantization=quant, accuracy=float("nan"),
-                        params=params, macs=macs, input_shape=shape, class_names=(), probe_inputs=x,
-                        probe_labels=np.zeros(len(x), np.int64), cache_key="")
+    model = prepare_model(path, args.converter, args.inputs, args.seed, out)
+    macs = model.macs
     board = get_board(args.board)
     opt = normalise_opt_level(args.opt_level)
     conv = convert(model, args.converter, out / "c")

@@ -101,7 +101,7 @@ def test_a_cache_without_sourced_geometry_gives_a_range(stream, two, tmp_path):
     est = estimate_parts(profs, memories, "cortex-m7", plain.insns)["UNSIZED"]
     core = cm.estimate(plain, "cortex-m7")
     flash = plain.region("flash")
-    waits = 7 * (flash.reads + -(-flash.fetch_bytes // 16))    # never hits: 7 per read and per 16 B of code
+    waits = 7 * (flash.reads + flash.fetch_lines(16))    # never hits: 7 per read and per 16-byte line fetched
     assert est["cycles_low"] == pytest.approx(core.cycles_low)   # always hits
     assert est["cycles_high"] == pytest.approx(core.cycles_high + waits)
     assert est["cycles_low"] <= est["cycles"] <= est["cycles_high"]
