@@ -86,7 +86,11 @@ class Correction:
         try:
             raw = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as e:
-            raise SpecError(str(path), f"cannot read the calibration file: {e}") from None
+            why = " ".join(str(getattr(e, "problem", None) or e).split())  # YAML's own message spans lines
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise SpecError(str(path), f"cannot read the calibration file{where}: {why}; run `mcusearch "
+                                       "calibrate ... --save` again or delete it") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise SpecError(str(path), f"not a calibration file (expected format {FORMAT})")
         raw.pop("format")

@@ -255,6 +255,9 @@ def check_places(spec) -> None:
     check_folder(spec.run_dir, "search.run_dir")
     check_folder(spec.cache_dir, "search.cache_dir")
     check_storage(spec.storage_url, spec.run_dir)
+    from mcusearch.calibrate import load_corrections
+
+    load_corrections()  # a bad saved correction (`mcusearch calibrate --save`) names its file here
 
 
 # ---------------------------------------------------------------------------------------------

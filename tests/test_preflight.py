@@ -174,3 +174,17 @@ def test_validate_subprocess(model, key, words, files, tmp_path):
     assert "Traceback" not in r.stderr
     _nothing_written(tmp_path)
     assert not files["marker"].exists()
+
+
+def test_bad_saved_calibration_stops_at_the_door(files, tmp_path, capsys, monkeypatch):
+    """A correction file `mcusearch calibrate --save` would read is checked before any trial."""
+    cal = tmp_path / "calibration"
+    cal.mkdir()
+    (cal / "STM32F722ZE.yaml").write_text("factor: [not, a, number\n")
+    monkeypatch.setenv("MCUSEARCH_CALIBRATION_DIR", str(cal))
+    spec = _spec(tmp_path, {"path": str(files["good"])}, _npz(tmp_path / "d.npz"))
+    for command in ("validate", "run"):
+        assert main([command, str(spec)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "STM32F722ZE.yaml" in err[0], err
+        _nothing_written(tmp_path)
