@@ -4,12 +4,14 @@ Three parts, each run through the real tool (``python -m mcusearch run``):
 
 * ``workers``: trials per hour with 1 and with 2 workers (two ``mcusearch run`` processes on one
   SQLite storage, as the README's workers section says), the time per stage (the ``seconds``
-  every trial stores) and the model-cache hit rate. ``--trials N`` trials per worker (default 2).
+  every trial stores) and the model-cache hit rate. ``--trials N`` trials per worker (default 3).
 * ``grid``: an exhaustive grid on a reduced space of the default search (:data:`GRID_KNOBS`:
-  8 filter counts (every conv, `per: global`) x magnitude {0, 0.9} x float32/int8 x -O0/-O3/-Os x mcusearch/mcusearch-ref,
-  qemu-m7 only: 192 configurations) run once with ``search.sampler: grid`` and recorded in
-  ``reports/overnight/grid.json`` (reused when present). ``--epochs E`` trains the grid's models
-  for fewer epochs than search.yaml says (said in the output and the record).
+  8 filter counts (every conv alike, ``per: global``) x magnitude sparsity {0, 0.9} x
+  float32/int8 x -O0/-O3/-Os x mcusearch/mcusearch-ref, qemu-m7 only: 192 configurations) run
+  once with ``search.sampler: grid`` and recorded in ``reports/overnight/grid.json`` (reused when
+  present). Training as in search.yaml (``--epochs E``: the base model trained E epochs instead,
+  said in the output); one firmware test input per class (``--probes``) and cycles estimated for
+  the study's part only (STM32F722ZE): emulation time, not objectives.
 * ``replay``: NSGA-II, TPE and random, each as the tool builds it
   (:func:`mcusearch.study.make_sampler`), replayed against the recorded grid: each sampler's
   Optuna study runs over the same categorical space and every configuration it suggests gets
@@ -21,7 +23,7 @@ Three parts, each run through the real tool (``python -m mcusearch run``):
 
     .venv/bin/python bench/overnight.py grid [--epochs 3]     # once (about an hour at 10 epochs)
     .venv/bin/python bench/overnight.py replay [--seeds 20]   # seconds to minutes, pure Python
-    .venv/bin/python bench/overnight.py workers [--trials 2]
+    .venv/bin/python bench/overnight.py workers [--trials 3]   # ten minutes or so
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ GRID_BOARDS = ["qemu-m7"]
 TARGET_SHARE = 0.95      # of the grid's hypervolume ...
 TARGET_TRIALS = 0.15     # ... within this share of the grid's trials
 REF = 1.1                # the reference point on every normalised (minimised) axis
+GRID_BOUND = 10_000      # search.n_trials of the grid run (the most the tool takes for a grid)
 
 
 # ---- specs and runs through the real tool --------------------------------------------------------
@@ -94,18 +97,9 @@ def grid_spec(run_dir: Path, cache_dir: Path, epochs: int | None = None, probes:
         d["dataset"]["probe_per_class"] = probes
     if catalog is not None:
         d.setdefault("catalog", {})["path"] = str(catalog)
-    d["search"].update(sampler="grid", n_trials=grid_size(GRID_KNOBS) * len(GRID_BOARDS),
-                       run_dir=str(run_dir), cache_dir=str(cache_dir))
+    # the tool runs a grid's every configuration once, up to n_trials
+    d["search"].update(sampler="grid", n_trials=GRID_BOUND, run_dir=str(run_dir), cache_dir=str(cache_dir))
     return d
-
-
-def grid_size(knobs: dict) -> int:
-    """Configurations in a knobs section (lists, ``values``/``sparsity`` lists of a mapping)."""
-    def n(v) -> int:
-        if isinstance(v, dict):
-            return math.prod(len(v[k]) for k in ("values", "sparsity", "epochs") if k in v)
-        return len(v)
-    return math.prod(n(v) for v in knobs.values())
 
 
 def write_spec(data: dict, path: Path) -> Path:
@@ -517,7 +511,7 @@ def run_grid(args) -> Grid:
     run = start_run(spec_path, OUT / "grid-run.log", code)
     while run.poll() is None:
         time.sleep(30)
-        _grid_eta(run_dir, spec["search"]["n_trials"], t0)
+        _grid_eta(run_dir, t0)
     if run.returncode not in (0, 1):
         raise SystemExit(f"the grid run failed (exit {run.returncode}); see {OUT / 'grid-run.log'}")
     grid = grid_record(run_dir, spec, round(time.perf_counter() - t0, 1), sha)
@@ -526,11 +520,12 @@ def run_grid(args) -> Grid:
     return grid
 
 
-def _grid_eta(run_dir: Path, n: int, t0: float) -> None:
+def _grid_eta(run_dir: Path, t0: float) -> None:
     from mcusearch.study import finished
 
     try:
-        done = finished(load_study(run_dir))
+        study = load_study(run_dir)
+        done, n = finished(study), math.prod(len(c) for c in study.user_attrs["space"].values())
     except Exception:  # the study is not created yet
         return
     spent = time.perf_counter() - t0

@@ -130,3 +130,24 @@ def test_summarise_gives_median_and_spread_over_seeds():
     # after 15 % of 20 = 3 trials: 0.96 (reached at 2: at least that), 0.97, 0.3 -> median 0.96
     assert row["at"] == 3 and row["share_at"] == pytest.approx(0.96)
     assert row["met"] is True  # the median seed reaches 95 % within 3 trials
+
+
+def test_cache_hits_and_stage_seconds_read_from_stored_trials():
+    import datetime
+
+    from overnight import _stage_seconds, cache_hits
+
+    def trial(n: int, key: str, seconds: dict, reused: int | None = None):
+        attrs = {"notes": {"model_cache_key": key}, "seconds": seconds}
+        if reused is not None:
+            attrs["reused_from"] = reused
+        t = optuna.trial.create_trial(values=[1.0], user_attrs=attrs)
+        t.number, t.datetime_start = n, datetime.datetime(2026, 1, 1, 0, 0, n)
+        return t
+
+    trials = [trial(2, "b", {"model": 1.0, "total": 3.0}),   # started after 0 made "b": a hit
+              trial(0, "b", {"model": 9.0, "total": 12.0}),  # first to need "b": a miss
+              trial(1, "a", {"model": 2.0, "total": 4.0}),   # "a" was in the cache before the run
+              trial(3, "b", {}, reused=2)]                   # reused a trial's result: no model stage
+    assert cache_hits(trials, before={"a"}) == (2, 3)
+    assert _stage_seconds(trials) == {"model": 2.0, "total": 4.0}  # medians over the three that ran
