@@ -363,6 +363,12 @@ class _Emitter:
             if not f32:
                 fields["vector_channels"] = str(tflite_depthwise_vector_channels(ch))
             ptype = f"mcus_fast_dwconv_{self.sfx}_t"
+            if info.kernel == "dwconv3x3_s8":
+                groups = dw3x3_s8_groups(op)
+                self.data.append(_aligned(_c_array("int32_t", f"{pfx}_g", groups, 6)))
+                info.weight_bytes += int(groups.size) * 4        # + the raw weights (portable path)
+                fields = {"d": fields, "groups": f"{pfx}_g"}
+                ptype = "mcus_fast_dw3x3_s8_t"
         elif isinstance(op, AvgPool2D):
             fields["g"] = self.win(op)
             fields.update(act)
@@ -401,8 +407,8 @@ class _Emitter:
         else:
             raise StageError("convert", f"{op.name} ({op.kind}) has no {self.g.dtype} kernel")
         self.data.append(f"static const {ptype} {pfx}_p = {_init(fields)};\n")
-        if info.kernel not in self.kernel_files:
-            self.kernel_files.append(info.kernel)
+        needs = [info.kernel] + (["dwconv2d_s8"] if info.kernel == "dwconv3x3_s8" else [])
+        self.kernel_files += [k for k in needs if k not in self.kernel_files]   # + its fallback
         return f"mcus_fast_{info.kernel}", f"{pfx}_p", info
 
     # -- the whole model --------------------------------------------------------------------------
@@ -511,17 +517,72 @@ def dw_kernel(op: DepthwiseConv2D, f32: bool) -> str:
     """The row kernel of a depthwise convolution (depth multiplier 1), chosen by shape (measured
     figures in firmware/kernels/README.md): float 3 x 3 windows on 4 or more channels take
     ``dwconv3x3_f32`` (4-channel groups, accumulators in FPU registers, a sliding window over
-    pixel pairs), everything else the generic row kernel ``dwconv2d_*``."""
-    if f32 and tuple(op.kernel) == (3, 3) and op.depth_multiplier == 1 and int(op.out_shape[-1]) >= 4:
+    pixel pairs); int8 3 x 3 windows of stride 1 or 2 on 4 or more channels whose right shifts
+    are all in [1, 24] take ``dwconv3x3_s8`` (padded rows, pixel pairs, precomputed group data);
+    everything else the generic row kernel ``dwconv2d_*``."""
+    three = tuple(op.kernel) == (3, 3) and op.depth_multiplier == 1 and int(op.out_shape[-1]) >= 4
+    if f32 and three:
         return "dwconv3x3_f32"
+    if not f32 and three and tuple(op.stride) in ((1, 1), (2, 2)):
+        shift = np.asarray(op.requant.shift)
+        if np.all((shift <= -1) & (shift >= -24)):
+            return "dwconv3x3_s8"
     return "dwconv2d_f32" if f32 else "dwconv2d_s8"
+
+
+DW3_GROUP_WORDS = 42     # dwconv3x3_s8.c: DW3_GROUP_WORDS
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    """int64 values wrapped to int32 (two's complement), as the C kernels' 32-bit words hold them."""
+    return ((np.asarray(v, np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def dw3x3_s8_groups(op: DepthwiseConv2D) -> np.ndarray:
+    """dwconv3x3_s8's per-group words (int32, [groups][42]; groups as layout.dw_groups): the 9
+    cells' weights sign-extended as SXTB16 leaves them ((w0, w2), (w1, w3) as int16 halves), the
+    4 initial accumulators bias + input_offset * sum of the 9 weights (channels 0, 2, 1, 3), and
+    the 4 channels' mcus_dwrq_t {m, hi, s, lo, k} of MCUS_REQUANT_MODE 0 (mcus_dwrq_make in
+    mcus_fast.h: C - k = 2^30 + (1 + 2 zp) 2^(30 + r) - k, k = 0 on TFLite's vector lanes)."""
+    w = np.asarray(op.weights).astype(np.int64).reshape(3, 3, -1)
+    ch = w.shape[2]
+    rq = op.requant
+    bias = np.zeros(ch, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
+    mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (ch,))
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (ch,))
+    off, zp = -int(rq.input_zero_point), int(rq.output_zero_point)
+    vector = tflite_depthwise_vector_channels(ch)
+    out = []
+    for c in layout.dw_groups(ch):
+        cells = w[:, :, c:c + 4].reshape(9, 4)
+        half = cells & 0xFFFF
+        words = np.stack([half[:, 0] | half[:, 2] << 16, half[:, 1] | half[:, 3] << 16], 1).ravel()
+        init = (bias[c:c + 4] + off * cells.sum(axis=0))[[0, 2, 1, 3]]
+        rqw = []
+        for j in range(4):
+            r = -int(shift[c + j])
+            k = 0 if c + j < vector else 2**31
+            const = 2**30 + (1 + 2 * zp) * 2**(30 + r) - k
+            rqw += [int(mult[c + j]), const >> 32, r - 1, const & 0xFFFFFFFF, k]
+        out.append(np.concatenate([words, init, np.array(rqw, np.int64)]))
+    groups = _wrap32(np.stack(out))
+    assert groups.shape[1] == DW3_GROUP_WORDS
+    return groups
 
 
 def _op_scratch(op, f32: bool) -> int:
     """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
-    per channel (none for dwconv3x3_f32, whose accumulators are registers)."""
-    if isinstance(op, DepthwiseConv2D) and dw_kernel(op, f32) == "dwconv3x3_f32":
-        return 0
+    per channel (none for dwconv3x3_f32, whose accumulators are registers; dwconv3x3_s8: its 3
+    padded input rows of (output width - 1) * stride + 3 cells, or dwconv2d_s8's
+    accumulators where it falls back to that kernel)."""
+    if isinstance(op, DepthwiseConv2D):
+        kernel = dw_kernel(op, f32)
+        if kernel == "dwconv3x3_f32":
+            return 0
+        if kernel == "dwconv3x3_s8":
+            ch, ow = int(op.out_shape[-1]), int(op.out_shape[1])
+            wp = (ow - 1) * int(op.stride[1]) + 3
+            return max(4 * ch, (3 * wp * ch + 3) // 4 * 4)
     return 4 * int(op.out_shape[-1])
 
 

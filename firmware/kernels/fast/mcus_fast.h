@@ -175,6 +175,17 @@ typedef struct {
                                * (TFLite's vector and scalar loops: mcus_requantize_depthwise) */
 } mcus_fast_dwconv_s8_t;
 
+/*
+ * int8 depthwise 3 x 3, stride 1 or 2 (dwconv3x3_s8.c): the generic parameters (what
+ * dwconv2d_s8 reads where the assembly path is not built) and, per group of 4 channels
+ * (layout.dw_groups), 42 precomputed words (mcusearch/convert/fast.py, dw3x3_s8_groups).
+ * io->scratch: the 3 padded input rows (and dwconv2d_s8's accumulators).
+ */
+typedef struct {
+    mcus_fast_dwconv_s8_t d;
+    const int32_t *groups;
+} mcus_fast_dw3x3_s8_t;
+
 typedef struct {
     mcus_buf_t in, out;
     mcus_win_t g;
@@ -234,6 +245,7 @@ void mcus_fast_maxpool2d_f32(const void *params, const mcus_io_t *io, int32_t ro
 void mcus_fast_dwconv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_dwconv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool_global_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool_global_f32(const void *params, const mcus_io_t *io, int32_t row);
