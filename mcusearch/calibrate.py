@@ -402,9 +402,10 @@ def layer_cpis(elf: Path, emulator, part, n_layers: int, inferences: int, work_d
 
 
 def save_path(save: str | None, part: str) -> Path:
-    """``--save`` with no value: ``<calibration_dir>/<part>.yaml``; a folder: that folder/<part>.yaml;
-    else the file given."""
+    """``--save`` with no value: ``<calibration_dir>/<part>.yaml``; a ``.yaml`` file: that file;
+    anything else is a folder (made if needed): that folder/<part>.yaml (estimates read only
+    ``*.yaml`` files)."""
     if save is None or save == "":
         return calibration_dir() / _file_name(part)
     p = Path(save)
-    return p / _file_name(part) if p.is_dir() or save.endswith(("/", os.sep)) else p
+    return p if p.suffix == ".yaml" and not p.is_dir() else p / _file_name(part)
