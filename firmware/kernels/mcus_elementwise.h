@@ -6,6 +6,7 @@
 #ifndef MCUS_ELEMENTWISE_H
 #define MCUS_ELEMENTWISE_H
 
+#include <float.h>
 #include <stdint.h>
 
 /* ---- unary, float32: output[i] = f(input[i]) ------------------------------------------------ */
@@ -49,6 +50,7 @@ void mcus_lut_s8(const mcus_lut_s8_params_t *p, const int8_t *input, int8_t *out
 /* ---- binary with broadcasting --------------------------------------------------------------- */
 
 #define MCUS_BCAST_MAX_DIMS 6
+#define MCUS_EW_INLINE static inline __attribute__((always_inline))
 
 /* The output's dimensions (outermost first, batch dropped, adjacent dimensions merged where both
  * operands allow) and each operand's element stride along them (0: broadcast). */
@@ -60,21 +62,50 @@ typedef struct {
     int32_t b_stride[MCUS_BCAST_MAX_DIMS];
 } mcus_bcast_t;
 
-/* Step the output coordinate `idx` (zeroed before the first element) to the next element and the
- * operands' offsets *ia, *ib with it. */
-static inline void mcus_bcast_next(const mcus_bcast_t *g, int32_t *idx, int32_t *ia, int32_t *ib)
+/* A broadcast walked as runs: the innermost dimension is a run of n output elements along which
+ * each operand steps by 1 (it varies) or 0 (one value for the whole run); the outer dimensions are
+ * stepped once per run, so the index arithmetic is paid per run, not per element. (The geometry
+ * has no size-1 dimension, so an operand's innermost stride is 1 or 0.) */
+typedef struct {
+    const mcus_bcast_t *g;
+    int32_t n;                                 /* elements per run */
+    int32_t runs;
+    int32_t sa, sb;                            /* each operand's step along a run: 1 or 0 */
+    int32_t ia, ib;                            /* each operand's offset at the current run */
+    int32_t idx[MCUS_BCAST_MAX_DIMS];          /* the current run's outer coordinate */
+} mcus_bcast_runs_t;
+
+static inline void mcus_bcast_runs_begin(mcus_bcast_runs_t *r, const mcus_bcast_t *g)
 {
+    const int32_t last = g->rank - 1;
     int32_t d;
 
-    for (d = g->rank - 1; d >= 0; --d) {
-        *ia += g->a_stride[d];
-        *ib += g->b_stride[d];
-        if (++idx[d] < g->dims[d]) {
+    r->g = g;
+    r->n = g->dims[last];
+    r->runs = g->len / r->n;
+    r->sa = g->a_stride[last];
+    r->sb = g->b_stride[last];
+    r->ia = r->ib = 0;
+    for (d = 0; d < MCUS_BCAST_MAX_DIMS; ++d) {
+        r->idx[d] = 0;
+    }
+}
+
+/* Step to the next run: the outer coordinate like an odometer, the offsets with it. */
+static inline void mcus_bcast_runs_next(mcus_bcast_runs_t *r)
+{
+    const mcus_bcast_t *g = r->g;
+    int32_t d;
+
+    for (d = g->rank - 2; d >= 0; --d) {
+        r->ia += g->a_stride[d];
+        r->ib += g->b_stride[d];
+        if (++r->idx[d] < g->dims[d]) {
             return;
         }
-        *ia -= g->a_stride[d] * g->dims[d];
-        *ib -= g->b_stride[d] * g->dims[d];
-        idx[d] = 0;
+        r->ia -= g->a_stride[d] * g->dims[d];
+        r->ib -= g->b_stride[d] * g->dims[d];
+        r->idx[d] = 0;
     }
 }
 
@@ -82,6 +113,71 @@ typedef struct {
     mcus_bcast_t g;
     float act_min, act_max;
 } mcus_binary_f32_params_t;
+
+/* The float32 binary kernels share one loop (mcus_binary_f32_runs) and differ by the function of
+ * one pair of elements, which the loop inlines (GCC at -O1 and above: the function is a constant
+ * after inlining). */
+typedef float (*mcus_binary_f32_fn)(float a, float b);
+
+MCUS_EW_INLINE void mcus_binary_f32_run(const float *a, int32_t sa, const float *b, int32_t sb,
+                                        float *out, int32_t n, mcus_binary_f32_fn f, int clamp,
+                                        float lo, float hi)
+{
+    int32_t i;
+
+    if (sb == 0) {                             /* b broadcast along the run (or both) */
+        const float y = *b;
+        for (i = 0; i < n; ++i) {
+            float v = f(a[i], y);
+            if (clamp) {
+                v = v < lo ? lo : v;
+                v = v > hi ? hi : v;
+            }
+            out[i] = v;
+        }
+    } else if (sa == 0) {                      /* a broadcast along the run */
+        const float x = *a;
+        for (i = 0; i < n; ++i) {
+            float v = f(x, b[i]);
+            if (clamp) {
+                v = v < lo ? lo : v;
+                v = v > hi ? hi : v;
+            }
+            out[i] = v;
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            float v = f(a[i], b[i]);
+            if (clamp) {
+                v = v < lo ? lo : v;
+                v = v > hi ? hi : v;
+            }
+            out[i] = v;
+        }
+    }
+}
+
+/* output = clamp(f(a, b)) over the broadcast, run by run; no clamp at all when the activation
+ * range is unbounded (act_min = -FLT_MAX, act_max = FLT_MAX). */
+MCUS_EW_INLINE void mcus_binary_f32_runs(const mcus_binary_f32_params_t *p, const float *a,
+                                         const float *b, float *output, mcus_binary_f32_fn f)
+{
+    const float lo = p->act_min, hi = p->act_max;
+    const int clamp = lo > -FLT_MAX || hi < FLT_MAX;
+    mcus_bcast_runs_t r;
+    int32_t k;
+
+    mcus_bcast_runs_begin(&r, &p->g);
+    for (k = 0; k < r.runs; ++k) {
+        if (clamp) {
+            mcus_binary_f32_run(a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, f, 1, lo, hi);
+        } else {
+            mcus_binary_f32_run(a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, f, 0, lo, hi);
+        }
+        output += r.n;
+        mcus_bcast_runs_next(&r);
+    }
+}
 
 /* output = clamp(a OP b) over the broadcast shape; a or b may be a constant array. */
 void mcus_add_bcast_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b,
@@ -97,8 +193,84 @@ void mcus_maximum_f32(const mcus_binary_f32_params_t *p, const float *a, const f
 void mcus_minimum_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b,
                       float *output);
 
-/* int8 ADD and SUB with broadcasting: mcus_add_s8_one (mcus_kernels.h) per element. SUB is ADD
- * with the second input's multiplier negated, as TFLite computes it. */
+/* The int8 binary kernels share one loop (mcus_binary_s8_runs): an element is
+ * combine(q, prep_a(q, a), prep_b(q, b)), clamped; q holds the kernel's constants. What depends on
+ * one operand only (its offset, its rescaling) is in its prep function, so along a run where that
+ * operand is broadcast it is computed once per run. */
+typedef int32_t (*mcus_s8_prep_fn)(const void *q, int32_t v);
+typedef int32_t (*mcus_s8_combine_fn)(const void *q, int32_t pa, int32_t pb);
+
+/* clamp(v, lo, hi) as int8; `full` (a constant after inlining): lo = -128 and hi = 127, one SSAT
+ * where the core has it. */
+MCUS_EW_INLINE int8_t mcus_act_s8(int32_t v, int full, int32_t lo, int32_t hi)
+{
+#if defined(__ARM_FEATURE_SAT) && defined(__OPTIMIZE__)
+    if (full) {
+        int32_t r;
+        __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+        return (int8_t)r;
+    }
+#endif
+    if (full) {
+        lo = -128;
+        hi = 127;
+    }
+    v = v < lo ? lo : v;
+    return (int8_t)(v > hi ? hi : v);
+}
+
+/* One run; `full`: the activation range is all of int8 (one saturation, no bounds in registers). */
+MCUS_EW_INLINE void mcus_binary_s8_run(const void *q, const int8_t *x, int32_t sa, const int8_t *y,
+                                       int32_t sb, int8_t *output, int32_t n, int full,
+                                       int32_t lo, int32_t hi, mcus_s8_prep_fn prep_a,
+                                       mcus_s8_prep_fn prep_b, mcus_s8_combine_fn combine)
+{
+    int32_t i;
+
+    if (sb == 0) {                             /* b broadcast along the run (or both) */
+        const int32_t pb = prep_b(q, *y);
+        for (i = 0; i < n; ++i) {
+            output[i] = mcus_act_s8(combine(q, prep_a(q, x[i]), pb), full, lo, hi);
+        }
+    } else if (sa == 0) {                      /* a broadcast along the run */
+        const int32_t pa = prep_a(q, *x);
+        for (i = 0; i < n; ++i) {
+            output[i] = mcus_act_s8(combine(q, pa, prep_b(q, y[i])), full, lo, hi);
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            output[i] = mcus_act_s8(combine(q, prep_a(q, x[i]), prep_b(q, y[i])), full, lo,
+                                    hi);
+        }
+    }
+}
+
+MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, const int8_t *a,
+                                        const int8_t *b, int8_t *output, int32_t lo, int32_t hi,
+                                        mcus_s8_prep_fn prep_a, mcus_s8_prep_fn prep_b,
+                                        mcus_s8_combine_fn combine)
+{
+    const int full = lo <= -128 && hi >= 127;
+    mcus_bcast_runs_t r;
+    int32_t k;
+
+    mcus_bcast_runs_begin(&r, g);
+    for (k = 0; k < r.runs; ++k) {
+        if (full) {
+            mcus_binary_s8_run(q, a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, 1, lo, hi, prep_a,
+                               prep_b, combine);
+        } else {
+            mcus_binary_s8_run(q, a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, 0, lo, hi, prep_a,
+                               prep_b, combine);
+        }
+        output += r.n;
+        mcus_bcast_runs_next(&r);
+    }
+}
+
+/* int8 ADD and SUB with broadcasting: TFLite ADD's rescaling (mcus_add_s8_one, split into the
+ * input, skip and sum parts). SUB is ADD with the second input's multiplier negated, as TFLite
+ * computes it. */
 typedef struct {
     mcus_bcast_t g;
     mcus_add_s8_params_t q;                     /* q.len unused */
@@ -127,6 +299,66 @@ static inline int32_t mcus_multiply_by_quantized_multiplier(int32_t x, int32_t m
     const int32_t right = shift > 0 ? 0 : -shift;
     return mcus_rounding_divide_by_pot(
         mcus_sat_round_doubling_high_mul((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+/*
+ * MultiplyByQuantizedMultiplier plus an output offset, for a product of two offset int8 values
+ * (|x| <= 255 * 255) and |offset| <= 255, in fewer instructions and bit-exact:
+ *   - SaturatingRoundingDoublingHighMul(x << left, m) = (x * 2^left * m + 2^30) >> 31 (its
+ *     truncating division of the nudged product equals this floor: the nudge differs by one
+ *     exactly where truncation and floor differ), which is SMMULR(x << (left + 1), m) =
+ *     (x * 2^(left+1) * m + 2^31) >> 32. It never saturates (m > 0), and x << (left + 1) fits
+ *     in 32 bits while left <= MCUS_SMALL_MBQM_MAX_LEFT;
+ *   - RoundingDivideByPOT(h, e) + offset = (h + 2^(e-1) + offset * 2^e - (h < 0)) >> e for
+ *     e >= 1 (ties away from zero; adding a multiple of 2^e commutes with the floor), h + offset
+ *     for e = 0. No overflow while e <= MCUS_SMALL_MBQM_MAX_RIGHT (|h| < 2^16 when left = 0).
+ * mcus_small_mbqm_prepare returns 0 outside these bounds (then use the generic functions).
+ */
+#define MCUS_SMALL_MBQM_MAX_LEFT 14
+#define MCUS_SMALL_MBQM_MAX_RIGHT 22
+
+typedef struct {
+    int32_t multiplier;
+    int32_t left1;                              /* left shift + 1: applied to x by the caller */
+    int32_t right;
+    int32_t bias;                               /* 2^(right-1) (0 if right = 0) + offset 2^right */
+    int32_t neg;                                /* -1 when right >= 1 (h < 0 rounds down), else 0 */
+} mcus_small_mbqm_t;
+
+static inline int mcus_small_mbqm_prepare(mcus_small_mbqm_t *c, int32_t multiplier, int32_t shift,
+                                          int32_t offset)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    if (left > MCUS_SMALL_MBQM_MAX_LEFT || right > MCUS_SMALL_MBQM_MAX_RIGHT ||
+        offset < -255 || offset > 255) {
+        return 0;
+    }
+    c->multiplier = multiplier;
+    c->left1 = left + 1;
+    c->right = right;
+    c->bias = (right > 0 ? (int32_t)1 << (right - 1) : 0) + offset * ((int32_t)1 << right);
+    c->neg = right > 0 ? -1 : 0;
+    return 1;
+}
+
+/* round(a * b / 2^32), ties up: SMMULR. */
+static inline int32_t mcus_smmulr(int32_t a, int32_t b)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* MultiplyByQuantizedMultiplier(x, multiplier, shift) + offset, from x2 = x << c->left1. */
+MCUS_EW_INLINE int32_t mcus_small_mbqm(const mcus_small_mbqm_t *c, int32_t x2)
+{
+    const int32_t h = mcus_smmulr(x2, c->multiplier);
+    return (h + c->bias + ((h >> 31) & c->neg)) >> c->right;
 }
 
 static inline int32_t mcus_mul_s8_one(const mcus_mul_s8_params_t *p, int32_t a, int32_t b)

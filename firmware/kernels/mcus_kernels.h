@@ -247,14 +247,29 @@ typedef struct {
     int32_t act_min, act_max;
 } mcus_add_s8_params_t;
 
+/* int8 ADD in three parts (the broadcasting kernel computes a broadcast operand's part once):
+ * each input rescaled to the common scale, then their sum to the output's. */
+static inline int32_t mcus_add_s8_input(const mcus_add_s8_params_t *p, int32_t a)
+{
+    return mcus_rescale_add((int32_t)((uint32_t)(a + p->input_offset) << p->left_shift),
+                            p->input_multiplier, p->input_shift);
+}
+
+static inline int32_t mcus_add_s8_skip(const mcus_add_s8_params_t *p, int32_t b)
+{
+    return mcus_rescale_add((int32_t)((uint32_t)(b + p->skip_offset) << p->left_shift),
+                            p->skip_multiplier, p->skip_shift);
+}
+
+static inline int32_t mcus_add_s8_sum(const mcus_add_s8_params_t *p, int32_t sa, int32_t sb)
+{
+    return mcus_rescale_add(sa + sb, p->output_multiplier, p->output_shift) + p->output_offset;
+}
+
 /* One element of int8 ADD (shared by the reference and the fast kernels). */
 static inline int32_t mcus_add_s8_one(const mcus_add_s8_params_t *p, int32_t a, int32_t b)
 {
-    const int32_t sa = mcus_rescale_add((int32_t)((uint32_t)(a + p->input_offset) << p->left_shift),
-                                        p->input_multiplier, p->input_shift);
-    const int32_t sb = mcus_rescale_add((int32_t)((uint32_t)(b + p->skip_offset) << p->left_shift),
-                                        p->skip_multiplier, p->skip_shift);
-    int32_t v = mcus_rescale_add(sa + sb, p->output_multiplier, p->output_shift) + p->output_offset;
+    int32_t v = mcus_add_s8_sum(p, mcus_add_s8_input(p, a), mcus_add_s8_skip(p, b));
     v = v < p->act_min ? p->act_min : v;
     return v > p->act_max ? p->act_max : v;
 }
