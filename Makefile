@@ -41,5 +41,11 @@ $(VENV)/.installed: requirements/base.txt requirements/nodeps.txt pyproject.toml
 bench: setup
 	$(PY) bench/codegen.py
 
+# The 2020 study reproduced (issue 15): its experiments as grid searches, a free search under its
+# constraints, reports/thesis/thesis.html. Resumable. QUICK=1: a small subset (CI) into reports/thesis-quick.
+.PHONY: thesis
+thesis: setup
+	$(PY) bench/thesis/run.py $(if $(QUICK),--quick)
+
 clean:
 	rm -rf reports $(VENV) .pytest_cache
