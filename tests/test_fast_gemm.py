@@ -5,8 +5,9 @@ rounding constant; other layers keep the older paths.
 
 Bit-exact with the TFLite interpreter on the host (the portable C paths) and in QEMU on a Cortex-M7
 (the assembly): odd output-channel counts, odd chunk counts (K / 4 odd), odd widths (the single-pixel
-variant), stride 2, SAME and VALID padding, more than one 64-channel block, K % 4 != 0 beside it.
-The per-layer profile shows the path ran: a 1 x 1 layer of K = 64 costs under 1.25 instructions a
+variant), stride 2, SAME and VALID padding, more than one 64-channel block, K % 4 != 0 beside it,
+input channels not in multiples of 4 (a 3-channel stem, one channel, 1 x N convs: K padded with
+zero weights, kpad). The per-layer profile shows the path ran: a 1 x 1 layer of K = 64 costs under 1.25 instructions a
 MAC (1.49 before it existed).
 """
 from __future__ import annotations
@@ -37,6 +38,31 @@ def gemm_chain(seed: int = 7):
     return tc._random_biases(model, seed)
 
 
+def stem_chain(seed: int = 9):
+    """Input channels not in multiples of 4: the generator pads K with zero weights (kpad) and
+    the column is staged byte by byte (comments: K + kpad)."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((12, 11, 3)),
+        L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="stem"),   # 27 + 1
+        L.Conv2D(5, 3, padding="valid", activation="relu", name="c3"),               # 72
+        L.Conv2D(7, (1, 2), padding="same", name="c12"),                             # 10 + 2
+    ])
+    return tc._random_biases(model, seed)
+
+
+def mono_chain(seed: int = 10):
+    """One input channel (DS-CNN's stem and sensor data): 3 x 2 SAME (6 + 2), then a 1 x 5 conv
+    along the rows (6 channels: 30 + 2)."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((9, 13, 1)),
+        L.Conv2D(6, (3, 2), padding="same", activation="relu", name="mono"),
+        L.Conv2D(9, (1, 5), strides=(1, 2), name="row5"),
+    ])
+    return tc._random_biases(model, seed)
+
+
 def pointwise(seed: int = 8):
     """DS-CNN's pointwise shape: 25 x 5 x 64 -> 64 channels (K = 64)."""
     tc.tf.keras.utils.set_random_seed(seed)
@@ -58,11 +84,22 @@ def test_gemm_chain_host_bit_exact(tmp_path):
     assert {la["kernel"] for la in plan["layers"]} == {"conv2d_s8"}
 
 
+@pytest.mark.parametrize("chain,kpads", [(stem_chain, [1, 0, 2]), (mono_chain, [2, 2])])
+def test_kpad_chains_host_bit_exact(tmp_path, chain, kpads):
+    conv = _int8(chain(), tmp_path)
+    tc.check(conv, tmp_path)
+    plan = json.loads((tmp_path / "c" / "plan.json").read_text())
+    assert [la["extra"].get("kpad", 0) for la in plan["layers"]] == kpads
+
+
 @arm
 def test_gemm_chain_in_qemu_m7(tmp_path):
     from test_codegen_fast import run_on
-    conv = _int8(gemm_chain(), tmp_path, n=tc.N_PROBE)
-    run_on("qemu-m7", conv, tmp_path)               # raises unless the outputs match
+    for chain in (gemm_chain, stem_chain, mono_chain):
+        d = tmp_path / chain.__name__
+        d.mkdir()
+        conv = _int8(chain(), d, n=tc.N_PROBE)
+        run_on("qemu-m7", conv, d)                  # raises unless the outputs match
 
 
 @arm

@@ -334,8 +334,13 @@ class _Emitter:
                     self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
                     info.scratch_bytes = _scratch(op, False, True)
                 else:
+                    kpad = _kpad(op)              # zero weights: K a multiple of 4 (GEMM path)
+                    w = np.pad(w.reshape(oc, -1), ((0, 0), (0, kpad)))
                     self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_weights(w), 24)))
                     info.scratch_bytes = _scratch(op, False, False)
+                    if kpad:
+                        fields["kpad"] = str(kpad)
+                        info.extra["kpad"] = kpad
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
             self.bias_requant(op, pfx, oc, fields, act)
@@ -586,6 +591,16 @@ def _op_scratch(op, f32: bool) -> int:
     return 4 * int(op.out_shape[-1])
 
 
+def _kpad(op) -> int:
+    """Zero weights conv2d_s8 appends to each output channel's K values (its kpad): K rounded up
+    to a multiple of 4 when the input's channels are not (the column is staged byte by byte
+    there anyway), so that such layers (3-channel image stems, 1-D sensor convs) take the GEMM
+    path; 0 for Dense and for input channels in multiples of 4 (K is one then)."""
+    if not isinstance(op, Conv2D) or int(op.in_shape[-1]) % 4 == 0:
+        return 0
+    return -int(np.asarray(op.weights)[0].size) % 4
+
+
 def _scratch(op, sparse: bool, f32: bool) -> int:
     """Bytes of io->scratch a Conv2D/Dense kernel call uses (see the kernels' sources)."""
     w = np.asarray(op.weights)
@@ -597,10 +612,11 @@ def _scratch(op, sparse: bool, f32: bool) -> int:
     if f32:
         return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
     # one block's constants + the columns of int16 (3 side by side on the GEMM path, K % 4 == 0;
-    # else 2) + a staging column when in_c % 4 != 0
+    # else 2) + the staged bytes of a window when in_c % 4 != 0 (K + kpad, 4-byte reads)
+    K += _kpad(op)
     cols = 3 if K % 4 == 0 else 2
     return (RQ_BYTES * min(oc, RQ_BLOCK) + cols * (4 * (K // 4) + (K % 4)) * 2
-            + (2 * K + 4 if in_c % 4 else 0))
+            + ((K + 7) // 4 * 4 if in_c % 4 else 0))
 
 
 RQ_BYTES = 20   # sizeof(mcus_rq_t)

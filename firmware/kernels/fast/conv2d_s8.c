@@ -14,6 +14,22 @@
 
 #define MCUS_INLINE static inline __attribute__((always_inline))
 
+/* n bytes from s to d (word copies, any alignment; a small memcpy is inlined). */
+static inline void stage_copy(int8_t *d, const int8_t *s, int32_t n)
+{
+    for (; n >= 4; n -= 4, d += 4, s += 4) {
+        mcus_st32(d, mcus_ld32(s));
+    }
+    if (n & 2) {
+        memcpy(d, s, 2);
+        d += 2;
+        s += 2;
+    }
+    if (n & 1) {
+        *d = *s;
+    }
+}
+
 /* One output pixel's column: chunk j at col + j * 4 * np + pix * 4, leftovers at
  * col + nch * 4 * np + pix * T. */
 static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int32_t ox,
@@ -81,44 +97,67 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
         return;
     }
     {
-        /* Any channel count: the column in k order into a staging area first (after the two
-         * columns in the scratch), then regrouped a chunk at a time: (k0, k2), (k1, k3). */
-        const int32_t K = kh * kw * in_c;
+        /* Any channel count: the window's bytes in k order into a staging area after the np
+         * columns (a kernel row's kw * in_c bytes are contiguous in the input when the window
+         * is inside it; padding cells and the p->kpad values that round K up to a multiple of
+         * 4 hold the input zero point, which expands to 0), then expanded 4 at a time as above.
+         * The generator's weights have zeros at those kpad k. */
+        const int32_t K = kh * kw * in_c + p->kpad;
         const int32_t nch = K >> 2;
         const int32_t T = K & 3;
-        int16_t *lin = col + np * (4 * nch + T);      /* after np columns */
-        int16_t *l = lin;
+        const int32_t rowb = kw * in_c;
+        const int8_t zp = (int8_t)(-off);
+        const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
+        int8_t *stage = (int8_t *)(void *)(col + np * (4 * nch + T));
+        int8_t *l = stage;
+        const int8_t *src = stage;
         uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
-        int32_t j, c;
+        int32_t n, c;
         for (ky = 0; ky < kh; ++ky) {
             const int32_t iy = y0 + ky;
             const int8_t *row = (iy >= 0 && iy < in_h) ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1) : 0;
+            if (row && x0 >= 0 && x0 + kw <= in_w) {
+                stage_copy(l, row + x0 * in_c, rowb);
+                l += rowb;
+                continue;
+            }
             for (kx = 0; kx < kw; ++kx) {
                 const int32_t ix = x0 + kx;
                 if (row && ix >= 0 && ix < in_w) {
-                    const int8_t *src = row + ix * in_c;
-                    for (c = in_c; c > 0; --c) {
-                        *l++ = (int16_t)(*src++ + off);
-                    }
+                    stage_copy(l, row + ix * in_c, in_c);
                 } else {
-                    for (c = in_c; c > 0; --c) {
-                        *l++ = 0;
-                    }
+                    memset(l, zp, (size_t)in_c);
                 }
+                l += in_c;
             }
         }
-        l = lin;
-        for (j = nch; j > 0; --j) {
-            const uint32_t v01 = mcus_ld32(l), v23 = mcus_ld32(l + 2);
-            dst[0] = (v01 & 0xFFFFu) | (v23 << 16);
-            dst[1] = (v01 >> 16) | (v23 & 0xFFFF0000u);
-            dst += np * 2;
-            l += 4;
+        for (c = 0; c < p->kpad; ++c) {
+            *l++ = zp;
+        }
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+        if (nch && (np == 2 || np == 3)) {
+            uint32_t v, t0, t1;
+            n = nch;
+            if (np == 2) {
+                MCUS_S8_COL_LOOP("16");
+            } else {
+                MCUS_S8_COL_LOOP("24");
+            }
+        } else
+#endif
+        {
+            for (n = nch; n > 0; --n) {
+                const uint32_t v = mcus_ld32(src);
+                src += 4;
+                dst[0] = mcus_sxtab16(off2, v);
+                dst[1] = mcus_sxtab16_ror8(off2, v);
+                dst += np * 2;
+            }
         }
         {
             int16_t *tail = col + nch * stride + pix * T;
             for (c = 0; c < T; ++c) {
-                tail[c] = l[c];
+                tail[c] = (int16_t)(src[c] + off);
             }
         }
     }
@@ -601,7 +640,7 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
                       const int16_t *col, int32_t np, int8_t *dst, int32_t c0, int32_t cb)
 {
     const int32_t oc = p->out.c;
-    const int32_t K = p->g.kh * p->g.kw * p->in.c;
+    const int32_t K = p->g.kh * p->g.kw * p->in.c + p->kpad;
     const int32_t nch = K >> 2, T = K & 3;
     const int8_t *w = p->weights + c0 * nch * 4;
     const int8_t *wt = p->weights + nch * 4 * oc + c0 * T;
@@ -657,7 +696,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
     const int32_t ow = p->out.w, oc = p->out.c;
     const int32_t block = oc > MCUS_RQ_BLOCK ? MCUS_RQ_BLOCK : oc;
-    const int32_t K = p->g.kh * p->g.kw * p->in.c;
+    const int32_t K = p->g.kh * p->g.kw * p->in.c + p->kpad;
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
     int16_t *col = (int16_t *)(void *)(rq + block);
     int32_t c0;

@@ -98,6 +98,8 @@ typedef struct {
     const int32_t *bias;      /* NULL: no bias */
     const int32_t *mult;
     const int8_t *shift;
+    uint8_t kpad;             /* conv2d_s8: zero weights appended to each channel's K values
+                               * (K + kpad a multiple of 4, for the GEMM path; 0: none) */
 } mcus_fast_conv_s8_t;
 
 /*
