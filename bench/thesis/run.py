@@ -1,13 +1,15 @@
 """Reproduce the 2020 study with one command (`make thesis`; issue 15).
 
-Runs the study's experiments as grid searches on the emulated Cortex-M7 (bench/thesis/*.yaml:
-channel pruning, magnitude pruning, converters x compiler flags), then a free search over the
-union of the knobs under the study's constraints (free.yaml), and writes
+Runs a free search over the union of the study's knobs under its constraints (free.yaml) and the
+study's experiments as grid searches on the emulated Cortex-M7 (bench/thesis/*.yaml: magnitude
+pruning, converters x compiler flags, channel pruning), and writes
 ``<out>/thesis.html``: the study's tables and figures side by side with ours (bench/thesis/render.py).
 
     .venv/bin/python bench/thesis/run.py              # everything, into reports/thesis/
     .venv/bin/python bench/thesis/run.py --quick      # a small subset, into reports/thesis-quick/
     .venv/bin/python bench/thesis/run.py --report-only  # rewrite thesis.html from the studies so far
+    .venv/bin/python bench/thesis/run.py --study-timeout 15   # each study at most 15 min, then the next
+    .venv/bin/python bench/thesis/run.py --only free          # continue one study; report them all
 
 Resumable: every study lives in ``<out>/<experiment>/study.db``; running again continues each one
 where it stopped (a finished study only reports). All studies share one model cache
@@ -180,6 +182,8 @@ def main(argv=None) -> int:
     ap.add_argument("--study-timeout", type=float, metavar="MINUTES",
                     help="start no trial of a study after this long, then go to the next one "
                          "(every study gets its share; run again to continue them)")
+    ap.add_argument("--only", metavar="STUDY", action="append", choices=EXPERIMENTS,
+                    help="run only this study (repeatable); the others are only read for the report")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     out = (args.out or ROOT / "reports" / ("thesis-quick" if args.quick else "thesis")).resolve()
@@ -200,7 +204,7 @@ def main(argv=None) -> int:
                          base, base - ACCURACY_TOLERANCE)
                 spec = _update(spec, {"constraints": {"accuracy_min": round(base - ACCURACY_TOLERANCE, 6)}})
             exps[key] = Experiment(key, spec)
-            run_experiment(exps[key], run=not args.report_only,
+            run_experiment(exps[key], run=not args.report_only and (not args.only or key in args.only),
                            timeout_s=args.study_timeout * 60 if args.study_timeout else None)
     except McusearchError as e:
         print(f"thesis: {e}", file=sys.stderr)
