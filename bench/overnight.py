@@ -385,10 +385,12 @@ SAMPLERS: dict[str, tuple[SamplerFactory, str]] = {
 SETTINGS: dict[str, tuple[SamplerFactory, str]] = {
     "nsga2 pop 4": (tool_sampler("nsga2", 4), "NSGA-II, population 4"),
     "nsga2 pop 16": (tool_sampler("nsga2", 16), "NSGA-II, population 16"),
+    "tpe start 3": (tpe_sampler(n_startup_trials=3), "TPE, 3 start-up trials"),
     "tpe start 5": (tpe_sampler(n_startup_trials=5), "TPE, 5 start-up trials"),
+    "tpe start 5, 96 cand.": (tpe_sampler(n_startup_trials=5, n_ei_candidates=96),
+                              "TPE, 5 start-up trials, 96 candidates per trial"),
     "tpe start 20": (tpe_sampler(n_startup_trials=20), "TPE, 20 start-up trials"),
     "tpe independent": (tpe_sampler(multivariate=False), "TPE, one parameter at a time"),
-    "tpe group": (tpe_sampler(group=True), "TPE, multivariate with groups"),
 }
 
 
@@ -413,18 +415,22 @@ def compare(grid: Grid, samplers: dict[str, tuple[SamplerFactory, str]], seeds: 
     return rows
 
 
-def greedy_front_subset(grid: Grid, target: float = TARGET_SHARE) -> tuple[int, int]:
-    """(k, K): K configurations on the grid's feasible front, and k of them, picked greedily
-    (each time the one adding most hypervolume), reach ``target`` of its hypervolume: roughly
-    the fewest trials any sampler needs, knowing the answer."""
+def greedy_front_subset(grid: Grid, target: float = TARGET_SHARE) -> tuple[list[tuple], int]:
+    """The configurations of the grid's feasible front that, picked greedily (each time the one
+    adding most hypervolume), reach ``target`` of its hypervolume (roughly the fewest trials any
+    sampler needs, knowing the answer), and how many configurations the front holds."""
     norm = Normaliser(grid)
-    front = nondominated(norm(r.values) for r in grid.rows.values() if r.feasible)
+    points: dict[tuple[float, ...], tuple] = {}
+    for key, r in grid.rows.items():
+        if r.feasible:
+            points.setdefault(norm(r.values), key)
+    front = nondominated(points)
     ref = [REF] * len(grid.objectives)
     whole = hypervolume(front, ref)
     chosen: list[tuple[float, ...]] = []
     while hypervolume(chosen, ref) < target * whole - 1e-12:
         chosen.append(max((p for p in front if p not in chosen), key=lambda p: hypervolume(chosen + [p], ref)))
-    return len(chosen), len(front)
+    return [points[p] for p in chosen], len(front)
 
 
 def _n(v: int | None, budget: int) -> str:
@@ -631,21 +637,19 @@ def describe_grid(grid: Grid) -> str:
 def run_replay(grid: Grid, args) -> str:
     """The sampler table (and the settings table when the tool's NSGA-II and TPE miss the
     target), printed and written to reports/overnight/replay.md."""
-    import warnings
-
-    import optuna
-
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # TPE's group=True
     t0 = time.perf_counter()
     rows = compare(grid, SAMPLERS, args.seeds)
     n = grid.size()
     at = rows[0]["at"]
-    k, front = greedy_front_subset(grid)
+    picked, front = greedy_front_subset(grid)
     out = [describe_grid(grid), "",
            f"Target: {TARGET_SHARE:.0%} of the grid's hypervolume within {TARGET_TRIALS:.0%} of its "
            f"trials ({at} of {n}). {args.seeds} seeds per sampler, each replay up to {n} trials. "
-           f"The feasible front holds {front} configurations; {k} of them (picked greedily, knowing the "
-           f"answer) reach {TARGET_SHARE:.0%} of its hypervolume.", "",
+           f"The feasible front holds {front} configurations; {len(picked)} of them (picked greedily, knowing "
+           f"the answer) reach {TARGET_SHARE:.0%} of its hypervolume: "
+           + "; ".join(", ".join(f"{k} {v}" for k, v in zip(grid.space, key) if len(grid.space[k]) > 1)
+                       + " (" + ", ".join(f"{m} {v:.4g}" for (m, _), v in zip(grid.objectives, grid.rows[key].values))
+                       + ")" for key in picked) + ".", "",
            table(rows, n)]
     met = [r["sampler"] for r in rows if r["met"] and r["sampler"] != "random"]
     if met:

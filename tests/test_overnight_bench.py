@@ -75,9 +75,10 @@ def test_the_toy_grids_front_and_hypervolume_by_hand():
     # 0.4 * 0.3 + 0.4 * 0.7 + 0.3 * 1.1 = 0.12 + 0.28 + 0.33 = 0.73
     assert grid_hypervolume(g) == pytest.approx(0.73)
     # Greedy: (0.4, 0.4) alone 0.49; with either end point 0.61; all three 0.73.
-    assert greedy_front_subset(g, 0.95) == (3, 3)   # 0.95 * 0.73 = 0.69 needs all three
-    assert greedy_front_subset(g, 0.8) == (2, 3)    # 0.584 <= 0.61
-    assert greedy_front_subset(g, 0.6) == (1, 3)    # 0.438 <= 0.49
+    picked, n_front = greedy_front_subset(g, 0.95)  # 0.95 * 0.73 = 0.69 needs all three
+    assert n_front == 3 and picked[0] == (2, "x", 1) and sorted(picked[1:]) == [(1, "x", 1), (3, "x", 1)]
+    assert len(greedy_front_subset(g, 0.8)[0]) == 2    # 0.584 <= 0.61
+    assert greedy_front_subset(g, 0.6)[0] == [(2, "x", 1)]  # 0.438 <= 0.49
 
 
 def test_replay_tells_each_configuration_its_recorded_outcome():
