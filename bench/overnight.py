@@ -485,12 +485,25 @@ def cached_models(cache_dir: Path) -> set[str]:
     return {e.name for e in d.iterdir() if (e / "entry.json").is_file()} if d.is_dir() else set()
 
 
-def grid_record(run_dir: Path, spec: dict, seconds: float | None, sha: str) -> Grid:
-    """The finished grid run as a :class:`Grid`, with how it was made."""
+def _grid_done(run_dir: Path) -> bool:
+    """Whether the grid run holds every configuration."""
+    from mcusearch.study import finished
+
+    if not (run_dir / "study.db").is_file():
+        return False
+    study = load_study(run_dir)
+    return finished(study) >= math.prod(len(c) for c in study.user_attrs["space"].values())
+
+
+def grid_record(run_dir: Path, spec: dict, sha: str) -> Grid:
+    """The finished grid run as a :class:`Grid`, with how it was made (its wall time: first
+    trial started to last trial finished)."""
     from mcusearch.study import counts
 
     study = load_study(run_dir)
     trials = [t for t in study.get_trials(deepcopy=False) if counts(t)]
+    first = min(t.datetime_start for t in trials)
+    seconds = (max(t.datetime_complete for t in trials) - first).total_seconds()
     info = {"commit": sha, "epochs": spec["model"]["train"]["epochs"],
             "retrain_epochs": spec["model"].get("retrain_epochs"),
             "probe_per_class": spec["dataset"].get("probe_per_class"),
@@ -508,19 +521,23 @@ def run_grid(args) -> Grid:
         grid = Grid.from_json(json.loads(GRID_JSON.read_text()))
         print(f"grid: {GRID_JSON} (recorded {grid.info.get('made')}; --again to run it again)")
         return grid
-    code, sha = snapshot()
     run_dir = OUT / "grid-run"
+    commit = run_dir / "commit"  # the code the grid ran (a snapshot of this commit)
     catalog = study_part_catalog(OUT / "study-part.yaml")
     spec = grid_spec(run_dir, OUT / "cache", epochs=args.epochs, probes=args.probes, catalog=catalog)
-    spec_path = write_spec(spec, OUT / "grid.yaml")
-    t0 = time.perf_counter()
-    run = start_run(spec_path, OUT / "grid-run.log", code)
-    while run.poll() is None:
-        time.sleep(30)
-        _grid_eta(run_dir, t0)
-    if run.returncode not in (0, 1):
-        raise SystemExit(f"the grid run failed (exit {run.returncode}); see {OUT / 'grid-run.log'}")
-    grid = grid_record(run_dir, spec, round(time.perf_counter() - t0, 1), sha)
+    if args.again or not _grid_done(run_dir):
+        code, sha = snapshot()
+        spec_path = write_spec(spec, OUT / "grid.yaml")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        commit.write_text(sha)
+        run = start_run(spec_path, OUT / "grid-run.log", code)
+        t0 = time.perf_counter()
+        while run.poll() is None:
+            time.sleep(30)
+            _grid_eta(run_dir, t0)
+        if run.returncode not in (0, 1):
+            raise SystemExit(f"the grid run failed (exit {run.returncode}); see {OUT / 'grid-run.log'}")
+    grid = grid_record(run_dir, spec, commit.read_text().strip())
     GRID_JSON.write_text(json.dumps(grid.to_json(), indent=1))
     print(f"grid: recorded {len(grid.rows)} configurations in {GRID_JSON}")
     return grid
