@@ -64,15 +64,18 @@ typedef struct {
 
 /* A broadcast walked as runs: the innermost dimension is a run of n output elements along which
  * each operand steps by 1 (it varies) or 0 (one value for the whole run); the outer dimensions are
- * stepped once per run, so the index arithmetic is paid per run, not per element. (The geometry
- * has no size-1 dimension, so an operand's innermost stride is 1 or 0.) */
+ * stepped once per run, so the index arithmetic is paid per run, not per element: two adds and a
+ * count, plus an odometer over the outer dimensions when the next one wraps. (The geometry has no
+ * size-1 dimension, so an operand's innermost stride is 1 or 0.) */
 typedef struct {
     const mcus_bcast_t *g;
     int32_t n;                                 /* elements per run */
     int32_t runs;
     int32_t sa, sb;                            /* each operand's step along a run: 1 or 0 */
     int32_t ia, ib;                            /* each operand's offset at the current run */
-    int32_t idx[MCUS_BCAST_MAX_DIMS];          /* the current run's outer coordinate */
+    int32_t da, db;                            /* their steps from one run to the next */
+    int32_t left;                              /* runs before the next dimension wraps */
+    int32_t idx[MCUS_BCAST_MAX_DIMS];          /* the outer coordinate beyond that dimension */
 } mcus_bcast_runs_t;
 
 static inline void mcus_bcast_runs_begin(mcus_bcast_runs_t *r, const mcus_bcast_t *g)
@@ -86,18 +89,31 @@ static inline void mcus_bcast_runs_begin(mcus_bcast_runs_t *r, const mcus_bcast_
     r->sa = g->a_stride[last];
     r->sb = g->b_stride[last];
     r->ia = r->ib = 0;
+    r->da = last > 0 ? g->a_stride[last - 1] : 0;
+    r->db = last > 0 ? g->b_stride[last - 1] : 0;
+    r->left = last > 0 ? g->dims[last - 1] : 1;
     for (d = 0; d < MCUS_BCAST_MAX_DIMS; ++d) {
         r->idx[d] = 0;
     }
 }
 
-/* Step to the next run: the outer coordinate like an odometer, the offsets with it. */
+/* Step to the next run. */
 static inline void mcus_bcast_runs_next(mcus_bcast_runs_t *r)
 {
-    const mcus_bcast_t *g = r->g;
+    const mcus_bcast_t *g;
     int32_t d;
 
-    for (d = g->rank - 2; d >= 0; --d) {
+    r->ia += r->da;
+    r->ib += r->db;
+    if (--r->left > 0) {
+        return;
+    }
+    g = r->g;                                  /* dimension rank - 2 wraps: carry outwards */
+    d = g->rank - 2;
+    r->left = g->dims[d];
+    r->ia -= r->da * r->left;
+    r->ib -= r->db * r->left;
+    for (--d; d >= 0; --d) {
         r->ia += g->a_stride[d];
         r->ib += g->b_stride[d];
         if (++r->idx[d] < g->dims[d]) {
@@ -302,16 +318,17 @@ static inline int32_t mcus_multiply_by_quantized_multiplier(int32_t x, int32_t m
 }
 
 /*
- * MultiplyByQuantizedMultiplier plus an output offset, for a product of two offset int8 values
- * (|x| <= 255 * 255) and |offset| <= 255, in fewer instructions and bit-exact:
+ * MultiplyByQuantizedMultiplier(x, m, shift) plus an output offset, bit-exact in fewer
+ * instructions, where x << (left + 1) fits in 32 bits (left = max(shift, 0)); the caller passes
+ * that x2. Used for products of two offset int8 values (|x| <= 255 * 255, left <= 14) and ADD's
+ * rescalings (|x| < 2^28, left = 0):
  *   - SaturatingRoundingDoublingHighMul(x << left, m) = (x * 2^left * m + 2^30) >> 31 (its
  *     truncating division of the nudged product equals this floor: the nudge differs by one
- *     exactly where truncation and floor differ), which is SMMULR(x << (left + 1), m) =
- *     (x * 2^(left+1) * m + 2^31) >> 32. It never saturates (m > 0), and x << (left + 1) fits
- *     in 32 bits while left <= MCUS_SMALL_MBQM_MAX_LEFT;
+ *     exactly where truncation and floor differ), which is SMMULR(x2, m) =
+ *     (x2 * m + 2^31) >> 32. It never saturates: x2 != INT32_MIN (and m != INT32_MIN);
  *   - RoundingDivideByPOT(h, e) + offset = (h + 2^(e-1) + offset * 2^e - (h < 0)) >> e for
  *     e >= 1 (ties away from zero; adding a multiple of 2^e commutes with the floor), h + offset
- *     for e = 0. No overflow while e <= MCUS_SMALL_MBQM_MAX_RIGHT (|h| < 2^16 when left = 0).
+ *     for e = 0. No overflow: |h| <= 2^29 and |bias| < 2^30 for e <= MCUS_SMALL_MBQM_MAX_RIGHT.
  * mcus_small_mbqm_prepare returns 0 outside these bounds (then use the generic functions).
  */
 #define MCUS_SMALL_MBQM_MAX_LEFT 14
