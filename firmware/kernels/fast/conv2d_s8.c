@@ -14,12 +14,30 @@
 
 #define MCUS_INLINE static inline __attribute__((always_inline))
 
-/* n bytes from s to d (word copies, any alignment; a small memcpy is inlined). */
+/* n bytes from s to d (word copies, any alignment; a small memcpy is inlined). The word loop is
+ * assembly on DSP cores: GCC's unrolled C loops hoisted ~100 instructions of trip-count set-up
+ * into every call of im2col_staged. */
 static inline void stage_copy(int8_t *d, const int8_t *s, int32_t n)
 {
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (n >= 4) {
+        int32_t w = n >> 2;
+        uint32_t t;
+        __asm__ volatile("1:\n\t"
+                         "ldr     %[t], [%[s]], #4\n\t"
+                         "str     %[t], [%[d]], #4\n\t"
+                         "subs    %[w], %[w], #1\n\t"
+                         "bne     1b\n\t"
+                         : [s] "+r"(s), [d] "+r"(d), [w] "+r"(w), [t] "=&r"(t)
+                         :
+                         : "cc", "memory");
+        n &= 3;
+    }
+#else
     for (; n >= 4; n -= 4, d += 4, s += 4) {
         mcus_st32(d, mcus_ld32(s));
     }
+#endif
     if (n & 2) {
         memcpy(d, s, 2);
         d += 2;
@@ -27,6 +45,113 @@ static inline void stage_copy(int8_t *d, const int8_t *s, int32_t n)
     }
     if (n & 1) {
         *d = *s;
+    }
+}
+
+/* ceil(n / 4) words of v from d (up to 3 bytes past n: the caller's staging area has room). */
+static inline void stage_fill(int8_t *d, uint32_t v, int32_t n)
+{
+    int32_t w = (n + 3) >> 2;
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    __asm__ volatile("1:\n\t"
+                     "str     %[v], [%[d]], #4\n\t"
+                     "subs    %[w], %[w], #1\n\t"
+                     "bgt     1b\n\t"
+                     : [d] "+r"(d), [w] "+r"(w)
+                     : [v] "r"(v)
+                     : "cc", "memory");
+#else
+    for (; w > 0; --w, d += 4) {
+        mcus_st32(d, v);
+    }
+#endif
+}
+
+/* 4 values a step from src into the columns: LDR, SXTAB16 x 2 (+ offset), STRD */
+#define MCUS_S8_COL_LOOP(STEP)                                                                    \
+    __asm__ volatile("1:\n\t"                                                                     \
+                     "ldr     %[v], [%[s]], #4\n\t"                                               \
+                     "sxtab16 %[t0], %[o], %[v]\n\t"                                              \
+                     "sxtab16 %[t1], %[o], %[v], ror #8\n\t"                                      \
+                     "strd    %[t0], %[t1], [%[d]], #" STEP "\n\t"                                \
+                     "subs    %[n], %[n], #1\n\t"                                                 \
+                     "bne     1b\n\t"                                                             \
+                     : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v),                   \
+                       [t0] "=&r"(t0), [t1] "=&r"(t1)                                             \
+                     : [o] "r"(off2)                                                              \
+                     : "cc", "memory")
+
+/*
+ * The column of one output pixel whose input channels are not a multiple of 4: the window's bytes
+ * in k order into a staging area after the np columns (a kernel row's kw * in_c bytes are
+ * contiguous in the input when the window is inside it: word copies; padding cells and the
+ * p->kpad values that round K up to a multiple of 4 hold the input zero point, which expands to
+ * 0; the generator's weights are zero at those kpad k), then expanded 4 values at a time as
+ * im2col_s8 does. A function of its own: inside im2col_s8, GCC's set-up for both paths cost ~250
+ * instructions a pixel.
+ */
+static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t y0, int32_t x0,
+                          int16_t *col, int32_t np, int32_t pix)
+{
+    const int32_t in_c = p->in.c, kw = p->g.kw, rowb = kw * in_c;
+    const int32_t K = p->g.kh * rowb + p->kpad, nch = K >> 2, T = K & 3;
+    const int32_t off = p->input_offset;
+    const uint32_t zp4 = (uint32_t)(uint8_t)(-off) * 0x01010101u;
+    const uint32_t off2 = (uint32_t)(uint16_t)off * 0x00010001u;
+    const int inside = x0 >= 0 && x0 + kw <= p->in.w;
+    int8_t *const stage = (int8_t *)(void *)(col + np * (4 * nch + T));
+    int8_t *l = stage;
+    const int8_t *src = stage;
+    uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
+    int32_t ky, kx, n;
+
+    for (ky = 0; ky < p->g.kh; ++ky, l += rowb) {
+        const int32_t iy = y0 + ky;
+        const int8_t *row;
+        if (iy < 0 || iy >= p->in.h) {
+            stage_fill(l, zp4, rowb);            /* up to 3 bytes on: the next row's, or spare */
+            continue;
+        }
+        row = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1);
+        if (inside) {
+            stage_copy(l, row + x0 * in_c, rowb);
+            continue;
+        }
+        for (kx = 0; kx < kw; ++kx) {
+            const int32_t ix = x0 + kx;
+            if (ix >= 0 && ix < p->in.w) {
+                stage_copy(l + kx * in_c, row + ix * in_c, in_c);
+            } else {
+                stage_fill(l + kx * in_c, zp4, in_c);
+            }
+        }
+    }
+    mcus_st32(l, zp4);                           /* the kpad values (kpad <= 3) */
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (nch && (np == 2 || np == 3)) {
+        uint32_t v, t0, t1;
+        n = nch;
+        if (np == 2) {
+            MCUS_S8_COL_LOOP("16");
+        } else {
+            MCUS_S8_COL_LOOP("24");
+        }
+    } else
+#endif
+    {
+        for (n = nch; n > 0; --n) {
+            const uint32_t v = mcus_ld32(src);
+            src += 4;
+            dst[0] = mcus_sxtab16(off2, v);
+            dst[1] = mcus_sxtab16_ror8(off2, v);
+            dst += np * 2;
+        }
+    }
+    {
+        int16_t *tail = col + nch * 4 * np + pix * T;
+        for (n = 0; n < T; ++n) {
+            tail[n] = (int16_t)(src[n] + off);
+        }
     }
 }
 
@@ -39,7 +164,6 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
     const int32_t kh = p->g.kh, kw = p->g.kw;
     const int32_t off = p->input_offset;
     const int32_t y0 = oy * p->g.sh - p->g.pt, x0 = ox * p->g.sw - p->g.pl;
-    const int32_t stride = 4 * np;
     int32_t ky, kx;
 
     if ((in_c & 3) == 0) {
@@ -58,18 +182,6 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
                     if (np == 2 || np == 3) {
                         uint32_t v, t0, t1;
                         n = words;
-#define MCUS_S8_COL_LOOP(STEP)                                                                    \
-                        __asm__ volatile("1:\n\t"                                                 \
-                                         "ldr     %[v], [%[s]], #4\n\t"                           \
-                                         "sxtab16 %[t0], %[o], %[v]\n\t"                          \
-                                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"                  \
-                                         "strd    %[t0], %[t1], [%[d]], #" STEP "\n\t"            \
-                                         "subs    %[n], %[n], #1\n\t"                             \
-                                         "bne     1b\n\t"                                         \
-                                         : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v), \
-                                           [t0] "=&r"(t0), [t1] "=&r"(t1)                         \
-                                         : [o] "r"(off2)                                          \
-                                         : "cc", "memory")
                         if (np == 2) {
                             MCUS_S8_COL_LOOP("16");
                         } else {
@@ -96,72 +208,67 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
         }
         return;
     }
-    {
-        /* Any channel count: the window's bytes in k order into a staging area after the np
-         * columns (a kernel row's kw * in_c bytes are contiguous in the input when the window
-         * is inside it; padding cells and the p->kpad values that round K up to a multiple of
-         * 4 hold the input zero point, which expands to 0), then expanded 4 at a time as above.
-         * The generator's weights have zeros at those kpad k. */
-        const int32_t K = kh * kw * in_c + p->kpad;
-        const int32_t nch = K >> 2;
-        const int32_t T = K & 3;
-        const int32_t rowb = kw * in_c;
-        const int8_t zp = (int8_t)(-off);
-        const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
-        int8_t *stage = (int8_t *)(void *)(col + np * (4 * nch + T));
-        int8_t *l = stage;
-        const int8_t *src = stage;
-        uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
-        int32_t n, c;
-        for (ky = 0; ky < kh; ++ky) {
-            const int32_t iy = y0 + ky;
-            const int8_t *row = (iy >= 0 && iy < in_h) ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1) : 0;
-            if (row && x0 >= 0 && x0 + kw <= in_w) {
-                stage_copy(l, row + x0 * in_c, rowb);
-                l += rowb;
-                continue;
-            }
-            for (kx = 0; kx < kw; ++kx) {
-                const int32_t ix = x0 + kx;
-                if (row && ix >= 0 && ix < in_w) {
-                    stage_copy(l, row + ix * in_c, in_c);
-                } else {
-                    memset(l, zp, (size_t)in_c);
-                }
-                l += in_c;
-            }
-        }
-        for (c = 0; c < p->kpad; ++c) {
-            *l++ = zp;
-        }
+    im2col_staged(p, in, y0, x0, col, np, pix);
+}
+
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
-        if (nch && (np == 2 || np == 3)) {
-            uint32_t v, t0, t1;
-            n = nch;
-            if (np == 2) {
-                MCUS_S8_COL_LOOP("16");
-            } else {
-                MCUS_S8_COL_LOOP("24");
-            }
-        } else
-#endif
-        {
-            for (n = nch; n > 0; --n) {
-                const uint32_t v = mcus_ld32(src);
-                src += 4;
-                dst[0] = mcus_sxtab16(off2, v);
-                dst[1] = mcus_sxtab16_ror8(off2, v);
-                dst += np * 2;
-            }
-        }
-        {
-            int16_t *tail = col + nch * stride + pix * T;
-            for (c = 0; c < T; ++c) {
-                tail[c] = (int16_t)(src[c] + off);
-            }
-        }
+/*
+ * The columns of np = 2 or 3 consecutive pixels of a 1 x 1, stride 1, unpadded convolution whose
+ * input channels are a multiple of 4 (a pointwise layer): their inputs are np consecutive runs of
+ * in_c bytes of one input row, so one loop builds all np columns (per 4 values and pixel: LDR,
+ * SXTAB16 x 2, STRD), without im2col_s8's per-pixel set-up (~100 instructions, which dominated
+ * layers of 8 or 16 input channels).
+ */
+static void pw_cols(const int8_t *src, int32_t in_c, int16_t *col, int32_t np, uint32_t off2)
+{
+    int32_t n = in_c >> 2;
+    uint32_t v, t0, t1;
+    uint32_t *dst = (uint32_t *)(void *)col;
+    if (np == 3) {
+        const int32_t ic2 = 2 * in_c;
+        __asm__ volatile("1:\n\t"
+                         "ldr     %[v], [%[s]]\n\t"
+                         "sxtab16 %[t0], %[o], %[v]\n\t"
+                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
+                         "strd    %[t0], %[t1], [%[d]], #8\n\t"
+                         "ldr     %[v], [%[s], %[ic]]\n\t"
+                         "sxtab16 %[t0], %[o], %[v]\n\t"
+                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
+                         "strd    %[t0], %[t1], [%[d]], #8\n\t"
+                         "ldr     %[v], [%[s], %[ic2]]\n\t"
+                         "sxtab16 %[t0], %[o], %[v]\n\t"
+                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
+                         "strd    %[t0], %[t1], [%[d]], #8\n\t"
+                         "adds    %[s], %[s], #4\n\t"
+                         "subs    %[n], %[n], #1\n\t"
+                         "bne     1b\n\t"
+                         : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v),
+                           [t0] "=&r"(t0), [t1] "=&r"(t1)
+                         : [o] "r"(off2), [ic] "r"(in_c), [ic2] "r"(ic2)
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile("1:\n\t"
+                         "ldr     %[v], [%[s]]\n\t"
+                         "sxtab16 %[t0], %[o], %[v]\n\t"
+                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
+                         "strd    %[t0], %[t1], [%[d]], #8\n\t"
+                         "ldr     %[v], [%[s], %[ic]]\n\t"
+                         "sxtab16 %[t0], %[o], %[v]\n\t"
+                         "sxtab16 %[t1], %[o], %[v], ror #8\n\t"
+                         "strd    %[t0], %[t1], [%[d]], #8\n\t"
+                         "adds    %[s], %[s], #4\n\t"
+                         "subs    %[n], %[n], #1\n\t"
+                         "bne     1b\n\t"
+                         : [s] "+r"(src), [d] "+r"(dst), [n] "+r"(n), [v] "=&r"(v),
+                           [t0] "=&r"(t0), [t1] "=&r"(t1)
+                         : [o] "r"(off2), [ic] "r"(in_c)
+                         : "cc", "memory");
     }
 }
+#define MCUS_PW_COLS 1
+#else
+#define MCUS_PW_COLS 0
+#endif
 
 #if MCUS_FAST_DSP
 /*
@@ -700,6 +807,13 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
     int16_t *col = (int16_t *)(void *)(rq + block);
     int32_t c0;
+#if MCUS_PW_COLS
+    /* a pointwise layer (1 x 1, stride 1, unpadded, in_c % 4 == 0): pw_cols builds the columns */
+    const int pw = p->g.kh == 1 && p->g.kw == 1 && p->g.sw == 1 && p->g.pl == 0 && p->g.pt == 0
+                   && (p->in.c & 3) == 0 && p->kpad == 0 && p->in.w == ow;
+    const int8_t *pw_row = pw ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, oy * p->g.sh, 1) : 0;
+    const uint32_t pw_off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+#endif
 
     for (c0 = 0; c0 < oc; c0 += block) {
         const int32_t cb = oc - c0 < block ? oc - c0 : block;
@@ -721,6 +835,13 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
         for (ox = 0; ox < ow; ox += np) {
             /* pixel triples on the GEMM path, else pairs; a last pair or single pixel */
             np = fast == 2 && ow - ox >= 3 ? 3 : ow - ox >= 2 ? 2 : 1;
+#if MCUS_PW_COLS
+            if (pw && np > 1) {
+                pw_cols(pw_row + ox * p->in.c, p->in.c, col, np, pw_off2);
+                pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
+                continue;
+            }
+#endif
             for (c = 0; c < np; ++c) {
                 im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
             }
