@@ -17,7 +17,9 @@
  * 6 (cell, pixel) uses x (LDR weights, SMLABB, SMLATT, LDR, SMLABB, SMLATT), ADD, and 2 to the
  * next row: 51 instructions for 24 MACs; stride 2: 5 cells. Per pixel pair then: the 8 outputs
  * (LDM {m, hi, s, lo, k}, MVN, SMLAL x 2, ASR, SSAT: 6 each, the ties-away form of dwconv2d_s8),
- * BFI x 3 and the clamp (SSUB8/SEL x 2) per pixel, 2 STR and the pointers. An odd width's last
+ * BFI x 3 and the clamp (SSUB8/SEL x 2) per pixel, 2 STR and the pointers; a group whose 4
+ * channels all round ties up (TFLite's vector lanes) in a layer of activation range [-128, 127]
+ * takes a variant with 4 instructions an output and no clamp. An odd width's last
  * pixel takes a single-pixel block (3 cells a row).
  *
  * The generator precomputes per group (mcusearch/convert/fast.py, dw3x3_s8_groups), 42 words:
@@ -91,6 +93,17 @@ typedef struct {
     "smlal   r8, r5, r10, r9\n\t"                                                                 \
     "asr     r5, r5, r6\n\t"                                                                      \
     "ssat    " A ", #8, r5\n\t"
+/* the same for a ties-up channel (k = 0: TFLite's vector lanes): the k term dropped */
+#define DW3_RQ_UP(A)                                                                              \
+    "ldm     r11!, {r4, r5, r6, r8, r9}\n\t"                                                      \
+    "smlal   r8, r5, " A ", r4\n\t"                                                               \
+    "asr     r5, r5, r6\n\t"                                                                      \
+    "ssat    " A ", #8, r5\n\t"
+/* pack channels (C0, C1, C2, C3) into C0, no clamp (activation range [-128, 127]: SSAT did it) */
+#define DW3_PACK_FULL(C0, C1, C2, C3)                                                             \
+    "bfi     " C0 ", " C1 ", #8, #8\n\t"                                                          \
+    "bfi     " C0 ", " C2 ", #16, #8\n\t"                                                         \
+    "bfi     " C0 ", " C3 ", #24, #8\n\t"
 /* pack channels (C0, C1, C2, C3) into C0 and clamp it (SSUB8/SEL with the limits at sp + 28) */
 #define DW3_PACK(C0, C1, C2, C3)                                                                  \
     "bfi     " C0 ", " C1 ", #8, #8\n\t"                                                          \
@@ -102,7 +115,7 @@ typedef struct {
     "ssub8   r6, r5, " C0 "\n\t"                                                                  \
     "sel     " C0 ", " C0 ", r5\n\t"
 
-#define DW3_BLOCK(ROWS, PAIR_SHIFT)                                                               \
+#define DW3_BLOCK(ROWS, PAIR_SHIFT, RQ, PACK)                                                     \
     "push    {r7}\n\t"                                                                            \
     "sub     sp, sp, #52\n\t"                                                                     \
     "ldm     r0, {r1, r2, r3, r4, r5, r6, r8, r9, r10}\n\t"                                       \
@@ -121,13 +134,13 @@ typedef struct {
     "strd    r4, r5, [sp, #36]\n\t"                                                               \
     "strd    r6, r8, [sp, #44]\n\t"                                                               \
     "ldr     r11, [sp, #20]\n\t"                                                                  \
-    DW3_RQ("r0") DW3_RQ("r2") DW3_RQ("r1") DW3_RQ("r3")                                           \
-    DW3_PACK("r0", "r2", "r1", "r3")                                                              \
+    RQ("r0") RQ("r2") RQ("r1") RQ("r3")                                                           \
+    PACK("r0", "r2", "r1", "r3")                                                                  \
     "ldrd    r1, r2, [sp, #36]\n\t"                                                               \
     "ldrd    r3, r12, [sp, #44]\n\t"                                                              \
     "ldr     r11, [sp, #20]\n\t"                                                                  \
-    DW3_RQ("r1") DW3_RQ("r3") DW3_RQ("r2") DW3_RQ("r12")                                          \
-    DW3_PACK("r1", "r3", "r2", "r12")                                                             \
+    RQ("r1") RQ("r3") RQ("r2") RQ("r12")                                                          \
+    PACK("r1", "r3", "r2", "r12")                                                                 \
     "ldrd    r4, r5, [sp, #8]\n\t"                                                                \
     "str     r0, [r4]\n\t"                                                                        \
     "str     r1, [r4, r5]\n\t"                                                                    \
@@ -178,23 +191,28 @@ typedef struct {
     DW3_ROW_S2(24, 28, 32, 36, 40, 44) DW3_NEXT_ROW                                               \
     DW3_ROW_S2(48, 52, 56, 60, 64, 68)
 
+#define DW3_ASM(CODE)                                                                             \
+    __asm__ volatile(CODE : "+r"(r0) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10",   \
+                     "r11", "r12", "lr", "cc", "memory")
+
 /* The pixel pairs [dst, dend) of one group (at least one pair; stride 1 or 2), or (stride 0)
- * the single pixel at dst. */
-static void dw3_pairs(const dw3_t *t, int32_t stride)
+ * the single pixel at dst. up: every channel of the group rounds ties up (k = 0) and the
+ * activation range is [-128, 127]: 4 instructions an output instead of 6, no clamp. */
+static void dw3_pairs(const dw3_t *t, int32_t stride, int up)
 {
     register const dw3_t *r0 __asm__("r0") = t;
     if (stride == 0) {
-        __asm__ volatile(DW3_SINGLE
-                         : "+r"(r0) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10",
-                           "r11", "r12", "lr", "cc", "memory");
+        DW3_ASM(DW3_SINGLE);
     } else if (stride == 1) {
-        __asm__ volatile(DW3_BLOCK(DW3_ROWS_S1, "1")
-                         : "+r"(r0) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10",
-                           "r11", "r12", "lr", "cc", "memory");
+        if (up) {
+            DW3_ASM(DW3_BLOCK(DW3_ROWS_S1, "1", DW3_RQ_UP, DW3_PACK_FULL));
+        } else {
+            DW3_ASM(DW3_BLOCK(DW3_ROWS_S1, "1", DW3_RQ, DW3_PACK));
+        }
+    } else if (up) {
+        DW3_ASM(DW3_BLOCK(DW3_ROWS_S2, "2", DW3_RQ_UP, DW3_PACK_FULL));
     } else {
-        __asm__ volatile(DW3_BLOCK(DW3_ROWS_S2, "2")
-                         : "+r"(r0) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10",
-                           "r11", "r12", "lr", "cc", "memory");
+        DW3_ASM(DW3_BLOCK(DW3_ROWS_S2, "2", DW3_RQ, DW3_PACK));
     }
 }
 
@@ -284,6 +302,7 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     const int32_t wp = (ow - 1) * s + 3, rowb = wp * ch;
     int8_t *buf = (int8_t *)io->scratch;
     const int32_t *gd = p->groups;
+    const int full = d->act_min == -128 && d->act_max == 127;
     dw3_t t;
     int32_t r, c;
 
@@ -306,13 +325,13 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
         t.dst = out + c;
         t.dend = out + c + 2 * (ow >> 1) * ch;
         if (ow >> 1) {
-            dw3_pairs(&t, s);
+            dw3_pairs(&t, s, full && (gd[26] | gd[31] | gd[36] | gd[41]) == 0);   /* the 4 k */
         }
         if (ow & 1) {                 /* the last pixel alone */
             t.row0 = buf + c + (ow - 1) * s * ch;
             t.dst = out + c + (ow - 1) * ch;
             t.rnext = rowb - 2 * ch;
-            dw3_pairs(&t, 0);
+            dw3_pairs(&t, 0, 0);
             t.rnext = rowb - 2 * s * ch;
         }
         if (c + 4 >= ch) {
