@@ -372,14 +372,12 @@ def free_section(exp, rec, why_none: str | None, f722_price: float | None, repor
         parts.append(f"<div class='card none'><b>No part meets the constraints</b>: {H(why_none or '')}</div>")
     else:
         price = f"{rec.price_usd:g} USD" if rec.price_usd is not None else "no price known"
-        cheaper = ("<b>Yes</b>" if rec.price_usd is not None and f722_price is not None and rec.price_usd < f722_price
-                   else "<b>No</b>" if rec.part.part.startswith("STM32F722") else "<b>Not established</b>")
+        answer = cheaper_answer(rec, f722_price)
         f = rec.fit.to_dict()
         r = next(x for x in exp.summary.records if x.number == rec.trial)
         parts.append(
-            f"<div class='card'><p class='part'>Does a cheaper part than the STM32F722ZE "
-            f"({'%g USD' % f722_price if f722_price is not None else 'no price in the catalog'}) suffice? {cheaper}: "
-            f"<b>{H(rec.part.part)}</b> ({H(price)}, {H(rec.basis)})</p>"
+            f"<div class='card'><p class='part'>Does a cheaper part than the STM32F722ZE suffice? {answer} "
+            f"Recommended: <b>{H(rec.part.part)}</b> ({H(price)}, {H(rec.basis)})</p>"
             f"<p>with trial {rec.trial}: {H(_config(rec.config))}</p>"
             + table(["figure", "value", "how"], [
                 f"<td>latency on {H(rec.part.part)}</td><td>{_num(f['est_latency_ms'], '{:.2f}')} ms "
@@ -393,6 +391,19 @@ def free_section(exp, rec, why_none: str | None, f722_price: float | None, repor
         parts.append(f"<p>The free search's own report (the answer card, runners-up, why not cheaper, every "
                      f"trial): <a href='{H(report_link)}'>{H(report_link)}</a></p>")
     return "".join(parts)
+
+
+def cheaper_answer(rec, f722_price: float | None) -> str:
+    """The answer to "is a cheaper part than the F722 enough", from the recommendation and the
+    catalog's F722 price (None when the catalog has none)."""
+    if rec.part.part.startswith("STM32F722"):
+        return "<b>No</b>: the cheapest part meeting every constraint is the F722 itself."
+    if f722_price is None:
+        return ("<b>Not by price</b>: the catalog has no sourced price for the STM32F722ZE, so the tool cannot "
+                "rank it; the cheapest part with a known price that meets every constraint is below.")
+    if rec.price_usd is not None and rec.price_usd < f722_price:
+        return f"<b>Yes</b>: the STM32F722ZE costs {f722_price:g} USD in the catalog."
+    return f"<b>No</b>: the STM32F722ZE costs {f722_price:g} USD in the catalog."
 
 
 def _num(v, fmt: str) -> str:
