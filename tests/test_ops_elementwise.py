@@ -8,6 +8,7 @@ broadcasting and scalar-tail paths; the int8 look-up table's vector/tail split (
 """
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -315,8 +316,14 @@ int main(void)
 
 @pytest.fixture(scope="module")
 def pairs_exe(tmp_path_factory):
-    return tc.host_exe(tmp_path_factory.mktemp("ew_pairs"), "pairs", _PAIRS_MAIN,
-                       [cgen.KERNELS_DIR])
+    """The pairs program built for speed (-O2: the specialised loops, mcus_small_mbqm) and for
+    size (-Os: one loop, the generic requantisation)."""
+    d = tmp_path_factory.mktemp("ew_pairs")
+    fast_exe = tc.host_exe(d, "pairs", _PAIRS_MAIN, [cgen.KERNELS_DIR])
+    small_exe = d / "pairs_os"
+    subprocess.run(["gcc", "-Os", "-std=c99", *tc.STRICT, f"-I{cgen.KERNELS_DIR}",
+                    str(d / "pairs.c"), "-o", str(small_exe)], check=True)
+    return {"-O2": fast_exe, "-Os": small_exe}
 
 
 def _vec(*vals):
@@ -438,18 +445,18 @@ def test_int8_binary_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, 
                 q.output_shift, -128, 127]
         if forced:
             assert sa == sb and so == 2 * sa
-    for layout, ours in enumerate(("a broadcast along runs", "b broadcast along runs",
-                                   "same shape")):
+    for (opt, exe), (layout, ours) in itertools.product(
+            pairs_exe.items(), enumerate(("a broadcast along runs", "b broadcast along runs",
+                                          "same shape"))):
         line = " ".join(map(str, [int(op != "MUL"), layout] + args)) + "\n"
-        run = subprocess.run([str(pairs_exe)], input=line, capture_output=True, text=True,
-                             check=True)
+        run = subprocess.run([str(exe)], input=line, capture_output=True, text=True, check=True)
         got = np.array(run.stdout.split(), dtype=int)
         assert got.shape == (65536,)
         if layout == 1:                                   # b-major: back to a-major order
             got = got.reshape(256, 256).T.reshape(-1)
         for path_name, w in want.items():
             bad = np.flatnonzero(got != w)
-            assert bad.size == 0, (f"ours ({ours}) vs TFLite ({path_name}): {bad.size} of "
+            assert bad.size == 0, (f"ours ({ours}, {opt}) vs TFLite ({path_name}): {bad.size} of "
                                    f"65,536 pairs differ, first a={bad[0] // 256 - 128} "
                                    f"b={bad[0] % 256 - 128}: ours {got[bad[0]]}, TFLite "
                                    f"{w[bad[0]]}")
@@ -477,14 +484,17 @@ def test_int8_prelu_every_input_and_slope(tmp_path):
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("case", ["binary"], indirect=True)
-@pytest.mark.parametrize("quant", ["int8", "float32"])
-def test_binary_model_in_qemu_m7(case, quant):
+@pytest.mark.parametrize("quant,opt", [("int8", "-O3"), ("float32", "-O3"), ("int8", "-Os"),
+                                       ("float32", "-Os")])
+def test_binary_model_in_qemu_m7(case, quant, opt):
     """The squeeze-and-excite / broadcasting model (MUL, SUB, MAXIMUM, MINIMUM, ADD with
-    constants, LOGISTIC, QUANTIZE) through "mcusearch" on an emulated Cortex-M7."""
+    constants, LOGISTIC, QUANTIZE) through "mcusearch" on an emulated Cortex-M7, built for speed
+    and for size (the element-wise kernels' two builds)."""
     from test_codegen_fast import run_on
     _, _, runs, d = case
-    conv = _conv_result(*runs[quant][:1], d / f"qemu_{quant}", "mcusearch", *runs[quant][1:])
-    _, meas = run_on("qemu-m7", conv, d / f"qemu_{quant}")   # raises unless outputs match
+    w = d / f"qemu_{quant}{opt}"
+    conv = _conv_result(*runs[quant][:1], w, "mcusearch", *runs[quant][1:])
+    _, meas = run_on("qemu-m7", conv, w, opt)               # raises unless outputs match
     assert meas is not None
 
 

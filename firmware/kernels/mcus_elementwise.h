@@ -51,6 +51,14 @@ void mcus_lut_s8(const mcus_lut_s8_params_t *p, const int8_t *input, int8_t *out
 
 #define MCUS_BCAST_MAX_DIMS 6
 #define MCUS_EW_INLINE static inline __attribute__((always_inline))
+/* Built for speed, the binary kernels specialise their loop per run layout and activation range
+ * and requantise with SMMULR (mcus_small_mbqm) where exact; built for size (-Os), one loop and the
+ * generic requantisation (fewer instructions of code, more per element). */
+#if defined(__OPTIMIZE_SIZE__)
+#define MCUS_EW_SPECIALISE 0
+#else
+#define MCUS_EW_SPECIALISE 1
+#endif
 
 /* The output's dimensions (outermost first, batch dropped, adjacent dimensions merged where both
  * operands allow) and each operand's element stride along them (0: broadcast). */
@@ -185,7 +193,13 @@ MCUS_EW_INLINE void mcus_binary_f32_runs(const mcus_binary_f32_params_t *p, cons
 
     mcus_bcast_runs_begin(&r, &p->g);
     for (k = 0; k < r.runs; ++k) {
-        if (clamp) {
+        if (!MCUS_EW_SPECIALISE) {
+            int32_t i;
+            for (i = 0; i < r.n; ++i) {
+                const float v = f(a[r.ia + i * r.sa], b[r.ib + i * r.sb]);
+                output[i] = v < lo ? lo : v > hi ? hi : v;
+            }
+        } else if (clamp) {
             mcus_binary_f32_run(a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, f, 1, lo, hi);
         } else {
             mcus_binary_f32_run(a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, f, 0, lo, hi);
@@ -272,7 +286,13 @@ MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, co
 
     mcus_bcast_runs_begin(&r, g);
     for (k = 0; k < r.runs; ++k) {
-        if (full) {
+        if (!MCUS_EW_SPECIALISE) {
+            int32_t i;
+            for (i = 0; i < r.n; ++i) {
+                output[i] = mcus_act_s8(combine(q, prep_a(q, a[r.ia + i * r.sa]),
+                                                prep_b(q, b[r.ib + i * r.sb])), 0, lo, hi);
+            }
+        } else if (full) {
             mcus_binary_s8_run(q, a + r.ia, r.sa, b + r.ib, r.sb, output, r.n, 1, lo, hi, prep_a,
                                prep_b, combine);
         } else {
@@ -329,7 +349,8 @@ static inline int32_t mcus_multiply_by_quantized_multiplier(int32_t x, int32_t m
  *   - RoundingDivideByPOT(h, e) + offset = (h + 2^(e-1) + offset * 2^e - (h < 0)) >> e for
  *     e >= 1 (ties away from zero; adding a multiple of 2^e commutes with the floor), h + offset
  *     for e = 0. No overflow: |h| <= 2^29 and |bias| < 2^30 for e <= MCUS_SMALL_MBQM_MAX_RIGHT.
- * mcus_small_mbqm_prepare returns 0 outside these bounds (then use the generic functions).
+ * mcus_small_mbqm_prepare returns 0 outside these bounds, and when built for size (then use the
+ * generic functions).
  */
 #define MCUS_SMALL_MBQM_MAX_LEFT 14
 #define MCUS_SMALL_MBQM_MAX_RIGHT 22
@@ -347,7 +368,7 @@ static inline int mcus_small_mbqm_prepare(mcus_small_mbqm_t *c, int32_t multipli
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
-    if (left > MCUS_SMALL_MBQM_MAX_LEFT || right > MCUS_SMALL_MBQM_MAX_RIGHT ||
+    if (!MCUS_EW_SPECIALISE || left > MCUS_SMALL_MBQM_MAX_LEFT || right > MCUS_SMALL_MBQM_MAX_RIGHT ||
         offset < -255 || offset > 255) {
         return 0;
     }
