@@ -58,8 +58,8 @@ void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, con
         mcus_small_mbqm_prepare(&c.skip, q->skip_multiplier, q->skip_shift, 0) &&
         mcus_small_mbqm_prepare(&c.out, q->output_multiplier, q->output_shift, q->output_offset)) {
         mcus_binary_s8_runs(&p->g, &c, a, b, output, q->act_min, q->act_max, input_small,
-                            skip_small, sum_small);
+                            skip_small, sum_small, 1);
     } else {
-        mcus_binary_s8_runs(&p->g, &c, a, b, output, q->act_min, q->act_max, input, skip, sum);
+        mcus_binary_s8_runs(&p->g, &c, a, b, output, q->act_min, q->act_max, input, skip, sum, 0);
     }
 }

@@ -17,5 +17,5 @@ static int32_t maximum(const void *q, int32_t a, int32_t b)
 void mcus_maximum_s8(const mcus_minmax_s8_params_t *p, const int8_t *a, const int8_t *b,
                      int8_t *output)
 {
-    mcus_binary_s8_runs(&p->g, 0, a, b, output, -128, 127, same, same, maximum);
+    mcus_binary_s8_runs(&p->g, 0, a, b, output, -128, 127, same, same, maximum, 1);
 }

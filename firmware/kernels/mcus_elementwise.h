@@ -105,8 +105,8 @@ static inline void mcus_bcast_runs_begin(mcus_bcast_runs_t *r, const mcus_bcast_
     }
 }
 
-/* Step to the next run. */
-static inline void mcus_bcast_runs_next(mcus_bcast_runs_t *r)
+/* Step to the next run. Not inlined: the specialised loops would each carry a copy. */
+static __attribute__((noinline, unused)) void mcus_bcast_runs_next(mcus_bcast_runs_t *r)
 {
     const mcus_bcast_t *g;
     int32_t d;
@@ -275,10 +275,12 @@ MCUS_EW_INLINE void mcus_binary_s8_run(const void *q, const int8_t *x, int32_t s
     }
 }
 
+/* `specialise` (a constant): loops specialised per run layout and activation range (when built
+ * for speed); 0 for a kernel's rarely taken generic path, which then costs one loop of code. */
 MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, const int8_t *a,
                                         const int8_t *b, int8_t *output, int32_t lo, int32_t hi,
                                         mcus_s8_prep_fn prep_a, mcus_s8_prep_fn prep_b,
-                                        mcus_s8_combine_fn combine)
+                                        mcus_s8_combine_fn combine, int specialise)
 {
     const int full = lo <= -128 && hi >= 127;
     mcus_bcast_runs_t r;
@@ -286,7 +288,7 @@ MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, co
 
     mcus_bcast_runs_begin(&r, g);
     for (k = 0; k < r.runs; ++k) {
-        if (!MCUS_EW_SPECIALISE) {
+        if (!MCUS_EW_SPECIALISE || !specialise) {
             int32_t i;
             for (i = 0; i < r.n; ++i) {
                 output[i] = mcus_act_s8(combine(q, prep_a(q, a[r.ia + i * r.sa]),

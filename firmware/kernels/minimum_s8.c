@@ -17,5 +17,5 @@ static int32_t minimum(const void *q, int32_t a, int32_t b)
 void mcus_minimum_s8(const mcus_minmax_s8_params_t *p, const int8_t *a, const int8_t *b,
                      int8_t *output)
 {
-    mcus_binary_s8_runs(&p->g, 0, a, b, output, -128, 127, same, same, minimum);
+    mcus_binary_s8_runs(&p->g, 0, a, b, output, -128, 127, same, same, minimum, 1);
 }

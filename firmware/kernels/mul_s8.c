@@ -52,9 +52,9 @@ void mcus_mul_s8(const mcus_mul_s8_params_t *p, const int8_t *a, const int8_t *b
     c.shift = p->shift;
     if (mcus_small_mbqm_prepare(&c.rq, p->multiplier, p->shift, p->output_offset)) {
         mcus_binary_s8_runs(&p->g, &c, a, b, output, p->act_min, p->act_max, prep_a,
-                            prep_b_shifted, combine_small);
+                            prep_b_shifted, combine_small, 1);
     } else {
         mcus_binary_s8_runs(&p->g, &c, a, b, output, p->act_min, p->act_max, prep_a, prep_b,
-                            combine);
+                            combine, 0);
     }
 }

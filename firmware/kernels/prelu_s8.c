@@ -43,9 +43,9 @@ void mcus_prelu_s8(const mcus_prelu_s8_params_t *p, const int8_t *input, const i
     if (mcus_small_mbqm_prepare(&c.pos, p->multiplier_pos, p->shift_pos, p->output_offset) &&
         mcus_small_mbqm_prepare(&c.neg, p->multiplier_neg, p->shift_neg, p->output_offset)) {
         mcus_binary_s8_runs(&p->g, &c, input, alpha, output, p->act_min, p->act_max, prep_input,
-                            prep_alpha, prelu_small);
+                            prep_alpha, prelu_small, 1);
     } else {
         mcus_binary_s8_runs(&p->g, &c, input, alpha, output, p->act_min, p->act_max, prep_input,
-                            prep_alpha, prelu);
+                            prep_alpha, prelu, 0);
     }
 }
