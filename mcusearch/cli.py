@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", default="qemu-m7", help="a name from `mcusearch boards` (default qemu-m7)")
     from mcusearch.convert.aidge import LIMITS as AIDGE_LIMITS
     s.add_argument("--converter", default="mcusearch",
-                   help="mcusearch (default), mcusearch-ref, or aidge (float32 only; it cannot take: "
+                   help="mcusearch (default), mcusearch-lowmem (1-D maps streamed: less RAM, more "
+                        "instructions), mcusearch-ref, or aidge (float32 only; it cannot take: "
                         + "; ".join(AIDGE_LIMITS) + ")")
     s.add_argument("--opt-level", default="-O3", help="compiler optimisation level: O2, Os, ... or --opt-level=-O2 (default -O3)")
     s.add_argument("--inputs", type=int, default=4, help="how many inputs to run (default 4)")
@@ -381,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", required=True, help="a name from `mcusearch boards`")
     s.add_argument("--part", help="the catalog part to calibrate (default: the board's own part)")
     s.add_argument("--emulator", help="the QEMU board for the emulated side (default: the one with the board's core)")
-    s.add_argument("--converter", default="mcusearch", help="mcusearch (default) or mcusearch-ref: a converter "
+    s.add_argument("--converter", default="mcusearch", help="mcusearch (default), mcusearch-lowmem or mcusearch-ref: a converter "
                                                             "whose code has per-layer markers")
     s.add_argument("--opt-level", default="-O3", help="compiler optimisation level (default -O3)")
     s.add_argument("--inputs", type=_count, default=2, help="inputs to run (default 2)")

@@ -778,7 +778,8 @@ knobs:
   quantization: [float32, int8]  # also int16x8 (16-bit activations) and int8-qat (quantization-aware
                                  # training); the converters must take the format (mcusearch: float32, int8)
   opt_level: [-O2, -O3, -Os]
-  converter: [mcusearch]
+  converter: [mcusearch]         # mcusearch | mcusearch-lowmem (1-D models streamed: less RAM, more
+                                 # instructions) | mcusearch-ref (reference kernels) | aidge (float32)
 
 objectives:
   - {metric: model_flash_kb, direction: minimize}

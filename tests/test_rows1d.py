@@ -187,6 +187,23 @@ def test_columns_shrink_the_optimised_arena(lowered, tmp_path, dtype):
     assert arena[True] < 0.75 * arena[False], arena
 
 
+def test_lowmem_converter_streams_and_mcusearch_does_not(lowered, tmp_path):
+    """The converter knob decides: "mcusearch" keeps 1-D maps as rows (fewer instructions),
+    "mcusearch-lowmem" turns them into columns (a smaller arena); both check against the host."""
+    from mcusearch.convert import convert
+    from mcusearch.model import ModelResult
+
+    path, _, _ = lowered("sensor", "int8")
+    shape = tuple(graph_from_tflite(path, columns=False).input_shape)
+    x = np.random.default_rng(1).normal(size=(3, *shape)).astype(np.float32)
+    model = ModelResult(keras_path=None, tflite_path=path, quantization="int8", accuracy=float("nan"),
+                        params=0, macs=0, input_shape=shape, class_names=(), probe_inputs=x,
+                        probe_labels=np.zeros(3, np.int64), cache_key="")
+    rows, cols = (convert(model, c, tmp_path / c) for c in ("mcusearch", "mcusearch-lowmem"))
+    assert cols.arena_bytes < 0.75 * rows.arena_bytes, (cols.arena_bytes, rows.arena_bytes)
+    assert np.array_equal(rows.expected, cols.expected)
+
+
 # ---- on the target -------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")

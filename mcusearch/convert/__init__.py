@@ -61,7 +61,8 @@ def register(cls: type[Converter]) -> type[Converter]:
 
 def _load_plugins() -> None:
     # Importing a plugin module registers it. Plugins import heavy libraries lazily.
-    # cgen: "mcusearch-ref" (the reference kernels); fast: "mcusearch" (the optimised kernels)
+    # cgen: "mcusearch-ref" (the reference kernels); fast: "mcusearch" (the optimised kernels) and
+    # "mcusearch-lowmem" (the same with 1-D maps as columns)
     from mcusearch.convert import aidge, cgen, fast  # noqa: F401
 
 

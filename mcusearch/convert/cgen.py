@@ -344,12 +344,14 @@ class Prepared:
     probe_note: str = ""     # non-empty: why an output match on these inputs proves little
 
 
-def prepare(model: ModelResult, work_dir: Path | None = None) -> Prepared:
+def prepare(model: ModelResult, work_dir: Path | None = None, columns: bool = False) -> Prepared:
     """The graph of ``model``, its probe inputs (quantised for int8) and the host model's outputs.
-    ``work_dir``: where a float model's lowered .tflite is kept (``model_f32.tflite``)."""
+    ``work_dir``: where a float model's lowered .tflite is kept (``model_f32.tflite``).
+    ``columns``: 1-D maps as T x 1 columns (:mod:`mcusearch.convert.rows1d`), which the fast
+    generator's row planner streams (less RAM, more instructions: one pixel per row call)."""
     x = np.asarray(model.probe_inputs, dtype=np.float32)
     if model.quantization == "float32" and model.keras_path is None and model.tflite_path:
-        graph = graph_from_tflite(model.tflite_path)          # a user's float .tflite
+        graph = graph_from_tflite(model.tflite_path, columns)  # a user's float .tflite
         x = _shaped(x, graph)
         inputs = x.reshape(len(x), -1).astype(np.float32)
         expected = tflite_tensor(model.tflite_path, inputs, graph.output_id).astype(np.float32)
@@ -358,7 +360,7 @@ def prepare(model: ModelResult, work_dir: Path | None = None) -> Prepared:
     elif model.quantization == "float32":
         keras_model = load_keras(model.keras_path)
         graph = graph_from_keras(keras_model, None if work_dir is None
-                                 else Path(work_dir) / "model_f32.tflite")
+                                 else Path(work_dir) / "model_f32.tflite", columns)
         x = _shaped(x, graph)
         inputs = x.reshape(len(x), -1).astype(np.float32)
         with warnings.catch_warnings():
@@ -370,7 +372,7 @@ def prepare(model: ModelResult, work_dir: Path | None = None) -> Prepared:
     elif model.quantization == "int8":
         if model.tflite_path is None:
             raise StageError("convert", "int8 model without a .tflite file")
-        graph = graph_from_tflite(model.tflite_path)
+        graph = graph_from_tflite(model.tflite_path, columns)
         x = _shaped(x, graph)
         inputs = quantize_input(x, graph.input_scale, graph.input_zero_point).reshape(len(x), -1)
         expected = tflite_tensor(model.tflite_path, inputs, graph.output_id).astype(np.int8)

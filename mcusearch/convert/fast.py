@@ -679,10 +679,11 @@ class FastConverter(Converter):
     name = "mcusearch"
     quantizations = frozenset({"float32", "int8"})
     sparse = "auto"
+    columns = False  # 1-D maps as 1 x T rows (see FastLowMemConverter)
 
     def convert(self, model: ModelResult, out_dir: Path) -> ConvertResult:
         out_dir = Path(out_dir)
-        pre = prepare(model, out_dir)
+        pre = prepare(model, out_dir, self.columns)
         em = emit_fast(pre.graph, out_dir, origin=pre.origin, sparse=self.sparse)
         return ConvertResult(
             converter=self.name, sources=em.sources, include_dirs=em.include_dirs,
@@ -691,4 +692,15 @@ class FastConverter(Converter):
             output_meaning=pre.meaning, layers=em.layers, probe_note=pre.probe_note)
 
 
-__all__ = ["FastConverter", "emit_fast", "FastEmitted", "LayerInfo", "COST", "FAST_DIR"]
+@register
+class FastLowMemConverter(FastConverter):
+    """The optimised generator with 1-D maps turned into T x 1 columns (:mod:`mcusearch.convert.rows1d`)
+    so that the row planner streams Conv1D models: a smaller arena (imu_conv1d int8 3,584 -> 1,200 B)
+    for more instructions (one pixel per row call: +50-90 % on 1-D models today). A knob value, so
+    the search weighs RAM against time; 2-D models get the same code as ``mcusearch``."""
+
+    name = "mcusearch-lowmem"
+    columns = True
+
+
+__all__ = ["FastConverter", "FastLowMemConverter", "emit_fast", "FastEmitted", "LayerInfo", "COST", "FAST_DIR"]
