@@ -28,16 +28,18 @@ Three parts, each run through the real tool (``python -m mcusearch run``):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import yaml
 
@@ -108,9 +110,11 @@ def write_spec(data: dict, path: Path) -> Path:
     return path
 
 
-def snapshot() -> tuple[Path, str]:
-    """The committed code (``git archive HEAD``) in a folder of its own under /tmp, and its commit:
-    a run of an hour must not pick up half-edited kernels from the shared working tree."""
+@contextlib.contextmanager
+def snapshot() -> Iterator[tuple[Path, str]]:
+    """The committed code (``git archive HEAD``) in a folder of its own under /tmp while the block
+    runs, and its commit: a run of an hour must not pick up half-edited kernels from the shared
+    working tree."""
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
     where = Path(f"/tmp/mcusearch-overnight-{sha[:12]}")
@@ -120,7 +124,10 @@ def snapshot() -> tuple[Path, str]:
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
         os.replace(tmp, where)
-    return where, sha
+    try:
+        yield where, sha
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def start_run(spec_path: Path, log_path: Path, code: Path | None = None, *args: str) -> subprocess.Popen:
@@ -526,15 +533,15 @@ def run_grid(args) -> Grid:
     catalog = study_part_catalog(OUT / "study-part.yaml")
     spec = grid_spec(run_dir, OUT / "cache", epochs=args.epochs, probes=args.probes, catalog=catalog)
     if args.again or not _grid_done(run_dir):
-        code, sha = snapshot()
-        spec_path = write_spec(spec, OUT / "grid.yaml")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        commit.write_text(sha)
-        run = start_run(spec_path, OUT / "grid-run.log", code)
-        t0 = time.perf_counter()
-        while run.poll() is None:
-            time.sleep(30)
-            _grid_eta(run_dir, t0)
+        with snapshot() as (code, sha):
+            spec_path = write_spec(spec, OUT / "grid.yaml")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            commit.write_text(sha)
+            run = start_run(spec_path, OUT / "grid-run.log", code)
+            t0 = time.perf_counter()
+            while run.poll() is None:
+                time.sleep(30)
+                _grid_eta(run_dir, t0)
         if run.returncode not in (0, 1):
             raise SystemExit(f"the grid run failed (exit {run.returncode}); see {OUT / 'grid-run.log'}")
     grid = grid_record(run_dir, spec, commit.read_text().strip())
@@ -571,7 +578,6 @@ def measure_workers(n_workers: int, trials_each: int, cache_dir: Path, code: Pat
 
     run_dir = OUT / f"workers-{n_workers}"
     if run_dir.exists():
-        import shutil
         shutil.rmtree(run_dir)
     spec = write_spec(workers_spec(run_dir, cache_dir, n_workers * trials_each, seed),
                       OUT / f"workers-{n_workers}.yaml")
@@ -599,9 +605,9 @@ def run_workers(args) -> str:
     """Trials per hour with 1 and 2 workers, time per stage and cache hits (printed and written
     to reports/overnight/workers.md). Both runs share one model cache (the grid's, when it was
     recorded: the base model is then trained already)."""
-    code, sha = snapshot()
     cache = OUT / "cache"
-    rows = [measure_workers(n, args.trials, cache, code, seed=10 + n) for n in (1, 2)]
+    with snapshot() as (code, sha):
+        rows = [measure_workers(n, args.trials, cache, code, seed=10 + n) for n in (1, 2)]
     stages = sorted({k for r in rows for k in r["stages"]} - {"total"}, key=lambda k: STAGE_ORDER.index(k)
                     if k in STAGE_ORDER else 99) + ["total"]
     out = [f"Default search (search.yaml: sampler nsga2, both boards, all converters) at commit {sha[:12]}, "
