@@ -422,7 +422,7 @@ class Objective(_Strict):
 
 
 class SearchSpec(_Strict):
-    sampler: Literal["nsga2", "tpe", "random", "grid"] = "nsga2"
+    sampler: Literal["nsga2", "tpe", "random", "grid"] = "tpe"  # bench/overnight.py: the most efficient
     n_trials: int = Field(20, ge=1, le=1_000_000)
     timeout_s: float | None = Field(None, gt=0, le=366 * DAY_S)
     seed: int = Field(0, ge=0, le=SEED_MAX)
@@ -792,7 +792,8 @@ catalog:                         # the MCUs a result is matched against (`mcusea
   # parts: [{part: STM32F446RE, price_usd: 2.5, price_source: "my distributor quote, 2026-11"}]
 
 search:
-  sampler: nsga2                 # nsga2 | tpe | random | grid
+  sampler: tpe                   # tpe | nsga2 | random | grid (tpe found 95 % of a grid's front
+                                 # hypervolume in a median 27 trials, NSGA-II in 52: bench/overnight.py)
   n_trials: 20
   # timeout_s: 28800             # stop after 8 hours (or `mcusearch run --timeout 8h`)
   # isolate: true                # each trial in a watched child process: a crash, a hang or too
