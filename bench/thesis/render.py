@@ -346,7 +346,8 @@ def speed_section(ch, mag, tool) -> str:
     rows = [f"<td class='knob'>{H(what)}</td><td class='study'>{f:g}×</td>"
             f"<td>{'–' if ours is None else f'{ours:.2f}× <span class=prov>~</span>'}</td>"
             f"<td class='knob note'>{H(how)}</td>" for what, f, ours, how in speed_rows(ch, mag, tool)]
-    share = conv_share(pick(tool, converter="mcusearch", dtype="float32", opt="-O3"))
+    unpruned = tool + [p for p in ch if p.removed == 0]
+    share = conv_share(pick(unpruned, converter="mcusearch", dtype="float32", opt="-O3"))
     rows.append(f"<td class='knob'>time in the convolutions</td><td class='study'>&gt; {pub.CONV_SHARE:.0%}</td>"
                 f"<td>{'–' if share is None else f'{share:.1%} <span class=prov>E</span>'}</td>"
                 "<td class='knob note'>conv layers' share of the per-layer instruction counts (markers), "
