@@ -36,7 +36,8 @@ log = logging.getLogger("mcusearch.preflight")
 
 # Converters that read a float32 model from a .tflite file (Aidge takes float32 models from Keras
 # only).
-FLOAT_TFLITE_CONVERTERS: frozenset[str] = frozenset({"mcusearch", "mcusearch-lowmem", "mcusearch-ref"})
+FLOAT_TFLITE_CONVERTERS: frozenset[str] = frozenset({"mcusearch", "mcusearch-lowmem",
+                                                               "mcusearch-dense", "mcusearch-ref"})
 
 
 @dataclass

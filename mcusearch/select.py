@@ -363,10 +363,10 @@ class Recommendation:
     def __str__(self) -> str:
         price = f"{self.price_usd:g} USD" if self.price_usd is not None else "no price known"
         return (f"Recommended: {self.part.part} ({price}) with trial {self.trial}: "
-                f"{_config_text(self.config)}\n{self.why}")
+                f"{config_text(self.config)}\n{self.why}")
 
 
-def _config_text(config: dict) -> str:
+def config_text(config: dict) -> str:
     """The trial's knob values; optional knobs at their default (off, the spec's) and settings of
     a knob that is off (re-training without channel pruning, epochs without sparsity) are left out."""
     from mcusearch.knobs import TrialConfig
@@ -430,7 +430,7 @@ def recommend(records, parts: list[Part], margin: float, deadline_ms: float | No
     alt_names = [f"{q.part.part} (trial {x.number})"
                  for q, x in sorted(smaller.values(), key=lambda fr: (fr[0].part.size_key, fr[0].part.part))]
 
-    s = [f"Trial {r.number} ({_config_text(r.config)}) fits {p.describe()}: the whole firmware takes "
+    s = [f"Trial {r.number} ({config_text(r.config)}) fits {p.describe()}: the whole firmware takes "
          f"{flash:.1f} kB flash and {ram:.1f} kB RAM, within the part's memory less a {margin:.0%} margin."]
     if f.est_latency_ms is not None:
         dl = f"within the {deadline_ms:g} ms deadline" if deadline_ms is not None else "no deadline was set"

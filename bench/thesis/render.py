@@ -412,8 +412,8 @@ def _num(v, fmt: str) -> str:
 
 
 def _config(config: dict) -> str:
-    from mcusearch.select import _config_text  # the recommendation's own wording of a configuration
-    return _config_text(config)
+    from mcusearch.select import config_text  # the recommendation's own wording of a configuration
+    return config_text(config)
 
 
 # ---- the page ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ where it stopped (a finished study only reports). All studies share one model ca
 
 ``--quick`` keeps the specs' structure but shrinks them (1,200 training and 400 test frames,
 2 training epochs, 1 re-training and magnitude epoch, 16 channels removed, 90 % sparsity, -O3,
-float32 where int8 adds no table, 3 free-search trials, trials in this process): the pipeline end
+float32 where int8 adds no table, no aidge, 2 free-search trials on qemu-m7, trials in this process): the pipeline end
 to end, not the study's numbers.
 """
 from __future__ import annotations
@@ -50,11 +50,12 @@ NOCACHE_FILE = "thesis-nocache.json"                # per trial folder: the unca
 QUICK_KNOBS = {
     "channels": {"channels": {"values": [16], "retrain_epochs": [0, 1]}},
     "magnitude": {"magnitude": {"sparsity": [0.9], "epochs": [1]}, "quantization": ["float32"]},
-    "toolchain": {"opt_level": ["-O3"], "quantization": ["float32"]},
+    "toolchain": {"opt_level": ["-O3"], "quantization": ["float32"], "converter": ["mcusearch", "mcusearch-ref"]},
     "free": {"channels": {"values": [16, 32], "retrain_epochs": [1]},
              "magnitude": {"sparsity": [0, 0.9], "epochs": [1]}},
 }
-QUICK_TRIALS = {"free": 3}
+QUICK_TRIALS = {"free": 2}
+QUICK_BOARDS = ["qemu-m7"]  # the free search's other cores cost minutes each in CI
 
 
 @dataclass
@@ -88,7 +89,7 @@ def load_experiment(key: str, out: Path, quick: bool):
     search["n_trials"] = QUICK_TRIALS.get(key, spec.search.n_trials)
     search["isolate"] = False  # TensorFlow imported once for all quick studies
     knobs = QUICK_KNOBS[key]
-    return _update(spec, {"search": search, "knobs": knobs,
+    return _update(spec, {"search": search, "knobs": knobs, "target": {"boards": QUICK_BOARDS},
                           "dataset": {"max_train": 1200, "max_test": 400, "probe_per_class": 2},
                           "model": {"train": {"epochs": 2}, "retrain_epochs": 1}})
 
@@ -189,10 +190,8 @@ def main(argv=None) -> int:
     out = (args.out or ROOT / "reports" / ("thesis-quick" if args.quick else "thesis")).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    from dense import ensure_registered  # bench/thesis/dense.py: mcusearch-dense
     from mcusearch.errors import McusearchError
 
-    ensure_registered()
     started = time.monotonic()
     exps: dict[str, Experiment] = {}
     try:

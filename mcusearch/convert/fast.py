@@ -703,4 +703,13 @@ class FastLowMemConverter(FastConverter):
     columns = True
 
 
-__all__ = ["FastConverter", "FastLowMemConverter", "emit_fast", "FastEmitted", "LayerInfo", "COST", "FAST_DIR"]
+@register
+class FastDenseConverter(FastConverter):
+    """The optimised generator with its sparse kernels off: every weight stored and multiplied,
+    zeros too (as X-CUBE-AI and Keras2C do), to compare dense with sparse storage on one model."""
+
+    name = "mcusearch-dense"
+    sparse = "never"
+
+
+__all__ = ["FastConverter", "FastLowMemConverter", "FastDenseConverter", "emit_fast", "FastEmitted", "LayerInfo", "COST", "FAST_DIR"]
