@@ -270,17 +270,17 @@ def test_a_date_yaml_reads_as_a_date_is_kept_as_text(tmp_path):
     assert x.price_date == "2024-01-15" and x.origin == "catalog file c.yaml"
 
 
-def test_recommendation_config_text_leaves_out_knobs_at_their_default():
-    from mcusearch.select import _config_text
+def test_recommendationconfig_text_leaves_out_knobs_at_their_default():
+    from mcusearch.select import config_text
     base = {"channels": [24, 8, 32], "quantization": "int8", "opt_level": "-Ofast",
             "converter": "mcusearch", "board": "qemu-m4", "channels_per": "group", "keep_ratio": None,
             "criterion": "l1", "retrain_epochs": None, "sparsity": 0.0, "sparsity_epochs": None}
-    assert _config_text(base) == ("channels 24/8/32, quantization int8, opt_level -Ofast, "
+    assert config_text(base) == ("channels 24/8/32, quantization int8, opt_level -Ofast, "
                                   "converter mcusearch, board qemu-m4")
-    assert "retrain_epochs 2" in _config_text({**base, "retrain_epochs": 2})
+    assert "retrain_epochs 2" in config_text({**base, "retrain_epochs": 2})
     # settings of a knob that is off are left out too
-    assert _config_text({**base, "sparsity_epochs": 2}) == _config_text(base)
-    text = _config_text({**base, "channels": None, "sparsity": 0.9, "sparsity_epochs": 2,
+    assert config_text({**base, "sparsity_epochs": 2}) == config_text(base)
+    text = config_text({**base, "channels": None, "sparsity": 0.9, "sparsity_epochs": 2,
                          "criterion": "l2", "retrain_epochs": 2})
     assert text.startswith("channels full, ") and "sparsity 0.9" in text
     assert "sparsity_epochs 2" in text and "criterion" not in text and "retrain" not in text
