@@ -222,6 +222,7 @@ def run_trial(spec: Spec, config: TrialConfig, trial_dir: Path,
                                                        if model.class_names else "")
                          + (f"; {meas.check_note}" if meas.check_note else "")),
         "model_cache_key": model.cache_key,
+        **({"model_cache": model.extra["cache"]} if "cache" in model.extra else {}),
         **bounds,
         **model_notes(model),
     }

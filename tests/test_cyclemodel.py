@@ -32,13 +32,6 @@ needs_tools = pytest.mark.skipif(
 # ---- helpers -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def so(tmp_path_factory) -> Path:
-    if not shutil.which("gcc"):
-        pytest.skip("no host gcc")
-    return pl.build_plugin(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
 def elves(tmp_path_factory) -> dict[str, Path]:
     if not shutil.which(CROSS):
         pytest.skip("no arm-none-eabi-gcc")

@@ -105,13 +105,6 @@ CPUS = {"mps2-an385": "cortex-m0plus", "mps2-an386": "cortex-m4", "mps2-an500": 
 
 
 @pytest.fixture(scope="module")
-def so(tmp_path_factory) -> Path:
-    if not shutil.which("gcc"):
-        pytest.skip("no host gcc")
-    return pl.build_plugin(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="module")
 def elves(tmp_path_factory) -> dict[str, Path]:
     if not shutil.which(CROSS):
         pytest.skip("no arm-none-eabi-gcc")

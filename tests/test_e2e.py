@@ -66,6 +66,7 @@ def test_three_trial_search_end_to_end(tmp_path, cache_dir):
         elf = tmp_path / "run" / t.user_attrs["artifacts"]["elf"]
         assert elf.is_file()
         assert "max |firmware - host|" in t.user_attrs["notes"]["output_check"]
+        assert t.user_attrs["notes"]["model_cache"] in ("hit", "miss")
         layers = t.user_attrs["layers"]  # the markers around each layer call in the firmware
         assert [n for n, _ in layers][0].startswith("conv1")
         assert sum(c for _, c in layers) == pytest.approx(figs["instructions"]["value"], rel=0.01)
