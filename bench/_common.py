@@ -18,7 +18,7 @@ import numpy as np
 # struct; mcusearch-ref: _mult/_shift); Aidge's export: <node>_weights_output_0, _biases_output_0.
 _PARTS = {"w": "weights", "e": "weights", "v": "weights", "d": "weights", "n": "weights",
           "b": "biases", "m": "requant", "s": "requant", "mult": "requant", "shift": "requant"}
-STAGES = ("quantize", "convert", "build", "measure")
+STAGES = ("quantize", "convert", "build", "measure", "estimate")
 
 
 def _stage(name: str, fn, *args, **kwargs):
@@ -53,13 +53,15 @@ def model_result(model, d: Path, quant: str, probes: np.ndarray, rep: np.ndarray
                        cache_key="bench")
 
 
-def run_one(mr, converter: str, board_name: str, d: Path, cache: Path, macs: int) -> dict:
+def run_one(mr, converter: str, board_name: str, d: Path, cache: Path, macs: int,
+            cycles: bool = False) -> dict:
     """Convert, build at -O3 and measure ``mr`` on ``board_name``: one record of figures
-    (instructions from the board's counter, sizes from the ELF). An exception carries the
-    failing stage as ``bench_stage``."""
+    (instructions from the board's counter, sizes from the ELF; with ``cycles``, the board's
+    cycle-model estimate too). An exception carries the failing stage as ``bench_stage``."""
     from mcusearch.boards import get_board
     from mcusearch.build import build
     from mcusearch.convert import convert
+    from mcusearch.estimate import estimate_cycles
     from mcusearch.measure import measure
     t0 = time.perf_counter()
     conv = _stage("convert", convert, mr, converter, d / "c")
@@ -76,14 +78,20 @@ def run_one(mr, converter: str, board_name: str, d: Path, cache: Path, macs: int
         "layers": [[n, round(c)] for n, c in m.layer_counts],
         "marker_overhead": m.marker_overhead,
         "max_abs_error": m.max_abs_error,
-        "seconds": round(time.perf_counter() - t0, 1),
     }
+    if cycles:
+        est = _stage("estimate", estimate_cycles, fw.elf, board, m.per_inference.value, d / "profile",
+                     timeout_s=600)
+        rec.update(est_cycles=est.cycles.value, est_config=est.config)
+    rec["seconds"] = round(time.perf_counter() - t0, 1)
     plan = d / "c" / "plan.json"
     if plan.exists():
         info = json.loads(plan.read_text())
         rec["variants"] = {la["name"]: la["variant"] for la in info["layers"] if la["variant"] != "-"}
         rec["weight_bytes"] = sum(la["weight_bytes"] for la in info["layers"])
         rec["dense_weight_bytes"] = sum(la["dense_weight_bytes"] for la in info["layers"])
+        if "peak" in info:
+            rec["peak_bytes"], rec["peak_buffers"] = info["peak"]["bytes"], info["peak"]["buffers"]
     return rec
 
 

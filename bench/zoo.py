@@ -6,9 +6,14 @@ mcusearch-ref, aidge): convert, build at -O3, run on an emulated Cortex-M7 (qemu
 
 * MACs (zoo.macs: convolutions, dense, LSTM/GRU gates; from the Keras model);
 * instructions per inference (QEMU -icount, exact; mean over the probe inputs) and per MAC;
+* estimated cycles per inference on the STM32F7's cached memory configuration (the qemu-m7
+  board's cycle model: the instruction-class mix the QEMU plugin counts x the documented
+  Cortex-M7 timings, mcusearch/boards/CYCLEMODEL.md; an estimate, not a measurement);
 * model flash (image minus the same harness without the model, from the ELF) and its split by
   part from the ELF's symbols (weights, biases, requantisation, code, other);
-* the generated code's arena and the model's RAM (ELF data + bss minus the baseline's);
+* the generated code's arena and the model's RAM (ELF data + bss minus the baseline's), and
+  for the mcusearch generators the arena's peak and the buffers live at it (the planner's
+  ``plan.json``);
 * the largest input + output pair of one layer (what a ping-pong planner needs; from the Keras
   layer shapes, 4 B per value for float32 and 1 B for int8);
 * the output check against the host (TFLite interpreter for int8: bit-exact or not; Keras for
@@ -124,7 +129,7 @@ def bench_model(name: str, dtypes: list[str], converters: list[str], out: Path, 
             else:
                 try:
                     rec.update(run_one(mr, conv, BOARD, out / name / f"{conv}_{dtype}",
-                                       out / "cache", macs))
+                                       out / "cache", macs, cycles=True))
                 except Exception as e:  # noqa: BLE001 - one failing run must not end the bench
                     rec["error"] = failure(e)
                     if verbose:
@@ -160,18 +165,19 @@ def line(r: dict) -> str:
 
 def table(records: list[dict]) -> str:
     """The markdown table of every run, then the flash split of the runs that finished."""
-    rows = ["| model | dtype | converter | MACs | instructions | instr/MAC | flash KiB | "
-            "arena KiB | RAM KiB | in+out max KiB | output check | failure |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    rows = ["| model | dtype | converter | MACs | instructions | instr/MAC | est. cycles F7 | "
+            "flash KiB | arena KiB | RAM KiB | in+out max KiB | output check | failure |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in records:
         macs = f"{r['macs']:,}" if "macs" in r else ""
         pp = _kib(r["pingpong_bytes"]) if "pingpong_bytes" in r else ""
         if "error" in r:
-            rows.append(f"| {r['model']} | {r['dtype']} | {r['converter']} | {macs} | | | | | | "
+            rows.append(f"| {r['model']} | {r['dtype']} | {r['converter']} | {macs} | | | | | | | "
                         f"{pp} | | {r['error'][:200].replace('|', '/')} |")
             continue
+        cyc = f"{r['est_cycles']:,.0f}" if "est_cycles" in r else ""
         rows.append(f"| {r['model']} | {r['dtype']} | {r['converter']} | {macs} | "
-                    f"{r['instructions']:,.0f} | {r['instructions_per_mac']:.2f} | "
+                    f"{r['instructions']:,.0f} | {r['instructions_per_mac']:.2f} | {cyc} | "
                     f"{_kib(r['flash_bytes'])} | {_kib(r['arena_bytes'])} | {_kib(r['ram_bytes'])} | "
                     f"{pp} | {output_check(r)} | |")
     lines = ["\n".join(rows), "", "Model flash by part (bytes, from the ELF's symbols):"]
@@ -179,6 +185,14 @@ def table(records: list[dict]) -> str:
         if r.get("flash_split"):
             split = ", ".join(f"{k} {v:,}" for k, v in r["flash_split"].items())
             lines.append(f"  {r['model']} {r['dtype']} {r['converter']}: {split}")
+    lines += ["", "The arena's peak and the buffers live at it (the planner's plan.json; bytes), against "
+              "half the largest in+out pair (issue 14's target for models over 20 k MACs):"]
+    for r in records:
+        if r.get("peak_buffers"):
+            half = r["pingpong_bytes"] / 2
+            mark = "over" if r["peak_bytes"] > half else "within"
+            lines.append(f"  {r['model']} {r['dtype']} {r['converter']}: {r['peak_bytes']:,} ({mark} "
+                         f"{half:,.0f}): {', '.join(r['peak_buffers'])}")
     lines += ["", "What the output check can prove: over the probe inputs (Keras, float32), the "
               "smallest relative spread of an output (std / mean magnitude) and how many "
               "different top classes they give:"]
@@ -190,7 +204,8 @@ def table(records: list[dict]) -> str:
             lines.append(f"  {r['model']}: spread {r['probe_spread']:.2g}{tops}")
     ok = sum("error" not in r for r in records)
     lines += ["", f"{ok} of {len(records)} runs finished on {BOARD} at -O3. Instructions: QEMU "
-              "-icount (exact), mean over the probe inputs; flash and RAM: the ELF minus the same "
+              "-icount (exact), mean over the probe inputs; est. cycles F7: the qemu-m7 cycle model (STM32F722, "
+              "ART and L1 caches on), an estimate; flash and RAM: the ELF minus the same "
               "harness without the model; MACs and in+out from the Keras model."]
     return "\n".join(lines)
 

@@ -168,5 +168,9 @@ def test_bench_measures_what_converts_and_names_the_stage_of_what_does_not(tmp_p
     assert ours["converter"] == "mcusearch" and "error" not in ours
     assert ours["max_abs_error"] == 0 and ours["instructions"] > ours["macs"] > 0
     assert ours["flash_split"]["weights"] >= 2 * 9 * 8 * 8        # int8: a byte per weight
+    assert ours["instructions"] * 0.8 < ours["est_cycles"] < ours["instructions"] * 3
+    assert 0 < ours["peak_bytes"] <= ours["arena_bytes"]
+    live = dict(b.rsplit(": ", 1) for b in ours["peak_buffers"])       # tensor name: bytes
+    assert sum(map(int, live.values())) == ours["peak_bytes"] and "conv_b" in live
     assert aidge["error"] == "convert: aidge takes float32 only"
     assert "bit-exact" in (out / "zoo.md").read_text()

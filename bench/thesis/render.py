@@ -19,7 +19,7 @@ from pathlib import Path
 
 import published as pub
 from mcusearch.figures import Figure
-from mcusearch.report import CSS, LEGEND, PROVENANCE_MARK
+from mcusearch.report import CSS, LEGEND, PROVENANCE_MARK, plotly_js
 from mcusearch.report import plots
 from mcusearch.report.export import atomic_write
 
@@ -427,8 +427,6 @@ def section(sid: str, title: str, *body: str | None) -> tuple[str, str, str]:
 def write_thesis_report(out: Path, exps: dict, uncached: dict, rec, why_none, timing: dict,
                         f722_price: float | None = None, free_report: str | None = None) -> Path:
     """Write ``out`` (one self-contained HTML file) from the experiments and return its path."""
-    from plotly.offline import get_plotlyjs
-
     from comparison import comparison_html
 
     pts = {k: points(e.summary, uncached.get(k, {})) for k, e in exps.items()}
@@ -459,7 +457,7 @@ def write_thesis_report(out: Path, exps: dict, uncached: dict, rec, why_none, ti
             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             "<title>mcusearch: the 2020 study reproduced</title>",
             f"<style>{CSS} td.study{{background:#f3f6ff}} td.green{{color:#1a6}} .red{{color:#c11}}</style>"
-            f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+            f"<script type='text/plain' id='mcus-plotly'>{plotly_js()}</script></head><body>",
             "<h1>The 2020 study (Myllenberg &amp; Johansson, LU-CS-EX 2020-46), reproduced with mcusearch</h1>",
             f"<nav>{nav}</nav>", f"<p class='note'>{H(LEGEND)}. Blue cells: the study's published figures "
             "(its board, its radar data, its converters). Hover a figure of ours for how it was obtained.</p>",
