@@ -10,14 +10,16 @@
  * values). io->scratch is not used.
  *
  * FPU path (M4/M7/M33 hard float, optimised builds), stride 1 and 2: tiles of up to 4 output
- * pixels x 4 channels, 16 accumulators in s0-s15. Per window row the 12 weights are one VLDM
- * (s16-s27) and the input columns the tile's windows cover are loaded once each (VLDM s28-s31,
- * ADD of the pixel stride) and multiplied into every pixel they belong to - a sliding window in
- * registers: for 4 pixels of stride 1, 1 + 6 VLDM, 5 ADD and 48 VFMA per window row (stride 2:
- * 9 columns). A column left or right of the input (padding) is skipped by a branch (the tile's
- * flags are set once, N: left, C: right); a window row above or below the input reads a valid
- * row with zero weights (x * 0 adds nothing for finite x). The clamp is VMAXNM/VMINNM on FPv5.
- * Other strides, and padding wider than one column, take px4: one pixel in C.
+ * pixels x 4 channels, 16 accumulators in s0-s15, one asm block per tile walking every channel
+ * group. Per window row the 12 weights are one VLDM (s16-s27) and the input columns the tile's
+ * windows cover are loaded once each (VLDM s28-s31, ADD of the pixel stride) and multiplied into
+ * every pixel they belong to - a sliding window in registers: for 4 pixels of stride 1, 7 VLDM,
+ * 5 ADD and 48 VFMA per window row (stride 2: 9 columns); about 240 instructions for 144
+ * multiply-adds per tile and group with bias, clamp (VMAXNM/VMINNM on FPv5) and stores. The
+ * edges are APSR flags set once per group (MSR): a padding column left (N) or right (C) of the
+ * input and a window row above (Z) or below (V) it are skipped by a branch. Other strides,
+ * padding wider than one column and windows whose middle row is outside take px4: one pixel
+ * in C.
  */
 #include <float.h>
 
@@ -56,16 +58,25 @@ static void px4(const float *const rows[3], int32_t ky0, int32_t ky1, int32_t x0
     && !defined(MCUS_FAST_NO_ASM)
 #define DW3_FPU 1
 
-/* The clamp: lo, hi, and which of them apply (bit 0: lo > -FLT_MAX, bit 1: hi < FLT_MAX). */
+/* What a tile's assembly reads from memory: the clamp (lo, hi; act bit 0: lo > -FLT_MAX, bit 1:
+ * hi < FLT_MAX), the edges as APSR flags (N: no left column, Z: no window row 0, C: no right
+ * column, V: no window row 2) and the bias pointer's step per group (16 bytes, or 0: zeros). */
 typedef struct {
     float lo, hi;
-    uint32_t flags;
-} dw3_act_t;
+    uint32_t act;
+    uint32_t edges;
+    uint32_t bstep;
+} dw3_prm_t;
+
+#define DW3_N (1u << 31)
+#define DW3_Z (1u << 30)
+#define DW3_C (1u << 29)
+#define DW3_V (1u << 28)
 
 /* Pixel p's accumulators += column (s28-s31) * weight cell kx (s16 + 4 kx ...). */
-#define DW3_V(A, C, W) "vfma.f32 s" #A ", s" #C ", s" #W "\n\t"
+#define DW3_FMA(A, C, W) "vfma.f32 s" #A ", s" #C ", s" #W "\n\t"
 #define DW3_F(A0, A1, A2, A3, W0, W1, W2, W3)                                                     \
-    DW3_V(A0, 28, W0) DW3_V(A1, 29, W1) DW3_V(A2, 30, W2) DW3_V(A3, 31, W3)
+    DW3_FMA(A0, 28, W0) DW3_FMA(A1, 29, W1) DW3_FMA(A2, 30, W2) DW3_FMA(A3, 31, W3)
 #define F00 DW3_F(0, 1, 2, 3, 16, 17, 18, 19)
 #define F01 DW3_F(0, 1, 2, 3, 20, 21, 22, 23)
 #define F02 DW3_F(0, 1, 2, 3, 24, 25, 26, 27)
@@ -79,29 +90,33 @@ typedef struct {
 #define F31 DW3_F(12, 13, 14, 15, 20, 21, 22, 23)
 #define F32 DW3_F(12, 13, 14, 15, 24, 25, 26, 27)
 
-/* A column of the window row at X, then X += the pixel stride (the last column: no ADD). */
-#define DW3_COL(X) "vldmia " X ", {s28-s31}\n\t" "add " X ", " X ", %[cs]\n\t"
-#define DW3_LAST(X) "vldmia " X ", {s28-s31}\n\t"
-/* One window row: its weights, the first column (skipped if N: left padding), the middle
- * columns, the last column (skipped if C: right padding). */
+/* A column of the window row at t, then t += the pixel stride (the last column: no ADD). */
+#define DW3_COL "vldmia  %[t], {s28-s31}\n\t" "add     %[t], %[t], %[cs]\n\t"
+#define DW3_LAST "vldmia  %[t], {s28-s31}\n\t"
+/* One window row from X: its 12 weights, the first column (skipped if N), the middle columns,
+ * the last column (skipped if C). */
 #define DW3_ROW(X, FIRST, MIDDLE, LAST)                                                           \
+    "mov     %[t], " X "\n\t"                                                                     \
     "vldmia  %[w]!, {s16-s27}\n\t"                                                                \
-    "bmi     1f\n\t" DW3_COL(X) FIRST "1:\n\t" MIDDLE                                             \
-    "bcs     2f\n\t" DW3_LAST(X) LAST "2:\n\t"
+    "bmi     1f\n\t" DW3_COL FIRST "1:\n\t" MIDDLE                                                \
+    "bcs     2f\n\t" DW3_LAST LAST "2:\n\t"
+/* The three window rows; row 0 skipped if Z, row 2 if V (their weights stepped over). */
+#define DW3_ROWS(M)                                                                               \
+    "itt     eq\n\t" "addeq   %[w], %[w], #48\n\t" "beq     5f\n\t" M("%[x0]") "5:\n\t"           \
+    M("%[x1]")                                                                                    \
+    "itt     vs\n\t" "addvs   %[w], %[w], #48\n\t" "bvs     6f\n\t" M("%[x2]") "6:\n\t"
 
 /* The columns of P pixels: stride 1 (columns 0 .. P + 1) and stride 2 (0 .. 2 P). */
-#define DW3_S1P4(X) DW3_ROW(X, F00, DW3_COL(X) F01 F10 DW3_COL(X) F02 F11 F20                     \
-                            DW3_COL(X) F12 F21 F30 DW3_COL(X) F22 F31, F32)
-#define DW3_S1P3(X) DW3_ROW(X, F00, DW3_COL(X) F01 F10 DW3_COL(X) F02 F11 F20                     \
-                            DW3_COL(X) F12 F21, F22)
-#define DW3_S1P2(X) DW3_ROW(X, F00, DW3_COL(X) F01 F10 DW3_COL(X) F02 F11, F12)
-#define DW3_S1P1(X) DW3_ROW(X, F00, DW3_COL(X) F01, F02)
-#define DW3_S2P4(X) DW3_ROW(X, F00, DW3_COL(X) F01 DW3_COL(X) F02 F10 DW3_COL(X) F11              \
-                            DW3_COL(X) F12 F20 DW3_COL(X) F21 DW3_COL(X) F22 F30                  \
-                            DW3_COL(X) F31, F32)
-#define DW3_S2P3(X) DW3_ROW(X, F00, DW3_COL(X) F01 DW3_COL(X) F02 F10 DW3_COL(X) F11              \
-                            DW3_COL(X) F12 F20 DW3_COL(X) F21, F22)
-#define DW3_S2P2(X) DW3_ROW(X, F00, DW3_COL(X) F01 DW3_COL(X) F02 F10 DW3_COL(X) F11, F12)
+#define DW3_S1P4(X) DW3_ROW(X, F00, DW3_COL F01 F10 DW3_COL F02 F11 F20                           \
+                            DW3_COL F12 F21 F30 DW3_COL F22 F31, F32)
+#define DW3_S1P3(X) DW3_ROW(X, F00, DW3_COL F01 F10 DW3_COL F02 F11 F20 DW3_COL F12 F21, F22)
+#define DW3_S1P2(X) DW3_ROW(X, F00, DW3_COL F01 F10 DW3_COL F02 F11, F12)
+#define DW3_S1P1(X) DW3_ROW(X, F00, DW3_COL F01, F02)
+#define DW3_S2P4(X) DW3_ROW(X, F00, DW3_COL F01 DW3_COL F02 F10 DW3_COL F11 DW3_COL F12 F20       \
+                            DW3_COL F21 DW3_COL F22 F30 DW3_COL F31, F32)
+#define DW3_S2P3(X) DW3_ROW(X, F00, DW3_COL F01 DW3_COL F02 F10 DW3_COL F11 DW3_COL F12 F20       \
+                            DW3_COL F21, F22)
+#define DW3_S2P2(X) DW3_ROW(X, F00, DW3_COL F01 DW3_COL F02 F10 DW3_COL F11, F12)
 
 #if defined(MCUS_FPV5)
 #define DW3_CL(OP, A, R) OP " s" #A ", s" #A ", " R "\n\t"
@@ -113,37 +128,50 @@ typedef struct {
 #define DW3_LO4(A0, A1, A2, A3) DW3_CM(A0, "s16", "mi") DW3_CM(A1, "s16", "mi") DW3_CM(A2, "s16", "mi") DW3_CM(A3, "s16", "mi")
 #define DW3_HI4(A0, A1, A2, A3) DW3_CM(A0, "s17", "gt") DW3_CM(A1, "s17", "gt") DW3_CM(A2, "s17", "gt") DW3_CM(A3, "s17", "gt")
 #endif
-#define DW3_BIAS(R) "vldmia %[b], {" R "}\n\t"
-#define DW3_ST(R) "vstmia %[d], {" R "}\n\t" "add %[d], %[d], %[cs]\n\t"
+#define DW3_BIAS(R) "vldmia  %[b], {" R "}\n\t"
+#define DW3_ST(R) "vstmia  %[t], {" R "}\n\t" "add     %[t], %[t], %[cs]\n\t"
 
-/* A tile: bias, flags, the three window rows (ROWS), the clamp (LO, HI), the stores (ST). */
+/*
+ * A tile of P pixels for `groups` consecutive 4-channel groups: per group the bias, the edges
+ * into APSR, the three window rows (ROWS), the clamp (LO, HI), the stores (ST); then the input,
+ * output and bias pointers step to the next group (the weights are contiguous per group).
+ */
 #define DW3_TILE(NAME, BIAS, ROWS, LO, HI, ST)                                                    \
     static inline __attribute__((always_inline)) void                                             \
     NAME(const float *x0, const float *x1, const float *x2, uint32_t cs, const float *w,         \
-         const float *b, uint32_t edges, float *d, const dw3_act_t *act)                            \
+         const float *b, float *d, int32_t groups, const dw3_prm_t *prm)                         \
     {                                                                                             \
-        __asm__ volatile(BIAS                                                                     \
-                         "lsls    %[e], %[e], #31\n\t"                                         \
-                         ROWS                                                                     \
-                         "ldr     %[e], [%[a], #8]\n\t"                                          \
-                         "tst     %[e], #1\n\t"                                                  \
+        const float *t;                                                                           \
+        __asm__ volatile("0:\n\t"                                                                 \
+                         "ldr     %[t], [%[a], #12]\n\t"                                          \
+                         "msr     APSR_nzcvq, %[t]\n\t" BIAS ROWS                                 \
+                         "ldr     %[t], [%[a], #8]\n\t"                                           \
+                         "tst     %[t], #1\n\t"                                                   \
                          "beq     3f\n\t"                                                         \
                          "vldr.32 s16, [%[a]]\n\t" LO                                             \
                          "3:\n\t"                                                                 \
-                         "tst     %[e], #2\n\t"                                                  \
+                         "tst     %[t], #2\n\t"                                                   \
                          "beq     4f\n\t"                                                         \
                          "vldr.32 s17, [%[a], #4]\n\t" HI                                         \
-                         "4:\n\t" ST                                                              \
-                         : [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [w] "+r"(w),            \
-                           [e] "+r"(edges), [d] "+r"(d)                                             \
-                         : [cs] "r"(cs), [b] "r"(b), [a] "r"(act)                                 \
+                         "4:\n\t"                                                                 \
+                         "mov     %[t], %[d]\n\t" ST                                              \
+                         "add     %[x0], %[x0], #16\n\t"                                          \
+                         "add     %[x1], %[x1], #16\n\t"                                          \
+                         "add     %[x2], %[x2], #16\n\t"                                          \
+                         "add     %[d], %[d], #16\n\t"                                            \
+                         "ldr     %[t], [%[a], #16]\n\t"                                          \
+                         "add     %[b], %[b], %[t]\n\t"                                           \
+                         "subs    %[g], %[g], #1\n\t"                                             \
+                         "bne     0b\n\t"                                                         \
+                         : [x0] "+r"(x0), [x1] "+r"(x1), [x2] "+r"(x2), [w] "+r"(w), [b] "+r"(b), \
+                           [d] "+r"(d), [g] "+r"(groups), [t] "=&r"(t)                            \
+                         : [cs] "r"(cs), [a] "r"(prm)                                             \
                          : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10",    \
                            "s11", "s12", "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", \
                            "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30", \
                            "s31", "cc", "memory");                                                \
     }
 
-#define DW3_ROWS(M) M("%[x0]") M("%[x1]") M("%[x2]")
 #define B1 DW3_BIAS("s0-s3")
 #define B2 B1 DW3_BIAS("s4-s7")
 #define B3 B2 DW3_BIAS("s8-s11")
@@ -169,27 +197,64 @@ DW3_TILE(tile_s2p4, B4, DW3_ROWS(DW3_S2P4), LO4, HI4, ST4)
 DW3_TILE(tile_s2p3, B3, DW3_ROWS(DW3_S2P3), LO3, HI3, ST3)
 DW3_TILE(tile_s2p2, B2, DW3_ROWS(DW3_S2P2), LO2, HI2, ST2)
 
-/* Tile of np (1-4) pixels of stride sw (1 or 2); edges: bit 0 skip the first column, bit 1 the last. */
+/* A tile of np (1-4) pixels of stride sw (1 or 2) for `groups` groups from channel 0 of x[]. */
 static void tile(int32_t np, int32_t sw, const float *const x[3], uint32_t cs, const float *w,
-                 const float *b, uint32_t edges, float *d, const dw3_act_t *act)
+                 const float *b, float *d, int32_t groups, const dw3_prm_t *prm)
 {
     if (np == 1) {
-        tile_p1(x[0], x[1], x[2], cs, w, b, edges, d, act);
+        tile_p1(x[0], x[1], x[2], cs, w, b, d, groups, prm);
     } else if (sw == 1) {
         if (np == 4) {
-            tile_s1p4(x[0], x[1], x[2], cs, w, b, edges, d, act);
+            tile_s1p4(x[0], x[1], x[2], cs, w, b, d, groups, prm);
         } else if (np == 3) {
-            tile_s1p3(x[0], x[1], x[2], cs, w, b, edges, d, act);
+            tile_s1p3(x[0], x[1], x[2], cs, w, b, d, groups, prm);
         } else {
-            tile_s1p2(x[0], x[1], x[2], cs, w, b, edges, d, act);
+            tile_s1p2(x[0], x[1], x[2], cs, w, b, d, groups, prm);
         }
     } else if (np == 4) {
-        tile_s2p4(x[0], x[1], x[2], cs, w, b, edges, d, act);
+        tile_s2p4(x[0], x[1], x[2], cs, w, b, d, groups, prm);
     } else if (np == 3) {
-        tile_s2p3(x[0], x[1], x[2], cs, w, b, edges, d, act);
+        tile_s2p3(x[0], x[1], x[2], cs, w, b, d, groups, prm);
     } else {
-        tile_s2p2(x[0], x[1], x[2], cs, w, b, edges, d, act);
+        tile_s2p2(x[0], x[1], x[2], cs, w, b, d, groups, prm);
     }
+}
+
+/* The fast path for one output row: tiles of 4 pixels (the last may be shorter), every group of
+ * a tile in one call (the overlapping last group, if any, in a second). Returns the first output
+ * pixel it did not compute (ow, unless padding is wider than one column). */
+static int32_t row_fpu(const mcus_fast_dwconv_f32_t *p, const float *const rows[3], int32_t edges_y,
+                       float *out, dw3_prm_t *prm)
+{
+    const int32_t ch = p->in.c, in_w = p->in.w, ow = p->out.w, sw = p->g.sw, pl = p->g.pl;
+    const int32_t full = ch >> 2, last = ch - 4;
+    const uint32_t cs = (uint32_t)ch * 4u;
+    const float *bias = p->bias ? p->bias : dw3_zero;
+    int32_t ox;
+
+    prm->bstep = p->bias ? 16u : 0u;
+    for (ox = 0; ox < ow; ox += 4) {
+        const int32_t np = ow - ox < 4 ? ow - ox : 4;
+        const int32_t xa = ox * sw - pl, xb = xa + (np - 1) * sw + 3;     /* columns [xa, xb) */
+        const int32_t xs = xa < 0 ? 0 : xa;
+        const float *x[3];
+        float *d = out + ox * ch;
+        int32_t ky;
+        if (xb > in_w + 1) {
+            break;
+        }
+        prm->edges = (uint32_t)edges_y | (xa < 0 ? DW3_N : 0u) | (xb > in_w ? DW3_C : 0u);
+        for (ky = 0; ky < 3; ++ky) {
+            x[ky] = rows[ky] + xs * ch;
+        }
+        tile(np, sw, x, cs, p->weights, bias, d, full, prm);
+        if (ch & 3) {
+            const float *xl[3] = {x[0] + last, x[1] + last, x[2] + last};
+            tile(np, sw, xl, cs, p->weights + full * 36, p->bias ? bias + last : bias, d + last, 1,
+                 prm);
+        }
+    }
+    return ox;
 }
 #else
 #define DW3_FPU 0
@@ -206,62 +271,29 @@ void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t oy
     const float lo = p->act_min, hi = p->act_max;
     const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + 3 > in_h ? in_h - y0 : 3;
     const float *rows[3];
-    int32_t ky, c0;
-#if DW3_FPU
-    /* rows outside the input: a valid row's pointer, and zero weights (wz) */
-    const int32_t edge = ky0 > 0 || ky1 < 3;
-    const int32_t fast = (sw == 1 || sw == 2) && pl <= 1 && ky0 < ky1;
-    float wz[36];
-    dw3_act_t act;
-    act.lo = lo;
-    act.hi = hi;
-    act.flags = (lo > -FLT_MAX ? 1u : 0u) | (hi < FLT_MAX ? 2u : 0u);
-#endif
+    int32_t ky, c0, ox0 = 0;
 
     for (ky = 0; ky < 3; ++ky) {
         const int32_t iy = y0 + ky;
         rows[ky] = (iy >= 0 && iy < in_h) ? (const float *)mcus_row_ptr(&p->in, (void *)in, iy, 4) : in;
     }
+#if DW3_FPU
+    if ((sw == 1 || sw == 2) && pl <= 1 && ky0 <= 1 && ky1 >= 2) {   /* window row 1 inside */
+        dw3_prm_t prm;
+        prm.lo = lo;
+        prm.hi = hi;
+        prm.act = (lo > -FLT_MAX ? 1u : 0u) | (hi < FLT_MAX ? 2u : 0u);
+        ox0 = row_fpu(p, rows, (ky0 ? (int32_t)DW3_Z : 0) | (ky1 < 3 ? (int32_t)DW3_V : 0), out, &prm);
+    }
+#endif
     for (c0 = 0; c0 < ch; c0 += 4) {
         const int32_t c = c0 + 4 <= ch ? c0 : ch - 4;       /* the last group may overlap */
         const float *const r[3] = {rows[0] + c, rows[1] + c, rows[2] + c};
         const float *w = p->weights + (c0 >> 2) * 36;
         const float *b = p->bias ? p->bias + c : dw3_zero;
-        float *d = out + c;
-        int32_t ox = 0;
-#if DW3_FPU
-        if (fast) {
-            const uint32_t cs = (uint32_t)ch * 4u;
-            const float *wt = w;
-            const float *rv[3];
-            for (ky = 0; ky < 3; ++ky) {
-                rv[ky] = ky >= ky0 && ky < ky1 ? r[ky] : r[ky0];
-            }
-            if (edge) {
-                int32_t i;
-                for (i = 0; i < 36; ++i) {
-                    wz[i] = i >= 12 * ky0 && i < 12 * ky1 ? w[i] : 0.0f;
-                }
-                wt = wz;
-            }
-            for (; ox < ow; ox += 4) {
-                const int32_t np = ow - ox < 4 ? ow - ox : 4;
-                const int32_t xa = ox * sw - pl, xb = xa + (np - 1) * sw + 3;   /* columns [xa, xb) */
-                const uint32_t edges = (xa < 0 ? 1u : 0u) | (xb > in_w ? 2u : 0u);
-                const int32_t xs = xa < 0 ? 0 : xa;
-                const float *x[3];
-                if (xb > in_w + 1) {
-                    break;                                    /* wider padding: px4 */
-                }
-                for (ky = 0; ky < 3; ++ky) {
-                    x[ky] = rv[ky] + xs * ch;
-                }
-                tile(np, sw, x, cs, wt, b, edges, d + ox * ch, &act);
-            }
-        }
-#endif
-        for (; ox < ow; ++ox) {
-            px4(r, ky0, ky1, ox * sw - pl, in_w, ch, w, b, lo, hi, d + ox * ch);
+        int32_t ox;
+        for (ox = ox0; ox < ow; ++ox) {
+            px4(r, ky0, ky1, ox * sw - pl, in_w, ch, w, b, lo, hi, out + c + ox * ch);
         }
     }
 }
