@@ -34,7 +34,14 @@ static const float conv_f32_zero[CONV_F32_GROUP] = {0.0f};
 /* dst[0, n) = src[0, n) (VLDM/VSTM of 4; GCC would turn a C loop into a memcpy call). */
 static inline float *copy_f32(float *dst, const float *src, int32_t n)
 {
-    for (; n >= 4; n -= 4) {
+    for (; n >= 8; n -= 8) {
+        __asm__ volatile("vldmia %[s]!, {s0-s7}\n\t"
+                         "vstmia %[d]!, {s0-s7}\n\t"
+                         : [s] "+r"(src), [d] "+r"(dst)
+                         : : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "memory");
+    }
+    if (n >= 4) {
+        n -= 4;
         __asm__ volatile("vldmia %[s]!, {s0-s3}\n\t"
                          "vstmia %[d]!, {s0-s3}\n\t"
                          : [s] "+r"(src), [d] "+r"(dst) : : "s0", "s1", "s2", "s3", "memory");
@@ -72,29 +79,39 @@ static float *zero_f32(float *dst, int32_t n)
 }
 #endif
 
-/* The column of output pixel (oy, ox): col[(ky * kw + kx) * in_c + c], padding 0.0f. */
-static const float *column(const mcus_fast_conv_f32_t *p, const float *in, int32_t oy, int32_t ox,
-                           float *col)
+/* Input row y0 + ky, or NULL outside the input. */
+static const float *in_row(const mcus_fast_conv_f32_t *p, const float *in, int32_t y0, int32_t ky)
 {
-    const int32_t in_h = p->in.h, in_w = p->in.w, in_c = p->in.c, kw = p->g.kw;
-    const int32_t y0 = oy * p->g.sh - p->g.pt, x0 = ox * p->g.sw - p->g.pl;
+    const int32_t iy = y0 + ky;
+    return iy >= 0 && iy < p->in.h ? (const float *)mcus_row_ptr(&p->in, (void *)in, iy, 4) : 0;
+}
+
+#define CONV_F32_ROWS 16   /* window heights up to this take precomputed row pointers */
+
+/* The column of output pixel ox: col[(ky * kw + kx) * in_c + c], padding 0.0f. rows[ky]: in_row
+ * of ky (ky < CONV_F32_ROWS; taller windows compute the others). */
+static const float *column(const mcus_fast_conv_f32_t *p, const float *in, int32_t y0,
+                           const float *const *rows, int32_t ox, float *col)
+{
+    const int32_t in_w = p->in.w, in_c = p->in.c, kw = p->g.kw;
+    const int32_t x0 = ox * p->g.sw - p->g.pl;
     const int32_t xa = x0 < 0 ? 0 : x0, xb = x0 + kw > in_w ? in_w : x0 + kw;
     float *d = col;
     int32_t ky;
 
-    if (p->g.kh == 1 && kw == 1 && y0 >= 0 && y0 < in_h && x0 >= 0 && x0 < in_w) {
-        return (const float *)mcus_row_ptr(&p->in, (void *)in, y0, 4) + x0 * in_c;
-    }
     for (ky = 0; ky < p->g.kh; ++ky) {
-        const int32_t iy = y0 + ky;
-        if (iy < 0 || iy >= in_h || xb <= xa) {
+        const float *row = ky < CONV_F32_ROWS ? rows[ky] : in_row(p, in, y0, ky);
+        if (!row || xb <= xa) {
             d = zero_f32(d, kw * in_c);
             continue;
         }
-        d = zero_f32(d, (xa - x0) * in_c);
-        d = copy_f32(d, (const float *)mcus_row_ptr(&p->in, (void *)in, iy, 4) + xa * in_c,
-                     (xb - xa) * in_c);
-        d = zero_f32(d, (x0 + kw - xb) * in_c);
+        if (xa > x0) {
+            d = zero_f32(d, (xa - x0) * in_c);
+        }
+        d = copy_f32(d, row + xa * in_c, (xb - xa) * in_c);
+        if (x0 + kw > xb) {
+            d = zero_f32(d, (x0 + kw - xb) * in_c);
+        }
     }
     return col;
 }
@@ -221,12 +238,16 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
     const mcus_fast_conv_f32_t *p = (const mcus_fast_conv_f32_t *)params;
     const float *in = p->in.base ? (const float *)p->in.base : (const float *)io->in;
     float *out = (float *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 4);
-    const int32_t ow = p->out.w, oc = p->out.c;
-    const int32_t K = p->g.kh * p->g.kw * p->in.c;
+    const int32_t ow = p->out.w, oc = p->out.c, in_c = p->in.c, kh = p->g.kh;
+    const int32_t K = kh * p->g.kw * in_c;
+    const int32_t y0 = oy * p->g.sh - p->g.pt;
     const int32_t full = oc / CONV_F32_GROUP, tail = oc % CONV_F32_GROUP;
     const float *bias = p->bias ? p->bias : conv_f32_zero;
     const uint32_t bstep = p->bias ? CONV_F32_GROUP * 4u : 0u;
-    float *col = (float *)io->scratch;
+    /* a 1 x 1 window without padding: pixel ox's column is input pixel ox * sw itself */
+    const int32_t in_place = kh == 1 && p->g.kw == 1 && p->g.pl == 0 && y0 >= 0 && y0 < p->in.h;
+    const float *rows[CONV_F32_ROWS];
+    const float *x = 0;
     float tbias[CONV_F32_GROUP], tout[CONV_F32_GROUP];
     conv_f32_act_t act;
     int32_t ox, j;
@@ -237,15 +258,22 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
     for (j = 0; j < CONV_F32_GROUP; ++j) {         /* the last group's bias, padded with zeros */
         tbias[j] = p->bias && j < tail ? p->bias[full * CONV_F32_GROUP + j] : 0.0f;
     }
+    if (in_place) {
+        x = (const float *)mcus_row_ptr(&p->in, (void *)in, y0, 4);
+    } else {
+        for (j = 0; j < kh && j < CONV_F32_ROWS; ++j) {
+            rows[j] = in_row(p, in, y0, j);
+        }
+    }
     for (ox = 0; ox < ow; ++ox) {
-        const float *x = column(p, in, oy, ox, col);
+        const float *col = in_place ? x + ox * p->g.sw * in_c : column(p, in, y0, rows, ox, (float *)io->scratch);
         float *dst = out + ox * oc;
         const float *w = p->weights;
         if (full) {
-            w = pixel_groups(x, w, K, full, bias, bstep, dst, &act);
+            w = pixel_groups(col, w, K, full, bias, bstep, dst, &act);
         }
         if (tail) {
-            pixel_groups(x, w, K, 1, tbias, 0, tout, &act);
+            pixel_groups(col, w, K, 1, tbias, 0, tout, &act);
             for (j = 0; j < tail; ++j) {
                 dst[full * CONV_F32_GROUP + j] = tout[j];
             }
