@@ -116,11 +116,21 @@ static const float *column(const mcus_fast_conv_f32_t *p, const float *in, int32
     return col;
 }
 
-/* The clamp: lo, hi, and which of them apply (bit 0: lo > -FLT_MAX, bit 1: hi < FLT_MAX). */
+/*
+ * What pixel_groups reads from memory: the clamp (lo, hi; flags bit 0: lo > -FLT_MAX, bit 1:
+ * hi < FLT_MAX), the bias pointer's step per group (32 bytes, or 0: the zero vector), and the
+ * column as nrun runs of rlen contiguous inputs at runs[0 .. nrun) (a copied or in-place column:
+ * one run of K; a window inside the input: its kh rows of kw * in_c, read in place). Field
+ * offsets are read by the assembly.
+ */
 typedef struct {
-    float lo, hi;
-    uint32_t flags;
-} conv_f32_act_t;
+    float lo, hi;               /* 0, 4 */
+    uint32_t flags;             /* 8 */
+    uint32_t bstep;             /* 12 */
+    int32_t nrun;               /* 16 */
+    int32_t rlen;               /* 20 */
+    const float *const *runs;   /* 24 */
+} conv_f32_prm_t;
 
 #if MCUS_F32_ASM
 #if defined(MCUS_FPV5)
@@ -151,87 +161,159 @@ typedef struct {
 #define CONV_F32_KHI(S) CONV_F32_K(S, "s24", "s25", "s26", "s27", "s28", "s29", "s30", "s31")
 #define CONV_F32_K2(SA, SB) "vldmia %[w]!, {s16-s31}\n\t" CONV_F32_KLO(SA) CONV_F32_KHI(SB)
 
+/* The k loops of a group over one run at xp: n single k (after 3:), then n blocks of 8 k (after
+ * 5:); LOAD1 / LOAD8 set n and the flags (Z: none). */
+#define CONV_F32_RUN(LOAD1, LOAD8)                                                                \
+    LOAD1 "beq     4f\n\t"                                                                        \
+    "3:\n\t"                                                                                      \
+    "vldmia  %[xp]!, {s8}\n\t"                                                                    \
+    "vldmia  %[w]!, {s16-s23}\n\t"                                                                \
+    CONV_F32_KLO("s8")                                                                            \
+    "subs    %[n], %[n], #1\n\t"                                                                  \
+    "bne     3b\n\t"                                                                              \
+    "4:\n\t" LOAD8 "beq     6f\n\t"                                                               \
+    "5:\n\t"                                                                                      \
+    "vldmia  %[xp]!, {s8-s15}\n\t"                                                                \
+    CONV_F32_K2("s8", "s9") CONV_F32_K2("s10", "s11")                                             \
+    CONV_F32_K2("s12", "s13") CONV_F32_K2("s14", "s15")                                           \
+    "subs    %[n], %[n], #1\n\t"                                                                  \
+    "bne     5b\n\t"                                                                              \
+    "6:\n\t"
+
+/* The clamp of s0-s7 as q's flags say, the store of the group, the next group. */
+#define CONV_F32_END                                                                              \
+    "ldr     %[n], [%[a], #8]\n\t"                                                                \
+    "tst     %[n], #1\n\t"                                                                        \
+    "beq     7f\n\t"                                                                              \
+    "vldr.32 s8, [%[a]]\n\t"                                                                      \
+    CONV_F32_LO                                                                                   \
+    "7:\n\t"                                                                                      \
+    "tst     %[n], #2\n\t"                                                                        \
+    "beq     8f\n\t"                                                                              \
+    "vldr.32 s9, [%[a], #4]\n\t"                                                                  \
+    CONV_F32_HI                                                                                   \
+    "8:\n\t"                                                                                      \
+    "vstmia  %[d]!, {s0-s7}\n\t"                                                                  \
+    "subs    %[g], %[g], #1\n\t"                                                                  \
+    "bne     1b\n\t"
+
+#define CONV_F32_CLOBBER                                                                          \
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",       \
+    "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26",    \
+    "s27", "s28", "s29", "s30", "s31", "cc", "memory"
+
 /*
  * One pixel, `groups` groups of 8 output channels: dst[8 g + j] = clamp(bias[8 g + j] +
- * sum_k x[k] w[g][k][j]). The bias pointer advances by bstep bytes a group (0: the zero vector).
- * Per group: K % 8 single k (VLDM 1 input, VLDM 8 weights, 8 VFMA, loop), then K / 8 blocks of 8 k.
+ * sum_k x[k] w[g][k][j]), the bias pointer stepping bs bytes a group. Per group: K % 8 single k
+ * (VLDM 1 input, VLDM 8 weights, 8 VFMA, loop), then K / 8 blocks of 8 k (71 instructions for
+ * 64 MACs). pixel_col: x a contiguous column of K; pixel_runs: the q->nrun runs of q->rlen
+ * (bs = q->bstep).
  */
 static inline __attribute__((always_inline)) const float *
-pixel_groups(const float *x, const float *w, int32_t K, int32_t groups, const float *b,
-             uint32_t bstep, float *d, const conv_f32_act_t *act)
+pixel_col(const float *w, int32_t groups, const float *b, uint32_t bs, float *d, const float *x,
+          int32_t K, const conv_f32_prm_t *q)
 {
     const float *xp;
     int32_t n;
-    __asm__ volatile(
-        "1:\n\t"
-        "vldmia  %[b], {s0-s7}\n\t"
-        "add     %[b], %[b], %[bs]\n\t"
-        "mov     %[xp], %[x]\n\t"
-        "ands    %[n], %[k], #7\n\t"
-        "beq     3f\n\t"
-        "2:\n\t"
-        "vldmia  %[xp]!, {s8}\n\t"
-        "vldmia  %[w]!, {s16-s23}\n\t"
-        CONV_F32_KLO("s8")
-        "subs    %[n], %[n], #1\n\t"
-        "bne     2b\n\t"
-        "3:\n\t"
-        "lsrs    %[n], %[k], #3\n\t"
-        "beq     5f\n\t"
-        "4:\n\t"
-        "vldmia  %[xp]!, {s8-s15}\n\t"
-        CONV_F32_K2("s8", "s9") CONV_F32_K2("s10", "s11")
-        CONV_F32_K2("s12", "s13") CONV_F32_K2("s14", "s15")
-        "subs    %[n], %[n], #1\n\t"
-        "bne     4b\n\t"
-        "5:\n\t"
-        "ldr     %[n], [%[a], #8]\n\t"
-        "tst     %[n], #1\n\t"
-        "beq     6f\n\t"
-        "vldr.32 s8, [%[a]]\n\t"
-        CONV_F32_LO
-        "6:\n\t"
-        "tst     %[n], #2\n\t"
-        "beq     7f\n\t"
-        "vldr.32 s9, [%[a], #4]\n\t"
-        CONV_F32_HI
-        "7:\n\t"
-        "vstmia  %[d]!, {s0-s7}\n\t"
-        "subs    %[g], %[g], #1\n\t"
-        "bne     1b\n\t"
-        : [w] "+r"(w), [b] "+r"(b), [d] "+r"(d), [g] "+r"(groups), [xp] "=&r"(xp), [n] "=&r"(n)
-        : [x] "r"(x), [k] "r"(K), [bs] "r"(bstep), [a] "r"(act)
-        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
-          "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25",
-          "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory");
+    __asm__ volatile("1:\n\t"
+                     "vldmia  %[b], {s0-s7}\n\t"
+                     "add     %[b], %[b], %[bs]\n\t"
+                     "mov     %[xp], %[x]\n\t"
+                     CONV_F32_RUN("ands    %[n], %[k], #7\n\t", "lsrs    %[n], %[k], #3\n\t")
+                     CONV_F32_END
+                     : [w] "+r"(w), [b] "+r"(b), [d] "+r"(d), [g] "+r"(groups), [xp] "=&r"(xp),
+                       [n] "=&r"(n)
+                     : [x] "r"(x), [k] "r"(K), [bs] "r"(bs), [a] "r"(q)
+                     : CONV_F32_CLOBBER);
+    return w;
+}
+
+static inline __attribute__((always_inline)) const float *
+pixel_runs(const float *w, int32_t groups, const float *b, float *d, const conv_f32_prm_t *q)
+{
+    const float *xp;
+    const float *const *r;
+    int32_t n, m;
+    __asm__ volatile("1:\n\t"
+                     "vldmia  %[b], {s0-s7}\n\t"
+                     "ldr     %[n], [%[a], #12]\n\t"
+                     "add     %[b], %[b], %[n]\n\t"
+                     "ldr     %[r], [%[a], #24]\n\t"
+                     "ldr     %[m], [%[a], #16]\n\t"
+                     "2:\n\t"
+                     "ldr     %[xp], [%[r]], #4\n\t"
+                     CONV_F32_RUN("ldr     %[n], [%[a], #20]\n\tands    %[n], %[n], #7\n\t",
+                                  "ldr     %[n], [%[a], #20]\n\tlsrs    %[n], %[n], #3\n\t")
+                     "subs    %[m], %[m], #1\n\t"
+                     "bne     2b\n\t"
+                     CONV_F32_END
+                     : [w] "+r"(w), [b] "+r"(b), [d] "+r"(d), [g] "+r"(groups), [xp] "=&r"(xp),
+                       [n] "=&r"(n), [m] "=&r"(m), [r] "=&r"(r)
+                     : [a] "r"(q)
+                     : CONV_F32_CLOBBER);
     return w;
 }
 #else
-static const float *pixel_groups(const float *x, const float *w, int32_t K, int32_t groups,
-                                 const float *b, uint32_t bstep, float *d,
-                                 const conv_f32_act_t *act)
+static const float *pixel_runs(const float *w, int32_t groups, const float *b, float *d,
+                               const conv_f32_prm_t *q)
 {
     for (; groups > 0; --groups) {
         float a[CONV_F32_GROUP];
-        int32_t j, k;
+        int32_t i, j, k;
         for (j = 0; j < CONV_F32_GROUP; ++j) {
             a[j] = b[j];
         }
-        b = (const float *)(const void *)((const char *)b + bstep);
-        for (k = 0; k < K; ++k, w += CONV_F32_GROUP) {
-            for (j = 0; j < CONV_F32_GROUP; ++j) {
-                a[j] = MCUS_FMA(x[k], w[j], a[j]);
+        b = (const float *)(const void *)((const char *)b + q->bstep);
+        for (i = 0; i < q->nrun; ++i) {
+            const float *x = q->runs[i];
+            for (k = 0; k < q->rlen; ++k, w += CONV_F32_GROUP) {
+                for (j = 0; j < CONV_F32_GROUP; ++j) {
+                    a[j] = MCUS_FMA(x[k], w[j], a[j]);
+                }
             }
         }
         for (j = 0; j < CONV_F32_GROUP; ++j) {
             float v = a[j];
-            v = (act->flags & 1u) && v < act->lo ? act->lo : v;
-            *d++ = (act->flags & 2u) && v > act->hi ? act->hi : v;
+            v = (q->flags & 1u) && v < q->lo ? q->lo : v;
+            *d++ = (q->flags & 2u) && v > q->hi ? q->hi : v;
         }
     }
     return w;
 }
+
+static const float *pixel_col(const float *w, int32_t groups, const float *b, uint32_t bs,
+                              float *d, const float *x, int32_t K, const conv_f32_prm_t *q)
+{
+    conv_f32_prm_t one = *q;
+    one.bstep = bs;
+    one.nrun = 1;
+    one.rlen = K;
+    one.runs = &x;
+    return pixel_runs(w, groups, b, d, &one);
+}
 #endif
+
+/* Where pixel ox's window reads the input in place (its kh rows of kw * in_c values, inside the
+ * input, rows[] all valid): runs[ky]; 0 if it needs a copied column. Taken for runs of at least
+ * 8 values when a pixel has at most 4 groups (more groups amortise one copy better). */
+static int32_t window_runs(const mcus_fast_conv_f32_t *p, const float *const *rows, int32_t ox,
+                           const float **runs)
+{
+    const int32_t kh = p->g.kh, kw = p->g.kw, in_c = p->in.c;
+    const int32_t x0 = ox * p->g.sw - p->g.pl;
+    int32_t ky;
+    if (kh > CONV_F32_ROWS || kw * in_c < 8 || p->out.c > 4 * CONV_F32_GROUP || x0 < 0
+        || x0 + kw > p->in.w) {
+        return 0;
+    }
+    for (ky = 0; ky < kh; ++ky) {
+        if (!rows[ky]) {
+            return 0;
+        }
+        runs[ky] = rows[ky] + x0 * in_c;
+    }
+    return kh;
+}
 
 void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
 {
@@ -246,15 +328,17 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
     const uint32_t bstep = p->bias ? CONV_F32_GROUP * 4u : 0u;
     /* a 1 x 1 window without padding: pixel ox's column is input pixel ox * sw itself */
     const int32_t in_place = kh == 1 && p->g.kw == 1 && p->g.pl == 0 && y0 >= 0 && y0 < p->in.h;
-    const float *rows[CONV_F32_ROWS];
+    const float *rows[CONV_F32_ROWS], *runs[CONV_F32_ROWS];
     const float *x = 0;
     float tbias[CONV_F32_GROUP], tout[CONV_F32_GROUP];
-    conv_f32_act_t act;
+    conv_f32_prm_t q;
     int32_t ox, j;
 
-    act.lo = p->act_min;
-    act.hi = p->act_max;
-    act.flags = (act.lo > -FLT_MAX ? 1u : 0u) | (act.hi < FLT_MAX ? 2u : 0u);
+    q.lo = p->act_min;
+    q.hi = p->act_max;
+    q.flags = (q.lo > -FLT_MAX ? 1u : 0u) | (q.hi < FLT_MAX ? 2u : 0u);
+    q.runs = runs;
+    q.rlen = K / kh;
     for (j = 0; j < CONV_F32_GROUP; ++j) {         /* the last group's bias, padded with zeros */
         tbias[j] = p->bias && j < tail ? p->bias[full * CONV_F32_GROUP + j] : 0.0f;
     }
@@ -266,14 +350,25 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
         }
     }
     for (ox = 0; ox < ow; ++ox) {
-        const float *col = in_place ? x + ox * p->g.sw * in_c : column(p, in, y0, rows, ox, (float *)io->scratch);
         float *dst = out + ox * oc;
         const float *w = p->weights;
+        const float *col = 0;
+        if (in_place) {
+            col = x + ox * p->g.sw * in_c;
+        } else if ((q.nrun = window_runs(p, rows, ox, runs)) == 0) {
+            col = column(p, in, y0, rows, ox, (float *)io->scratch);
+        }
         if (full) {
-            w = pixel_groups(col, w, K, full, bias, bstep, dst, &act);
+            q.bstep = bstep;
+            w = col ? pixel_col(w, full, bias, bstep, dst, col, K, &q) : pixel_runs(w, full, bias, dst, &q);
         }
         if (tail) {
-            pixel_groups(col, w, K, 1, tbias, 0, tout, &act);
+            q.bstep = 0;
+            if (col) {
+                pixel_col(w, 1, tbias, 0, tout, col, K, &q);
+            } else {
+                pixel_runs(w, 1, tbias, tout, &q);
+            }
             for (j = 0; j < tail; ++j) {
                 dst[full * CONV_F32_GROUP + j] = tout[j];
             }
