@@ -52,7 +52,7 @@ FAST_DIR = KERNELS_DIR / "fast"
 # per k (the sparse kernels' 4-pixel columns cost a little more to build).
 COST = {
     "int8": {"dense_mac": 1.0, "sparse_entry": 2.6, "dense_col": 0.5, "sparse_col": 1.3},
-    "float32": {"dense_mac": 1.25, "sparse_entry": 2.4, "dense_col": 0.5, "sparse_col": 0.5},
+    "float32": {"dense_mac": 1.15, "sparse_entry": 2.4, "dense_col": 0.5, "sparse_col": 0.5},
 }
 SPARSE_MODES = ("auto", "never", "always")
 
