@@ -4,7 +4,7 @@ block, the column read in place for 1 x 1 convolutions) and dwconv3x3_f32 (tiles
 APSR flags).
 
 Within the converter's tolerance of Keras on the host (the portable C paths) and in QEMU on a
-Cortex-M7 (the FPv5 assembly: VMAXNM/VMINNM clamps) and a Cortex-M4 (FPv4: compare-and-move
+Cortex-M7 and a Cortex-M33 (the FPv5 assembly: VMAXNM/VMINNM clamps) and a Cortex-M4 (FPv4: compare-and-move
 clamps): K % 8 of 0, 1, 3 and 4 (the single-k steps), output channels not in multiples of 8 (the
 zero-padded last group), padded and in-place columns, stride 2, SAME and VALID, ReLU6 and linear
 outputs; depthwise rows of 1 to 6 pixels (every tile size), stride 1 and 2, one-row and two-row
@@ -112,7 +112,7 @@ def test_dw_valid_chain_host(tmp_path, channels, width):
 
 
 @arm
-@pytest.mark.parametrize("board", ["qemu-m7", "qemu-m4"])
+@pytest.mark.parametrize("board", ["qemu-m7", "qemu-m4", "qemu-m33"])
 def test_f32_chains_in_qemu(tmp_path, board):
     from test_codegen_fast import run_on
     cases = ([("conv", conv_chain())] + [(f"dw{c}x{w}x{h}", dw_chain(c, w, h)) for c, w, h in DW_SHAPES]
