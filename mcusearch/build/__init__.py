@@ -71,6 +71,12 @@ def normalise_opt_level(opt_level: str) -> str:
     return o
 
 
+def fpu_defines(cflags: Sequence[str]) -> list[str]:
+    """-DMCUS_FPV5 where the board's FPU is FPv5 (Cortex-M7, M33): the float kernels then clamp
+    with VMAXNM/VMINNM. GCC defines the same macros for FPv4 and FPv5, so the flag says it."""
+    return ["-DMCUS_FPV5"] if any(f.startswith("-mfpu=fpv5") for f in cflags) else []
+
+
 def build(
     conv: "ConvertResult",
     board: "Board",
@@ -90,7 +96,7 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     opt = normalise_opt_level(opt_level)
     prefix = getattr(board, "toolchain_prefix", "arm-none-eabi-")
-    flags = [*board.cflags, opt, *COMMON_FLAGS, *extra_cflags]
+    flags = [*board.cflags, *fpu_defines(board.cflags), opt, *COMMON_FLAGS, *extra_cflags]
 
     inputs = np.asarray(conv.inputs)
     expected = np.asarray(conv.expected)
