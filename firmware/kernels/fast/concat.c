@@ -1,0 +1,22 @@
+/* CONCATENATION on channels, one output row per call: per output pixel, each input's pixel in
+ * turn (its c values), so the row is n interleaved copies. Any dtype (mcus_moves.h). */
+#include "mcus_moves.h"
+
+void mcus_fast_concat(const void *params, const mcus_io_t *io, int32_t row)
+{
+    const mcus_fast_concat_t *p = (const mcus_fast_concat_t *)params;
+    const uint32_t e = p->elem, pix_out = p->out.c * e, w = p->out.w;
+    uint8_t *const d = mcus_move_dst(&p->out, io, row, (int32_t)e);
+    uint32_t k, x, at = 0;
+
+    for (k = 0; k < p->n; ++k) {
+        const mcus_buf_t *b = &p->in[k];
+        const uint8_t *s = mcus_move_src(b, io, row, (int32_t)e);
+        const uint32_t n = b->c * e;
+        uint8_t *o = d + at;
+        for (x = 0; x < w; ++x, o += pix_out, s += n) {
+            mcus_move_bytes(o, s, n);
+        }
+        at += n;
+    }
+}
