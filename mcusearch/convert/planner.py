@@ -6,11 +6,18 @@ rows r-1..r+1, a 2x2 pool's row r rows 2r..2r+1, an element-wise Add row r of bo
 all rows). A *whole* layer (a reference kernel run as a per-layer fallback) is one call that reads
 all rows of its inputs and writes all rows of its output. :func:`plan` builds
 
-* the **schedule**: the order of (layer, row) calls. Policy: always run the most downstream layer
-  whose next row's inputs are all there, else go upstream. This is depth-first, patch-like
-  inference: a row flows through as many layers as it can before the next input row is computed,
-  so consecutive convolutions and pools keep only a few rows each (line buffers), and no
-  full-resolution feature map is materialised unless a consumer needs all of it (Dense);
+* the **schedule**: the order of (layer, row) calls. Policy ``"downstream"``: always run the most
+  downstream layer (by index) whose next row's inputs are all there, else go upstream. This is
+  depth-first, patch-like inference: a row flows through as many layers as it can before the next
+  input row is computed, so consecutive convolutions and pools keep only a few rows each (line
+  buffers), and no full-resolution feature map is materialised unless a consumer needs all of it
+  (Dense). On a chain that is also what policy ``"pull"`` does; on branches (Inception blocks,
+  a U-Net's skip, a Concat of several producers) "downstream" runs the branch listed last to its
+  end before the others start, so every branch's output piles up whole. "pull" follows demand
+  instead: from the model output, go to the producer of the first input row the layer still
+  lacks, until a layer can run; the branches then advance row by row together.
+  :func:`plan_min` plans both and keeps the smaller arena (the calls, hence the instructions,
+  are the same);
 * the **ring size** of every tensor: the fewest row slots such that, in this schedule, a row is never
   overwritten (row y + R lands in row y's slot) before its last reader has run;
 * the **arena**: one static byte array. Each buffer (ring) is live from its first write to its last
@@ -88,8 +95,14 @@ def _rows_read(lay: PlanLayer, k: int, r: int, h: int) -> range:
     return range(max(lo, 0), min(hi, h - 1) + 1)
 
 
-def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
-    """The step order: most downstream ready layer first (see the module docstring)."""
+POLICIES = ("downstream", "pull")
+
+
+def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "downstream") -> list[int]:
+    """The step order under ``policy`` (see the module docstring): the most downstream ready
+    layer first, or the layer the output's next row pulls on."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy {policy!r}; one of {POLICIES}")
     n = len(layers)
     done = [0] * n
     avail = [tensors[0].rows] + [0] * n     # rows of tensor t written so far
@@ -106,9 +119,14 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
     need = [wants(j) for j in range(n)]          # cached: changes only when layer j runs
     while done[last] < layers[last].out_rows:
         j = last
+        hops = 0
         while not all(hi < avail[t] for t, hi in need[j]):
-            j -= 1
-            if j < 0:
+            if policy == "pull":
+                j = next(t for t, hi in need[j] if hi >= avail[t]) - 1   # its producer
+            else:
+                j -= 1
+            hops += 1
+            if j < 0 or hops > n:
                 raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
         steps.append(j)
         done[j] += 1
@@ -120,13 +138,13 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
 
 
 def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
-         inplace: bool = True) -> Plan:
-    """Schedule ``layers`` (tensor j + 1 is layer j's output; layer j reads ``inputs``) and lay
-    out the arena."""
+         inplace: bool = True, policy: str = "downstream") -> Plan:
+    """Schedule ``layers`` (tensor j + 1 is layer j's output; layer j reads ``inputs``) under
+    ``policy`` and lay out the arena."""
     n = len(layers)
     if len(tensors) != n + 1:
         raise ValueError("need one tensor more than layers")
-    steps = schedule(layers, tensors)
+    steps = schedule(layers, tensors, policy)
     readers: dict[int, set[int]] = {}
     for j, lay in enumerate(layers):
         for t in lay.inputs:
@@ -236,9 +254,25 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
     keeps a line buffer of every layer alive at once, which on a long chain of small layers adds
     up to more than a few whole tensors. Greedily (up to ``max_cuts`` times) materialise the one
     tensor that lowers ``arena_bytes`` most; the kernels and their calls are unchanged (same
-    instructions), only the schedule and the buffers differ. Returns the layers as planned (their
-    reads widened at the cuts; check_plan needs them) and the plan, whose notes name the cuts."""
-    best_layers, best = layers, plan(layers, tensors, scratch_bytes)
+    instructions), only the schedule and the buffers differ. Done for each schedule policy
+    (:data:`POLICIES`) whose schedule differs from the first's (on chains they are the same);
+    the smaller arena wins ("downstream" on a tie). Returns the layers as planned (their reads
+    widened at the cuts; check_plan needs them) and the plan, whose notes name the policy when
+    it is not "downstream" and the cuts."""
+    first = schedule(layers, tensors, POLICIES[0])
+    results = [_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol) for pol in POLICIES
+               if pol == POLICIES[0] or schedule(layers, tensors, pol) != first]
+    best_layers, best = min(results, key=lambda lp: lp[1].arena_bytes)
+    if best is not results[0][1]:
+        best.notes.insert(0, f"schedule policy pull: arena {results[0][1].arena_bytes} -> "
+                             f"{best.arena_bytes} bytes")
+    return best_layers, best
+
+
+def _plan_cuts(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
+               max_cuts: int, policy: str) -> tuple[list[PlanLayer], Plan]:
+    """plan_min's greedy stage boundaries under one schedule policy."""
+    best_layers, best = layers, plan(layers, tensors, scratch_bytes, policy=policy)
     cuts: set[int] = set()
     n = len(layers)
     candidates = [j + 1 for j, lay in enumerate(layers[:-1])
@@ -249,7 +283,7 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
             if t in cuts:
                 continue
             ls = _whole_reads(layers, tensors, cuts | {t})
-            p = plan(ls, tensors, scratch_bytes)
+            p = plan(ls, tensors, scratch_bytes, policy=policy)
             if p.arena_bytes < (trial_best[2].arena_bytes if trial_best else best.arena_bytes):
                 trial_best = (t, ls, p)
         if trial_best is None:

@@ -63,16 +63,37 @@ static inline uint8_t *mcus_move_dst(const mcus_buf_t *b, const mcus_io_t *io, i
     return (uint8_t *)mcus_row_ptr(b, b->base ? b->base : io->out, y, elem);
 }
 
-/* n bytes from s to d (no overlap): words while 4 or more are left (LDR/STR take any address
- * on v7-M), then bytes. Not memcpy: a library call costs more than the short runs moved here. */
+/* From this many bytes on, mcus_move_bytes calls memcpy (newlib's, unrolled word copies). */
+#ifndef MCUS_MOVE_LIBRARY
+#define MCUS_MOVE_LIBRARY 32u
+#endif
+
+/* n bytes from s to d (no overlap): four words per step while 16 or more are left (LDR/STR
+ * take any address on v7-M; GCC keeps them single, not LDRD/LDM, as mcus_ld32 says nothing
+ * about alignment), then words, then bytes. Not memcpy: a library call costs more than the
+ * short runs (a pixel's channels) moved here. */
 static inline void mcus_move_bytes(uint8_t *d, const uint8_t *s, uint32_t n)
 {
+    uint32_t i;
+    if (n >= MCUS_MOVE_LIBRARY) {
+        memcpy(d, s, n);
+        return;
+    }
 #pragma GCC unroll 1
-    for (; n >= 4; n -= 4, d += 4, s += 4) {
+    for (i = n >> 4; i; --i, s += 16, d += 16) {
+        const uint32_t a = mcus_ld32(s), b = mcus_ld32(s + 4), c = mcus_ld32(s + 8),
+                       e = mcus_ld32(s + 12);
+        mcus_st32(d, a);
+        mcus_st32(d + 4, b);
+        mcus_st32(d + 8, c);
+        mcus_st32(d + 12, e);
+    }
+#pragma GCC unroll 1
+    for (i = (n >> 2) & 3; i; --i, s += 4, d += 4) {
         mcus_st32(d, mcus_ld32(s));
     }
 #pragma GCC unroll 1
-    for (; n; --n) {
+    for (i = n & 3; i; --i) {
         *d++ = *s++;
     }
 }
