@@ -34,7 +34,8 @@ def _pool(h: int):
 def dags(draw):
     """A backbone chain (layer j reads tensor j) in which a layer may also read an earlier tensor
     of the same height (a concatenation or a residual add), with 3 x 3 windows, row-wise reads
-    and 2 x 2 pools; row sizes vary so that the arena depends on the schedule."""
+    (element-wise ones in place) and 2 x 2 pools; row sizes vary so that the arena depends on
+    the schedule."""
     h0 = draw(st.integers(4, 12))
     tensors = [PlanTensor(h0, draw(st.integers(1, 64)))]
     layers: list[PlanLayer] = []
@@ -48,11 +49,16 @@ def dags(draw):
             other = draw(st.sampled_from(peers)) if peers else None
             ins = [j] if other is None else [j, other]
             out_h = h
-            needs = [_same] * len(ins) if draw(st.booleans()) else [_window(h)] * len(ins)
+            rowwise = draw(st.booleans())
+            needs = [_same] * len(ins) if rowwise else [_window(h)] * len(ins)
         else:
             out_h, needs, ins = h, [_window(h) if kind == "window" else _same], [j]
-        layers.append(PlanLayer(f"l{j}", out_h, needs, ins))
-        tensors.append(PlanTensor(out_h, draw(st.integers(1, 64))))
+        # a row-wise layer may be element-wise (an Add, a Clamp: in place on a single-reader input
+        # of the same row size)
+        elementwise = all(nd is _same for nd in needs) and draw(st.booleans())
+        size = tensors[j].row_bytes if elementwise else draw(st.integers(1, 64))
+        layers.append(PlanLayer(f"l{j}", out_h, needs, ins, elementwise=elementwise))
+        tensors.append(PlanTensor(out_h, size))
     return layers, tensors
 
 
@@ -68,6 +74,9 @@ def test_both_policies_give_valid_plans_on_dags(dag, scratch):
         check_plan(layers, tensors, plan(layers, tensors, scratch, policy=policy))
     planned, p = plan_min(layers, tensors, scratch)
     check_plan(planned, tensors, p)
+    for j, lay in enumerate(layers[:-1]):          # in place: an element-wise layer's output
+        if lay.elementwise and any(p.buffer_of[j + 1] == p.buffer_of[t] for t in lay.inputs):
+            assert p.offsets[j + 1] is not None        # lives in an input's arena buffer
     assert p.arena_bytes <= min(plan(layers, tensors, scratch, policy=pol).arena_bytes
                                 for pol in POLICIES)
 

@@ -206,7 +206,7 @@ class _Emitter:
                 if not same_view:
                     raise StageError("convert", f"{op.name} (Add): inputs of different layouts")
                 layers.append(PlanLayer(op.name, _view(op.out_shape)[0], [lambda r: (r, r)] * 2,
-                                        ins))
+                                        ins, elementwise=True))
             elif isinstance(op, Clamp) and same_view and len(op.in_shape) == 3:
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), [lambda r: (r, r)], ins,
                                         elementwise=True))

@@ -25,7 +25,9 @@ all rows of its inputs and writes all rows of its output. :func:`plan` builds
   overlap a placed buffer whose lifetime intersects (interval colouring, first fit). An element-wise
   layer (Clamp) whose input has no other reader works in place: its output shares its input's
   buffer. The per-call scratch area (im2col columns, requantisation constants) is one region shared
-  by all layers, live throughout. ``arena_bytes`` is the whole activation memory the model needs:
+  by all layers, live throughout. An element-wise Add works in place too, on whichever input
+  has no other reader (its kernels, like Clamp's, read element i before they write element i).
+  ``arena_bytes`` is the whole activation memory the model needs:
   the model input and output stay in the caller's buffers, and the kernels have no other state.
 
 Tensors are numbered as the generator numbers them: 0 is the model input, j + 1 the output of
@@ -150,16 +152,20 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
         for t in lay.inputs:
             readers.setdefault(t, set()).add(j)
 
-    # Buffers: a tensor written by an element-wise layer in place shares its input's buffer.
+    # Buffers: a tensor written by an element-wise layer in place shares the buffer of one of its
+    # inputs (the first that no other layer reads and that has the output's rows).
     buffer_of = list(range(n + 1))
     if inplace:
         for j, lay in enumerate(layers):
-            t_in, t_out = lay.inputs[0], j + 1
-            if (lay.elementwise and len(lay.inputs) == 1 and t_in != 0 and t_out != n
-                    and readers.get(t_in) == {j}
-                    and tensors[t_in].row_bytes == tensors[t_out].row_bytes
-                    and tensors[t_in].rows == tensors[t_out].rows):
-                buffer_of[t_out] = buffer_of[t_in]
+            t_out = j + 1
+            if not lay.elementwise or t_out == n:
+                continue
+            for t_in in lay.inputs:
+                if (t_in != 0 and readers.get(t_in) == {j}
+                        and tensors[t_in].row_bytes == tensors[t_out].row_bytes
+                        and tensors[t_in].rows == tensors[t_out].rows):
+                    buffer_of[t_out] = buffer_of[t_in]
+                    break
 
     # When is every row of every tensor written, and when is it read for the last time?
     write = [[-1] * tensors[t].rows for t in range(n + 1)]
