@@ -118,3 +118,29 @@ def test_chains_plan_alike_and_keep_the_downstream_notes():
     assert not any(n.startswith("schedule policy") for n in p.notes)
     with pytest.raises(ValueError):
         schedule(layers, tensors, "breadth")
+
+
+def test_pull_early_keeps_an_unrolled_recurrence_small():
+    """An unrolled recurrent layer: per step t a projection P_t of the input, then the cell
+    C_t = f(P_t, C_t-1), listed P_0, C_0, P_1, C_1, ... Both "downstream" (every P_t is ready at
+    once) and "pull" (C_t's first input is P_t) compute all projections before the cells hold
+    them; "pull-early" follows the state chain first, so each P_t lives for one cell."""
+    steps = 12
+    tensors = [PlanTensor(1, 8)]
+    layers: list[PlanLayer] = []
+    for t in range(steps):
+        layers.append(PlanLayer(f"P{t}", 1, [_same], [0]))
+        p_out = len(layers)
+        ins = [p_out] + ([p_out - 1] if t else [])
+        layers.append(PlanLayer(f"C{t}", 1, [_same] * len(ins), ins))
+        tensors += [PlanTensor(1, 64), PlanTensor(1, 16)]
+    arenas = {}
+    for pol in POLICIES:
+        p = plan(layers, tensors, 0, policy=pol)
+        check_plan(layers, tensors, p)
+        arenas[pol] = p.arena_bytes
+    assert arenas["pull-early"] <= 2 * 64 + 2 * 16
+    assert arenas["downstream"] >= steps * 64 and arenas["pull"] >= steps * 64
+    _, best = plan_min(layers, tensors, 0)
+    assert best.arena_bytes == arenas["pull-early"]
+    assert best.notes[0].startswith("schedule policy pull-early")

@@ -11,12 +11,15 @@ all rows of its inputs and writes all rows of its output. :func:`plan` builds
   depth-first, patch-like inference: a row flows through as many layers as it can before the next
   input row is computed, so consecutive convolutions and pools keep only a few rows each (line
   buffers), and no full-resolution feature map is materialised unless a consumer needs all of it
-  (Dense). On a chain that is also what policy ``"pull"`` does; on branches (Inception blocks,
-  a U-Net's skip, a Concat of several producers) "downstream" runs the branch listed last to its
-  end before the others start, so every branch's output piles up whole. "pull" follows demand
-  instead: from the model output, go to the producer of the first input row the layer still
-  lacks, until a layer can run; the branches then advance row by row together.
-  :func:`plan_min` plans both and keeps the smaller arena (the calls, hence the instructions,
+  (Dense). On a chain that is also what the policies ``"pull"`` and ``"pull-early"`` do; on
+  branches (Inception blocks, a U-Net's skip, a Concat of several producers, the gates of an
+  unrolled recurrent cell) "downstream" runs the branch listed last to its end before the others
+  start, so every branch's output piles up whole. The pull policies follow demand instead: from
+  the model output, go to the producer of an input row the layer still lacks, until a layer can
+  run; the branches then advance row by row together. "pull" takes the layer's first missing
+  input, "pull-early" the missing input computed earliest in the layer order (the long chain -
+  a recurrent state - before the short side branch, which then lives briefly).
+  :func:`plan_min` plans each and keeps the smallest arena (the calls, hence the instructions,
   are the same);
 * the **ring size** of every tensor: the fewest row slots such that, in this schedule, a row is never
   overwritten (row y + R lands in row y's slot) before its last reader has run;
@@ -97,12 +100,13 @@ def _rows_read(lay: PlanLayer, k: int, r: int, h: int) -> range:
     return range(max(lo, 0), min(hi, h - 1) + 1)
 
 
-POLICIES = ("downstream", "pull")
+POLICIES = ("downstream", "pull", "pull-early")
 
 
 def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "downstream") -> list[int]:
     """The step order under ``policy`` (see the module docstring): the most downstream ready
-    layer first, or the layer the output's next row pulls on."""
+    layer first, or the layer the output's next row pulls on (through the first missing input,
+    or the earliest computed one)."""
     if policy not in POLICIES:
         raise ValueError(f"policy {policy!r}; one of {POLICIES}")
     n = len(layers)
@@ -123,10 +127,11 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "
         j = last
         hops = 0
         while not all(hi < avail[t] for t, hi in need[j]):
-            if policy == "pull":
-                j = next(t for t, hi in need[j] if hi >= avail[t]) - 1   # its producer
-            else:
+            if policy == "downstream":
                 j -= 1
+            else:                                 # the producer of a missing input
+                missing = [t for t, hi in need[j] if hi >= avail[t]]
+                j = (missing[0] if policy == "pull" else min(missing)) - 1
             hops += 1
             if j < 0 or hops > n:
                 raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
@@ -261,16 +266,20 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
     up to more than a few whole tensors. Greedily (up to ``max_cuts`` times) materialise the one
     tensor that lowers ``arena_bytes`` most; the kernels and their calls are unchanged (same
     instructions), only the schedule and the buffers differ. Done for each schedule policy
-    (:data:`POLICIES`) whose schedule differs from the first's (on chains they are the same);
-    the smaller arena wins ("downstream" on a tie). Returns the layers as planned (their reads
-    widened at the cuts; check_plan needs them) and the plan, whose notes name the policy when
-    it is not "downstream" and the cuts."""
-    first = schedule(layers, tensors, POLICIES[0])
-    results = [_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol) for pol in POLICIES
-               if pol == POLICIES[0] or schedule(layers, tensors, pol) != first]
-    best_layers, best = min(results, key=lambda lp: lp[1].arena_bytes)
-    if best is not results[0][1]:
-        best.notes.insert(0, f"schedule policy pull: arena {results[0][1].arena_bytes} -> "
+    (:data:`POLICIES`) whose schedule differs from those before it (on chains they are all the
+    same); the smallest arena wins (the earlier policy on a tie). Returns the layers as planned
+    (their reads widened at the cuts; check_plan needs them) and the plan, whose notes name the
+    policy when it is not "downstream" and the cuts."""
+    seen: list[list[int]] = []
+    results: list[tuple[str, list[PlanLayer], Plan]] = []
+    for pol in POLICIES:
+        steps = schedule(layers, tensors, pol)
+        if steps not in seen:
+            seen.append(steps)
+            results.append((pol, *_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol)))
+    pol, best_layers, best = min(results, key=lambda r: r[2].arena_bytes)
+    if pol != POLICIES[0]:
+        best.notes.insert(0, f"schedule policy {pol}: arena {results[0][2].arena_bytes} -> "
                              f"{best.arena_bytes} bytes")
     return best_layers, best
 
