@@ -1,7 +1,8 @@
 """Row kernels for the layers that used to run whole in the optimised generator (issue 14):
 depthwise convolutions with depth multiplier > 1 (a channel repeat + the multiplier-1 kernels),
 zero padding folded into the following convolution (or the ``pad`` row kernel), and
-concatenation on channels and nearest-neighbour resizing as row layers.
+concatenation on channels and nearest-neighbour resizing as row layers (a resize read only by a
+concatenation folded into it).
 
 float32: generated C vs Keras within the converter's tolerance; int8: bit-exact with the TFLite
 interpreter, on the host (portable C, strict flags) and in QEMU (Cortex-M7, -O3). Shapes are odd
@@ -19,8 +20,8 @@ import test_convert as tc
 from mcusearch.convert import convert
 from mcusearch.convert.frontend import graph_from_tflite
 from mcusearch.convert.graph import Conv2D, DepthwiseConv2D
-from mcusearch.convert.lowering import RepeatChannels, lower_for_rows
-from mcusearch.convert.ops.shape import Pad
+from mcusearch.convert.lowering import ConcatNearest, RepeatChannels, lower_for_rows
+from mcusearch.convert.ops.shape import Pad, ResizeNearest
 
 L = tc.L
 HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
@@ -129,12 +130,19 @@ def test_lowering_folds_pads_and_splits_multipliers(cases):
 
 
 def test_concat_and_resize_stream(cases):
-    """The U-Net join streams: the skip tensor and the concatenation live in line buffers of a
-    few rows, not as whole 8-row maps."""
+    """The U-Net join streams: the upsampling read by the concatenation is folded into it (no
+    "up" layer: the concatenation reads "mid" through the resize's tables), the other resize
+    (read by a conv) stays a row layer, and the skip tensor and the concatenation live in line
+    buffers of a few rows, not as whole 8-row maps."""
+    g = lower_for_rows(graph_from_tflite(cases["concat"][1]))
+    cat = next(op for op in g.ops if isinstance(op, ConcatNearest))
+    assert [m is not None for m in cat.resize] == [True, False, False]
+    assert cat.resize[0] == ((0, 0, 1, 1, 2, 2, 3, 3), (0, 0, 1, 1, 2, 2))
+    assert [op.name for op in g.ops if isinstance(op, ResizeNearest)] == ["up_odd"]
     conv, w = _convert(cases["concat"], "int8", "plan")
     plan = json.loads((w / "c" / "plan.json").read_text())
     rows = {lay["name"]: lay["extra"]["ring_rows"] for lay in plan["layers"]}
-    assert rows["enc"] < 8 and rows["skip"] < 8 and rows["up"] < 8
+    assert "up" not in rows and rows["enc"] < 8 and rows["skip"] < 8 and rows["mid"] < 4
     assert plan["layers"][[lay["name"] for lay in plan["layers"]].index("skip")]["extra"]["calls"] == 8
 
 

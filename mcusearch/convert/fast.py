@@ -143,8 +143,8 @@ class _Emitter:
             return pad_geometry(op) is not None
         if isinstance(op, Concat):
             h, w, _ = op.out_shape
-            return (op.outer == h * w and all(s[:2] == (h, w) for s in shapes)
-                    and list(op.inner) == [s[2] for s in shapes])
+            return (op.outer == h * w and list(op.inner) == [s[2] for s in shapes]
+                    and all(m is not None or s[:2] == (h, w) for s, m in zip(shapes, _resizes(op))))
         return True
 
     def move_needs(self, op: Op, h_in: int) -> list:
@@ -160,6 +160,9 @@ class _Emitter:
             return [need]
         if isinstance(op, ResizeNearest):
             return [lambda r, rows=tuple(op.rows): (rows[r], rows[r])]
+        if isinstance(op, Concat):          # an input read through a resize: row rows[r]
+            return [(lambda r: (r, r)) if m is None else (lambda r, rows=m[0]: (rows[r], rows[r]))
+                    for m in _resizes(op)]
         return [lambda r: (r, r)] * len(op.inputs)
 
     def streamed_pool(self, op: Op) -> bool:
@@ -320,16 +323,26 @@ class _Emitter:
         if not isinstance(op, Concat):
             fields = {"in": ins[0], **fields}
         fields["elem"] = self.elem
-        kernel = {Pad: "pad", Concat: "concat", ResizeNearest: "resize_nearest",
-                  RepeatChannels: "repeat_channels"}[type(op)]
+        kernel = next(name for cls, name in ((Pad, "pad"), (Concat, "concat"),
+                                             (ResizeNearest, "resize_nearest"),
+                                             (RepeatChannels, "repeat_channels"))
+                      if isinstance(op, cls))
         if isinstance(op, Pad):
             top, left, front = pad_geometry(op)
             bits = (int(np.float32(op.value).view(np.uint32)) if self.f32
                     else (int(op.value) & 0xFF) * 0x01010101)
             fields.update(top=top, left=left, front=front, value=f"0x{bits:08x}u")
         elif isinstance(op, Concat):
-            self.data.append(f"static const mcus_buf_t {pfx}_in[{len(ins)}] = {{\n    "
-                             + ",\n    ".join(_init(b, "    ") for b in ins) + "\n};\n")
+            items = []
+            for k, (b, m) in enumerate(zip(ins, _resizes(op))):
+                item = {"buf": b, "rows": "0", "cols": "0"}
+                if m is not None:
+                    for name, table in zip(("rows", "cols"), m):
+                        self.data.append(_c_array("uint16_t", f"{pfx}_{name}{k}", np.asarray(table), 16))
+                        item[name] = f"{pfx}_{name}{k}"
+                items.append(_init(item, "    "))
+            self.data.append(f"static const mcus_concat_in_t {pfx}_in[{len(ins)}] = {{\n    "
+                             + ",\n    ".join(items) + "\n};\n")
             fields.update(**{"in": f"{pfx}_in", "n": len(ins)})
         elif isinstance(op, ResizeNearest):
             self.data.append(_c_array("uint16_t", f"{pfx}_rows", np.asarray(op.rows), 16))
@@ -573,6 +586,12 @@ _PROFILE_HOOKS = (
 _WINDOWED = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
 # Data-movement ops with row kernels where their shapes allow (_Emitter.row_move; mcus_moves.h).
 _MOVES = (Pad, Concat, ResizeNearest, RepeatChannels)
+
+
+def _resizes(op: Concat) -> tuple:
+    """Per input of a Concat: None, or the (rows, cols) of a nearest-neighbour resize it is read
+    through (lowering.ConcatNearest)."""
+    return getattr(op, "resize", ()) or (None,) * len(op.inputs)
 
 
 def _fc_kernel(op, f32: bool) -> bool:

@@ -21,6 +21,11 @@ generator and the tests read it) in which
   requantisation (TFLite's [1][kh][kw][C * M] weights are already indexed by output channel).
   The repeat is a row layer (row r from input row r), so the depthwise layer gets its fast row
   kernel and the repeated tensor lives in a line buffer of a few rows.
+* **a nearest-neighbour resize whose only reader is a concatenation on channels is read by the
+  concatenation directly** (:func:`fuse_resize_into_concat`): a U-Net's UpSampling2D +
+  Concatenate becomes one :class:`ConcatNearest`, whose output pixel (y, x) takes that input's
+  channels from pixel (rows[y], cols[x]) of the resize's input. The same values are copied
+  once instead of twice, and the upsampled tensor never exists.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mcusearch.convert.graph import Conv2D, DepthwiseConv2D, Graph, Op, Tensor
-from mcusearch.convert.ops.shape import Pad
+from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 
 
 @dataclass
@@ -41,6 +46,16 @@ class RepeatChannels(Op):
 
     kind: ClassVar[str] = "RepeatChannels"
     repeats: int = 1
+
+
+@dataclass
+class ConcatNearest(Concat):
+    """A concatenation on channels (H x W x C tensors) some of whose inputs are read through a
+    nearest-neighbour resize: ``resize[k]`` is None (input k has the output's height and width)
+    or (rows, cols) of the ResizeNearest folded in (:func:`fuse_resize_into_concat`)."""
+
+    kind: ClassVar[str] = "Concat"
+    resize: tuple = ()
 
 
 def _readers(g: Graph) -> dict[int, list[Op]]:
@@ -142,6 +157,48 @@ def split_depth_multiplier(g: Graph) -> Graph:
     return dataclasses.replace(g, ops=ops, tensors=tensors).finish()
 
 
+def _channel_concat(g: Graph, op: Op) -> bool:
+    """Whether ``op`` is a Concat on the channels of H x W x C tensors of the output's size."""
+    if not isinstance(op, Concat) or len(op.out_shape) != 3:
+        return False
+    h, w, _ = op.out_shape
+    shapes = [tuple(g.tensors[i].shape) for i in op.inputs]
+    return (op.outer == h * w and all(len(s) == 3 and s[:2] == (h, w) for s in shapes)
+            and list(op.inner) == [s[2] for s in shapes])
+
+
+def fuse_resize_into_concat(g: Graph) -> Graph:
+    """``g`` with every ResizeNearest whose only reader is a channel Concat (and not the model
+    output) read by that Concat as a :class:`ConcatNearest` (see the module docstring)."""
+    readers = _readers(g)
+    producer = {op.output: op for op in g.ops}
+    drop: set[int] = set()
+    changed: dict[int, Op] = {}
+    for op in g.ops:
+        if not _channel_concat(g, op) or len(set(op.inputs)) != len(op.inputs):
+            continue
+        inputs, resize = list(op.inputs), []
+        for k, t in enumerate(op.inputs):
+            src = producer.get(t)
+            if (isinstance(src, ResizeNearest) and len(readers.get(t, [])) == 1
+                    and t != g.output_id and len(src.in_shape) == 3
+                    and tuple(g.tensors[src.inputs[0]].shape) == tuple(src.in_shape)):
+                inputs[k] = src.inputs[0]
+                resize.append((tuple(src.rows), tuple(src.cols)))
+                drop.add(id(src))
+            else:
+                resize.append(None)
+        if any(resize):
+            changed[id(op)] = ConcatNearest(op.name, tuple(g.tensors[inputs[0]].shape),
+                                            op.out_shape, inputs=tuple(inputs), output=op.output,
+                                            outer=op.outer, inner=op.inner, resize=tuple(resize))
+    if not changed:
+        return g
+    ops = [changed.get(id(op), op) for op in g.ops if id(op) not in drop]
+    return dataclasses.replace(g, ops=ops, tensors=dict(g.tensors)).finish()
+
+
 def lower_for_rows(g: Graph) -> Graph:
-    """The rewrites of this module, in order: pads folded, depth multipliers split."""
-    return split_depth_multiplier(fold_pads(g))
+    """The rewrites of this module, in order: pads folded, depth multipliers split, resizes
+    read by their concatenation."""
+    return fuse_resize_into_concat(split_depth_multiplier(fold_pads(g)))

@@ -23,11 +23,19 @@ typedef struct {
     uint32_t value;           /* the padding value's bits: int8 in every byte, or a float's */
 } mcus_fast_pad_t;
 
-/* CONCATENATION on channels of n tensors of the output's height and width: each output pixel is
- * input 0's pixel, then input 1's, ... */
+/* One input of a concatenation: a tensor of the output's height and width (rows == cols ==
+ * NULL), or one read through a nearest-neighbour resize: output pixel (y, x) takes its channels
+ * from pixel (rows[y], cols[x]) (a RESIZE_NEAREST_NEIGHBOR folded into the concatenation). */
+typedef struct {
+    mcus_buf_t buf;
+    const uint16_t *rows, *cols;
+} mcus_concat_in_t;
+
+/* CONCATENATION on channels of n tensors: each output pixel is input 0's pixel, then input 1's,
+ * ... */
 typedef struct {
     mcus_buf_t out;
-    const mcus_buf_t *in;     /* [n] */
+    const mcus_concat_in_t *in;   /* [n] */
     uint8_t n, elem;
 } mcus_fast_concat_t;
 
