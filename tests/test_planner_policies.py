@@ -120,11 +120,12 @@ def test_chains_plan_alike_and_keep_the_downstream_notes():
         schedule(layers, tensors, "breadth")
 
 
-def test_pull_early_keeps_an_unrolled_recurrence_small():
+def test_pull_early_and_deep_keep_an_unrolled_recurrence_small():
     """An unrolled recurrent layer: per step t a projection P_t of the input, then the cell
     C_t = f(P_t, C_t-1), listed P_0, C_0, P_1, C_1, ... Both "downstream" (every P_t is ready at
     once) and "pull" (C_t's first input is P_t) compute all projections before the cells hold
-    them; "pull-early" follows the state chain first, so each P_t lives for one cell."""
+    them; "pull-early" and "pull-deep" follow the state chain first, so each P_t lives for one
+    cell."""
     steps = 12
     tensors = [PlanTensor(1, 8)]
     layers: list[PlanLayer] = []
@@ -139,8 +140,25 @@ def test_pull_early_keeps_an_unrolled_recurrence_small():
         p = plan(layers, tensors, 0, policy=pol)
         check_plan(layers, tensors, p)
         arenas[pol] = p.arena_bytes
-    assert arenas["pull-early"] <= 2 * 64 + 2 * 16
+    assert arenas["pull-early"] <= 2 * 64 + 2 * 16 and arenas["pull-deep"] <= 2 * 64 + 2 * 16
     assert arenas["downstream"] >= steps * 64 and arenas["pull"] >= steps * 64
     _, best = plan_min(layers, tensors, 0)
-    assert best.arena_bytes == arenas["pull-early"]
-    assert best.notes[0].startswith("schedule policy pull-early")
+    assert best.arena_bytes == min(arenas.values())
+    assert best.notes[0].startswith("schedule policy pull-")
+
+
+def test_pull_deep_when_the_deep_input_is_listed_later():
+    """The same recurrence with the projections listed first (P_0..P_n-1, then the cells, as
+    TensorFlow's converter orders some unrolled layers): "pull-early" now also reaches for the
+    projections first (their index is smaller); "pull-deep" still follows the state chain."""
+    steps = 10
+    tensors = [PlanTensor(1, 8)] + [PlanTensor(1, 64) for _ in range(steps)]
+    layers = [PlanLayer(f"P{t}", 1, [_same], [0]) for t in range(steps)]
+    for t in range(steps):
+        ins = [t + 1] + ([steps + t] if t else [])
+        layers.append(PlanLayer(f"C{t}", 1, [_same] * len(ins), ins))
+        tensors.append(PlanTensor(1, 16))
+    arenas = {pol: plan(layers, tensors, 0, policy=pol).arena_bytes for pol in POLICIES}
+    assert arenas["pull-deep"] <= 2 * 64 + 2 * 16 < steps * 64 <= arenas["pull-early"]
+    _, best = plan_min(layers, tensors, 0)
+    assert best.notes[0].startswith("schedule policy pull-deep")

@@ -17,8 +17,9 @@ all rows of its inputs and writes all rows of its output. :func:`plan` builds
   start, so every branch's output piles up whole. The pull policies follow demand instead: from
   the model output, go to the producer of an input row the layer still lacks, until a layer can
   run; the branches then advance row by row together. "pull" takes the layer's first missing
-  input, "pull-early" the missing input computed earliest in the layer order (the long chain -
-  a recurrent state - before the short side branch, which then lives briefly).
+  input, "pull-early" the missing input computed earliest in the layer order, "pull-deep" the
+  one with the longest chain of layers behind it (the long chain - a recurrent state - before
+  the short side branch, which then lives briefly; Sethi-Ullman's order for expression trees).
   :func:`plan_min` plans each and keeps the smallest arena (the calls, hence the instructions,
   are the same);
 * the **ring size** of every tensor: the fewest row slots such that, in this schedule, a row is never
@@ -100,13 +101,13 @@ def _rows_read(lay: PlanLayer, k: int, r: int, h: int) -> range:
     return range(max(lo, 0), min(hi, h - 1) + 1)
 
 
-POLICIES = ("downstream", "pull", "pull-early")
+POLICIES = ("downstream", "pull", "pull-early", "pull-deep")
 
 
 def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "downstream") -> list[int]:
     """The step order under ``policy`` (see the module docstring): the most downstream ready
     layer first, or the layer the output's next row pulls on (through the first missing input,
-    or the earliest computed one)."""
+    the earliest computed one, or the deepest)."""
     if policy not in POLICIES:
         raise ValueError(f"policy {policy!r}; one of {POLICIES}")
     n = len(layers)
@@ -123,6 +124,9 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "
             return [(0, 1 << 30)]
         return [(t, lay.needs[k](done[j])[1]) for k, t in enumerate(lay.inputs)]
     need = [wants(j) for j in range(n)]          # cached: changes only when layer j runs
+    depth = [0] * (n + 1)                        # longest chain of layers behind tensor t
+    for j, lay in enumerate(layers):
+        depth[j + 1] = 1 + max(depth[t] for t in lay.inputs)
     while done[last] < layers[last].out_rows:
         j = last
         hops = 0
@@ -131,7 +135,8 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "
                 j -= 1
             else:                                 # the producer of a missing input
                 missing = [t for t, hi in need[j] if hi >= avail[t]]
-                j = (missing[0] if policy == "pull" else min(missing)) - 1
+                j = (missing[0] if policy == "pull" else min(missing) if policy == "pull-early"
+                     else max(missing, key=lambda t: (depth[t], -t))) - 1
             hops += 1
             if j < 0 or hops > n:
                 raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
@@ -266,17 +271,17 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
     up to more than a few whole tensors. Greedily (up to ``max_cuts`` times) materialise the one
     tensor that lowers ``arena_bytes`` most; the kernels and their calls are unchanged (same
     instructions), only the schedule and the buffers differ. Done for each schedule policy
-    (:data:`POLICIES`) whose schedule differs from those before it (on chains they are all the
-    same); the smallest arena wins (the earlier policy on a tie). Returns the layers as planned
+    (:data:`POLICIES`): "downstream", and the pull policy with the smallest arena without cuts
+    when that is smaller than downstream's (on chains they are all the same); the smaller arena
+    wins ("downstream" on a tie). Returns the layers as planned
     (their reads widened at the cuts; check_plan needs them) and the plan, whose notes name the
     policy when it is not "downstream" and the cuts."""
-    seen: list[list[int]] = []
-    results: list[tuple[str, list[PlanLayer], Plan]] = []
-    for pol in POLICIES:
-        steps = schedule(layers, tensors, pol)
-        if steps not in seen:
-            seen.append(steps)
-            results.append((pol, *_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol)))
+    first = {pol: plan(layers, tensors, scratch_bytes, policy=pol) for pol in POLICIES}
+    other = min(POLICIES[1:], key=lambda pol: first[pol].arena_bytes)
+    tried = [POLICIES[0]] + ([other] if first[other].arena_bytes < first[POLICIES[0]].arena_bytes
+                             else [])
+    results = [(pol, *_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol, first[pol]))
+               for pol in tried]
     pol, best_layers, best = min(results, key=lambda r: r[2].arena_bytes)
     if pol != POLICIES[0]:
         best.notes.insert(0, f"schedule policy {pol}: arena {results[0][2].arena_bytes} -> "
@@ -285,9 +290,10 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
 
 
 def _plan_cuts(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
-               max_cuts: int, policy: str) -> tuple[list[PlanLayer], Plan]:
-    """plan_min's greedy stage boundaries under one schedule policy."""
-    best_layers, best = layers, plan(layers, tensors, scratch_bytes, policy=policy)
+               max_cuts: int, policy: str, start: Plan) -> tuple[list[PlanLayer], Plan]:
+    """plan_min's greedy stage boundaries under one schedule policy, from its plan ``start``
+    without cuts."""
+    best_layers, best = layers, start
     cuts: set[int] = set()
     n = len(layers)
     candidates = [j + 1 for j, lay in enumerate(layers[:-1])
