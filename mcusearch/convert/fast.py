@@ -12,6 +12,10 @@ Same front ends, inputs and expected outputs as the reference generator (``"mcus
   no full-resolution feature map is materialised; Flatten/Reshape are free;
 * one static arena whose offsets come from buffer lifetimes; ``arena_bytes`` is its size and the
   model's only RAM;
+* graph rewrites first (:mod:`mcusearch.convert.lowering`): zero pads folded into the following
+  convolution, depth multipliers as a channel repeat + multiplier-1 depthwise, a resize read by a
+  concatenation folded into it; pads, channel concatenations, resizes and repeats are row
+  layers (data-movement kernels, ``firmware/kernels/fast/mcus_moves.h``);
 * sparse weights: a layer whose weights are mostly zero stores per-output-channel lists of its
   non-zero weights with 8-bit k distances and skips the zeros, when the cost model says that is
   cheaper (``sparse="auto"``; "never" / "always" force it);
