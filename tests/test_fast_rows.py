@@ -39,16 +39,19 @@ def dm_model():
 
 def pad_model():
     """Pads folded into a stride-2 conv and a depthwise conv, a pad before a max-pool (not
-    foldable: the pad row kernel) and a pad wider than the next kernel (row kernel too)."""
+    foldable: the pad row kernel), a pad of the channels too (row kernel, per-pixel fill) and a
+    pad wider than the next kernel (row kernel)."""
     inp = tc.tf.keras.Input((11, 9, 3))
     x = L.ZeroPadding2D(((2, 1), (1, 2)), name="pad_a")(inp)                  # 14 x 12
     x = L.Conv2D(5, 5, strides=2, activation="relu", name="conv_s2")(x)       # 5 x 4
     x = L.ZeroPadding2D(((0, 1), (1, 0)), name="pad_b")(x)                    # 6 x 5
     x = L.DepthwiseConv2D(2, name="dw_valid")(x)                              # 5 x 4
     x = L.ZeroPadding2D(1, name="pad_pool")(x)                                # 7 x 6
-    x = L.MaxPooling2D(2, name="pool")(x)                                     # 3 x 3
-    x = L.ZeroPadding2D(3, name="pad_wide")(x)                                # 9 x 9
-    x = L.Conv2D(3, 3, strides=2, name="conv_wide")(x)                        # 4 x 4
+    x = L.MaxPooling2D(2, name="pool")(x)                                     # 3 x 3 x 5
+    x = L.Lambda(lambda t: tc.tf.pad(t, [[0, 0], [1, 0], [0, 2], [2, 1]]),
+                 name="pad_chan")(x)                                          # 4 x 5 x 8
+    x = L.ZeroPadding2D(3, name="pad_wide")(x)                                # 10 x 11 x 8
+    x = L.Conv2D(3, 3, strides=2, name="conv_wide")(x)                        # 4 x 5
     x = L.Flatten()(x)
     return tc.tf.keras.Model(inp, L.Dense(3, name="fc")(x))
 
@@ -106,13 +109,14 @@ def test_rows_host(cases, name, quant):
 
 def test_lowering_folds_pads_and_splits_multipliers(cases):
     """What the rewrite does to the graphs: pad_a and pad_b fold (zero point / 0.0, within the
-    kernel), pad_pool (a max-pool reads it) and pad_wide (3 > kernel - 1) stay; each depth
+    kernel), pad_pool (a max-pool reads it), pad_chan (channels) and pad_wide (3 > kernel - 1)
+    stay; each depth
     multiplier becomes a repeat before a multiplier-1 depthwise conv with the same weights."""
     g = graph_from_tflite(cases["pad"][1])
     low = lower_for_rows(g)
     assert [op.name for op in g.ops if isinstance(op, Pad)] and g.ops != low.ops
     kept = [op for op in low.ops if isinstance(op, Pad)]
-    assert len(kept) == 2 and len([op for op in g.ops if isinstance(op, Pad)]) == 4
+    assert len(kept) == 3 and len([op for op in g.ops if isinstance(op, Pad)]) == 5
     convs = [op for op in low.ops if isinstance(op, (Conv2D, DepthwiseConv2D))]
     assert convs[0].in_shape == (11, 9, 3) and convs[0].pad == (2, 1)
     assert convs[1].in_shape == (5, 4, 5) and convs[1].pad == (0, 1)
