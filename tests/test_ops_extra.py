@@ -117,8 +117,9 @@ def test_depthwise_avgpool_fast_in_qemu_m7(case, quant):
 
 @pytest.mark.parametrize("quant", ["float32", "int8"])
 def test_depthwise_multiplier_2(tmp_path, quant):
-    """depth_multiplier 2: the reference kernel (output channel c reads input channel c / 2), run
-    by both generators (the optimised one falls back to it for this layer)."""
+    """depth_multiplier 2 (output channel c reads input channel c / 2): the reference kernel in
+    mcusearch-ref; in mcusearch a channel repeat and the multiplier-1 row kernel
+    (mcusearch/convert/lowering.py)."""
     tc.tf.keras.utils.set_random_seed(0)
     m = tc.tf.keras.Sequential([L.InputLayer((6, 5, 3)), L.DepthwiseConv2D(3, depth_multiplier=2),
                                 L.Flatten(), L.Dense(2)])
@@ -128,7 +129,8 @@ def test_depthwise_multiplier_2(tmp_path, quant):
         w = tmp_path / converter
         conv = convert(tc.model_result(m, w, quant, tfl, x=x), converter, w / "c")
         tc.check(conv, w)
-    assert json.loads((w / "c" / "plan.json").read_text())["layers"][0]["variant"] == "fallback"
+    layers = json.loads((w / "c" / "plan.json").read_text())["layers"]
+    assert layers[0]["kernel"] == "repeat_channels" and layers[1]["kernel"].startswith("dwconv")
 
 
 # ---------------------------------------------------------------------------------------------

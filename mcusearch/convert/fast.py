@@ -12,6 +12,10 @@ Same front ends, inputs and expected outputs as the reference generator (``"mcus
   no full-resolution feature map is materialised; Flatten/Reshape are free;
 * one static arena whose offsets come from buffer lifetimes; ``arena_bytes`` is its size and the
   model's only RAM;
+* graph rewrites first (:mod:`mcusearch.convert.lowering`): zero pads folded into the following
+  convolution, depth multipliers as a channel repeat + multiplier-1 depthwise, a resize read by a
+  concatenation folded into it; pads, channel concatenations, resizes and repeats are row
+  layers (data-movement kernels, ``firmware/kernels/fast/mcus_moves.h``);
 * sparse weights: a layer whose weights are mostly zero stores per-output-channel lists of its
   non-zero weights with 8-bit k distances and skips the zeros, when the cost model says that is
   cheaper (``sparse="auto"``; "never" / "always" force it);
@@ -40,6 +44,8 @@ from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, co
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
+from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
+from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -125,7 +131,43 @@ class _Emitter:
             return op.depth_multiplier == 1
         if isinstance(op, Softmax):
             return op.rows == 1
+        if isinstance(op, _MOVES):
+            return self.row_move(op)
         return isinstance(op, Clamp) and self.f32
+
+    def row_move(self, op: Op) -> bool:
+        """Whether a data-movement op runs as a row kernel (mcus_moves.h): on H x W x C tensors
+        that are not reshaped views, a pad of the batch-free dimensions, a concatenation on
+        channels, any nearest-neighbour resize, any channel repeat."""
+        shapes = [tuple(self.g.tensors[i].shape) for i in op.inputs]
+        if len(op.out_shape) != 3 or any(len(s) != 3 for s in shapes) or any(
+                s != tuple(self._tensor_shape(self.tensor_index(i))) for s, i in zip(shapes, op.inputs)):
+            return False
+        if isinstance(op, Pad):
+            return pad_geometry(op) is not None
+        if isinstance(op, Concat):
+            h, w, _ = op.out_shape
+            return (op.outer == h * w and list(op.inner) == [s[2] for s in shapes]
+                    and all(m is not None or s[:2] == (h, w) for s, m in zip(shapes, _resizes(op))))
+        return True
+
+    def move_needs(self, op: Op, h_in: int) -> list:
+        """The input windows of a row data-movement op (see planner.PlanLayer): output row r of
+        a pad reads input row r - top (none above or below the input), of a resize input row
+        rows[r], of a concatenation or a channel repeat row r of every input."""
+        if isinstance(op, Pad):
+            top = pad_geometry(op)[0]
+
+            def need(r, top=top, h=h_in):
+                y = r - top
+                return (-1, -1) if y < 0 else (h, h - 1) if y >= h else (y, y)
+            return [need]
+        if isinstance(op, ResizeNearest):
+            return [lambda r, rows=tuple(op.rows): (rows[r], rows[r])]
+        if isinstance(op, Concat):          # an input read through a resize: row rows[r]
+            return [(lambda r: (r, r)) if m is None else (lambda r, rows=m[0]: (rows[r], rows[r]))
+                    for m in _resizes(op)]
+        return [lambda r: (r, r)] * len(op.inputs)
 
     def streamed_pool(self, op: Op) -> bool:
         """Whether ``op`` is a global average pool computed one input row per call
@@ -156,6 +198,8 @@ class _Emitter:
                 continue
             if not self.fast_kernel(op):
                 layers.append(PlanLayer(op.name, 1, whole, ins, whole=True))
+            elif isinstance(op, _MOVES):
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]), self.move_needs(op, h_in), ins))
             elif isinstance(op, _WINDOWED) and same_view:
                 kh = op.kernel[0] if isinstance(op, (Conv2D, DepthwiseConv2D)) else op.pool[0]
                 sh, pt = op.stride[0], op.pad[0]
@@ -169,7 +213,7 @@ class _Emitter:
                 if not same_view:
                     raise StageError("convert", f"{op.name} (Add): inputs of different layouts")
                 layers.append(PlanLayer(op.name, _view(op.out_shape)[0], [lambda r: (r, r)] * 2,
-                                        ins))
+                                        ins, elementwise=True))
             elif isinstance(op, Clamp) and same_view and len(op.in_shape) == 3:
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), [lambda r: (r, r)], ins,
                                         elementwise=True))
@@ -274,10 +318,54 @@ class _Emitter:
             info.weight_bytes = info.dense_weight_bytes = int(np.asarray(w).size) * self.elem
         return f"{pfx}_run", "0", info
 
+    def emit_move(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
+        """A data-movement op's row kernel (mcus_moves.h): its parameters into self.data."""
+        pfx = layer_prefix(j, op)
+        self.data.append(op_comment(j, op))
+        ins = [self.buf(plan_, self.tensor_index(i), self.g.tensors[i].shape) for i in op.inputs]
+        fields: dict[str, object] = {"out": self.buf(plan_, j + 1, op.out_shape)}
+        if not isinstance(op, Concat):
+            fields = {"in": ins[0], **fields}
+        fields["elem"] = self.elem
+        kernel = next(name for cls, name in ((Pad, "pad"), (Concat, "concat"),
+                                             (ResizeNearest, "resize_nearest"),
+                                             (RepeatChannels, "repeat_channels"))
+                      if isinstance(op, cls))
+        if isinstance(op, Pad):
+            top, left, front = pad_geometry(op)
+            bits = (int(np.float32(op.value).view(np.uint32)) if self.f32
+                    else (int(op.value) & 0xFF) * 0x01010101)
+            fields.update(top=top, left=left, front=front, value=f"0x{bits:08x}u")
+        elif isinstance(op, Concat):
+            items = []
+            for k, (b, m) in enumerate(zip(ins, _resizes(op))):
+                item = {"buf": b, "rows": "0", "cols": "0"}
+                if m is not None:
+                    for name, table in zip(("rows", "cols"), m):
+                        self.data.append(_c_array("uint16_t", f"{pfx}_{name}{k}", np.asarray(table), 16))
+                        item[name] = f"{pfx}_{name}{k}"
+                items.append(_init(item, "    "))
+            self.data.append(f"static const mcus_concat_in_t {pfx}_in[{len(ins)}] = {{\n    "
+                             + ",\n    ".join(items) + "\n};\n")
+            fields.update(**{"in": f"{pfx}_in", "n": len(ins)})
+        elif isinstance(op, ResizeNearest):
+            self.data.append(_c_array("uint16_t", f"{pfx}_rows", np.asarray(op.rows), 16))
+            self.data.append(_c_array("uint16_t", f"{pfx}_cols", np.asarray(op.cols), 16))
+            fields.update(rows=f"{pfx}_rows", cols=f"{pfx}_cols")
+        else:
+            fields["repeats"] = op.repeats
+        self.data.append(f"static const mcus_fast_{kernel}_t {pfx}_p = {_init(fields)};\n")
+        if kernel not in self.kernel_files:
+            self.kernel_files.append(kernel)
+        return f"mcus_fast_{kernel}", f"{pfx}_p", LayerInfo(name=op.name, kind=op.kind,
+                                                            kernel=kernel, variant="-")
+
     def emit_op(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
         """-> (kernel function, params symbol, info); appends data to self.data."""
         if not self.fast_kernel(op):
             return self.emit_fallback(j, op, plan_)
+        if isinstance(op, _MOVES):
+            return self.emit_move(j, op, plan_)
         f32 = self.f32
         pfx = layer_prefix(j, op)
         info = LayerInfo(name=op.name, kind=op.kind, kernel="", macs=int(op.macs))
@@ -465,7 +553,7 @@ class _Emitter:
             f"from {_comment(origin)}.\n"
             f" * {n} layers, {len(p.schedule)} row steps, {self.g.macs} MACs, {self.g.params} parameters, "
             f"activation arena {p.arena_bytes} bytes. Do not edit. */\n"
-            "#include <float.h>\n#include <stdint.h>\n\n#include \"mcus_fast.h\"\n#include \"model.h\"\n\n"
+            "#include <float.h>\n#include <stdint.h>\n\n#include \"mcus_fast.h\"\n#include \"mcus_moves.h\"\n#include \"model.h\"\n\n"
             + _PROFILE_HOOKS
             + (f"/* activations: line buffers and tensors at planned offsets, and the scratch area */\n"
                f"{arena}" if arena else "")
@@ -500,6 +588,14 @@ _PROFILE_HOOKS = (
 
 # Ops computed by windowed row kernels (output row r needs input rows r*sh - pt .. + kh - 1).
 _WINDOWED = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
+# Data-movement ops with row kernels where their shapes allow (_Emitter.row_move; mcus_moves.h).
+_MOVES = (Pad, Concat, ResizeNearest, RepeatChannels)
+
+
+def _resizes(op: Concat) -> tuple:
+    """Per input of a Concat: None, or the (rows, cols) of a nearest-neighbour resize it is read
+    through (lowering.ConcatNearest)."""
+    return getattr(op, "resize", ()) or (None,) * len(op.inputs)
 
 
 def _fc_kernel(op, f32: bool) -> bool:
@@ -649,7 +745,7 @@ def emit_fast(graph: Graph, out_dir: Path, origin: str = "", sparse: str = "auto
     """Write model.c, model.h and plan.json for ``graph`` under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    em = _Emitter(graph, sparse)
+    em = _Emitter(lower_for_rows(graph), sparse)
     p, infos = em.emit(out_dir, origin or graph.source)
     layers = [f"{op.name} ({op.kind})" for op in em.ops]
     (out_dir / "model.h").write_text(model_h(graph, p.arena_bytes, layers, "mcusearch"))

@@ -6,11 +6,22 @@ rows r-1..r+1, a 2x2 pool's row r rows 2r..2r+1, an element-wise Add row r of bo
 all rows). A *whole* layer (a reference kernel run as a per-layer fallback) is one call that reads
 all rows of its inputs and writes all rows of its output. :func:`plan` builds
 
-* the **schedule**: the order of (layer, row) calls. Policy: always run the most downstream layer
-  whose next row's inputs are all there, else go upstream. This is depth-first, patch-like
-  inference: a row flows through as many layers as it can before the next input row is computed,
-  so consecutive convolutions and pools keep only a few rows each (line buffers), and no
-  full-resolution feature map is materialised unless a consumer needs all of it (Dense);
+* the **schedule**: the order of (layer, row) calls. Policy ``"downstream"``: always run the most
+  downstream layer (by index) whose next row's inputs are all there, else go upstream. This is
+  depth-first, patch-like inference: a row flows through as many layers as it can before the next
+  input row is computed, so consecutive convolutions and pools keep only a few rows each (line
+  buffers), and no full-resolution feature map is materialised unless a consumer needs all of it
+  (Dense). On a chain that is also what the policies ``"pull"`` and ``"pull-early"`` do; on
+  branches (Inception blocks, a U-Net's skip, a Concat of several producers, the gates of an
+  unrolled recurrent cell) "downstream" runs the branch listed last to its end before the others
+  start, so every branch's output piles up whole. The pull policies follow demand instead: from
+  the model output, go to the producer of an input row the layer still lacks, until a layer can
+  run; the branches then advance row by row together. "pull" takes the layer's first missing
+  input, "pull-early" the missing input computed earliest in the layer order, "pull-deep" the
+  one with the longest chain of layers behind it (the long chain - a recurrent state - before
+  the short side branch, which then lives briefly; Sethi-Ullman's order for expression trees).
+  :func:`plan_min` plans each and keeps the smallest arena (the calls, hence the instructions,
+  are the same);
 * the **ring size** of every tensor: the fewest row slots such that, in this schedule, a row is never
   overwritten (row y + R lands in row y's slot) before its last reader has run;
 * the **arena**: one static byte array. Each buffer (ring) is live from its first write to its last
@@ -18,7 +29,9 @@ all rows of its inputs and writes all rows of its output. :func:`plan` builds
   overlap a placed buffer whose lifetime intersects (interval colouring, first fit). An element-wise
   layer (Clamp) whose input has no other reader works in place: its output shares its input's
   buffer. The per-call scratch area (im2col columns, requantisation constants) is one region shared
-  by all layers, live throughout. ``arena_bytes`` is the whole activation memory the model needs:
+  by all layers, live throughout. An element-wise Add works in place too, on whichever input
+  has no other reader (its kernels, like Clamp's, read element i before they write element i).
+  ``arena_bytes`` is the whole activation memory the model needs:
   the model input and output stay in the caller's buffers, and the kernels have no other state.
 
 Tensors are numbered as the generator numbers them: 0 is the model input, j + 1 the output of
@@ -88,8 +101,15 @@ def _rows_read(lay: PlanLayer, k: int, r: int, h: int) -> range:
     return range(max(lo, 0), min(hi, h - 1) + 1)
 
 
-def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
-    """The step order: most downstream ready layer first (see the module docstring)."""
+POLICIES = ("downstream", "pull", "pull-early", "pull-deep")
+
+
+def schedule(layers: list[PlanLayer], tensors: list[PlanTensor], policy: str = "downstream") -> list[int]:
+    """The step order under ``policy`` (see the module docstring): the most downstream ready
+    layer first, or the layer the output's next row pulls on (through the first missing input,
+    the earliest computed one, or the deepest)."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy {policy!r}; one of {POLICIES}")
     n = len(layers)
     done = [0] * n
     avail = [tensors[0].rows] + [0] * n     # rows of tensor t written so far
@@ -104,11 +124,21 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
             return [(0, 1 << 30)]
         return [(t, lay.needs[k](done[j])[1]) for k, t in enumerate(lay.inputs)]
     need = [wants(j) for j in range(n)]          # cached: changes only when layer j runs
+    depth = [0] * (n + 1)                        # longest chain of layers behind tensor t
+    for j, lay in enumerate(layers):
+        depth[j + 1] = 1 + max(depth[t] for t in lay.inputs)
     while done[last] < layers[last].out_rows:
         j = last
+        hops = 0
         while not all(hi < avail[t] for t, hi in need[j]):
-            j -= 1
-            if j < 0:
+            if policy == "downstream":
+                j -= 1
+            else:                                 # the producer of a missing input
+                missing = [t for t, hi in need[j] if hi >= avail[t]]
+                j = (missing[0] if policy == "pull" else min(missing) if policy == "pull-early"
+                     else max(missing, key=lambda t: (depth[t], -t))) - 1
+            hops += 1
+            if j < 0 or hops > n:
                 raise StageError("convert", "row schedule: no layer can run (inconsistent windows)")
         steps.append(j)
         done[j] += 1
@@ -120,28 +150,32 @@ def schedule(layers: list[PlanLayer], tensors: list[PlanTensor]) -> list[int]:
 
 
 def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
-         inplace: bool = True) -> Plan:
-    """Schedule ``layers`` (tensor j + 1 is layer j's output; layer j reads ``inputs``) and lay
-    out the arena."""
+         inplace: bool = True, policy: str = "downstream") -> Plan:
+    """Schedule ``layers`` (tensor j + 1 is layer j's output; layer j reads ``inputs``) under
+    ``policy`` and lay out the arena."""
     n = len(layers)
     if len(tensors) != n + 1:
         raise ValueError("need one tensor more than layers")
-    steps = schedule(layers, tensors)
+    steps = schedule(layers, tensors, policy)
     readers: dict[int, set[int]] = {}
     for j, lay in enumerate(layers):
         for t in lay.inputs:
             readers.setdefault(t, set()).add(j)
 
-    # Buffers: a tensor written by an element-wise layer in place shares its input's buffer.
+    # Buffers: a tensor written by an element-wise layer in place shares the buffer of one of its
+    # inputs (the first that no other layer reads and that has the output's rows).
     buffer_of = list(range(n + 1))
     if inplace:
         for j, lay in enumerate(layers):
-            t_in, t_out = lay.inputs[0], j + 1
-            if (lay.elementwise and len(lay.inputs) == 1 and t_in != 0 and t_out != n
-                    and readers.get(t_in) == {j}
-                    and tensors[t_in].row_bytes == tensors[t_out].row_bytes
-                    and tensors[t_in].rows == tensors[t_out].rows):
-                buffer_of[t_out] = buffer_of[t_in]
+            t_out = j + 1
+            if not lay.elementwise or t_out == n:
+                continue
+            for t_in in lay.inputs:
+                if (t_in != 0 and readers.get(t_in) == {j}
+                        and tensors[t_in].row_bytes == tensors[t_out].row_bytes
+                        and tensors[t_in].rows == tensors[t_out].rows):
+                    buffer_of[t_out] = buffer_of[t_in]
+                    break
 
     # When is every row of every tensor written, and when is it read for the last time?
     write = [[-1] * tensors[t].rows for t in range(n + 1)]
@@ -236,9 +270,30 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
     keeps a line buffer of every layer alive at once, which on a long chain of small layers adds
     up to more than a few whole tensors. Greedily (up to ``max_cuts`` times) materialise the one
     tensor that lowers ``arena_bytes`` most; the kernels and their calls are unchanged (same
-    instructions), only the schedule and the buffers differ. Returns the layers as planned (their
-    reads widened at the cuts; check_plan needs them) and the plan, whose notes name the cuts."""
-    best_layers, best = layers, plan(layers, tensors, scratch_bytes)
+    instructions), only the schedule and the buffers differ. Done for each schedule policy
+    (:data:`POLICIES`): "downstream", and the pull policy with the smallest arena without cuts
+    when that is smaller than downstream's (on chains they are all the same); the smaller arena
+    wins ("downstream" on a tie). Returns the layers as planned
+    (their reads widened at the cuts; check_plan needs them) and the plan, whose notes name the
+    policy when it is not "downstream" and the cuts."""
+    first = {pol: plan(layers, tensors, scratch_bytes, policy=pol) for pol in POLICIES}
+    other = min(POLICIES[1:], key=lambda pol: first[pol].arena_bytes)
+    tried = [POLICIES[0]] + ([other] if first[other].arena_bytes < first[POLICIES[0]].arena_bytes
+                             else [])
+    results = [(pol, *_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol, first[pol]))
+               for pol in tried]
+    pol, best_layers, best = min(results, key=lambda r: r[2].arena_bytes)
+    if pol != POLICIES[0]:
+        best.notes.insert(0, f"schedule policy {pol}: arena {results[0][2].arena_bytes} -> "
+                             f"{best.arena_bytes} bytes")
+    return best_layers, best
+
+
+def _plan_cuts(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
+               max_cuts: int, policy: str, start: Plan) -> tuple[list[PlanLayer], Plan]:
+    """plan_min's greedy stage boundaries under one schedule policy, from its plan ``start``
+    without cuts."""
+    best_layers, best = layers, start
     cuts: set[int] = set()
     n = len(layers)
     candidates = [j + 1 for j, lay in enumerate(layers[:-1])
@@ -249,7 +304,7 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
             if t in cuts:
                 continue
             ls = _whole_reads(layers, tensors, cuts | {t})
-            p = plan(ls, tensors, scratch_bytes)
+            p = plan(ls, tensors, scratch_bytes, policy=policy)
             if p.arena_bytes < (trial_best[2].arena_bytes if trial_best else best.arena_bytes):
                 trial_best = (t, ls, p)
         if trial_best is None:

@@ -1,0 +1,204 @@
+"""Graph rewrites of the optimised generator (converter ``"mcusearch"``) that give row kernels to
+layers which would otherwise run whole through a reference kernel.
+
+:func:`lower_for_rows` returns a new graph (the caller's is left as it is: the reference
+generator and the tests read it) in which
+
+* **a zero pad before a convolution is folded into the convolution's padding**
+  (:func:`fold_pads`). A PAD / PADV2 (ZeroPadding2D) of the height and width only, whose only
+  reader is a Conv2D or DepthwiseConv2D, pads with the value the convolution's padding stands
+  for: 0.0 in float32; in int8 the convolution's input zero point (TFLite pads int8 with the
+  output zero point of the PAD, which is its reader's input zero point), whose cells add
+  ``(zp - zp) * w = 0`` to a sum - the row kernels add nothing for a padding cell. So the
+  convolution reading the PAD's input with padding ``pad + before`` computes the same numbers,
+  and the padded tensor never exists. Only where every window keeps a real cell (``before`` and
+  ``after`` below the kernel size in both directions; beyond that the kernels' window clipping
+  is not defined): other pads stay, and run as the ``pad`` row kernel.
+* **a depthwise convolution with depth multiplier M > 1 becomes a channel repeat and a depthwise
+  convolution with multiplier 1** (:func:`split_depth_multiplier`): output channel c reads input
+  channel c // M; :class:`RepeatChannels` writes every input channel M times in a row, which is
+  exactly the input of a multiplier-1 depthwise convolution with the same weights, biases and
+  requantisation (TFLite's [1][kh][kw][C * M] weights are already indexed by output channel).
+  The repeat is a row layer (row r from input row r), so the depthwise layer gets its fast row
+  kernel and the repeated tensor lives in a line buffer of a few rows.
+* **a nearest-neighbour resize whose only reader is a concatenation on channels is read by the
+  concatenation directly** (:func:`fuse_resize_into_concat`): a U-Net's UpSampling2D +
+  Concatenate becomes one :class:`ConcatNearest`, whose output pixel (y, x) takes that input's
+  channels from pixel (rows[y], cols[x]) of the resize's input. The same values are copied
+  once instead of twice, and the upsampled tensor never exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+from mcusearch.convert.graph import Conv2D, DepthwiseConv2D, Graph, Op, Tensor
+from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
+
+
+@dataclass
+class RepeatChannels(Op):
+    """Every channel of an H x W x C tensor ``repeats`` times in a row: output channel c is input
+    channel c // repeats (the input of a depthwise convolution with that depth multiplier). Only
+    the optimised generator creates it (:func:`split_depth_multiplier`); it moves values, so int8
+    tensors keep their quantisation."""
+
+    kind: ClassVar[str] = "RepeatChannels"
+    repeats: int = 1
+
+
+@dataclass
+class ConcatNearest(Concat):
+    """A concatenation on channels (H x W x C tensors) some of whose inputs are read through a
+    nearest-neighbour resize: ``resize[k]`` is None (input k has the output's height and width)
+    or (rows, cols) of the ResizeNearest folded in (:func:`fuse_resize_into_concat`)."""
+
+    kind: ClassVar[str] = "Concat"
+    resize: tuple = ()
+
+
+def _readers(g: Graph) -> dict[int, list[Op]]:
+    out: dict[int, list[Op]] = {}
+    for op in g.ops:
+        for t in op.inputs:
+            out.setdefault(t, []).append(op)
+    return out
+
+
+def pad_geometry(op: Pad) -> tuple[int, int, int] | None:
+    """(top, left, front): the padding before the rows, columns and channels of a pad of an
+    H x W x C tensor (its four-dimensional geometry is (1, H, W, C)), or None (another rank, or
+    a geometry with size-1 dimensions dropped)."""
+    if len(op.in_shape) != 3 or len(op.out_shape) != 3 or len(op.in_dims) != 4:
+        return None
+    if (tuple(op.in_dims) != (1,) + tuple(op.in_shape) or op.before[0]
+            or tuple(op.out_dims) != (1,) + tuple(op.out_shape)):
+        return None
+    return int(op.before[1]), int(op.before[2]), int(op.before[3])
+
+
+def spatial_pad(op: Pad) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of a pad of an H x W x C tensor's height and width only, or
+    None (the channels padded too, or not such a pad)."""
+    geo = pad_geometry(op)
+    if geo is None or geo[2] or op.out_shape[2] != op.in_shape[2]:
+        return None
+    top, left = geo[0], geo[1]
+    return top, op.out_shape[0] - op.in_shape[0] - top, left, op.out_shape[1] - op.in_shape[1] - left
+
+
+def _foldable(g: Graph, pad: Pad, conv: Op) -> tuple[int, int] | None:
+    """(top, left) to add to ``conv``'s padding when ``pad`` folds into it, else None."""
+    if not isinstance(conv, (Conv2D, DepthwiseConv2D)) or conv.inputs[0] != pad.output:
+        return None
+    if tuple(conv.in_shape) != tuple(pad.out_shape) or pad.output == g.output_id:
+        return None
+    sides = spatial_pad(pad)
+    if sides is None:
+        return None
+    zero = 0.0 if g.dtype == "float32" else conv.requant.input_zero_point
+    if float(pad.value) != float(zero):
+        return None
+    kh, kw = conv.kernel
+    top, bottom, left, right = sides
+    pt, pl = conv.pad[0] + top, conv.pad[1] + left
+    if max(top, bottom, pt) >= kh or max(left, right, pl) >= kw:
+        return None
+    return pt, pl
+
+
+def fold_pads(g: Graph) -> Graph:
+    """``g`` with every zero pad that only feeds a convolution folded into its padding (see the
+    module docstring); a new Graph sharing the unchanged ops."""
+    readers = _readers(g)
+    drop: set[int] = set()
+    changed: dict[int, Op] = {}
+    for op in g.ops:
+        if not isinstance(op, Pad) or len(readers.get(op.output, [])) != 1:
+            continue
+        conv = readers[op.output][0]
+        pad = _foldable(g, op, conv)
+        if pad is None:
+            continue
+        changed[id(conv)] = dataclasses.replace(conv, in_shape=tuple(op.in_shape),
+                                                inputs=(op.inputs[0],) + tuple(conv.inputs[1:]),
+                                                pad=pad)
+        drop.add(id(op))
+    if not drop:
+        return g
+    ops = [changed.get(id(op), op) for op in g.ops if id(op) not in drop]
+    return dataclasses.replace(g, ops=ops, tensors=dict(g.tensors)).finish()
+
+
+def split_depth_multiplier(g: Graph) -> Graph:
+    """``g`` with every depthwise convolution of depth multiplier M > 1 as RepeatChannels(M) and
+    a multiplier-1 depthwise convolution (see the module docstring)."""
+    if not any(isinstance(op, DepthwiseConv2D) and op.depth_multiplier > 1 for op in g.ops):
+        return g
+    tensors = dict(g.tensors)
+    next_id = max(tensors) + 1
+    ops: list[Op] = []
+    for op in g.ops:
+        if not (isinstance(op, DepthwiseConv2D) and op.depth_multiplier > 1
+                and len(op.in_shape) == 3):
+            ops.append(op)
+            continue
+        h, w, c = op.in_shape
+        m = op.depth_multiplier
+        wide = (h, w, c * m)
+        src = tensors.get(op.inputs[0])
+        tensors[next_id] = Tensor(next_id, wide, f"{op.name}/repeat",
+                                  getattr(src, "scale", None), getattr(src, "zero_point", None))
+        ops.append(RepeatChannels(f"{op.name}/repeat", tuple(op.in_shape), wide,
+                                  inputs=(op.inputs[0],), output=next_id, repeats=m))
+        ops.append(dataclasses.replace(op, in_shape=wide, inputs=(next_id,)))
+        next_id += 1
+    return dataclasses.replace(g, ops=ops, tensors=tensors).finish()
+
+
+def _channel_concat(g: Graph, op: Op) -> bool:
+    """Whether ``op`` is a Concat on the channels of H x W x C tensors of the output's size."""
+    if not isinstance(op, Concat) or len(op.out_shape) != 3:
+        return False
+    h, w, _ = op.out_shape
+    shapes = [tuple(g.tensors[i].shape) for i in op.inputs]
+    return (op.outer == h * w and all(len(s) == 3 and s[:2] == (h, w) for s in shapes)
+            and list(op.inner) == [s[2] for s in shapes])
+
+
+def fuse_resize_into_concat(g: Graph) -> Graph:
+    """``g`` with every ResizeNearest whose only reader is a channel Concat (and not the model
+    output) read by that Concat as a :class:`ConcatNearest` (see the module docstring)."""
+    readers = _readers(g)
+    producer = {op.output: op for op in g.ops}
+    drop: set[int] = set()
+    changed: dict[int, Op] = {}
+    for op in g.ops:
+        if not _channel_concat(g, op) or len(set(op.inputs)) != len(op.inputs):
+            continue
+        inputs, resize = list(op.inputs), []
+        for k, t in enumerate(op.inputs):
+            src = producer.get(t)
+            if (isinstance(src, ResizeNearest) and len(readers.get(t, [])) == 1
+                    and t != g.output_id and len(src.in_shape) == 3
+                    and tuple(g.tensors[src.inputs[0]].shape) == tuple(src.in_shape)):
+                inputs[k] = src.inputs[0]
+                resize.append((tuple(src.rows), tuple(src.cols)))
+                drop.add(id(src))
+            else:
+                resize.append(None)
+        if any(resize):
+            changed[id(op)] = ConcatNearest(op.name, tuple(g.tensors[inputs[0]].shape),
+                                            op.out_shape, inputs=tuple(inputs), output=op.output,
+                                            outer=op.outer, inner=op.inner, resize=tuple(resize))
+    if not changed:
+        return g
+    ops = [changed.get(id(op), op) for op in g.ops if id(op) not in drop]
+    return dataclasses.replace(g, ops=ops, tensors=dict(g.tensors)).finish()
+
+
+def lower_for_rows(g: Graph) -> Graph:
+    """The rewrites of this module, in order: pads folded, depth multipliers split, resizes
+    read by their concatenation."""
+    return fuse_resize_into_concat(split_depth_multiplier(fold_pads(g)))
