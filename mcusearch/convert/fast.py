@@ -523,7 +523,8 @@ def dw_kernel(op: DepthwiseConv2D, f32: bool) -> str:
     figures in firmware/kernels/README.md): float 3 x 3 windows on 4 or more channels take
     ``dwconv3x3_f32`` (4-channel groups, accumulators in FPU registers, a sliding window over
     pixel pairs); int8 3 x 3 windows of stride 1 or 2 on 4 or more channels whose right shifts
-    are all in [1, 24] take ``dwconv3x3_s8`` (padded rows, pixel pairs, precomputed group data);
+    are all in [1, 24] take ``dwconv3x3_s8`` (prepared columns, two kernel rows per SMLAD,
+    precomputed group data);
     everything else the generic row kernel ``dwconv2d_*``."""
     three = tuple(op.kernel) == (3, 3) and op.depth_multiplier == 1 and int(op.out_shape[-1]) >= 4
     if f32 and three:
@@ -544,32 +545,43 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
 
 
 def dw3x3_s8_groups(op: DepthwiseConv2D) -> np.ndarray:
-    """dwconv3x3_s8's per-group words (int32, [groups][42]; groups as layout.dw_groups): the 9
-    cells' weights sign-extended as SXTB16 leaves them ((w0, w2), (w1, w3) as int16 halves), the
-    4 initial accumulators bias + input_offset * sum of the 9 weights (channels 0, 2, 1, 3), and
-    the 4 channels' mcus_dwrq_t {m, hi, s, lo, k} of MCUS_REQUANT_MODE 0 (mcus_dwrq_make in
-    mcus_fast.h: C - k = 2^30 + (1 + 2 zp) 2^(30 + r) - k, k = 0 on TFLite's vector lanes)."""
+    """dwconv3x3_s8's per-group words (int32, [groups][42]; groups as layout.dw_groups): the 4
+    initial accumulators bias + input_offset * sum of the 9 weights (channels 0, 2, 1, 3); per
+    kernel column kx the 6 weight words in the order of the kernel's prepared column words, as
+    int16 halves (low, high): (w[0][kx], w[1][kx]) of channels 0 and 2, (w[2][kx] of channel 0,
+    of channel 2), then the same for channels 1 and 3; the 4 channels' mcus_dwrq_t
+    {m, hi, s, lo, k} of MCUS_REQUANT_MODE 0 with zp - act_min in place of zp (mcus_dwrq_make in
+    mcus_fast.h: C - k = 2^30 + (1 + 2 (zp - act_min)) 2^(30 + r) - k, k = 0 on TFLite's vector
+    lanes; the kernel's USAT then leaves clamp(out - act_min, 0, 255))."""
     w = np.asarray(op.weights).astype(np.int64).reshape(3, 3, -1)
     ch = w.shape[2]
     rq = op.requant
     bias = np.zeros(ch, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
     mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (ch,))
     shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (ch,))
-    off, zp = -int(rq.input_zero_point), int(rq.output_zero_point)
+    off = -int(rq.input_zero_point)
+    zp = int(rq.output_zero_point) - max(-128, int(op.act[0]))
     vector = tflite_depthwise_vector_channels(ch)
+
+    def pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return (lo & 0xFFFF) | (hi & 0xFFFF) << 16
+
     out = []
     for c in layout.dw_groups(ch):
-        cells = w[:, :, c:c + 4].reshape(9, 4)
-        half = cells & 0xFFFF
-        words = np.stack([half[:, 0] | half[:, 2] << 16, half[:, 1] | half[:, 3] << 16], 1).ravel()
-        init = (bias[c:c + 4] + off * cells.sum(axis=0))[[0, 2, 1, 3]]
+        g = w[:, :, c:c + 4]                                    # [ky][kx][4]
+        words = []
+        for kx in range(3):
+            for a, b in ((0, 2), (1, 3)):
+                words += [pair(g[0, kx, a], g[1, kx, a]), pair(g[0, kx, b], g[1, kx, b]),
+                          pair(g[2, kx, a], g[2, kx, b])]
+        init = (bias[c:c + 4] + off * g.sum(axis=(0, 1)))[[0, 2, 1, 3]]
         rqw = []
         for j in range(4):
             r = -int(shift[c + j])
             k = 0 if c + j < vector else 2**31
             const = 2**30 + (1 + 2 * zp) * 2**(30 + r) - k
             rqw += [int(mult[c + j]), const >> 32, r - 1, const & 0xFFFFFFFF, k]
-        out.append(np.concatenate([words, init, np.array(rqw, np.int64)]))
+        out.append(np.concatenate([init, np.array(words, np.int64), np.array(rqw, np.int64)]))
     groups = _wrap32(np.stack(out))
     assert groups.shape[1] == DW3_GROUP_WORDS
     return groups
@@ -577,17 +589,17 @@ def dw3x3_s8_groups(op: DepthwiseConv2D) -> np.ndarray:
 
 def _op_scratch(op, f32: bool) -> int:
     """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
-    per channel (none for dwconv3x3_f32, whose accumulators are registers; dwconv3x3_s8: its 3
-    padded input rows of (output width - 1) * stride + 3 cells, or dwconv2d_s8's
-    accumulators where it falls back to that kernel)."""
+    per channel (none for dwconv3x3_f32, whose accumulators are registers; dwconv3x3_s8: the
+    (output width - 1) * stride + 3 prepared columns of 24 bytes and a row of input zero points
+    for padding rows, or dwconv2d_s8's accumulators where it falls back to that kernel)."""
     if isinstance(op, DepthwiseConv2D):
         kernel = dw_kernel(op, f32)
         if kernel == "dwconv3x3_f32":
             return 0
         if kernel == "dwconv3x3_s8":
-            ch, ow = int(op.out_shape[-1]), int(op.out_shape[1])
+            ch, ow, in_w = int(op.out_shape[-1]), int(op.out_shape[1]), int(op.in_shape[1])
             wp = (ow - 1) * int(op.stride[1]) + 3
-            return max(4 * ch, (3 * wp * ch + 3) // 4 * 4)
+            return max(4 * ch, 24 * wp + (in_w * ch + 3) // 4 * 4)
     return 4 * int(op.out_shape[-1])
 
 
