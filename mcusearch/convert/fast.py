@@ -341,6 +341,11 @@ class _Emitter:
                     if kpad:
                         fields["kpad"] = str(kpad)
                         info.extra["kpad"] = kpad
+                    rqt = conv_s8_rq(op, kpad, act)
+                    if rqt is not None:
+                        self.data.append(_aligned(_c_array("int32_t", f"{pfx}_q", rqt, 5)))
+                        fields["rq"] = f"(const struct mcus_rq *)(const void *){pfx}_q"
+                        info.extra["rq_table"] = True
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
             self.bias_requant(op, pfx, oc, fields, act)
@@ -585,6 +590,38 @@ def dw3x3_s8_groups(op: DepthwiseConv2D) -> np.ndarray:
     groups = _wrap32(np.stack(out))
     assert groups.shape[1] == DW3_GROUP_WORDS
     return groups
+
+
+RQ_TABLE_MAX = 640   # conv2d_s8: rows of at most this many MACs a channel read stored constants
+
+
+def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
+    """conv2d_s8's GEMM-path requantisation constants of every output channel (int32, [oc][5]:
+    mcus_rq_t {m, s, lo, hi, z} as its gemm_rq computes them once a row: s = r - 1,
+    C = hi:lo = 2^30 + (1 + 2 zp) 2^(30 + r), z = the bias, 0 on an odd last channel), stored
+    for layers whose rows are narrow: gemm_rq's ~12 instructions a channel a row are then more
+    than ~2 % of the row's MACs (ow * K <= RQ_TABLE_MAX; DS-CNN's 5-pixel rows), at 20 bytes of
+    flash a channel. None where the kernel would not take the GEMM path (activation range not
+    [-128, 127], K + kpad not a multiple of 4, a shift outside [-24, -1]) or rows are wide."""
+    if not isinstance(op, Conv2D):
+        return None
+    oc = int(op.out_shape[-1])
+    K = int(np.asarray(op.weights).size // oc) + kpad
+    if (act["act_min"], act["act_max"]) != ("-128", "127") or K % 4 or int(op.out_shape[1]) * K > RQ_TABLE_MAX:
+        return None
+    rq = op.requant
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
+    if not np.all((shift <= -1) & (shift >= -24)):
+        return None
+    s = -1 - shift
+    t = ((1 + 2 * int(rq.output_zero_point)) % 2**32 << s) % 2**32
+    lo = 0x40000000 | (t << 31) % 2**32
+    hi = _wrap32(t) >> 1
+    z = np.zeros(oc, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
+    if oc % 2:
+        z[-1] = 0
+    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
+    return _wrap32(np.stack([m, s, lo, hi, z], 1))
 
 
 def _op_scratch(op, f32: bool) -> int:

@@ -791,7 +791,8 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
 
 /*
  * Output channels in blocks of at most MCUS_RQ_BLOCK: the block's requantisation constants are
- * computed once per row into io->scratch (20 bytes a channel), then every pixel pair's column is
+ * computed once per row into io->scratch (20 bytes a channel; or read from p->rq, which the
+ * generator stores for layers of narrow rows), then every pixel pair's column is
  * built and multiplied by the block's weights. A layer with more channels rebuilds the columns
  * per block (K / 4 x 6 instructions a pixel, against 2 K MACs a channel pair) instead of keeping
  * 20 bytes of constants for every output channel.
@@ -819,8 +820,12 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
         const int32_t cb = oc - c0 < block ? oc - c0 : block;
         /* the hot path needs the fast requantisation for every channel and no clamp beyond int8 */
         int32_t c, ox, np, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
+        const mcus_rq_t *q = rq;
 #if MCUS_CONV_GEMM
-        if (fast && (K & 3) == 0 && K >= 4 && gemm_rq(p, rq, c0, cb)) {
+        if (fast && (K & 3) == 0 && K >= 4 && p->rq) {
+            fast = 2;                 /* the generator's constants: none computed per row */
+            q = p->rq + c0;
+        } else if (fast && (K & 3) == 0 && K >= 4 && gemm_rq(p, rq, c0, cb)) {
             fast = 2;
         } else
 #else
@@ -838,14 +843,14 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 #if MCUS_PW_COLS
             if (pw && np > 1) {
                 pw_cols(pw_row + ox * p->in.c, p->in.c, col, np, pw_off2);
-                pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
+                pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
                 continue;
             }
 #endif
             for (c = 0; c < np; ++c) {
                 im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
             }
-            pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
+            pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
         }
     }
 }

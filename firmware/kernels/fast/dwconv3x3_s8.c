@@ -204,7 +204,6 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *zrow = (int8_t *)(cols + wp * DW3_COL_WORDS);  /* a row of zero points if needed */
     const int8_t zp = (int8_t)(-d->input_offset);
     const uint32_t z = (uint32_t)(uint16_t)(int16_t)zp * 0x00010001u;
-    const int32_t *gd = p->groups;
     const int hi = d->act_max < 127;
     const int8_t *rows[3];
     dw3_t t;
@@ -222,28 +221,38 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
             rows[r] = (const int8_t *)mcus_row_ptr(&d->in, (void *)in, iy, 1);
         }
     }
+    /* the padding columns hold the same words for every group: written once */
+    dw3_zcols(cols, z, x0);
+    dw3_zcols(cols + (x1 > x0 ? x1 : x0) * DW3_COL_WORDS, z, wp - (x1 > x0 ? x1 : x0));
     t.ch = ch;
     t.cols = cols;
+    t.g = p->groups;
+    t.dst = out;
+    t.dend = out + ow * ch;
     t.rew = 72 - 24 * s;
     t.lim[0] = (uint32_t)(uint8_t)(d->act_min + 128) * 0x01010101u;
     t.lim[1] = (uint32_t)(uint8_t)(d->act_max + 128) * 0x01010101u;
-    for (c = 0;; c += 4, gd += DW3_GROUP_WORDS) {
-        if (c + 4 > ch) {
-            c = ch - 4; /* the last, overlapping group (its data follows the previous one's) */
-        }
-        dw3_zcols(cols, z, x0);
-        if (x1 > x0) {
-            const int8_t *a = rows[0] + (x0 - pl) * ch + c;
-            dw3_cols(cols + x0 * DW3_COL_WORDS, a, (int32_t)((uintptr_t)rows[1] - (uintptr_t)rows[0]),
-                     (int32_t)((uintptr_t)rows[2] - (uintptr_t)rows[0]), ch, x1 - x0);
-        }
-        dw3_zcols(cols + (x1 > x0 ? x1 : x0) * DW3_COL_WORDS, z, wp - (x1 > x0 ? x1 : x0));
-        t.g = gd;
-        t.dst = out + c;
-        t.dend = out + c + ow * ch;
-        dw3_pixels(&t, (gd[26] | gd[31] | gd[36] | gd[41]) == 0, hi);   /* the 4 k */
-        if (c + 4 >= ch) {
-            break;
+    {
+        const int32_t db = (int32_t)((uintptr_t)rows[1] - (uintptr_t)rows[0]);
+        const int32_t dc = (int32_t)((uintptr_t)rows[2] - (uintptr_t)rows[0]);
+        const int8_t *a = rows[0] + (x0 - pl) * ch;
+        uint32_t *first = cols + x0 * DW3_COL_WORDS;
+        const int32_t n = x1 - x0, vector = d->vector_channels;
+        for (c = 0;;) {
+            int32_t step;
+            if (n > 0) {
+                dw3_cols(first, a + c, db, dc, ch, n);
+            }
+            dw3_pixels(&t, c + 4 <= vector, hi);   /* up: TFLite's vector lanes (k = 0) */
+            if (c + 4 >= ch) {
+                break;
+            }
+            /* the next group; the last one overlaps when ch % 4 != 0 (its data follows) */
+            step = c + 8 > ch ? ch - 4 - c : 4;
+            c += step;
+            t.g += DW3_GROUP_WORDS;
+            t.dst += step;
+            t.dend += step;
         }
     }
 }

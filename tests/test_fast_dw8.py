@@ -1,0 +1,100 @@
+"""DS-CNN's int8 layers other than the depthwise one (issue 14): the streamed global average pool's
+4-channel SXTAB16 row sums (avgpool_global_s8.c, pool_row4).
+
+Bit-exact with the TFLite interpreter on the host (the scalar loop) and in QEMU on a Cortex-M7
+(the DSP path), on channel counts that leave a scalar tail (13) and a row of 9 pixels; the
+per-layer profile of DS-CNN's pool shape (25 x 5 x 64) shows the fast path ran.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import test_convert as tc
+from test_fast_kernels import arm
+from mcusearch.convert import convert
+
+L = tc.L
+
+
+def pooled(h: int, w: int, channels: int, seed: int = 7):
+    """conv 3x3 same relu -> global AveragePooling2D over h x w -> Dense 3."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((h, w, 2)), L.Conv2D(channels, 3, padding="same", activation="relu", name="conv"),
+        L.AveragePooling2D((h, w), name="pool"), L.Flatten(), L.Dense(3, name="fc")])
+    return tc._random_biases(model, seed)
+
+
+def _int8(model, d, n):
+    d.mkdir(parents=True, exist_ok=True)
+    tfl = tc.to_int8(model, d / "m.tflite")
+    x = tc.probes(model.input_shape[1:], n=n, seed=9)
+    return convert(tc.model_result(model, d, "int8", tfl, x=x), "mcusearch", d / "c")
+
+
+def test_pool_tail_channels_host(tmp_path):
+    conv = _int8(pooled(5, 9, 13), tmp_path, 300)
+    tc.check(conv, tmp_path)                        # raises unless bit-exact with the interpreter
+    plan = json.loads((tmp_path / "c" / "plan.json").read_text())
+    assert [la["kernel"] for la in plan["layers"] if la["kind"] == "AvgPool2D"] == ["avgpool_global_s8"]
+
+
+@arm
+@pytest.mark.parametrize("h,w,channels", [(5, 9, 13), (25, 5, 64)])
+def test_pool_in_qemu_m7(tmp_path, h, w, channels):
+    from test_codegen_fast import run_on
+    conv = _int8(pooled(h, w, channels), tmp_path, tc.N_PROBE)
+    _, meas = run_on("qemu-m7", conv, tmp_path)      # raises unless the outputs match
+    (_, count), = [lc for lc in meas.layer_counts if lc[0].startswith("pool")]
+    per_value = count / (h * w * channels)
+    print(f"global pool {h}x{w}x{channels}: {per_value:.3f} instructions an input value")
+    if channels == 64:
+        assert per_value < 3.0, per_value           # 6.4 with the scalar loop
+
+
+def narrow(seed: int = 8):
+    """Rows of 5 and 3 pixels: pointwise 8 -> 13 (odd: the last channel's z is 0), 3 x 3 stride 2
+    13 -> 7 (K = 117 + kpad 3), 1 x 1 7 -> 6 (K = 7 + kpad 1); ReLU and linear outputs."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((7, 5, 8)), L.Conv2D(13, 1, activation="relu", name="pw"),
+        L.Conv2D(7, 3, strides=2, padding="same", activation="relu", name="c3"),
+        L.Conv2D(6, 1, name="pw2")])
+    return tc._random_biases(model, seed)
+
+
+def test_conv_rq_table_definition(tmp_path):
+    """The stored constants equal gemm_rq's formula (mcus_rq_make's fast form, zp folded)."""
+    from mcusearch.convert.fast import conv_s8_rq
+    from mcusearch.convert.frontend import graph_from_tflite
+    from mcusearch.convert.graph import Conv2D
+    d = tmp_path
+    tfl = tc.to_int8(narrow(), d / "m.tflite")
+    ops = [op for op in graph_from_tflite(tfl).compute_ops if isinstance(op, Conv2D)]
+    full = {"act_min": "-128", "act_max": "127"}
+    for op, kpad in zip(ops, (0, 3, 1)):
+        q = conv_s8_rq(op, kpad, full)
+        assert q is not None and q.shape == (int(op.out_shape[-1]), 5)
+        rq, oc = op.requant, int(op.out_shape[-1])
+        for c in range(oc):
+            r = -int(np.broadcast_to(rq.shift, (oc,))[c])
+            m, s, lo, hi, z = (int(v) for v in q[c])
+            assert m == int(np.broadcast_to(rq.multiplier, (oc,))[c]) and s == r - 1
+            const = (hi << 32) | (lo & 0xFFFFFFFF)
+            assert const == 2**30 + (1 + 2 * int(rq.output_zero_point)) * 2**(30 + r)
+            bias = 0 if op.bias is None else int(op.bias[c])
+            assert z == (0 if oc % 2 and c == oc - 1 else bias)
+        assert conv_s8_rq(op, kpad, {"act_min": "-100", "act_max": "127"}) is None
+
+
+@arm
+def test_conv_rq_table_in_qemu_m7(tmp_path):
+    """Bit-exact on the DSP path with the stored constants; plan.json says which layers have them."""
+    from test_codegen_fast import run_on
+    conv = _int8(narrow(), tmp_path, tc.N_PROBE)
+    plan = json.loads((tmp_path / "c" / "plan.json").read_text())
+    assert [bool(la["extra"].get("rq_table")) for la in plan["layers"]] == [True, True, True]
+    run_on("qemu-m7", conv, tmp_path)               # raises unless the outputs match
