@@ -98,3 +98,46 @@ def test_conv_rq_table_in_qemu_m7(tmp_path):
     plan = json.loads((tmp_path / "c" / "plan.json").read_text())
     assert [bool(la["extra"].get("rq_table")) for la in plan["layers"]] == [True, True, True]
     run_on("qemu-m7", conv, tmp_path)               # raises unless the outputs match
+
+
+def small_c(seed: int = 9):
+    """Convolutions whose input channels are not a multiple of 4, kernel rows of 9, 4, 6 and 15
+    bytes (rowb % 4 = 1, 0, 2, 3): the direct column builder (im2col_rows_s8) inside, the staged
+    one at the edges; stride 2 SAME, stride 1 VALID, odd widths."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((13, 17, 3)),
+        L.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="c3"),     # rowb 9
+        L.Conv2D(1, 1, name="c1"),
+        L.Conv2D(2, (3, 4), padding="same", name="c4"),                              # rowb 4
+        L.Conv2D(5, 3, strides=2, padding="valid", activation="relu", name="c6"),    # rowb 6
+        L.Conv2D(7, (2, 3), padding="same", name="c15")])                            # rowb 15
+    return tc._random_biases(model, seed)
+
+
+def test_k_order_definition(tmp_path):
+    """Whole words of every kernel row first, then the rows' leftovers (TFLite's order inside)."""
+    from mcusearch.convert.fast import k_order
+    from mcusearch.convert.frontend import graph_from_tflite
+    from mcusearch.convert.graph import Conv2D
+    tfl = tc.to_int8(small_c(), tmp_path / "m.tflite")
+    ops = [op for op in graph_from_tflite(tfl).compute_ops if isinstance(op, Conv2D)]
+    assert k_order(ops[2]) is None                 # rowb 4: TFLite's order
+    order = k_order(ops[0])                        # 3 rows of 9: 0-7, 9-16, 18-25, then 8, 17, 26
+    assert order.tolist() == [*range(8), *range(9, 17), *range(18, 26), 8, 17, 26]
+    for op in ops:
+        o = k_order(op)
+        if o is not None:
+            assert sorted(o.tolist()) == list(range(o.size))
+
+
+def test_small_channels_host(tmp_path):
+    conv = _int8(small_c(), tmp_path, 200)
+    tc.check(conv, tmp_path)                        # raises unless bit-exact with the interpreter
+
+
+@arm
+def test_small_channels_in_qemu_m7(tmp_path):
+    from test_codegen_fast import run_on
+    conv = _int8(small_c(), tmp_path, tc.N_PROBE)
+    run_on("qemu-m7", conv, tmp_path)               # raises unless the outputs match

@@ -335,7 +335,11 @@ class _Emitter:
                     info.scratch_bytes = _scratch(op, False, True)
                 else:
                     kpad = _kpad(op)              # zero weights: K a multiple of 4 (GEMM path)
-                    w = np.pad(w.reshape(oc, -1), ((0, 0), (0, kpad)))
+                    w = w.reshape(oc, -1)
+                    order = k_order(op)
+                    if order is not None:         # kernel rows of whole words first
+                        w = w[:, order]
+                    w = np.pad(w, ((0, 0), (0, kpad)))
                     self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_weights(w), 24)))
                     info.scratch_bytes = _scratch(op, False, False)
                     if kpad:
@@ -650,6 +654,23 @@ def _kpad(op) -> int:
     return -int(np.asarray(op.weights)[0].size) % 4
 
 
+def k_order(op) -> np.ndarray | None:
+    """conv2d_s8's K order (indices into TFLite's [ky][kx][c]) of a Conv2D whose kernel rows of
+    rowb = kw * in_c bytes are not whole words: every row's first 4 * (rowb // 4) values, row
+    after row, then every row's rowb % 4 leftovers (the kpad zeros follow), so that the main part
+    of each row is read from the input as words (conv2d_s8.c, im2col_rows_s8 / stage_korder).
+    None where the order is TFLite's (input channels a multiple of 4, or rowb a multiple of 4)."""
+    if not isinstance(op, Conv2D) or int(op.in_shape[-1]) % 4 == 0:
+        return None
+    kh, kw, cin = (int(v) for v in np.asarray(op.weights).shape[1:])
+    rowb = kw * cin
+    if rowb % 4 == 0:
+        return None
+    idx = np.arange(kh * rowb).reshape(kh, rowb)
+    m = rowb // 4 * 4
+    return np.concatenate([idx[:, :m].ravel(), idx[:, m:].ravel()])
+
+
 def _scratch(op, sparse: bool, f32: bool) -> int:
     """Bytes of io->scratch a Conv2D/Dense kernel call uses (see the kernels' sources)."""
     w = np.asarray(op.weights)
@@ -661,11 +682,12 @@ def _scratch(op, sparse: bool, f32: bool) -> int:
     if f32:
         return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
     # one block's constants + the columns of int16 (3 side by side on the GEMM path, K % 4 == 0;
-    # else 2) + the staged bytes of a window when in_c % 4 != 0 (K + kpad, 4-byte reads)
+    # else 2) + the staged bytes of a window when in_c % 4 != 0 (K + kpad, 4-byte reads), twice:
+    # the window, then in k_order
     K += _kpad(op)
     cols = 3 if K % 4 == 0 else 2
     return (RQ_BYTES * min(oc, RQ_BLOCK) + cols * (4 * (K // 4) + (K % 4)) * 2
-            + ((K + 7) // 4 * 4 if in_c % 4 else 0))
+            + (2 * ((K + 7) // 4 * 4) if in_c % 4 else 0))
 
 
 RQ_BYTES = 20   # sizeof(mcus_rq_t)
