@@ -659,12 +659,13 @@ def k_order(op) -> np.ndarray | None:
     rowb = kw * in_c bytes are not whole words: every row's first 4 * (rowb // 4) values, row
     after row, then every row's rowb % 4 leftovers (the kpad zeros follow), so that the main part
     of each row is read from the input as words (conv2d_s8.c, im2col_rows_s8 / stage_korder).
-    None where the order is TFLite's (input channels a multiple of 4, or rowb a multiple of 4)."""
+    None where the order is TFLite's (input channels a multiple of 4, rowb a multiple of 4 or
+    less than 4)."""
     if not isinstance(op, Conv2D) or int(op.in_shape[-1]) % 4 == 0:
         return None
     kh, kw, cin = (int(v) for v in np.asarray(op.weights).shape[1:])
     rowb = kw * cin
-    if rowb % 4 == 0:
+    if rowb % 4 == 0 or rowb < 4:
         return None
     idx = np.arange(kh * rowb).reshape(kh, rowb)
     m = rowb // 4 * 4

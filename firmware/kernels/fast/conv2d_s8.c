@@ -83,11 +83,12 @@ static inline void stage_fill(int8_t *d, uint32_t v, int32_t n)
                      : "cc", "memory")
 
 /*
- * The generator's K order of a layer whose kernel rows are rowb = kw * in_c bytes, rowb % 4 != 0
- * (fast.k_order): every kernel row's first 4 * (rowb / 4) bytes, row after row, then every row's
- * rowb % 4 leftover bytes, then the kpad zero points. So the main part of a row is whole words
- * of the input (im2col_rows_s8). The staged window (kh rows of rowb bytes, in the input's order)
- * rearranged into the bytes after it (the staging area has room: fast._scratch); returns them.
+ * The generator's K order of a layer whose kernel rows are rowb = kw * in_c bytes, rowb % 4 != 0,
+ * rowb > 4 (fast.k_order): every kernel row's first 4 * (rowb / 4) bytes, row after row, then
+ * every row's rowb % 4 leftover bytes, then the kpad zero points. So the main part of a row is
+ * whole words of the input (im2col_rows_s8). The staged window (kh rows of rowb bytes, in the
+ * input's order) rearranged into the bytes after it (the staging area has room: fast._scratch);
+ * returns them.
  */
 static const int8_t *stage_korder(const int8_t *stage, int32_t kh, int32_t rowb, uint32_t zp4)
 {
@@ -117,8 +118,9 @@ static const int8_t *stage_korder(const int8_t *stage, int32_t kh, int32_t rowb,
  * im2col_s8 does. A function of its own: inside im2col_s8, GCC's set-up for both paths cost ~250
  * instructions a pixel.
  */
-static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t y0, int32_t x0,
-                          int16_t *col, int32_t np, int32_t pix)
+static __attribute__((noinline)) void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in,
+                                                    int32_t y0, int32_t x0, int16_t *col,
+                                                    int32_t np, int32_t pix)
 {
     const int32_t in_c = p->in.c, kw = p->g.kw, rowb = kw * in_c;
     const int32_t K = p->g.kh * rowb + p->kpad, nch = K >> 2, T = K & 3;
@@ -154,7 +156,7 @@ static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
         }
     }
     mcus_st32(l, zp4);                           /* the kpad values (kpad <= 3) */
-    if (rowb & 3) {
+    if ((rowb & 3) && rowb > 4) {               /* else the K order is TFLite's */
         src = stage_korder(stage, p->g.kh, rowb, zp4);
     }
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
@@ -188,7 +190,7 @@ static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
 /* im2col_rows_s8's parameters (offsets are read by its assembly) */
 typedef struct {
-    const int8_t *const *rows;  /*  0: the kernel rows' input rows */
+    int32_t unused;             /*  0 */
     int32_t xb;                 /*  4: the window's first byte in each row */
     int32_t kh;                 /*  8 */
     int32_t m4;                 /* 12: whole words of a kernel row (>= 1) */
@@ -196,6 +198,7 @@ typedef struct {
     int8_t *stage;              /* 20: where the leftovers are gathered */
     uint32_t zp4;               /* 24: the input zero point in every byte (the kpad values) */
     int32_t nt;                 /* 28: chunks of leftovers and kpad */
+    const int8_t *rows[MCUS_ROWS_MAX];  /* 32: the kernel rows' input rows */
 } rows_t;
 
 /* the column words of n (register) 4-byte chunks from [s] (advanced), STEP bytes apart */
@@ -224,7 +227,7 @@ typedef struct {
     ROWS_CHUNKS(STEP)
 /* r0: rows_t, r1: the column (advanced), r2: the input offset in both halves */
 #define ROWS_ASM(STEP, LEFT, TAIL)                                                                \
-    "ldr     r3, [r0]\n\t"                                                                        \
+    "add     r3, r0, #32\n\t"                                                                     \
     "ldr     r10, [r0, #8]\n\t"                                                                   \
     "ldr     r11, [r0, #20]\n\t"                                                                  \
     "2:\n\t"                                                                                      \
@@ -327,6 +330,49 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
 }
 
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+/* rt for output row oy of a layer whose input channels are not a multiple of 4: 1, or 0 where
+ * im2col_rows_s8 does not apply (some kernel row outside the input, rows under 4 bytes). */
+static __attribute__((noinline, optimize("Os"))) int32_t rows_setup(const mcus_fast_conv_s8_t *p,
+                                                                    const int8_t *in, int32_t oy,
+                                                                    rows_t *rt)
+{
+    const int32_t rowb = p->g.kw * p->in.c, y0 = oy * p->g.sh - p->g.pt;
+    int32_t ky;
+    if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h) {
+        return 0;
+    }
+    for (ky = 0; ky < p->g.kh; ++ky) {
+        rt->rows[ky] = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0 + ky, 1);
+    }
+    rt->kh = p->g.kh;
+    rt->m4 = rowb >> 2;
+    rt->lw = rowb & 3;
+    rt->zp4 = (uint32_t)(uint8_t)(-p->input_offset) * 0x01010101u;
+    rt->nt = (p->g.kh * (rowb & 3) + p->kpad) >> 2;
+    return 1;
+}
+
+/* The columns of np pixels from ox of such a row (rows_setup gave 1): im2col_rows_s8 where the
+ * window is inside the input, im2col_staged at the edges. */
+static __attribute__((noinline)) void cols_rows(const mcus_fast_conv_s8_t *p, const int8_t *in,
+                                                rows_t *rt, int32_t oy, int32_t ox, int16_t *col,
+                                                int32_t np)
+{
+    const int32_t lnp = np == 3 ? 3 : 2, K = p->g.kh * p->g.kw * p->in.c + p->kpad;
+    const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+    int32_t c;
+    rt->stage = (int8_t *)(void *)(col + lnp * K);
+    for (c = 0; c < np; ++c) {
+        const int32_t x0 = (ox + c) * p->g.sw - p->g.pl;
+        if (x0 >= 0 && x0 + p->g.kw <= p->in.w) {
+            rt->xb = x0 * p->in.c;
+            im2col_rows_s8(rt, off2, col, lnp, c);
+        } else {
+            im2col_staged(p, in, oy * p->g.sh - p->g.pt, x0, col, lnp, c);
+        }
+    }
+}
+
 /*
  * The columns of np = 2 or 3 consecutive pixels of a 1 x 1, stride 1, unpadded convolution whose
  * input channels are a multiple of 4 (a pointwise layer): their inputs are np consecutive runs of
@@ -932,27 +978,10 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 #endif
 
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
-    /* fewer than 4-multiple input channels, every kernel row inside the input: the rows' pointers
-     * once a row, for im2col_rows_s8 (nrows = 0: im2col_s8 for every pixel) */
-    const int8_t *rows[MCUS_ROWS_MAX];
-    const int32_t rowb = p->g.kw * p->in.c;
-    const uint32_t roff2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+    /* input channels not a multiple of 4, every kernel row inside the input: the rows' pointers
+     * once a row, for im2col_rows_s8 */
     rows_t rt;
-    int32_t nrows = 0;
-    if ((p->in.c & 3) && rowb >= 4 && p->g.kh <= MCUS_ROWS_MAX) {
-        const int32_t y0 = oy * p->g.sh - p->g.pt;
-        if (y0 >= 0 && y0 + p->g.kh <= p->in.h) {
-            for (nrows = 0; nrows < p->g.kh; ++nrows) {
-                rows[nrows] = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0 + nrows, 1);
-            }
-        }
-    }
-    rt.rows = rows;
-    rt.kh = p->g.kh;
-    rt.m4 = rowb >> 2;
-    rt.lw = rowb & 3;
-    rt.zp4 = (uint32_t)(uint8_t)(-p->input_offset) * 0x01010101u;
-    rt.nt = (p->g.kh * (rowb & 3) + p->kpad) >> 2;
+    const int32_t rows_ok = (p->in.c & 3) ? rows_setup(p, in, oy, &rt) : 0;
 #endif
 
     for (c0 = 0; c0 < oc; c0 += block) {
@@ -986,16 +1015,14 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
                 continue;
             }
 #endif
-            for (c = 0; c < np; ++c) {
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
-                const int32_t x0 = (ox + c) * p->g.sw - p->g.pl;
-                if (nrows && x0 >= 0 && x0 + p->g.kw <= p->in.w) {
-                    rt.xb = x0 * p->in.c;
-                    rt.stage = (int8_t *)(void *)(col + (np == 3 ? 3 : 2) * K);
-                    im2col_rows_s8(&rt, roff2, col, np == 3 ? 3 : 2, c);
-                    continue;
-                }
+            if (rows_ok) {
+                cols_rows(p, in, &rt, oy, ox, col, np);
+                pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
+                continue;
+            }
 #endif
+            for (c = 0; c < np; ++c) {
                 im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
             }
             pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
