@@ -118,9 +118,8 @@ static const int8_t *stage_korder(const int8_t *stage, int32_t kh, int32_t rowb,
  * im2col_s8 does. A function of its own: inside im2col_s8, GCC's set-up for both paths cost ~250
  * instructions a pixel.
  */
-static __attribute__((noinline)) void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in,
-                                                    int32_t y0, int32_t x0, int16_t *col,
-                                                    int32_t np, int32_t pix)
+static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t y0, int32_t x0,
+                          int16_t *col, int32_t np, int32_t pix)
 {
     const int32_t in_c = p->in.c, kw = p->g.kw, rowb = kw * in_c;
     const int32_t K = p->g.kh * rowb + p->kpad, nch = K >> 2, T = K & 3;
@@ -353,7 +352,7 @@ static __attribute__((noinline, optimize("Os"))) int32_t rows_setup(const mcus_f
 }
 
 /* The columns of np pixels from ox of such a row (rows_setup gave 1): im2col_rows_s8 where the
- * window is inside the input, im2col_staged at the edges. */
+ * window is inside the input, im2col_s8 at the edges. */
 static __attribute__((noinline)) void cols_rows(const mcus_fast_conv_s8_t *p, const int8_t *in,
                                                 rows_t *rt, int32_t oy, int32_t ox, int16_t *col,
                                                 int32_t np)
@@ -368,7 +367,7 @@ static __attribute__((noinline)) void cols_rows(const mcus_fast_conv_s8_t *p, co
             rt->xb = x0 * p->in.c;
             im2col_rows_s8(rt, off2, col, lnp, c);
         } else {
-            im2col_staged(p, in, oy * p->g.sh - p->g.pt, x0, col, lnp, c);
+            im2col_s8(p, in, oy, ox + c, col, lnp, c);
         }
     }
 }
