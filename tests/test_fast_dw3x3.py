@@ -7,7 +7,7 @@ TFLite interpreter on the host (where it calls dwconv2d_s8) and in QEMU on a Cor
 assembly): stride 1 and 2, SAME and VALID, odd and even widths (the phantom pixel), channel counts
 4, 6 and 13 (an overlapping last group; 13 also mixes TFLite's two roundings: 8 vector lanes,
 5 scalar ones), a ReLU6 clamp. The per-layer profile shows the path ran: DS-CNN's depthwise shape
-(25 x 5 x 64) under 2.9 instructions a MAC (7.08 with dwconv2d_s8, 3.76 with the previous
+(25 x 5 x 64) under 2.6 instructions a MAC (7.08 with dwconv2d_s8, 3.76 with the previous
 pixel-pair kernel).
 """
 from __future__ import annotations
@@ -115,4 +115,4 @@ def test_dw3x3_s8_cost_in_qemu_m7(tmp_path):
     (_, count), = [lc for lc in meas.layer_counts if lc[0].startswith("dw")]
     per_mac = count / (25 * 5 * 64 * 9)
     print(f"depthwise 25x5x64: {per_mac:.3f} instructions/MAC")
-    assert per_mac < 2.9, per_mac
+    assert per_mac < 2.6, per_mac

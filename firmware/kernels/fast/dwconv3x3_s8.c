@@ -3,15 +3,18 @@
  * channels, every channel's right shift in [1, 24]: one output row per call, bit-exact with
  * dwconv2d_s8 (TFLite's depthwise requantisation, both roundings; proof in dwconv2d_s8.c).
  *
- * The multiplies pair two kernel rows per SMLAD. Per group of 4 channels (layout.dw_groups: the
- * last one overlaps when channels % 4 != 0) the call first prepares the Wp = (ow - 1) * stride + 3
- * columns of its three input rows a, b, c in io->scratch, 6 words a column (dw3_cols):
+ * The multiplies pair two kernel rows per SMLAD. One asm block (dw3_row) runs a row's groups of 4
+ * channels (layout.dw_groups: the last one overlaps when channels % 4 != 0; one call for the
+ * groups that round ties up, one for the others, one for an overlapping last group). Per group
+ * it first prepares the interior ones of the Wp = (ow - 1) * stride + 3 columns of its three
+ * input rows a, b, c in io->scratch (the padding columns, the same for every group, are written
+ * once a row), 6 words a column:
  *   (a0, b0) (a2, b2) (c0, c2) (a1, b1) (a3, b3) (c1, c3)      (int16 halves, channels 0-3)
  * from one LDR per row, PKHBT/PKHTB and 6 SXTB16: 15 instructions a column. A padding cell holds
  * the input zero point (a padding row reads a row of it in scratch), so that with the
  * accumulators starting at bias + input_offset * sum(all 9 weights) it adds exactly 0.
  *
- * Then one asm block walks the output pixels of the group (dw3_pixels). Per pixel and kernel
+ * Then it walks the output pixels of the group. Per pixel and kernel
  * column kx, per half (channels 0, 2 and 1, 3): LDM the column's 3 words, LDM the 3 weight words
  * ((w0, w1) of each channel for SMLAD, (w2, w2') for SMLABB / SMLATT), SMLAD x 2, SMLABB, SMLATT:
  * 36 instructions for the pixel's 36 MACs, the 4 initial accumulators by one LDM. Requantisation
@@ -20,7 +23,8 @@
  * round ties up: TFLite's vector lanes). The constant carries zp - act_min, so USAT leaves
  * clamp(v - act_min, 0, 255); after 3 BFI the 4 bytes take UQADD8 (act_min + 128), USUB8/SEL
  * (act_max + 128, only when act_max < 127) and EOR 0x80: the clamp to [act_min, act_max].
- * Stride 1: about 65 instructions a pixel of 4 channels (1.8/MAC) plus 15 for its new column.
+ * Stride 1: about 65 instructions a pixel of 4 channels (1.8/MAC) plus 15 for its new column and
+ * about 25 a group and row (DS-CNN's 25 x 5 x 64: 2.46/MAC; 3.76 with the previous kernel).
  *
  * The generator precomputes per group (mcusearch/convert/fast.py, dw3x3_s8_groups), 42 words:
  * the 4 initial accumulators (channels 0, 2, 1, 3), per kx the 6 weight words in the order of
@@ -37,15 +41,21 @@
 #define DW3_GROUP_WORDS 42  /* 4 initial values, 18 weights, 4 x 5 requantisation */
 #define DW3_COL_WORDS 6     /* words of one prepared column */
 
-/* The pixel block's parameters (offsets are read by the assembly). */
+/* The row block's parameters (offsets are read by the assembly): a run of groups whose data
+ * follow each other and whose channels are 4 apart. */
 typedef struct {
-    int32_t ch;            /*  0: bytes between output pixels (r7) */
-    const uint32_t *cols;  /*  4: the first pixel's first column (r11) */
-    const int32_t *g;      /*  8: the group's 42 words (r12) */
-    int8_t *dst;           /* 12: the first output pixel, the group's first channel (lr) */
-    int8_t *dend;          /* 16: dst + ow * ch */
+    int32_t ch;            /*  0: bytes between output pixels */
+    const uint32_t *cols;  /*  4: the prepared columns (the first pixel's first column) */
+    const int32_t *g;      /*  8: the group's 42 words (advanced) */
+    int8_t *dst;           /* 12: the first output pixel, the group's first channel (advanced) */
+    int8_t *dend;          /* 16: dst + ow * ch (advanced) */
     int32_t rew;           /* 20: bytes the column walker steps back after a pixel: 72 - 24 s */
     uint32_t lim[2];       /* 24: act_min + 128, act_max + 128 in every byte (unsigned) */
+    const int8_t *a;       /* 32: the group's first interior cell in row a (advanced) */
+    int32_t db, dc;        /* 36: rows b and c from row a */
+    uint32_t *cfirst;      /* 44: the first interior column */
+    uint32_t *cend;        /* 48: after the last interior column (> cfirst) */
+    const int32_t *gend;   /* 52: g after the run's last group */
 } dw3_t;
 
 /* the 3 column words of one half and its 3 weight words: 2 channels, 3 kernel rows */
@@ -76,12 +86,44 @@ typedef struct {
     "sel     r0, r5, r0\n\t"
 #define DW3_NOHI ""
 
-#define DW3_PIXELS(RQ, HI)                                                                        \
+#define DW3_S(x) #x
+#define DW3_STR(x) DW3_S(x)
+
+/*
+ * Per group of the run: the interior columns (per column LDR x 3 at a, a + db, a + dc; PKHBT,
+ * PKHTB, SXTB16 x 6, STM of 6 words), then the pixels (r7 ch, r11 the column walker, r12 the
+ * group's words, lr the output; the stack: [sp] the dw3_t, [sp, #4] dend, rew, the limits).
+ */
+#define DW3_ROW(RQ, HI)                                                                           \
     "push    {r7}\n\t"                                                                            \
-    "sub     sp, sp, #16\n\t"                                                                     \
+    "sub     sp, sp, #24\n\t"                                                                     \
+    "str     r0, [sp]\n\t"                                                                        \
+    "ldrd    r4, r5, [r0, #24]\n\t"                                                               \
+    "strd    r4, r5, [sp, #12]\n\t"                                                               \
+    "4:\n\t"                                                                                      \
+    "ldr     r3, [r0]\n\t"                                                                        \
+    "ldrd    r1, r2, [r0, #36]\n\t"                                                               \
+    "ldrd    r12, lr, [r0, #44]\n\t"                                                              \
+    "ldr     r0, [r0, #32]\n\t"                                                                   \
+    "2:\n\t"                                                                                      \
+    "ldr     r4, [r0]\n\t"                                                                        \
+    "ldr     r5, [r0, r1]\n\t"                                                                    \
+    "ldr     r11, [r0, r2]\n\t"                                                                   \
+    "add     r0, r0, r3\n\t"                                                                      \
+    "pkhbt   r6, r4, r5, lsl #16\n\t"    /* a0 a1 b0 b1 */                                        \
+    "pkhtb   r8, r5, r4, asr #16\n\t"    /* a2 a3 b2 b3 */                                        \
+    "sxtb16  r4, r6\n\t"                 /* (a0, b0) */                                           \
+    "sxtb16  r5, r8\n\t"                 /* (a2, b2) */                                           \
+    "sxtb16  r9, r6, ror #8\n\t"         /* (a1, b1) */                                           \
+    "sxtb16  r10, r8, ror #8\n\t"        /* (a3, b3) */                                           \
+    "sxtb16  r6, r11\n\t"                /* (c0, c2) */                                           \
+    "sxtb16  r11, r11, ror #8\n\t"       /* (c1, c3) */                                           \
+    "stm     r12!, {r4, r5, r6, r9, r10, r11}\n\t"                                                \
+    "cmp     r12, lr\n\t"                                                                         \
+    "bne     2b\n\t"                                                                              \
+    "ldr     r0, [sp]\n\t"                                                                        \
     "ldrd    r4, r5, [r0, #16]\n\t"                                                               \
-    "ldrd    r6, r8, [r0, #24]\n\t"                                                               \
-    "stm     sp, {r4, r5, r6, r8}\n\t"                                                            \
+    "strd    r4, r5, [sp, #4]\n\t"                                                                \
     "ldm     r0, {r7, r11, r12, lr}\n\t"                                                          \
     "1:\n\t"                                                                                      \
     "ldm     r12!, {r0, r1, r2, r3}\n\t"                                                          \
@@ -90,74 +132,53 @@ typedef struct {
     "bfi     r0, r2, #8, #8\n\t"                                                                  \
     "bfi     r0, r1, #16, #8\n\t"                                                                 \
     "bfi     r0, r3, #24, #8\n\t"                                                                 \
-    "ldrd    r4, r5, [sp, #8]\n\t"                                                                \
+    "ldrd    r4, r5, [sp, #12]\n\t"                                                               \
     "uqadd8  r0, r0, r4\n\t"                                                                      \
     HI                                                                                            \
     "eor     r0, r0, #0x80808080\n\t"                                                             \
     "str     r0, [lr]\n\t"                                                                        \
     "add     lr, lr, r7\n\t"                                                                      \
     "sub     r12, r12, #" DW3_STR(DW3_GROUP_WORDS * 4) "\n\t"                                     \
-    "ldrd    r4, r5, [sp]\n\t"                                                                    \
+    "ldrd    r4, r5, [sp, #4]\n\t"                                                                \
     "sub     r11, r11, r5\n\t"                                                                    \
     "cmp     lr, r4\n\t"                                                                          \
     "bne     1b\n\t"                                                                              \
-    "add     sp, sp, #16\n\t"                                                                     \
+    "ldr     r0, [sp]\n\t"          /* the next group: g, dst, dend, a */                         \
+    "add     r12, r12, #" DW3_STR(DW3_GROUP_WORDS * 4) "\n\t"                                     \
+    "ldrd    r4, r5, [r0, #12]\n\t"                                                               \
+    "adds    r4, r4, #4\n\t"                                                                      \
+    "adds    r5, r5, #4\n\t"                                                                      \
+    "strd    r4, r5, [r0, #12]\n\t"                                                               \
+    "ldr     r6, [r0, #32]\n\t"                                                                   \
+    "adds    r6, r6, #4\n\t"                                                                      \
+    "str     r6, [r0, #32]\n\t"                                                                   \
+    "str     r12, [r0, #8]\n\t"                                                                   \
+    "ldr     r4, [r0, #52]\n\t"                                                                   \
+    "cmp     r12, r4\n\t"                                                                         \
+    "bne     4b\n\t"                                                                              \
+    "add     sp, sp, #24\n\t"                                                                     \
     "pop     {r7}\n\t"
-
-#define DW3_S(x) #x
-#define DW3_STR(x) DW3_S(x)
 
 #define DW3_ASM(CODE)                                                                             \
     __asm__ volatile(CODE : "+r"(r0) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10",   \
                      "r11", "r12", "lr", "cc", "memory")
 
-/* The output pixels [dst, dend) of one group. up: its 4 channels all round ties up (k = 0);
- * hi: act_max < 127 (an upper clamp). */
-static void dw3_pixels(const dw3_t *t, int up, int hi)
+/* The groups [t->g, t->gend) of one output row (t advanced). up: their channels all round ties up
+ * (k = 0); hi: act_max < 127 (an upper clamp). */
+static void dw3_row(dw3_t *t, int up, int hi)
 {
-    register const dw3_t *r0 __asm__("r0") = t;
+    register dw3_t *r0 __asm__("r0") = t;
     if (up) {
         if (hi) {
-            DW3_ASM(DW3_PIXELS(DW3_RQ_UP, DW3_HI));
+            DW3_ASM(DW3_ROW(DW3_RQ_UP, DW3_HI));
         } else {
-            DW3_ASM(DW3_PIXELS(DW3_RQ_UP, DW3_NOHI));
+            DW3_ASM(DW3_ROW(DW3_RQ_UP, DW3_NOHI));
         }
     } else if (hi) {
-        DW3_ASM(DW3_PIXELS(DW3_RQ, DW3_HI));
+        DW3_ASM(DW3_ROW(DW3_RQ, DW3_HI));
     } else {
-        DW3_ASM(DW3_PIXELS(DW3_RQ, DW3_NOHI));
+        DW3_ASM(DW3_ROW(DW3_RQ, DW3_NOHI));
     }
-}
-
-/* n >= 1 prepared columns at dst from the 4 channels at a (row a), a + db (row b), a + dc (row c),
- * a stepping ch bytes a column (the cells may be unaligned: LDR allows it on the M7). */
-static void dw3_cols(uint32_t *dst, const int8_t *a, int32_t db, int32_t dc, int32_t ch, int32_t n)
-{
-    register const int8_t *r0 __asm__("r0") = a;
-    register int32_t r1 __asm__("r1") = db;
-    register int32_t r2 __asm__("r2") = dc;
-    register int32_t r3 __asm__("r3") = ch;
-    register uint32_t *r12 __asm__("r12") = dst;
-    register uint32_t *lr __asm__("lr") = dst + n * DW3_COL_WORDS;
-    __asm__ volatile("1:\n\t"
-                     "ldr     r4, [r0]\n\t"
-                     "ldr     r5, [r0, r1]\n\t"
-                     "ldr     r11, [r0, r2]\n\t"
-                     "add     r0, r0, r3\n\t"
-                     "pkhbt   r6, r4, r5, lsl #16\n\t"    /* a0 a1 b0 b1 */
-                     "pkhtb   r8, r5, r4, asr #16\n\t"    /* a2 a3 b2 b3 */
-                     "sxtb16  r4, r6\n\t"                 /* (a0, b0) */
-                     "sxtb16  r5, r8\n\t"                 /* (a2, b2) */
-                     "sxtb16  r9, r6, ror #8\n\t"         /* (a1, b1) */
-                     "sxtb16  r10, r8, ror #8\n\t"        /* (a3, b3) */
-                     "sxtb16  r6, r11\n\t"                /* (c0, c2) */
-                     "sxtb16  r11, r11, ror #8\n\t"       /* (c1, c3) */
-                     "stm     r12!, {r4, r5, r6, r9, r10, r11}\n\t"
-                     "cmp     r12, lr\n\t"
-                     "bne     1b\n\t"
-                     : "+r"(r0), "+r"(r12)
-                     : "r"(r1), "r"(r2), "r"(r3), "r"(lr)
-                     : "r4", "r5", "r6", "r8", "r9", "r10", "r11", "cc", "memory");
 }
 
 /* n prepared columns of padding: every half the input zero point z (sign-extended). */
@@ -207,8 +228,12 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     const int hi = d->act_max < 127;
     const int8_t *rows[3];
     dw3_t t;
-    int32_t r, c, padded = 0;
+    int32_t r, padded = 0;
 
+    if (x1 <= x0) {             /* no input column under the row (not a 3 x 3 SAME/VALID shape) */
+        mcus_fast_dwconv2d_s8(d, io, oy);
+        return;
+    }
     for (r = 0; r < 3; ++r) {
         const int32_t iy = oy * d->g.sh - d->g.pt + r;
         if (iy < 0 || iy >= d->in.h) {
@@ -223,7 +248,7 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     }
     /* the padding columns hold the same words for every group: written once */
     dw3_zcols(cols, z, x0);
-    dw3_zcols(cols + (x1 > x0 ? x1 : x0) * DW3_COL_WORDS, z, wp - (x1 > x0 ? x1 : x0));
+    dw3_zcols(cols + x1 * DW3_COL_WORDS, z, wp - x1);
     t.ch = ch;
     t.cols = cols;
     t.g = p->groups;
@@ -232,27 +257,31 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     t.rew = 72 - 24 * s;
     t.lim[0] = (uint32_t)(uint8_t)(d->act_min + 128) * 0x01010101u;
     t.lim[1] = (uint32_t)(uint8_t)(d->act_max + 128) * 0x01010101u;
+    t.a = rows[0] + (x0 - pl) * ch;
+    t.db = (int32_t)((uintptr_t)rows[1] - (uintptr_t)rows[0]);
+    t.dc = (int32_t)((uintptr_t)rows[2] - (uintptr_t)rows[0]);
+    t.cfirst = cols + x0 * DW3_COL_WORDS;
+    t.cend = cols + x1 * DW3_COL_WORDS;
     {
-        const int32_t db = (int32_t)((uintptr_t)rows[1] - (uintptr_t)rows[0]);
-        const int32_t dc = (int32_t)((uintptr_t)rows[2] - (uintptr_t)rows[0]);
-        const int8_t *a = rows[0] + (x0 - pl) * ch;
-        uint32_t *first = cols + x0 * DW3_COL_WORDS;
-        const int32_t n = x1 - x0, vector = d->vector_channels;
-        for (c = 0;;) {
-            int32_t step;
-            if (n > 0) {
-                dw3_cols(first, a + c, db, dc, ch, n);
+        /* runs of groups 4 channels apart: those rounding ties up (TFLite's vector lanes, k = 0),
+         * the others, then an overlapping last group when ch % 4 != 0 (its data follows) */
+        const int32_t full = ch >> 2, vector = d->vector_channels >> 2;
+        const int32_t runs[3] = {vector < full ? vector : full, full, full + ((ch & 3) != 0)};
+        int32_t r0g = 0, k;
+        for (k = 0; k < 3; ++k) {
+            const int32_t n = runs[k] - r0g;
+            if (n <= 0) {
+                continue;
             }
-            dw3_pixels(&t, c + 4 <= vector, hi);   /* up: TFLite's vector lanes (k = 0) */
-            if (c + 4 >= ch) {
-                break;
+            if (k == 2) {                   /* the overlapping group: ch - 4, not 4 on */
+                const int32_t back = 4 - (ch & 3);
+                t.dst -= back;
+                t.dend -= back;
+                t.a -= back;
             }
-            /* the next group; the last one overlaps when ch % 4 != 0 (its data follows) */
-            step = c + 8 > ch ? ch - 4 - c : 4;
-            c += step;
-            t.g += DW3_GROUP_WORDS;
-            t.dst += step;
-            t.dend += step;
+            t.gend = t.g + n * DW3_GROUP_WORDS;
+            dw3_row(&t, k == 0 || (k == 2 && ch <= d->vector_channels), hi);
+            r0g = runs[k];
         }
     }
 }
