@@ -531,14 +531,13 @@ def dw_kernel(op: DepthwiseConv2D, f32: bool) -> str:
     """The row kernel of a depthwise convolution (depth multiplier 1), chosen by shape (measured
     figures in firmware/kernels/README.md): float 3 x 3 windows on 4 or more channels take
     ``dwconv3x3_f32`` (4-channel groups, accumulators in FPU registers, a sliding window over
-    pixel pairs); int8 3 x 3 windows of stride 1 or 2 on 4 or more channels whose right shifts
-    are all in [1, 24] take ``dwconv3x3_s8`` (prepared columns, two kernel rows per SMLAD,
-    precomputed group data);
-    everything else the generic row kernel ``dwconv2d_*``."""
+    pixel pairs); int8 3 x 3 windows of stride 1 or 2, padding at most 1, on 4 or more channels
+    whose right shifts are all in [1, 24] take ``dwconv3x3_s8`` (prepared columns, two kernel rows
+    per SMLAD, precomputed group data); everything else the generic row kernel ``dwconv2d_*``."""
     three = tuple(op.kernel) == (3, 3) and op.depth_multiplier == 1 and int(op.out_shape[-1]) >= 4
     if f32 and three:
         return "dwconv3x3_f32"
-    if not f32 and three and tuple(op.stride) in ((1, 1), (2, 2)):
+    if not f32 and three and tuple(op.stride) in ((1, 1), (2, 2)) and max(op.pad) <= 1:
         shift = np.asarray(op.requant.shift)
         if np.all((shift <= -1) & (shift >= -24)):
             return "dwconv3x3_s8"

@@ -230,10 +230,7 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     dw3_t t;
     int32_t r, padded = 0;
 
-    if (x1 <= x0) {             /* no input column under the row (not a 3 x 3 SAME/VALID shape) */
-        mcus_fast_dwconv2d_s8(d, io, oy);
-        return;
-    }
+    /* x1 > x0 (dw3_row's column loop runs at least once): 3 x 3 SAME or VALID pads at most 1 */
     for (r = 0; r < 3; ++r) {
         const int32_t iy = oy * d->g.sh - d->g.pt + r;
         if (iy < 0 || iy >= d->in.h) {
