@@ -1,9 +1,14 @@
-"""DS-CNN's int8 layers other than the depthwise one (issue 14): the streamed global average pool's
-4-channel SXTAB16 row sums (avgpool_global_s8.c, pool_row4).
+"""int8 kernels of DS-CNN and MobileNetV1-VWW besides the depthwise one (issue 14):
 
-Bit-exact with the TFLite interpreter on the host (the scalar loop) and in QEMU on a Cortex-M7
-(the DSP path), on channel counts that leave a scalar tail (13) and a row of 9 pixels; the
-per-layer profile of DS-CNN's pool shape (25 x 5 x 64) shows the fast path ran.
+* the streamed global average pool's 4-channel SXTAB16 row sums (avgpool_global_s8.c, pool_row4);
+* conv2d_s8's stored requantisation constants for narrow rows (fast.conv_s8_rq);
+* conv2d_s8's direct columns for small-channel layers (im2col_rows_s8) and their K order
+  (fast.k_order).
+
+Definitions against their formulas; bit-exact with the TFLite interpreter on the host (the
+portable C) and in QEMU on a Cortex-M7, M4 and M33 (the DSP assembly), on odd shapes: channel
+counts 13, 7, 5, 3, 2, 1, kernel rows of 9, 4, 6 and 15 bytes, stride 2, SAME and VALID, odd
+widths. The per-layer profile of DS-CNN's pool shape (25 x 5 x 64) shows the fast path ran.
 """
 from __future__ import annotations
 
@@ -141,3 +146,16 @@ def test_small_channels_in_qemu_m7(tmp_path):
     from test_codegen_fast import run_on
     conv = _int8(small_c(), tmp_path, tc.N_PROBE)
     run_on("qemu-m7", conv, tmp_path)               # raises unless the outputs match
+
+
+@arm
+@pytest.mark.parametrize("board", ["qemu-m4", "qemu-m33"])
+def test_other_dsp_cores(tmp_path, board):
+    """The same assembly on the other DSP cores: small-channel columns, stored constants, the
+    depthwise row block (13 channels: both roundings, an overlapping group; ReLU6), the pool."""
+    from test_codegen_fast import run_on
+    from test_fast_dw3x3 import dw_chain
+    for name, model in (("small", small_c()), ("narrow", narrow()), ("dw", dw_chain(13, 9)),
+                        ("pool", pooled(5, 9, 13))):
+        d = tmp_path / name
+        run_on(board, _int8(model, d, tc.N_PROBE), d)   # raises unless the outputs match
