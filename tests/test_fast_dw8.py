@@ -12,6 +12,7 @@ widths. The per-layer profile of DS-CNN's pool shape (25 x 5 x 64) shows the fas
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -61,11 +62,12 @@ def test_pool_in_qemu_m7(tmp_path, h, w, channels):
 
 
 def narrow(seed: int = 8):
-    """Rows of 5 and 3 pixels: pointwise 8 -> 13 (odd: the last channel's z is 0), 3 x 3 stride 2
-    13 -> 7 (K = 117 + kpad 3), 1 x 1 7 -> 6 (K = 7 + kpad 1); ReLU and linear outputs."""
+    """Rows of 5 and 3 pixels, 17 and 9 rows: pointwise 8 -> 13 (odd: the last channel's z is 0),
+    3 x 3 stride 2 13 -> 7 (K = 117 + kpad 3), 1 x 1 7 -> 6 (K = 7 + kpad 1); ReLU and linear
+    outputs."""
     tc.tf.keras.utils.set_random_seed(seed)
     model = tc.tf.keras.Sequential([
-        L.InputLayer((7, 5, 8)), L.Conv2D(13, 1, activation="relu", name="pw"),
+        L.InputLayer((17, 5, 8)), L.Conv2D(13, 1, activation="relu", name="pw"),
         L.Conv2D(7, 3, strides=2, padding="same", activation="relu", name="c3"),
         L.Conv2D(6, 1, name="pw2")])
     return tc._random_biases(model, seed)
@@ -93,6 +95,8 @@ def test_conv_rq_table_definition(tmp_path):
             bias = 0 if op.bias is None else int(op.bias[c])
             assert z == (0 if oc % 2 and c == oc - 1 else bias)
         assert conv_s8_rq(op, kpad, {"act_min": "-100", "act_max": "127"}) is None
+        short = dataclasses.replace(op, out_shape=(7,) + tuple(op.out_shape[1:]))
+        assert conv_s8_rq(short, kpad, full) is None          # fewer than RQ_TABLE_MIN_ROWS rows
 
 
 @arm

@@ -595,7 +595,8 @@ def dw3x3_s8_groups(op: DepthwiseConv2D) -> np.ndarray:
     return groups
 
 
-RQ_TABLE_MAX = 640   # conv2d_s8: rows of at most this many MACs a channel read stored constants
+RQ_TABLE_MAX = 640      # conv2d_s8: rows of at most this many MACs a channel read stored constants
+RQ_TABLE_MIN_ROWS = 8   # ... in layers of at least this many output rows
 
 
 def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
@@ -604,13 +605,17 @@ def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
     C = hi:lo = 2^30 + (1 + 2 zp) 2^(30 + r), z = the bias, 0 on an odd last channel), stored
     for layers whose rows are narrow: gemm_rq's ~12 instructions a channel a row are then more
     than ~2 % of the row's MACs (ow * K <= RQ_TABLE_MAX; DS-CNN's 5-pixel rows), at 20 bytes of
-    flash a channel. None where the kernel would not take the GEMM path (activation range not
-    [-128, 127], K + kpad not a multiple of 4, a shift outside [-24, -1]) or rows are wide."""
+    flash a channel, which saves 12 * oh / 20 instructions a byte: only for oh >=
+    RQ_TABLE_MIN_ROWS rows (about 5 a byte; MobileNetV2's 3 x 3 maps would pay 25 KiB for 46 k
+    instructions). None where the kernel would not take the GEMM path (activation range not
+    [-128, 127], K + kpad not a multiple of 4, a shift outside [-24, -1]) or rows are wide or
+    few."""
     if not isinstance(op, Conv2D):
         return None
     oc = int(op.out_shape[-1])
     K = int(np.asarray(op.weights).size // oc) + kpad
-    if (act["act_min"], act["act_max"]) != ("-128", "127") or K % 4 or int(op.out_shape[1]) * K > RQ_TABLE_MAX:
+    if ((act["act_min"], act["act_max"]) != ("-128", "127") or K % 4
+            or int(op.out_shape[1]) * K > RQ_TABLE_MAX or int(op.out_shape[0]) < RQ_TABLE_MIN_ROWS):
         return None
     rq = op.requant
     shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
