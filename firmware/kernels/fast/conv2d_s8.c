@@ -13,6 +13,7 @@
 #include "mcus_fast.h"
 
 #define MCUS_INLINE static inline __attribute__((always_inline))
+#define MCUS_ROWS_MAX 16      /* kernel heights up to this take im2col_rows_s8 */
 
 /* n bytes from s to d (word copies, any alignment; a small memcpy is inlined). The word loop is
  * assembly on DSP cores: GCC's unrolled C loops hoisted ~100 instructions of trip-count set-up
@@ -82,6 +83,33 @@ static inline void stage_fill(int8_t *d, uint32_t v, int32_t n)
                      : "cc", "memory")
 
 /*
+ * The generator's K order of a layer whose kernel rows are rowb = kw * in_c bytes, rowb % 4 != 0,
+ * rowb > 4 (fast.k_order): every kernel row's first 4 * (rowb / 4) bytes, row after row, then
+ * every row's rowb % 4 leftover bytes, then the kpad zero points. So the main part of a row is
+ * whole words of the input (im2col_rows_s8). The staged window (kh rows of rowb bytes, in the
+ * input's order) rearranged into the bytes after it (the staging area has room: fast._scratch);
+ * returns them.
+ */
+static const int8_t *stage_korder(const int8_t *stage, int32_t kh, int32_t rowb, uint32_t zp4)
+{
+    const int32_t m = rowb & ~3, lw = rowb & 3;
+    int8_t *const out = (int8_t *)stage + ((kh * rowb + 7) & ~3);
+    int8_t *d = out, *t = out + kh * m;
+    int32_t ky, j;
+    for (ky = 0; ky < kh; ++ky, stage += rowb) {
+        for (j = 0; j < m; ++j) {
+            *d++ = stage[j];
+        }
+        for (j = m; j < rowb; ++j) {
+            *t++ = stage[j];
+        }
+    }
+    (void)lw;
+    mcus_st32(t, zp4);
+    return out;
+}
+
+/*
  * The column of one output pixel whose input channels are not a multiple of 4: the window's bytes
  * in k order into a staging area after the np columns (a kernel row's kw * in_c bytes are
  * contiguous in the input when the window is inside it: word copies; padding cells and the
@@ -127,6 +155,9 @@ static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
         }
     }
     mcus_st32(l, zp4);                           /* the kpad values (kpad <= 3) */
+    if ((rowb & 3) && rowb > 4) {               /* else the K order is TFLite's */
+        src = stage_korder(stage, p->g.kh, rowb, zp4);
+    }
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
     if (nch && (np == 2 || np == 3)) {
         uint32_t v, t0, t1;
@@ -154,6 +185,92 @@ static void im2col_staged(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
         }
     }
 }
+
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+/* im2col_rows_s8's parameters (offsets are read by its assembly) */
+typedef struct {
+    int32_t unused;             /*  0 */
+    int32_t xb;                 /*  4: the window's first byte in each row */
+    int32_t kh;                 /*  8 */
+    int32_t m4;                 /* 12: whole words of a kernel row (>= 1) */
+    int32_t lw;                 /* 16: leftover bytes of a kernel row (0: none) */
+    int8_t *stage;              /* 20: where the leftovers are gathered */
+    uint32_t zp4;               /* 24: the input zero point in every byte (the kpad values) */
+    int32_t nt;                 /* 28: chunks of leftovers and kpad */
+    const int8_t *rows[MCUS_ROWS_MAX];  /* 32: the kernel rows' input rows */
+} rows_t;
+
+/* the column words of n (register) 4-byte chunks from [s] (advanced), STEP bytes apart */
+#define ROWS_CHUNKS(STEP)                                                                         \
+    "1:\n\t"                                                                                      \
+    "ldr     r5, [r4], #4\n\t"                                                                    \
+    "sxtab16 r6, r2, r5\n\t"                                                                      \
+    "sxtab16 r8, r2, r5, ror #8\n\t"                                                              \
+    "strd    r6, r8, [r1], #" STEP "\n\t"                                                         \
+    "subs    r9, r9, #1\n\t"                                                                      \
+    "bne     1b\n\t"
+/* a kernel row's leftover bytes from [r4] to the gathering area [r11] (advanced) */
+#define ROWS_LEFT                                                                                 \
+    "ldr     r9, [r0, #16]\n\t"                                                                   \
+    "3:\n\t"                                                                                      \
+    "ldrb    r5, [r4], #1\n\t"                                                                    \
+    "strb    r5, [r11], #1\n\t"                                                                   \
+    "subs    r9, r9, #1\n\t"                                                                      \
+    "bne     3b\n\t"
+/* the gathered leftovers and the kpad zero points into the column */
+#define ROWS_TAIL(STEP)                                                                           \
+    "ldr     r5, [r0, #24]\n\t"                                                                   \
+    "str     r5, [r11]\n\t"                                                                       \
+    "ldr     r4, [r0, #20]\n\t"                                                                   \
+    "ldr     r9, [r0, #28]\n\t"                                                                   \
+    ROWS_CHUNKS(STEP)
+/* r0: rows_t, r1: the column (advanced), r2: the input offset in both halves */
+#define ROWS_ASM(STEP, LEFT, TAIL)                                                                \
+    "add     r3, r0, #32\n\t"                                                                     \
+    "ldr     r10, [r0, #8]\n\t"                                                                   \
+    "ldr     r11, [r0, #20]\n\t"                                                                  \
+    "2:\n\t"                                                                                      \
+    "ldr     r4, [r3], #4\n\t"                                                                    \
+    "ldr     r5, [r0, #4]\n\t"                                                                    \
+    "add     r4, r4, r5\n\t"                                                                      \
+    "ldr     r9, [r0, #12]\n\t"                                                                   \
+    ROWS_CHUNKS(STEP)                                                                             \
+    LEFT                                                                                          \
+    "subs    r10, r10, #1\n\t"                                                                    \
+    "bne     2b\n\t"                                                                              \
+    TAIL
+
+/*
+ * The column of one output pixel of a layer whose input channels are not a multiple of 4 and
+ * kernel rows of rowb >= 4 bytes, when its window is inside the input (t->xb: the
+ * window's first byte in each of the t->kh rows t->rows). Per kernel row its rowb / 4 words
+ * straight from the input (LDR, SXTAB16 x 2, STRD: no staging) and its rowb % 4 leftover bytes
+ * gathered (LDRB/STRB), then the leftovers and the kpad zero points expanded: the generator's K
+ * order (stage_korder). About 6 instructions a word, 4 a leftover byte, 5 a kernel row. np: 2
+ * or 3 (the GEMM path's columns side by side).
+ */
+#define ROWS_RUN(CODE)                                                                            \
+    __asm__ volatile(CODE : "+r"(r1) : "r"(r0), "r"(r2)                                           \
+                     : "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "cc", "memory")
+
+static void im2col_rows_s8(const rows_t *t, uint32_t off2, int16_t *col, int32_t np, int32_t pix)
+{
+    register const rows_t *r0 __asm__("r0") = t;
+    register int16_t *r1 __asm__("r1") = col + pix * 4;
+    register uint32_t r2 __asm__("r2") = off2;
+    if (t->lw == 0) {                    /* whole-word kernel rows: no leftovers */
+        if (np == 2) {
+            ROWS_RUN(ROWS_ASM("16", "", ""));
+        } else {
+            ROWS_RUN(ROWS_ASM("24", "", ""));
+        }
+    } else if (np == 2) {
+        ROWS_RUN(ROWS_ASM("16", ROWS_LEFT, ROWS_TAIL("16")));
+    } else {
+        ROWS_RUN(ROWS_ASM("24", ROWS_LEFT, ROWS_TAIL("24")));
+    }
+}
+#endif
 
 /* One output pixel's column: chunk j at col + j * 4 * np + pix * 4, leftovers at
  * col + nch * 4 * np + pix * T. */
@@ -212,6 +329,49 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
 }
 
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+/* rt for output row oy of a layer whose input channels are not a multiple of 4: 1, or 0 where
+ * im2col_rows_s8 does not apply (some kernel row outside the input, rows under 4 bytes). */
+static __attribute__((noinline, optimize("Os"))) int32_t rows_setup(const mcus_fast_conv_s8_t *p,
+                                                                    const int8_t *in, int32_t oy,
+                                                                    rows_t *rt)
+{
+    const int32_t rowb = p->g.kw * p->in.c, y0 = oy * p->g.sh - p->g.pt;
+    int32_t ky;
+    if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h) {
+        return 0;
+    }
+    for (ky = 0; ky < p->g.kh; ++ky) {
+        rt->rows[ky] = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0 + ky, 1);
+    }
+    rt->kh = p->g.kh;
+    rt->m4 = rowb >> 2;
+    rt->lw = rowb & 3;
+    rt->zp4 = (uint32_t)(uint8_t)(-p->input_offset) * 0x01010101u;
+    rt->nt = (p->g.kh * (rowb & 3) + p->kpad) >> 2;
+    return 1;
+}
+
+/* The columns of np pixels from ox of such a row (rows_setup gave 1): im2col_rows_s8 where the
+ * window is inside the input, im2col_s8 at the edges. */
+static __attribute__((noinline)) void cols_rows(const mcus_fast_conv_s8_t *p, const int8_t *in,
+                                                rows_t *rt, int32_t oy, int32_t ox, int16_t *col,
+                                                int32_t np)
+{
+    const int32_t lnp = np == 3 ? 3 : 2, K = p->g.kh * p->g.kw * p->in.c + p->kpad;
+    const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+    int32_t c;
+    rt->stage = (int8_t *)(void *)(col + lnp * K);
+    for (c = 0; c < np; ++c) {
+        const int32_t x0 = (ox + c) * p->g.sw - p->g.pl;
+        if (x0 >= 0 && x0 + p->g.kw <= p->in.w) {
+            rt->xb = x0 * p->in.c;
+            im2col_rows_s8(rt, off2, col, lnp, c);
+        } else {
+            im2col_s8(p, in, oy, ox + c, col, lnp, c);
+        }
+    }
+}
+
 /*
  * The columns of np = 2 or 3 consecutive pixels of a 1 x 1, stride 1, unpadded convolution whose
  * input channels are a multiple of 4 (a pointwise layer): their inputs are np consecutive runs of
@@ -791,7 +951,8 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
 
 /*
  * Output channels in blocks of at most MCUS_RQ_BLOCK: the block's requantisation constants are
- * computed once per row into io->scratch (20 bytes a channel), then every pixel pair's column is
+ * computed once per row into io->scratch (20 bytes a channel; or read from p->rq, which the
+ * generator stores for layers of narrow rows), then every pixel pair's column is
  * built and multiplied by the block's weights. A layer with more channels rebuilds the columns
  * per block (K / 4 x 6 instructions a pixel, against 2 K MACs a channel pair) instead of keeping
  * 20 bytes of constants for every output channel.
@@ -815,12 +976,23 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     const uint32_t pw_off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
 #endif
 
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    /* input channels not a multiple of 4, every kernel row inside the input: the rows' pointers
+     * once a row, for im2col_rows_s8 */
+    rows_t rt;
+    const int32_t rows_ok = (p->in.c & 3) ? rows_setup(p, in, oy, &rt) : 0;
+#endif
+
     for (c0 = 0; c0 < oc; c0 += block) {
         const int32_t cb = oc - c0 < block ? oc - c0 : block;
         /* the hot path needs the fast requantisation for every channel and no clamp beyond int8 */
         int32_t c, ox, np, fast = MCUS_FAST_DSP && p->act_min == -128 && p->act_max == 127;
+        const mcus_rq_t *q = rq;
 #if MCUS_CONV_GEMM
-        if (fast && (K & 3) == 0 && K >= 4 && gemm_rq(p, rq, c0, cb)) {
+        if (fast && (K & 3) == 0 && K >= 4 && p->rq) {
+            fast = 2;                 /* the generator's constants: none computed per row */
+            q = p->rq + c0;
+        } else if (fast && (K & 3) == 0 && K >= 4 && gemm_rq(p, rq, c0, cb)) {
             fast = 2;
         } else
 #else
@@ -838,14 +1010,21 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 #if MCUS_PW_COLS
             if (pw && np > 1) {
                 pw_cols(pw_row + ox * p->in.c, p->in.c, col, np, pw_off2);
-                pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
+                pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
+                continue;
+            }
+#endif
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+            if (rows_ok) {
+                cols_rows(p, in, &rt, oy, ox, col, np);
+                pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
                 continue;
             }
 #endif
             for (c = 0; c < np; ++c) {
                 im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
             }
-            pixels_s8(p, rq, fast, col, np, out + ox * oc, c0, cb);
+            pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
         }
     }
 }

@@ -100,6 +100,9 @@ typedef struct {
     const int8_t *shift;
     uint8_t kpad;             /* conv2d_s8: zero weights appended to each channel's K values
                                * (K + kpad a multiple of 4, for the GEMM path; 0: none) */
+    const struct mcus_rq *rq; /* conv2d_s8: NULL, or the GEMM path's constants of every output
+                               * channel (what its gemm_rq computes per row; the generator's
+                               * fast.conv_s8_rq, for narrow rows) */
 } mcus_fast_conv_s8_t;
 
 /*
@@ -289,7 +292,7 @@ static inline void mcus_st32(void *p, uint32_t v)
  * one block's mcus_rq_t; mcusearch/convert/fast.py:RQ_BLOCK is the same number). */
 #define MCUS_RQ_BLOCK 64
 
-typedef struct {
+typedef struct mcus_rq {
     int32_t m;        /* multiplier */
     int32_t s;        /* r - 1, or -1: use the reference mcus_requantize */
     uint32_t lo;      /* C, low word (reference path: the TFLite shift) */
