@@ -394,11 +394,36 @@ static inline int32_t mcus_smmulr(int32_t a, int32_t b)
 #endif
 }
 
+/* acc + round(a * b / 2^32), ties up: SMMLAR ((acc 2^32 + a b + 2^31) >> 32, the same sum). */
+static inline int32_t mcus_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return acc + mcus_smmulr(a, b);
+#endif
+}
+
 /* MultiplyByQuantizedMultiplier(x, multiplier, shift) + offset, from x2 = x << c->left1. */
 MCUS_EW_INLINE int32_t mcus_small_mbqm(const mcus_small_mbqm_t *c, int32_t x2)
 {
     const int32_t h = mcus_smmulr(x2, c->multiplier);
     return (h + c->bias + ((h >> 31) & c->neg)) >> c->right;
+}
+
+/*
+ * mcus_small_mbqm for a positive multiplier, in one instruction fewer: the rounding's sign test
+ * reads x2 instead of h = SMMULR(x2, m), and the bias enters through SMMLAR's accumulator. With
+ * m > 0, x2 >= 0 gives h >= 0 and x2 < 0 gives h <= 0; they differ only at h = 0 with x2 < 0,
+ * where for right >= 1 the -1 changes nothing ((2^(r-1) - 1 + offset 2^r) >> r = offset, no tie).
+ * `right1` (a constant after inlining): c->right >= 1 (c->neg = -1), so the mask is dropped.
+ */
+MCUS_EW_INLINE int32_t mcus_small_mbqm_pos(const mcus_small_mbqm_t *c, int32_t x2, int right1)
+{
+    const int32_t fix = right1 ? (x2 >> 31) : ((x2 >> 31) & c->neg);
+    return mcus_smmlar(x2, c->multiplier, c->bias + fix) >> c->right;
 }
 
 static inline int32_t mcus_mul_s8_one(const mcus_mul_s8_params_t *p, int32_t a, int32_t b)

@@ -1,0 +1,115 @@
+"""The fast int8 element-wise row kernels (issue 14: int8 never slower than float), exhaustively.
+
+``add_s8`` (firmware/kernels/fast/add_s8.c, a residual connection or an LSTM gate sum): every one of
+the 65,536 (a, b) input pairs in one inference, through the optimised generator, against the
+reference generator's ``mcus_add_s8_one`` (itself bit-exact with TFLite's ADD on all pairs:
+tests/test_add_ties.py), on the host (the portable C) and in QEMU on a Cortex-M7 (SMMLAR, SSAT).
+Quantisations: equal input scales with an output of twice the scale (every odd sum an exact tie),
+a larger first or second input (the operands swapped), a fused ReLU (the lower clamp), a ReLU6-like
+clamp on both sides, and an output scale so small that the fast path's bounds fail (the generic
+arithmetic). The per-layer profile shows the instructions per element.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import test_convert as tc
+from test_codegen_fast import as_result, check_fast_host, run_on
+from test_fast_kernels import arm
+from mcusearch.convert import fast
+from mcusearch.convert.graph import Add, Conv2D, Graph, Requant
+from mcusearch.convert.quant import add_quant
+
+# (scale a, zp a, scale b, zp b, scale out, zp out, activation)
+ADD_CASES = {
+    "ties": (1 / 64, 0, 1 / 64, 0, 1 / 32, 0, "none"),
+    "a_larger": (0.0323, 5, 0.0117, -7, 0.0402, 3, "none"),
+    "b_larger": (0.0117, -7, 0.0323, 5, 0.0402, -9, "none"),
+    "relu": (0.05, -20, 0.021, 11, 0.06, -128 + 37, "relu"),
+    "relu6": (0.05, 17, 0.05, -3, 0.04, -100, "relu6"),
+    "scales_far_apart": (0.2, 9, 0.003, -30, 0.25, 4, "none"),   # b's right shift 6: unfolded
+    "generic": (0.05, 17, 0.03, -3, 0.06, 1, "none"),   # output shift forced to 0 (below)
+}
+# instructions per element on qemu-m7 -O3 (measured 11.5, 15.6, 15.6, 19.6, 17.5, 17.6; 87 before)
+MAX_ADD_PER_ELEMENT = {"ties": 12.5, "a_larger": 16.5, "b_larger": 16.5, "relu": 20.5,
+                       "relu6": 18.5, "scales_far_apart": 18.5}
+
+
+def _select(name: str, channel: int, zp: int) -> Conv2D:
+    """A 1 x 1 convolution copying input channel ``channel`` of a 256 x 256 x 2 map exactly
+    (weight 1, requantisation by exactly 1: multiplier 2^30 with a left shift of 1)."""
+    w = np.zeros((1, 1, 1, 2), np.int8)
+    w[0, 0, 0, channel] = 1
+    rq = Requant(input_zero_point=zp, output_zero_point=zp, output_scale=1.0,
+                 multiplier=np.array([1 << 30], np.int32), shift=np.array([1], np.int32))
+    return Conv2D(name, (256, 256, 2), (256, 256, 1), weights=w, requant=rq, act=(-128, 127))
+
+
+def add_pairs_graph(case: str) -> Graph:
+    """input (256, 256, 2) int8 -> a = channel 0, b = channel 1 -> Add(a, b) with the case's
+    quantisation: one inference holds all 65,536 pairs."""
+    sa, za, sb, zb, so, zo, act = ADD_CASES[case]
+    q = add_quant(sa, za, sb, zb, so, zo)
+    if case == "generic":       # beyond what TFLite derives: the fast path's bounds fail
+        q.output_multiplier, q.output_shift = 1 << 30, 0
+    lo, hi = {"none": (-128, 127), "relu": (max(-128, zo), 127),
+              "relu6": (max(-128, zo), min(127, zo + round(6 / so)))}[act]
+    g = Graph(dtype="int8", input_shape=(256, 256, 2), source=f"add pairs {case}")
+    g.input_scale, g.input_zero_point = 1.0, 0
+    g.ops = [_select("a", 0, 0), _select("b", 1, 0),
+             Add("add", (256, 256, 1), (256, 256, 1), act=(lo, hi), quant=q)]
+    g.link_chain()
+    g.ops[1].inputs = (0,)
+    g.ops[2].inputs = (1, 2)
+    g.output_scale, g.output_zero_point = so, zo
+    return g.finish()
+
+
+def pair_inputs() -> np.ndarray:
+    """One input holding every (a, b) pair: channel 0 = a, channel 1 = b."""
+    v = np.arange(-128, 128, dtype=np.int8)
+    return np.stack([np.repeat(v, 256), np.tile(v, 256)], axis=1).reshape(1, -1)
+
+
+def test_add_pairs_graph_is_what_it_claims():
+    """The cases take the paths they are named for (TFLite's parameters: a multiplier of exactly
+    1/2 for the larger input, none in the generic case's output), and the selectors copy."""
+    halves = {}
+    for case in ADD_CASES:
+        q = add_pairs_graph(case).ops[2].quant
+        assert q.left_shift == 20
+        halves[case] = (q.prev_multiplier == 1 << 30 and q.prev_shift == 0,
+                        q.skip_multiplier == 1 << 30 and q.skip_shift == 0)
+    assert halves["ties"] == (True, True) and halves["relu6"] == (True, True)
+    assert halves["a_larger"] == (True, False) and halves["b_larger"] == (False, True)
+    assert add_pairs_graph("generic").ops[2].quant.output_shift > -1
+    assert add_pairs_graph("scales_far_apart").ops[2].quant.skip_shift < -3
+
+
+@pytest.mark.parametrize("case", list(ADD_CASES))
+def test_fast_add_all_pairs_host(tmp_path, case):
+    """Fast vs reference generator on the host, all 65,536 pairs, bit for bit."""
+    check_fast_host(add_pairs_graph(case), pair_inputs(), tmp_path)
+
+
+@arm
+@pytest.mark.parametrize("case", list(ADD_CASES))
+def test_fast_add_all_pairs_in_qemu_m7(tmp_path, case):
+    """The same in QEMU (Cortex-M7, -O3): measure() raises unless every output equals the
+    reference's; the Add layer's instructions per element stay under the case's bound."""
+    from test_codegen_fast import reference
+    g = add_pairs_graph(case)
+    x = pair_inputs()
+    want = reference(g, x, tmp_path)
+    em = fast.emit_fast(g, tmp_path / "fast")
+    _, meas = run_on("qemu-m7", as_result("mcusearch", em, g, x, want), tmp_path)
+    assert meas.max_abs_error == 0
+    count = dict(meas.layer_counts)["add (Add)"]
+    per = count / 65536
+    print(f"add {case}: {per:.2f} instructions/element")
+    if case != "generic":
+        assert per < MAX_ADD_PER_ELEMENT[case], per
+
+
+tc  # noqa: B018 (test_convert sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
