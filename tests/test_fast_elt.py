@@ -1,4 +1,4 @@
-"""The fast int8 element-wise row kernels (issue 14: int8 never slower than float), exhaustively.
+"""The fast int8 element-wise and fully connected kernels (issue 14: int8 never slower than float).
 
 ``add_s8`` (firmware/kernels/fast/add_s8.c, a residual connection or an LSTM gate sum): every one of
 the 65,536 (a, b) input pairs in one inference, through the optimised generator, against the
@@ -8,6 +8,13 @@ Quantisations: equal input scales with an output of twice the scale (every odd s
 a larger first or second input (the operands swapped), a fused ReLU (the lower clamp), a ReLU6-like
 clamp on both sides, and an output scale so small that the fast path's bounds fail (the generic
 arithmetic). The per-layer profile shows the instructions per element.
+
+``fc_s8``'s short requantisation (SMMLAR(2 acc, m, (1 + 2 zp) << (r - 1)) >> r, taken where
+``fast.fc_rq_short`` proves it exact): Dense layers of odd sizes whose channels have multipliers of
+exactly 1/2 (every odd accumulator a tie of the doubling high multiply) and random ones, right shifts
+from 1 to 24, no clamp, a ReLU and both bounds, against the reference generator on the host and in
+QEMU, on random inputs and the extremes; and layers where the proof fails (a right shift of 0,
+accumulators that may reach 2^30) keep the generic requantisation.
 """
 from __future__ import annotations
 
@@ -18,8 +25,8 @@ import test_convert as tc
 from test_codegen_fast import as_result, check_fast_host, run_on
 from test_fast_kernels import arm
 from mcusearch.convert import fast
-from mcusearch.convert.graph import Add, Conv2D, Graph, Requant
-from mcusearch.convert.quant import add_quant
+from mcusearch.convert.graph import Add, Conv2D, Dense, Graph, Requant
+from mcusearch.convert.quant import add_quant, quantize_multiplier
 
 # (scale a, zp a, scale b, zp b, scale out, zp out, activation)
 ADD_CASES = {
@@ -110,6 +117,74 @@ def test_fast_add_all_pairs_in_qemu_m7(tmp_path, case):
     print(f"add {case}: {per:.2f} instructions/element")
     if case != "generic":
         assert per < MAX_ADD_PER_ELEMENT[case], per
+
+
+# ---- fc_s8: the short requantisation ---------------------------------------------------------
+
+FC_ACTS = {"none": (-128, 127), "relu": (-20, 127), "both": (-20, 90)}
+
+
+def fc_graph(act: str, k: int = 37, oc: int = 13, generic: str = "", seed: int = 3) -> Graph:
+    """input (k,) int8 -> Dense k -> oc: half the channels with a multiplier of exactly 1/2
+    (ties), the others random, right shifts 1..24 spread over the channels (scaled so that
+    outputs stay mostly within int8). ``generic``: "shift0" gives one channel a right shift of 0,
+    "big" a bias near 2^30 (either makes fc_rq_short false)."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, (oc, k)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, oc).astype(np.int32)
+    mults, shifts = [], []
+    for c in range(oc):
+        amax = 255 * int(np.abs(w[c].astype(np.int64)).sum()) + abs(int(bias[c]))
+        r = int(np.clip(np.ceil(np.log2(amax / 128)), 1, 24)) if c % 3 else 1 + c % 24
+        m = 1 << 30 if c % 2 else quantize_multiplier(float(rng.uniform(0.5, 1.0)))[0]
+        mults.append(m)
+        shifts.append(-r)
+    if generic == "shift0":
+        shifts[0] = 0
+    if generic == "big":
+        bias[1] = 2**30 - 5
+    rq = Requant(input_zero_point=int(rng.integers(-128, 128)), output_zero_point=-7,
+                 output_scale=0.1, multiplier=np.array(mults, np.int32),
+                 shift=np.array(shifts, np.int32))
+    g = Graph(dtype="int8", input_shape=(k,), source=f"fc {act} {generic}")
+    g.input_scale, g.input_zero_point = 0.05, rq.input_zero_point
+    g.ops = [Dense("fc", (k,), (oc,), weights=w, bias=bias, requant=rq, act=FC_ACTS[act])]
+    g.output_scale, g.output_zero_point = 0.1, -7
+    return g.link_chain()
+
+
+def fc_inputs(k: int = 37, n: int = 3000) -> np.ndarray:
+    x = np.random.default_rng(11).integers(-128, 128, (n, k)).astype(np.int8)
+    x[0], x[1] = -128, 127
+    x[2, ::2], x[2, 1::2] = -128, 127
+    return x
+
+
+FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big")]
+
+
+@pytest.mark.parametrize("act,generic", FC_CASES)
+def test_fc_short_requant_host(tmp_path, act, generic):
+    """Fast vs reference generator, bit for bit; plan.json says which requantisation ran."""
+    g = fc_graph(act, generic=generic)
+    assert fast.fc_rq_short(g.ops[0]) == (not generic)
+    check_fast_host(g, fc_inputs(), tmp_path)
+    import json
+    (layer,) = json.loads((tmp_path / "fast" / "plan.json").read_text())["layers"]
+    assert layer["kernel"] == "fc_s8" and layer["extra"]["rq_short"] == (not generic)
+
+
+@arm
+@pytest.mark.parametrize("act,generic", FC_CASES)
+def test_fc_short_requant_in_qemu_m7(tmp_path, act, generic):
+    """The same with SMMLAR and SSAT on an emulated Cortex-M7."""
+    from test_codegen_fast import reference
+    g = fc_graph(act, generic=generic)
+    x = fc_inputs(n=400)
+    want = reference(g, x, tmp_path)
+    em = fast.emit_fast(g, tmp_path / "fast")
+    _, meas = run_on("qemu-m7", as_result("mcusearch", em, g, x, want), tmp_path)
+    assert meas.max_abs_error == 0
 
 
 tc  # noqa: B018 (test_convert sets TF_USE_LEGACY_KERAS before TensorFlow is imported)

@@ -328,7 +328,6 @@ class _Emitter:
                 self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_fc_weights(w), 24)))
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size)
-                op = _folded_bias(op)
             else:
                 if f32:
                     self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
@@ -343,9 +342,15 @@ class _Emitter:
                         info.extra["kpad"] = kpad
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
+            rq_short = fc and fc_rq_short(op)
+            if fc:
+                op = _folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
+            if fc:
+                info.extra["rq_short"] = rq_short
+                fields = {"c": fields, "rq_short": str(int(rq_short))}
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
-                     ("fc", False): "mcus_fast_conv_s8_t",
+                     ("fc", False): "mcus_fast_fc_s8_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
                      ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
         elif isinstance(op, DepthwiseConv2D):
@@ -506,6 +511,25 @@ def _fc_kernel(op, f32: bool) -> bool:
     """Whether a Conv2D/Dense with dense weights runs fc_s8 (int8 Dense: no column, no scratch;
     see firmware/kernels/README.md) rather than conv2d_s8."""
     return isinstance(op, Dense) and not f32
+
+
+def fc_rq_short(op: Dense) -> bool:
+    """Whether fc_s8's short requantisation, SMMLAR(2 acc, m, (1 + 2 zp) << (r - 1)) >> r, is
+    TFLite's for every accumulator an int8 input can produce (see fc_s8.c): every right shift r in
+    [1, 24], |acc| < 2^30 (bias plus 255 times the channel's sum of |w|: |x - zp_in| <= 255), and
+    the doubling high multiply plus the bias within 31 bits."""
+    rq = op.requant
+    w = np.abs(np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1))
+    oc = w.shape[0]
+    bias = np.zeros(oc, np.int64) if op.bias is None else np.abs(np.asarray(op.bias, np.int64))
+    acc = bias + 255 * w.sum(axis=1)
+    r = -np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
+    mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
+    if np.any(r < 1) or np.any(r > 24) or np.any(acc >= 2**30):
+        return False
+    high = (acc * mult + 2**30) // 2**31 + 1
+    rounding = np.abs(1 + 2 * int(rq.output_zero_point)) << (r - 1)
+    return bool(np.all(high + rounding < 2**31))
 
 
 def _folded_bias(op: Dense) -> Dense:

@@ -10,16 +10,50 @@
  * SXTB16 / SXTB16 ROR 8 into (x0, x2), (x1, x3) - shared by the four channels - then 2 LDRD of
  * weights, 8 SXTB16, 8 SMLAD: 21 instructions (+ SUBS, BNE) for 16 MACs. conv2d_s8 does 10 per 8
  * on a sign-extended column, but the column (2 K int16) and its per-layer requantisation table
- * (20 bytes per output channel) live in io->scratch; here nothing does. Requantisation per output:
- * mcus_rq_make and mcus_rq_apply (TFLite's, bit-exact), zero point, clamp.
+ * (20 bytes per output channel) live in io->scratch; here nothing does.
+ *
+ * Requantisation per output, where the generator found it exact for every channel (rq_short):
+ * TFLite's requantize(acc) + zp = floor((SRDHM(acc, m) + (1 + 2 zp) 2^(r-1)) / 2^r) with
+ * SRDHM(acc, m) = floor((acc m + 2^30) / 2^31) = SMMULR(2 acc, m) for |acc| < 2^30 (the
+ * rounding of gemmlowp's nudged, truncated division is this floor), and the rounding shift's
+ * bias (ties up) and the zero point entering through SMMLAR's accumulator: SMMLAR(2 acc, m,
+ * (1 + 2 zp) << (r - 1)) >> r, r = -shift in [1, 24], the sum within 31 bits (checked per
+ * channel by the generator from the weights and biases). Else mcus_rq_make and mcus_rq_apply
+ * (TFLite's, bit-exact in every case). Then SSAT and the activation's clamp.
  */
 #include "mcus_fast.h"
 
-/* requantize(acc) + zero point of channel c, clamped. */
-static inline int8_t fc_out(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc)
+/* requantize(acc) + zero point of channel c, saturated to int8 (not yet clamped). */
+MCUS_EW_INLINE int32_t fc_rq(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc, int rq_short)
 {
-    const mcus_rq_t q = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
-    return (int8_t)mcus_clamp_s8(mcus_rq_apply(&q, acc), p->act_min, p->act_max);
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+    if (rq_short) {
+        const int32_t r = -(int32_t)p->shift[c];
+        const int32_t bias = (int32_t)((uint32_t)(1 + 2 * (int32_t)p->output_offset) << (r - 1));
+        return mcus_clamp_s8(mcus_smmlar(acc * 2, p->mult[c], bias) >> r, -128, 127);
+    }
+#else
+    (void)rq_short;
+#endif
+    {
+        const mcus_rq_t q = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
+        return mcus_clamp_s8(mcus_rq_apply(&q, acc), -128, 127);
+    }
+}
+
+/* fc_rq clamped to the activation range; `clamp` (a constant after inlining): 0 none beyond
+ * int8, 1 the lower bound (a fused ReLU), 2 both. */
+MCUS_EW_INLINE int8_t fc_out(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc, int rq_short,
+                             int clamp)
+{
+    int32_t v = fc_rq(p, c, acc, rq_short);
+    if (clamp >= 1) {
+        v = v < p->act_min ? p->act_min : v;
+    }
+    if (clamp == 2) {
+        v = v > p->act_max ? p->act_max : v;
+    }
+    return (int8_t)v;
 }
 
 /* a[0..3] += the first 4 n values of x times the quad's channels (chunks of 16 bytes at w). */
@@ -72,11 +106,10 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
 }
 
-void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
+/* The whole layer for one requantisation and clamp (constants after inlining). */
+MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8_t *out,
+                             int rq_short, int clamp)
 {
-    const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
-    const int8_t *x = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
-    int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
     const int32_t K = p->in.c, oc = p->out.c;
     const int32_t nch = K >> 2, T = K & 3;
     const int8_t *w = p->weights;
@@ -96,7 +129,7 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
                 a[i] += xt[t] * wt[t];
             }
             wt += T;
-            out[c + i] = fc_out(p, c + i, a[i]);
+            out[c + i] = fc_out(p, c + i, a[i], rq_short, clamp);
         }
     }
     for (; c < oc; ++c) {                     /* the last oc % 4 channels: 4-byte chunks */
@@ -112,6 +145,23 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
             acc += xt[t] * wt[t];
         }
         wt += T;
-        out[c] = fc_out(p, c, acc);
+        out[c] = fc_out(p, c, acc, rq_short, clamp);
+    }
+}
+
+void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
+{
+    const mcus_fast_fc_s8_t *f = (const mcus_fast_fc_s8_t *)params;
+    const mcus_fast_conv_s8_t *p = &f->c;
+    const int8_t *x = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
+    int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
+    const int clamp = p->act_max < 127 ? 2 : p->act_min > -128 ? 1 : 0;
+
+    if (f->rq_short && clamp == 0) {
+        fc_layer(p, x, out, 1, 0);
+    } else if (f->rq_short) {
+        fc_layer(p, x, out, 1, 2);
+    } else {
+        fc_layer(p, x, out, 0, 2);
     }
 }
