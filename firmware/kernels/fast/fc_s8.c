@@ -23,35 +23,42 @@
  */
 #include "mcus_fast.h"
 
-/* requantize(acc) + zero point of channel c, saturated to int8 (not yet clamped). */
-MCUS_EW_INLINE int32_t fc_rq(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc, int rq_short)
+/* What the requantisation of every output reads, in locals (the int8 output stores could alias
+ * the parameter block as far as the compiler knows). */
+typedef struct {
+    const int32_t *mult;
+    const int8_t *shift;
+    int32_t zp, zp1;          /* output zero point; 1 + 2 zp */
+    int32_t lo, hi;           /* activation range */
+} fc_rq_t;
+
+/* requantize(acc) + zero point of channel c, clamped; `clamp` (a constant after inlining): 0 none
+ * beyond int8, 1 the lower bound (a fused ReLU), 2 both. */
+MCUS_EW_INLINE int8_t fc_out(const fc_rq_t *q, int32_t c, int32_t acc, int rq_short, int clamp)
 {
+    int32_t v;
 #if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
     if (rq_short) {
-        const int32_t r = -(int32_t)p->shift[c];
-        const int32_t bias = (int32_t)((uint32_t)(1 + 2 * (int32_t)p->output_offset) << (r - 1));
-        return mcus_clamp_s8(mcus_smmlar(acc * 2, p->mult[c], bias) >> r, -128, 127);
-    }
+        const int32_t r = -(int32_t)q->shift[c];
+        v = mcus_smmlar(acc * 2, q->mult[c], (int32_t)((uint32_t)q->zp1 << (r - 1))) >> r;
+    } else
 #else
     (void)rq_short;
 #endif
     {
-        const mcus_rq_t q = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
-        return mcus_clamp_s8(mcus_rq_apply(&q, acc), -128, 127);
+        const mcus_rq_t rq = mcus_rq_make(q->mult[c], q->shift[c], q->zp);
+        v = mcus_rq_apply(&rq, acc);
     }
-}
-
-/* fc_rq clamped to the activation range; `clamp` (a constant after inlining): 0 none beyond
- * int8, 1 the lower bound (a fused ReLU), 2 both. */
-MCUS_EW_INLINE int8_t fc_out(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc, int rq_short,
-                             int clamp)
-{
-    int32_t v = fc_rq(p, c, acc, rq_short);
+#if MCUS_FAST_DSP
+    v = __ssat(v, 8);
+#else
+    v = v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
     if (clamp >= 1) {
-        v = v < p->act_min ? p->act_min : v;
+        v = v < q->lo ? q->lo : v;
     }
     if (clamp == 2) {
-        v = v > p->act_max ? p->act_max : v;
+        v = v > q->hi ? q->hi : v;
     }
     return (int8_t)v;
 }
@@ -110,6 +117,9 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
 MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8_t *out,
                              int rq_short, int clamp)
 {
+    const fc_rq_t q = {p->mult, p->shift, p->output_offset, 1 + 2 * (int32_t)p->output_offset,
+                       p->act_min, p->act_max};
+    const int32_t *const bias = p->bias;
     const int32_t K = p->in.c, oc = p->out.c;
     const int32_t nch = K >> 2, T = K & 3;
     const int8_t *w = p->weights;
@@ -120,7 +130,7 @@ MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8
     for (; c + 3 < oc; c += 4) {
         int32_t a[4];
         for (i = 0; i < 4; ++i) {
-            a[i] = p->bias ? p->bias[c + i] : 0;
+            a[i] = bias ? bias[c + i] : 0;
         }
         fc_quad(x, w, nch, a);
         w += nch * 16;
@@ -129,11 +139,11 @@ MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8
                 a[i] += xt[t] * wt[t];
             }
             wt += T;
-            out[c + i] = fc_out(p, c + i, a[i], rq_short, clamp);
+            out[c + i] = fc_out(&q, c + i, a[i], rq_short, clamp);
         }
     }
     for (; c < oc; ++c) {                     /* the last oc % 4 channels: 4-byte chunks */
-        int32_t acc = p->bias ? p->bias[c] : 0;
+        int32_t acc = bias ? bias[c] : 0;
         int32_t j;
         for (j = 0; j < nch; ++j) {
             const uint32_t v = mcus_ld32(x + 4 * j), wv = mcus_ld32(w + 4 * j);
@@ -145,7 +155,7 @@ MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8
             acc += xt[t] * wt[t];
         }
         wt += T;
-        out[c] = fc_out(p, c, acc, rq_short, clamp);
+        out[c] = fc_out(&q, c, acc, rq_short, clamp);
     }
 }
 
