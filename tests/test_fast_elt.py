@@ -259,6 +259,52 @@ def test_periodic_binary_every_pair_host(tmp_path, op, const_index, quant):
         pass
 
 
+def _small_periodic(op: str, const_index: int, rows: int, n: int, d):
+    """A one-operator model on an input (1, rows, n) and a random (1, 1, n) constant, random
+    inputs: the prepared table repeated over several rows (mcus_periodic_reps), odd n."""
+    from test_ops_shape import one_op, schema
+    from mcusearch.convert import cgen
+    from mcusearch.convert.frontend import graph_from_tflite
+    from test_ops_shape import conv_result
+    qx, qc, qo, _ = PERIODIC_QUANT["arbitrary"]
+    rng = np.random.default_rng(rows * n)
+    options = {"MUL": schema().MulOptionsT, "ADD": schema().AddOptionsT}[op]()
+    tensors = [dict(shape=(1, rows, n), type="int8", q=qx),
+               dict(shape=(1, 1, n), type="int8", q=qc,
+                    data=rng.integers(-128, 128, (1, 1, n)).astype(np.int8))]
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{op}{const_index}_{rows}x{n}.tflite"
+    path.write_bytes(one_op(op, tensors[::-1] if const_index == 0 else tensors,
+                            [dict(shape=(1, rows, n), type="int8", q=qo)], options))
+    g = graph_from_tflite(path)
+    x = rng.integers(-128, 128, (6, rows * n)).astype(np.int8)
+    want = cgen.tflite_tensor(path, x, g.output_id).astype(np.int8)
+    return conv_result("mcusearch", fast.emit_fast(g, d / "c"), g, x, want)
+
+
+SMALL_PERIODIC = [(40, 6), (13, 7), (9, 8), (4, 64)]
+
+
+@pytest.mark.parametrize("op", ["MUL", "ADD"])
+@pytest.mark.parametrize("rows,n", SMALL_PERIODIC)
+def test_small_periodic_host(tmp_path, op, rows, n):
+    from test_convert import host_run
+    for const_index in (0, 1):
+        d = tmp_path / str(const_index)
+        conv = _small_periodic(op, const_index, rows, n, d)
+        np.testing.assert_array_equal(host_run(conv, d / "h"), conv.expected)
+
+
+@arm
+@pytest.mark.parametrize("op", ["MUL", "ADD"])
+def test_small_periodic_in_qemu_m7(tmp_path, op):
+    for rows, n in SMALL_PERIODIC:
+        for const_index in (0, 1):
+            d = tmp_path / f"{rows}x{n}_{const_index}"
+            _, meas = run_on("qemu-m7", _small_periodic(op, const_index, rows, n, d), d)
+            assert meas.max_abs_error == 0
+
+
 # instructions per element on qemu-m7 -O3 (the runs' loop before: MUL 21.5, ADD 43)
 # (measured: MUL 9.3, 9.3, ADD 10.3 with equal scales, else 14.4, with a ReLU MUL ... ADD ...);
 # SUB of a constant minuend keeps the runs' loop (its input's multiplier is negative)

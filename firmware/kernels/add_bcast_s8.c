@@ -60,15 +60,14 @@ typedef struct {
 
 #define PERIODIC_LEFT_SHIFT 20   /* TFLite's (always): a constant makes the shifts immediates */
 
-MCUS_EW_INLINE void add_periodic_loop(const mcus_bcast_t *g, const int32_t *py, const int8_t *x,
+MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py, const int8_t *x,
                                       int8_t *output, const add_periodic_t *kp, int half,
                                       int full, int32_t lo, int32_t hi)
 {
     const add_periodic_t k = *kp;
-    const int32_t n = g->dims[1];
     int32_t r, i;
 
-    for (r = g->dims[0]; r > 0; --r) {
+    for (r = rows; r > 0; --r) {
         for (i = 0; i < n; ++i) {
             int32_t s2;
             if (half) {
@@ -92,6 +91,8 @@ static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, in
     const int half = mx == (int32_t)1 << 30 && sx == 0;
     const int full = q->act_min <= -128 && q->act_max >= 127;
     int32_t py[MCUS_PERIODIC_MAX];
+    const int32_t n = p->g.dims[1], reps = mcus_periodic_reps(p->g.dims[0], n);
+    const int32_t rows = p->g.dims[0] / reps, len = n * reps;
     add_periodic_t k;
     int32_t i;
 
@@ -103,18 +104,21 @@ static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, in
         return 0;
     }
     k.x_off1 = (int32_t)((uint32_t)ox << (PERIODIC_LEFT_SHIFT + 1));
-    for (i = 0; i < p->g.dims[1]; ++i) {
+    for (i = 0; i < n; ++i) {
         const int32_t hy = y_is_input ? mcus_add_s8_input(q, y[i]) : mcus_add_s8_skip(q, y[i]);
         py[i] = 2 * hy + (half ? (int32_t)((uint32_t)ox << PERIODIC_LEFT_SHIFT) : 0);
     }
+    for (; i < len; ++i) {
+        py[i] = py[i - n];
+    }
     if (half && full) {
-        add_periodic_loop(&p->g, py, x, output, &k, 1, 1, -128, 127);
+        add_periodic_loop(rows, len, py, x, output, &k, 1, 1, -128, 127);
     } else if (full) {
-        add_periodic_loop(&p->g, py, x, output, &k, 0, 1, -128, 127);
+        add_periodic_loop(rows, len, py, x, output, &k, 0, 1, -128, 127);
     } else if (half) {
-        add_periodic_loop(&p->g, py, x, output, &k, 1, 0, q->act_min, q->act_max);
+        add_periodic_loop(rows, len, py, x, output, &k, 1, 0, q->act_min, q->act_max);
     } else {
-        add_periodic_loop(&p->g, py, x, output, &k, 0, 0, q->act_min, q->act_max);
+        add_periodic_loop(rows, len, py, x, output, &k, 0, 0, q->act_min, q->act_max);
     }
     return 1;
 }

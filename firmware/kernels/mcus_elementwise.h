@@ -332,6 +332,18 @@ static inline int mcus_bcast_periodic(const mcus_bcast_t *g)
     return 0;
 }
 
+/* How many rows of a periodic broadcast (rows, n) the kernels treat as one (their prepared table
+ * repeated that many times): the largest divisor of rows whose rows n stay within
+ * MCUS_PERIODIC_MAX, so that short rows (a few channels) do not pay the loop set-up each. */
+static inline int32_t mcus_periodic_reps(int32_t rows, int32_t n)
+{
+    int32_t m = MCUS_PERIODIC_MAX / n;
+    while (m > 1 && rows % m != 0) {
+        --m;
+    }
+    return m < 1 ? 1 : m;
+}
+
 /* int8 ADD and SUB with broadcasting: TFLite ADD's rescaling (mcus_add_s8_one, split into the
  * input, skip and sum parts). SUB is ADD with the second input's multiplier negated, as TFLite
  * computes it. */

@@ -48,16 +48,15 @@ static int32_t combine(const void *q, int32_t pa, int32_t pb)
  * requantised by mcus_small_mbqm_pos (the multiplier is positive); `right1`: rq->right >= 1,
  * `full`: no clamp beyond int8 (constants after inlining).
  */
-MCUS_EW_INLINE void mul_periodic_loop(const mcus_bcast_t *g, const int32_t *pk, const int8_t *x,
+MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk, const int8_t *x,
                                       int8_t *output, const mcus_small_mbqm_t *rq, int right1,
                                       int full, int32_t lo, int32_t hi)
 {
-    const int32_t n = g->dims[1];
     const int32_t *const end = pk + 2 * (n & ~1);
     const mcus_small_mbqm_t c = *rq;
     int32_t r;
 
-    for (r = g->dims[0]; r > 0; --r) {
+    for (r = rows; r > 0; --r) {
         const int32_t *k = pk;
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
         if (full && right1 && k != end) {     /* the common case: 9 instructions an element */
@@ -110,18 +109,20 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
 {
     int32_t pk[2 * MCUS_PERIODIC_MAX];
     const int full = p->act_min <= -128 && p->act_max >= 127;
+    const int32_t n = p->g.dims[1], reps = mcus_periodic_reps(p->g.dims[0], n);
+    const int32_t rows = p->g.dims[0] / reps, len = n * reps;
     int32_t i;
 
-    for (i = 0; i < p->g.dims[1]; ++i) {
-        pk[2 * i] = (int32_t)((uint32_t)(y[i] + y_offset) << rq->left1);
+    for (i = 0; i < len; ++i) {
+        pk[2 * i] = (int32_t)((uint32_t)(y[i % n] + y_offset) << rq->left1);
         pk[2 * i + 1] = x_offset * pk[2 * i];
     }
     if (rq->right >= 1 && full) {
-        mul_periodic_loop(&p->g, pk, x, output, rq, 1, 1, -128, 127);
+        mul_periodic_loop(rows, len, pk, x, output, rq, 1, 1, -128, 127);
     } else if (rq->right >= 1) {
-        mul_periodic_loop(&p->g, pk, x, output, rq, 1, 0, p->act_min, p->act_max);
+        mul_periodic_loop(rows, len, pk, x, output, rq, 1, 0, p->act_min, p->act_max);
     } else {
-        mul_periodic_loop(&p->g, pk, x, output, rq, 0, 0, p->act_min, p->act_max);
+        mul_periodic_loop(rows, len, pk, x, output, rq, 0, 0, p->act_min, p->act_max);
     }
 }
 
