@@ -2,8 +2,10 @@
  * broadcasting, with TFLite ADD's input and output rescaling, run by run (mcus_binary_s8_runs): an
  * operand broadcast along a run is rescaled once per run. With TFLite's left shift of 20 the three
  * rescalings are mcus_small_mbqm (bit-exact); else mcus_add_s8_one's parts. A per-channel operand
- * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic). */
+ * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic), same-shape operands
+ * mcus_add_s8_fast (mcus_add_fast.h). */
 #include "mcus_kernels.h"
+#include "mcus_add_fast.h"
 
 #define SMALL_MAX_LEFT_SHIFT 20      /* (a + offset) << (left_shift + 1) < 2^30: sums fit SMMULR */
 
@@ -130,6 +132,10 @@ void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, con
     const int periodic = mcus_bcast_periodic(&p->g);
     add_consts_t c;
 
+    if (p->g.rank == 1 && p->g.a_stride[0] == 1 && p->g.b_stride[0] == 1 && MCUS_EW_SPECIALISE &&
+        mcus_add_s8_fast(q, a, b, output, p->g.len)) {
+        return;                              /* same shape (a constant bias, an LSTM's) */
+    }
     if ((periodic == 1 && add_periodic(p, a, q->input_multiplier, q->input_shift, q->input_offset,
                                        b, 0, output)) ||
         (periodic == 2 && add_periodic(p, b, q->skip_multiplier, q->skip_shift, q->skip_offset,

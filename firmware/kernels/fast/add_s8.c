@@ -1,127 +1,9 @@
 /* int8 element-wise add (a residual connection, an LSTM gate sum) with TFLite ADD's input and
- * output rescaling, one row per call, bit-exact with mcus_add_s8_one.
- *
- * Fast path, for the parameters TFLite's converter produces (left shift 20, positive multipliers,
- * both inputs rescaled to twice the larger input scale): each input is rescaled with
- * mcus_small_mbqm_pos (SMMLAR, the bias and the rounding's sign in its accumulator) - except the
- * input whose scale is the larger one, whose multiplier is exactly 1/2 (2^30, shift 0): its
- * rescaled value is (v + offset) 2^(left shift - 1), exactly, with no multiply at all. The sum is
- * rescaled the same way with the output zero point in the bias, then saturated (SSAT) and clamped.
- * On a Cortex-M7 about 15 instructions an element (tests/test_fast_elt.py), against 87 for
- * mcus_add_s8_one's 64-bit arithmetic, which stays the path for any other parameters. */
+ * output rescaling, one row per call, bit-exact with mcus_add_s8_one: mcus_add_s8_fast
+ * (../mcus_add_fast.h) where its bounds hold, else mcus_add_s8_one.
+ * mcus_add_s8_fast: about 15 instructions an element on a Cortex-M7, 87 for mcus_add_s8_one. */
 #include "mcus_fast.h"
-
-#define ADD_LEFT_SHIFT 20           /* TFLite's int8 ADD always shifts its inputs left by 20 */
-
-/* The fast path's constants: the rescaling of input b (a's scale is the larger, its multiplier
- * 1/2), a's offset folded into b's bias, and the output rescaling with the zero point. */
-typedef struct {
-    int32_t off_b21;                /* b's offset << (ADD_LEFT_SHIFT + 1) */
-    mcus_small_mbqm_t b, out;       /* b's rescaling (a's offset folded in: ADD_FOLDED), the
-                                     * output's (its zero point in the bias) */
-    int32_t off_a20;                /* a's offset << ADD_LEFT_SHIFT (ADD_UNFOLDED) */
-    int32_t off_ab20;               /* (off_a + off_b) << ADD_LEFT_SHIFT (ADD_HALVES) */
-    int mode;
-} add_fast_t;
-
-/* The fast loops: b rescaled, a's offset in its bias (right_b <= 3); both inputs of one scale
- * (2 h_a + 2 h_b = (a + b + off_a + off_b) 2^20: no multiply); b rescaled, a's offset added. */
-enum { ADD_FOLDED, ADD_HALVES, ADD_UNFOLDED };
-
-/* Whether (multiplier, shift) rescales by exactly 1/2: the larger-scale input's. */
-static int add_half(int32_t multiplier, int32_t shift)
-{
-    return multiplier == (int32_t)1 << 30 && shift == 0;
-}
-
-/*
- * k for an ADD whose input a has the larger scale (rescaled by 1/2: 2 h_a = (a + off_a) 2^20,
- * exactly) and b the smaller or the same (1/2 too, or a right shift of 1 to 22); 0 when the
- * parameters are outside the fast path's bounds. The doubled sum is s2 = 2 h_b + 2 h_a =
- * 2 (h_b + off_a 2^19) + a 2^20; h_b + off_a 2^19 is mcus_small_mbqm_pos with off_a 2^19 added
- * to its result, which is off_a 2^(19 + right) in its bias where that fits in 31 bits
- * (ADD_FOLDED; else off_a 2^20 is added to s2).
- */
-static int add_fast_prepare(add_fast_t *k, const mcus_add_s8_params_t *q, int32_t mult_b,
-                            int32_t shift_b, int32_t off_a, int32_t off_b)
-{
-    mcus_small_mbqm_t b, o;
-    int32_t right_b = 0, bias_b = 0;
-
-    if (q->left_shift != ADD_LEFT_SHIFT || q->output_multiplier <= 0 || q->output_shift > -1 ||
-        !mcus_small_mbqm_prepare(&o, q->output_multiplier, q->output_shift, q->output_offset)) {
-        return 0;
-    }
-    if (add_half(mult_b, shift_b)) {     /* the same scales: h_b = (b + off_b) 2^19 */
-        mult_b = (int32_t)1 << 30;
-        shift_b = 0;
-    } else if (mult_b > 0 && shift_b <= -1 && mcus_small_mbqm_prepare(&b, mult_b, shift_b, 0)) {
-        right_b = b.right;
-        bias_b = b.bias;
-    } else {
-        return 0;
-    }
-    k->off_a20 = (int32_t)((uint32_t)off_a << ADD_LEFT_SHIFT);
-    k->off_ab20 = (int32_t)((uint32_t)(off_a + off_b) << ADD_LEFT_SHIFT);
-    k->mode = right_b == 0 ? ADD_HALVES : right_b + 19 + 8 <= 30 ? ADD_FOLDED : ADD_UNFOLDED;
-    if (k->mode == ADD_FOLDED) {          /* |off_a| <= 255 < 2^8: off_a 2^(19 + right_b) fits */
-        bias_b += off_a * ((int32_t)1 << (19 + right_b));
-    }
-    k->off_b21 = (int32_t)((uint32_t)off_b << (ADD_LEFT_SHIFT + 1));
-    k->b.multiplier = mult_b;
-    k->b.right = right_b;
-    k->b.bias = bias_b;
-    k->out = o;
-    return 1;
-}
-
-/* One row: a of the larger scale; `mode` as k->mode; `clamp`: 0 none beyond int8, 1 the lower
- * bound only (a fused ReLU), 2 both (constants after inlining). */
-MCUS_EW_INLINE void add_row(const add_fast_t *kp, const int8_t *a, const int8_t *b, int8_t *dst,
-                            int32_t n, int mode, int clamp, int32_t lo, int32_t hi)
-{
-    const add_fast_t k = *kp;
-    int8_t *const end = dst + n;
-
-    while (dst != end) {
-        int32_t s2, v, o;
-        if (mode == ADD_HALVES) {
-            const int32_t ab = (int32_t)*a++ + (int32_t)*b++;
-            s2 = k.off_ab20 + (int32_t)((uint32_t)ab << ADD_LEFT_SHIFT);
-        } else {
-            const int32_t x2 = k.off_b21 + (int32_t)((uint32_t)(int32_t)*b++ << (ADD_LEFT_SHIFT + 1));
-            const int32_t hb = mcus_small_mbqm_pos(&k.b, x2, 1);
-            s2 = hb * 2 + (int32_t)((uint32_t)(int32_t)*a++ << ADD_LEFT_SHIFT) +
-                 (mode == ADD_UNFOLDED ? k.off_a20 : 0);
-        }
-        v = mcus_small_mbqm_pos(&k.out, s2, 1);
-#if MCUS_FAST_DSP
-        o = __ssat(v, 8);
-#else
-        o = v < -128 ? -128 : v > 127 ? 127 : v;
-#endif
-        if (clamp >= 1) {
-            o = o < lo ? lo : o;
-        }
-        if (clamp == 2) {
-            o = o > hi ? hi : o;
-        }
-        *dst++ = (int8_t)o;
-    }
-}
-
-/* add_row for one mode, its clamp chosen from the activation range. */
-MCUS_EW_INLINE void add_rows(const add_fast_t *k, const int8_t *a, const int8_t *b, int8_t *dst,
-                             int32_t n, int mode, int32_t lo, int32_t hi)
-{
-    if (hi < 127) {
-        add_row(k, a, b, dst, n, mode, 2, lo, hi);
-    } else if (lo > -128) {
-        add_row(k, a, b, dst, n, mode, 1, lo, 127);
-    } else {
-        add_row(k, a, b, dst, n, mode, 0, -128, 127);
-    }
-}
+#include "mcus_add_fast.h"
 
 void mcus_fast_add_s8(const void *params, const mcus_io_t *io, int32_t row)
 {
@@ -132,29 +14,8 @@ void mcus_fast_add_s8(const void *params, const mcus_io_t *io, int32_t row)
                                                    row, 1);
     int8_t *dst = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
     int32_t n = p->out.w * p->out.c;
-    add_fast_t k;
-    int fast = 0;
 
-    if (MCUS_EW_SPECIALISE) {             /* a: the input of the larger scale (1/2) */
-        if (add_half(q->input_multiplier, q->input_shift)) {
-            fast = add_fast_prepare(&k, q, q->skip_multiplier, q->skip_shift, q->input_offset,
-                                    q->skip_offset);
-        } else if (add_half(q->skip_multiplier, q->skip_shift)) {
-            const int8_t *t = a;
-            a = b;
-            b = t;
-            fast = add_fast_prepare(&k, q, q->input_multiplier, q->input_shift, q->skip_offset,
-                                    q->input_offset);
-        }
-    }
-    if (fast) {
-        if (k.mode == ADD_FOLDED) {
-            add_rows(&k, a, b, dst, n, ADD_FOLDED, q->act_min, q->act_max);
-        } else if (k.mode == ADD_HALVES) {
-            add_rows(&k, a, b, dst, n, ADD_HALVES, q->act_min, q->act_max);
-        } else {
-            add_rows(&k, a, b, dst, n, ADD_UNFOLDED, q->act_min, q->act_max);
-        }
+    if (mcus_add_s8_fast(q, a, b, dst, n)) {
         return;
     }
     for (; n > 0; --n) {
