@@ -10,7 +10,8 @@ clamp on both sides, and an output scale so small that the fast path's bounds fa
 arithmetic). The per-layer profile shows the instructions per element.
 
 ``fc_s8``'s short requantisation (SMMLAR(2 acc, m, (1 + 2 zp) << (r - 1)) >> r, taken where
-``fast.fc_rq_short`` proves it exact): Dense layers of odd sizes whose channels have multipliers of
+``fast.fc_rq_short`` proves it exact) and its paired weights (two channels' sums from one SMLAD,
+where ``layout.s8_fc_paired_ok`` holds; a layer of saturated weights over 661 inputs where not): Dense layers of odd sizes whose channels have multipliers of
 exactly 1/2 (every odd accumulator a tie of the doubling high multiply) and random ones, right shifts
 from 1 to 24, no clamp, a ReLU and both bounds, against the reference generator on the host and in
 QEMU, on random inputs and the extremes; and layers where the proof fails (a right shift of 0,
@@ -136,6 +137,8 @@ def fc_graph(act: str, k: int = 37, oc: int = 13, generic: str = "", seed: int =
     "big" a bias near 2^30 (either makes fc_rq_short false)."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-127, 128, (oc, k)).astype(np.int8)
+    if generic == "wide":        # 128 sum |w| >= 2^23 in every channel: quads not paired
+        w = np.where(w < 0, -127, 127).astype(np.int8)
     bias = rng.integers(-20000, 20000, oc).astype(np.int32)
     mults, shifts = [], []
     for c in range(oc):
@@ -165,18 +168,27 @@ def fc_inputs(k: int = 37, n: int = 3000) -> np.ndarray:
     return x
 
 
-FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big")]
+FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big"),
+            ("relu", "wide")]
+FC_K = {"wide": 661}
+
+
+def fc_case(act: str, generic: str) -> Graph:
+    return fc_graph(act, k=FC_K.get(generic, 37), generic=generic)
 
 
 @pytest.mark.parametrize("act,generic", FC_CASES)
 def test_fc_short_requant_host(tmp_path, act, generic):
     """Fast vs reference generator, bit for bit; plan.json says which requantisation ran."""
-    g = fc_graph(act, generic=generic)
-    assert fast.fc_rq_short(g.ops[0]) == (not generic)
-    check_fast_host(g, fc_inputs(), tmp_path)
+    g = fc_case(act, generic)
+    short = generic in ("", "wide")
+    assert fast.fc_rq_short(g.ops[0]) == short
+    k = g.ops[0].in_shape[0]
+    check_fast_host(g, fc_inputs(k), tmp_path)
     import json
     (layer,) = json.loads((tmp_path / "fast" / "plan.json").read_text())["layers"]
-    assert layer["kernel"] == "fc_s8" and layer["extra"]["rq_short"] == (not generic)
+    assert layer["kernel"] == "fc_s8" and layer["extra"]["rq_short"] == short
+    assert layer["extra"]["paired"] == (generic != "wide")
 
 
 @arm
@@ -184,8 +196,8 @@ def test_fc_short_requant_host(tmp_path, act, generic):
 def test_fc_short_requant_in_qemu_m7(tmp_path, act, generic):
     """The same with SMMLAR and SSAT on an emulated Cortex-M7."""
     from test_codegen_fast import reference
-    g = fc_graph(act, generic=generic)
-    x = fc_inputs(n=400)
+    g = fc_case(act, generic)
+    x = fc_inputs(g.ops[0].in_shape[0], n=400)
     want = reference(g, x, tmp_path)
     em = fast.emit_fast(g, tmp_path / "fast")
     _, meas = run_on("qemu-m7", as_result("mcusearch", em, g, x, want), tmp_path)

@@ -325,7 +325,9 @@ class _Emitter:
                 info.scratch_bytes = _scratch(op, True, f32)
             elif fc:
                 # the input offset folded into the bias (fc_s8.c), int32 wrap-around as the kernels
-                self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_fc_weights(w), 24)))
+                paired = layout.s8_fc_paired_ok(w)
+                fcw = layout.s8_fc_weights_paired(w) if paired else layout.s8_fc_weights(w)
+                self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", fcw, 24)))
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size)
             else:
@@ -347,8 +349,8 @@ class _Emitter:
                 op = _folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
             if fc:
-                info.extra["rq_short"] = rq_short
-                fields = {"c": fields, "rq_short": str(int(rq_short))}
+                info.extra.update(rq_short=rq_short, paired=paired)
+                fields = {"c": fields, "rq_short": str(int(rq_short)), "paired": str(int(paired))}
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
                      ("fc", False): "mcus_fast_fc_s8_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",

@@ -23,6 +23,67 @@
  */
 #include "mcus_fast.h"
 
+/*
+ * a[0..3] = the sums of the first 4 n values of x times the quad's channels, paired layout
+ * (layout.s8_fc_weights_paired): per 4-k chunk and channel pair (c, c + 1) one SMLAD of
+ * (x0, x2) / (x1, x3) with the raw weight word - halfwords 256 w_{c+1} + w_c - into S, and one
+ * with its SXTB16 (w_c) into A: S = 256 sum_{c+1} + sum_c and A = sum_c (mod 2^32), so
+ * sum_{c+1} = (S - A) >> 8, exact while |sum_{c+1}| < 2^23 (the generator checks
+ * 128 sum |w_{c+1}| < 2^23). 19 instructions for 16 MACs (the quad layout: 23).
+ */
+static inline __attribute__((always_inline)) void fc_quad_paired(const int8_t *x, const int8_t *w,
+                                                                 int32_t n, int32_t a[4])
+{
+    int32_t s0 = 0, a0 = 0, s1 = 0, a1 = 0;
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (n) {
+        uint32_t x1, x2, w1, w2, w3, w4;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr    %[x2], [%[x]], #4\n\t"
+            "ldrd   %[w1], %[w2], [%[w]], #8\n\t"
+            "ldrd   %[w3], %[w4], [%[w]], #8\n\t"
+            "sxtb16 %[x1], %[x2]\n\t"
+            "sxtb16 %[x2], %[x2], ror #8\n\t"
+            "smlad  %[s0], %[x1], %[w1], %[s0]\n\t"
+            "sxtb16 %[w1], %[w1]\n\t"
+            "smlad  %[a0], %[x1], %[w1], %[a0]\n\t"
+            "smlad  %[s0], %[x2], %[w2], %[s0]\n\t"
+            "sxtb16 %[w2], %[w2]\n\t"
+            "smlad  %[a0], %[x2], %[w2], %[a0]\n\t"
+            "smlad  %[s1], %[x1], %[w3], %[s1]\n\t"
+            "sxtb16 %[w3], %[w3]\n\t"
+            "smlad  %[a1], %[x1], %[w3], %[a1]\n\t"
+            "smlad  %[s1], %[x2], %[w4], %[s1]\n\t"
+            "sxtb16 %[w4], %[w4]\n\t"
+            "smlad  %[a1], %[x2], %[w4], %[a1]\n\t"
+            "subs   %[n], %[n], #1\n\t"
+            "bne    1b\n\t"
+            : [s0] "+r"(s0), [a0] "+r"(a0), [s1] "+r"(s1), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w),
+              [n] "+r"(n), [x1] "=&r"(x1), [x2] "=&r"(x2), [w1] "=&r"(w1), [w2] "=&r"(w2),
+              [w3] "=&r"(w3), [w4] "=&r"(w4)
+            :
+            : "cc", "memory");
+    }
+#else
+    for (; n > 0; --n) {
+        const uint32_t v = mcus_ld32(x);
+        const uint32_t xe = mcus_sxtb16(v), xo = mcus_sxtb16_ror8(v);
+        const uint32_t w1 = mcus_ld32(w), w2 = mcus_ld32(w + 4), w3 = mcus_ld32(w + 8), w4 = mcus_ld32(w + 12);
+        s0 = mcus_smlad(xo, w2, mcus_smlad(xe, w1, s0));
+        a0 = mcus_smlad(xo, mcus_sxtb16(w2), mcus_smlad(xe, mcus_sxtb16(w1), a0));
+        s1 = mcus_smlad(xo, w4, mcus_smlad(xe, w3, s1));
+        a1 = mcus_smlad(xo, mcus_sxtb16(w4), mcus_smlad(xe, mcus_sxtb16(w3), a1));
+        x += 4;
+        w += 16;
+    }
+#endif
+    a[0] += a0;
+    a[1] += (int32_t)((uint32_t)s0 - (uint32_t)a0) >> 8;
+    a[2] += a1;
+    a[3] += (int32_t)((uint32_t)s1 - (uint32_t)a1) >> 8;
+}
+
 /* What the requantisation of every output reads, in locals (the int8 output stores could alias
  * the parameter block as far as the compiler knows). */
 typedef struct {
@@ -115,7 +176,7 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
 
 /* The whole layer for one requantisation and clamp (constants after inlining). */
 MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8_t *out,
-                             int rq_short, int clamp)
+                             int rq_short, int clamp, int paired)
 {
     const fc_rq_t q = {p->mult, p->shift, p->output_offset, 1 + 2 * (int32_t)p->output_offset,
                        p->act_min, p->act_max};
@@ -132,7 +193,11 @@ MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8
         for (i = 0; i < 4; ++i) {
             a[i] = bias ? bias[c + i] : 0;
         }
-        fc_quad(x, w, nch, a);
+        if (paired) {
+            fc_quad_paired(x, w, nch, a);
+        } else {
+            fc_quad(x, w, nch, a);
+        }
         w += nch * 16;
         for (i = 0; i < 4; ++i) {
             for (t = 0; t < T; ++t) {
@@ -167,11 +232,19 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
     const int clamp = p->act_max < 127 ? 2 : p->act_min > -128 ? 1 : 0;
 
-    if (f->rq_short && clamp == 0) {
-        fc_layer(p, x, out, 1, 0);
+    if (f->rq_short && clamp == 0) {         /* constants: a runtime flag costs registers */
+        if (f->paired) {
+            fc_layer(p, x, out, 1, 0, 1);
+        } else {
+            fc_layer(p, x, out, 1, 0, 0);
+        }
     } else if (f->rq_short) {
-        fc_layer(p, x, out, 1, 2);
+        if (f->paired) {
+            fc_layer(p, x, out, 1, 2, 1);
+        } else {
+            fc_layer(p, x, out, 1, 2, 0);
+        }
     } else {
-        fc_layer(p, x, out, 0, 2);
+        fc_layer(p, x, out, 0, 2, f->paired);
     }
 }
