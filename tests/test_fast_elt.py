@@ -168,6 +168,36 @@ def fc_inputs(k: int = 37, n: int = 3000) -> np.ndarray:
     return x
 
 
+def test_fc_paired_weights_layout():
+    """Per quad and 4-k chunk: pairs (c, c+1), (c+2, c+3), each as words (k0, k2) then (k1, k3)
+    whose halfwords read as int16 are 256 w_{c+1} + w_c; the rest as s8_fc_weights; and when the
+    layout applies."""
+    from mcusearch.convert import layout
+    rng = np.random.default_rng(0)
+    for oc, K in ((8, 32), (6, 45), (9, 40), (4, 128)):
+        W = rng.integers(-127, 128, (oc, K)).astype(np.int8)
+        got = layout.s8_fc_weights_paired(W).astype(np.int64)
+        nq, nch = oc // 4, K // 4
+        off = 0
+        for q in range(nq):
+            for j in range(nch):
+                for pair in range(2):
+                    c0, c1 = 4 * q + 2 * pair, 4 * q + 2 * pair + 1
+                    for ks in ((0, 2), (1, 3)):
+                        for h, k in enumerate(ks):
+                            lo, hi = got[off + 2 * h], got[off + 2 * h + 1]
+                            assert lo == W[c0, 4 * j + k]
+                            assert (lo & 0xFF) + 256 * hi == 256 * int(W[c1, 4 * j + k]) + int(lo)
+                        off += 4
+        assert got[off:].tolist() == layout.s8_fc_weights(W)[off:].tolist()
+        assert layout.s8_fc_paired_ok(W)
+    assert not layout.s8_fc_paired_ok(np.ones((8, 28), np.int8))          # 7 chunks
+    assert not layout.s8_fc_paired_ok(np.full((8, 600), 127, np.int8))    # 128 * 76,200 >= 2^23
+    w = np.ones((4, 32), np.int8)
+    w[0, 0], w[1, 0] = -1, -128                                           # no room for the carry
+    assert not layout.s8_fc_paired_ok(w)
+
+
 FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big"),
             ("relu", "wide")]
 FC_K = {"wide": 661}

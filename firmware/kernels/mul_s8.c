@@ -27,7 +27,7 @@ static int32_t prep_b_shifted(const void *q, int32_t b)
 static int32_t combine_small(const void *q, int32_t pa, int32_t pb)
 {
     const mul_consts_t *c = (const mul_consts_t *)q;
-    return mcus_small_mbqm(&c->rq, pa * pb);
+    return mcus_small_mbqm_pos(&c->rq, pa * pb, 0);      /* TFLite's MUL multiplier is > 0 */
 }
 
 static int32_t prep_b(const void *q, int32_t b)
@@ -113,9 +113,12 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
     const int32_t rows = p->g.dims[0] / reps, len = n * reps;
     int32_t i;
 
-    for (i = 0; i < len; ++i) {
-        pk[2 * i] = (int32_t)((uint32_t)(y[i % n] + y_offset) << rq->left1);
+    for (i = 0; i < n; ++i) {
+        pk[2 * i] = (int32_t)((uint32_t)(y[i] + y_offset) << rq->left1);
         pk[2 * i + 1] = x_offset * pk[2 * i];
+    }
+    for (i = 2 * n; i < 2 * len; ++i) {
+        pk[i] = pk[i - 2 * n];
     }
     if (rq->right >= 1 && full) {
         mul_periodic_loop(rows, len, pk, x, output, rq, 1, 1, -128, 127);
@@ -143,6 +146,17 @@ void mcus_mul_s8(const mcus_mul_s8_params_t *p, const int8_t *a, const int8_t *b
         }
         if (periodic == 2) {
             mul_periodic(p, b, p->b_offset, a, p->a_offset, output, &c.rq);
+            return;
+        }
+        if (p->g.rank == 1 && p->g.a_stride[0] == 1 && p->g.b_stride[0] == 1 &&
+            MCUS_EW_SPECIALISE) {             /* same shape (an LSTM's gates): one run */
+            if (p->act_min <= -128 && p->act_max >= 127) {
+                mcus_binary_s8_run(&c, a, 1, b, 1, output, p->g.len, 1, -128, 127, prep_a,
+                                   prep_b_shifted, combine_small);
+            } else {
+                mcus_binary_s8_run(&c, a, 1, b, 1, output, p->g.len, 0, p->act_min, p->act_max,
+                                   prep_a, prep_b_shifted, combine_small);
+            }
             return;
         }
         mcus_binary_s8_runs(&p->g, &c, a, b, output, p->act_min, p->act_max, prep_a,
