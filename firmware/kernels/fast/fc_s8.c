@@ -232,6 +232,10 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
     const int clamp = p->act_max < 127 ? 2 : p->act_min > -128 ? 1 : 0;
 
+#if defined(__OPTIMIZE_SIZE__)                  /* built for size: one copy of the layer */
+    (void)clamp;
+    fc_layer(p, x, out, f->rq_short, 2, f->paired);
+#else
     if (f->rq_short && clamp == 0) {         /* constants: a runtime flag costs registers */
         if (f->paired) {
             fc_layer(p, x, out, 1, 0, 1);
@@ -247,4 +251,5 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
     } else {
         fc_layer(p, x, out, 0, 2, f->paired);
     }
+#endif
 }
