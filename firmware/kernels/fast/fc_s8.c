@@ -174,6 +174,64 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
 }
 
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__) && MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+/* One output of fc_quad_out: the short requantisation (fc_out), SSAT, the clamp when LO/HI are
+ * given (a fused activation), the byte stored. */
+#define MCUS_FC_OUT(A, CLAMP)                                                                     \
+    "ldrsb  %[s], [%[sp]], #1\n\t"                                                              \
+    "ldr    %[m], [%[mp]], #4\n\t"                                                              \
+    "mvn    %[t], %[s]\n\t"                                                                     \
+    "lsl    %[t], %[zp1], %[t]\n\t"                                                             \
+    "rsb    %[s], %[s], #0\n\t"                                                                 \
+    "lsl    " A ", " A ", #1\n\t"                                                               \
+    "smmlar " A ", " A ", %[m], %[t]\n\t"                                                       \
+    "asr    " A ", " A ", %[s]\n\t"                                                             \
+    "ssat   " A ", #8, " A "\n\t"                                                               \
+    CLAMP                                                                                         \
+    "strb   " A ", [%[op]], #1\n\t"
+/* max(A, lo) and min(A, hi) in byte lane 0 (SSUB8 sets GE per lane, SEL picks per lane; the
+ * byte stored is lane 0): %[lh] holds lo in lane 0 and hi in lane 1. */
+#define MCUS_FC_CLAMP(A)                                                                          \
+    "ssub8  %[t], " A ", %[lh]\n\t"                                                             \
+    "sel    " A ", " A ", %[lh]\n\t"                                                            \
+    "ror    %[t], %[lh], #8\n\t"                                                                \
+    "ssub8  %[m], %[t], " A "\n\t"                                                              \
+    "sel    " A ", " A ", %[t]\n\t"
+
+/* out[c..c+3] from a quad's accumulators with the short requantisation, in one block (in C the
+ * quad's live values leave too few registers: about 22 instructions an output, here 11 + 5 for a
+ * clamp). `clamp`: 0 or 2 as fc_out. */
+static inline __attribute__((always_inline)) void fc_quad_out(const fc_rq_t *q, int32_t c,
+                                                              int8_t *out, const int32_t a[4],
+                                                              int clamp)
+{
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], s, m, t;
+    const int8_t *sp = q->shift + c;
+    const int32_t *mp = q->mult + c;
+    int8_t *op = out + c;
+    const uint32_t lh = ((uint32_t)q->lo & 0xFFu) | ((uint32_t)q->hi & 0xFFu) << 8;
+
+    if (clamp) {
+        __asm__ volatile(MCUS_FC_OUT("%[a0]", MCUS_FC_CLAMP("%[a0]")) MCUS_FC_OUT("%[a1]", MCUS_FC_CLAMP("%[a1]"))
+                         MCUS_FC_OUT("%[a2]", MCUS_FC_CLAMP("%[a2]")) MCUS_FC_OUT("%[a3]", MCUS_FC_CLAMP("%[a3]"))
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [sp] "+r"(sp),
+                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m), [t] "=&r"(t)
+                         : [zp1] "r"(q->zp1), [lh] "r"(lh)
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile(MCUS_FC_OUT("%[a0]", "") MCUS_FC_OUT("%[a1]", "")
+                         MCUS_FC_OUT("%[a2]", "") MCUS_FC_OUT("%[a3]", "")
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [sp] "+r"(sp),
+                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m), [t] "=&r"(t)
+                         : [zp1] "r"(q->zp1)
+                         : "cc", "memory");
+    }
+}
+#define MCUS_FC_QUAD_ASM 1
+#else
+#define MCUS_FC_QUAD_ASM 0
+#endif
+
 /* The whole layer for one requantisation and clamp (constants after inlining). */
 MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8_t *out,
                              int rq_short, int clamp, int paired)
@@ -199,6 +257,18 @@ MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8
             fc_quad(x, w, nch, a);
         }
         w += nch * 16;
+#if MCUS_FC_QUAD_ASM
+        if (rq_short) {
+            for (i = 0; i < 4; ++i) {
+                for (t = 0; t < T; ++t) {
+                    a[i] += xt[t] * wt[t];
+                }
+                wt += T;
+            }
+            fc_quad_out(&q, c, out, a, clamp);
+            continue;
+        }
+#endif
         for (i = 0; i < 4; ++i) {
             for (t = 0; t < T; ++t) {
                 a[i] += xt[t] * wt[t];
