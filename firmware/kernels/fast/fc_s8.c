@@ -175,28 +175,30 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
 }
 
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__) && MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
-/* One output of fc_quad_out: the short requantisation (fc_out), SSAT, the clamp when LO/HI are
+/* One output of fc_quad_out: the short requantisation (fc_out) as ((SMMULR(2 acc, m) >> (r - 1))
+ * + 1 + 2 zp) >> 1 - the same floor((h + (1 + 2 zp) 2^(r-1)) / 2^r), nested floors of divisions
+ * by powers of two composing - which needs two scratch registers, not three; SSAT, the clamp when
  * given (a fused activation), the byte stored. */
 #define MCUS_FC_OUT(A, CLAMP)                                                                     \
     "ldrsb  %[s], [%[sp]], #1\n\t"                                                              \
     "ldr    %[m], [%[mp]], #4\n\t"                                                              \
-    "mvn    %[t], %[s]\n\t"                                                                     \
-    "lsl    %[t], %[zp1], %[t]\n\t"                                                             \
-    "rsb    %[s], %[s], #0\n\t"                                                                 \
+    "mvn    %[s], %[s]\n\t"                                                                     \
     "lsl    " A ", " A ", #1\n\t"                                                               \
-    "smmlar " A ", " A ", %[m], %[t]\n\t"                                                       \
+    "smmulr " A ", " A ", %[m]\n\t"                                                             \
     "asr    " A ", " A ", %[s]\n\t"                                                             \
+    "add    " A ", " A ", %[zp1]\n\t"                                                           \
+    "asr    " A ", " A ", #1\n\t"                                                               \
     "ssat   " A ", #8, " A "\n\t"                                                               \
     CLAMP                                                                                         \
     "strb   " A ", [%[op]], #1\n\t"
 /* max(A, lo) and min(A, hi) in byte lane 0 (SSUB8 sets GE per lane, SEL picks per lane; the
  * byte stored is lane 0): %[lh] holds lo in lane 0 and hi in lane 1. */
 #define MCUS_FC_CLAMP(A)                                                                          \
-    "ssub8  %[t], " A ", %[lh]\n\t"                                                             \
+    "ssub8  %[s], " A ", %[lh]\n\t"                                                             \
     "sel    " A ", " A ", %[lh]\n\t"                                                            \
-    "ror    %[t], %[lh], #8\n\t"                                                                \
-    "ssub8  %[m], %[t], " A "\n\t"                                                              \
-    "sel    " A ", " A ", %[t]\n\t"
+    "ror    %[s], %[lh], #8\n\t"                                                                \
+    "ssub8  %[m], %[s], " A "\n\t"                                                              \
+    "sel    " A ", " A ", %[s]\n\t"
 
 /* out[c..c+3] from a quad's accumulators with the short requantisation, in one block (in C the
  * quad's live values leave too few registers: about 22 instructions an output, here 11 + 5 for a
@@ -205,7 +207,7 @@ static inline __attribute__((always_inline)) void fc_quad_out(const fc_rq_t *q, 
                                                               int8_t *out, const int32_t a[4],
                                                               int clamp)
 {
-    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], s, m, t;
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], s, m;
     const int8_t *sp = q->shift + c;
     const int32_t *mp = q->mult + c;
     int8_t *op = out + c;
@@ -215,14 +217,14 @@ static inline __attribute__((always_inline)) void fc_quad_out(const fc_rq_t *q, 
         __asm__ volatile(MCUS_FC_OUT("%[a0]", MCUS_FC_CLAMP("%[a0]")) MCUS_FC_OUT("%[a1]", MCUS_FC_CLAMP("%[a1]"))
                          MCUS_FC_OUT("%[a2]", MCUS_FC_CLAMP("%[a2]")) MCUS_FC_OUT("%[a3]", MCUS_FC_CLAMP("%[a3]"))
                          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [sp] "+r"(sp),
-                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m), [t] "=&r"(t)
+                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m)
                          : [zp1] "r"(q->zp1), [lh] "r"(lh)
                          : "cc", "memory");
     } else {
         __asm__ volatile(MCUS_FC_OUT("%[a0]", "") MCUS_FC_OUT("%[a1]", "")
                          MCUS_FC_OUT("%[a2]", "") MCUS_FC_OUT("%[a3]", "")
                          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [sp] "+r"(sp),
-                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m), [t] "=&r"(t)
+                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m)
                          : [zp1] "r"(q->zp1)
                          : "cc", "memory");
     }
