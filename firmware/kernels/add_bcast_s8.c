@@ -1,8 +1,11 @@
 /* Element-wise add (and subtract: the second input's multiplier negated) of two int8 tensors with
  * broadcasting, with TFLite ADD's input and output rescaling, run by run (mcus_binary_s8_runs): an
  * operand broadcast along a run is rescaled once per run. With TFLite's left shift of 20 the three
- * rescalings are mcus_small_mbqm (bit-exact); else mcus_add_s8_one's parts. */
+ * rescalings are mcus_small_mbqm (bit-exact); else mcus_add_s8_one's parts. A per-channel operand
+ * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic), same-shape operands
+ * mcus_add_s8_fast (mcus_add_fast.h). */
 #include "mcus_kernels.h"
+#include "mcus_add_fast.h"
 
 #define SMALL_MAX_LEFT_SHIFT 20      /* (a + offset) << (left_shift + 1) < 2^30: sums fit SMMULR */
 
@@ -45,11 +48,100 @@ static int32_t sum_small(const void *q, int32_t sa, int32_t sb)
     return mcus_small_mbqm(&((const add_consts_t *)q)->out, (sa + sb) * 2);
 }
 
+/*
+ * A per-channel operand y (mcus_bcast_periodic) against a contiguous x. Per channel the doubled
+ * rescaled y (exact: mcus_add_s8_input / _skip, whichever role y has, so SUB's negated multiplier
+ * too) is computed once; per element x is rescaled by 1/2 exactly ((x + off) 2^left: its offset
+ * folded into the channel values: `half`) or by mcus_small_mbqm_pos (a positive multiplier), and
+ * the doubled sum by mcus_small_mbqm_pos with the output offset. `full`: no clamp beyond int8.
+ */
+typedef struct {
+    mcus_small_mbqm_t x, out;
+    int32_t x_off1;              /* x's offset << (PERIODIC_LEFT_SHIFT + 1) (not half) */
+} add_periodic_t;
+
+#define PERIODIC_LEFT_SHIFT 20   /* TFLite's (always): a constant makes the shifts immediates */
+
+MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py, const int8_t *x,
+                                      int8_t *output, const add_periodic_t *kp, int half,
+                                      int full, int32_t lo, int32_t hi)
+{
+    const add_periodic_t k = *kp;
+    int32_t r, i;
+
+    for (r = rows; r > 0; --r) {
+        for (i = 0; i < n; ++i) {
+            int32_t s2;
+            if (half) {
+                s2 = py[i] + (int32_t)((uint32_t)(int32_t)*x++ << PERIODIC_LEFT_SHIFT);
+            } else {
+                const int32_t x2 = k.x_off1 + (int32_t)((uint32_t)(int32_t)*x++
+                                                        << (PERIODIC_LEFT_SHIFT + 1));
+                s2 = py[i] + 2 * mcus_small_mbqm_pos(&k.x, x2, 1);
+            }
+            *output++ = mcus_act_s8(mcus_small_mbqm_pos(&k.out, s2, 1), full, lo, hi);
+        }
+    }
+}
+
+/* 1 when the periodic path ran: x of multiplier (mx, sx) and offset ox, y the per-channel
+ * operand, `y_is_input`: y is ADD's first input (else its second). */
+static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, int32_t mx,
+                        int32_t sx, int32_t ox, const int8_t *y, int y_is_input, int8_t *output)
+{
+    const mcus_add_s8_params_t *q = &p->q;
+    const int half = mx == (int32_t)1 << 30 && sx == 0;
+    const int full = q->act_min <= -128 && q->act_max >= 127;
+    int32_t py[MCUS_PERIODIC_MAX];
+    const int32_t n = p->g.dims[1], reps = mcus_periodic_reps(p->g.dims[0], n);
+    const int32_t rows = p->g.dims[0] / reps, len = n * reps;
+    add_periodic_t k;
+    int32_t i;
+
+    k.x.multiplier = k.x.left1 = k.x.right = k.x.bias = k.x.neg = 0;
+    if (q->left_shift != PERIODIC_LEFT_SHIFT || q->output_multiplier <= 0 ||
+        q->output_shift > -1 ||
+        !mcus_small_mbqm_prepare(&k.out, q->output_multiplier, q->output_shift, q->output_offset) ||
+        (!half && (mx <= 0 || sx > -1 || !mcus_small_mbqm_prepare(&k.x, mx, sx, 0)))) {
+        return 0;
+    }
+    k.x_off1 = (int32_t)((uint32_t)ox << (PERIODIC_LEFT_SHIFT + 1));
+    for (i = 0; i < n; ++i) {
+        const int32_t hy = y_is_input ? mcus_add_s8_input(q, y[i]) : mcus_add_s8_skip(q, y[i]);
+        py[i] = 2 * hy + (half ? (int32_t)((uint32_t)ox << PERIODIC_LEFT_SHIFT) : 0);
+    }
+    for (; i < len; ++i) {
+        py[i] = py[i - n];
+    }
+    if (half && full) {
+        add_periodic_loop(rows, len, py, x, output, &k, 1, 1, -128, 127);
+    } else if (full) {
+        add_periodic_loop(rows, len, py, x, output, &k, 0, 1, -128, 127);
+    } else if (half) {
+        add_periodic_loop(rows, len, py, x, output, &k, 1, 0, q->act_min, q->act_max);
+    } else {
+        add_periodic_loop(rows, len, py, x, output, &k, 0, 0, q->act_min, q->act_max);
+    }
+    return 1;
+}
+
 void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, const int8_t *b,
                        int8_t *output)
 {
     const mcus_add_s8_params_t *q = &p->q;
+    const int periodic = mcus_bcast_periodic(&p->g);
     add_consts_t c;
+
+    if (p->g.rank == 1 && p->g.a_stride[0] == 1 && p->g.b_stride[0] == 1 && MCUS_EW_SPECIALISE &&
+        mcus_add_s8_fast(q, a, b, output, p->g.len)) {
+        return;                              /* same shape (a constant bias, an LSTM's) */
+    }
+    if ((periodic == 1 && add_periodic(p, a, q->input_multiplier, q->input_shift, q->input_offset,
+                                       b, 0, output)) ||
+        (periodic == 2 && add_periodic(p, b, q->skip_multiplier, q->skip_shift, q->skip_offset,
+                                       a, 1, output))) {
+        return;
+    }
 
     c.p = *q;                                  /* a local copy: output stores cannot alias it */
     if (q->left_shift >= 0 && q->left_shift <= SMALL_MAX_LEFT_SHIFT &&

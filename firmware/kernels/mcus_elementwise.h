@@ -230,23 +230,26 @@ void mcus_minimum_f32(const mcus_binary_f32_params_t *p, const float *a, const f
 typedef int32_t (*mcus_s8_prep_fn)(const void *q, int32_t v);
 typedef int32_t (*mcus_s8_combine_fn)(const void *q, int32_t pa, int32_t pb);
 
-/* clamp(v, lo, hi) as int8; `full` (a constant after inlining): lo = -128 and hi = 127, one SSAT
- * where the core has it. */
-MCUS_EW_INLINE int8_t mcus_act_s8(int32_t v, int full, int32_t lo, int32_t hi)
+/* clamp(v, lo, hi), an int8 value; `full` (a constant after inlining): lo = -128 and hi = 127.
+ * Where the core has SSAT: one SSAT, then lo and hi where they are narrower. */
+MCUS_EW_INLINE int32_t mcus_act_s8(int32_t v, int full, int32_t lo, int32_t hi)
 {
 #if defined(__ARM_FEATURE_SAT) && defined(__OPTIMIZE__)
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
     if (full) {
-        int32_t r;
-        __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
-        return (int8_t)r;
+        return r;
     }
-#endif
+    r = r < lo ? lo : r;
+    return r > hi ? hi : r;
+#else
     if (full) {
         lo = -128;
         hi = 127;
     }
     v = v < lo ? lo : v;
-    return (int8_t)(v > hi ? hi : v);
+    return v > hi ? hi : v;
+#endif
 }
 
 /* One run; `full`: the activation range is all of int8 (one saturation, no bounds in registers). */
@@ -304,6 +307,41 @@ MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, co
         output += r.n;
         mcus_bcast_runs_next(&r);
     }
+}
+
+/* A per-channel operand: the broadcast is (rows, n) with one operand contiguous and the other
+ * repeating every n elements (strides (0, 1): a (1, 1, C) vector against an (H, W, C) map, as in
+ * squeeze-and-excite gates and un-folded BatchNorm scales). The int8 kernels then prepare that
+ * operand's n values once (at most MCUS_PERIODIC_MAX, in a stack array) and walk the output as one
+ * loop over rows and channels, without the runs' per-run set-up. Returns 1 when b repeats, 2 when
+ * a does, 0 otherwise. */
+#define MCUS_PERIODIC_MAX 64
+
+static inline int mcus_bcast_periodic(const mcus_bcast_t *g)
+{
+    const int32_t n = g->dims[1];
+    if (g->rank != 2 || n > MCUS_PERIODIC_MAX || !MCUS_EW_SPECIALISE) {
+        return 0;
+    }
+    if (g->a_stride[0] == n && g->a_stride[1] == 1 && g->b_stride[0] == 0 && g->b_stride[1] == 1) {
+        return 1;
+    }
+    if (g->b_stride[0] == n && g->b_stride[1] == 1 && g->a_stride[0] == 0 && g->a_stride[1] == 1) {
+        return 2;
+    }
+    return 0;
+}
+
+/* How many rows of a periodic broadcast (rows, n) the kernels treat as one (their prepared table
+ * repeated that many times): the largest divisor of rows whose rows n stay within
+ * MCUS_PERIODIC_MAX, so that short rows (a few channels) do not pay the loop set-up each. */
+static inline int32_t mcus_periodic_reps(int32_t rows, int32_t n)
+{
+    int32_t m = MCUS_PERIODIC_MAX / n;
+    while (m > 1 && rows % m != 0) {
+        --m;
+    }
+    return m < 1 ? 1 : m;
 }
 
 /* int8 ADD and SUB with broadcasting: TFLite ADD's rescaling (mcus_add_s8_one, split into the
@@ -394,11 +432,36 @@ static inline int32_t mcus_smmulr(int32_t a, int32_t b)
 #endif
 }
 
+/* acc + round(a * b / 2^32), ties up: SMMLAR ((acc 2^32 + a b + 2^31) >> 32, the same sum). */
+static inline int32_t mcus_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return acc + mcus_smmulr(a, b);
+#endif
+}
+
 /* MultiplyByQuantizedMultiplier(x, multiplier, shift) + offset, from x2 = x << c->left1. */
 MCUS_EW_INLINE int32_t mcus_small_mbqm(const mcus_small_mbqm_t *c, int32_t x2)
 {
     const int32_t h = mcus_smmulr(x2, c->multiplier);
     return (h + c->bias + ((h >> 31) & c->neg)) >> c->right;
+}
+
+/*
+ * mcus_small_mbqm for a positive multiplier, in one instruction fewer: the rounding's sign test
+ * reads x2 instead of h = SMMULR(x2, m), and the bias enters through SMMLAR's accumulator. With
+ * m > 0, x2 >= 0 gives h >= 0 and x2 < 0 gives h <= 0; they differ only at h = 0 with x2 < 0,
+ * where for right >= 1 the -1 changes nothing ((2^(r-1) - 1 + offset 2^r) >> r = offset, no tie).
+ * `right1` (a constant after inlining): c->right >= 1 (c->neg = -1), so the mask is dropped.
+ */
+MCUS_EW_INLINE int32_t mcus_small_mbqm_pos(const mcus_small_mbqm_t *c, int32_t x2, int right1)
+{
+    const int32_t fix = right1 ? (x2 >> 31) : ((x2 >> 31) & c->neg);
+    return mcus_smmlar(x2, c->multiplier, c->bias + fix) >> c->right;
 }
 
 static inline int32_t mcus_mul_s8_one(const mcus_mul_s8_params_t *p, int32_t a, int32_t b)

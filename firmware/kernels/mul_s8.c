@@ -2,7 +2,8 @@
  * run by run (mcus_binary_s8_runs). Within mcus_small_mbqm's bounds (in practice always:
  * 2^-23 <= s_a s_b / s_out < 2^15) the requantisation is mcus_small_mbqm, its left shift applied
  * to the second operand; else mcus_multiply_by_quantized_multiplier. Both are bit-exact with TFLite
- * (tests/test_ops_elementwise.py: all 65,536 input pairs, every run layout). */
+ * (tests/test_ops_elementwise.py: all 65,536 input pairs, every run layout). A per-channel operand
+ * (mcus_bcast_periodic) takes one loop over the whole output (mul_periodic). */
 #include "mcus_kernels.h"
 
 typedef struct {
@@ -26,7 +27,7 @@ static int32_t prep_b_shifted(const void *q, int32_t b)
 static int32_t combine_small(const void *q, int32_t pa, int32_t pb)
 {
     const mul_consts_t *c = (const mul_consts_t *)q;
-    return mcus_small_mbqm(&c->rq, pa * pb);
+    return mcus_small_mbqm_pos(&c->rq, pa * pb, 0);      /* TFLite's MUL multiplier is > 0 */
 }
 
 static int32_t prep_b(const void *q, int32_t b)
@@ -41,6 +42,93 @@ static int32_t combine(const void *q, int32_t pa, int32_t pb)
            c->output_offset;
 }
 
+/*
+ * A per-channel operand y (mcus_bcast_periodic) against a contiguous x: per channel
+ * P = (y + y_offset) << left1 and K = x_offset P, so the doubled product is x P + K (one MLA),
+ * requantised by mcus_small_mbqm_pos (the multiplier is positive); `right1`: rq->right >= 1,
+ * `full`: no clamp beyond int8 (constants after inlining).
+ */
+MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk, const int8_t *x,
+                                      int8_t *output, const mcus_small_mbqm_t *rq, int right1,
+                                      int full, int32_t lo, int32_t hi)
+{
+    const int32_t *const end = pk + 2 * (n & ~1);
+    const mcus_small_mbqm_t c = *rq;
+    int32_t r;
+
+    for (r = rows; r > 0; --r) {
+        const int32_t *k = pk;
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+        if (full && right1 && k != end) {     /* the common case: 9 instructions an element */
+            int32_t x0, x1, p0, k0, p1, k1;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrsb  %[x0], [%[x]], #1\n\t"
+                "ldrsb  %[x1], [%[x]], #1\n\t"
+                "ldrd   %[p0], %[k0], [%[k]], #8\n\t"
+                "ldrd   %[p1], %[k1], [%[k]], #8\n\t"
+                "mla    %[x0], %[x0], %[p0], %[k0]\n\t"
+                "mla    %[x1], %[x1], %[p1], %[k1]\n\t"
+                "add    %[k0], %[bias], %[x0], asr #31\n\t"
+                "add    %[k1], %[bias], %[x1], asr #31\n\t"
+                "smmlar %[x0], %[x0], %[m], %[k0]\n\t"
+                "smmlar %[x1], %[x1], %[m], %[k1]\n\t"
+                "asr    %[x0], %[x0], %[r]\n\t"
+                "asr    %[x1], %[x1], %[r]\n\t"
+                "ssat   %[x0], #8, %[x0]\n\t"
+                "ssat   %[x1], #8, %[x1]\n\t"
+                "strb   %[x0], [%[o]], #1\n\t"
+                "strb   %[x1], [%[o]], #1\n\t"
+                "cmp    %[k], %[end]\n\t"
+                "bne    1b\n\t"
+                : [x] "+r"(x), [k] "+r"(k), [o] "+r"(output), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                  [p0] "=&r"(p0), [k0] "=&r"(k0), [p1] "=&r"(p1), [k1] "=&r"(k1)
+                : [end] "r"(end), [bias] "r"(c.bias), [m] "r"(c.multiplier), [r] "r"(c.right)
+                : "cc", "memory");
+        }
+#endif
+        while (k != end) {                     /* two channels a step */
+            const int32_t x0 = (int32_t)x[0] * k[0] + k[1];
+            const int32_t x1 = (int32_t)x[1] * k[2] + k[3];
+            output[0] = mcus_act_s8(mcus_small_mbqm_pos(&c, x0, right1), full, lo, hi);
+            output[1] = mcus_act_s8(mcus_small_mbqm_pos(&c, x1, right1), full, lo, hi);
+            x += 2;
+            output += 2;
+            k += 4;
+        }
+        if (n & 1) {
+            *output++ = mcus_act_s8(mcus_small_mbqm_pos(&c, (int32_t)*x++ * k[0] + k[1], right1),
+                                    full, lo, hi);
+        }
+    }
+}
+
+static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t x_offset,
+                         const int8_t *y, int32_t y_offset, int8_t *output,
+                         const mcus_small_mbqm_t *rq)
+{
+    int32_t pk[2 * MCUS_PERIODIC_MAX];
+    const int full = p->act_min <= -128 && p->act_max >= 127;
+    const int32_t n = p->g.dims[1], reps = mcus_periodic_reps(p->g.dims[0], n);
+    const int32_t rows = p->g.dims[0] / reps, len = n * reps;
+    int32_t i;
+
+    for (i = 0; i < n; ++i) {
+        pk[2 * i] = (int32_t)((uint32_t)(y[i] + y_offset) << rq->left1);
+        pk[2 * i + 1] = x_offset * pk[2 * i];
+    }
+    for (i = 2 * n; i < 2 * len; ++i) {
+        pk[i] = pk[i - 2 * n];
+    }
+    if (rq->right >= 1 && full) {
+        mul_periodic_loop(rows, len, pk, x, output, rq, 1, 1, -128, 127);
+    } else if (rq->right >= 1) {
+        mul_periodic_loop(rows, len, pk, x, output, rq, 1, 0, p->act_min, p->act_max);
+    } else {
+        mul_periodic_loop(rows, len, pk, x, output, rq, 0, 0, p->act_min, p->act_max);
+    }
+}
+
 void mcus_mul_s8(const mcus_mul_s8_params_t *p, const int8_t *a, const int8_t *b, int8_t *output)
 {
     mul_consts_t c;
@@ -51,6 +139,26 @@ void mcus_mul_s8(const mcus_mul_s8_params_t *p, const int8_t *a, const int8_t *b
     c.multiplier = p->multiplier;
     c.shift = p->shift;
     if (mcus_small_mbqm_prepare(&c.rq, p->multiplier, p->shift, p->output_offset)) {
+        const int periodic = mcus_bcast_periodic(&p->g);
+        if (periodic == 1) {
+            mul_periodic(p, a, p->a_offset, b, p->b_offset, output, &c.rq);
+            return;
+        }
+        if (periodic == 2) {
+            mul_periodic(p, b, p->b_offset, a, p->a_offset, output, &c.rq);
+            return;
+        }
+        if (p->g.rank == 1 && p->g.a_stride[0] == 1 && p->g.b_stride[0] == 1 &&
+            MCUS_EW_SPECIALISE) {             /* same shape (an LSTM's gates): one run */
+            if (p->act_min <= -128 && p->act_max >= 127) {
+                mcus_binary_s8_run(&c, a, 1, b, 1, output, p->g.len, 1, -128, 127, prep_a,
+                                   prep_b_shifted, combine_small);
+            } else {
+                mcus_binary_s8_run(&c, a, 1, b, 1, output, p->g.len, 0, p->act_min, p->act_max,
+                                   prep_a, prep_b_shifted, combine_small);
+            }
+            return;
+        }
         mcus_binary_s8_runs(&p->g, &c, a, b, output, p->act_min, p->act_max, prep_a,
                             prep_b_shifted, combine_small, 1);
     } else {

@@ -383,7 +383,6 @@ class _Emitter:
                 fields["in"] = self.buf(plan_, t_in, (1, 1, int(op.weights.shape[1])))
             w = np.asarray(op.weights)
             oc = int(w.shape[0])
-            K = int(w.size // oc)
             sparse = self.choose(op, info)
             info.dense_weight_bytes = int(w.size) * self.elem
             fc = not sparse and _fc_kernel(op, f32)
@@ -413,10 +412,11 @@ class _Emitter:
                 info.scratch_bytes = _scratch(op, True, f32)
             elif fc:
                 # the input offset folded into the bias (fc_s8.c), int32 wrap-around as the kernels
-                self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_fc_weights(w), 24)))
+                paired = layout.s8_fc_paired_ok(w)
+                fcw = layout.s8_fc_weights_paired(w) if paired else layout.s8_fc_weights(w)
+                self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", fcw, 24)))
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size)
-                op = _folded_bias(op)
             else:
                 if f32:
                     self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
@@ -440,9 +440,15 @@ class _Emitter:
                         info.extra["rq_table"] = True
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
+            rq_short = fc and fc_rq_short(op)
+            if fc:
+                op = _folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
+            if fc:
+                info.extra.update(rq_short=rq_short, paired=paired)
+                fields = {"c": fields, "rq_short": str(int(rq_short)), "paired": str(int(paired))}
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
-                     ("fc", False): "mcus_fast_conv_s8_t",
+                     ("fc", False): "mcus_fast_fc_s8_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
                      ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
         elif isinstance(op, DepthwiseConv2D):
@@ -524,9 +530,6 @@ class _Emitter:
             if not self.fast_kernel(op):
                 pass                                  # a reference kernel: no scratch
             elif isinstance(op, (Conv2D, Dense)):
-                w = np.asarray(op.weights)
-                oc = int(w.shape[0])
-                K = int(w.size // oc)
                 sparse = self.choose(op, info)
                 info.scratch_bytes = 0 if not sparse and _fc_kernel(op, self.f32) else \
                     _scratch(op, sparse, self.f32)
@@ -571,7 +574,7 @@ class _Emitter:
             + "/* the row schedule: layer index per step */\n" + sched + "\n"
             + "void mcus_model_run(const mcus_input_t *input, mcus_output_t *output)\n{\n"
             + f"    uint16_t row[{n}];\n"
-            + f"    mcus_io_t io;\n    uint32_t i;\n"
+            + "    mcus_io_t io;\n    uint32_t i;\n"
             + f"    for (i = 0; i < {n}u; ++i) {{\n        row[i] = 0;\n    }}\n"
             + "    io.in = input;\n    io.out = output;\n"
             + f"    io.scratch = {scratch_ptr};\n"
@@ -611,6 +614,25 @@ def _fc_kernel(op, f32: bool) -> bool:
     """Whether a Conv2D/Dense with dense weights runs fc_s8 (int8 Dense: no column, no scratch;
     see firmware/kernels/README.md) rather than conv2d_s8."""
     return isinstance(op, Dense) and not f32
+
+
+def fc_rq_short(op: Dense) -> bool:
+    """Whether fc_s8's short requantisation, SMMLAR(2 acc, m, (1 + 2 zp) << (r - 1)) >> r, is
+    TFLite's for every accumulator an int8 input can produce (see fc_s8.c): every right shift r in
+    [1, 24], |acc| < 2^30 (bias plus 255 times the channel's sum of |w|: |x - zp_in| <= 255), and
+    the doubling high multiply plus the bias within 31 bits."""
+    rq = op.requant
+    w = np.abs(np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1))
+    oc = w.shape[0]
+    bias = np.zeros(oc, np.int64) if op.bias is None else np.abs(np.asarray(op.bias, np.int64))
+    acc = bias + 255 * w.sum(axis=1)
+    r = -np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
+    mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
+    if np.any(r < 1) or np.any(r > 24) or np.any(acc >= 2**30):
+        return False
+    high = (acc * mult + 2**30) // 2**31 + 1
+    rounding = np.abs(1 + 2 * int(rq.output_zero_point)) << (r - 1)
+    return bool(np.all(high + rounding < 2**31))
 
 
 def _folded_bias(op: Dense) -> Dense:

@@ -23,7 +23,7 @@ def s8_weights(w: np.ndarray) -> np.ndarray:
     leftovers ([c][t])."""
     W = _rows(w).astype(np.int8)
     oc, K = W.shape
-    nch, T = K // 4, K % 4
+    nch = K // 4
     main = W[:, :nch * 4].reshape(oc, nch, 4)
     npairs = oc // 2
     parts = [main[:2 * npairs].reshape(npairs, 2, nch, 4).transpose(0, 2, 1, 3).reshape(-1)]
@@ -47,6 +47,49 @@ def s8_fc_weights(w: np.ndarray) -> np.ndarray:
     parts = [main[:4 * nq].reshape(nq, 4, nch, 4).transpose(0, 2, 1, 3).reshape(-1),
              main[4 * nq:].reshape(-1), W[:, nch * 4:].reshape(-1)]
     out = np.concatenate(parts).astype(np.int8)
+    assert out.size == W.size
+    return out
+
+
+# Paired quads save 4 instructions a 4-k chunk but cost about 6 a quad after the loop: from 8
+# chunks (K >= 32) on (qemu-m7: an LSTM's 8 -> 64 Dense went from 2,334 to 2,528 instructions).
+FC_PAIRED_MIN_CHUNKS = 8
+
+
+def s8_fc_paired_ok(w: np.ndarray) -> bool:
+    """Whether :func:`s8_fc_weights_paired` applies to dense weights ``w`` (K >= 32); in every quad the
+    second channel of each pair has 128 sum |w| < 2^23 (its sum of raw int8 inputs times weights,
+    recovered from a 24-bit field, is exact) and can take the carry fix-up (no -128 where the
+    first channel's weight is negative)."""
+    W = _rows(w).astype(np.int64)
+    oc, K = W.shape
+    nq, nch = oc // 4, K // 4
+    if nq == 0 or nch < FC_PAIRED_MIN_CHUNKS:
+        return False
+    main = W[:4 * nq, :4 * nch]
+    second = main[1::2]
+    first = main[0::2]
+    return bool(np.all(128 * np.abs(second).sum(axis=1) < 2**23)
+                and not np.any((first < 0) & (second == -128)))
+
+
+def s8_fc_weights_paired(w: np.ndarray) -> np.ndarray:
+    """int8 dense weights for mcus_fast_fc_s8's paired quads (fc_s8.c): per quad and 4-k chunk four
+    words, channel pairs (c, c + 1) and (c + 2, c + 3), each pair as [w_c[k0], v[k0], w_c[k2],
+    v[k2]] then the same for k1, k3, where v = w_{c+1} - (w_c < 0): a halfword (w_c, v) read as
+    int16 is 256 w_{c+1} + w_c. The oc % 4 last channels and the K % 4 leftovers as
+    :func:`s8_fc_weights`."""
+    W = _rows(w).astype(np.int64)
+    oc, K = W.shape
+    nch, nq = K // 4, oc // 4
+    main = W[:4 * nq, :4 * nch].reshape(nq, 2, 2, nch, 4)       # quad, pair, member, chunk, k
+    first, second = main[:, :, 0], main[:, :, 1]
+    second = second - (first < 0)
+    words = np.stack([first, second], axis=-1)                 # quad, pair, chunk, k, member
+    words = words[:, :, :, [0, 2, 1, 3], :].reshape(nq, 2, nch, 2, 4)   # (k0, k2), (k1, k3)
+    quads = words.transpose(0, 2, 1, 3, 4).reshape(-1)         # quad, chunk, pair, word
+    rest = s8_fc_weights(w)[nq * nch * 16:]
+    out = np.concatenate([quads.astype(np.int8), rest]).astype(np.int8)
     assert out.size == W.size
     return out
 

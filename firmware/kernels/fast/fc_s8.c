@@ -10,16 +10,118 @@
  * SXTB16 / SXTB16 ROR 8 into (x0, x2), (x1, x3) - shared by the four channels - then 2 LDRD of
  * weights, 8 SXTB16, 8 SMLAD: 21 instructions (+ SUBS, BNE) for 16 MACs. conv2d_s8 does 10 per 8
  * on a sign-extended column, but the column (2 K int16) and its per-layer requantisation table
- * (20 bytes per output channel) live in io->scratch; here nothing does. Requantisation per output:
- * mcus_rq_make and mcus_rq_apply (TFLite's, bit-exact), zero point, clamp.
+ * (20 bytes per output channel) live in io->scratch; here nothing does.
+ *
+ * Requantisation per output, where the generator found it exact for every channel (rq_short):
+ * TFLite's requantize(acc) + zp = floor((SRDHM(acc, m) + (1 + 2 zp) 2^(r-1)) / 2^r) with
+ * SRDHM(acc, m) = floor((acc m + 2^30) / 2^31) = SMMULR(2 acc, m) for |acc| < 2^30 (the
+ * rounding of gemmlowp's nudged, truncated division is this floor), and the rounding shift's
+ * bias (ties up) and the zero point entering through SMMLAR's accumulator: SMMLAR(2 acc, m,
+ * (1 + 2 zp) << (r - 1)) >> r, r = -shift in [1, 24], the sum within 31 bits (checked per
+ * channel by the generator from the weights and biases). Else mcus_rq_make and mcus_rq_apply
+ * (TFLite's, bit-exact in every case). Then SSAT and the activation's clamp.
  */
 #include "mcus_fast.h"
 
-/* requantize(acc) + zero point of channel c, clamped. */
-static inline int8_t fc_out(const mcus_fast_conv_s8_t *p, int32_t c, int32_t acc)
+/*
+ * a[0..3] = the sums of the first 4 n values of x times the quad's channels, paired layout
+ * (layout.s8_fc_weights_paired): per 4-k chunk and channel pair (c, c + 1) one SMLAD of
+ * (x0, x2) / (x1, x3) with the raw weight word - halfwords 256 w_{c+1} + w_c - into S, and one
+ * with its SXTB16 (w_c) into A: S = 256 sum_{c+1} + sum_c and A = sum_c (mod 2^32), so
+ * sum_{c+1} = (S - A) >> 8, exact while |sum_{c+1}| < 2^23 (the generator checks
+ * 128 sum |w_{c+1}| < 2^23). 19 instructions for 16 MACs (the quad layout: 23).
+ */
+static inline __attribute__((always_inline)) void fc_quad_paired(const int8_t *x, const int8_t *w,
+                                                                 int32_t n, int32_t a[4])
 {
-    const mcus_rq_t q = mcus_rq_make(p->mult[c], p->shift[c], p->output_offset);
-    return (int8_t)mcus_clamp_s8(mcus_rq_apply(&q, acc), p->act_min, p->act_max);
+    int32_t s0 = 0, a0 = 0, s1 = 0, a1 = 0;
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (n) {
+        uint32_t x1, x2, w1, w2, w3, w4;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr    %[x2], [%[x]], #4\n\t"
+            "ldrd   %[w1], %[w2], [%[w]], #8\n\t"
+            "ldrd   %[w3], %[w4], [%[w]], #8\n\t"
+            "sxtb16 %[x1], %[x2]\n\t"
+            "sxtb16 %[x2], %[x2], ror #8\n\t"
+            "smlad  %[s0], %[x1], %[w1], %[s0]\n\t"
+            "sxtb16 %[w1], %[w1]\n\t"
+            "smlad  %[a0], %[x1], %[w1], %[a0]\n\t"
+            "smlad  %[s0], %[x2], %[w2], %[s0]\n\t"
+            "sxtb16 %[w2], %[w2]\n\t"
+            "smlad  %[a0], %[x2], %[w2], %[a0]\n\t"
+            "smlad  %[s1], %[x1], %[w3], %[s1]\n\t"
+            "sxtb16 %[w3], %[w3]\n\t"
+            "smlad  %[a1], %[x1], %[w3], %[a1]\n\t"
+            "smlad  %[s1], %[x2], %[w4], %[s1]\n\t"
+            "sxtb16 %[w4], %[w4]\n\t"
+            "smlad  %[a1], %[x2], %[w4], %[a1]\n\t"
+            "subs   %[n], %[n], #1\n\t"
+            "bne    1b\n\t"
+            : [s0] "+r"(s0), [a0] "+r"(a0), [s1] "+r"(s1), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w),
+              [n] "+r"(n), [x1] "=&r"(x1), [x2] "=&r"(x2), [w1] "=&r"(w1), [w2] "=&r"(w2),
+              [w3] "=&r"(w3), [w4] "=&r"(w4)
+            :
+            : "cc", "memory");
+    }
+#else
+    for (; n > 0; --n) {
+        const uint32_t v = mcus_ld32(x);
+        const uint32_t xe = mcus_sxtb16(v), xo = mcus_sxtb16_ror8(v);
+        const uint32_t w1 = mcus_ld32(w), w2 = mcus_ld32(w + 4), w3 = mcus_ld32(w + 8), w4 = mcus_ld32(w + 12);
+        s0 = mcus_smlad(xo, w2, mcus_smlad(xe, w1, s0));
+        a0 = mcus_smlad(xo, mcus_sxtb16(w2), mcus_smlad(xe, mcus_sxtb16(w1), a0));
+        s1 = mcus_smlad(xo, w4, mcus_smlad(xe, w3, s1));
+        a1 = mcus_smlad(xo, mcus_sxtb16(w4), mcus_smlad(xe, mcus_sxtb16(w3), a1));
+        x += 4;
+        w += 16;
+    }
+#endif
+    a[0] += a0;
+    a[1] += (int32_t)((uint32_t)s0 - (uint32_t)a0) >> 8;
+    a[2] += a1;
+    a[3] += (int32_t)((uint32_t)s1 - (uint32_t)a1) >> 8;
+}
+
+/* What the requantisation of every output reads, in locals (the int8 output stores could alias
+ * the parameter block as far as the compiler knows). */
+typedef struct {
+    const int32_t *mult;
+    const int8_t *shift;
+    int32_t zp, zp1;          /* output zero point; 1 + 2 zp */
+    int32_t lo, hi;           /* activation range */
+} fc_rq_t;
+
+/* requantize(acc) + zero point of channel c, clamped; `clamp` (a constant after inlining): 0 none
+ * beyond int8, 1 the lower bound (a fused ReLU), 2 both. */
+MCUS_EW_INLINE int8_t fc_out(const fc_rq_t *q, int32_t c, int32_t acc, int rq_short, int clamp)
+{
+    int32_t v;
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+    if (rq_short) {
+        const int32_t r = -(int32_t)q->shift[c];
+        v = mcus_smmlar(acc * 2, q->mult[c], (int32_t)((uint32_t)q->zp1 << (r - 1))) >> r;
+    } else
+#else
+    (void)rq_short;
+#endif
+    {
+        const mcus_rq_t rq = mcus_rq_make(q->mult[c], q->shift[c], q->zp);
+        v = mcus_rq_apply(&rq, acc);
+    }
+#if MCUS_FAST_DSP
+    v = __ssat(v, 8);
+#else
+    v = v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
+    if (clamp >= 1) {
+        v = v < q->lo ? q->lo : v;
+    }
+    if (clamp == 2) {
+        v = v > q->hi ? q->hi : v;
+    }
+    return (int8_t)v;
 }
 
 /* a[0..3] += the first 4 n values of x times the quad's channels (chunks of 16 bytes at w). */
@@ -72,11 +174,73 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
 }
 
-void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__) && MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+/* One output of fc_quad_out: the short requantisation (fc_out) as ((SMMULR(2 acc, m) >> (r - 1))
+ * + 1 + 2 zp) >> 1 - the same floor((h + (1 + 2 zp) 2^(r-1)) / 2^r), nested floors of divisions
+ * by powers of two composing - which needs two scratch registers, not three; SSAT, the clamp when
+ * given (a fused activation), the byte stored. */
+#define MCUS_FC_OUT(A, CLAMP)                                                                     \
+    "ldrsb  %[s], [%[sp]], #1\n\t"                                                              \
+    "ldr    %[m], [%[mp]], #4\n\t"                                                              \
+    "mvn    %[s], %[s]\n\t"                                                                     \
+    "lsl    " A ", " A ", #1\n\t"                                                               \
+    "smmulr " A ", " A ", %[m]\n\t"                                                             \
+    "asr    " A ", " A ", %[s]\n\t"                                                             \
+    "add    " A ", " A ", %[zp1]\n\t"                                                           \
+    "asr    " A ", " A ", #1\n\t"                                                               \
+    "ssat   " A ", #8, " A "\n\t"                                                               \
+    CLAMP                                                                                         \
+    "strb   " A ", [%[op]], #1\n\t"
+/* max(A, lo) and min(A, hi) in byte lane 0 (SSUB8 sets GE per lane, SEL picks per lane; the
+ * byte stored is lane 0): %[lh] holds lo in lane 0 and hi in lane 1. */
+#define MCUS_FC_CLAMP(A)                                                                          \
+    "ssub8  %[s], " A ", %[lh]\n\t"                                                             \
+    "sel    " A ", " A ", %[lh]\n\t"                                                            \
+    "ror    %[s], %[lh], #8\n\t"                                                                \
+    "ssub8  %[m], %[s], " A "\n\t"                                                              \
+    "sel    " A ", " A ", %[s]\n\t"
+
+/* out[c..c+3] from a quad's accumulators with the short requantisation, in one block (in C the
+ * quad's live values leave too few registers: about 22 instructions an output, here 11 + 5 for a
+ * clamp). `clamp`: 0 or 2 as fc_out. */
+static inline __attribute__((always_inline)) void fc_quad_out(const fc_rq_t *q, int32_t c,
+                                                              int8_t *out, const int32_t a[4],
+                                                              int clamp)
 {
-    const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
-    const int8_t *x = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
-    int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], s, m;
+    const int8_t *sp = q->shift + c;
+    const int32_t *mp = q->mult + c;
+    int8_t *op = out + c;
+    const uint32_t lh = ((uint32_t)q->lo & 0xFFu) | ((uint32_t)q->hi & 0xFFu) << 8;
+
+    if (clamp) {
+        __asm__ volatile(MCUS_FC_OUT("%[a0]", MCUS_FC_CLAMP("%[a0]")) MCUS_FC_OUT("%[a1]", MCUS_FC_CLAMP("%[a1]"))
+                         MCUS_FC_OUT("%[a2]", MCUS_FC_CLAMP("%[a2]")) MCUS_FC_OUT("%[a3]", MCUS_FC_CLAMP("%[a3]"))
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [sp] "+r"(sp),
+                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m)
+                         : [zp1] "r"(q->zp1), [lh] "r"(lh)
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile(MCUS_FC_OUT("%[a0]", "") MCUS_FC_OUT("%[a1]", "")
+                         MCUS_FC_OUT("%[a2]", "") MCUS_FC_OUT("%[a3]", "")
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [sp] "+r"(sp),
+                           [mp] "+r"(mp), [op] "+r"(op), [s] "=&r"(s), [m] "=&r"(m)
+                         : [zp1] "r"(q->zp1)
+                         : "cc", "memory");
+    }
+}
+#define MCUS_FC_QUAD_ASM 1
+#else
+#define MCUS_FC_QUAD_ASM 0
+#endif
+
+/* The whole layer for one requantisation and clamp (constants after inlining). */
+MCUS_EW_INLINE void fc_layer(const mcus_fast_conv_s8_t *p, const int8_t *x, int8_t *out,
+                             int rq_short, int clamp, int paired)
+{
+    const fc_rq_t q = {p->mult, p->shift, p->output_offset, 1 + 2 * (int32_t)p->output_offset,
+                       p->act_min, p->act_max};
+    const int32_t *const bias = p->bias;
     const int32_t K = p->in.c, oc = p->out.c;
     const int32_t nch = K >> 2, T = K & 3;
     const int8_t *w = p->weights;
@@ -87,20 +251,36 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
     for (; c + 3 < oc; c += 4) {
         int32_t a[4];
         for (i = 0; i < 4; ++i) {
-            a[i] = p->bias ? p->bias[c + i] : 0;
+            a[i] = bias ? bias[c + i] : 0;
         }
-        fc_quad(x, w, nch, a);
+        if (paired) {
+            fc_quad_paired(x, w, nch, a);
+        } else {
+            fc_quad(x, w, nch, a);
+        }
         w += nch * 16;
+#if MCUS_FC_QUAD_ASM
+        if (rq_short) {
+            for (i = 0; i < 4; ++i) {
+                for (t = 0; t < T; ++t) {
+                    a[i] += xt[t] * wt[t];
+                }
+                wt += T;
+            }
+            fc_quad_out(&q, c, out, a, clamp);
+            continue;
+        }
+#endif
         for (i = 0; i < 4; ++i) {
             for (t = 0; t < T; ++t) {
                 a[i] += xt[t] * wt[t];
             }
             wt += T;
-            out[c + i] = fc_out(p, c + i, a[i]);
+            out[c + i] = fc_out(&q, c + i, a[i], rq_short, clamp);
         }
     }
     for (; c < oc; ++c) {                     /* the last oc % 4 channels: 4-byte chunks */
-        int32_t acc = p->bias ? p->bias[c] : 0;
+        int32_t acc = bias ? bias[c] : 0;
         int32_t j;
         for (j = 0; j < nch; ++j) {
             const uint32_t v = mcus_ld32(x + 4 * j), wv = mcus_ld32(w + 4 * j);
@@ -112,6 +292,36 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
             acc += xt[t] * wt[t];
         }
         wt += T;
-        out[c] = fc_out(p, c, acc);
+        out[c] = fc_out(&q, c, acc, rq_short, clamp);
     }
+}
+
+void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
+{
+    const mcus_fast_fc_s8_t *f = (const mcus_fast_fc_s8_t *)params;
+    const mcus_fast_conv_s8_t *p = &f->c;
+    const int8_t *x = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
+    int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
+    const int clamp = p->act_max < 127 ? 2 : p->act_min > -128 ? 1 : 0;
+
+#if defined(__OPTIMIZE_SIZE__)                  /* built for size: one copy of the layer */
+    (void)clamp;
+    fc_layer(p, x, out, f->rq_short, 2, f->paired);
+#else
+    if (f->rq_short && clamp == 0) {         /* constants: a runtime flag costs registers */
+        if (f->paired) {
+            fc_layer(p, x, out, 1, 0, 1);
+        } else {
+            fc_layer(p, x, out, 1, 0, 0);
+        }
+    } else if (f->rq_short) {
+        if (f->paired) {
+            fc_layer(p, x, out, 1, 2, 1);
+        } else {
+            fc_layer(p, x, out, 1, 2, 0);
+        }
+    } else {
+        fc_layer(p, x, out, 0, 2, f->paired);
+    }
+#endif
 }

@@ -214,6 +214,16 @@ typedef struct {
     float act_min, act_max;
 } mcus_fast_avgpool_f32_t;
 
+/* int8 Dense (fc_s8.c): the convolution parameters (a 1 x 1 x K input; the input offset folded
+ * into the bias), whether every channel takes the short requantisation (fc_s8.c: right shifts
+ * of 1 to 24 and accumulators within 2^30, checked by the generator: mcusearch/convert/fast.py,
+ * fc_rq_short), and whether the quads' weights are paired (layout.s8_fc_weights_paired). */
+typedef struct {
+    mcus_fast_conv_s8_t c;
+    uint8_t rq_short;
+    uint8_t paired;
+} mcus_fast_fc_s8_t;
+
 /* Element-wise add of the previous layer's output (in) and an earlier tensor (skip), one row per
  * call. int8: TFLite ADD's rescaling (mcus_add_s8_one in ../mcus_kernels.h, on q). */
 typedef struct {
