@@ -79,7 +79,7 @@ MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py
                                                         << (PERIODIC_LEFT_SHIFT + 1));
                 s2 = py[i] + 2 * mcus_small_mbqm_pos(&k.x, x2, 1);
             }
-            *output++ = mcus_act_s8(mcus_small_mbqm_pos(&k.out, s2, 1), full, lo, hi);
+            *output++ = (int8_t)mcus_act_s8(mcus_small_mbqm_pos(&k.out, s2, 1), full, lo, hi);
         }
     }
 }

@@ -263,16 +263,16 @@ MCUS_EW_INLINE void mcus_binary_s8_run(const void *q, const int8_t *x, int32_t s
     if (sb == 0) {                             /* b broadcast along the run (or both) */
         const int32_t pb = prep_b(q, *y);
         for (i = 0; i < n; ++i) {
-            output[i] = mcus_act_s8(combine(q, prep_a(q, x[i]), pb), full, lo, hi);
+            output[i] = (int8_t)mcus_act_s8(combine(q, prep_a(q, x[i]), pb), full, lo, hi);
         }
     } else if (sa == 0) {                      /* a broadcast along the run */
         const int32_t pa = prep_a(q, *x);
         for (i = 0; i < n; ++i) {
-            output[i] = mcus_act_s8(combine(q, pa, prep_b(q, y[i])), full, lo, hi);
+            output[i] = (int8_t)mcus_act_s8(combine(q, pa, prep_b(q, y[i])), full, lo, hi);
         }
     } else {
         for (i = 0; i < n; ++i) {
-            output[i] = mcus_act_s8(combine(q, prep_a(q, x[i]), prep_b(q, y[i])), full, lo,
+            output[i] = (int8_t)mcus_act_s8(combine(q, prep_a(q, x[i]), prep_b(q, y[i])), full, lo,
                                     hi);
         }
     }
@@ -294,7 +294,7 @@ MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, co
         if (!MCUS_EW_SPECIALISE || !specialise) {
             int32_t i;
             for (i = 0; i < r.n; ++i) {
-                output[i] = mcus_act_s8(combine(q, prep_a(q, a[r.ia + i * r.sa]),
+                output[i] = (int8_t)mcus_act_s8(combine(q, prep_a(q, a[r.ia + i * r.sa]),
                                                 prep_b(q, b[r.ib + i * r.sb])), 0, lo, hi);
             }
         } else if (full) {

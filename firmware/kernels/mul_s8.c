@@ -90,14 +90,14 @@ MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk
         while (k != end) {                     /* two channels a step */
             const int32_t x0 = (int32_t)x[0] * k[0] + k[1];
             const int32_t x1 = (int32_t)x[1] * k[2] + k[3];
-            output[0] = mcus_act_s8(mcus_small_mbqm_pos(&c, x0, right1), full, lo, hi);
-            output[1] = mcus_act_s8(mcus_small_mbqm_pos(&c, x1, right1), full, lo, hi);
+            output[0] = (int8_t)mcus_act_s8(mcus_small_mbqm_pos(&c, x0, right1), full, lo, hi);
+            output[1] = (int8_t)mcus_act_s8(mcus_small_mbqm_pos(&c, x1, right1), full, lo, hi);
             x += 2;
             output += 2;
             k += 4;
         }
         if (n & 1) {
-            *output++ = mcus_act_s8(mcus_small_mbqm_pos(&c, (int32_t)*x++ * k[0] + k[1], right1),
+            *output++ = (int8_t)mcus_act_s8(mcus_small_mbqm_pos(&c, (int32_t)*x++ * k[0] + k[1], right1),
                                     full, lo, hi);
         }
     }
