@@ -188,11 +188,12 @@ def test_weight_layouts_are_permutations(oc, k, seed):
             assert s8[base:base + 4].tolist() == w[c, 4 * j:4 * j + 4].tolist()
         assert s8[nch * 4 * oc + c * T: nch * 4 * oc + (c + 1) * T].tolist() == w[c, 4 * nch:].tolist()
     f = rng.normal(size=(oc, k)).astype(np.float32)
-    f32 = layout.f32_weights(f)                 # groups of 8 channels as [k][8], zero-padded
-    assert f32.size == -(-oc // 8) * 8 * k
-    for c in range(-(-oc // 8) * 8):
+    f32 = layout.f32_weights(f)
+    g = oc // 4
+    for c in range(oc):
         for kk in range(k):
-            assert f32[(c // 8) * k * 8 + kk * 8 + c % 8] == (f[c, kk] if c < oc else 0.0)
+            idx = (c // 4) * k * 4 + kk * 4 + c % 4 if c < 4 * g else 4 * g * k + (c - 4 * g) * k + kk
+            assert f32[idx] == f[c, kk]
 
 
 @settings(max_examples=60, **SETTINGS)

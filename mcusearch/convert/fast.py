@@ -58,7 +58,7 @@ FAST_DIR = KERNELS_DIR / "fast"
 # per k (the sparse kernels' 4-pixel columns cost a little more to build).
 COST = {
     "int8": {"dense_mac": 1.0, "sparse_entry": 2.6, "dense_col": 0.5, "sparse_col": 1.3},
-    "float32": {"dense_mac": 1.15, "sparse_entry": 2.4, "dense_col": 0.5, "sparse_col": 0.5},
+    "float32": {"dense_mac": 1.25, "sparse_entry": 2.4, "dense_col": 0.5, "sparse_col": 0.5},
 }
 SPARSE_MODES = ("auto", "never", "always")
 
@@ -802,8 +802,8 @@ def _scratch(op, sparse: bool, f32: bool) -> int:
     in_c = int(op.in_shape[-1]) if isinstance(op, Conv2D) else K
     if sparse:
         return (4 * in_c + 16 * K) if f32 else (RQ_BYTES * oc + 16 * K + in_c + 16)
-    if f32:                                 # one pixel's column, unless read in place (1 x 1)
-        return 0 if _f32_in_place(op) else 4 * K
+    if f32:
+        return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
     # one block's constants + the columns of int16 (3 side by side on the GEMM path, K % 4 == 0;
     # else 2) + the staged bytes of a window when in_c % 4 != 0 (K + kpad, 4-byte reads), twice:
     # the window, then in k_order
@@ -811,14 +811,6 @@ def _scratch(op, sparse: bool, f32: bool) -> int:
     cols = 3 if K % 4 == 0 else 2
     return (RQ_BYTES * min(oc, RQ_BLOCK) + cols * (4 * (K // 4) + (K % 4)) * 2
             + (2 * ((K + 7) // 4 * 4) if in_c % 4 else 0))
-
-
-def _f32_in_place(op) -> bool:
-    """Whether conv2d_f32 reads every output pixel's column from the input itself: Dense, and
-    1 x 1 convolutions without padding (conv2d_f32.c, column)."""
-    if not isinstance(op, Conv2D):
-        return True
-    return tuple(op.kernel) == (1, 1) and tuple(getattr(op, "pad", (0, 0))) == (0, 0)
 
 
 RQ_BYTES = 20   # sizeof(mcus_rq_t)

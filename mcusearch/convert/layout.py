@@ -94,14 +94,14 @@ def s8_fc_weights_paired(w: np.ndarray) -> np.ndarray:
     return out
 
 
-def f32_weights(w: np.ndarray, group: int = 8) -> np.ndarray:
-    """float conv/dense weights for mcus_fast_conv2d_f32: groups of ``group`` output channels as
-    [k][group], the last group padded with zero channels (ceil(oc / group) * group * K values)."""
+def f32_weights(w: np.ndarray) -> np.ndarray:
+    """float conv/dense weights for mcus_fast_conv2d_f32: groups of 4 channels as [k][4], then
+    every remaining channel as [k]."""
     W = _rows(w).astype(np.float32)
     oc, K = W.shape
-    ng = -(-oc // group)
-    W = np.pad(W, ((0, ng * group - oc), (0, 0)))
-    return W.reshape(ng, group, K).transpose(0, 2, 1).reshape(-1).astype(np.float32)
+    ng = oc // 4
+    parts = [W[:4 * ng].reshape(ng, 4, K).transpose(0, 2, 1).reshape(-1), W[4 * ng:].reshape(-1)]
+    return np.concatenate(parts).astype(np.float32)
 
 
 def dw_groups(channels: int) -> list[int]:

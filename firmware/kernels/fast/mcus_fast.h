@@ -125,9 +125,8 @@ typedef struct {
 
 /*
  * float32 convolution (and Dense, as a 1 x 1 convolution). Weights re-laid out by the generator
- * (mcusearch.convert.layout.f32_weights): groups of 8 output channels as [k][8], the last group
- * padded with zero channels. io->scratch: one pixel's column (K floats; none for Dense and
- * 1 x 1 convolutions without padding, which read the input in place).
+ * (mcusearch.convert.layout.f32_weights): groups of 4 output channels as [k][4], then every
+ * remaining channel as [k].
  */
 typedef struct {
     mcus_buf_t in, out;
