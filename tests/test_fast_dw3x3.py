@@ -1,6 +1,6 @@
 """The int8 depthwise 3 x 3 kernel dwconv3x3_s8 (issue 14): prepared input columns (two kernel
 rows as int16 pairs for SMLAD), one asm block per 4-channel group, per-group data precomputed by
-the generator (fast.dw3x3_s8_groups).
+the generator (fastdata.dw3x3_s8_groups).
 
 The group data against its definition; the kernel choice by shape in plan.json; bit-exact with the
 TFLite interpreter on the host (where it calls dwconv2d_s8) and in QEMU on a Cortex-M7 (the
@@ -20,7 +20,7 @@ import pytest
 import test_convert as tc
 from test_fast_kernels import arm
 from mcusearch.convert import convert, layout
-from mcusearch.convert.fast import DW3_GROUP_WORDS, dw3x3_s8_groups, dw_kernel
+from mcusearch.convert.fastdata import DW3_GROUP_WORDS, dw3x3_s8_groups, dw_kernel
 from mcusearch.convert.frontend import graph_from_tflite
 from mcusearch.convert.graph import DepthwiseConv2D
 

@@ -1,9 +1,9 @@
 """int8 kernels of DS-CNN and MobileNetV1-VWW besides the depthwise one (issue 14):
 
 * the streamed global average pool's 4-channel SXTAB16 row sums (avgpool_global_s8.c, pool_row4);
-* conv2d_s8's stored requantisation constants for narrow rows (fast.conv_s8_rq);
+* conv2d_s8's stored requantisation constants for narrow rows (fastdata.conv_s8_rq);
 * conv2d_s8's direct columns for small-channel layers (im2col_rows_s8) and their K order
-  (fast.k_order).
+  (fastdata.k_order).
 
 Definitions against their formulas; bit-exact with the TFLite interpreter on the host (the
 portable C) and in QEMU on a Cortex-M7, M4 and M33 (the DSP assembly), on odd shapes: channel
@@ -75,7 +75,7 @@ def narrow(seed: int = 8):
 
 def test_conv_rq_table_definition(tmp_path):
     """The stored constants equal gemm_rq's formula (mcus_rq_make's fast form, zp folded)."""
-    from mcusearch.convert.fast import conv_s8_rq
+    from mcusearch.convert.fastdata import conv_s8_rq
     from mcusearch.convert.frontend import graph_from_tflite
     from mcusearch.convert.graph import Conv2D
     d = tmp_path
@@ -126,7 +126,7 @@ def small_c(seed: int = 9):
 
 def test_k_order_definition(tmp_path):
     """Whole words of every kernel row first, then the rows' leftovers (TFLite's order inside)."""
-    from mcusearch.convert.fast import k_order
+    from mcusearch.convert.fastdata import k_order
     from mcusearch.convert.frontend import graph_from_tflite
     from mcusearch.convert.graph import Conv2D
     tfl = tc.to_int8(small_c(), tmp_path / "m.tflite")

@@ -10,7 +10,7 @@ clamp on both sides, and an output scale so small that the fast path's bounds fa
 arithmetic). The per-layer profile shows the instructions per element.
 
 ``fc_s8``'s short requantisation (SMMLAR(2 acc, m, (1 + 2 zp) << (r - 1)) >> r, taken where
-``fast.fc_rq_short`` proves it exact) and its paired weights (two channels' sums from one SMLAD,
+``fastdata.fc_rq_short`` proves it exact) and its paired weights (two channels' sums from one SMLAD,
 where ``layout.s8_fc_paired_ok`` holds; a layer of saturated weights over 661 inputs where not): Dense layers of odd sizes whose channels have multipliers of
 exactly 1/2 (every odd accumulator a tie of the doubling high multiply) and random ones, right shifts
 from 1 to 24, no clamp, a ReLU and both bounds, against the reference generator on the host and in
@@ -30,7 +30,7 @@ import pytest
 import test_convert as tc
 from test_codegen_fast import as_result, check_fast_host, run_on
 from test_fast_kernels import arm
-from mcusearch.convert import fast
+from mcusearch.convert import fast, fastdata
 from mcusearch.convert.graph import Add, Conv2D, Dense, Graph, Requant
 from mcusearch.convert.quant import add_quant, quantize_multiplier
 
@@ -213,7 +213,7 @@ def test_fc_short_requant_host(tmp_path, act, generic):
     """Fast vs reference generator, bit for bit; plan.json says which requantisation ran."""
     g = fc_case(act, generic)
     short = generic in ("", "wide")
-    assert fast.fc_rq_short(g.ops[0]) == short
+    assert fastdata.fc_rq_short(g.ops[0]) == short
     k = g.ops[0].in_shape[0]
     check_fast_host(g, fc_inputs(k), tmp_path)
     import json

@@ -18,7 +18,8 @@ from hypothesis import given, settings
 import test_convert as tc
 from test_codegen_fast import SETTINGS, chains
 from mcusearch.convert import convert, layout
-from mcusearch.convert.fast import _folded_bias, emit_fast
+from mcusearch.convert.fast import emit_fast
+from mcusearch.convert.fastdata import folded_bias
 from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
 from mcusearch.convert.graph import Dense
 from mcusearch.convert.planner import PlanLayer, PlanTensor, check_plan, peak, plan, plan_min
@@ -59,7 +60,7 @@ def test_folded_bias_wraps_like_int32():
                  multiplier=np.array([1 << 30], np.int32), shift=np.array([-1], np.int32))
     op = Dense(name="d", inputs=[0], output=1, in_shape=(4,), out_shape=(2,), weights=w,
                bias=np.array([2**31 - 1, -5], np.int32), requant=rq)
-    got = _folded_bias(op).bias
+    got = folded_bias(op).bias
     want = [(b + 128 * 508 + 2**31) % 2**32 - 2**31 for b in (2**31 - 1, -5)]
     assert got.dtype == np.int32 and got.tolist() == want
     assert op.bias.tolist() == [2**31 - 1, -5]          # the graph's op is left alone

@@ -27,7 +27,6 @@ Besides model.c / model.h the generator writes ``plan.json``: per layer the kern
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -44,6 +43,9 @@ from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, co
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
+from mcusearch.convert.fastdata import (conv_s8_rq, dw3x3_s8_groups, dw_kernel, fc_kernel_applies,
+                                       fc_rq_short, folded_bias, gemm_scratch, k_order, k_padding,
+                                       op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
 from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
@@ -385,7 +387,7 @@ class _Emitter:
             oc = int(w.shape[0])
             sparse = self.choose(op, info)
             info.dense_weight_bytes = int(w.size) * self.elem
-            fc = not sparse and _fc_kernel(op, f32)
+            fc = not sparse and fc_kernel_applies(op, f32)
             kind = "conv2d_sparse" if sparse else "fc" if fc else "conv2d"
             info.kernel = f"{kind}_{self.sfx}"
             info.variant = "sparse" if sparse else "dense"
@@ -409,7 +411,7 @@ class _Emitter:
                                                            layout.s8_sparse_entries(sp), 24)))
                     fields.update(entries="0" if empty else f"{pfx}_e", counts=f"{pfx}_n")
                     info.weight_bytes = sp.entries * 2 + 2 * oc
-                info.scratch_bytes = _scratch(op, True, f32)
+                info.scratch_bytes = gemm_scratch(op, True, f32)
             elif fc:
                 # the input offset folded into the bias (fc_s8.c), int32 wrap-around as the kernels
                 paired = layout.s8_fc_paired_ok(w)
@@ -420,16 +422,16 @@ class _Emitter:
             else:
                 if f32:
                     self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
-                    info.scratch_bytes = _scratch(op, False, True)
+                    info.scratch_bytes = gemm_scratch(op, False, True)
                 else:
-                    kpad = _kpad(op)              # zero weights: K a multiple of 4 (GEMM path)
+                    kpad = k_padding(op)              # zero weights: K a multiple of 4 (GEMM path)
                     w = w.reshape(oc, -1)
                     order = k_order(op)
                     if order is not None:         # kernel rows of whole words first
                         w = w[:, order]
                     w = np.pad(w, ((0, 0), (0, kpad)))
                     self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_weights(w), 24)))
-                    info.scratch_bytes = _scratch(op, False, False)
+                    info.scratch_bytes = gemm_scratch(op, False, False)
                     if kpad:
                         fields["kpad"] = str(kpad)
                         info.extra["kpad"] = kpad
@@ -442,7 +444,7 @@ class _Emitter:
                 info.weight_bytes = int(w.size) * self.elem
             rq_short = fc and fc_rq_short(op)
             if fc:
-                op = _folded_bias(op)
+                op = folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
             if fc:
                 info.extra.update(rq_short=rq_short, paired=paired)
@@ -459,7 +461,7 @@ class _Emitter:
             info.weights = int(w.size)
             info.nonzeros = int(np.count_nonzero(w))
             info.weight_bytes = info.dense_weight_bytes = int(w.size) * self.elem
-            info.scratch_bytes = _op_scratch(op, f32)
+            info.scratch_bytes = op_scratch(op, f32)
             if info.kernel == "dwconv3x3_f32":
                 w = layout.f32_dw3x3_weights(w)
                 info.weight_bytes = int(w.size) * self.elem      # overlapping last group: + 36
@@ -483,7 +485,7 @@ class _Emitter:
             streamed = self.streamed_pool(op)
             info.kernel = f"avgpool_global_{self.sfx}" if streamed else f"avgpool2d_{self.sfx}"
             info.variant = "-"
-            info.scratch_bytes = _op_scratch(op, f32) if not (f32 or streamed) else 0
+            info.scratch_bytes = op_scratch(op, f32) if not (f32 or streamed) else 0
             ptype = f"mcus_fast_avgpool_{self.sfx}_t"
         elif isinstance(op, MaxPool2D):
             fields["g"] = self.win(op)
@@ -531,13 +533,13 @@ class _Emitter:
                 pass                                  # a reference kernel: no scratch
             elif isinstance(op, (Conv2D, Dense)):
                 sparse = self.choose(op, info)
-                info.scratch_bytes = 0 if not sparse and _fc_kernel(op, self.f32) else \
-                    _scratch(op, sparse, self.f32)
+                info.scratch_bytes = 0 if not sparse and fc_kernel_applies(op, self.f32) else \
+                    gemm_scratch(op, sparse, self.f32)
             elif isinstance(op, MaxPool2D) and op.pool[0] > 8:
                 info.scratch_bytes = 4 * op.pool[0]
             elif isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32
                                                      and not self.streamed_pool(op)):
-                info.scratch_bytes = _op_scratch(op, self.f32)
+                info.scratch_bytes = op_scratch(op, self.f32)
             infos.append(info)
         scratch = max((i.scratch_bytes for i in infos), default=0)
         layers, p = plan_min(layers, tensors, scratch)
@@ -610,211 +612,6 @@ def _resizes(op: Concat) -> tuple:
     return getattr(op, "resize", ()) or (None,) * len(op.inputs)
 
 
-def _fc_kernel(op, f32: bool) -> bool:
-    """Whether a Conv2D/Dense with dense weights runs fc_s8 (int8 Dense: no column, no scratch;
-    see firmware/kernels/README.md) rather than conv2d_s8."""
-    return isinstance(op, Dense) and not f32
-
-
-def fc_rq_short(op: Dense) -> bool:
-    """Whether fc_s8's short requantisation, SMMLAR(2 acc, m, (1 + 2 zp) << (r - 1)) >> r, is
-    TFLite's for every accumulator an int8 input can produce (see fc_s8.c): every right shift r in
-    [1, 24], |acc| < 2^30 (bias plus 255 times the channel's sum of |w|: |x - zp_in| <= 255), and
-    the doubling high multiply plus the bias within 31 bits."""
-    rq = op.requant
-    w = np.abs(np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1))
-    oc = w.shape[0]
-    bias = np.zeros(oc, np.int64) if op.bias is None else np.abs(np.asarray(op.bias, np.int64))
-    acc = bias + 255 * w.sum(axis=1)
-    r = -np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
-    mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
-    if np.any(r < 1) or np.any(r > 24) or np.any(acc >= 2**30):
-        return False
-    high = (acc * mult + 2**30) // 2**31 + 1
-    rounding = np.abs(1 + 2 * int(rq.output_zero_point)) << (r - 1)
-    return bool(np.all(high + rounding < 2**31))
-
-
-def _folded_bias(op: Dense) -> Dense:
-    """A copy of an int8 Dense whose bias also holds input_offset * sum(w) per output channel,
-    wrapped to int32 as the kernels' int32 sums wrap (fc_s8.c reads x, not x + input_offset)."""
-    w = np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1)
-    b = np.zeros(w.shape[0], np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
-    total = b - int(op.requant.input_zero_point) * w.sum(axis=1)
-    folded = ((total + 2**31) % 2**32 - 2**31).astype(np.int32)
-    return dataclasses.replace(op, bias=folded)
-
-
-def dw_kernel(op: DepthwiseConv2D, f32: bool) -> str:
-    """The row kernel of a depthwise convolution (depth multiplier 1), chosen by shape (measured
-    figures in firmware/kernels/README.md): float 3 x 3 windows on 4 or more channels take
-    ``dwconv3x3_f32`` (4-channel groups, accumulators in FPU registers, a sliding window over
-    pixel pairs); int8 3 x 3 windows of stride 1 or 2, padding at most 1, on 4 or more channels
-    whose right shifts are all in [1, 24] take ``dwconv3x3_s8`` (prepared columns, two kernel rows
-    per SMLAD, precomputed group data); everything else the generic row kernel ``dwconv2d_*``."""
-    three = tuple(op.kernel) == (3, 3) and op.depth_multiplier == 1 and int(op.out_shape[-1]) >= 4
-    if f32 and three:
-        return "dwconv3x3_f32"
-    if not f32 and three and tuple(op.stride) in ((1, 1), (2, 2)) and max(op.pad) <= 1:
-        shift = np.asarray(op.requant.shift)
-        if np.all((shift <= -1) & (shift >= -24)):
-            return "dwconv3x3_s8"
-    return "dwconv2d_f32" if f32 else "dwconv2d_s8"
-
-
-DW3_GROUP_WORDS = 42     # dwconv3x3_s8.c: DW3_GROUP_WORDS
-
-
-def _wrap32(v: np.ndarray) -> np.ndarray:
-    """int64 values wrapped to int32 (two's complement), as the C kernels' 32-bit words hold them."""
-    return ((np.asarray(v, np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
-
-
-def dw3x3_s8_groups(op: DepthwiseConv2D) -> np.ndarray:
-    """dwconv3x3_s8's per-group words (int32, [groups][42]; groups as layout.dw_groups): the 4
-    initial accumulators bias + input_offset * sum of the 9 weights (channels 0, 2, 1, 3); per
-    kernel column kx the 6 weight words in the order of the kernel's prepared column words, as
-    int16 halves (low, high): (w[0][kx], w[1][kx]) of channels 0 and 2, (w[2][kx] of channel 0,
-    of channel 2), then the same for channels 1 and 3; the 4 channels' mcus_dwrq_t
-    {m, hi, s, lo, k} of MCUS_REQUANT_MODE 0 with zp - act_min in place of zp (mcus_dwrq_make in
-    mcus_fast.h: C - k = 2^30 + (1 + 2 (zp - act_min)) 2^(30 + r) - k, k = 0 on TFLite's vector
-    lanes; the kernel's USAT then leaves clamp(out - act_min, 0, 255))."""
-    w = np.asarray(op.weights).astype(np.int64).reshape(3, 3, -1)
-    ch = w.shape[2]
-    rq = op.requant
-    bias = np.zeros(ch, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
-    mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (ch,))
-    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (ch,))
-    off = -int(rq.input_zero_point)
-    zp = int(rq.output_zero_point) - max(-128, int(op.act[0]))
-    vector = tflite_depthwise_vector_channels(ch)
-
-    def pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return (lo & 0xFFFF) | (hi & 0xFFFF) << 16
-
-    out = []
-    for c in layout.dw_groups(ch):
-        g = w[:, :, c:c + 4]                                    # [ky][kx][4]
-        words = []
-        for kx in range(3):
-            for a, b in ((0, 2), (1, 3)):
-                words += [pair(g[0, kx, a], g[1, kx, a]), pair(g[0, kx, b], g[1, kx, b]),
-                          pair(g[2, kx, a], g[2, kx, b])]
-        init = (bias[c:c + 4] + off * g.sum(axis=(0, 1)))[[0, 2, 1, 3]]
-        rqw = []
-        for j in range(4):
-            r = -int(shift[c + j])
-            k = 0 if c + j < vector else 2**31
-            const = 2**30 + (1 + 2 * zp) * 2**(30 + r) - k
-            rqw += [int(mult[c + j]), const >> 32, r - 1, const & 0xFFFFFFFF, k]
-        out.append(np.concatenate([init, np.array(words, np.int64), np.array(rqw, np.int64)]))
-    groups = _wrap32(np.stack(out))
-    assert groups.shape[1] == DW3_GROUP_WORDS
-    return groups
-
-
-RQ_TABLE_MAX = 640      # conv2d_s8: rows of at most this many MACs a channel read stored constants
-RQ_TABLE_MIN_ROWS = 8   # ... in layers of at least this many output rows
-
-
-def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
-    """conv2d_s8's GEMM-path requantisation constants of every output channel (int32, [oc][5]:
-    mcus_rq_t {m, s, lo, hi, z} as its gemm_rq computes them once a row: s = r - 1,
-    C = hi:lo = 2^30 + (1 + 2 zp) 2^(30 + r), z = the bias, 0 on an odd last channel), stored
-    for layers whose rows are narrow: gemm_rq's ~12 instructions a channel a row are then more
-    than ~2 % of the row's MACs (ow * K <= RQ_TABLE_MAX; DS-CNN's 5-pixel rows), at 20 bytes of
-    flash a channel, which saves 12 * oh / 20 instructions a byte: only for oh >=
-    RQ_TABLE_MIN_ROWS rows (about 5 a byte; MobileNetV2's 3 x 3 maps would pay 25 KiB for 46 k
-    instructions). None where the kernel would not take the GEMM path (activation range not
-    [-128, 127], K + kpad not a multiple of 4, a shift outside [-24, -1]) or rows are wide or
-    few."""
-    if not isinstance(op, Conv2D):
-        return None
-    oc = int(op.out_shape[-1])
-    K = int(np.asarray(op.weights).size // oc) + kpad
-    if ((act["act_min"], act["act_max"]) != ("-128", "127") or K % 4
-            or int(op.out_shape[1]) * K > RQ_TABLE_MAX or int(op.out_shape[0]) < RQ_TABLE_MIN_ROWS):
-        return None
-    rq = op.requant
-    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
-    if not np.all((shift <= -1) & (shift >= -24)):
-        return None
-    s = -1 - shift
-    t = ((1 + 2 * int(rq.output_zero_point)) % 2**32 << s) % 2**32
-    lo = 0x40000000 | (t << 31) % 2**32
-    hi = _wrap32(t) >> 1
-    z = np.zeros(oc, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
-    if oc % 2:
-        z[-1] = 0
-    m = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
-    return _wrap32(np.stack([m, s, lo, hi, z], 1))
-
-
-def _op_scratch(op, f32: bool) -> int:
-    """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
-    per channel (none for dwconv3x3_f32, whose accumulators are registers; dwconv3x3_s8: the
-    (output width - 1) * stride + 3 prepared columns of 24 bytes and a row of input zero points
-    for padding rows, or dwconv2d_s8's accumulators where it falls back to that kernel)."""
-    if isinstance(op, DepthwiseConv2D):
-        kernel = dw_kernel(op, f32)
-        if kernel == "dwconv3x3_f32":
-            return 0
-        if kernel == "dwconv3x3_s8":
-            ch, ow, in_w = int(op.out_shape[-1]), int(op.out_shape[1]), int(op.in_shape[1])
-            wp = (ow - 1) * int(op.stride[1]) + 3
-            return max(4 * ch, 24 * wp + (in_w * ch + 3) // 4 * 4)
-    return 4 * int(op.out_shape[-1])
-
-
-def _kpad(op) -> int:
-    """Zero weights conv2d_s8 appends to each output channel's K values (its kpad): K rounded up
-    to a multiple of 4 when the input's channels are not (the column is staged byte by byte
-    there anyway), so that such layers (3-channel image stems, 1-D sensor convs) take the GEMM
-    path; 0 for Dense and for input channels in multiples of 4 (K is one then)."""
-    if not isinstance(op, Conv2D) or int(op.in_shape[-1]) % 4 == 0:
-        return 0
-    return -int(np.asarray(op.weights)[0].size) % 4
-
-
-def k_order(op) -> np.ndarray | None:
-    """conv2d_s8's K order (indices into TFLite's [ky][kx][c]) of a Conv2D whose kernel rows of
-    rowb = kw * in_c bytes are not whole words: every row's first 4 * (rowb // 4) values, row
-    after row, then every row's rowb % 4 leftovers (the kpad zeros follow), so that the main part
-    of each row is read from the input as words (conv2d_s8.c, im2col_rows_s8 / stage_korder).
-    None where the order is TFLite's (input channels a multiple of 4, rowb a multiple of 4 or
-    less than 4)."""
-    if not isinstance(op, Conv2D) or int(op.in_shape[-1]) % 4 == 0:
-        return None
-    kh, kw, cin = (int(v) for v in np.asarray(op.weights).shape[1:])
-    rowb = kw * cin
-    if rowb % 4 == 0 or rowb < 4:
-        return None
-    idx = np.arange(kh * rowb).reshape(kh, rowb)
-    m = rowb // 4 * 4
-    return np.concatenate([idx[:, :m].ravel(), idx[:, m:].ravel()])
-
-
-def _scratch(op, sparse: bool, f32: bool) -> int:
-    """Bytes of io->scratch a Conv2D/Dense kernel call uses (see the kernels' sources)."""
-    w = np.asarray(op.weights)
-    oc = int(w.shape[0])
-    K = int(w.size // oc)
-    in_c = int(op.in_shape[-1]) if isinstance(op, Conv2D) else K
-    if sparse:
-        return (4 * in_c + 16 * K) if f32 else (RQ_BYTES * oc + 16 * K + in_c + 16)
-    if f32:
-        return 4 * in_c + 16 * K                              # zeros + 4 interleaved columns
-    # one block's constants + the columns of int16 (3 side by side on the GEMM path, K % 4 == 0;
-    # else 2) + the staged bytes of a window when in_c % 4 != 0 (K + kpad, 4-byte reads), twice:
-    # the window, then in k_order
-    K += _kpad(op)
-    cols = 3 if K % 4 == 0 else 2
-    return (RQ_BYTES * min(oc, RQ_BLOCK) + cols * (4 * (K // 4) + (K % 4)) * 2
-            + (2 * ((K + 7) // 4 * 4) if in_c % 4 else 0))
-
-
-RQ_BYTES = 20   # sizeof(mcus_rq_t)
-RQ_BLOCK = 64   # MCUS_RQ_BLOCK: conv2d_s8 requantises output channels in blocks of this many
 
 
 def _aligned(decl: str) -> str:
