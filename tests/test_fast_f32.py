@@ -41,6 +41,24 @@ def conv_chain(seed: int = 11):
     return tc._random_biases(model, seed)
 
 
+def conv_tail_chain(seed: int = 15):
+    """Rows that end in 3 or 2 pixels after the 4-pixel tiles (the 3 x 4 and 2 x 4 tiles), or
+    are only 3 or 2 pixels wide, with channel counts beyond a multiple of 4."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((9, 13, 3)),
+        L.Conv2D(12, 3, strides=2, padding="same", activation="relu", name="stem"),  # 7 = 4 + 3
+        L.Conv2D(9, 1, name="pw9"),                                                  # 7, 9 channels
+        L.Conv2D(8, 3, padding="valid", activation="relu", name="c3v"),              # 5 = 4 + 1
+        L.Conv2D(16, 1, strides=2, activation="relu", name="pw_s2"),                 # 3 wide
+        L.Conv2D(6, (1, 2), padding="valid", name="c12v"),                           # 2 wide, 6 ch
+        L.ReLU(max_value=6.0, name="relu6"),
+        L.Flatten(),
+        L.Dense(5, name="fc"),
+    ])
+    return tc._random_biases(model, seed)
+
+
 def dw_chain(channels: int, width: int, height: int, seed: int = 12):
     """1 x 1 conv -> dw 3 x 3 same relu6 -> dw 3 x 3 stride 2 same relu -> dw 3 x 3 same."""
     tc.tf.keras.utils.set_random_seed(seed)
@@ -90,6 +108,12 @@ def test_conv_chain_host(tmp_path):
     assert set(_kernels(tmp_path).values()) == {"conv2d_f32"}
 
 
+def test_conv_tail_chain_host(tmp_path):
+    conv = _float(conv_tail_chain(), tmp_path, n=50)
+    tc.check(conv, tmp_path)
+    assert set(_kernels(tmp_path).values()) == {"conv2d_f32"}
+
+
 @pytest.mark.parametrize("channels,width,height", DW_SHAPES)
 def test_dw_chain_host(tmp_path, channels, width, height):
     conv = _float(dw_chain(channels, width, height), tmp_path, n=30)
@@ -108,7 +132,7 @@ def test_dw_valid_chain_host(tmp_path, channels, width):
 @pytest.mark.parametrize("board", ["qemu-m7", "qemu-m4", "qemu-m33"])
 def test_f32_chains_in_qemu(tmp_path, board):
     from test_codegen_fast import run_on
-    cases = ([("conv", conv_chain())] + [(f"dw{c}x{w}x{h}", dw_chain(c, w, h)) for c, w, h in DW_SHAPES]
+    cases = ([("conv", conv_chain()), ("tail", conv_tail_chain())] + [(f"dw{c}x{w}x{h}", dw_chain(c, w, h)) for c, w, h in DW_SHAPES]
              + [(f"dwv{c}x{w}", dw_valid_chain(c, w)) for c, w in DW_VALID])
     for name, model in cases:
         d = tmp_path / name
@@ -137,3 +161,20 @@ def test_ds_cnn_shapes_cost_in_qemu_m7(tmp_path):
     per_mac_dw = _layer_cost(dw, tmp_path / "dw", "dw", 25 * 5 * 64 * 9)
     print(f"pointwise {per_mac_pw:.3f}, depthwise {per_mac_dw:.3f} instructions/MAC")
     assert per_mac_pw < 1.5 and per_mac_dw < 2.0, (per_mac_pw, per_mac_dw)
+
+
+@arm
+def test_narrow_rows_cost_in_qemu_m7(tmp_path):
+    """MobileNet's late pointwise layers: rows 6 wide (a 4-pixel tile + a 2-pixel tile) and 3
+    wide (one 3-pixel tile). With a 1-pixel tile per leftover pixel: 1.28 and 1.84 instructions
+    a MAC; with the 2- and 3-pixel tiles 1.19 and 1.39."""
+    tc.tf.keras.utils.set_random_seed(16)
+    model = tc._random_biases(tc.tf.keras.Sequential([
+        L.InputLayer((6, 6, 64)), L.Conv2D(64, 1, activation="relu", name="pw6"),
+        L.Conv2D(64, 1, strides=2, activation="relu", name="pw3")]), 16)
+    from test_codegen_fast import run_on
+    _, m = run_on("qemu-m7", _float(model, tmp_path), tmp_path)
+    pw6, pw3 = (next(c for n, c in m.layer_counts if n.startswith(name)) / macs
+                for name, macs in (("pw6", 36 * 64 * 64), ("pw3", 9 * 64 * 64)))
+    print(f"6 wide {pw6:.3f}, 3 wide {pw3:.3f} instructions/MAC")
+    assert pw6 < 1.25 and pw3 < 1.5, (pw6, pw3)
