@@ -37,10 +37,11 @@ def model_result(model, d: Path, quant: str, probes: np.ndarray, rep: np.ndarray
     int8, quantised with ``rep`` as the representative data set (both reused when present)."""
     from mcusearch.model import ModelResult
     from mcusearch.model.quantize import to_int8_tflite
+    from mcusearch.model.stage import save_keras
     d.mkdir(parents=True, exist_ok=True)
     keras_path = d / "model.h5"
     if not keras_path.exists():
-        model.save(keras_path)
+        save_keras(model, keras_path)
     tfl = None
     if quant == "int8":
         tfl = d / "model_int8.tflite"

@@ -35,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import mcusearch  # noqa: E402,F401  (tf-keras before TensorFlow)
+from mcusearch.log import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()      # TensorFlow's C++ start-up lines kept off the terminal
 import _common  # noqa: E402  (bench/_common.py: model_result, run_one, flash_split)
 from _common import flash_split  # noqa: E402,F401
 

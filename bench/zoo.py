@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
@@ -44,6 +45,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import mcusearch  # noqa: E402,F401  (tf-keras before TensorFlow)
+from mcusearch.log import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()      # TensorFlow's C++ start-up lines kept off the terminal
 from _common import failure, model_result, run_one  # noqa: E402
 
 CONVERTERS = ("mcusearch", "mcusearch-ref", "aidge")
@@ -225,6 +229,8 @@ def main(argv=None) -> int:
     dtypes = _split_arg(args.dtypes, DTYPES, "dtypes")
     converters = _split_arg(args.converters, CONVERTERS, "converters")
     out = args.out.resolve()
+    for noisy in ("tensorflow", "absl", "h5py"):   # tf-keras' notes on loading uncompiled models
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
     records = []
     for name in models:
