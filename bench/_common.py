@@ -46,7 +46,9 @@ def model_result(model, d: Path, quant: str, probes: np.ndarray, rep: np.ndarray
     if quant == "int8":
         tfl = d / "model_int8.tflite"
         if not tfl.exists():
-            _stage("quantize", to_int8_tflite, model, rep, tfl)
+            from mcusearch.log import capture_fd2
+            with capture_fd2():          # the converter's C++ "fully_quantize:" lines
+                _stage("quantize", to_int8_tflite, model, rep, tfl)
     return ModelResult(keras_path=keras_path, tflite_path=tfl, quantization=quant,
                        accuracy=float("nan"), params=model.count_params(), macs=macs,
                        input_shape=tuple(input_shape), class_names=tuple(class_names),
