@@ -438,6 +438,51 @@ def test_random_graphs_in_qemu(tmp_path, board):
             run_on(board, as_result("mcusearch", em, g, x, want), d)
 
 
+def maxpool_graph(seed: int) -> Graph:
+    """int8 max pools with the windows maxpool2d_s8 has own loops for (2 x 2, 3 x 3, 1 x 2,
+    2 x 1), clipped at SAME edges, with and without clamps, on 12 channels (3 groups of 4), then
+    7 (a group of 4 and 3 single channels)."""
+    rng = np.random.default_rng(seed)
+    shape = (9, 10, 12)
+    g = Graph(dtype="int8", input_shape=shape, source=f"max pools seed {seed}")
+    g.input_scale, g.input_zero_point = 0.05, -3
+    zp = -3
+    pools = (((2, 2), (2, 2), "valid", None), ((3, 3), (1, 1), "same", (0, 50)),
+             ((1, 2), (1, 2), "same", (0, 127)), ((2, 1), (2, 1), "same", (-128, 40)))
+    for i, (pool, st_, pmode, act) in enumerate(pools):
+        if pmode == "same":
+            (oh, pt), (ow, pl) = (same_padding(shape[0], pool[0], st_[0]),
+                                  same_padding(shape[1], pool[1], st_[1]))
+        else:
+            oh, ow, pt, pl = valid_size(shape[0], pool[0], st_[0]), valid_size(shape[1], pool[1], st_[1]), 0, 0
+        lo, hi = act or (-128, 127)
+        g.ops.append(MaxPool2D(f"pool{i}", shape, (oh, ow, shape[2]), pool=pool, stride=st_,
+                               padding=pmode, pad=(pt, pl), act=(max(-128, zp + lo), min(127, zp + hi))))
+        shape = g.ops[-1].out_shape
+        if i == 0:       # 12 -> 7 channels: one group of 4, then 3 channels one by one
+            rq = _requant(rng, zp, 7, real_lo=2e-3, real_hi=4e-3)
+            g.ops.append(Conv2D("mix", shape, shape[:2] + (7,),
+                                weights=rng.integers(-127, 128, (7, 1, 1, 12)).astype(np.int8),
+                                bias=None, stride=(1, 1), padding="valid", pad=(0, 0),
+                                requant=rq, act=(-128, 127)))
+            shape = g.ops[-1].out_shape
+            zp = rq.output_zero_point
+    g.ops.append(Reshape("flatten", shape, (int(np.prod(shape)),)))
+    g.output_scale, g.output_zero_point = 0.05, zp
+    return g.link_chain()
+
+
+@arm
+def test_maxpool_windows_in_qemu_m7(tmp_path):
+    """maxpool2d_s8's loops per window shape, bit-exact with the reference kernels."""
+    g = maxpool_graph(3)
+    x = graph_inputs(g, 3, 3)
+    want = reference(g, x, tmp_path)
+    assert len(np.unique(want)) > 20          # the pools pass varied values, not just the clamps
+    em = fast.emit_fast(g, tmp_path / "fast")
+    run_on("qemu-m7", as_result("mcusearch", em, g, x, want), tmp_path)
+
+
 @arm
 @pytest.mark.parametrize("opt", ["-O0", "-Og", "-Os", "-O2"])
 def test_other_opt_levels_in_qemu(tmp_path, opt):
