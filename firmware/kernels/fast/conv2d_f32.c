@@ -63,32 +63,33 @@ MCUS_INLINE float clampf(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
-/* Clamp np pixels x 4 channels of sums (a[4 * pixel + channel]) and store them. */
-MCUS_INLINE void store_tile(float *a, int32_t np, float *dst, int32_t ostride, float lo, float hi)
+/* Clamp np pixels x 4 channels of sums (a[4 * pixel + channel]) and store them: a loop over the
+ * pixels, the 4 channels and the clamp's three forms written out. */
+MCUS_INLINE void store_tile(const float *a, int32_t np, float *dst, int32_t ostride, float lo,
+                            float hi)
 {
-    const int32_t n = 4 * np;
     int32_t i;
-    if (lo > -FLT_MAX) {
-        if (hi < FLT_MAX) {
-            for (i = 0; i < n; ++i) {
-                a[i] = clampf(a[i], lo, hi);
-            }
-        } else {
-            for (i = 0; i < n; ++i) {
-                a[i] = a[i] < lo ? lo : a[i];
-            }
+    if (lo > -FLT_MAX && hi < FLT_MAX) {
+        for (i = 0; i < np; ++i, a += 4, dst += ostride) {
+            dst[0] = clampf(a[0], lo, hi);
+            dst[1] = clampf(a[1], lo, hi);
+            dst[2] = clampf(a[2], lo, hi);
+            dst[3] = clampf(a[3], lo, hi);
         }
-    } else if (hi < FLT_MAX) {
-        for (i = 0; i < n; ++i) {
-            a[i] = a[i] > hi ? hi : a[i];
+    } else if (lo > -FLT_MAX) {
+        for (i = 0; i < np; ++i, a += 4, dst += ostride) {
+            dst[0] = a[0] < lo ? lo : a[0];
+            dst[1] = a[1] < lo ? lo : a[1];
+            dst[2] = a[2] < lo ? lo : a[2];
+            dst[3] = a[3] < lo ? lo : a[3];
         }
-    }
-    for (i = 0; i < np; ++i) {
-        float *d = dst + i * ostride;
-        d[0] = a[4 * i + 0];
-        d[1] = a[4 * i + 1];
-        d[2] = a[4 * i + 2];
-        d[3] = a[4 * i + 3];
+    } else {
+        for (i = 0; i < np; ++i, a += 4, dst += ostride) {
+            dst[0] = a[0] > hi ? hi : a[0];
+            dst[1] = a[1] > hi ? hi : a[1];
+            dst[2] = a[2] > hi ? hi : a[2];
+            dst[3] = a[3] > hi ? hi : a[3];
+        }
     }
 }
 
@@ -233,11 +234,7 @@ static void tile_p4(const float *col, const float *w, int32_t K, int32_t np, con
         w += 4;
     }
 #endif
-    if (np == 3) { /* constant counts: the clamps and stores unrolled */
-        store_tile(a, 3, dst, ostride, lo, hi);
-    } else {
-        store_tile(a, 2, dst, ostride, lo, hi);
-    }
+    store_tile(a, np, dst, ostride, lo, hi);
 }
 
 /* 1 pixel x 4 channels. col: [K]; w: [K][4]. */
