@@ -66,14 +66,16 @@ def mono_chain(seed: int = 10):
 
 def edge_chain(seed: int = 11):
     """Input channels in multiples of 4 at the input's edges (im2col_s8's runs of words and
-    zeros): a 5 x 5 SAME window wider and taller than a 4 x 3 input (padding on both sides of
-    a row, padding rows, no window inside: every column built at the edges), then a 3 x 3 SAME
-    layer of 8 channels whose inner pixels take im2col_rows_s8 (K = 72)."""
+    zeros): a 5 x 7 SAME window taller and wider than a 4 x 4 input (padding rows, padding on
+    both sides of a row, no window inside: every column built at the edges), a 3 x 3 SAME layer
+    whose inner pixels take im2col_rows_s8, then a pointwise layer of an even channel count on
+    4 pixels a row (pw_gemm_row's 3, then a single pixel)."""
     tc.tf.keras.utils.set_random_seed(seed)
     model = tc.tf.keras.Sequential([
-        L.InputLayer((4, 3, 8)),
-        L.Conv2D(8, 5, padding="same", activation="relu", name="c5"),             # 200, 3 wide
-        L.Conv2D(6, 3, padding="same", name="c3"),                                 # 72
+        L.InputLayer((4, 4, 8)),
+        L.Conv2D(8, (5, 7), padding="same", activation="relu", name="c57"),       # 280
+        L.Conv2D(8, 3, padding="same", name="c3"),                                 # 72
+        L.Conv2D(6, 1, activation="relu", name="pw6"),                             # 8
     ])
     return tc._random_biases(model, seed)
 

@@ -917,6 +917,33 @@ static void gemm_init(gemm_t *t, const int16_t *col, const int8_t *w, const mcus
     t->q = rq;
 }
 
+#if MCUS_PW_COLS
+/*
+ * A pointwise row on the GEMM path (the block's state t, an even channel count): per 3 pixels
+ * (2 for the last pair) pw_cols then gemm_run, in a loop of its own (~25 instructions a call
+ * beside them; inside mcus_fast_conv2d_s8, whose state GCC keeps on the stack, ~75). Returns the
+ * pixels done: all but a last single one.
+ */
+static __attribute__((noinline)) int32_t pw_gemm_row(gemm_t *t, const int8_t *src, int32_t in_c,
+                                                     int32_t ow, int32_t oc, int8_t *dst,
+                                                     uint32_t off2)
+{
+    const int32_t nch = in_c >> 2;
+    int16_t *const col = (int16_t *)t->col;
+    int32_t ox = 0;
+    while (ow - ox >= 2) {
+        const int32_t np = ow - ox >= 3 ? 3 : 2;
+        pw_cols(src, in_c, col, np, off2);
+        t->xend = col + nch * (np == 3 ? 12 : 8);
+        t->dst = dst;
+        gemm_run(t, np, nch);
+        src += np * in_c;
+        dst += np * oc;
+        ox += np;
+    }
+    return ox;
+}
+#endif
 #define MCUS_CONV_GEMM 1
 #else
 #define MCUS_CONV_GEMM 0
@@ -1057,7 +1084,13 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
             gemm_init(&gt, col, p->weights + c0 * K, q, oc, cb >> 1);
         }
 #endif
-        for (ox = 0; ox < ow; ox += np) {
+        ox = 0;
+#if MCUS_CONV_GEMM && MCUS_PW_COLS
+        if (gemm && pw && (cb & 1) == 0) {
+            ox = pw_gemm_row(&gt, pw_row, p->in.c, ow, oc, out + c0, pw_off2);
+        }
+#endif
+        for (; ox < ow; ox += np) {
             /* pixel triples on the GEMM path, else pairs; a last pair or single pixel */
             np = fast == 2 && ow - ox >= 3 ? 3 : ow - ox >= 2 ? 2 : 1;
 #if MCUS_PW_COLS
