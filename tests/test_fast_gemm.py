@@ -1,6 +1,6 @@
 """conv2d_s8's GEMM path (issue 14): 2 pixels x 2 output channels per inner loop, the bias and the
 requantisation constants of a channel read once per pixel pair (firmware/kernels/fast/conv2d_s8.c,
-gemm_pairs). Taken on DSP cores when K % 4 == 0 and every channel's zero point folds into its
+gemm_run). Taken on DSP cores when K % 4 == 0 and every channel's zero point folds into its
 rounding constant; other layers keep the older paths.
 
 Bit-exact with the TFLite interpreter on the host (the portable C paths) and in QEMU on a Cortex-M7
@@ -64,6 +64,22 @@ def mono_chain(seed: int = 10):
     return tc._random_biases(model, seed)
 
 
+def edge_chain(seed: int = 11):
+    """Input channels in multiples of 4 at the input's edges (im2col_s8's runs of words and
+    zeros): a 5 x 7 SAME window taller and wider than a 4 x 4 input (padding rows, padding on
+    both sides of a row, no window inside: every column built at the edges), a 3 x 3 SAME layer
+    whose inner pixels take im2col_rows_s8, then a pointwise layer of an even channel count on
+    4 pixels a row (pw_gemm_row's 3, then a single pixel)."""
+    tc.tf.keras.utils.set_random_seed(seed)
+    model = tc.tf.keras.Sequential([
+        L.InputLayer((4, 4, 8)),
+        L.Conv2D(8, (5, 7), padding="same", activation="relu", name="c57"),       # 280
+        L.Conv2D(8, 3, padding="same", name="c3"),                                 # 72
+        L.Conv2D(6, 1, activation="relu", name="pw6"),                             # 8
+    ])
+    return tc._random_biases(model, seed)
+
+
 def pointwise(seed: int = 8):
     """DS-CNN's pointwise shape: 25 x 5 x 64 -> 64 channels (K = 64)."""
     tc.tf.keras.utils.set_random_seed(seed)
@@ -96,7 +112,7 @@ def test_kpad_chains_host_bit_exact(tmp_path, chain, kpads):
 @arm
 def test_gemm_chain_in_qemu_m7(tmp_path):
     from test_codegen_fast import run_on
-    for chain in (gemm_chain, stem_chain, mono_chain):
+    for chain in (gemm_chain, stem_chain, mono_chain, edge_chain):
         d = tmp_path / chain.__name__
         d.mkdir()
         conv = _int8(chain(), d, n=tc.N_PROBE)

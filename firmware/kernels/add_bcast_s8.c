@@ -70,7 +70,42 @@ MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py
     int32_t r, i;
 
     for (r = rows; r > 0; --r) {
-        for (i = 0; i < n; ++i) {
+        i = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+        if (!half && full && n >= 2) {
+            /* x rescaled, no clamp beyond int8: two elements a step, 13 instructions an element
+             * (14 in GCC's loop): per element LDRSB, LDR y, the rescaling of x (ADD, ADD sign,
+             * SMMLAR, ASR), ADD, the output's (ADD sign, SMMLAR, ASR, SSAT), STRB */
+            const int32_t *y = py, *const end = py + (n & ~1);
+            int32_t t0, t1, t2;
+#define ADD_PERIODIC_ONE                                                                          \
+            "ldrsb  %[t0], [%[x]], #1\n\t"                                                          \
+            "ldr    %[t1], [%[y]], #4\n\t"                                                          \
+            "add    %[t0], %[xo], %[t0], lsl #21\n\t"                                               \
+            "add    %[t2], %[xb], %[t0], asr #31\n\t"                                               \
+            "smmlar %[t0], %[t0], %[xm], %[t2]\n\t"                                                 \
+            "asr    %[t0], %[t0], %[xr]\n\t"                                                        \
+            "add    %[t0], %[t1], %[t0], lsl #1\n\t"                                                \
+            "add    %[t1], %[ob], %[t0], asr #31\n\t"                                               \
+            "smmlar %[t0], %[t0], %[om], %[t1]\n\t"                                                 \
+            "asr    %[t0], %[t0], %[or]\n\t"                                                        \
+            "ssat   %[t0], #8, %[t0]\n\t"                                                           \
+            "strb   %[t0], [%[o]], #1\n\t"
+            __asm__ volatile("1:\n\t" ADD_PERIODIC_ONE ADD_PERIODIC_ONE
+                             "cmp    %[y], %[end]\n\t"
+                             "bne    1b\n\t"
+                             : [x] "+r"(x), [y] "+r"(y), [o] "+r"(output), [t0] "=&r"(t0),
+                               [t1] "=&r"(t1), [t2] "=&r"(t2)
+                             : [end] "r"(end), [xo] "r"(k.x_off1), [xb] "r"(k.x.bias),
+                               [xm] "r"(k.x.multiplier), [xr] "r"(k.x.right),
+                               [ob] "r"(k.out.bias), [om] "r"(k.out.multiplier),
+                               [or] "r"(k.out.right)
+                             : "cc", "memory");
+#undef ADD_PERIODIC_ONE
+            i = n & ~1;
+        }
+#endif
+        for (; i < n; ++i) {
             int32_t s2;
             if (half) {
                 s2 = py[i] + (int32_t)((uint32_t)(int32_t)*x++ << PERIODIC_LEFT_SHIFT);

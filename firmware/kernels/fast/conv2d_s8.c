@@ -9,6 +9,14 @@
  * 16 MACs. The K % 4 leftover values take a scalar loop. Requantisation: mcus_rq_apply (SMLAL and
  * a shift, see mcus_fast.h), with the per-channel constants computed once per row
  * and block of at most MCUS_RQ_BLOCK output channels.
+ *
+ * Columns: a pointwise layer's from one loop over the pixels' runs (pw_cols); a window whose
+ * kernel rows are all inside the input from the rows' words (im2col_rows_s8: per kernel row 5
+ * instructions and 6 a word, any input channels); the input's edges by im2col_s8 (channels in
+ * multiples of 4: per kernel row one run of words and the padding's zeros, ~12 instructions a
+ * row on top of 6 a word and 3 a padding chunk; else staged). On the GEMM path the caller runs
+ * the block's channel pairs (gemm_run) with its state set once per block: a 3 x 3 layer of 4 to 8
+ * channels (K = 36) costs 1.7 instructions a MAC, a 1 x 1 one of 8 to 8 (K = 8) 2.7.
  */
 #include "mcus_fast.h"
 
@@ -272,56 +280,93 @@ static void im2col_rows_s8(const rows_t *t, uint32_t off2, int16_t *col, int32_t
 }
 #endif
 
+/* n (>= 0) 4-value chunks from src into the column at dst (np columns side by side: np * 8 bytes
+ * a chunk; np 2 or 3 on DSP cores, the GEMM path's layouts): LDR, SXTAB16 x 2 (+ offset), STRD */
+static inline uint32_t *col_copy(uint32_t *dst, const int8_t *src, int32_t n, int32_t np,
+                                 uint32_t off2)
+{
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (n > 0) {
+        uint32_t v, t0, t1;
+        if (np == 2) {
+            MCUS_S8_COL_LOOP("16");
+        } else {
+            MCUS_S8_COL_LOOP("24");
+        }
+    }
+#else
+    for (; n > 0; --n) {
+        const uint32_t v = mcus_ld32(src);
+        src += 4;
+        dst[0] = mcus_sxtab16(off2, v);
+        dst[1] = mcus_sxtab16_ror8(off2, v);
+        dst += np * 2;
+    }
+#endif
+    return dst;
+}
+
+/* n (>= 0) chunks of zeros (padding) into the column at dst, as col_copy */
+static inline uint32_t *col_zero(uint32_t *dst, int32_t n, int32_t np)
+{
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    if (n > 0) {
+        const uint32_t z = 0;
+        if (np == 2) {
+            __asm__ volatile("1:\n\t"
+                             "strd    %[z], %[z], [%[d]], #16\n\t"
+                             "subs    %[n], %[n], #1\n\t"
+                             "bne     1b\n\t"
+                             : [d] "+r"(dst), [n] "+r"(n) : [z] "r"(z) : "cc", "memory");
+        } else {
+            __asm__ volatile("1:\n\t"
+                             "strd    %[z], %[z], [%[d]], #24\n\t"
+                             "subs    %[n], %[n], #1\n\t"
+                             "bne     1b\n\t"
+                             : [d] "+r"(dst), [n] "+r"(n) : [z] "r"(z) : "cc", "memory");
+        }
+    }
+#else
+    for (; n > 0; --n) {
+        dst[0] = 0;
+        dst[1] = 0;
+        dst += np * 2;
+    }
+#endif
+    return dst;
+}
+
 /* One output pixel's column: chunk j at col + j * 4 * np + pix * 4, leftovers at
- * col + nch * 4 * np + pix * T. */
+ * col + nch * 4 * np + pix * T. Input channels a multiple of 4: per kernel row, the window's
+ * columns inside the input are one run of whole words of the input row (col_copy), the padding
+ * columns before and after it zeros (col_zero); a padding row all zeros. About 30 instructions
+ * a pixel and 12 a kernel row on top of the words' (the pixels at the input's edges: the others
+ * take im2col_rows_s8). */
 static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int32_t ox,
                       int16_t *col, int32_t np, int32_t pix)
 {
-    const int32_t in_h = p->in.h, in_w = p->in.w, in_c = p->in.c;
-    const int32_t kh = p->g.kh, kw = p->g.kw;
-    const int32_t off = p->input_offset;
+    const int32_t in_c = p->in.c, kh = p->g.kh, kw = p->g.kw;
     const int32_t y0 = oy * p->g.sh - p->g.pt, x0 = ox * p->g.sw - p->g.pl;
-    int32_t ky, kx;
 
     if ((in_c & 3) == 0) {
-        const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
+        const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+        const int32_t in_h = p->in.h, in_w = p->in.w, words = in_c >> 2;
+        const int32_t a = x0 < 0 ? (-x0 < kw ? -x0 : kw) : 0;          /* first kx inside */
+        const int32_t b = x0 + kw > in_w ? in_w - x0 : kw;              /* kx end inside */
+        const int32_t lead = a * words, mid = b > a ? (b - a) * words : 0;
+        const int32_t trail = kw * words - lead - mid;
+        const int32_t xoff = (x0 + a) * in_c;
         uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
-        const int32_t words = in_c >> 2;
-        for (ky = 0; ky < kh; ++ky) {
-            const int32_t iy = y0 + ky;
-            const int8_t *row = (iy >= 0 && iy < in_h) ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1) : 0;
-            for (kx = 0; kx < kw; ++kx) {
-                const int32_t ix = x0 + kx;
-                int32_t n;
-                if (row && ix >= 0 && ix < in_w) {
-                    const int8_t *src = row + ix * in_c;
-#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
-                    if (np == 2 || np == 3) {
-                        uint32_t v, t0, t1;
-                        n = words;
-                        if (np == 2) {
-                            MCUS_S8_COL_LOOP("16");
-                        } else {
-                            MCUS_S8_COL_LOOP("24");
-                        }
-                        continue;
-                    }
-#endif
-                    for (n = words; n > 0; --n) {
-                        const uint32_t v = mcus_ld32(src);
-                        src += 4;
-                        dst[0] = mcus_sxtab16(off2, v);
-                        dst[1] = mcus_sxtab16_ror8(off2, v);
-                        dst += np * 2;
-                    }
-                } else {
-                    for (n = words; n > 0; --n) {
-                        dst[0] = 0;
-                        dst[1] = 0;
-                        dst += np * 2;
-                    }
-                }
+        int32_t iy;
+        for (iy = y0; iy < y0 + kh; ++iy) {
+            if (iy < 0 || iy >= in_h) {
+                dst = col_zero(dst, kw * words, np);
+                continue;
             }
+            dst = col_zero(dst, lead, np);
+            dst = col_copy(dst, (const int8_t *)mcus_row_ptr(&p->in, (void *)in, iy, 1) + xoff,
+                           mid, np, off2);
+            dst = col_zero(dst, trail, np);
         }
         return;
     }
@@ -834,38 +879,95 @@ static int32_t gemm_rq(const mcus_fast_conv_s8_t *p, mcus_rq_t *rq, int32_t c0, 
     return 1;
 }
 
-/* All channel pairs of the block for np (1, 2 or 3) pixels whose columns are in col (np columns
- * side by side for np = 3, two for np = 1 and 2). */
-static void gemm_pairs(const int16_t *col, int32_t np, const int8_t *w, const mcus_rq_t *rq,
-                       int8_t *dst, int32_t ostride, int32_t npairs, int32_t nch)
+/* The GEMM asm for np (1, 2 or 3) pixels whose columns are in t->col (np columns side by side for
+ * np = 3, two for np = 1 and 2) and nch 4-k chunks; t is left as it was. */
+static __attribute__((noinline)) void gemm_run(const gemm_t *t, int32_t np, int32_t nch)
 {
-    gemm_t t;
-    t.col = col;
-    t.xend = col + nch * (np == 3 ? 12 : 8);
-    t.qend = rq + 2 * npairs;
-    t.dst = dst;
-    t.ostride = ostride;
-    t.unused = 0;
-    t.w = w;
-    t.q = rq;
     if (np == 3) {
         if (nch & 1) {
-            GEMM_ASM(GEMM32("b 2f\n\t"), &t);
+            GEMM_ASM(GEMM32("b 2f\n\t"), t);
         } else {
-            GEMM_ASM(GEMM32(""), &t);
+            GEMM_ASM(GEMM32(""), t);
         }
     } else if (np == 2) {
         if (nch & 1) {
-            GEMM_ASM(GEMM22("b 2f\n\t"), &t);
+            GEMM_ASM(GEMM22("b 2f\n\t"), t);
         } else {
-            GEMM_ASM(GEMM22(""), &t);
+            GEMM_ASM(GEMM22(""), t);
         }
     } else if (nch & 1) {
-        GEMM_ASM(GEMM12("b 2f\n\t"), &t);
+        GEMM_ASM(GEMM12("b 2f\n\t"), t);
     } else {
-        GEMM_ASM(GEMM12(""), &t);
+        GEMM_ASM(GEMM12(""), t);
     }
 }
+
+/* t for the channel pairs [0, 2 npairs) of a block: weights w, constants rq, columns col (xend and
+ * dst: per call) */
+static void gemm_init(gemm_t *t, const int16_t *col, const int8_t *w, const mcus_rq_t *rq,
+                      int32_t ostride, int32_t npairs)
+{
+    t->col = col;
+    t->xend = col;
+    t->qend = rq + 2 * npairs;
+    t->dst = 0;
+    t->ostride = ostride;
+    t->unused = 0;
+    t->w = w;
+    t->q = rq;
+}
+
+/*
+ * A row whose kernel rows are all inside the input (rows_setup gave 1) on the GEMM path (the
+ * block's state t, an even channel count): per 3 pixels (a last 2 or 1) cols_rows then gemm_run,
+ * in a loop of its own, as pw_gemm_row.
+ */
+static __attribute__((noinline)) void rows_gemm_row(gemm_t *t, const mcus_fast_conv_s8_t *p,
+                                                    const int8_t *in, rows_t *rt, int32_t oy,
+                                                    int8_t *dst)
+{
+    const int32_t ow = p->out.w, oc = p->out.c;
+    const int32_t nch = (p->g.kh * p->g.kw * p->in.c + p->kpad) >> 2;
+    int16_t *const col = (int16_t *)t->col;
+    int32_t ox = 0;
+    while (ox < ow) {
+        const int32_t np = ow - ox >= 3 ? 3 : ow - ox >= 2 ? 2 : 1;
+        cols_rows(p, in, rt, oy, ox, col, np);
+        t->xend = col + nch * (np == 3 ? 12 : 8);
+        t->dst = dst;
+        gemm_run(t, np, nch);
+        dst += np * oc;
+        ox += np;
+    }
+}
+
+#if MCUS_PW_COLS
+/*
+ * A pointwise row on the GEMM path (the block's state t, an even channel count): per 3 pixels
+ * (2 for the last pair) pw_cols then gemm_run, in a loop of its own (~25 instructions a call
+ * beside them; inside mcus_fast_conv2d_s8, whose state GCC keeps on the stack, ~75). Returns the
+ * pixels done: all but a last single one.
+ */
+static __attribute__((noinline)) int32_t pw_gemm_row(gemm_t *t, const int8_t *src, int32_t in_c,
+                                                     int32_t ow, int32_t oc, int8_t *dst,
+                                                     uint32_t off2)
+{
+    const int32_t nch = in_c >> 2;
+    int16_t *const col = (int16_t *)t->col;
+    int32_t ox = 0;
+    while (ow - ox >= 2) {
+        const int32_t np = ow - ox >= 3 ? 3 : 2;
+        pw_cols(src, in_c, col, np, off2);
+        t->xend = col + nch * (np == 3 ? 12 : 8);
+        t->dst = dst;
+        gemm_run(t, np, nch);
+        src += np * in_c;
+        dst += np * oc;
+        ox += np;
+    }
+    return ox;
+}
+#endif
 #define MCUS_CONV_GEMM 1
 #else
 #define MCUS_CONV_GEMM 0
@@ -902,7 +1004,8 @@ static void tile_any(const int16_t *col, int32_t lnp, int32_t np, const int8_t *
 }
 
 /* Output channels [c0, c0 + cb) of np pixels whose columns are in col; rq: the block's constants;
- * fast: 0 compact C (tile_any), 1 pairs22/pairs12, 2 the GEMM path (gemm_pairs). */
+ * fast: 0 compact C (tile_any), 1 pairs22/pairs12, 2 tile_any too (the GEMM path's channel pairs
+ * are the caller's, gemm_run: here only a block's odd last channel). */
 static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t fast,
                       const int16_t *col, int32_t np, int8_t *dst, int32_t c0, int32_t cb)
 {
@@ -917,14 +1020,6 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
     int32_t c = 0;
 
     dst += c0;
-#if MCUS_CONV_GEMM
-    if (fast == 2 && cb >= 2) {
-        c = cb & ~1;
-        gemm_pairs(col, np, w, rq, dst, oc, cb >> 1, nch);
-        w += c * nch * 4;
-        wt += c * T;
-    } else
-#endif
 #if MCUS_FAST_DSP
     if (fast == 1) {
         c = cb & ~1;
@@ -977,10 +1072,10 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 #endif
 
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
-    /* input channels not a multiple of 4, every kernel row inside the input: the rows' pointers
+    /* every kernel row inside the input (not a pointwise layer: pw_cols): the rows' pointers
      * once a row, for im2col_rows_s8 */
     rows_t rt;
-    const int32_t rows_ok = (p->in.c & 3) ? rows_setup(p, in, oy, &rt) : 0;
+    const int32_t rows_ok = MCUS_PW_COLS && pw ? 0 : rows_setup(p, in, oy, &rt);
 #endif
 
     for (c0 = 0; c0 < oc; c0 += block) {
@@ -1004,26 +1099,56 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
                 fast &= rq[c].s >= 0;
             }
         }
-        for (ox = 0; ox < ow; ox += np) {
+#if MCUS_CONV_GEMM
+        /* the GEMM path's channel pairs straight from here (pixels_s8's set-up, ~90 instructions,
+         * was a third of a 4 x 2 channel-pair call at K = 8): its state once per block */
+        gemm_t gt;
+        const int32_t gemm = fast == 2 && cb >= 2;
+        if (gemm) {
+            gemm_init(&gt, col, p->weights + c0 * K, q, oc, cb >> 1);
+        }
+#endif
+        ox = 0;
+#if MCUS_CONV_GEMM && MCUS_PW_COLS
+        if (gemm && pw && (cb & 1) == 0) {
+            ox = pw_gemm_row(&gt, pw_row, p->in.c, ow, oc, out + c0, pw_off2);
+        }
+#endif
+#if MCUS_CONV_GEMM
+        if (gemm && rows_ok && (cb & 1) == 0) {
+            rows_gemm_row(&gt, p, in, &rt, oy, out + c0);
+            continue;
+        }
+#endif
+        for (; ox < ow; ox += np) {
             /* pixel triples on the GEMM path, else pairs; a last pair or single pixel */
             np = fast == 2 && ow - ox >= 3 ? 3 : ow - ox >= 2 ? 2 : 1;
 #if MCUS_PW_COLS
             if (pw && np > 1) {
                 pw_cols(pw_row + ox * p->in.c, p->in.c, col, np, pw_off2);
-                pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
-                continue;
-            }
+            } else
 #endif
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
             if (rows_ok) {
                 cols_rows(p, in, &rt, oy, ox, col, np);
-                pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
+            } else
+#endif
+            {
+                for (c = 0; c < np; ++c) {
+                    im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
+                }
+            }
+#if MCUS_CONV_GEMM
+            if (gemm) {
+                gt.xend = col + (K >> 2) * (np == 3 ? 12 : 8);
+                gt.dst = out + ox * oc + c0;
+                gemm_run(&gt, np, K >> 2);
+                if (cb & 1) {            /* the block's odd last channel */
+                    pixels_s8(p, q + cb - 1, fast, col, np, out + ox * oc, c0 + cb - 1, 1);
+                }
                 continue;
             }
 #endif
-            for (c = 0; c < np; ++c) {
-                im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
-            }
             pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
         }
     }
