@@ -64,7 +64,7 @@ MCUS_INLINE float clampf(float v, float lo, float hi)
 }
 
 /* Clamp np pixels x 4 channels of sums (a[4 * pixel + channel]) and store them: a loop over the
- * pixels, the 4 channels and the clamp's three forms written out. */
+ * pixels, the 4 channels and the clamp's forms (none, lower, upper, both) written out. */
 MCUS_INLINE void store_tile(const float *a, int32_t np, float *dst, int32_t ostride, float lo,
                             float hi)
 {
@@ -83,12 +83,19 @@ MCUS_INLINE void store_tile(const float *a, int32_t np, float *dst, int32_t ostr
             dst[2] = a[2] < lo ? lo : a[2];
             dst[3] = a[3] < lo ? lo : a[3];
         }
-    } else {
+    } else if (hi < FLT_MAX) {
         for (i = 0; i < np; ++i, a += 4, dst += ostride) {
             dst[0] = a[0] > hi ? hi : a[0];
             dst[1] = a[1] > hi ? hi : a[1];
             dst[2] = a[2] > hi ? hi : a[2];
             dst[3] = a[3] > hi ? hi : a[3];
+        }
+    } else {
+        for (i = 0; i < np; ++i, a += 4, dst += ostride) {
+            dst[0] = a[0];
+            dst[1] = a[1];
+            dst[2] = a[2];
+            dst[3] = a[3];
         }
     }
 }
