@@ -66,11 +66,9 @@ def _cmd_validate(args) -> int:
 def _preflight(spec):
     """Load and check the spec's data set and model together before anything is written
     (:mod:`mcusearch.preflight`); print its warnings, one line each."""
-    from mcusearch.log import import_tensorflow_quietly
     from mcusearch.preflight import preflight
 
-    import_tensorflow_quietly()
-    checked = preflight(spec)
+    checked = preflight(spec)     # imports TensorFlow (quietly) only once the data is checked
     for w in checked.warnings:
         print(f"mcusearch: warning: {w}", file=sys.stderr)
     return checked

@@ -280,6 +280,10 @@ def preflight(spec) -> PreflightReport:
     check_metrics_apply(spec, ds.task, ds.n_classes, ds.anomaly_test is not None)
     report.lines.append(f"data: {ds.name}, {len(ds.y_train)} train / {len(ds.y_test)} test "
                         f"samples of shape {_fmt(ds.input_shape)}, {ds.n_classes} classes")
+    # The model checks need TensorFlow (2 s to import); the places and the data are checked without
+    # it, so their errors come at once. Its C++ start-up lines are kept off the terminal.
+    from mcusearch.log import import_tensorflow_quietly
+    import_tensorflow_quietly()
     if spec.model.path is None:
         report.lines.append(f"{check_architecture(spec, ds)}, trained "
                             f"{spec.model.train.epochs} epochs on the data")
