@@ -200,8 +200,8 @@ def test_fc_paired_weights_layout():
 
 
 FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big"),
-            ("relu", "wide")]
-FC_K = {"wide": 661}
+            ("relu", "wide"), ("none", "k16"), ("both", "k16")]
+FC_K = {"wide": 661, "k16": 16}     # k16: K % 4 == 0 and unpaired, the whole-quads asm loop
 
 
 def fc_case(act: str, generic: str) -> Graph:
@@ -212,19 +212,20 @@ def fc_case(act: str, generic: str) -> Graph:
 def test_fc_short_requant_host(tmp_path, act, generic):
     """Fast vs reference generator, bit for bit; plan.json says which requantisation ran."""
     g = fc_case(act, generic)
-    short = generic in ("", "wide")
+    short = generic in ("", "wide", "k16")
     assert fastdata.fc_rq_short(g.ops[0]) == short
     k = g.ops[0].in_shape[0]
     check_fast_host(g, fc_inputs(k), tmp_path)
     import json
     (layer,) = json.loads((tmp_path / "fast" / "plan.json").read_text())["layers"]
     assert layer["kernel"] == "fc_s8" and layer["extra"]["rq_short"] == short
-    assert layer["extra"]["paired"] == (generic != "wide")
+    assert layer["extra"]["paired"] == (generic not in ("wide", "k16"))
+    assert layer["extra"]["quads"] == (generic == "k16")      # K % 4 == 0: fc_s8_quads
 
 
 @arm
 @pytest.mark.parametrize("act,generic,opt", [c + ("-O3",) for c in FC_CASES] +
-                         [("relu", "", "-Os"), ("none", "shift0", "-Os")])
+                         [("relu", "", "-Os"), ("none", "shift0", "-Os"), ("both", "k16", "-Os")])
 def test_fc_short_requant_in_qemu_m7(tmp_path, act, generic, opt):
     """The same with SMMLAR and SSAT on an emulated Cortex-M7; built for size too (one copy of
     the layer loop, the flags read at run time)."""

@@ -44,8 +44,8 @@ from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, Depth
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
 from mcusearch.convert.fastdata import (conv_s8_rq, dw3x3_s8_groups, dw_kernel, fc_kernel_applies,
-                                       fc_rq_short, folded_bias, gemm_scratch, k_order, k_padding,
-                                       op_scratch)
+                                       fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
+                                       k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
 from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
@@ -463,11 +463,12 @@ class _Emitter:
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
             rq_short = fc and fc_rq_short(op)
+            quads = fc and fc_quads_applies(op, rq_short, paired)
             if fc:
                 op = folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
             if fc:
-                info.extra.update(rq_short=rq_short, paired=paired)
+                info.extra.update(rq_short=rq_short, paired=paired, quads=quads)
                 fields = {"c": fields, "rq_short": str(int(rq_short)), "paired": str(int(paired))}
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
                      ("fc", False): "mcus_fast_fc_s8_t",
@@ -539,7 +540,8 @@ class _Emitter:
         self.data.append(f"static const {ptype} {pfx}_p = {_init(fields)};\n")
         needs = [info.kernel] + (["dwconv2d_s8"] if info.kernel == "dwconv3x3_s8" else [])
         self.kernel_files += [k for k in needs if k not in self.kernel_files]   # + its fallback
-        return f"mcus_fast_{info.kernel}", f"{pfx}_p", info
+        entry = "fc_s8_quads" if info.extra.get("quads") else info.kernel   # fc_s8.c's other entry
+        return f"mcus_fast_{entry}", f"{pfx}_p", info
 
     def emit_input_view(self, j: int, op: Op, fn: str, view: int) -> str:
         """A wrapper of row kernel ``fn`` that moves io->in ``view`` bytes on: the layer reads a
