@@ -467,6 +467,9 @@ class _Emitter:
             if fc:
                 op = folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
+            if quads and fields["bias"] == "0":     # fc_s8_quads loads four biases a quad
+                self.data.append(_c_array("int32_t", f"{pfx}_b", np.zeros(oc, np.int32), 8))
+                fields["bias"] = f"{pfx}_b"
             if fc:
                 info.extra.update(rq_short=rq_short, paired=paired, quads=quads)
                 fields = {"c": fields, "rq_short": str(int(rq_short)), "paired": str(int(paired))}

@@ -43,11 +43,10 @@ def fc_rq_short(op: Dense) -> bool:
 
 def fc_quads_applies(op: Dense, rq_short: bool, paired: bool) -> bool:
     """Whether an int8 Dense runs fc_s8's whole-quads asm loop (mcus_fast_fc_s8_quads): the short
-    requantisation, the unpaired layout, K a multiple of 4, a quad of outputs at least, and a
-    bias once the input offset is folded in (an all-zero bias is left out of the C)."""
+    requantisation, the unpaired layout, K a multiple of 4 and a quad of outputs at least (the
+    generator then writes the bias even when it is all zero: the loop loads it)."""
     oc, K = int(op.weights.shape[0]), int(np.asarray(op.weights).size // op.weights.shape[0])
-    return (rq_short and not paired and K % 4 == 0 and K > 0 and oc >= 4
-            and bool(np.any(folded_bias(op).bias)))
+    return rq_short and not paired and K % 4 == 0 and K > 0 and oc >= 4
 
 
 def folded_bias(op: Dense) -> Dense:

@@ -22,13 +22,14 @@
  * (TFLite's, bit-exact in every case). Then SSAT and the activation's clamp.
  *
  * mcus_fast_fc_s8_quads, the entry the generator calls where the short requantisation, K % 4 == 0,
- * a bias and the unpaired layout hold (K < 32: an RNN's gate layers; fastdata.fc_quads_applies):
- * on DSP cores, built optimised, one asm loop over all quads (fc_quads): the biases (2 LDRD), the
- * chunks (21 + 2 each), the four outputs (10 each + 5 for a clamp), 12 loads, stores and branches
- * of the pointers it keeps in a struct: 95 instructions a quad at K = 8 where the C loop around
- * fc_quad / fc_quad_out took 137 (its sums passed through the stack; the leftover-k test; the
- * pointers reloaded). The oc % 4 last channels then run the C tail (fc_tail). An LSTM's 8 -> 64
- * Dense: 2,201 -> 1,669 instructions, 16 -> 64: 2,937 -> 2,402 (qemu-m7, -O3).
+ * a bias array (written even when zero) and the unpaired layout hold (K < 32: an RNN's gate
+ * layers; fastdata.fc_quads_applies): on DSP cores, built optimised, one asm loop over all quads
+ * (fc_quads): the biases (2 LDRD), the chunks (21 + 2 each), the four outputs (10 each + 5 for a
+ * clamp), 12 loads, stores and branches of the pointers it keeps in a struct: 95 instructions a
+ * quad at K = 8 where the C loop around fc_quad / fc_quad_out took 137 (its sums passed through
+ * the stack; the leftover-k test; the pointers reloaded). The oc % 4 last channels then run the C
+ * tail (fc_tail). An LSTM's 8 -> 64 Dense: 2,201 -> 1,669 instructions, 16 -> 64: 2,937 -> 2,402
+ * (qemu-m7, -O3).
  */
 #include "mcus_fast.h"
 
@@ -310,8 +311,10 @@ static inline __attribute__((always_inline)) const int8_t *fc_quads(fc_quads_t *
     if (clamp) {
         __asm__ volatile(MCUS_FC_QUAD_SUMS
                          "ldr    %[t], [%[st], #28]\n\t"
-                         MCUS_FC_QOUT("%[a0]", MCUS_FC_QCLAMP("%[a0]")) MCUS_FC_QOUT("%[a1]", MCUS_FC_QCLAMP("%[a1]"))
-                         MCUS_FC_QOUT("%[a2]", MCUS_FC_QCLAMP("%[a2]")) MCUS_FC_QOUT("%[a3]", MCUS_FC_QCLAMP("%[a3]"))
+                         MCUS_FC_QOUT("%[a0]", MCUS_FC_QCLAMP("%[a0]"))
+                         MCUS_FC_QOUT("%[a1]", MCUS_FC_QCLAMP("%[a1]"))
+                         MCUS_FC_QOUT("%[a2]", MCUS_FC_QCLAMP("%[a2]"))
+                         MCUS_FC_QOUT("%[a3]", MCUS_FC_QCLAMP("%[a3]"))
                          MCUS_FC_QUAD_NEXT
                          : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
                            [x] "=&r"(x), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa),
@@ -462,9 +465,9 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row)
 }
 
 /* The generator's entry for the layers fc_quads applies to (fastdata.fc_quads_applies: the short
- * requantisation, the unpaired layout, K % 4 == 0, a bias, a quad at least); checked again here,
- * and mcus_fast_fc_s8 where it does not hold or without the asm (a separate entry: the other
- * layers' calls pay nothing for it). */
+ * requantisation, the unpaired layout, K % 4 == 0, a bias array, a quad at least); checked again
+ * here, and mcus_fast_fc_s8 where it does not hold or without the asm (a separate entry: the
+ * other layers' calls pay nothing for it). */
 void mcus_fast_fc_s8_quads(const void *params, const mcus_io_t *io, int32_t row)
 {
 #if MCUS_FC_QUAD_ASM
