@@ -204,8 +204,10 @@ def test_fc_paired_weights_layout():
 
 
 FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big"),
-            ("relu", "wide"), ("none", "k16"), ("both", "k16"), ("none", "k16z")]
-FC_K = {"wide": 661, "k16": 16, "k16z": 16}   # K % 4 == 0 and unpaired: the whole-quads asm loop
+            ("relu", "wide"), ("none", "k16"), ("both", "k16"), ("none", "k16z"), ("none", "p64"),
+            ("both", "p64")]
+# K % 4 == 0: the whole-quads asm loops (fc_s8_quads), unpaired (k16) and paired (p64)
+FC_K = {"wide": 661, "k16": 16, "k16z": 16, "p64": 64}
 
 
 def fc_case(act: str, generic: str) -> Graph:
@@ -216,7 +218,7 @@ def fc_case(act: str, generic: str) -> Graph:
 def test_fc_short_requant_host(tmp_path, act, generic):
     """Fast vs reference generator, bit for bit; plan.json says which requantisation ran."""
     g = fc_case(act, generic)
-    short = generic in ("", "wide", "k16", "k16z")
+    short = generic in ("", "wide", "k16", "k16z", "p64")
     assert fastdata.fc_rq_short(g.ops[0]) == short
     k = g.ops[0].in_shape[0]
     check_fast_host(g, fc_inputs(k), tmp_path)
@@ -224,12 +226,13 @@ def test_fc_short_requant_host(tmp_path, act, generic):
     (layer,) = json.loads((tmp_path / "fast" / "plan.json").read_text())["layers"]
     assert layer["kernel"] == "fc_s8" and layer["extra"]["rq_short"] == short
     assert layer["extra"]["paired"] == (generic not in ("wide", "k16", "k16z"))
-    assert layer["extra"]["quads"] == generic.startswith("k16")      # K % 4 == 0: fc_s8_quads
+    assert layer["extra"]["quads"] == (generic in ("k16", "k16z", "p64"))
 
 
 @arm
 @pytest.mark.parametrize("act,generic,opt", [c + ("-O3",) for c in FC_CASES] +
-                         [("relu", "", "-Os"), ("none", "shift0", "-Os"), ("both", "k16", "-Os")])
+                         [("relu", "", "-Os"), ("none", "shift0", "-Os"), ("both", "k16", "-Os"),
+                          ("both", "p64", "-Os")])
 def test_fc_short_requant_in_qemu_m7(tmp_path, act, generic, opt):
     """The same with SMMLAR and SSAT on an emulated Cortex-M7; built for size too (one copy of
     the layer loop, the flags read at run time)."""

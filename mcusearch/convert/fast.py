@@ -463,7 +463,7 @@ class _Emitter:
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
             rq_short = fc and fc_rq_short(op)
-            quads = fc and fc_quads_applies(op, rq_short, paired)
+            quads = fc and fc_quads_applies(op, rq_short)
             if fc:
                 op = folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)

@@ -41,12 +41,12 @@ def fc_rq_short(op: Dense) -> bool:
     return bool(np.all(high + rounding < 2**31))
 
 
-def fc_quads_applies(op: Dense, rq_short: bool, paired: bool) -> bool:
-    """Whether an int8 Dense runs fc_s8's whole-quads asm loop (mcus_fast_fc_s8_quads): the short
-    requantisation, the unpaired layout, K a multiple of 4 and a quad of outputs at least (the
-    generator then writes the bias even when it is all zero: the loop loads it)."""
+def fc_quads_applies(op: Dense, rq_short: bool) -> bool:
+    """Whether an int8 Dense runs fc_s8's whole-quads asm loops (mcus_fast_fc_s8_quads; either
+    weight layout): the short requantisation, K a multiple of 4 and a quad of outputs at least
+    (the generator then writes the bias even when it is all zero: the loops load it)."""
     oc, K = int(op.weights.shape[0]), int(np.asarray(op.weights).size // op.weights.shape[0])
-    return rq_short and not paired and K % 4 == 0 and K > 0 and oc >= 4
+    return rq_short and K % 4 == 0 and K > 0 and oc >= 4
 
 
 def folded_bias(op: Dense) -> Dense:

@@ -21,15 +21,15 @@
  * channel by the generator from the weights and biases). Else mcus_rq_make and mcus_rq_apply
  * (TFLite's, bit-exact in every case). Then SSAT and the activation's clamp.
  *
- * mcus_fast_fc_s8_quads, the entry the generator calls where the short requantisation, K % 4 == 0,
- * a bias array (written even when zero) and the unpaired layout hold (K < 32: an RNN's gate
- * layers; fastdata.fc_quads_applies): on DSP cores, built optimised, one asm loop over all quads
- * (fc_quads): the biases (2 LDRD), the chunks (21 + 2 each), the four outputs (10 each + 5 for a
- * clamp), 12 loads, stores and branches of the pointers it keeps in a struct: 95 instructions a
- * quad at K = 8 where the C loop around fc_quad / fc_quad_out took 137 (its sums passed through
- * the stack; the leftover-k test; the pointers reloaded). The oc % 4 last channels then run the C
- * tail (fc_tail). An LSTM's 8 -> 64 Dense: 2,201 -> 1,669 instructions, 16 -> 64: 2,937 -> 2,402
- * (qemu-m7, -O3).
+ * mcus_fast_fc_s8_quads, the entry the generator calls where the short requantisation, K % 4 == 0
+ * and a bias array (written even when zero) hold (fastdata.fc_quads_applies): on DSP cores, built
+ * optimised, one asm loop over all quads (fc_quads; fc_quads_paired on the paired layout): the
+ * biases (2 LDRD), the chunks (21 + 2 each), the four outputs (10 each + 5 for a clamp), 12
+ * loads, stores and branches of the pointers it keeps in a struct: 95 instructions a quad at K = 8
+ * where the C loop around fc_quad / fc_quad_out took 137 (its sums passed through the stack; the
+ * leftover-k test; the pointers reloaded). The oc % 4 last channels then run the C tail (fc_tail).
+ * qemu-m7, -O3: an LSTM's 8 -> 64 Dense 2,201 -> 1,661 instructions, 16 -> 64 2,937 -> 2,394; the
+ * FC auto-encoder's paired 128 -> 128 23,057 -> 21,548.
  */
 #include "mcus_fast.h"
 
@@ -257,7 +257,7 @@ typedef struct {
     int32_t quads;            /* 32: quads left */
 } fc_quads_t;
 
-/* Every whole quad of a layer with K % 4 == 0, a bias and the short requantisation, in one asm
+/* Every whole quad of an unpaired layer with K % 4 == 0, a bias and the short requantisation, in one asm
  * loop: per quad 2 LDRD of the biases, the fc_quad chunks (21 instructions each), the four
  * outputs (MCUS_FC_OUT, 10 each + 5 for a clamp), and 12 loads, stores and branches of the
  * pointers above - 95 for K = 8 where the C loop around fc_quad / fc_quad_out took 137 (the
@@ -339,6 +339,98 @@ static inline __attribute__((always_inline)) const int8_t *fc_quads(fc_quads_t *
 #undef MCUS_FC_QUAD_NEXT
     return w;
 }
+
+/* fc_quads on the paired layout (fc_quad_paired, K >= 32): per quad the biases of channels c and
+ * c + 2 start both sums of their pair (S - A cancels them), the chunks as fc_quad_paired's (19
+ * instructions, two LDRD into two registers), then the odd channels' bias plus (S - A) >> 8, the
+ * four outputs and the pointers as fc_quads: 7 + 7 more a quad than the unpaired loop, 2 fewer
+ * a chunk (the C loop around fc_quad_paired took ~110 a quad beyond its chunks, this ~62). */
+static inline __attribute__((always_inline)) const int8_t *fc_quads_paired(fc_quads_t *st,
+                                                                           const int8_t *w, int clamp)
+{
+    int32_t s0, a0, s1, a1;
+    uint32_t x, n, x1, x2, w1, w2, t;
+/* the biases, K / 4 paired chunks, the odd channels' sums */
+#define MCUS_FC_PQUAD_SUMS                                                                        \
+    "1:\n\t"                                                                                  \
+    "ldr    %[n], [%[st], #8]\n\t"                                                            \
+    "ldr    %[a0], [%[n]]\n\t"                                                                \
+    "ldr    %[a1], [%[n], #8]\n\t"                                                            \
+    "add    %[n], %[n], #16\n\t"                                                              \
+    "str    %[n], [%[st], #8]\n\t"                                                            \
+    "mov    %[s0], %[a0]\n\t"                                                                 \
+    "mov    %[s1], %[a1]\n\t"                                                                 \
+    "ldrd   %[x], %[n], [%[st]]\n\t"                                                          \
+    "2:\n\t"                                                                                  \
+    "ldr    %[x2], [%[x]], #4\n\t"                                                            \
+    "ldrd   %[w1], %[w2], [%[w]], #8\n\t"                                                     \
+    "sxtb16 %[x1], %[x2]\n\t"                                                                 \
+    "sxtb16 %[x2], %[x2], ror #8\n\t"                                                         \
+    "smlad  %[s0], %[x1], %[w1], %[s0]\n\t"                                                   \
+    "sxtb16 %[w1], %[w1]\n\t"                                                                 \
+    "smlad  %[a0], %[x1], %[w1], %[a0]\n\t"                                                   \
+    "smlad  %[s0], %[x2], %[w2], %[s0]\n\t"                                                   \
+    "sxtb16 %[w2], %[w2]\n\t"                                                                 \
+    "smlad  %[a0], %[x2], %[w2], %[a0]\n\t"                                                   \
+    "ldrd   %[w1], %[w2], [%[w]], #8\n\t"                                                     \
+    "smlad  %[s1], %[x1], %[w1], %[s1]\n\t"                                                   \
+    "sxtb16 %[w1], %[w1]\n\t"                                                                 \
+    "smlad  %[a1], %[x1], %[w1], %[a1]\n\t"                                                   \
+    "smlad  %[s1], %[x2], %[w2], %[s1]\n\t"                                                   \
+    "sxtb16 %[w2], %[w2]\n\t"                                                                 \
+    "smlad  %[a1], %[x2], %[w2], %[a1]\n\t"                                                   \
+    "subs   %[n], %[n], #1\n\t"                                                               \
+    "bne    2b\n\t"                                                                           \
+    "ldr    %[n], [%[st], #8]\n\t"                                                            \
+    "ldr    %[x1], [%[n], #-12]\n\t"                                                          \
+    "ldr    %[x2], [%[n], #-4]\n\t"                                                           \
+    "sub    %[s0], %[s0], %[a0]\n\t"                                                          \
+    "add    %[s0], %[x1], %[s0], asr #8\n\t"                                                  \
+    "sub    %[s1], %[s1], %[a1]\n\t"                                                          \
+    "add    %[s1], %[x2], %[s1], asr #8\n\t"                                                  \
+    "ldrd   %[x], %[n], [%[st], #12]\n\t"                                                     \
+    "ldrd   %[x1], %[x2], [%[st], #20]\n\t"
+#define MCUS_FC_PQUAD_NEXT                                                                        \
+    "strd   %[x], %[n], [%[st], #12]\n\t"                                                     \
+    "str    %[x1], [%[st], #20]\n\t"                                                          \
+    "ldr    %[t], [%[st], #32]\n\t"                                                           \
+    "subs   %[t], %[t], #1\n\t"                                                               \
+    "str    %[t], [%[st], #32]\n\t"                                                           \
+    "bne    1b\n\t"
+    /* after the sums: s, m in w1, w2; the shift, multiplier and output pointers in n, x, x1;
+     * 1 + 2 zp in x2; the clamp's bounds in t. Channels c .. c + 3: a0, s0, a1, s1. */
+#define MCUS_FC_PQOUT(A, CLAMP) MCUS_FC_OUT_R(A, CLAMP, "%[w1]", "%[w2]", "%[n]", "%[x]", "%[x1]", "%[x2]")
+#define MCUS_FC_PQCLAMP(A) MCUS_FC_CLAMP_R(A, "%[w1]", "%[w2]", "%[t]")
+    if (clamp) {
+        __asm__ volatile(MCUS_FC_PQUAD_SUMS
+                         "ldr    %[t], [%[st], #28]\n\t"
+                         MCUS_FC_PQOUT("%[a0]", MCUS_FC_PQCLAMP("%[a0]"))
+                         MCUS_FC_PQOUT("%[s0]", MCUS_FC_PQCLAMP("%[s0]"))
+                         MCUS_FC_PQOUT("%[a1]", MCUS_FC_PQCLAMP("%[a1]"))
+                         MCUS_FC_PQOUT("%[s1]", MCUS_FC_PQCLAMP("%[s1]"))
+                         MCUS_FC_PQUAD_NEXT
+                         : [s0] "=&r"(s0), [a0] "=&r"(a0), [s1] "=&r"(s1), [a1] "=&r"(a1),
+                           [x] "=&r"(x), [n] "=&r"(n), [x1] "=&r"(x1), [x2] "=&r"(x2), [w1] "=&r"(w1),
+                           [w2] "=&r"(w2), [t] "=&r"(t), [w] "+&r"(w)
+                         : [st] "r"(st)
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile(MCUS_FC_PQUAD_SUMS
+                         MCUS_FC_PQOUT("%[a0]", "") MCUS_FC_PQOUT("%[s0]", "")
+                         MCUS_FC_PQOUT("%[a1]", "") MCUS_FC_PQOUT("%[s1]", "")
+                         MCUS_FC_PQUAD_NEXT
+                         : [s0] "=&r"(s0), [a0] "=&r"(a0), [s1] "=&r"(s1), [a1] "=&r"(a1),
+                           [x] "=&r"(x), [n] "=&r"(n), [x1] "=&r"(x1), [x2] "=&r"(x2), [w1] "=&r"(w1),
+                           [w2] "=&r"(w2), [t] "=&r"(t), [w] "+&r"(w)
+                         : [st] "r"(st)
+                         : "cc", "memory");
+    }
+#undef MCUS_FC_PQOUT
+#undef MCUS_FC_PQCLAMP
+#undef MCUS_FC_PQUAD_SUMS
+#undef MCUS_FC_PQUAD_NEXT
+    return w;
+}
 #else
 #define MCUS_FC_QUAD_ASM 0
 #endif
@@ -370,18 +462,27 @@ MCUS_EW_INLINE void fc_tail(const fc_rq_t *q, const int32_t *bias, const int8_t 
 }
 
 #if MCUS_FC_QUAD_ASM
-/* The whole layer by fc_quads (fc_quads_apply holds), then the oc % 4 last channels. */
+/* The whole layer by fc_quads / fc_quads_paired, then the oc % 4 last channels (fc_tail; clamp 2:
+ * one copy, exact without an activation too). */
 MCUS_EW_INLINE void fc_layer_quads(const mcus_fast_conv_s8_t *p, const int8_t *x, int8_t *out,
-                                   int clamp)
+                                   int paired)
 {
-    const fc_rq_t q = {p->mult, p->shift, p->output_offset, 1 + 2 * (int32_t)p->output_offset,
-                       p->act_min, p->act_max};
     const int32_t oc = p->out.c, nch = p->in.c >> 2;
-    fc_quads_t st = {x, nch, p->bias, q.mult, q.shift, out, q.zp1,
-                     ((uint32_t)q.lo & 0xFFu) | ((uint32_t)q.hi & 0xFFu) << 8, oc >> 2};
-    const int8_t *w = fc_quads(&st, p->weights, clamp);
+    const int clamp = p->act_max < 127 || p->act_min > -128;
+    fc_quads_t st = {x, nch, p->bias, p->mult, p->shift, out, 1 + 2 * (int32_t)p->output_offset,
+                     ((uint32_t)p->act_min & 0xFFu) | ((uint32_t)p->act_max & 0xFFu) << 8, oc >> 2};
+    const int8_t *w;
 
-    fc_tail(&q, p->bias, x, w, w, oc & ~3, oc, nch, 0, out, 1, 2);   /* 2: one copy, exact for 0 too */
+    if (paired) {
+        w = clamp ? fc_quads_paired(&st, p->weights, 2) : fc_quads_paired(&st, p->weights, 0);
+    } else {
+        w = clamp ? fc_quads(&st, p->weights, 2) : fc_quads(&st, p->weights, 0);
+    }
+    if (oc & 3) {
+        const fc_rq_t q = {p->mult, p->shift, p->output_offset, 1 + 2 * (int32_t)p->output_offset,
+                           p->act_min, p->act_max};
+        fc_tail(&q, p->bias, x, w, w, oc & ~3, oc, nch, 0, out, 1, 2);
+    }
 }
 #endif
 
@@ -474,10 +575,10 @@ void mcus_fast_fc_s8_quads(const void *params, const mcus_io_t *io, int32_t row)
     const mcus_fast_fc_s8_t *f = (const mcus_fast_fc_s8_t *)params;
     const mcus_fast_conv_s8_t *p = &f->c;
 
-    if (p->out.c >= 4 && f->rq_short && !f->paired && (p->in.c & 3) == 0 && p->in.c && p->bias) {
+    if (p->out.c >= 4 && f->rq_short && (p->in.c & 3) == 0 && p->in.c && p->bias) {
         const int8_t *x = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
         int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, row, 1);
-        fc_layer_quads(p, x, out, p->act_max < 127 || p->act_min > -128 ? 2 : 0);
+        fc_layer_quads(p, x, out, f->paired);
         return;
     }
 #endif
