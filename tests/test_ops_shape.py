@@ -23,6 +23,7 @@ import test_convert as tc
 from mcusearch.convert import ConvertResult, cgen, fast
 from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
 from mcusearch.convert.host import host_run
+from mcusearch.convert.lowering import contiguous_run
 from mcusearch.convert.ops.shape import Mean, Slice, nearest_source
 from mcusearch.convert.quant import quantize_input
 from mcusearch.model.quantize import to_int8_tflite
@@ -223,11 +224,12 @@ def apply_copy(op: Slice, x: np.ndarray) -> np.ndarray:
 
 def test_strided_slice_geometry_matches_tflite(tmp_path):
     """60 random begin / end / stride (negative too) / begin, end and shrink masks on 1x5x6x4:
-    numpy indexing, the interpreter and the generator's strided copy agree."""
+    numpy indexing, the interpreter and the generator's strided copy agree, and
+    lowering.contiguous_run finds exactly the copies of consecutive elements."""
     rng = np.random.default_rng(3)
     shape = (1, 5, 6, 4)
     x = rng.normal(size=shape).astype(np.float32)
-    seen = 0
+    seen = views = 0
     for k in range(60):
         begin, end = rng.integers(-6, 6, 4), rng.integers(-6, 7, 4)
         stride = rng.choice([-2, -1, 1, 2, 3], 4)
@@ -255,8 +257,14 @@ def test_strided_slice_geometry_matches_tflite(tmp_path):
         path.write_bytes(model)
         (op,) = graph_from_tflite(path).compute_ops
         np.testing.assert_array_equal(apply_copy(op, x), want.reshape(-1))
+        # the optimised generator reads a copy of consecutive elements in place
+        run = contiguous_run(op)
+        idx = apply_copy(op, np.arange(x.size))
+        consecutive = bool(np.all(np.diff(idx) == 1))
+        assert (run is not None) == consecutive and (run is None or run == idx[0]), (index, run)
+        views += run is not None
         seen += 1
-    assert seen >= 30
+    assert seen >= 30 and views >= 3, (seen, views)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])

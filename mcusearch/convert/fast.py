@@ -44,8 +44,8 @@ from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, Depth
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
 from mcusearch.convert.fastdata import (conv_s8_rq, dw3x3_s8_groups, dw_kernel, fc_kernel_applies,
-                                       fc_rq_short, folded_bias, gemm_scratch, k_order, k_padding,
-                                       op_scratch)
+                                       fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
+                                       k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
 from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
@@ -125,8 +125,26 @@ class _Emitter:
         """The planner's number of graph tensor ``tid``'s memory (0: model input, j + 1: op j's)."""
         return self.tindex[self.g.storage(tid)]
 
+    def view_bytes(self, tid: int) -> int:
+        """Where graph tensor ``tid`` starts in its memory, in bytes (a slice read in place,
+        lowering.slice_views; else 0)."""
+        return self.g.storage_offset(tid) * self.elem
+
+    def input_views(self, op: Op) -> set[int]:
+        """The byte offsets at which ``op`` reads the model input (0: the input itself; more:
+        slices of it read in place)."""
+        return {self.view_bytes(i) for i in op.inputs if self.tensor_index(i) == 0}
+
+    def in_buf(self, plan_: Plan, tid: int, shape) -> dict:
+        """:meth:`buf` of graph tensor ``tid`` read as ``shape``, at its view offset."""
+        return self.buf(plan_, self.tensor_index(tid), shape, self.view_bytes(tid))
+
     def fast_kernel(self, op: Op) -> bool:
-        """Whether ``op`` has a row kernel here (else its reference kernel runs whole)."""
+        """Whether ``op`` has a row kernel here (else its reference kernel runs whole). Not when it
+        reads the model input at two offsets (its row kernel's NULL base means io->in, which
+        :meth:`emit` moves to the one offset of a slice read in place)."""
+        if len(self.input_views(op)) > 1:
+            return False
         if isinstance(op, (Conv2D, Dense, MaxPool2D, AvgPool2D, Add)):
             return True
         if isinstance(op, DepthwiseConv2D):
@@ -211,8 +229,9 @@ class _Emitter:
                     return max(lo, 0), min(lo + kh - 1, h - 1)
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), [need], ins))
             elif isinstance(op, Add):
-                # row r from row r of both inputs
-                if not same_view:
+                # row r from row r of both inputs (vectors: the one row, slices of it included)
+                if not same_view and not (_view(op.out_shape)[0] == 1
+                                          and all(tensors[t].rows == 1 for t in ins)):
                     raise StageError("convert", f"{op.name} (Add): inputs of different layouts")
                 layers.append(PlanLayer(op.name, _view(op.out_shape)[0], [lambda r: (r, r)] * 2,
                                         ins, elementwise=True))
@@ -248,13 +267,15 @@ class _Emitter:
             return False
         return info.est_sparse < info.est_dense
 
-    def buf(self, plan_: Plan, t: int, shape) -> dict:
+    def buf(self, plan_: Plan, t: int, shape, view: int = 0) -> dict:
+        """The mcus_buf_t fields of planner tensor ``t`` read as ``shape`` from byte ``view`` on
+        (a slice read in place; in the model input the caller moves io->in, see :meth:`emit`)."""
         h, w, c = _view(shape)
         off = plan_.offsets[t]
         rows = plan_.ring_rows[t]
         if tuple(shape) != tuple(self._tensor_shape(t)):
             rows = h                         # a reshaped view of a fully materialised tensor
-        base = "0" if off is None else f"&mcus_arena.b[{off}]"
+        base = "0" if off is None else f"&mcus_arena.b[{off + view}]"
         return {"base": base, "h": _u16(h, "height"), "w": _u16(w, "width"),
                 "c": _u16(c, "channels"), "rows": _u16(rows, "rows")}
 
@@ -298,17 +319,17 @@ class _Emitter:
         ctype = "float" if self.f32 else "int8_t"
         n = len(self.ops)
 
-        def ptr(t: int) -> str:
+        def ptr(t: int, view: int = 0) -> str:
             if t == 0:
-                return f"(const {ctype} *)io->in"
+                return f"(const {ctype} *)io->in" + (f" + {view // self.elem}" if view else "")
             if t == n:
                 return f"({ctype} *)io->out"
-            return f"({ctype} *)&mcus_arena.b[{plan_.offsets[t]}]"
+            return f"({ctype} *)&mcus_arena.b[{plan_.offsets[t] + view}]"
         pfx = layer_prefix(j, op)
         self.data.append(op_comment(j, op))
         kernels: list[str] = []
-        call = ref_call(self.g, op, pfx, [ptr(self.tensor_index(i)) for i in op.inputs],
-                        ptr(j + 1), self.data, kernels)
+        srcs = [ptr(self.tensor_index(i), self.view_bytes(i)) for i in op.inputs]
+        call = ref_call(self.g, op, pfx, srcs, ptr(j + 1), self.data, kernels)
         self.ref_kernels.extend(k for k in kernels if k not in self.ref_kernels)
         self.data.append(f"static void {pfx}_run(const void *params, const mcus_io_t *io, "
                          f"int32_t row)\n{{\n    (void)params;\n    (void)io;\n    (void)row;\n    {call}\n}}\n")
@@ -324,7 +345,7 @@ class _Emitter:
         """A data-movement op's row kernel (mcus_moves.h): its parameters into self.data."""
         pfx = layer_prefix(j, op)
         self.data.append(op_comment(j, op))
-        ins = [self.buf(plan_, self.tensor_index(i), self.g.tensors[i].shape) for i in op.inputs]
+        ins = [self.in_buf(plan_, i, self.g.tensors[i].shape) for i in op.inputs]
         fields: dict[str, object] = {"out": self.buf(plan_, j + 1, op.out_shape)}
         if not isinstance(op, Concat):
             fields = {"in": ins[0], **fields}
@@ -371,8 +392,7 @@ class _Emitter:
         f32 = self.f32
         pfx = layer_prefix(j, op)
         info = LayerInfo(name=op.name, kind=op.kind, kernel="", macs=int(op.macs))
-        t_in = self.tensor_index(op.inputs[0])
-        fields: dict[str, object] = {"in": self.buf(plan_, t_in, op.in_shape),
+        fields: dict[str, object] = {"in": self.in_buf(plan_, op.inputs[0], op.in_shape),
                                      "out": self.buf(plan_, j + 1, op.out_shape)}
         self.data.append(op_comment(j, op))
         amin, amax = getattr(op, "act", (0, 0))
@@ -382,7 +402,7 @@ class _Emitter:
         if isinstance(op, (Conv2D, Dense)):
             fields["g"] = self.win(op)
             if isinstance(op, Dense):
-                fields["in"] = self.buf(plan_, t_in, (1, 1, int(op.weights.shape[1])))
+                fields["in"] = self.in_buf(plan_, op.inputs[0], (1, 1, int(op.weights.shape[1])))
             w = np.asarray(op.weights)
             oc = int(w.shape[0])
             sparse = self.choose(op, info)
@@ -443,11 +463,15 @@ class _Emitter:
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
             rq_short = fc and fc_rq_short(op)
+            quads = fc and fc_quads_applies(op, rq_short)
             if fc:
                 op = folded_bias(op)
             self.bias_requant(op, pfx, oc, fields, act)
+            if quads and fields["bias"] == "0":     # fc_s8_quads loads four biases a quad
+                self.data.append(_c_array("int32_t", f"{pfx}_b", np.zeros(oc, np.int32), 8))
+                fields["bias"] = f"{pfx}_b"
             if fc:
-                info.extra.update(rq_short=rq_short, paired=paired)
+                info.extra.update(rq_short=rq_short, paired=paired, quads=quads)
                 fields = {"c": fields, "rq_short": str(int(rq_short)), "paired": str(int(paired))}
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
                      ("fc", False): "mcus_fast_fc_s8_t",
@@ -496,7 +520,7 @@ class _Emitter:
             ptype = f"mcus_fast_maxpool_{self.sfx}_t"
         elif isinstance(op, Add):
             fields = {"in": fields["in"],
-                      "skip": self.buf(plan_, self.tensor_index(op.inputs[1]), op.in_shape),
+                      "skip": self.in_buf(plan_, op.inputs[1], op.in_shape),
                       "out": fields["out"]}
             info.kernel, info.variant = f"add_{self.sfx}", "-"
             if f32:
@@ -519,7 +543,17 @@ class _Emitter:
         self.data.append(f"static const {ptype} {pfx}_p = {_init(fields)};\n")
         needs = [info.kernel] + (["dwconv2d_s8"] if info.kernel == "dwconv3x3_s8" else [])
         self.kernel_files += [k for k in needs if k not in self.kernel_files]   # + its fallback
-        return f"mcus_fast_{info.kernel}", f"{pfx}_p", info
+        entry = "fc_s8_quads" if info.extra.get("quads") else info.kernel   # fc_s8.c's other entry
+        return f"mcus_fast_{entry}", f"{pfx}_p", info
+
+    def emit_input_view(self, j: int, op: Op, fn: str, view: int) -> str:
+        """A wrapper of row kernel ``fn`` that moves io->in ``view`` bytes on: the layer reads a
+        slice of the model input in place (its buffer's NULL base is io->in). -> its name."""
+        pfx = layer_prefix(j, op)
+        self.data.append(f"static void {pfx}_view(const void *params, const mcus_io_t *io, int32_t row)\n"
+                         f"{{\n    mcus_io_t v = *io;\n    v.in = (const uint8_t *)io->in + {view};\n"
+                         f"    {fn}(params, &v, row);\n}}\n")
+        return f"{pfx}_view"
 
     # -- the whole model --------------------------------------------------------------------------
 
@@ -548,6 +582,9 @@ class _Emitter:
         fns, params = [], []
         for j, op in enumerate(self.ops):
             fn, par, info = self.emit_op(j, op, p)
+            view = max(self.input_views(op), default=0)
+            if view and self.fast_kernel(op):       # a slice of the model input read in place
+                fn = self.emit_input_view(j, op, fn, view)
             info.extra["ring_rows"] = p.ring_rows[j + 1]
             info.extra["calls"] = p.schedule.count(j)
             fns.append(fn)

@@ -41,6 +41,14 @@ def fc_rq_short(op: Dense) -> bool:
     return bool(np.all(high + rounding < 2**31))
 
 
+def fc_quads_applies(op: Dense, rq_short: bool) -> bool:
+    """Whether an int8 Dense runs fc_s8's whole-quads asm loops (mcus_fast_fc_s8_quads; either
+    weight layout): the short requantisation, K a multiple of 4 and a quad of outputs at least
+    (the generator then writes the bias even when it is all zero: the loops load it)."""
+    oc, K = int(op.weights.shape[0]), int(np.asarray(op.weights).size // op.weights.shape[0])
+    return rq_short and K % 4 == 0 and K > 0 and oc >= 4
+
+
 def folded_bias(op: Dense) -> Dense:
     """A copy of an int8 Dense whose bias also holds input_offset * sum(w) per output channel,
     wrapped to int32 as the kernels' int32 sums wrap (fc_s8.c reads x, not x + input_offset)."""

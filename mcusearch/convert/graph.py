@@ -201,9 +201,13 @@ class Add(Op):
 
 @dataclass
 class Reshape(Op):
-    """Flatten/Reshape/Squeeze/ExpandDims: nothing to do in NHWC; the output aliases the input."""
+    """Flatten/Reshape/Squeeze/ExpandDims: nothing to do in NHWC; the output aliases the input.
+    ``offset`` > 0 (only the optimised generator's :func:`mcusearch.convert.lowering.slice_views`
+    makes one): the output is a contiguous run of the input's elements that starts there, a Slice
+    read in place."""
 
     kind: ClassVar[str] = "Reshape"
+    offset: int = 0                # elements from the input's start
 
 
 @dataclass
@@ -259,6 +263,19 @@ class Graph:
             seen += 1
             if seen > len(self.ops):
                 raise StageError("convert", "a cycle of reshapes")
+
+    def storage_offset(self, tid: int) -> int:
+        """Where ``tid`` starts in :meth:`storage`'s memory, in elements: the sum of the offsets of
+        the views on the way (0 for plain reshapes)."""
+        off = 0
+        producers = self._producers()
+        for _ in range(len(self.ops) + 1):
+            op = producers.get(tid)
+            if not isinstance(op, Reshape):
+                return off
+            off += op.offset
+            tid = op.inputs[0]
+        raise StageError("convert", "a cycle of reshapes")
 
     def _producers(self) -> dict[int, Op]:
         return {op.output: op for op in self.ops}

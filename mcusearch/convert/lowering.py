@@ -26,6 +26,14 @@ generator and the tests read it) in which
   Concatenate becomes one :class:`ConcatNearest`, whose output pixel (y, x) takes that input's
   channels from pixel (rows[y], cols[x]) of the resize's input. The same values are copied
   once instead of twice, and the upsampled tensor never exists.
+* **a slice that selects one contiguous run of its input's elements is read in place**
+  (:func:`slice_views`): TFLite's unrolled LSTM/GRU cells split the gate vector of a Dense into
+  gates (SPLIT on the last axis) and slice the sequence into time steps; each such Slice becomes
+  a :class:`~mcusearch.convert.graph.Reshape` at an element offset, so its readers read the
+  input where the run starts (the generator adds the offset to their pointers) and no copy
+  runs. Only where the input is stored whole in the layout the slice indexes: the model input
+  (the caller's buffer) or a one-row tensor (the planner's vectors; a row kernel's H x W x C
+  output may live in a ring of a few rows), the run starting on a 4-byte boundary.
 """
 from __future__ import annotations
 
@@ -33,8 +41,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mcusearch.convert.graph import Conv2D, DepthwiseConv2D, Graph, Op, Tensor
-from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
+import numpy as np
+
+from mcusearch.convert.graph import AvgPool2D, Conv2D, DepthwiseConv2D, Graph, Op, Reshape, Tensor
+from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest, Slice
 
 
 @dataclass
@@ -198,7 +208,51 @@ def fuse_resize_into_concat(g: Graph) -> Graph:
     return dataclasses.replace(g, ops=ops, tensors=dict(g.tensors)).finish()
 
 
+def contiguous_run(op: Slice) -> int | None:
+    """The element offset of the run ``op`` copies, when the elements it copies are consecutive
+    in its input, in order; else None."""
+    if type(op) is not Slice:               # a Transpose reorders
+        return None
+    idx = np.asarray(op.base, np.int64)
+    for d, s in zip(op.dims, op.strides):
+        idx = idx[..., None] + np.arange(int(d), dtype=np.int64) * int(s)
+    idx = idx.ravel()
+    if idx.size == 0 or np.any(np.diff(idx) != 1):
+        return None
+    return int(idx[0])
+
+
+def _stored_whole(g: Graph, tid: int) -> bool:
+    """Whether tensor ``tid``'s memory holds all its elements in row-major order wherever the
+    optimised generator keeps it: the model input, or an op's output of one row (not a global
+    average pool's, which is streamed through a buffer of sums)."""
+    s = g.storage(tid)
+    if s == g.input_id:
+        return True
+    shape = g.tensors[s].shape
+    return not isinstance(g.producer(s), AvgPool2D) and (len(shape) != 3 or int(shape[0]) == 1)
+
+
+def slice_views(g: Graph, elem: int) -> Graph:
+    """``g`` with every Slice of a contiguous run (:func:`contiguous_run`) of a tensor stored
+    whole, starting at a multiple of 4 bytes (``elem`` bytes an element) and not the model
+    output, as a view: a Reshape at the run's offset (see the module docstring)."""
+    ops: list[Op] = []
+    for op in g.ops:
+        off = contiguous_run(op) if isinstance(op, Slice) else None
+        if (off is None or op.output == g.output_id or (off * elem) % 4
+                or not _stored_whole(g, op.inputs[0])):
+            ops.append(op)
+            continue
+        ops.append(Reshape(op.name, tuple(op.in_shape), tuple(op.out_shape), inputs=op.inputs[:1],
+                           output=op.output, offset=off))
+    if all(a is b for a, b in zip(ops, g.ops)):
+        return g
+    return dataclasses.replace(g, ops=ops, tensors=dict(g.tensors)).finish()
+
+
 def lower_for_rows(g: Graph) -> Graph:
     """The rewrites of this module, in order: pads folded, depth multipliers split, resizes
-    read by their concatenation."""
-    return fuse_resize_into_concat(split_depth_multiplier(fold_pads(g)))
+    read by their concatenation, contiguous slices read in place."""
+    elem = 4 if g.dtype == "float32" else 1
+    return slice_views(fuse_resize_into_concat(split_depth_multiplier(fold_pads(g))), elem)

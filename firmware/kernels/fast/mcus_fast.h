@@ -262,6 +262,7 @@ void mcus_fast_dwconv2d_f32(const void *params, const mcus_io_t *io, int32_t row
 void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_fc_s8_quads(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool_global_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool_global_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
