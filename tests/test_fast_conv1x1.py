@@ -1,14 +1,15 @@
-"""conv1x1_s8 (firmware/kernels/fast/conv1x1_s8.c): int8 1 x 1 unpadded convolutions of 4 or 8
+"""conv1x1_s8 (firmware/kernels/fast/conv1x1_s8.c): int8 1 x 1 unpadded convolutions of 4, 8 or 16
 input channels, without a column, the weights and the requantisation (bias, input offset and zero
 point folded into its constant) in one record per output channel (fastdata.conv1x1_records).
 
 Graphs built without TensorFlow (test_codegen_fast's Graph API); the reference generator's host
 output is the oracle (bit-exact with TFLite, tests/test_convert.py). Cases: one output channel
 (K = 8 on an odd width: the two-pixel loop's odd entry; K = 4 on an even one), several channels
-(odd and even counts: the two-channel loop's odd entry), stride 2 (the portable path on the M7),
-and the layers the generator leaves to conv2d_s8 (a ReLU clamp above -128, a multiplier of 0.5
-or more, a K = 12 layer). Host (portable C) and qemu-m7 (the assembly), and a cost check of the
-one-channel head (conv2d_s8: ~17 instructions a MAC).
+(odd and even counts: the two-channel loop's odd entry; K = 4, 8 and 16), stride 2 (K = 16: the
+assembly; K = 8: the portable path on the M7), and the layers the generator leaves to conv2d_s8
+(a ReLU clamp above -128, a multiplier of 0.5 or more, a K = 12 layer). Host (portable C) and
+qemu-m7 (the assembly), and a cost check of the one-channel head (conv2d_s8: ~17 instructions a
+MAC).
 """
 from __future__ import annotations
 
@@ -49,19 +50,25 @@ def _chain(seed, shape, layers, zp_in=-3):
 
 
 CASES = {
-    # K = 8 -> 8 (even), -> 5 (odd), K = 4 -> 3 (odd), -> 4 (even), -> 8, K = 8 -> 1 on an odd width
+    # K = 8 -> 8 (even), -> 5 (odd), K = 4 -> 3 (odd), -> 4 (even), -> 8, K = 8 -> 16, K = 16 -> 6,
+    # then K = 8 -> 1 on an odd width (7)
     "main": ((5, 7, 8), [("a8", 8, 1, 1, "full", 0.45), ("b5", 5, 1, 1, "full", 0.45),
                          ("c4", 4, 1, 1, "full", 0.45), ("b3", 3, 1, 1, "full", 0.45),
                          ("c4b", 4, 1, 1, "full", 0.45), ("b4", 4, 1, 1, "full", 0.45),
-                         ("b8", 8, 1, 1, "full", 0.45), ("one8", 1, 1, 1, "full", 0.45)],
+                         ("b8", 8, 1, 1, "full", 0.45), ("w16", 16, 1, 1, "full", 0.45),
+                         ("x6", 6, 1, 1, "full", 0.45), ("y8", 8, 1, 1, "full", 0.45),
+                         ("one8", 1, 1, 1, "full", 0.45)],
              ["conv1x1_s8", "conv1x1_s8", "conv2d_s8", "conv1x1_s8", "conv2d_s8", "conv1x1_s8",
-              "conv1x1_s8", "conv1x1_s8"]),
-    # stride 2 (the portable path), layers left to conv2d_s8 (a ReLU clamp above -128, a
-    # multiplier of 0.5 or more, K = 12), then K = 4 -> 1 on an even width (6)
-    "other": ((7, 11, 8), [("s2", 4, 1, 2, "full", 0.45), ("relu", 4, 1, 1, "relu", 0.45),
-                          ("big", 12, 1, 1, "full", 1.8), ("k12", 4, 1, 1, "full", 0.45),
-                          ("one4", 1, 1, 1, "full", 0.45)],
-              ["conv1x1_s8", "conv2d_s8", "conv2d_s8", "conv2d_s8", "conv1x1_s8"]),
+              "conv1x1_s8", "conv1x1_s8", "conv1x1_s8", "conv2d_s8", "conv1x1_s8"]),
+    # K = 8 stride 2 (the portable path), K = 16 stride 2 -> 5 (odd), layers left to conv2d_s8
+    # (a ReLU clamp above -128, a multiplier of 0.5 or more, K = 12), then K = 4 -> 1 on an even
+    # width (6)
+    "other": ((9, 21, 8), [("s2", 16, 1, 2, "full", 0.45), ("k16s2", 5, 1, 2, "full", 0.45),
+                           ("c4", 4, 1, 1, "full", 0.45), ("relu", 4, 1, 1, "relu", 0.45),
+                           ("big", 12, 1, 1, "full", 1.8), ("k12", 4, 1, 1, "full", 0.45),
+                           ("one4", 1, 1, 1, "full", 0.45)],
+              ["conv1x1_s8", "conv1x1_s8", "conv2d_s8", "conv2d_s8", "conv2d_s8", "conv2d_s8",
+               "conv1x1_s8"]),
 }
 
 

@@ -157,13 +157,13 @@ def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
 
 
 def conv1x1_applies(op, f32: bool) -> bool:
-    """Whether an int8 Conv2D runs conv1x1_s8 rather than conv2d_s8: a 1 x 1 unpadded kernel on 4 or
-    8 input channels (K = 4 or 8: the column set-up and per-output bookkeeping of conv2d_s8's GEMM
-    path outweigh its K MACs there), activation range [-128, 127] (the kernel's assembly; the
-    portable C also clamps) and every right shift in [1, 24] (conv1x1_records' folded constant)."""
+    """Whether an int8 Conv2D runs conv1x1_s8 rather than conv2d_s8: a 1 x 1 unpadded kernel on 4, 8
+    or 16 input channels (K: the column set-up and per-output bookkeeping of conv2d_s8's GEMM path
+    outweigh its K MACs there), activation range [-128, 127] (the kernel's assembly; the portable
+    C also clamps) and every right shift in [1, 24] (conv1x1_records' folded constant)."""
     if f32 or not isinstance(op, Conv2D) or tuple(op.kernel) != (1, 1) or any(op.pad):
         return False
-    if int(op.in_shape[-1]) not in (4, 8) or tuple(int(a) for a in op.act) != (-128, 127):
+    if int(op.in_shape[-1]) not in (4, 8, 16) or tuple(int(a) for a in op.act) != (-128, 127):
         return False
     shift = np.asarray(op.requant.shift)
     return bool(np.all((shift <= -1) & (shift >= -24)))

@@ -1,10 +1,10 @@
 /*
- * int8 pointwise convolution of few input channels (1 x 1, unpadded, in_c = K = 4 or 8), one
+ * int8 pointwise convolution of few input channels (1 x 1, unpadded, in_c = K = 4, 8 or 16), one
  * output row per call, without a column: pixel p's K inputs are the word(s) at row + p * sw * K.
  * Chosen by the generator (mcusearch/convert/fastdata.py, conv1x1_applies) for such layers whose
  * right shifts are all in [1, 24]; conv2d_s8 spent most of their time on per-pixel column set-up
  * and per-output requantisation bookkeeping (unet_head's one-channel mask, K = 8: 16.9
- * instructions a MAC; inception's K = 4 branches 4.5-6.0; a K = 8 -> 8 layer 2.7).
+ * instructions a MAC; inception's K = 4 branches 4.5-6.0; a K = 8 -> 8 layer 2.7; K = 16 1.5-1.7).
  *
  * Per output channel the generator stores one record of K / 2 + 4 words (fastdata.conv1x1_records):
  * the weights as int16 pairs in SXTB16's order, (w0, w2), (w1, w3) per 4-k chunk, then
@@ -17,21 +17,26 @@
  * (1 + 2 zp) 2^(30 + r): mcus_rq_apply's sum with z = 0 for TFLite's accumulator, bit-exact (the
  * 64-bit sum stays below 2^63: |C| < 2^62 + 2^62, the accumulator's product < 2^62).
  *
- * DSP cores, activation range [-128, 127], sw = 1 (the assembly, one block per row):
- *   one output channel: weights, m and s in registers, two pixels a loop iteration; per pixel
- *   LDR and SXTB16 x 2 a word, SMUAD/SMLAD x 2 a word, LDRD lo/hi, SMLAL, ASR, SSAT, STRB, and
- *   CMP, BNE every second pixel: 16 instructions for K = 8 (2.0 a MAC), 11 for K = 4;
+ * DSP cores, activation range [-128, 127] (the assembly, one block per row; K = 4 and 8: sw = 1):
+ *   one output channel, K = 4 or 8: weights, m and s in registers, two pixels a loop iteration;
+ *   per pixel LDR and SXTB16 x 2 a word, SMUAD/SMLAD x 2 a word, LDRD lo/hi, SMLAL, ASR, SSAT,
+ *   STRB, and CMP, BNE every second pixel: 16 instructions for K = 8 (2.0 a MAC), 11 for K = 4;
  *   more channels: per pixel LDR and SXTB16 x 2 a word and ~5 of loop; per output (two a loop
  *   iteration) LDRD x K / 4 of weights, SMUAD, SMLAD x (K / 2 - 1), LDRD x 2 of {m, s, lo, hi},
  *   SMLAL, ASR, SSAT, STRB, and CMP, BNE every second one: 13 for K = 8 (1.6 a MAC), 10 for
- *   K = 4 (2.5). LDRD rather than LDM: the same loads in fewer cycles on the M7 (1 + N for
- *   an LDM of N registers against 1 a pair; an LDM per record: 2 instructions fewer an output,
- *   ~5 % more est. cycles on MobileNetV2's 8 -> 48 expansions).
- * Measured (qemu-m7, -O3, a layer's count with its call): unet_head's mask 16 x 16 x 8 -> 1
- * 34,528 -> 5,280 instructions (2.6 a MAC with ~75 a row of call and set-up); inception's
- * 8 x 8 x 4 -> 4 6,136 -> 3,088 and -> 8 9,224 -> 5,152; a 16 x 16 x 8 -> 8 43,776 -> 26,304.
- * Else (other strides, clamps, cores without DSP, the host) the same arithmetic in portable C
- * (mcus_smlad, mcus_rq_apply, mcus_clamp_s8).
+ *   K = 4 (2.5). K = 16 (any stride; r7 saved around the block: 8 registers of inputs): per pixel
+ *   ~20 (its step from a frame), per output 4 LDRD, 8 SMUAD/SMLAD, LDRD lo/hi, LDR m, SMLAL,
+ *   LDR s, ASR, SSAT, STRB, and LDR, CMP, BNE every second one: ~20.5 (1.3 a MAC).
+ *   LDRD rather than LDM: the same loads in fewer cycles on the M7 (the cycle model's 1 + N for an
+ *   LDM of N registers against 1 a pair). An LDM per record half saves 2 instructions an output
+ *   but costs ~5 % more est. cycles on MobileNetV2's 8 -> 48 expansions.
+ * Measured (qemu-m7, -O3, a layer's count with its call; conv2d_s8 before): unet_head's mask
+ * 16 x 16 x 8 -> 1 34,528 -> 5,328 instructions (2.6 a MAC, ~75 a row of call and set-up);
+ * inception's 8 x 8 x 4 -> 4 6,136 -> 3,648 and -> 8 9,224 -> 6,224; a 16 x 16 x 8 -> 8 43,776 ->
+ * 30,448; VWW's 24 x 24 x 16 -> 32 433,368 -> 390,552; MobileNetV2-0.35's 48 x 48 x 16 -> 8
+ * 505,440 -> 425,136; ResNet-8's 1 x 1 stride 2 16 -> 32 skip 213,136 -> 173,968.
+ * Else (K = 4, 8 with a stride, clamps, cores without DSP, the host) the same arithmetic in
+ * portable C (mcus_smlad, mcus_rq_apply, mcus_clamp_s8).
  */
 #include "mcus_fast.h"
 
@@ -47,6 +52,7 @@ typedef struct {
     int8_t *dst;          /*  8: the output row */
     int8_t *dend;         /* 12: its end */
     const int8_t *src;    /* 16: the input row */
+    int32_t step;         /* 20: bytes from a pixel's inputs to the next one's (K = 16) */
 } pw1_t;
 
 /* the frame of the many-channel rows: [sp] the first record, [sp, #4] the output row's end */
@@ -151,6 +157,64 @@ typedef struct {
     "ldrd    r11, r12, [r0]\n\t" PW1_RQ
 #define PW1_ONE_K4(ODD) PW1_ONE("ldm     r0!, {r4, r5, r9, r10}\n\t", PW1_PIXEL_K4, ODD)
 
+/*
+ * K = 16: the pixel's 16 inputs in r4-r11 (r7, the Thumb frame pointer, saved around the block),
+ * the record's weights through r2, r12; its constants in r12, lr (lo, hi), r2 (m, then s). The
+ * frame: [sp] the first record, [sp, #4] the records' end, [sp, #8] the next pixel's inputs,
+ * [sp, #12] the step (sw K: any stride), [sp, #16] the output row's end.
+ */
+#define PW1_BODY_K16                                                                              \
+    "ldrd    r2, r12, [r0], #8\n\t"                                                              \
+    "smuad   r3, r4, r2\n\t"                                                                      \
+    "smlad   r3, r5, r12, r3\n\t"                                                                 \
+    "ldrd    r2, r12, [r0], #8\n\t"                                                              \
+    "smlad   r3, r6, r2, r3\n\t"                                                                  \
+    "smlad   r3, r7, r12, r3\n\t"                                                                 \
+    "ldrd    r2, r12, [r0], #8\n\t"                                                              \
+    "smlad   r3, r8, r2, r3\n\t"                                                                  \
+    "smlad   r3, r9, r12, r3\n\t"                                                                 \
+    "ldrd    r2, r12, [r0], #8\n\t"                                                              \
+    "smlad   r3, r10, r2, r3\n\t"                                                                 \
+    "smlad   r3, r11, r12, r3\n\t"                                                                \
+    "ldrd    r12, lr, [r0, #8]\n\t"                                                               \
+    "ldr     r2, [r0], #16\n\t"                                                                  \
+    "smlal   r12, lr, r3, r2\n\t"                                                                 \
+    "ldr     r2, [r0, #-12]\n\t"                                                                  \
+    "asr     lr, lr, r2\n\t"                                                                      \
+    "ssat    lr, #8, lr\n\t"                                                                      \
+    "strb    lr, [r1], #1\n\t"
+#define PW1_WORD16(LO, HI, OFF)                                                                   \
+    "ldr     " HI ", [lr" OFF "]\n\t"                                                              \
+    "sxtb16  " LO ", " HI "\n\t"                                                                   \
+    "sxtb16  " HI ", " HI ", ror #8\n\t"
+#define PW1_MANY_K16(ODD)                                                                         \
+    "push    {r7}\n\t"                                                                            \
+    "sub     sp, sp, #20\n\t"                                                                     \
+    "ldrd    r2, r3, [r0]\n\t"                                                                    \
+    "ldrd    r12, lr, [r0, #16]\n\t"                                                              \
+    "strd    r2, r3, [sp]\n\t"                                                                    \
+    "strd    r12, lr, [sp, #8]\n\t"                                                               \
+    "ldrd    r1, r2, [r0, #8]\n\t"                                                                \
+    "str     r2, [sp, #16]\n\t"                                                                   \
+    "4:\n\t"                                                                                      \
+    "ldrd    lr, r2, [sp, #8]\n\t"                                                                \
+    "add     r2, lr, r2\n\t"                                                                      \
+    "str     r2, [sp, #8]\n\t"                                                                    \
+    PW1_WORD16("r4", "r5", "") PW1_WORD16("r6", "r7", ", #4")                                     \
+    PW1_WORD16("r8", "r9", ", #8") PW1_WORD16("r10", "r11", ", #12")                              \
+    "ldr     r0, [sp]\n\t"                                                                        \
+    ODD                                                                                           \
+    "1:\n\t" PW1_BODY_K16                                                                         \
+    "2:\n\t" PW1_BODY_K16                                                                         \
+    "ldr     r3, [sp, #4]\n\t"                                                                    \
+    "cmp     r0, r3\n\t"                                                                          \
+    "bne     1b\n\t"                                                                              \
+    "ldr     r3, [sp, #16]\n\t"                                                                   \
+    "cmp     r1, r3\n\t"                                                                          \
+    "bne     4b\n\t"                                                                              \
+    "add     sp, sp, #20\n\t"                                                                     \
+    "pop     {r7}\n\t"
+
 #define PW1_ASM(CODE, T)                                                                          \
     do {                                                                                          \
         register const pw1_t *r0_ __asm__("r0") = (T);                                            \
@@ -163,28 +227,34 @@ typedef struct {
 /* the assembly's row: t filled by the caller */
 static __attribute__((noinline)) void pw1_row(const pw1_t *t, int32_t K, int32_t oc, int32_t ow)
 {
-    if (oc == 1) {
-        if (K == 8) {
+    if (K == 8) {
+        if (oc == 1) {
             if (ow & 1) {
                 PW1_ASM(PW1_ONE_K8(PW1_ODD), t);
             } else {
                 PW1_ASM(PW1_ONE_K8(""), t);
             }
-        } else if (ow & 1) {
-            PW1_ASM(PW1_ONE_K4(PW1_ODD), t);
-        } else {
-            PW1_ASM(PW1_ONE_K4(""), t);
-        }
-    } else if (K == 8) {
-        if (oc & 1) {
+        } else if (oc & 1) {
             PW1_ASM(PW1_MANY_K8(PW1_ODD), t);
         } else {
             PW1_ASM(PW1_MANY_K8(""), t);
         }
-    } else if (oc & 1) {
-        PW1_ASM(PW1_MANY_K4(PW1_ODD), t);
+    } else if (K == 4) {
+        if (oc == 1) {
+            if (ow & 1) {
+                PW1_ASM(PW1_ONE_K4(PW1_ODD), t);
+            } else {
+                PW1_ASM(PW1_ONE_K4(""), t);
+            }
+        } else if (oc & 1) {
+            PW1_ASM(PW1_MANY_K4(PW1_ODD), t);
+        } else {
+            PW1_ASM(PW1_MANY_K4(""), t);
+        }
+    } else if (oc & 1) {                  /* K = 16, any channel count and stride */
+        PW1_ASM(PW1_MANY_K16(PW1_ODD), t);
     } else {
-        PW1_ASM(PW1_MANY_K4(""), t);
+        PW1_ASM(PW1_MANY_K16(""), t);
     }
 }
 #endif
@@ -228,13 +298,14 @@ void mcus_fast_conv1x1_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
     const int32_t K = p->in.c, oc = p->out.c, ow = p->out.w;
-    if (p->act_min == -128 && p->act_max == 127 && p->g.sw == 1 && (K == 4 || K == 8)) {
+    if (p->act_min == -128 && p->act_max == 127 && (K == 16 || (p->g.sw == 1 && (K == 4 || K == 8)))) {
         pw1_t t;
         t.rec = p->recs;
         t.rend = p->recs + oc * ((K >> 1) + 4);
         t.dst = out;
         t.dend = out + ow * oc;
         t.src = row;
+        t.step = p->g.sw * K;
         pw1_row(&t, K, oc, ow);
         return;
     }

@@ -106,8 +106,8 @@ typedef struct {
 } mcus_fast_conv_s8_t;
 
 /*
- * int8 pointwise convolution of 4 or 8 input channels (conv1x1_s8.c; 1 x 1, unpadded): per output
- * channel a record of in_c / 2 + 4 words, the weights as int16 pairs and the fast
+ * int8 pointwise convolution of 4, 8 or 16 input channels (conv1x1_s8.c; 1 x 1, unpadded): per
+ * output channel a record of in_c / 2 + 4 words, the weights as int16 pairs and the fast
  * requantisation's {m, s, lo, hi} with bias, input offset and zero point folded into C
  * (mcusearch/convert/fastdata.py, conv1x1_records). No scratch.
  */
