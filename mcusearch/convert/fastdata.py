@@ -163,7 +163,7 @@ def conv1x1_applies(op, f32: bool) -> bool:
     C also clamps) and every right shift in [1, 24] (conv1x1_records' folded constant)."""
     if f32 or not isinstance(op, Conv2D) or tuple(op.kernel) != (1, 1) or any(op.pad):
         return False
-    if int(op.in_shape[-1]) not in (4, 8, 16) or tuple(int(a) for a in op.act) != (-128, 127):
+    if int(op.in_shape[-1]) not in (4, 8, 16) or tuple(op.act) != (-128, 127):
         return False
     shift = np.asarray(op.requant.shift)
     return bool(np.all((shift <= -1) & (shift >= -24)))
