@@ -62,12 +62,12 @@ def test_pool_in_qemu_m7(tmp_path, h, w, channels):
 
 
 def narrow(seed: int = 8):
-    """Rows of 5 and 3 pixels, 17 and 9 rows: pointwise 8 -> 13 (odd: the last channel's z is 0),
-    3 x 3 stride 2 13 -> 7 (K = 117 + kpad 3), 1 x 1 7 -> 6 (K = 7 + kpad 1); ReLU and linear
-    outputs."""
+    """Rows of 5 and 3 pixels, 17 and 9 rows: pointwise 12 -> 13 (odd: the last channel's z is 0;
+    4, 8 or 16 input channels would take conv1x1_s8), 3 x 3 stride 2 13 -> 7 (K = 117 + kpad 3),
+    1 x 1 7 -> 6 (K = 7 + kpad 1); ReLU and linear outputs."""
     tc.tf.keras.utils.set_random_seed(seed)
     model = tc.tf.keras.Sequential([
-        L.InputLayer((17, 5, 8)), L.Conv2D(13, 1, activation="relu", name="pw"),
+        L.InputLayer((17, 5, 12)), L.Conv2D(13, 1, activation="relu", name="pw"),
         L.Conv2D(7, 3, strides=2, padding="same", activation="relu", name="c3"),
         L.Conv2D(6, 1, name="pw2")])
     return tc._random_biases(model, seed)

@@ -25,14 +25,15 @@ L = tc.L
 
 def gemm_chain(seed: int = 7):
     """Every shape case of the GEMM path (comments: K (+ kpad), chunks, output width); 1 x 1
-    layers on inputs of 4k channels build their columns with pw_cols."""
+    layers on inputs of 4k channels build their columns with pw_cols (K = 4, 8 and 16
+    take conv1x1_s8: tests/test_fast_conv1x1.py)."""
     tc.tf.keras.utils.set_random_seed(seed)
     model = tc.tf.keras.Sequential([
         L.InputLayer((9, 9, 4)),
         L.Conv2D(12, 3, strides=2, padding="same", activation="relu", name="c3s2"),  # 36, 9 odd, 5
         L.Conv2D(13, 1, activation="relu", name="pw13"),                            # 12, 3, oc odd
-        L.Conv2D(8, 3, padding="valid", name="c3v"),                                # 117 + 3
-        L.Conv2D(70, 1, activation="relu", name="pw70"),                            # 8, 2 blocks
+        L.Conv2D(12, 3, padding="valid", name="c3v"),                               # 117 + 3
+        L.Conv2D(70, 1, activation="relu", name="pw70"),                            # 12, 2 blocks
         L.Conv2D(64, 1, activation="relu", name="pw64"),                            # 70 + 2
         L.Conv2D(5, 1, name="pw5"),                                                 # 64, 3 x 3
     ])
@@ -74,8 +75,8 @@ def edge_chain(seed: int = 11):
     model = tc.tf.keras.Sequential([
         L.InputLayer((4, 4, 8)),
         L.Conv2D(8, (5, 7), padding="same", activation="relu", name="c57"),       # 280
-        L.Conv2D(8, 3, padding="same", name="c3"),                                 # 72
-        L.Conv2D(6, 1, activation="relu", name="pw6"),                             # 8
+        L.Conv2D(12, 3, padding="same", name="c3"),                                # 72
+        L.Conv2D(6, 1, activation="relu", name="pw6"),                             # 12
     ])
     return tc._random_biases(model, seed)
 

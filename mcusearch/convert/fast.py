@@ -43,7 +43,8 @@ from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, co
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
-from mcusearch.convert.fastdata import (conv_s8_rq, dw3x3_s8_groups, dw_kernel, fc_kernel_applies,
+from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s8_rq,
+                                       dw3x3_s8_groups, dw_kernel, fc_kernel_applies,
                                        fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
                                        k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
@@ -408,7 +409,8 @@ class _Emitter:
             sparse = self.choose(op, info)
             info.dense_weight_bytes = int(w.size) * self.elem
             fc = not sparse and fc_kernel_applies(op, f32)
-            kind = "conv2d_sparse" if sparse else "fc" if fc else "conv2d"
+            pw = not sparse and not fc and conv1x1_applies(op, f32)
+            kind = "conv2d_sparse" if sparse else "fc" if fc else "conv1x1" if pw else "conv2d"
             info.kernel = f"{kind}_{self.sfx}"
             info.variant = "sparse" if sparse else "dense"
             if sparse:
@@ -432,6 +434,12 @@ class _Emitter:
                     fields.update(entries="0" if empty else f"{pfx}_e", counts=f"{pfx}_n")
                     info.weight_bytes = sp.entries * 2 + 2 * oc
                 info.scratch_bytes = gemm_scratch(op, True, f32)
+            elif pw:
+                # per channel: the weights as int16 pairs and the folded requantisation constants
+                recs = conv1x1_records(op)
+                self.data.append(_aligned(_c_array("int32_t", f"{pfx}_r", recs, 6)))
+                fields.update(recs=f"{pfx}_r", **act)
+                info.weight_bytes = int(recs.size) * 4
             elif fc:
                 # the input offset folded into the bias (fc_s8.c), int32 wrap-around as the kernels
                 paired = layout.s8_fc_paired_ok(w)
@@ -466,7 +474,8 @@ class _Emitter:
             quads = fc and fc_quads_applies(op, rq_short)
             if fc:
                 op = folded_bias(op)
-            self.bias_requant(op, pfx, oc, fields, act)
+            if not pw:
+                self.bias_requant(op, pfx, oc, fields, act)
             if quads and fields["bias"] == "0":     # fc_s8_quads loads four biases a quad
                 self.data.append(_c_array("int32_t", f"{pfx}_b", np.zeros(oc, np.int32), 8))
                 fields["bias"] = f"{pfx}_b"
@@ -474,7 +483,7 @@ class _Emitter:
                 info.extra.update(rq_short=rq_short, paired=paired, quads=quads)
                 fields = {"c": fields, "rq_short": str(int(rq_short)), "paired": str(int(paired))}
             ptype = {("conv2d", False): "mcus_fast_conv_s8_t", ("conv2d", True): "mcus_fast_conv_f32_t",
-                     ("fc", False): "mcus_fast_fc_s8_t",
+                     ("conv1x1", False): "mcus_fast_conv1x1_s8_t", ("fc", False): "mcus_fast_fc_s8_t",
                      ("conv2d_sparse", False): "mcus_fast_conv_sparse_s8_t",
                      ("conv2d_sparse", True): "mcus_fast_conv_sparse_f32_t"}[(kind, f32)]
         elif isinstance(op, DepthwiseConv2D):
@@ -567,7 +576,8 @@ class _Emitter:
                 pass                                  # a reference kernel: no scratch
             elif isinstance(op, (Conv2D, Dense)):
                 sparse = self.choose(op, info)
-                info.scratch_bytes = 0 if not sparse and fc_kernel_applies(op, self.f32) else \
+                info.scratch_bytes = 0 if not sparse and (fc_kernel_applies(op, self.f32) or
+                                                          conv1x1_applies(op, self.f32)) else \
                     gemm_scratch(op, sparse, self.f32)
             elif isinstance(op, MaxPool2D) and op.pool[0] > 8:
                 info.scratch_bytes = 4 * op.pool[0]

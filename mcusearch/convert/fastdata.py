@@ -164,6 +164,45 @@ def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
     return _wrap32(np.stack([m, s, lo, hi, z], 1))
 
 
+def conv1x1_applies(op, f32: bool) -> bool:
+    """Whether an int8 Conv2D runs conv1x1_s8 rather than conv2d_s8: a 1 x 1 unpadded kernel on 4, 8
+    or 16 input channels (K: the column set-up and per-output bookkeeping of conv2d_s8's GEMM path
+    outweigh its K MACs there), activation range [-128, 127] (the kernel's assembly; the portable
+    C also clamps) and every right shift in [1, 24] (conv1x1_records' folded constant)."""
+    if f32 or not isinstance(op, Conv2D) or tuple(op.kernel) != (1, 1) or any(op.pad):
+        return False
+    if int(op.in_shape[-1]) not in (4, 8, 16) or tuple(op.act) != (-128, 127):
+        return False
+    shift = np.asarray(op.requant.shift)
+    return bool(np.all((shift <= -1) & (shift >= -24)))
+
+
+def conv1x1_records(op: Conv2D) -> np.ndarray:
+    """conv1x1_s8's per-channel records (int32, [oc][K / 2 + 4]): the weights as int16 pairs in
+    SXTB16 order, (w0, w2), (w1, w3) per 4-k chunk (low half first), then mcus_rq_t's
+    {m, s, lo, hi}: s = r - 1 and hi:lo = C = 2^30 + (1 + 2 zp) 2^(30 + r) + (b + off sum(w)) m,
+    off = -input_zero_point (conv1x1_s8.c: acc m + C for the raw inputs' acc is mcus_rq_apply's
+    sum of TFLite's accumulator)."""
+    w = np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1)
+    oc, K = w.shape
+    rq = op.requant
+    bias = np.zeros(oc, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
+    mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
+    shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
+    off, zp = -int(rq.input_zero_point), int(rq.output_zero_point)
+    out = []
+    for c in range(oc):
+        words = []
+        for j in range(0, K, 4):
+            words += [(w[c, j] & 0xFFFF) | (w[c, j + 2] & 0xFFFF) << 16,
+                      (w[c, j + 1] & 0xFFFF) | (w[c, j + 3] & 0xFFFF) << 16]
+        r, m = -int(shift[c]), int(mult[c])
+        const = 2**30 + (1 + 2 * zp) * 2**(30 + r) + (int(bias[c]) + off * int(w[c].sum())) * m
+        assert 1 <= r <= 24 and -2**63 <= const < 2**63
+        out.append(words + [m, r - 1, const & 0xFFFFFFFF, const >> 32])
+    return _wrap32(np.array(out, np.int64))
+
+
 def op_scratch(op, f32: bool) -> int:
     """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
     per channel (none for dwconv3x3_f32, whose accumulators are registers; dwconv3x3_s8: the

@@ -106,6 +106,19 @@ typedef struct {
 } mcus_fast_conv_s8_t;
 
 /*
+ * int8 pointwise convolution of 4, 8 or 16 input channels (conv1x1_s8.c; 1 x 1, unpadded): per
+ * output channel a record of in_c / 2 + 4 words, the weights as int16 pairs and the fast
+ * requantisation's {m, s, lo, hi} with bias, input offset and zero point folded into C
+ * (mcusearch/convert/fastdata.py, conv1x1_records). No scratch.
+ */
+typedef struct {
+    mcus_buf_t in, out;
+    mcus_win_t g;
+    int8_t act_min, act_max;
+    const int32_t *recs;
+} mcus_fast_conv1x1_s8_t;
+
+/*
  * Sparse int8 convolution: per output channel, the non-zero weights in k order with the distance
  * to the previous one (first: from k = 0) in one byte: entries are (delta, weight) byte pairs, a
  * distance above 255 is bridged by (255, 0) entries. counts[c] = entries of channel c.
@@ -253,6 +266,7 @@ typedef struct {
 
 void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv2d_sparse_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_conv1x1_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv2d_sparse_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_maxpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
