@@ -257,6 +257,41 @@ typedef struct {
     int32_t quads;            /* 32: quads left */
 } fc_quads_t;
 
+/* After a quad's sums (SUMS: a0..a3 = channels c..c+3; the shift, multiplier and output pointers
+ * in n, x, xe; 1 + 2 zp in xo): the four outputs (MCUS_FC_OUT_R with s, m in wa, wb; with the
+ * clamp's bounds in t when `clamp`), the pointers back to st and the next quad. One asm block
+ * for fc_quads and fc_quads_paired, whose sums differ. */
+#define MCUS_FC_QOUT(A, CLAMP) MCUS_FC_OUT_R(A, CLAMP, "%[wa]", "%[wb]", "%[n]", "%[x]", "%[xe]", "%[xo]")
+#define MCUS_FC_QCLAMP(A) MCUS_FC_CLAMP_R(A, "%[wa]", "%[wb]", "%[t]")
+#define MCUS_FC_QUAD_NEXT                                                                         \
+    "strd   %[x], %[n], [%[st], #12]\n\t"                                                     \
+    "str    %[xe], [%[st], #20]\n\t"                                                          \
+    "ldr    %[t], [%[st], #32]\n\t"                                                           \
+    "subs   %[t], %[t], #1\n\t"                                                               \
+    "str    %[t], [%[st], #32]\n\t"                                                           \
+    "bne    1b\n\t"
+#define MCUS_FC_QUAD_OPERANDS                                                                     \
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "=&r"(x),             \
+      [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb),              \
+      [t] "=&r"(t), [w] "+&r"(w)                                                                \
+    : [st] "r"(st)                                                                              \
+    : "cc", "memory"
+#define MCUS_FC_QUADS_ASM(SUMS)                                                                   \
+    do {                                                                                          \
+        if (clamp) {                                                                              \
+            __asm__ volatile(SUMS "ldr    %[t], [%[st], #28]\n\t"                                 \
+                             MCUS_FC_QOUT("%[a0]", MCUS_FC_QCLAMP("%[a0]"))                       \
+                             MCUS_FC_QOUT("%[a1]", MCUS_FC_QCLAMP("%[a1]"))                       \
+                             MCUS_FC_QOUT("%[a2]", MCUS_FC_QCLAMP("%[a2]"))                       \
+                             MCUS_FC_QOUT("%[a3]", MCUS_FC_QCLAMP("%[a3]"))                       \
+                             MCUS_FC_QUAD_NEXT MCUS_FC_QUAD_OPERANDS);                            \
+        } else {                                                                                  \
+            __asm__ volatile(SUMS MCUS_FC_QOUT("%[a0]", "") MCUS_FC_QOUT("%[a1]", "")             \
+                             MCUS_FC_QOUT("%[a2]", "") MCUS_FC_QOUT("%[a3]", "")                  \
+                             MCUS_FC_QUAD_NEXT MCUS_FC_QUAD_OPERANDS);                            \
+        }                                                                                         \
+    } while (0)
+
 /* Every whole quad of an unpaired layer with K % 4 == 0, a bias and the short requantisation, in one asm
  * loop: per quad 2 LDRD of the biases, the fc_quad chunks (21 instructions each), the four
  * outputs (MCUS_FC_OUT, 10 each + 5 for a clamp), and 12 loads, stores and branches of the
@@ -296,47 +331,9 @@ static inline __attribute__((always_inline)) const int8_t *fc_quads(fc_quads_t *
     "bne    2b\n\t"                                                                           \
     "ldrd   %[x], %[n], [%[st], #12]\n\t"                                                     \
     "ldrd   %[xe], %[xo], [%[st], #20]\n\t"
-/* the pointers back, the next quad */
-#define MCUS_FC_QUAD_NEXT                                                                         \
-    "strd   %[x], %[n], [%[st], #12]\n\t"                                                     \
-    "str    %[xe], [%[st], #20]\n\t"                                                          \
-    "ldr    %[t], [%[st], #32]\n\t"                                                           \
-    "subs   %[t], %[t], #1\n\t"                                                               \
-    "str    %[t], [%[st], #32]\n\t"                                                           \
-    "bne    1b\n\t"
-    /* after the sums: s, m in wa, wb; the shift, multiplier and output pointers in n, x, xe; 1 + 2 zp
-     * in xo; the clamp's bounds in t */
-#define MCUS_FC_QOUT(A, CLAMP) MCUS_FC_OUT_R(A, CLAMP, "%[wa]", "%[wb]", "%[n]", "%[x]", "%[xe]", "%[xo]")
-#define MCUS_FC_QCLAMP(A) MCUS_FC_CLAMP_R(A, "%[wa]", "%[wb]", "%[t]")
-    if (clamp) {
-        __asm__ volatile(MCUS_FC_QUAD_SUMS
-                         "ldr    %[t], [%[st], #28]\n\t"
-                         MCUS_FC_QOUT("%[a0]", MCUS_FC_QCLAMP("%[a0]"))
-                         MCUS_FC_QOUT("%[a1]", MCUS_FC_QCLAMP("%[a1]"))
-                         MCUS_FC_QOUT("%[a2]", MCUS_FC_QCLAMP("%[a2]"))
-                         MCUS_FC_QOUT("%[a3]", MCUS_FC_QCLAMP("%[a3]"))
-                         MCUS_FC_QUAD_NEXT
-                         : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
-                           [x] "=&r"(x), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa),
-                           [wb] "=&r"(wb), [t] "=&r"(t), [w] "+&r"(w)
-                         : [st] "r"(st)
-                         : "cc", "memory");
-    } else {
-        __asm__ volatile(MCUS_FC_QUAD_SUMS
-                         MCUS_FC_QOUT("%[a0]", "") MCUS_FC_QOUT("%[a1]", "")
-                         MCUS_FC_QOUT("%[a2]", "") MCUS_FC_QOUT("%[a3]", "")
-                         MCUS_FC_QUAD_NEXT
-                         : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
-                           [x] "=&r"(x), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa),
-                           [wb] "=&r"(wb), [t] "=&r"(t), [w] "+&r"(w)
-                         : [st] "r"(st)
-                         : "cc", "memory");
-    }
-#undef MCUS_FC_QOUT
-#undef MCUS_FC_QCLAMP
+    MCUS_FC_QUADS_ASM(MCUS_FC_QUAD_SUMS);
 #undef MCUS_FC_2CH
 #undef MCUS_FC_QUAD_SUMS
-#undef MCUS_FC_QUAD_NEXT
     return w;
 }
 
@@ -348,89 +345,57 @@ static inline __attribute__((always_inline)) const int8_t *fc_quads(fc_quads_t *
 static inline __attribute__((always_inline)) const int8_t *fc_quads_paired(fc_quads_t *st,
                                                                            const int8_t *w, int clamp)
 {
-    int32_t s0, a0, s1, a1;
-    uint32_t x, n, x1, x2, w1, w2, t;
+    int32_t a0, a1, a2, a3;   /* channels c, c + 1, c + 2, c + 3 */
+    uint32_t x, n, xe, xo, wa, wb, t;
 /* the biases, K / 4 paired chunks, the odd channels' sums */
 #define MCUS_FC_PQUAD_SUMS                                                                        \
     "1:\n\t"                                                                                  \
     "ldr    %[n], [%[st], #8]\n\t"                                                            \
     "ldr    %[a0], [%[n]]\n\t"                                                                \
-    "ldr    %[a1], [%[n], #8]\n\t"                                                            \
+    "ldr    %[a2], [%[n], #8]\n\t"                                                            \
     "add    %[n], %[n], #16\n\t"                                                              \
     "str    %[n], [%[st], #8]\n\t"                                                            \
-    "mov    %[s0], %[a0]\n\t"                                                                 \
-    "mov    %[s1], %[a1]\n\t"                                                                 \
+    "mov    %[a1], %[a0]\n\t"                                                                 \
+    "mov    %[a3], %[a2]\n\t"                                                                 \
     "ldrd   %[x], %[n], [%[st]]\n\t"                                                          \
     "2:\n\t"                                                                                  \
-    "ldr    %[x2], [%[x]], #4\n\t"                                                            \
-    "ldrd   %[w1], %[w2], [%[w]], #8\n\t"                                                     \
-    "sxtb16 %[x1], %[x2]\n\t"                                                                 \
-    "sxtb16 %[x2], %[x2], ror #8\n\t"                                                         \
-    "smlad  %[s0], %[x1], %[w1], %[s0]\n\t"                                                   \
-    "sxtb16 %[w1], %[w1]\n\t"                                                                 \
-    "smlad  %[a0], %[x1], %[w1], %[a0]\n\t"                                                   \
-    "smlad  %[s0], %[x2], %[w2], %[s0]\n\t"                                                   \
-    "sxtb16 %[w2], %[w2]\n\t"                                                                 \
-    "smlad  %[a0], %[x2], %[w2], %[a0]\n\t"                                                   \
-    "ldrd   %[w1], %[w2], [%[w]], #8\n\t"                                                     \
-    "smlad  %[s1], %[x1], %[w1], %[s1]\n\t"                                                   \
-    "sxtb16 %[w1], %[w1]\n\t"                                                                 \
-    "smlad  %[a1], %[x1], %[w1], %[a1]\n\t"                                                   \
-    "smlad  %[s1], %[x2], %[w2], %[s1]\n\t"                                                   \
-    "sxtb16 %[w2], %[w2]\n\t"                                                                 \
-    "smlad  %[a1], %[x2], %[w2], %[a1]\n\t"                                                   \
+    "ldr    %[xo], [%[x]], #4\n\t"                                                            \
+    "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                     \
+    "sxtb16 %[xe], %[xo]\n\t"                                                                 \
+    "sxtb16 %[xo], %[xo], ror #8\n\t"                                                         \
+    "smlad  %[a1], %[xe], %[wa], %[a1]\n\t"                                                   \
+    "sxtb16 %[wa], %[wa]\n\t"                                                                 \
+    "smlad  %[a0], %[xe], %[wa], %[a0]\n\t"                                                   \
+    "smlad  %[a1], %[xo], %[wb], %[a1]\n\t"                                                   \
+    "sxtb16 %[wb], %[wb]\n\t"                                                                 \
+    "smlad  %[a0], %[xo], %[wb], %[a0]\n\t"                                                   \
+    "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                     \
+    "smlad  %[a3], %[xe], %[wa], %[a3]\n\t"                                                   \
+    "sxtb16 %[wa], %[wa]\n\t"                                                                 \
+    "smlad  %[a2], %[xe], %[wa], %[a2]\n\t"                                                   \
+    "smlad  %[a3], %[xo], %[wb], %[a3]\n\t"                                                   \
+    "sxtb16 %[wb], %[wb]\n\t"                                                                 \
+    "smlad  %[a2], %[xo], %[wb], %[a2]\n\t"                                                   \
     "subs   %[n], %[n], #1\n\t"                                                               \
     "bne    2b\n\t"                                                                           \
     "ldr    %[n], [%[st], #8]\n\t"                                                            \
-    "ldr    %[x1], [%[n], #-12]\n\t"                                                          \
-    "ldr    %[x2], [%[n], #-4]\n\t"                                                           \
-    "sub    %[s0], %[s0], %[a0]\n\t"                                                          \
-    "add    %[s0], %[x1], %[s0], asr #8\n\t"                                                  \
-    "sub    %[s1], %[s1], %[a1]\n\t"                                                          \
-    "add    %[s1], %[x2], %[s1], asr #8\n\t"                                                  \
+    "ldr    %[xe], [%[n], #-12]\n\t"                                                          \
+    "ldr    %[xo], [%[n], #-4]\n\t"                                                           \
+    "sub    %[a1], %[a1], %[a0]\n\t"                                                          \
+    "add    %[a1], %[xe], %[a1], asr #8\n\t"                                                  \
+    "sub    %[a3], %[a3], %[a2]\n\t"                                                          \
+    "add    %[a3], %[xo], %[a3], asr #8\n\t"                                                  \
     "ldrd   %[x], %[n], [%[st], #12]\n\t"                                                     \
-    "ldrd   %[x1], %[x2], [%[st], #20]\n\t"
-#define MCUS_FC_PQUAD_NEXT                                                                        \
-    "strd   %[x], %[n], [%[st], #12]\n\t"                                                     \
-    "str    %[x1], [%[st], #20]\n\t"                                                          \
-    "ldr    %[t], [%[st], #32]\n\t"                                                           \
-    "subs   %[t], %[t], #1\n\t"                                                               \
-    "str    %[t], [%[st], #32]\n\t"                                                           \
-    "bne    1b\n\t"
-    /* after the sums: s, m in w1, w2; the shift, multiplier and output pointers in n, x, x1;
-     * 1 + 2 zp in x2; the clamp's bounds in t. Channels c .. c + 3: a0, s0, a1, s1. */
-#define MCUS_FC_PQOUT(A, CLAMP) MCUS_FC_OUT_R(A, CLAMP, "%[w1]", "%[w2]", "%[n]", "%[x]", "%[x1]", "%[x2]")
-#define MCUS_FC_PQCLAMP(A) MCUS_FC_CLAMP_R(A, "%[w1]", "%[w2]", "%[t]")
-    if (clamp) {
-        __asm__ volatile(MCUS_FC_PQUAD_SUMS
-                         "ldr    %[t], [%[st], #28]\n\t"
-                         MCUS_FC_PQOUT("%[a0]", MCUS_FC_PQCLAMP("%[a0]"))
-                         MCUS_FC_PQOUT("%[s0]", MCUS_FC_PQCLAMP("%[s0]"))
-                         MCUS_FC_PQOUT("%[a1]", MCUS_FC_PQCLAMP("%[a1]"))
-                         MCUS_FC_PQOUT("%[s1]", MCUS_FC_PQCLAMP("%[s1]"))
-                         MCUS_FC_PQUAD_NEXT
-                         : [s0] "=&r"(s0), [a0] "=&r"(a0), [s1] "=&r"(s1), [a1] "=&r"(a1),
-                           [x] "=&r"(x), [n] "=&r"(n), [x1] "=&r"(x1), [x2] "=&r"(x2), [w1] "=&r"(w1),
-                           [w2] "=&r"(w2), [t] "=&r"(t), [w] "+&r"(w)
-                         : [st] "r"(st)
-                         : "cc", "memory");
-    } else {
-        __asm__ volatile(MCUS_FC_PQUAD_SUMS
-                         MCUS_FC_PQOUT("%[a0]", "") MCUS_FC_PQOUT("%[s0]", "")
-                         MCUS_FC_PQOUT("%[a1]", "") MCUS_FC_PQOUT("%[s1]", "")
-                         MCUS_FC_PQUAD_NEXT
-                         : [s0] "=&r"(s0), [a0] "=&r"(a0), [s1] "=&r"(s1), [a1] "=&r"(a1),
-                           [x] "=&r"(x), [n] "=&r"(n), [x1] "=&r"(x1), [x2] "=&r"(x2), [w1] "=&r"(w1),
-                           [w2] "=&r"(w2), [t] "=&r"(t), [w] "+&r"(w)
-                         : [st] "r"(st)
-                         : "cc", "memory");
-    }
-#undef MCUS_FC_PQOUT
-#undef MCUS_FC_PQCLAMP
+    "ldrd   %[xe], %[xo], [%[st], #20]\n\t"
+    MCUS_FC_QUADS_ASM(MCUS_FC_PQUAD_SUMS);
 #undef MCUS_FC_PQUAD_SUMS
-#undef MCUS_FC_PQUAD_NEXT
     return w;
 }
+#undef MCUS_FC_QUADS_ASM
+#undef MCUS_FC_QUAD_OPERANDS
+#undef MCUS_FC_QUAD_NEXT
+#undef MCUS_FC_QCLAMP
+#undef MCUS_FC_QOUT
 #else
 #define MCUS_FC_QUAD_ASM 0
 #endif
