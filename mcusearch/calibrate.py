@@ -315,16 +315,13 @@ def calibrate(model_path: Path, board_name: str, *, part_name: str | None = None
     raises StageError."""
     import tempfile
 
-    from mcusearch.build import normalise_opt_level
+    from mcusearch.build import opt_level_arg
     from mcusearch.convert import convert
     from mcusearch.parts.estimate import part_cycles_for_trial
 
     board, emulator = _boards(board_name, emulator_name)
     part = _part(board, part_name)
-    try:
-        opt = normalise_opt_level(opt_level)
-    except StageError as e:
-        raise SpecError("--opt-level", e.message) from None
+    opt = opt_level_arg(opt_level)
     check_model_file(Path(model_path), converter)
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="mcusearch-calibrate-"))
     model = prepare_model(Path(model_path), converter, inputs, seed, out)

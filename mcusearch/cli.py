@@ -191,7 +191,7 @@ def _cmd_measure(args) -> int:
     import tempfile
 
     from mcusearch.boards import available_boards, get_board
-    from mcusearch.build import build, normalise_opt_level
+    from mcusearch.build import build, opt_level_arg
     from mcusearch.calibrate import check_model_file, prepare_model
     from mcusearch.convert import convert
     from mcusearch.errors import SpecError
@@ -203,12 +203,12 @@ def _cmd_measure(args) -> int:
     quant = check_model_file(path, args.converter)
     if args.board not in available_boards():
         raise SpecError("--board", f"unknown board {args.board!r}; available: {', '.join(sorted(available_boards()))}")
+    opt = opt_level_arg(args.opt_level)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))
     # Inputs: seeded random values (the outputs are still checked against the host model).
     model = prepare_model(path, args.converter, args.inputs, args.seed, out)
     macs = model.macs
     board = get_board(args.board)
-    opt = normalise_opt_level(args.opt_level)
     conv = convert(model, args.converter, out / "c")
     fw = build(conv, board, opt, out / "build")
     meas = measure(fw, conv, board, timeout_s=args.timeout)
@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mcusearch (default), mcusearch-lowmem (1-D maps streamed: less RAM, more "
                         "instructions), mcusearch-ref, or aidge (float32 only; it cannot take: "
                         + "; ".join(AIDGE_LIMITS) + ")")
-    s.add_argument("--opt-level", default="-O3", help="compiler optimisation level: O2, Os, ... or --opt-level=-O2 (default -O3)")
+    s.add_argument("-O", "--opt-level", default="-O3",
+                   help="compiler optimisation level: -O2, -Os, --opt-level O2, ... (default -O3)")
     s.add_argument("--inputs", type=int, default=4, help="how many inputs to run (default 4)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as hung")
@@ -382,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--emulator", help="the QEMU board for the emulated side (default: the one with the board's core)")
     s.add_argument("--converter", default="mcusearch", help="mcusearch (default), mcusearch-lowmem or mcusearch-ref: a converter "
                                                             "whose code has per-layer markers")
-    s.add_argument("--opt-level", default="-O3", help="compiler optimisation level (default -O3)")
+    s.add_argument("-O", "--opt-level", default="-O3",
+                   help="compiler optimisation level: -O2, -Os, --opt-level O2, ... (default -O3)")
     s.add_argument("--inputs", type=_count, default=2, help="inputs to run (default 2)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--timeout", type=float, default=300, help="seconds before a run counts as hung")

@@ -18,7 +18,7 @@ def test_measure_a_keras_file_on_two_boards(tmp_path):
     model = study_cnn((12, 8, 1), 3, filters=4, dense_units=8)
     model.save(tmp_path / "m.h5")
     for board in ("qemu-m7", "qemu-m3"):
-        r = _run("measure", "m.h5", "--board", board, "--opt-level", "O2", "--inputs", "2",
+        r = _run("measure", "m.h5", "--board", board, "-O2", "--inputs", "2",
                  "--out", f"out-{board}", cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
         assert f"{board} (emulated" in r.stdout
@@ -34,3 +34,6 @@ def test_measure_bad_arguments(tmp_path):
     (tmp_path / "m.h5").write_bytes(b"")
     r = _run("measure", "m.h5", "--board", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "--board" in r.stderr and "qemu-m7" in r.stderr
+    r = _run("measure", "m.h5", "-O9", "--out", "out", cwd=tmp_path)       # before any output
+    assert r.returncode == 2 and "--opt-level" in r.stderr and "-Os" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

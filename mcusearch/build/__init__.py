@@ -71,6 +71,16 @@ def normalise_opt_level(opt_level: str) -> str:
     return o
 
 
+def opt_level_arg(opt_level: str, key: str = "--opt-level") -> str:
+    """:func:`normalise_opt_level` for a value the user typed: a bad one is a SpecError naming
+    ``key`` (one line, exit 2), checked before anything is written."""
+    from mcusearch.errors import SpecError
+    try:
+        return normalise_opt_level(opt_level)
+    except StageError as e:
+        raise SpecError(key, e.message) from None
+
+
 def fpu_defines(cflags: Sequence[str]) -> list[str]:
     """-DMCUS_FPV5 where the board's FPU is FPv5 (Cortex-M7, M33): the float kernels then clamp
     with VMAXNM/VMINNM. GCC defines the same macros for FPv4 and FPv5, so the flag says it."""
