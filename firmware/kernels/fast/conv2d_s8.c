@@ -17,6 +17,10 @@
  * row on top of 6 a word and 3 a padding chunk; else staged). On the GEMM path the caller runs
  * the block's channel pairs (gemm_run) with its state set once per block: a 3 x 3 layer of 4 to 8
  * channels (K = 36) costs 1.7 instructions a MAC, a 1 x 1 one of 8 to 8 (K = 8) 2.7.
+ *
+ * Rows of one pixel (1-D maps as columns, converter mcusearch-lowmem) have an entry of their own,
+ * mcus_fast_conv2d_s8_w16 (the generator's int16 weights, p->w16; see conv_w16): ~1.3 to 1.9
+ * instructions a MAC with the column, against ~2.2 to 2.9 through the GEMM path's 1-pixel tail.
  */
 #include "mcus_fast.h"
 
@@ -1047,12 +1051,14 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
 /*
  * A row of one output pixel with int16 weights (p->w16; the generator's constants p->rq, an even
  * channel count): the rows of 1-D maps laid out as columns (converter mcusearch-lowmem), where
- * every call is one pixel. The column is built once (cols_rows or im2col_s8), then per group of 4
- * output channels (a last 2) and 4-k chunk: LDRD of the column's 2 words, LDM of 2 channels'
- * weight words (x 2) and 8 SMLAD: 11 instructions for 16 MACs, no SXTB16 (the generator
- * expanded the weights, at twice their flash), 2 chunks a loop pass (CMP, BNE). Per channel the
- * GEMM path's requantisation (SMLAL, ASR, SSAT) from p->rq, whose z is the bias. The GEMM path's
- * single-pixel variant spends 10 instructions on 8 MACs, and ~150 a call of set-up around them.
+ * every call is one pixel. The column is built once (col_w16, or im2col_s8 at the padding), then
+ * per group of 4 output channels (a last 2) and 4-k chunk: LDRD of the column's 2 words, LDM of
+ * 2 channels' weight words (x 2) and 8 SMLAD: 11 instructions for 16 MACs, no SXTB16 (the
+ * generator expanded the weights, at twice their flash), 2 chunks a loop pass (CMP, BNE). Per
+ * channel the GEMM path's requantisation (SMLAL, ASR, SSAT) from p->rq, whose z is the bias.
+ * Through mcus_fast_conv2d_s8 (GEMM12: 10 instructions on 8 MACs, rows_setup, the per-block
+ * set-up) imu_conv1d's layers cost 1,409 and 1,714 instructions a row (480 and 768 MACs); here
+ * 888 and 1,011 (qemu-m7), with the layout of 1-D maps as rows at 714 and 956 a pixel.
  */
 static inline int8_t w16_out(const mcus_rq_t *q, int32_t acc)
 {
