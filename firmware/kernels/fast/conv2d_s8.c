@@ -19,7 +19,7 @@
  * channels (K = 36) costs 1.7 instructions a MAC, a 1 x 1 one of 8 to 8 (K = 8) 2.7.
  *
  * Rows of one pixel (1-D maps as columns, converter mcusearch-lowmem) have an entry of their own,
- * mcus_fast_conv2d_s8_w16 (the generator's int16 weights, p->w16; see conv_w16): ~1.3 to 1.9
+ * mcus_fast_conv2d_s8_w16 (the generator's int16 weights, p->w16; see conv_w16): ~1.25 to 1.7
  * instructions a MAC with the column, against ~2.2 to 2.9 through the GEMM path's 1-pixel tail.
  */
 #include "mcus_fast.h"
@@ -1058,7 +1058,7 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
  * channel the GEMM path's requantisation (SMLAL, ASR, SSAT) from p->rq, whose z is the bias.
  * Through mcus_fast_conv2d_s8 (GEMM12: 10 instructions on 8 MACs, rows_setup, the per-block
  * set-up) imu_conv1d's layers cost 1,409 and 1,714 instructions a row (480 and 768 MACs); here
- * 888 and 1,011 (qemu-m7), with the layout of 1-D maps as rows at 714 and 956 a pixel.
+ * 817 and 957 (qemu-m7), with the layout of 1-D maps as rows at 714 and 956 a pixel.
  */
 static inline int8_t w16_out(const mcus_rq_t *q, int32_t acc)
 {
@@ -1158,20 +1158,17 @@ static int32_t col_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t o
     uint32_t *d = (uint32_t *)(void *)col;
     uint32_t left[(MCUS_ROWS_MAX * 3 + 3 + 3) / 4 + 1];  /* + 1: kpad writes 3 bytes */
     int8_t *lb = (int8_t *)left;
-    int32_t ky, i, r;
+    int32_t ky, r;
     const int8_t *row;
     if (y0 < 0 || y0 + kh > p->in.h || x0 < 0 || x0 + p->g.kw > p->in.w || kh > MCUS_ROWS_MAX) {
         return 0;
     }
     r = (int32_t)((uint32_t)y0 % (uint32_t)rows);
     row = in + r * stride + x0 * in_c;
+#pragma GCC unroll 1 /* kh <= MCUS_ROWS_MAX: GCC would peel all 16 (~6 KiB) */
     for (ky = 0; ky < kh; ++ky) {
-        const int8_t *src = row;
-        for (i = m4; i > 0; --i, src += 4, d += 4) {
-            const uint32_t v = mcus_ld32(src);
-            d[0] = mcus_sxtab16(off2, v);
-            d[1] = mcus_sxtab16_ror8(off2, v);
-        }
+        const int8_t *src = row + 4 * m4;
+        d = col_copy(d, row, m4, 2, off2);
         if (lw) {               /* 1 to 3 bytes (not a loop: GCC would call memcpy) */
             lb[0] = src[0];
             if (lw > 1) {
@@ -1191,22 +1188,18 @@ static int32_t col_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t o
     }
     if (lw | p->kpad) {
         const int8_t zp = (int8_t)-p->input_offset;
-        const uint32_t *s = left;
         if (p->kpad) {          /* 1 to 3 zero points */
             lb[0] = zp;
             lb[1] = zp;
             lb[2] = zp;
         }
-        for (i = (kh * lw + p->kpad) >> 2; i > 0; --i, ++s, d += 4) {
-            d[0] = mcus_sxtab16(off2, *s);
-            d[1] = mcus_sxtab16_ror8(off2, *s);
-        }
+        (void)col_copy(d, (const int8_t *)left, (kh * lw + p->kpad) >> 2, 2, off2);
     }
     return 1;
 }
 
-static __attribute__((noinline)) void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in,
-                                               int32_t oy, int16_t *col, int8_t *dst)
+MCUS_INLINE void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int16_t *col,
+                          int8_t *dst)
 {
     const int32_t oc = p->out.c, nch = (p->g.kh * p->g.kw * p->in.c + p->kpad) >> 2;
     const uint32_t *x = (const uint32_t *)(const void *)col;  /* chunk j: x[4 j], x[4 j + 1] */
