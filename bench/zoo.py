@@ -51,6 +51,8 @@ import_tensorflow_quietly()      # TensorFlow's C++ start-up lines kept off the 
 from _common import failure, model_result, run_one  # noqa: E402
 
 CONVERTERS = ("mcusearch", "mcusearch-ref", "aidge")
+# Also accepted by --converters, not run by default: the row planner with 1-D maps as columns.
+EXTRA_CONVERTERS = ("mcusearch-lowmem",)
 DTYPES = ("float32", "int8")
 VALUE_BYTES = {"float32": 4, "int8": 1}
 BOARD = "qemu-m7"
@@ -227,7 +229,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     models = _split_arg(args.models, tuple(zoo.MODELS), "models")
     dtypes = _split_arg(args.dtypes, DTYPES, "dtypes")
-    converters = _split_arg(args.converters, CONVERTERS, "converters")
+    converters = _split_arg(args.converters, CONVERTERS + EXTRA_CONVERTERS, "converters")
     out = args.out.resolve()
     for noisy in ("tensorflow", "absl", "h5py"):   # tf-keras' notes on loading uncompiled models
         logging.getLogger(noisy).setLevel(logging.ERROR)

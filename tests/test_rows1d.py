@@ -75,7 +75,23 @@ def row_input(seed: int = 3):
     return tc._random_biases(tf.keras.Model(i, out, name="row_input"), seed)
 
 
-MODELS = {"sensor": sensor, "conv_lstm": conv_lstm, "row_input": row_input}
+def pixel_convs(seed: int = 4):
+    """int8 Conv1D layers that take conv2d_s8's one-pixel path (int16 weights, conv_w16) as
+    columns: 3 input channels (kernel rows under a word), 'same' padding (windows in the padding:
+    im2col_s8), 10 output channels (two groups of 4 and a last 2), 10 input channels (kernel rows
+    of words and leftovers), 4 input channels x 3 (an odd chunk count), stride 2."""
+    tf.keras.utils.set_random_seed(seed)
+    i = L.Input((48, 3))
+    x = L.Conv1D(10, 5, padding="same", activation="relu", name="c1")(i)
+    x = L.Conv1D(4, 3, activation="relu", name="c2")(x)
+    x = L.Conv1D(6, 3, strides=2, padding="same", name="c3")(x)
+    x = L.MaxPooling1D(2, name="mp")(x)
+    out = L.Dense(3, name="fc")(L.GlobalAveragePooling1D(name="gap")(x))
+    return tc._random_biases(tf.keras.Model(i, out, name="pixel_convs"), seed)
+
+
+MODELS = {"sensor": sensor, "conv_lstm": conv_lstm, "row_input": row_input,
+          "pixel_convs": pixel_convs}
 
 
 @pytest.fixture(scope="module")
@@ -215,5 +231,21 @@ def test_sensor_int8_in_qemu_m7(lowered, tmp_path: Path):
     path, x, want = lowered("sensor", "int8")
     g = graph_from_tflite(path)
     conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:3], want[:3])
+    _, meas = run_on("qemu-m7", conv, tmp_path)
+    assert meas.max_abs_error == 0 and min(meas.counts) > 0
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_pixel_rows_int8_in_qemu_m7(lowered, tmp_path: Path):
+    """Rows of one pixel with int16 weights (conv2d_s8's conv_w16: its asm on the M7, the
+    portable C in test_both_generators_on_host) bit-exact with the interpreter on the emulated
+    Cortex-M7, for every layer shape of pixel_convs."""
+    from test_codegen_fast import run_on
+
+    path, x, want = lowered("pixel_convs", "int8")
+    g = graph_from_tflite(path)
+    em = fast.emit_fast(g, tmp_path / "c")
+    assert {i.name for i in em.infos if i.extra.get("w16")} == {"c1", "c2", "c3"}
+    conv = conv_result("mcusearch", em, g, x[:3], want[:3])
     _, meas = run_on("qemu-m7", conv, tmp_path)
     assert meas.max_abs_error == 0 and min(meas.counts) > 0

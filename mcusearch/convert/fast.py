@@ -43,7 +43,7 @@ from mcusearch.convert.ctext import c_array as _c_array, c_float as _c_float, co
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Softmax)
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
-from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s8_rq,
+from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s8_rq, conv_s8_w16,
                                        dw3x3_s8_groups, dw_kernel, fc_kernel_applies,
                                        fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
                                        k_order, k_padding, op_scratch)
@@ -468,6 +468,11 @@ class _Emitter:
                         self.data.append(_aligned(_c_array("int32_t", f"{pfx}_q", rqt, 5)))
                         fields["rq"] = f"(const struct mcus_rq *)(const void *){pfx}_q"
                         info.extra["rq_table"] = True
+                    w16 = conv_s8_w16(op, w, rqt)
+                    if w16 is not None:           # rows of one pixel: int16 weights
+                        self.data.append(_aligned(_c_array("int32_t", f"{pfx}_w16", w16, 8)))
+                        fields["w16"] = f"{pfx}_w16"
+                        info.extra["w16"] = True
                 fields["weights"] = f"{pfx}_w"
                 info.weight_bytes = int(w.size) * self.elem
             rq_short = fc and fc_rq_short(op)
@@ -552,7 +557,8 @@ class _Emitter:
         self.data.append(f"static const {ptype} {pfx}_p = {_init(fields)};\n")
         needs = [info.kernel] + (["dwconv2d_s8"] if info.kernel == "dwconv3x3_s8" else [])
         self.kernel_files += [k for k in needs if k not in self.kernel_files]   # + its fallback
-        entry = "fc_s8_quads" if info.extra.get("quads") else info.kernel   # fc_s8.c's other entry
+        entry = ("fc_s8_quads" if info.extra.get("quads") else   # fc_s8.c's and conv2d_s8.c's
+                 "conv2d_s8_w16" if info.extra.get("w16") else info.kernel)  # other entries
         return f"mcus_fast_{entry}", f"{pfx}_p", info
 
     def emit_input_view(self, j: int, op: Op, fn: str, view: int) -> str:

@@ -164,6 +164,24 @@ def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
     return _wrap32(np.stack([m, s, lo, hi, z], 1))
 
 
+def conv_s8_w16(op: Conv2D, w: np.ndarray, rq: np.ndarray | None) -> np.ndarray | None:
+    """conv2d_s8's int16 weights for rows of one output pixel (the 1-D maps of converter
+    mcusearch-lowmem, every call one pixel): ``w`` the (oc, K + kpad) int8 weights in the
+    generator's k order, ``rq`` conv_s8_rq's table. Every 4-k chunk of a channel is two int32
+    words, the int16 pairs (k0, k2) and (k1, k3) (low half first): what SXTB16 makes of a weight
+    word, so the kernel multiplies the column by them without expanding them per call. Channels in
+    groups of 4 (a last group of 2), chunk after chunk, each chunk the group's channels one after
+    the other (8 or 4 words: one LDM of 4 per 2 channels). None where the kernel would not take
+    that path: rows wider than one pixel, no constants table, an odd channel count."""
+    oc = int(w.shape[0])
+    if rq is None or oc % 2 or int(op.out_shape[1]) != 1 or w.shape[1] % 4:
+        return None
+    q = w.astype(np.int64).reshape(oc, -1, 4) & 0xFFFF
+    words = np.stack([q[..., 0] | q[..., 2] << 16, q[..., 1] | q[..., 3] << 16], -1)  # [c][j][2]
+    groups = [words[c:c + 4].transpose(1, 0, 2).reshape(-1) for c in range(0, oc, 4)]
+    return _wrap32(np.concatenate(groups))
+
+
 def conv1x1_applies(op, f32: bool) -> bool:
     """Whether an int8 Conv2D runs conv1x1_s8 rather than conv2d_s8: a 1 x 1 unpadded kernel on 4, 8
     or 16 input channels (K: the column set-up and per-output bookkeeping of conv2d_s8's GEMM path

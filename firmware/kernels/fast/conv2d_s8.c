@@ -17,6 +17,10 @@
  * row on top of 6 a word and 3 a padding chunk; else staged). On the GEMM path the caller runs
  * the block's channel pairs (gemm_run) with its state set once per block: a 3 x 3 layer of 4 to 8
  * channels (K = 36) costs 1.7 instructions a MAC, a 1 x 1 one of 8 to 8 (K = 8) 2.7.
+ *
+ * Rows of one pixel (1-D maps as columns, converter mcusearch-lowmem) have an entry of their own,
+ * mcus_fast_conv2d_s8_w16 (the generator's int16 weights, p->w16; see conv_w16): ~1.25 to 1.7
+ * instructions a MAC with the column, against ~2.2 to 2.9 through the GEMM path's 1-pixel tail.
  */
 #include "mcus_fast.h"
 
@@ -1045,6 +1049,205 @@ static void pixels_s8(const mcus_fast_conv_s8_t *p, const mcus_rq_t *rq, int32_t
 }
 
 /*
+ * A row of one output pixel with int16 weights (p->w16; the generator's constants p->rq, an even
+ * channel count): the rows of 1-D maps laid out as columns (converter mcusearch-lowmem), where
+ * every call is one pixel. The column is built once (col_w16, or im2col_s8 at the padding), then
+ * per group of 4 output channels (a last 2) and 4-k chunk: LDRD of the column's 2 words, LDM of
+ * 2 channels' weight words (x 2) and 8 SMLAD: 11 instructions for 16 MACs, no SXTB16 (the
+ * generator expanded the weights, at twice their flash), 2 chunks a loop pass (CMP, BNE). Per
+ * channel the GEMM path's requantisation (SMLAL, ASR, SSAT) from p->rq, whose z is the bias.
+ * Through mcus_fast_conv2d_s8 (GEMM12: 10 instructions on 8 MACs, rows_setup, the per-block
+ * set-up) imu_conv1d's layers cost 1,409 and 1,714 instructions a row (480 and 768 MACs); here
+ * 817 and 957 (qemu-m7), with the layout of 1-D maps as rows at 714 and 956 a pixel.
+ */
+static inline int8_t w16_out(const mcus_rq_t *q, int32_t acc)
+{
+    const int64_t c = (int64_t)(((uint64_t)(uint32_t)q->hi << 32) | q->lo);
+    const int32_t v = (int32_t)(((int64_t)acc * q->m + c) >> 32) >> q->s;
+#if MCUS_FAST_DSP
+    return (int8_t)__ssat(v, 8);
+#else
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+#endif
+}
+
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+/*
+ * The groups of 4 channels in one asm block, its state in a frame below sp (as the GEMM path;
+ * r7 untouched): r0-r3 accumulators, r4 column walker (16 bytes a chunk), r5 weights (the groups
+ * are consecutive: r5 just runs on), r6 the column's end, then the constants' walker; r8-r9 a
+ * chunk's column words, r10-r12 and lr 2 channels' weight words. Per group: the 4 biases (z),
+ * the chunk loop, per channel LDM {m, s, lo, hi, z}, SMLAL, ASR, SSAT, then BFI x 3 and one STR
+ * of the 4 outputs: ~33 instructions beside the chunks'.
+ */
+typedef struct {
+    const uint32_t *col;  /*  0 */
+    const uint32_t *xend; /*  4: col + 4 * chunks */
+    const mcus_rq_t *q;   /*  8: the group's constants */
+    int8_t *dst;          /* 12: the group's first output */
+    const mcus_rq_t *qend;/* 16: the constants after the last group of 4 */
+    const uint32_t *w;    /* 20: the weights */
+} w16_t;
+
+#define W16_CHUNK4                                                                                \
+    "ldrd    r8, r9, [r4], #16\n\t"                                                               \
+    "ldm     r5!, {r10, r11, r12, lr}\n\t"                                                        \
+    "smlad   r0, r8, r10, r0\n\t"                                                                 \
+    "smlad   r1, r8, r12, r1\n\t"                                                                 \
+    "smlad   r0, r9, r11, r0\n\t"                                                                 \
+    "smlad   r1, r9, lr, r1\n\t"                                                                  \
+    "ldm     r5!, {r10, r11, r12, lr}\n\t"                                                        \
+    "smlad   r2, r8, r10, r2\n\t"                                                                 \
+    "smlad   r3, r8, r12, r3\n\t"                                                                 \
+    "smlad   r2, r9, r11, r2\n\t"                                                                 \
+    "smlad   r3, r9, lr, r3\n\t"
+#define W16_RQ(A)                                                                                 \
+    "ldm     r6!, {r8, r9, r10, r11, r12}\n\t"                                                    \
+    "smlal   r10, r11, " A ", r8\n\t"                                                             \
+    "asr     r11, r11, r9\n\t"                                                                    \
+    "ssat    " A ", #8, r11\n\t"
+#define W16_GROUPS(ODD)                                                                           \
+    "sub     sp, sp, #24\n\t"                                                                     \
+    "ldm     r0, {r1, r2, r3, r4, r5}\n\t"                                                        \
+    "stm     sp, {r1, r2, r3, r4, r5}\n\t"                                                        \
+    "ldr     r5, [r0, #20]\n\t"                                                                   \
+    "3:\n\t"                                                                                      \
+    "ldr     r6, [sp, #8]\n\t"                                                                    \
+    "ldr     r0, [r6, #16]\n\t"                                                                   \
+    "ldr     r1, [r6, #36]\n\t"                                                                   \
+    "ldr     r2, [r6, #56]\n\t"                                                                   \
+    "ldr     r3, [r6, #76]\n\t"                                                                   \
+    "ldrd    r4, r6, [sp]\n\t"                                                                    \
+    ODD                                                                                           \
+    "1:\n\t" W16_CHUNK4 "2:\n\t" W16_CHUNK4                                                       \
+    "cmp     r4, r6\n\t"                                                                          \
+    "bne     1b\n\t"                                                                              \
+    "ldr     r6, [sp, #8]\n\t"                                                                    \
+    W16_RQ("r0") W16_RQ("r1") W16_RQ("r2") W16_RQ("r3")                                           \
+    "str     r6, [sp, #8]\n\t"                                                                    \
+    "bfi     r0, r1, #8, #8\n\t"                                                                  \
+    "bfi     r0, r2, #16, #8\n\t"                                                                 \
+    "bfi     r0, r3, #24, #8\n\t"                                                                 \
+    "ldr     r8, [sp, #12]\n\t"                                                                   \
+    "str     r0, [r8], #4\n\t"                                                                    \
+    "str     r8, [sp, #12]\n\t"                                                                   \
+    "ldr     r8, [sp, #16]\n\t"                                                                   \
+    "cmp     r6, r8\n\t"                                                                          \
+    "bne     3b\n\t"                                                                              \
+    "add     sp, sp, #24\n\t"
+#define W16_RUN(CODE, T)                                                                          \
+    do {                                                                                          \
+        register const w16_t *r0_ __asm__("r0") = (T);                                            \
+        __asm__ volatile(CODE : "+r"(r0_) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9",     \
+                         "r10", "r11", "r12", "lr", "cc", "memory");                              \
+    } while (0)
+#endif
+
+/*
+ * conv_w16's column when the window lies inside the input (else 0: im2col_s8): per kernel row its
+ * rowb / 4 words (LDR, SXTAB16 x 2, STRD), its rowb % 4 leftover bytes gathered, then the
+ * leftovers and the kpad zero points expanded as words: the generator's K order (k_order). The
+ * ring's row walks on without a division a row (rows_setup's ~90 instructions a call).
+ */
+static int32_t col_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int16_t *col)
+{
+    const int32_t in_c = p->in.c, kh = p->g.kh, rowb = p->g.kw * in_c, m4 = rowb >> 2;
+    const int32_t lw = rowb & 3, y0 = oy * p->g.sh - p->g.pt, x0 = -p->g.pl;
+    const int32_t rows = p->in.rows, stride = p->in.w * in_c;
+    const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+    uint32_t *d = (uint32_t *)(void *)col;
+    uint32_t left[(MCUS_ROWS_MAX * 3 + 3 + 3) / 4 + 1];  /* + 1: kpad writes 3 bytes */
+    int8_t *lb = (int8_t *)left;
+    int32_t ky, r;
+    const int8_t *row;
+    if (y0 < 0 || y0 + kh > p->in.h || x0 < 0 || x0 + p->g.kw > p->in.w || kh > MCUS_ROWS_MAX) {
+        return 0;
+    }
+    r = (int32_t)((uint32_t)y0 % (uint32_t)rows);
+    row = in + r * stride + x0 * in_c;
+#pragma GCC unroll 1 /* kh <= MCUS_ROWS_MAX: GCC would peel all 16 (~6 KiB) */
+    for (ky = 0; ky < kh; ++ky) {
+        const int8_t *src = row + 4 * m4;
+        d = col_copy(d, row, m4, 2, off2);
+        if (lw) {               /* 1 to 3 bytes (not a loop: GCC would call memcpy) */
+            lb[0] = src[0];
+            if (lw > 1) {
+                lb[1] = src[1];
+                if (lw > 2) {
+                    lb[2] = src[2];
+                }
+            }
+            lb += lw;
+        }
+        if (++r == rows) {
+            r = 0;
+            row = in + x0 * in_c;
+        } else {
+            row += stride;
+        }
+    }
+    if (lw | p->kpad) {
+        const int8_t zp = (int8_t)-p->input_offset;
+        if (p->kpad) {          /* 1 to 3 zero points */
+            lb[0] = zp;
+            lb[1] = zp;
+            lb[2] = zp;
+        }
+        (void)col_copy(d, (const int8_t *)left, (kh * lw + p->kpad) >> 2, 2, off2);
+    }
+    return 1;
+}
+
+MCUS_INLINE void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int16_t *col,
+                          int8_t *dst)
+{
+    const int32_t oc = p->out.c, nch = (p->g.kh * p->g.kw * p->in.c + p->kpad) >> 2;
+    const uint32_t *x = (const uint32_t *)(const void *)col;  /* chunk j: x[4 j], x[4 j + 1] */
+    const uint32_t *w = (const uint32_t *)(const void *)p->w16;
+    const mcus_rq_t *q = p->rq;
+    int32_t c = 0, g;
+    if (!col_w16(p, in, oy, col)) {
+        im2col_s8(p, in, oy, 0, col, 2, 0);      /* a window reaching into the padding */
+    }
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+    c = oc & ~3;
+    if (c) {
+        const w16_t t = {x, x + 4 * nch, q, dst, q + c, w};
+        if (nch & 1) {
+            W16_RUN(W16_GROUPS("b       2f\n\t"), &t);
+        } else {
+            W16_RUN(W16_GROUPS(""), &t);
+        }
+        w += 2 * nch * c;
+        q += c;
+        dst += c;
+    }
+#endif
+    for (; c < oc; c += g, q += g, dst += g) {  /* portable C; on DSP cores a last 2 channels */
+        int32_t a[4], i, j;
+        g = oc - c >= 4 ? 4 : 2;
+        for (i = 0; i < g; ++i) {
+            a[i] = q[i].z;
+        }
+        for (j = 0; j < nch; ++j) {
+            for (i = 0; i < g; ++i, w += 2) {
+                a[i] = mcus_smlad(x[4 * j], w[0], a[i]);
+                a[i] = mcus_smlad(x[4 * j + 1], w[1], a[i]);
+            }
+        }
+        for (i = 0; i < g; ++i) {
+            dst[i] = w16_out(&q[i], a[i]);
+        }
+    }
+}
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+#undef W16_CHUNK4
+#undef W16_RQ
+#undef W16_GROUPS
+#undef W16_RUN
+#endif
+
+/*
  * Output channels in blocks of at most MCUS_RQ_BLOCK: the block's requantisation constants are
  * computed once per row into io->scratch (20 bytes a channel; or read from p->rq, which the
  * generator stores for layers of narrow rows), then every pixel pair's column is
@@ -1152,4 +1355,20 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
             pixels_s8(p, q, fast, col, np, out + ox * oc, c0, cb);
         }
     }
+}
+
+/* The generator's entry for rows of one pixel with int16 weights (p->w16 set; conv_w16): the
+ * set-up above, ~80 instructions a call with the GEMM path's, is not paid. */
+void mcus_fast_conv2d_s8_w16(const void *params, const mcus_io_t *io, int32_t oy)
+{
+    const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
+#if MCUS_REQUANT_MODE == MCUS_REQUANT_TFLITE
+    conv_w16(p, p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in, oy,
+             (int16_t *)io->scratch,
+             (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1));
+#else
+    (void)p;
+    (void)conv_w16;
+    mcus_fast_conv2d_s8(params, io, oy);   /* p->rq's constants assume TFLite's rounding */
+#endif
 }

@@ -103,6 +103,11 @@ typedef struct {
     const struct mcus_rq *rq; /* conv2d_s8: NULL, or the GEMM path's constants of every output
                                * channel (what its gemm_rq computes per row; the generator's
                                * fast.conv_s8_rq, for narrow rows) */
+    const int32_t *w16;       /* conv2d_s8: NULL, or for rows of one pixel (1-D maps as columns)
+                               * with rq set and an even channel count: the weights as int16,
+                               * a 4-k chunk as 2 words (k0, k2), (k1, k3) (the halves SXTB16
+                               * leaves); channels in groups of 4 (a last 2), per chunk the
+                               * group's channels in turn (fastdata.conv_s8_w16) */
 } mcus_fast_conv_s8_t;
 
 /*
@@ -265,6 +270,7 @@ typedef struct {
 /* ---- kernels (one output row per call) ---------------------------------------------------------- */
 
 void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_conv2d_s8_w16(const void *params, const mcus_io_t *io, int32_t row); /* p->w16 */
 void mcus_fast_conv2d_sparse_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv1x1_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
