@@ -215,12 +215,6 @@ typedef struct {
     "add     sp, sp, #20\n\t"                                                                     \
     "pop     {r7}\n\t"
 
-#define PW1_ASM(CODE, T)                                                                          \
-    do {                                                                                          \
-        register const pw1_t *r0_ __asm__("r0") = (T);                                            \
-        __asm__ volatile(CODE : "+r"(r0_) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9",     \
-                         "r10", "r11", "r12", "lr", "cc", "memory");                              \
-    } while (0)
 
 #define PW1_ODD "b       2f\n\t"
 
@@ -230,31 +224,31 @@ static __attribute__((noinline)) void pw1_row(const pw1_t *t, int32_t K, int32_t
     if (K == 8) {
         if (oc == 1) {
             if (ow & 1) {
-                PW1_ASM(PW1_ONE_K8(PW1_ODD), t);
+                MCUS_ASM_R0(PW1_ONE_K8(PW1_ODD), t);
             } else {
-                PW1_ASM(PW1_ONE_K8(""), t);
+                MCUS_ASM_R0(PW1_ONE_K8(""), t);
             }
         } else if (oc & 1) {
-            PW1_ASM(PW1_MANY_K8(PW1_ODD), t);
+            MCUS_ASM_R0(PW1_MANY_K8(PW1_ODD), t);
         } else {
-            PW1_ASM(PW1_MANY_K8(""), t);
+            MCUS_ASM_R0(PW1_MANY_K8(""), t);
         }
     } else if (K == 4) {
         if (oc == 1) {
             if (ow & 1) {
-                PW1_ASM(PW1_ONE_K4(PW1_ODD), t);
+                MCUS_ASM_R0(PW1_ONE_K4(PW1_ODD), t);
             } else {
-                PW1_ASM(PW1_ONE_K4(""), t);
+                MCUS_ASM_R0(PW1_ONE_K4(""), t);
             }
         } else if (oc & 1) {
-            PW1_ASM(PW1_MANY_K4(PW1_ODD), t);
+            MCUS_ASM_R0(PW1_MANY_K4(PW1_ODD), t);
         } else {
-            PW1_ASM(PW1_MANY_K4(""), t);
+            MCUS_ASM_R0(PW1_MANY_K4(""), t);
         }
     } else if (oc & 1) {                  /* K = 16, any channel count and stride */
-        PW1_ASM(PW1_MANY_K16(PW1_ODD), t);
+        MCUS_ASM_R0(PW1_MANY_K16(PW1_ODD), t);
     } else {
-        PW1_ASM(PW1_MANY_K16(""), t);
+        MCUS_ASM_R0(PW1_MANY_K16(""), t);
     }
 }
 #endif

@@ -747,12 +747,6 @@ typedef struct {
     "bne     3b\n\t"                                                                              \
     "add     sp, sp, #24\n\t"
 
-#define GEMM_ASM(CODE, T)                                                                         \
-    do {                                                                                          \
-        register const gemm_t *r0_ __asm__("r0") = (T);                                           \
-        __asm__ volatile(CODE : "+r"(r0_) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9",     \
-                         "r10", "r11", "r12", "lr", "cc", "memory");                              \
-    } while (0)
 
 #define GEMM22(ODD)                                                                               \
     GEMM_FRAME "3:\n\t" GEMM_BIAS4 GEMM_LOOP(GEMM_CHUNK22, ODD)                                   \
@@ -889,20 +883,20 @@ static __attribute__((noinline)) void gemm_run(const gemm_t *t, int32_t np, int3
 {
     if (np == 3) {
         if (nch & 1) {
-            GEMM_ASM(GEMM32("b 2f\n\t"), t);
+            MCUS_ASM_R0(GEMM32("b 2f\n\t"), t);
         } else {
-            GEMM_ASM(GEMM32(""), t);
+            MCUS_ASM_R0(GEMM32(""), t);
         }
     } else if (np == 2) {
         if (nch & 1) {
-            GEMM_ASM(GEMM22("b 2f\n\t"), t);
+            MCUS_ASM_R0(GEMM22("b 2f\n\t"), t);
         } else {
-            GEMM_ASM(GEMM22(""), t);
+            MCUS_ASM_R0(GEMM22(""), t);
         }
     } else if (nch & 1) {
-        GEMM_ASM(GEMM12("b 2f\n\t"), t);
+        MCUS_ASM_R0(GEMM12("b 2f\n\t"), t);
     } else {
-        GEMM_ASM(GEMM12(""), t);
+        MCUS_ASM_R0(GEMM12(""), t);
     }
 }
 
@@ -1135,12 +1129,6 @@ typedef struct {
     "cmp     r6, r8\n\t"                                                                          \
     "bne     3b\n\t"                                                                              \
     "add     sp, sp, #24\n\t"
-#define W16_RUN(CODE, T)                                                                          \
-    do {                                                                                          \
-        register const w16_t *r0_ __asm__("r0") = (T);                                            \
-        __asm__ volatile(CODE : "+r"(r0_) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9",     \
-                         "r10", "r11", "r12", "lr", "cc", "memory");                              \
-    } while (0)
 #endif
 
 /*
@@ -1214,9 +1202,9 @@ MCUS_INLINE void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
     if (c) {
         const w16_t t = {x, x + 4 * nch, q, dst, q + c, w};
         if (nch & 1) {
-            W16_RUN(W16_GROUPS("b       2f\n\t"), &t);
+            MCUS_ASM_R0(W16_GROUPS("b       2f\n\t"), &t);
         } else {
-            W16_RUN(W16_GROUPS(""), &t);
+            MCUS_ASM_R0(W16_GROUPS(""), &t);
         }
         w += 2 * nch * c;
         q += c;
@@ -1244,7 +1232,6 @@ MCUS_INLINE void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
 #undef W16_CHUNK4
 #undef W16_RQ
 #undef W16_GROUPS
-#undef W16_RUN
 #endif
 
 /*

@@ -134,6 +134,21 @@ MCUS_EW_INLINE int8_t fc_out(const fc_rq_t *q, int32_t c, int32_t acc, int rq_sh
     return (int8_t)v;
 }
 
+#if MCUS_FAST_DSP && defined(__OPTIMIZE__)
+/* One k chunk of two channels A and B: their 4 int8 weights each (one LDRD, sign-extended in
+ * odd and even halves) times the input chunk's halves xe, xo, by SMLAD: 9 instructions, 8 MACs. */
+#define MCUS_FC_2CH(A, B)                                                                         \
+    "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                     \
+    "sxtb16 %[t], %[wa], ror #8\n\t"                                                          \
+    "sxtb16 %[wa], %[wa]\n\t"                                                                 \
+    "smlad  " A ", %[xe], %[wa], " A "\n\t"                                                   \
+    "smlad  " A ", %[xo], %[t], " A "\n\t"                                                    \
+    "sxtb16 %[t], %[wb], ror #8\n\t"                                                          \
+    "sxtb16 %[wb], %[wb]\n\t"                                                                 \
+    "smlad  " B ", %[xe], %[wb], " B "\n\t"                                                   \
+    "smlad  " B ", %[xo], %[t], " B "\n\t"
+#endif
+
 /* a[0..3] += the first 4 n values of x times the quad's channels (chunks of 16 bytes at w). */
 static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const int8_t *w, int32_t n,
                                                           int32_t a[4])
@@ -142,16 +157,6 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
     if (n) {
         uint32_t xe, xo, wa, wb, t;
-#define MCUS_FC_2CH(A, B)                                                                         \
-        "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                     \
-        "sxtb16 %[t], %[wa], ror #8\n\t"                                                          \
-        "sxtb16 %[wa], %[wa]\n\t"                                                                 \
-        "smlad  " A ", %[xe], %[wa], " A "\n\t"                                                   \
-        "smlad  " A ", %[xo], %[t], " A "\n\t"                                                    \
-        "sxtb16 %[t], %[wb], ror #8\n\t"                                                          \
-        "sxtb16 %[wb], %[wb]\n\t"                                                                 \
-        "smlad  " B ", %[xe], %[wb], " B "\n\t"                                                   \
-        "smlad  " B ", %[xo], %[t], " B "\n\t"
         __asm__ volatile(
             "1:\n\t"
             "ldr    %[xe], [%[x]], #4\n\t"
@@ -166,7 +171,6 @@ static inline __attribute__((always_inline)) void fc_quad(const int8_t *x, const
               [t] "=&r"(t)
             :
             : "cc", "memory");
-#undef MCUS_FC_2CH
     }
 #else
     for (; n > 0; --n) {
@@ -303,16 +307,6 @@ static inline __attribute__((always_inline)) const int8_t *fc_quads(fc_quads_t *
 {
     int32_t a0, a1, a2, a3;
     uint32_t x, n, xe, xo, wa, wb, t;
-#define MCUS_FC_2CH(A, B)                                                                         \
-    "ldrd   %[wa], %[wb], [%[w]], #8\n\t"                                                     \
-    "sxtb16 %[t], %[wa], ror #8\n\t"                                                          \
-    "sxtb16 %[wa], %[wa]\n\t"                                                                 \
-    "smlad  " A ", %[xe], %[wa], " A "\n\t"                                                   \
-    "smlad  " A ", %[xo], %[t], " A "\n\t"                                                    \
-    "sxtb16 %[t], %[wb], ror #8\n\t"                                                          \
-    "sxtb16 %[wb], %[wb]\n\t"                                                                 \
-    "smlad  " B ", %[xe], %[wb], " B "\n\t"                                                   \
-    "smlad  " B ", %[xo], %[t], " B "\n\t"
 /* the biases into a0..a3, then K / 4 chunks of fc_quad */
 #define MCUS_FC_QUAD_SUMS                                                                         \
     "1:\n\t"                                                                                  \
@@ -332,7 +326,6 @@ static inline __attribute__((always_inline)) const int8_t *fc_quads(fc_quads_t *
     "ldrd   %[x], %[n], [%[st], #12]\n\t"                                                     \
     "ldrd   %[xe], %[xo], [%[st], #20]\n\t"
     MCUS_FC_QUADS_ASM(MCUS_FC_QUAD_SUMS);
-#undef MCUS_FC_2CH
 #undef MCUS_FC_QUAD_SUMS
     return w;
 }
@@ -549,3 +542,5 @@ void mcus_fast_fc_s8_quads(const void *params, const mcus_io_t *io, int32_t row)
 #endif
     mcus_fast_fc_s8(params, io, row);
 }
+
+#undef MCUS_FC_2CH

@@ -474,4 +474,14 @@ static inline int32_t mcus_smlad(uint32_t x, uint32_t y, int32_t acc)
 }
 #endif
 
+/* Run the asm block CODE with the pointer T (the block's state in memory) in r0. The block may
+ * use r1-r6, r8-r12 and lr, and saves r7 itself where it needs it (r7 can be the frame pointer).
+ * The kernels' large asm loops (conv2d_s8's GEMM and one-pixel rows, conv1x1_s8) run this way. */
+#define MCUS_ASM_R0(CODE, T)                                                                      \
+    do {                                                                                          \
+        register const void *r0_ __asm__("r0") = (T);                                             \
+        __asm__ volatile(CODE : "+r"(r0_) : : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9",     \
+                         "r10", "r11", "r12", "lr", "cc", "memory");                              \
+    } while (0)
+
 #endif /* MCUS_FAST_H */
