@@ -215,7 +215,7 @@ def _cmd_measure(args) -> int:
     rows = [("board", f"{board.name} ({board.kind}, {board.core})"),
             ("converter", f"{args.converter} ({quant}), {opt}"),
             ("per inference", str(meas.per_inference)),
-            ("latency", str(meas.est_latency_ms)),
+            ("latency", f"{meas.est_latency_ms}: {meas.est_latency_ms.method}"),
             ("flash (image / model)", f"{fw.flash_bytes:,} / {fw.model_flash_bytes:,} bytes (static)"),
             ("RAM (image / model)", f"{fw.ram_bytes:,} / {fw.model_ram_bytes:,} bytes (static)"),
             ("output check", f"{len(meas.counts)} random inputs, max |firmware - host| {meas.max_abs_error:g}, "

@@ -30,4 +30,12 @@ class Figure:
         return cls(float(d["value"]), d["unit"], Provenance(d["provenance"]), d.get("method", ""))
 
     def __str__(self) -> str:
-        return f"{self.value:g} {self.unit} ({self.provenance.value})"
+        return f"{number(self.value)} {self.unit} ({self.provenance.value})"
+
+
+def number(v: float) -> str:
+    """A figure's value for a person: counts in full with thousands separators (11,586,100, not
+    1.15861e+07), other values to 4 significant digits (53.64)."""
+    if abs(v) >= 1e4 or (v == int(v) and abs(v) >= 1000):
+        return f"{v:,.0f}"
+    return f"{v:.4g}"

@@ -94,7 +94,7 @@ def measure(build: "BuildResult", conv: "ConvertResult", board: "Board", timeout
         cpi = float(getattr(board, "est_cpi", 1.0))
         est = Figure(mean * cpi / board.clock_hz * 1e3, "ms", Provenance.ESTIMATED,
                      f"emulated {unit} x {cpi:g} cycle/instruction at {board.clock_hz / 1e6:g} MHz "
-                     "(assumed CPI; no cycle model yet)")
+                     "(an assumed CPI; `mcusearch calibrate` gives the cycle model's per-part estimate)")
 
     return Measurement(
         board=board.name,

@@ -23,6 +23,8 @@ def test_measure_a_keras_file_on_two_boards(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         assert f"{board} (emulated" in r.stdout
         assert "instructions (emulated)" in r.stdout and "per MAC" in r.stdout
+        assert "e+0" not in r.stdout                      # counts in full: 1,234,567, not 1.23e+06
+        assert "ms (" in r.stdout and "cycle/instruction at" in r.stdout   # how the latency was got
         assert "top-1 agreement 100%" in r.stdout
         assert (tmp_path / f"out-{board}" / "build" / "firmware.elf").is_file()
 
