@@ -1,6 +1,7 @@
 """Numbers with provenance: every figure the tool reports says how it was obtained."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from enum import Enum
 
@@ -36,6 +37,8 @@ class Figure:
 def number(v: float) -> str:
     """A figure's value for a person: counts in full with thousands separators (11,586,100, not
     1.15861e+07), other values to 4 significant digits (53.64)."""
+    if not math.isfinite(v):
+        return f"{v}"
     if abs(v) >= 1e4 or (v == int(v) and abs(v) >= 1000):
         return f"{v:,.0f}"
     return f"{v:.4g}"

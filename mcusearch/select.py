@@ -52,7 +52,7 @@ from typing import Iterable
 
 from mcusearch.catalog import Part, est_latency_ms, incompatibility, needs_fpu as _needs_fpu
 from mcusearch.errors import SpecError
-from mcusearch.figures import Figure, Provenance
+from mcusearch.figures import Figure, Provenance, number
 
 MCU_COST_UNPRICED = 1000.0   # + size rank (1-based) when no fitting part has a price
 MCU_COST_NONE = 1.0e6        # no catalog part fits
@@ -437,7 +437,7 @@ def recommend(records, parts: list[Part], margin: float, deadline_ms: float | No
         s.append(f"At {p.clock_mhz:g} MHz one inference takes an estimated {f.est_latency_ms:.3g} ms "
                  f"{_bounds(f)}({_latency_how(f, r, board, cpi, count, unit)}; an estimate, not a measurement "
                  f"on the part): {dl}.")
-    s.append(f"Energy per inference: {f.energy_uj:.3g} uJ ({f.energy_note})." if f.energy_uj is not None
+    s.append(f"Energy per inference: {number(f.energy_uj)} uJ ({f.energy_note})." if f.energy_uj is not None
              else f"Energy per inference: not estimated ({f.energy_note}).")
     if acc is not None:
         s.append(f"Its accuracy is {acc:.3f}.")

@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 
 from mcusearch.errors import Infeasible, McusearchError
-from mcusearch.figures import Figure
+from mcusearch.figures import Figure, number
 from mcusearch.knobs import config_from_params, knobs_from_spec, search_space
 from mcusearch.model import QUANT_FORMAT
 from mcusearch.score import resolve_limits, score
@@ -420,7 +420,7 @@ def _objective_factory(spec: Spec, knobs, space):
         if trial.study.user_attrs.get("limits") is None:
             trial.study.set_user_attr("limits", sc.limits)
         log.info("trial %d: %s%s", trial.number,
-                 ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(spec.objectives, sc.objectives)),
+                 ", ".join(f"{o.metric}={number(v)}" for o, v in zip(spec.objectives, sc.objectives)),
                  "" if sc.feasible else f" (violates {', '.join(sc.violated())})")
         return sc.objectives
 
@@ -458,7 +458,7 @@ def _tally(spec: Spec, study: optuna.Study, target: int) -> tuple[int, list[str]
         best = []
         for i, o in enumerate(spec.objectives):
             pick = min if o.direction == "minimize" else max
-            best.append(f"{o.metric} {pick(t.values[i] for t in ok):.4g}")
+            best.append(f"{o.metric} {number(pick(t.values[i] for t in ok))}")
         parts.append("best feasible: " + ", ".join(best))
     return n, parts
 

@@ -690,3 +690,12 @@ def _fake_gdbserver(port: int, fail: str) -> int:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(fake_pyocd_main(sys.argv[1:]))
+
+
+def test_figures_print_for_people():
+    """Counts in full with separators, other values to 4 significant digits, never 1.2e+07."""
+    from mcusearch.figures import Figure, Provenance, number
+    assert number(11_586_120.25) == "11,586,120" and number(2048.0) == "2,048"
+    assert number(53.6394) == "53.64" and number(0.81044) == "0.8104" and number(5867.2) == "5867"
+    assert [number(v) for v in (float("inf"), float("nan"))] == ["inf", "nan"]
+    assert str(Figure(4.583e6, "instructions", Provenance.EMULATED)) == "4,583,000 instructions (emulated)"
