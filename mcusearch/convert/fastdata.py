@@ -164,6 +164,14 @@ def conv_s8_rq(op: Conv2D, kpad: int, act: dict) -> np.ndarray | None:
     return _wrap32(np.stack([m, s, lo, hi, z], 1))
 
 
+def int16_pairs(w: np.ndarray) -> np.ndarray:
+    """(oc, K) integer weights, K a multiple of 4 -> int64 [oc][K / 4][2]: per 4-k chunk the words
+    (k0, k2) and (k1, k3) as int16 halves, low half first, what SXTB16 and SXTB16 ROR 8 make of a
+    word of 4 int8 weights (conv2d_s8's one-pixel rows and conv1x1_s8 store them so)."""
+    q = np.asarray(w, np.int64).reshape(np.shape(w)[0], -1, 4) & 0xFFFF
+    return np.stack([q[..., 0] | q[..., 2] << 16, q[..., 1] | q[..., 3] << 16], -1)
+
+
 def conv_s8_w16(op: Conv2D, w: np.ndarray, rq: np.ndarray | None) -> np.ndarray | None:
     """conv2d_s8's int16 weights for rows of one output pixel (the 1-D maps of converter
     mcusearch-lowmem, every call one pixel): ``w`` the (oc, K + kpad) int8 weights in the
@@ -176,8 +184,7 @@ def conv_s8_w16(op: Conv2D, w: np.ndarray, rq: np.ndarray | None) -> np.ndarray 
     oc = int(w.shape[0])
     if rq is None or oc % 2 or int(op.out_shape[1]) != 1 or w.shape[1] % 4:
         return None
-    q = w.astype(np.int64).reshape(oc, -1, 4) & 0xFFFF
-    words = np.stack([q[..., 0] | q[..., 2] << 16, q[..., 1] | q[..., 3] << 16], -1)  # [c][j][2]
+    words = int16_pairs(w)                                                  # [c][j][2]
     groups = [words[c:c + 4].transpose(1, 0, 2).reshape(-1) for c in range(0, oc, 4)]
     return _wrap32(np.concatenate(groups))
 
@@ -202,18 +209,16 @@ def conv1x1_records(op: Conv2D) -> np.ndarray:
     off = -input_zero_point (conv1x1_s8.c: acc m + C for the raw inputs' acc is mcus_rq_apply's
     sum of TFLite's accumulator)."""
     w = np.asarray(op.weights).astype(np.int64).reshape(op.weights.shape[0], -1)
-    oc, K = w.shape
+    oc = w.shape[0]
     rq = op.requant
     bias = np.zeros(oc, np.int64) if op.bias is None else np.asarray(op.bias).astype(np.int64)
     mult = np.broadcast_to(np.asarray(rq.multiplier, np.int64), (oc,))
     shift = np.broadcast_to(np.asarray(rq.shift, np.int64), (oc,))
     off, zp = -int(rq.input_zero_point), int(rq.output_zero_point)
     out = []
+    pairs = int16_pairs(w)
     for c in range(oc):
-        words = []
-        for j in range(0, K, 4):
-            words += [(w[c, j] & 0xFFFF) | (w[c, j + 2] & 0xFFFF) << 16,
-                      (w[c, j + 1] & 0xFFFF) | (w[c, j + 3] & 0xFFFF) << 16]
+        words = [int(v) for v in pairs[c].ravel()]
         r, m = -int(shift[c]), int(mult[c])
         const = 2**30 + (1 + 2 * zp) * 2**(30 + r) + (int(bias[c]) + off * int(w[c].sum())) * m
         assert 1 <= r <= 24 and -2**63 <= const < 2**63
