@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from mcusearch.convert.planner import (POLICIES, PlanLayer, PlanTensor, check_plan, plan, plan_min,
-                                       schedule)
+from mcusearch.convert.planner import (POLICIES, PlanLayer, PlanTensor, check_plan, peak, plan,
+                                       plan_min, schedule)
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -57,7 +57,8 @@ def dags(draw):
         # of the same row size)
         elementwise = all(nd is _same for nd in needs) and draw(st.booleans())
         size = tensors[j].row_bytes if elementwise else draw(st.integers(1, 64))
-        layers.append(PlanLayer(f"l{j}", out_h, needs, ins, elementwise=elementwise))
+        layers.append(PlanLayer(f"l{j}", out_h, needs, ins, elementwise=elementwise,
+                                scratch=draw(st.booleans())))
         tensors.append(PlanTensor(out_h, size))
     return layers, tensors
 
@@ -162,3 +163,46 @@ def test_pull_deep_when_the_deep_input_is_listed_later():
     assert arenas["pull-deep"] <= 2 * 64 + 2 * 16 < steps * 64 <= arenas["pull-early"]
     _, best = plan_min(layers, tensors, 0)
     assert best.notes[0].startswith("schedule policy pull-deep")
+
+
+def squeeze_excite(h: int = 12, row: int = 96, later_reader: bool = False):
+    """conv (3 x 3, uses the scratch area) -> global pool (reads all of it) -> Dense -> Mul of the
+    conv's map by the Dense vector (element-wise, a whole reference kernel) -> 2 x 2 pool
+    (-> with ``later_reader`` an Add of that pool's rows and the conv's, after the Mul)."""
+    whole = lambda r: (0, h - 1)  # noqa: E731
+    t = [PlanTensor(h, row), PlanTensor(h, row), PlanTensor(1, 8), PlanTensor(1, 8),
+         PlanTensor(h, row), PlanTensor(h // 2, row // 2)]
+    layers = [PlanLayer("conv", h, [_window(h)], [0], scratch=True),
+              PlanLayer("squeeze", 1, [whole], [1], whole=True),
+              PlanLayer("expand", 1, [lambda r: (0, 0)], [2], whole=True),
+              PlanLayer("excite", 1, [whole, lambda r: (0, 0)], [1, 3], whole=True, elementwise=True),
+              PlanLayer("pool", h // 2, [_pool(h)], [4])]
+    if later_reader:
+        t.append(PlanTensor(h // 2, row // 2))
+        layers.append(PlanLayer("late", h // 2, [_same, _pool(h)], [5, 1]))
+    return layers, t
+
+
+def test_excite_overwrites_the_map_its_pool_read_and_scratch_dies_with_the_conv():
+    """The Mul works in place on the conv's map (the global pool, its other reader, has finished
+    with it), and the scratch area lives only during the conv's calls: the peak is the map plus
+    the scratch while the conv runs, not the map twice plus the scratch."""
+    layers, tensors = squeeze_excite()
+    p = plan(layers, tensors, 200)
+    check_plan(layers, tensors, p)
+    assert p.buffer_of[4] == p.buffer_of[1]
+    conv_steps = [s for s, j in enumerate(p.schedule) if j == 0]
+    assert p.scratch_life == (conv_steps[0], conv_steps[-1])
+    assert p.arena_bytes == 12 * 96 + 200
+    assert peak(p, [lay.name for lay in layers]) == (12 * 96 + 200, ["conv: 1152", "scratch: 200"])
+    # without a user the scratch area is live throughout (callers that do not say)
+    for lay in layers:
+        lay.scratch = False
+    assert plan(layers, tensors, 200).scratch_life[0] == 0
+
+
+def test_no_in_place_over_a_tensor_read_after_the_layer_starts():
+    layers, tensors = squeeze_excite(later_reader=True)
+    p = plan(layers, tensors, 0)
+    check_plan(layers, tensors, p)
+    assert p.buffer_of[4] != p.buffer_of[1]

@@ -48,6 +48,7 @@ from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s
                                        fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
                                        k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
+from mcusearch.convert.ops.elementwise import Binary, Unary
 from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
 from mcusearch.errors import StageError
@@ -218,7 +219,8 @@ class _Emitter:
                 layers.append(PlanLayer(op.name, h_in, [lambda r: (r, r)], ins))
                 continue
             if not self.fast_kernel(op):
-                layers.append(PlanLayer(op.name, 1, whole, ins, whole=True))
+                layers.append(PlanLayer(op.name, 1, whole, ins, whole=True,
+                                        elementwise=isinstance(op, _IN_PLACE)))
             elif isinstance(op, _MOVES):
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), self.move_needs(op, h_in), ins))
             elif isinstance(op, _WINDOWED) and same_view:
@@ -592,6 +594,8 @@ class _Emitter:
                 info.scratch_bytes = op_scratch(op, self.f32)
             infos.append(info)
         scratch = max((i.scratch_bytes for i in infos), default=0)
+        for lay, info in zip(layers, infos):
+            lay.scratch = info.scratch_bytes > 0
         layers, p = plan_min(layers, tensors, scratch)
         check_plan(layers, tensors, p)
 
@@ -603,6 +607,9 @@ class _Emitter:
                 fn = self.emit_input_view(j, op, fn, view)
             info.extra["ring_rows"] = p.ring_rows[j + 1]
             info.extra["calls"] = p.schedule.count(j)
+            if info.scratch_bytes > (p.scratch_bytes if layers[j].scratch else 0):
+                raise StageError("convert", f"{op.name}: its kernel needs {info.scratch_bytes} "
+                                            "bytes of scratch the plan did not give it")
             fns.append(fn)
             params.append(par)
             self.infos.append(info)
@@ -657,6 +664,10 @@ _PROFILE_HOOKS = (
 _WINDOWED = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
 # Data-movement ops with row kernels where their shapes allow (_Emitter.row_move; mcus_moves.h).
 _MOVES = (Pad, Concat, ResizeNearest, RepeatChannels)
+# Reference kernels that compute output element i from element i of an input of the output's size
+# (and any element of a broadcast operand) after reading it: the planner may give their output
+# that input's buffer.
+_IN_PLACE = (Unary, Binary, Clamp)
 
 
 def _resizes(op: Concat) -> tuple:

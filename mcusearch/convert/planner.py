@@ -26,11 +26,14 @@ all rows of its inputs and writes all rows of its output. :func:`plan` builds
   overwritten (row y + R lands in row y's slot) before its last reader has run;
 * the **arena**: one static byte array. Each buffer (ring) is live from its first write to its last
   read (schedule step indices); buffers are placed largest first at the lowest offset that does not
-  overlap a placed buffer whose lifetime intersects (interval colouring, first fit). An element-wise
-  layer (Clamp) whose input has no other reader works in place: its output shares its input's
-  buffer. The per-call scratch area (im2col columns, requantisation constants) is one region shared
-  by all layers, live throughout. An element-wise Add works in place too, on whichever input
-  has no other reader (its kernels, like Clamp's, read element i before they write element i).
+  overlap a placed buffer whose lifetime intersects (interval colouring, first fit). An
+  element-wise layer (Clamp, Add, Mul, a look-up table, ...; its kernel reads element i before it
+  writes element i) works in place on an input of its output's size that no other layer reads
+  after the layer starts: its output shares that input's buffer (a squeeze-and-excite's Mul
+  overwrites the feature map its global pool read before). The per-call scratch area (im2col
+  columns, requantisation constants) is one region shared by the layers that use it
+  (``PlanLayer.scratch``), placed like a buffer live from the first call of one of them to the
+  last (when no layer says so: live throughout).
   ``arena_bytes`` is the whole activation memory the model needs:
   the model input and output stay in the caller's buffers, and the kernels have no other state.
 
@@ -61,6 +64,7 @@ class PlanLayer:
     inputs: list[int]
     elementwise: bool = False          # output row r from input row r only (may run in place)
     whole: bool = False                # one call writes every row of the output
+    scratch: bool = False              # its calls use the scratch area
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Plan:
     scratch_offset: int
     scratch_bytes: int
     arena_bytes: int
+    scratch_life: tuple[int, int] = (0, 1 << 30)   # steps: from the first to the last user's call
     notes: list[str] = field(default_factory=list)
 
     def describe(self, names: list[str]) -> str:
@@ -163,15 +168,24 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
             readers.setdefault(t, set()).add(j)
 
     # Buffers: a tensor written by an element-wise layer in place shares the buffer of one of its
-    # inputs (the first that no other layer reads and that has the output's rows).
+    # inputs (the first with the output's rows that every other reader has finished with before
+    # the layer's first call: a squeeze-and-excite's Mul overwrites the feature map its global
+    # pool read earlier).
     buffer_of = list(range(n + 1))
     if inplace:
+        first_step: dict[int, int] = {}
+        last_read_by: dict[tuple[int, int], int] = {}      # (tensor, reader) -> its last step
+        for s, j in enumerate(steps):
+            first_step.setdefault(j, s)
+            for t in layers[j].inputs:
+                last_read_by[(t, j)] = s
         for j, lay in enumerate(layers):
             t_out = j + 1
             if not lay.elementwise or t_out == n:
                 continue
             for t_in in lay.inputs:
-                if (t_in != 0 and readers.get(t_in) == {j}
+                if (t_in != 0 and all(last_read_by[(t_in, k)] < first_step[j]
+                                      for k in readers[t_in] - {j})
                         and tensors[t_in].row_bytes == tensors[t_out].row_bytes
                         and tensors[t_in].rows == tensors[t_out].rows):
                     buffer_of[t_out] = buffer_of[t_in]
@@ -220,6 +234,13 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
         last = max(max(last_read[t]) for t in members)
         lives[b] = (first, max(last, first))
 
+    # The scratch area: buffer id -1, live over its users' calls.
+    users = [s for s, j in enumerate(steps) if layers[j].scratch]
+    scratch_life = (users[0], users[-1]) if users else (0, len(steps))
+    if scratch_bytes:
+        sizes[-1], lives[-1] = _pad(scratch_bytes), scratch_life
+        buf_ids = buf_ids + [-1]
+
     placed: list[tuple[int, int, tuple[int, int]]] = []     # (offset, size, life)
     offsets_b: dict[int, int] = {}
     order = sorted(buf_ids, key=lambda b: (-sizes[b], lives[b][0]))
@@ -234,9 +255,8 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
             off = max(off, o + sz)
         offsets_b[b] = off
         placed.append((off, sizes[b], life))
-    top = max((o + sz for o, sz, _ in placed), default=0)
-    scratch_off = top if scratch_bytes else 0
-    arena = top + _pad(scratch_bytes)
+    arena = max((o + sz for o, sz, _ in placed), default=0)
+    scratch_off = offsets_b.pop(-1, 0)
 
     offsets: list[int | None] = []
     for t in range(n + 1):
@@ -246,7 +266,7 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
                 buffer_bytes=[sizes.get(buffer_of[t], 0) for t in range(n + 1)],
                 buffer_life=[lives.get(buffer_of[t], (0, 0)) for t in range(n + 1)],
                 scratch_offset=scratch_off, scratch_bytes=_pad(scratch_bytes) if scratch_bytes else 0,
-                arena_bytes=arena)
+                arena_bytes=arena, scratch_life=scratch_life)
 
 
 def _whole_reads(layers: list[PlanLayer], tensors: list[PlanTensor], cuts: set[int]) -> list[PlanLayer]:
@@ -318,8 +338,9 @@ def _plan_cuts(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes
 
 
 def peak(p: Plan, names: list[str]) -> tuple[int, list[str]]:
-    """The largest sum of live arena buffers at one schedule step (the scratch area included)
-    and what makes it: '<tensor name>: <bytes>' per live buffer, largest first."""
+    """The largest sum of live arena buffers at one schedule step (the scratch area included
+    where live) and what makes it: '<tensor name>: <bytes>' per live buffer, largest first, then
+    the scratch area's when it is live there."""
     best, who = 0, []
     seen = {}
     for t, b in enumerate(p.buffer_of):
@@ -328,18 +349,19 @@ def peak(p: Plan, names: list[str]) -> tuple[int, list[str]]:
     for s in range(len(p.schedule)):
         live = [(p.buffer_bytes[t], t) for b, t in seen.items()
                 if p.buffer_life[t][0] <= s <= p.buffer_life[t][1]]
-        total = sum(sz for sz, _ in live) + p.scratch_bytes
+        scratch = p.scratch_bytes if p.scratch_life[0] <= s <= p.scratch_life[1] else 0
+        total = sum(sz for sz, _ in live) + scratch
         if total > best:
             best = total
             who = [f"{'model input' if t == 0 else names[t - 1]}: {sz}" for sz, t in sorted(live, reverse=True)]
-    if p.scratch_bytes:
-        who.append(f"scratch: {p.scratch_bytes}")
+            who += [f"scratch: {scratch}"] if scratch else []
     return best, who
 
 
 def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> None:
     """Replay the schedule on row identities: every read finds the row it expects in its slot,
-    and no two live buffers overlap in the arena. Raises AssertionError otherwise."""
+    no two live buffers (the scratch area among them) overlap in the arena, and every call of a
+    layer that uses the scratch area falls in its life. Raises AssertionError otherwise."""
     n = len(layers)
     slots: dict[tuple[int, int], tuple[int, int]] = {}    # (buffer, slot) -> (tensor, row)
     row_of = [0] * n
@@ -358,13 +380,17 @@ def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> N
             for y in (range(tensors[j + 1].rows) if lay.whole else (r,)):
                 slots[(p.buffer_of[j + 1], y % p.ring_rows[j + 1])] = (j + 1, y)
     assert row_of[-1] == layers[-1].out_rows, "schedule does not compute every output row"
+    assert all(p.scratch_life[0] <= s <= p.scratch_life[1] for s, j in enumerate(p.schedule)
+               if layers[j].scratch), "a layer uses the scratch area outside its life"
     assert all(r <= lay.out_rows for r, lay in zip(row_of, layers))
     live = [(p.offsets[t], p.buffer_bytes[t], p.buffer_life[t], p.buffer_of[t])
             for t in range(n + 1) if p.offsets[t] is not None]
     uniq = {b: (o, sz, lf) for o, sz, lf, b in live}
+    if p.scratch_bytes:
+        uniq["scratch"] = (p.scratch_offset, p.scratch_bytes, p.scratch_life)
     items = list(uniq.items())
     for i, (b1, (o1, s1, l1)) in enumerate(items):
-        assert o1 + s1 <= p.scratch_offset or not p.scratch_bytes or o1 >= p.scratch_offset + p.scratch_bytes
+        assert o1 + s1 <= p.arena_bytes, f"buffer {b1} ends past the arena"
         for b2, (o2, s2, l2) in items[i + 1:]:
             if not (l1[1] < l2[0] or l2[1] < l1[0]):
                 assert o1 + s1 <= o2 or o2 + s2 <= o1, f"buffers {b1} and {b2} overlap while live"
