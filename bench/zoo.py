@@ -159,6 +159,64 @@ def output_check(r: dict) -> str:
     return f"max err {err:.1e}"
 
 
+MAC_KINDS = ("Conv2D", "DepthwiseConv2D", "Dense")   # the layers zoo.macs counts
+
+
+def _kind_counts(r: dict) -> dict[str, float]:
+    """Instructions per layer kind (the '(Kind)' at the end of a per-layer name)."""
+    kinds: dict[str, float] = {}
+    for name, count in r.get("layers") or []:
+        kind = name[name.rfind("(") + 1:-1] if name.endswith(")") else name
+        kinds[kind] = kinds.get(kind, 0) + count
+    return kinds
+
+
+def mac_layer_instructions(r: dict) -> float | None:
+    """The instructions of the layers that do the model's MACs; None without per-layer counts."""
+    kinds = _kind_counts(r)
+    return sum(v for k, v in kinds.items() if k in MAC_KINDS) if kinds else None
+
+
+def layer_split(r: dict) -> str:
+    """'MAC layers 1.23/MAC; other layers 41% (Add 20%, Logistic 11%, ...)' of a finished run."""
+    kinds = _kind_counts(r)
+    total = sum(kinds.values())
+    if not kinds or not total or not r.get("macs"):
+        return ""
+    mac = sum(v for k, v in kinds.items() if k in MAC_KINDS)
+    other = sorted(((v, k) for k, v in kinds.items() if k not in MAC_KINDS), reverse=True)
+    parts = ", ".join(f"{k} {v / total:.0%}" for v, k in other[:4] if v / total >= 0.005)
+    return (f"MAC layers {mac / r['macs']:.2f} instr/MAC; other layers {1 - mac / total:.0%}"
+            + (f" ({parts})" if parts else ""))
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def geomeans(records: list[dict]) -> list[str]:
+    """Per converter and dtype: the geometric mean of instructions per MAC over the runs that
+    finished, whole models and MAC layers only, and over the models of 100 k MACs or more."""
+    lines = []
+    for conv in dict.fromkeys(r["converter"] for r in records):
+        for dtype in DTYPES:
+            runs = [r for r in records if r["converter"] == conv and r["dtype"] == dtype
+                    and "error" not in r and r.get("macs")]
+            if not runs:
+                continue
+            whole = _geomean([r["instructions_per_mac"] for r in runs])
+            big = [r["instructions_per_mac"] for r in runs if r["macs"] >= 100_000]
+            mac = [mac_layer_instructions(r) for r in runs]
+            text = (f"  {conv} {dtype}: geometric mean of instr/MAC over {len(runs)} models "
+                    f"{whole:.2f}")
+            if all(mac):
+                text += f"; of their MAC layers alone {_geomean([m / r['macs'] for m, r in zip(mac, runs)]):.2f}"
+            if big:
+                text += f"; over the {len(big)} of 100 k MACs or more {_geomean(big):.2f}"
+            lines.append(text)
+    return ["", "Geometric means:"] + lines if lines else []
+
+
 def line(r: dict) -> str:
     """One progress line."""
     head = f"{r['model']:24s} {r['dtype']:8s} {r['converter']:14s}"
@@ -199,6 +257,13 @@ def table(records: list[dict]) -> str:
             mark = "over" if r["peak_bytes"] > half else "within"
             lines.append(f"  {r['model']} {r['dtype']} {r['converter']}: {r['peak_bytes']:,} ({mark} "
                          f"{half:,.0f}): {', '.join(r['peak_buffers'])}")
+    lines += ["", "Where the instructions go (the per-layer counts): the layers that do the MACs "
+              "(convolutions, Dense; an unrolled LSTM's or GRU's gate projections) with their "
+              "instructions per MAC, and the share of the other layers (element-wise, look-up "
+              "tables, pools, softmax, data movement), their largest kinds first:"]
+    lines += [f"  {r['model']} {r['dtype']} {r['converter']}: {split}"
+              for r in records for split in [layer_split(r)] if split]
+    lines += geomeans(records)
     lines += ["", "What the output check can prove: over the probe inputs (Keras, float32), the "
               "smallest relative spread of an output (std / mean magnitude) and how many "
               "different top classes they give:"]

@@ -234,29 +234,20 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
         last = max(max(last_read[t]) for t in members)
         lives[b] = (first, max(last, first))
 
-    # The scratch area: buffer id -1, live over its users' calls.
+    # The scratch area: buffer id -1, live over its users' calls, placed with the buffers; or on
+    # top of them, whichever arena is smaller (first fit is a heuristic: a long-lived scratch area
+    # among the buffers can fragment a deep pipeline's arena).
     users = [s for s, j in enumerate(steps) if layers[j].scratch]
     scratch_life = (users[0], users[-1]) if users else (0, len(steps))
+    offsets_b, arena = _place(buf_ids, sizes, lives)
+    scratch_off = arena
     if scratch_bytes:
+        arena += _pad(scratch_bytes)
         sizes[-1], lives[-1] = _pad(scratch_bytes), scratch_life
-        buf_ids = buf_ids + [-1]
-
-    placed: list[tuple[int, int, tuple[int, int]]] = []     # (offset, size, life)
-    offsets_b: dict[int, int] = {}
-    order = sorted(buf_ids, key=lambda b: (-sizes[b], lives[b][0]))
-    for b in order:
-        life = lives[b]
-        clashes = sorted((o, sz) for o, sz, lf in placed
-                         if not (lf[1] < life[0] or life[1] < lf[0]))
-        off = 0
-        for o, sz in clashes:
-            if off + sizes[b] <= o:
-                break
-            off = max(off, o + sz)
-        offsets_b[b] = off
-        placed.append((off, sizes[b], life))
-    arena = max((o + sz for o, sz, _ in placed), default=0)
-    scratch_off = offsets_b.pop(-1, 0)
+        among, arena_among = _place(buf_ids + [-1], sizes, lives)
+        if arena_among < arena:
+            offsets_b, arena = among, arena_among
+            scratch_off = offsets_b.pop(-1)
 
     offsets: list[int | None] = []
     for t in range(n + 1):
@@ -267,6 +258,26 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
                 buffer_life=[lives.get(buffer_of[t], (0, 0)) for t in range(n + 1)],
                 scratch_offset=scratch_off, scratch_bytes=_pad(scratch_bytes) if scratch_bytes else 0,
                 arena_bytes=arena, scratch_life=scratch_life)
+
+
+def _place(buf_ids: list[int], sizes: dict[int, int],
+           lives: dict[int, tuple[int, int]]) -> tuple[dict[int, int], int]:
+    """Offsets of the buffers, largest first at the lowest offset that overlaps no placed buffer
+    live at the same time (interval colouring, first fit), and the bytes they span."""
+    placed: list[tuple[int, int, tuple[int, int]]] = []     # (offset, size, life)
+    offsets: dict[int, int] = {}
+    for b in sorted(buf_ids, key=lambda b: (-sizes[b], lives[b][0])):
+        life = lives[b]
+        clashes = sorted((o, sz) for o, sz, lf in placed
+                         if not (lf[1] < life[0] or life[1] < lf[0]))
+        off = 0
+        for o, sz in clashes:
+            if off + sizes[b] <= o:
+                break
+            off = max(off, o + sz)
+        offsets[b] = off
+        placed.append((off, sizes[b], life))
+    return offsets, max((o + sz for o, sz, _ in placed), default=0)
 
 
 def _whole_reads(layers: list[PlanLayer], tensors: list[PlanTensor], cuts: set[int]) -> list[PlanLayer]:
