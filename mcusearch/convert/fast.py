@@ -27,6 +27,7 @@ Besides model.c / model.h the generator writes ``plan.json``: per layer the kern
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s
                                        fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
                                        k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
-from mcusearch.convert.ops.elementwise import Binary, Unary
+from mcusearch.convert.ops.elementwise import Binary, Unary, broadcast_geometry
 from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
 from mcusearch.errors import StageError
@@ -120,6 +121,7 @@ class _Emitter:
         self.data: list[str] = []
         self.infos: list[LayerInfo] = []
         self.kernel_files: list[str] = []
+        self.row_ew: set[int] = set()      # outputs of the element-wise ops run a row a call
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -156,6 +158,74 @@ class _Emitter:
         if isinstance(op, _MOVES):
             return self.row_move(op)
         return isinstance(op, Clamp) and self.f32
+
+    def row_elementwise_candidates(self) -> set[int]:
+        """The element-wise ops that may run a row a call (:meth:`row_form`) at a small cost: each
+        one's extra calls cost (H - 1) x ROW_CALL_COST of its kernel in set-up; the cheapest
+        first, as many as fit in ROW_STREAM_SHARE instructions per MAC of the model (so a
+        squeeze-and-excite Mul on the 12-row map of a 43 k-MAC model stays whole, MobileNetV3's
+        hard-swishes stream)."""
+        costs = []
+        for op in self.ops:
+            if self.row_form(op) is not None:
+                costs.append(((int(op.out_shape[0]) - 1) * self.row_call_cost(op), op.output))
+        picked, total = set(), 0
+        for cost, out in sorted(costs):
+            if total + cost > ROW_STREAM_SHARE * self.g.macs:
+                break
+            picked.add(out)
+            total += cost
+        return picked
+
+    def row_call_cost(self, op: Op) -> int:
+        """ROW_CALL_COST of ``op``'s kernel, plus ROW_CALL_CHANNEL a channel when an operand is
+        broadcast (mul_s8 and add_bcast_s8 prepare a per-channel table each call)."""
+        if isinstance(op, Unary):
+            return ROW_CALL_COST["lut"]
+        shapes = [tuple(self.g.tensors[i].shape) for i in op.inputs]
+        if op.const is not None:
+            shapes.append(tuple(op.const.shape))
+        broadcast = any(shape != tuple(op.out_shape) for shape in shapes)
+        return (ROW_CALL_COST["mul" if op.function == "MUL" else "other"]
+                + (ROW_CALL_CHANNEL * int(op.out_shape[-1]) if broadcast else 0))
+
+    def row_elementwise(self, op: Op) -> Op | None:
+        """The one-row form of an element-wise reference op (Unary, Binary) on an H x W x C map
+        (H > 1) when it can run a row per call: each computed input either the output's shape
+        (read row r; not a reshaped view nor a slice) or broadcast over the rows (its single row
+        read whole), a constant operand broadcast over the rows too. Streamed, a chain such as
+        MobileNetV3's hard-swish (x * ReLU6(x + 3) / 6) keeps line buffers, not whole maps.
+        None when it cannot."""
+        if op.output not in self.row_ew:
+            return None
+        return self.row_form(op)
+
+    def row_form(self, op: Op) -> Op | None:
+        """:meth:`row_elementwise`'s one-row op, whether or not it was chosen."""
+        if not isinstance(op, (Unary, Binary)) or len(op.out_shape) != 3 or op.out_shape[0] < 2:
+            return None
+        out = tuple(int(d) for d in op.out_shape)
+        row = (1,) + out[1:]
+        shapes = []
+        for i in op.inputs:
+            shape = tuple(int(d) for d in self.g.tensors[i].shape)
+            if self.view_bytes(i) or shape != tuple(self._tensor_shape(self.tensor_index(i))):
+                return None
+            if shape != out and (len(shape) > 3 or (len(shape) == 3 and shape[0] != 1)):
+                return None
+            shapes.append(row if shape == out else shape)
+        if row not in shapes:
+            return None
+        if isinstance(op, Unary):
+            return None if op.tail_table is not None else dataclasses.replace(
+                op, in_shape=row, out_shape=row)
+        if op.const is not None:
+            if op.const.ndim > 3 or (op.const.ndim == 3 and op.const.shape[0] != 1):
+                return None
+            shapes.insert(op.const_index, tuple(op.const.shape))
+        geometry = broadcast_geometry(shapes[0], shapes[1], row) if len(shapes) == 2 else None
+        return None if geometry is None else dataclasses.replace(
+            op, in_shape=shapes[0], out_shape=row, geometry=geometry)
 
     def row_move(self, op: Op) -> bool:
         """Whether a data-movement op runs as a row kernel (mcus_moves.h): on H x W x C tensors
@@ -217,6 +287,12 @@ class _Emitter:
             whole = [lambda r, h=tensors[t].rows: (0, h - 1) for t in ins]
             if j + 1 in streamed:
                 layers.append(PlanLayer(op.name, h_in, [lambda r: (r, r)], ins))
+                continue
+            if self.row_elementwise(op) is not None:    # row r of the output's-shape inputs
+                rowwise = [tuple(self.g.tensors[i].shape) == tuple(op.out_shape) for i in op.inputs]
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]),
+                                        [(lambda r: (r, r)) if rw else need
+                                         for rw, need in zip(rowwise, whole)], ins, elementwise=True))
                 continue
             if not self.fast_kernel(op):
                 layers.append(PlanLayer(op.name, 1, whole, ins, whole=True,
@@ -344,6 +420,39 @@ class _Emitter:
             info.weight_bytes = info.dense_weight_bytes = int(np.asarray(w).size) * self.elem
         return f"{pfx}_run", "0", info
 
+    def emit_row_elementwise(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
+        """An element-wise op's reference kernel on one row per call (:meth:`row_elementwise`):
+        the row's pointers from the ring buffers (mcus_row_ptr), a broadcast input whole."""
+        row_op = self.row_elementwise(op)
+        ctype = "float" if self.f32 else "int8_t"
+        n = len(self.ops)
+        pfx = layer_prefix(j, op)
+        self.data.append(op_comment(j, op))
+
+        def base(t: int) -> str:
+            return ("(void *)io->in" if t == 0 else "io->out" if t == n
+                    else f"(void *)&mcus_arena.b[{plan_.offsets[t]}]")
+
+        def row_ptr(t: int, name: str, shape) -> str:
+            self.data.append(f"static const mcus_buf_t {name} = {_init(self.buf(plan_, t, shape))};\n")
+            return f"mcus_row_ptr(&{name}, {base(t)}, row, {self.elem})"
+        srcs = []
+        for k, i in enumerate(op.inputs):
+            t = self.tensor_index(i)
+            if tuple(self.g.tensors[i].shape) == tuple(op.out_shape):
+                srcs.append(f"(const {ctype} *){row_ptr(t, f'{pfx}_i{k}', op.out_shape)}")
+            else:
+                srcs.append(f"(const {ctype} *){base(t)}")
+        dst = f"({ctype} *){row_ptr(j + 1, f'{pfx}_o', op.out_shape)}"
+        kernels: list[str] = []
+        call = ref_call(self.g, row_op, pfx, srcs, dst, self.data, kernels)
+        self.ref_kernels.extend(k for k in kernels if k not in self.ref_kernels)
+        self.data.append(f"static void {pfx}_run(const void *params, const mcus_io_t *io, "
+                         f"int32_t row)\n{{\n    (void)params;\n    (void)io;\n    {call}\n}}\n")
+        info = LayerInfo(name=op.name, kind=op.kind, kernel=f"{kernels[0] if kernels else '?'} "
+                         "(reference, a row a call)", macs=int(op.macs))
+        return f"{pfx}_run", "0", info
+
     def emit_move(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
         """A data-movement op's row kernel (mcus_moves.h): its parameters into self.data."""
         pfx = layer_prefix(j, op)
@@ -388,6 +497,8 @@ class _Emitter:
 
     def emit_op(self, j: int, op, plan_: Plan) -> tuple[str, str, LayerInfo]:
         """-> (kernel function, params symbol, info); appends data to self.data."""
+        if self.row_elementwise(op) is not None:
+            return self.emit_row_elementwise(j, op, plan_)
         if not self.fast_kernel(op):
             return self.emit_fallback(j, op, plan_)
         if isinstance(op, _MOVES):
@@ -574,29 +685,51 @@ class _Emitter:
 
     # -- the whole model --------------------------------------------------------------------------
 
-    def emit(self, out_dir: Path, origin: str) -> tuple[Plan, list[LayerInfo]]:
+    def plan_memory(self) -> tuple[list[PlanLayer], list[PlanTensor], Plan]:
+        """The row schedule and the arena (planner.plan_min), with the element-wise ops of
+        :meth:`row_elementwise_candidates` run a row a call where that gives the smaller arena
+        (else whole, as without them)."""
+        self.row_ew = self.row_elementwise_candidates()
+        tensors, layers, p = self._plan()
+        if self.row_ew:
+            streamed, self.row_ew = self.row_ew, set()
+            whole = self._plan()
+            if p.arena_bytes < whole[2].arena_bytes:
+                self.row_ew = streamed
+                p.notes.insert(0, f"{len(streamed)} element-wise layers a row a call: arena "
+                                  f"{whole[2].arena_bytes} -> {p.arena_bytes} bytes")
+            else:
+                tensors, layers, p = whole
+        return layers, tensors, p
+
+    def _plan(self) -> tuple[list[PlanTensor], list[PlanLayer], Plan]:
         layers, tensors = self.plan_layers()
-        # scratch sizes need the per-op decisions: emit ops into a throwaway list first
-        infos = []
-        for op in self.ops:
-            info = LayerInfo(name=op.name, kind=op.kind, kernel="")
-            if not self.fast_kernel(op):
-                pass                                  # a reference kernel: no scratch
-            elif isinstance(op, (Conv2D, Dense)):
-                sparse = self.choose(op, info)
-                info.scratch_bytes = 0 if not sparse and (fc_kernel_applies(op, self.f32) or
-                                                          conv1x1_applies(op, self.f32)) else \
-                    gemm_scratch(op, sparse, self.f32)
-            elif isinstance(op, MaxPool2D) and op.pool[0] > 8:
-                info.scratch_bytes = 4 * op.pool[0]
-            elif isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32
-                                                     and not self.streamed_pool(op)):
-                info.scratch_bytes = op_scratch(op, self.f32)
-            infos.append(info)
-        scratch = max((i.scratch_bytes for i in infos), default=0)
-        for lay, info in zip(layers, infos):
-            lay.scratch = info.scratch_bytes > 0
+        scratch = 0
+        for lay, op in zip(layers, self.ops):
+            need = self.scratch_bytes(op)
+            lay.scratch = need > 0
+            scratch = max(scratch, need)
         layers, p = plan_min(layers, tensors, scratch)
+        return tensors, layers, p
+
+    def scratch_bytes(self, op: Op) -> int:
+        """The scratch bytes ``op``'s kernel uses (0: none; a reference kernel uses none)."""
+        if not self.fast_kernel(op):
+            return 0
+        if isinstance(op, (Conv2D, Dense)):
+            sparse = self.choose(op, LayerInfo(name=op.name, kind=op.kind, kernel=""))
+            return 0 if not sparse and (fc_kernel_applies(op, self.f32) or
+                                        conv1x1_applies(op, self.f32)) else \
+                gemm_scratch(op, sparse, self.f32)
+        if isinstance(op, MaxPool2D) and op.pool[0] > 8:
+            return 4 * op.pool[0]
+        if isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32
+                                               and not self.streamed_pool(op)):
+            return op_scratch(op, self.f32)
+        return 0
+
+    def emit(self, out_dir: Path, origin: str) -> tuple[Plan, list[LayerInfo]]:
+        layers, tensors, p = self.plan_memory()
         check_plan(layers, tensors, p)
 
         fns, params = [], []
@@ -668,6 +801,17 @@ _MOVES = (Pad, Concat, ResizeNearest, RepeatChannels)
 # (and any element of a broadcast operand) after reading it: the planner may give their output
 # that input's buffer.
 _IN_PLACE = (Unary, Binary, Clamp)
+# The set-up one more call of a reference element-wise kernel costs, in instructions: the fixed
+# part of its per-layer counts on qemu-m7 at -O3 (lstm_small int8: a 16-element LUT 116 = 68 +
+# 3 an element, a 16-element Mul 330 = 186 + 9 an element, a 64-element Add of a constant
+# 1,266 = 306 + 15 an element), and per channel of a broadcast operand's table (mobilenet_v3_block
+# int8, 24 channels: its squeeze-and-excite Mul a row a call, 23 more calls, +11,301
+# instructions: 491 a call = 186 + 12.7 a channel).
+ROW_CALL_COST = {"lut": 68, "mul": 186, "other": 306}
+ROW_CALL_CHANNEL = 13
+# The most the extra calls of row-streamed element-wise layers may cost, in instructions per MAC
+# of the model: about 1 % of its instructions at 1.3 to 2.7 instructions per MAC.
+ROW_STREAM_SHARE = 0.02
 
 
 def _resizes(op: Concat) -> tuple:

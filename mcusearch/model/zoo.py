@@ -196,6 +196,31 @@ def se_block() -> tf.keras.Model:
     return tf.keras.Model(inp, _head(x), name="se_block")
 
 
+def _hard_swish(x, name: str):
+    """x * ReLU6(x + 3) / 6, as keras.applications.MobileNetV3 builds it (Add, ReLU6, Mul by a
+    constant, Multiply)."""
+    gate = L.ReLU(6.0, name=f"{name}_relu6")(x + 3.0) * (1.0 / 6.0)
+    return L.Multiply(name=name)([x, gate])
+
+
+def mobilenet_v3_block() -> tf.keras.Model:
+    """A MobileNetV3 bottleneck: a 3 x 3 stem with hard-swish, an expanding 1 x 1 conv with
+    hard-swish, a depthwise 3 x 3 with hard-swish, squeeze-and-excite gated by a hard sigmoid
+    (ReLU6(x + 3) / 6), a projecting 1 x 1 conv; the element-wise ops on whole feature maps."""
+    inp = tf.keras.Input((16, 16, 3), name="input")
+    x = _hard_swish(L.Conv2D(8, 3, padding="same", name="stem")(inp), "stem_hswish")
+    x = _hard_swish(L.Conv2D(16, 1, name="expand")(x), "expand_hswish")
+    x = _hard_swish(L.DepthwiseConv2D(3, padding="same", name="dw")(x), "dw_hswish")
+    s = L.GlobalAveragePooling2D(keepdims=True, name="se_squeeze")(x)
+    s = L.Conv2D(8, 1, activation="relu", name="se_reduce")(s)
+    s = L.Conv2D(16, 1, name="se_expand")(s)
+    s = L.ReLU(6.0, name="se_hsigmoid")(s + 3.0) * (1.0 / 6.0)
+    x = L.Multiply(name="se_excite")([x, s])
+    x = L.Conv2D(8, 1, name="project")(x)
+    x = L.MaxPooling2D(4, name="pool")(x)
+    return tf.keras.Model(inp, _head(x), name="mobilenet_v3_block")
+
+
 def inception_concat() -> tf.keras.Model:
     """Inception-like branches (1x1, 3x3, max-pool + 1x1) joined by Concatenate on channels."""
     inp = tf.keras.Input((8, 8, 4), name="input")
@@ -355,6 +380,9 @@ _ENTRIES = [
               "global_avgpool", "dense", "softmax"), keras_mobilenet_v2_035),
     ZooModel("se_block", "squeeze-and-excite block", (12, 12, 4),
              ("global_avgpool", "dense", "sigmoid", "reshape", "multiply_broadcast"), se_block),
+    ZooModel("mobilenet_v3_block", "MobileNetV3 bottleneck: hard-swish, hard-sigmoid SE",
+             (16, 16, 3), ("hard_swish", "hard_sigmoid", "multiply", "multiply_broadcast",
+                           "depthwise_conv2d"), mobilenet_v3_block),
     ZooModel("inception_concat", "inception-like branches joined by Concatenate", (8, 8, 4),
              ("concatenate", "maxpool_same"), inception_concat),
     ZooModel("zeropad_stem", "ZeroPadding2D + 5x5 stride-2 stem", (24, 24, 3),
