@@ -227,6 +227,27 @@ class _Emitter:
         return None if geometry is None else dataclasses.replace(
             op, in_shape=shapes[0], out_shape=row, geometry=geometry)
 
+    def dw_in_place(self, op: Op) -> bool:
+        """Whether depthwise ``op`` may write its output row over its input window's first row
+        (planner.PlanLayer.overwrite_top; the planner decides whether it does): dwconv3x3_s8 at
+        stride 1 on channels in groups of 4 (dwconv3x3_s8.c says why that is safe), and every
+        reader of its output reads rows through mcus_row_ptr (the output then lives in a ring
+        shifted by a slot, mcus_buf_t.lag): not a Dense, a softmax or a reference kernel, which
+        read a whole tensor from its base."""
+        if not (IN_PLACE_DW and isinstance(op, DepthwiseConv2D) and tuple(op.stride) == (1, 1)
+                and dw_kernel(op, self.f32) == "dwconv3x3_s8" and int(op.out_shape[-1]) % 4 == 0):
+            return False
+        t = self.tindex[op.output]
+        for other in self.ops:
+            for i in other.inputs:
+                if self.tensor_index(i) != t:
+                    continue
+                if (self.view_bytes(i) or tuple(self.g.tensors[i].shape) != tuple(op.out_shape)
+                        or not (self.row_elementwise(other) is not None
+                                or (self.fast_kernel(other) and isinstance(other, _ROW_READERS)))):
+                    return False
+        return True
+
     def row_move(self, op: Op) -> bool:
         """Whether a data-movement op runs as a row kernel (mcus_moves.h): on H x W x C tensors
         that are not reshaped views, a pad of the batch-free dimensions, a concatenation on
@@ -306,7 +327,8 @@ class _Emitter:
                 def need(r, kh=kh, sh=sh, pt=pt, h=h_in):
                     lo = r * sh - pt
                     return max(lo, 0), min(lo + kh - 1, h - 1)
-                layers.append(PlanLayer(op.name, int(op.out_shape[0]), [need], ins))
+                layers.append(PlanLayer(op.name, int(op.out_shape[0]), [need], ins,
+                                        overwrite_top=pt if self.dw_in_place(op) else None))
             elif isinstance(op, Add):
                 # row r from row r of both inputs (vectors: the one row, slices of it included)
                 if not same_view and not (_view(op.out_shape)[0] == 1
@@ -352,11 +374,17 @@ class _Emitter:
         h, w, c = _view(shape)
         off = plan_.offsets[t]
         rows = plan_.ring_rows[t]
+        lag = plan_.slot(t, 0)               # row y in slot (y + lag) % rows
         if tuple(shape) != tuple(self._tensor_shape(t)):
+            if lag:
+                raise StageError("convert", f"tensor {t}: a shifted ring read as {shape}")
             rows = h                         # a reshaped view of a fully materialised tensor
         base = "0" if off is None else f"&mcus_arena.b[{off + view}]"
-        return {"base": base, "h": _u16(h, "height"), "w": _u16(w, "width"),
-                "c": _u16(c, "channels"), "rows": _u16(rows, "rows")}
+        fields = {"base": base, "h": _u16(h, "height"), "w": _u16(w, "width"),
+                  "c": _u16(c, "channels"), "rows": _u16(rows, "rows")}
+        if lag:
+            fields["lag"] = _u16(lag, "lag")
+        return fields
 
     def _tensor_shape(self, t: int):
         return self.g.input_shape if t == 0 else self.ops[t - 1].out_shape
@@ -612,7 +640,7 @@ class _Emitter:
             info.weights = int(w.size)
             info.nonzeros = int(np.count_nonzero(w))
             info.weight_bytes = info.dense_weight_bytes = int(w.size) * self.elem
-            info.scratch_bytes = op_scratch(op, f32)
+            info.scratch_bytes = op_scratch(op, f32, self.dw_in_place(op))
             if info.kernel == "dwconv3x3_f32":
                 w = layout.f32_dw3x3_weights(w)
                 info.weight_bytes = int(w.size) * self.elem      # overlapping last group: + 36
@@ -628,7 +656,10 @@ class _Emitter:
                 groups = dw3x3_s8_groups(op)
                 self.data.append(_aligned(_c_array("int32_t", f"{pfx}_g", groups, 6)))
                 info.weight_bytes += int(groups.size) * 4        # + the raw weights (portable path)
-                fields = {"d": fields, "groups": f"{pfx}_g"}
+                t_in = self.tensor_index(op.inputs[0])
+                in_place = plan_.buffer_of[j + 1] == plan_.buffer_of[t_in]
+                fields = {"d": fields, "groups": f"{pfx}_g", "in_place": int(in_place)}
+                info.extra["in_place"] = in_place
                 ptype = "mcus_fast_dw3x3_s8_t"
         elif isinstance(op, AvgPool2D):
             fields["g"] = self.win(op)
@@ -725,7 +756,7 @@ class _Emitter:
             return 4 * op.pool[0]
         if isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32
                                                and not self.streamed_pool(op)):
-            return op_scratch(op, self.f32)
+            return op_scratch(op, self.f32, self.dw_in_place(op))
         return 0
 
     def emit(self, out_dir: Path, origin: str) -> tuple[Plan, list[LayerInfo]]:
@@ -812,6 +843,12 @@ ROW_CALL_CHANNEL = 13
 # The most the extra calls of row-streamed element-wise layers may cost, in instructions per MAC
 # of the model: about 1 % of its instructions at 1.3 to 2.7 instructions per MAC.
 ROW_STREAM_SHARE = 0.02
+# In-place depthwise (dw_in_place): on unless a benchmark compares without it.
+IN_PLACE_DW = True
+# Row kernels that read their inputs' rows through mcus_row_ptr (an in-place depthwise's output
+# may be one of their inputs).
+_ROW_READERS = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D, Add, Pad, Concat, ResizeNearest,
+                RepeatChannels)
 
 
 def _resizes(op: Concat) -> tuple:

@@ -65,6 +65,9 @@ class PlanLayer:
     elementwise: bool = False          # output row r from input row r only (may run in place)
     whole: bool = False                # one call writes every row of the output
     scratch: bool = False              # its calls use the scratch area
+    # a stride-1 windowed layer whose kernel reads its input window before it writes its output
+    # row: output row r may overwrite input row r - top, the window's first (in-place depthwise)
+    overwrite_top: int | None = None
 
 
 @dataclass
@@ -85,6 +88,11 @@ class Plan:
     scratch_bytes: int
     arena_bytes: int
     scratch_life: tuple[int, int] = (0, 1 << 30)   # steps: from the first to the last user's call
+    row_shift: list[int] | None = None  # per tensor: row y lives in slot (y + shift) % ring_rows
+
+    def slot(self, t: int, y: int) -> int:
+        """The ring slot of row ``y`` of tensor ``t``."""
+        return (y + (self.row_shift[t] if self.row_shift else 0)) % self.ring_rows[t]
     notes: list[str] = field(default_factory=list)
 
     def describe(self, names: list[str]) -> str:
@@ -172,6 +180,7 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
     # the layer's first call: a squeeze-and-excite's Mul overwrites the feature map its global
     # pool read earlier).
     buffer_of = list(range(n + 1))
+    shift = [0] * (n + 1)
     if inplace:
         first_step: dict[int, int] = {}
         last_read_by: dict[tuple[int, int], int] = {}      # (tensor, reader) -> its last step
@@ -189,7 +198,17 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
                         and tensors[t_in].row_bytes == tensors[t_out].row_bytes
                         and tensors[t_in].rows == tensors[t_out].rows):
                     buffer_of[t_out] = buffer_of[t_in]
+                    shift[t_out] = shift[t_in]
                     break
+        for j, lay in enumerate(layers):      # in-place windowed layers (depthwise)
+            t_out, t_in = j + 1, lay.inputs[0] if lay.inputs else 0
+            if (lay.overwrite_top is not None and t_out != n and t_in != 0
+                    and readers[t_in] == {j} and buffer_of[t_out] == t_out
+                    and _window_slides(lay, lay.overwrite_top)
+                    and tensors[t_in].row_bytes == tensors[t_out].row_bytes
+                    and tensors[t_in].rows == tensors[t_out].rows):
+                buffer_of[t_out] = buffer_of[t_in]
+                shift[t_out] = shift[t_in] - lay.overwrite_top
 
     # When is every row of every tensor written, and when is it read for the last time?
     write = [[-1] * tensors[t].rows for t in range(n + 1)]
@@ -213,12 +232,20 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
     for b, members in groups.items():
         if 0 in members or n in members:
             continue                        # the caller's buffers hold every row
-        h = tensors[members[0]].rows
-        w_first = write[members[0]]         # the first tensor's producer fills the slots
-        reads = [max(last_read[t][y] for t in members) for y in range(h)]
-        # in place: the element-wise layer rewrites row y in the step it reads it: no new constraint
+        # Virtual row v = y + shift of each member's row y: the rows that share a slot in turn
+        # (an element-wise layer's output row y, an in-place depthwise's output row y + top). A
+        # later occupant is written in the step its predecessor is last read, or after.
+        start: dict[int, int] = {}
+        end: dict[int, int] = {}
+        for t in members:
+            for y in range(tensors[t].rows):
+                if write[t][y] >= 0:
+                    v = y + shift[t]
+                    start[v] = min(start.get(v, write[t][y]), write[t][y])
+                    end[v] = max(end.get(v, -1), last_read[t][y])
+        span = max(start) - min(start) + 1 if start else 1
         rr = 1
-        while rr < h and any(0 <= w_first[y + rr] <= reads[y] for y in range(h - rr)):
+        while rr < span and any(v + rr in start and start[v + rr] <= end[v] for v in start):
             rr += 1
         for t in members:
             ring_rows[t] = rr
@@ -257,7 +284,13 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
                 buffer_bytes=[sizes.get(buffer_of[t], 0) for t in range(n + 1)],
                 buffer_life=[lives.get(buffer_of[t], (0, 0)) for t in range(n + 1)],
                 scratch_offset=scratch_off, scratch_bytes=_pad(scratch_bytes) if scratch_bytes else 0,
-                arena_bytes=arena, scratch_life=scratch_life)
+                arena_bytes=arena, scratch_life=scratch_life, row_shift=shift)
+
+
+def _window_slides(lay: PlanLayer, top: int) -> bool:
+    """Whether output row r is the last to read input row r - top (the window moves down a row
+    a row; not when a stage boundary made the layer read its input whole)."""
+    return all(lay.needs[0](r + 1)[0] >= r - top + 1 for r in range(lay.out_rows - 1))
 
 
 def _place(buf_ids: list[int], sizes: dict[int, int],
@@ -384,12 +417,12 @@ def check_plan(layers: list[PlanLayer], tensors: list[PlanTensor], p: Plan) -> N
             if t == 0:
                 continue
             for y in _rows_read(lay, k, r, tensors[t].rows):
-                got = slots.get((p.buffer_of[t], y % p.ring_rows[t]))
+                got = slots.get((p.buffer_of[t], p.slot(t, y)))
                 assert got is not None and got[1] == y and p.buffer_of[got[0]] == p.buffer_of[t], \
                     f"layer {j} row {r} needs row {y} of t{t}, slot holds {got}"
         if j + 1 != n:
             for y in (range(tensors[j + 1].rows) if lay.whole else (r,)):
-                slots[(p.buffer_of[j + 1], y % p.ring_rows[j + 1])] = (j + 1, y)
+                slots[(p.buffer_of[j + 1], p.slot(j + 1, y))] = (j + 1, y)
     assert row_of[-1] == layers[-1].out_rows, "schedule does not compute every output row"
     assert all(p.scratch_life[0] <= s <= p.scratch_life[1] for s, j in enumerate(p.schedule)
                if layers[j].scratch), "a layer uses the scratch area outside its life"

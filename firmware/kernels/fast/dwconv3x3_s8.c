@@ -31,6 +31,12 @@
  * the column words, the 4 channels' mcus_dwrq_t (MCUS_REQUANT_MODE 0, TFLite's) with zp - act_min
  * in place of zp. Other builds (the host, cores without DSP, unoptimised, other requantisation
  * modes) call dwconv2d_s8.
+ *
+ * In place (TinyEngine's trick, on rows): a group's outputs are written after its columns of all
+ * three input rows are prepared, and the groups are disjoint when channels % 4 == 0, so output
+ * row oy may overwrite input row oy - 1 (the window's first, which no later output row reads).
+ * The planner (planner.PlanLayer.overwrite_top) then keeps the output in the input's ring, one
+ * slot behind (mcus_buf_t.lag), instead of a ring of its own.
  */
 #include <string.h>
 
@@ -285,9 +291,30 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
 
 #else
 
+/*
+ * Elsewhere dwconv2d_s8 runs the layer, a pixel at a time: pixel x + 1 still reads input column
+ * x of the window's first row after pixel x is done. In place (p->in_place) the row is therefore
+ * computed into io->scratch after dwconv2d_s8's accumulators (fastdata.op_scratch counts it)
+ * and then copied over that first row.
+ */
 void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
 {
-    mcus_fast_dwconv2d_s8(&((const mcus_fast_dw3x3_s8_t *)params)->d, io, oy);
+    const mcus_fast_dw3x3_s8_t *p = (const mcus_fast_dw3x3_s8_t *)params;
+    mcus_fast_dwconv_s8_t staged;
+    int8_t *stage;
+
+    if (!p->in_place) {
+        mcus_fast_dwconv2d_s8(&p->d, io, oy);
+        return;
+    }
+    staged = p->d;
+    stage = (int8_t *)io->scratch + 4 * staged.in.c;
+    staged.out.base = stage;
+    staged.out.rows = 1;
+    staged.out.lag = 0;
+    mcus_fast_dwconv2d_s8(&staged, io, oy);
+    memcpy(mcus_row_ptr(&p->d.out, p->d.out.base ? p->d.out.base : io->out, oy, 1), stage,
+           (size_t)p->d.out.w * (size_t)p->d.out.c);
 }
 
 #endif

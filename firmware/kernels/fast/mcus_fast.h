@@ -58,6 +58,8 @@ typedef struct {
     void *base;               /* NULL: io->in (as an input) or io->out (as an output) */
     uint16_t h, w, c;         /* the tensor's shape (a vector is 1 x 1 x N) */
     uint16_t rows;            /* ring slots: 1 <= rows <= h */
+    uint16_t lag;             /* row y in slot (y + lag) % rows: an in-place depthwise's output
+                               * sits one slot behind its input's rows (0 elsewhere) */
 } mcus_buf_t;
 
 /* One step of a schedule: which layer, through which kernel. */
@@ -68,7 +70,7 @@ typedef struct {
 
 static inline void *mcus_row_ptr(const mcus_buf_t *b, void *base, int32_t y, int32_t elem)
 {
-    return (char *)base + (uint32_t)((uint32_t)y % b->rows) * (uint32_t)(b->w * b->c * elem);
+    return (char *)base + (uint32_t)(((uint32_t)y + b->lag) % b->rows) * (uint32_t)(b->w * b->c * elem);
 }
 
 /* ---- parameters -------------------------------------------------------------------------------- */
@@ -207,6 +209,8 @@ typedef struct {
 typedef struct {
     mcus_fast_dwconv_s8_t d;
     const int32_t *groups;
+    int32_t in_place;         /* 1: the output row overwrites the input window's first row (the
+                               * planner's in-place depthwise; see dwconv3x3_s8.c) */
 } mcus_fast_dw3x3_s8_t;
 
 typedef struct {
