@@ -1151,7 +1151,7 @@ static int32_t col_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t o
     if (y0 < 0 || y0 + kh > p->in.h || x0 < 0 || x0 + p->g.kw > p->in.w || kh > MCUS_ROWS_MAX) {
         return 0;
     }
-    r = (int32_t)(((uint32_t)y0 + p->in.lag) % (uint32_t)rows);
+    r = (int32_t)(((uint32_t)y0 + MCUS_LAG(&p->in)) % (uint32_t)rows);
     row = in + r * stride + x0 * in_c;
 #pragma GCC unroll 1 /* kh <= MCUS_ROWS_MAX: GCC would peel all 16 (~6 KiB) */
     for (ky = 0; ky < kh; ++ky) {

@@ -311,7 +311,9 @@ void mcus_fast_dwconv3x3_s8(const void *params, const mcus_io_t *io, int32_t oy)
     stage = (int8_t *)io->scratch + 4 * staged.in.c;
     staged.out.base = stage;
     staged.out.rows = 1;
+#if MCUS_RING_LAG
     staged.out.lag = 0;
+#endif
     mcus_fast_dwconv2d_s8(&staged, io, oy);
     memcpy(mcus_row_ptr(&p->d.out, p->d.out.base ? p->d.out.base : io->out, oy, 1), stage,
            (size_t)p->d.out.w * (size_t)p->d.out.c);

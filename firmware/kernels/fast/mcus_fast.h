@@ -15,6 +15,9 @@
  * base + (y % rows) * W * C elements. rows == H is an ordinary, fully materialised tensor; fewer
  * rows is a line buffer between two layers that are computed a few rows at a time (the generator's
  * planner sizes every ring from the schedule so that no row is overwritten while still needed).
+ * Where a model has an in-place depthwise layer, its output shares its input's ring one slot
+ * behind: row y at slot (y + lag) % rows. The generator then writes mcus_plan.h (next to
+ * model.h) with MCUS_RING_LAG 1; other models do not pay for the addition.
  * A NULL base means the model's input (an input buffer) or output (an output buffer): io->in/out.
  * io->scratch is a per-call work area shared by all layers (im2col columns, expanded inputs).
  *
@@ -30,6 +33,15 @@
 #include <string.h>
 
 #include "mcus_kernels.h" /* the reference requantisation (mcus_requantize) and MCUS_REQUANT_MODE */
+
+#if defined(__has_include)
+#if __has_include("mcus_plan.h")
+#include "mcus_plan.h"         /* the generated model's MCUS_RING_LAG */
+#endif
+#endif
+#ifndef MCUS_RING_LAG
+#define MCUS_RING_LAG 0
+#endif
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(MCUS_FAST_NO_DSP)
 #include <arm_acle.h>
@@ -58,9 +70,17 @@ typedef struct {
     void *base;               /* NULL: io->in (as an input) or io->out (as an output) */
     uint16_t h, w, c;         /* the tensor's shape (a vector is 1 x 1 x N) */
     uint16_t rows;            /* ring slots: 1 <= rows <= h */
+#if MCUS_RING_LAG
     uint16_t lag;             /* row y in slot (y + lag) % rows: an in-place depthwise's output
                                * sits one slot behind its input's rows (0 elsewhere) */
+#endif
 } mcus_buf_t;
+
+#if MCUS_RING_LAG
+#define MCUS_LAG(b) ((uint32_t)(b)->lag)
+#else
+#define MCUS_LAG(b) 0u
+#endif
 
 /* One step of a schedule: which layer, through which kernel. */
 typedef struct {
@@ -70,7 +90,7 @@ typedef struct {
 
 static inline void *mcus_row_ptr(const mcus_buf_t *b, void *base, int32_t y, int32_t elem)
 {
-    return (char *)base + (uint32_t)(((uint32_t)y + b->lag) % b->rows) * (uint32_t)(b->w * b->c * elem);
+    return (char *)base + (uint32_t)(((uint32_t)y + MCUS_LAG(b)) % b->rows) * (uint32_t)(b->w * b->c * elem);
 }
 
 /* ---- parameters -------------------------------------------------------------------------------- */
