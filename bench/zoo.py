@@ -16,6 +16,9 @@ mcusearch-ref, aidge): convert, build at -O3, run on an emulated Cortex-M7 (qemu
   ``plan.json``);
 * the largest input + output pair of one layer (what a ping-pong planner needs; from the Keras
   layer shapes, 4 B per value for float32 and 1 B for int8);
+* where the instructions go (the per-layer counts): the layers that do the MACs, with their
+  instructions per MAC, and the other layers' share by kind; then per converter and dtype the
+  geometric mean of instructions per MAC over the models, whole and MAC layers alone;
 * the output check against the host (TFLite interpreter for int8: bit-exact or not; Keras for
   float32: the largest absolute difference), and how much the probe inputs' outputs differ
   from each other (a check over identical outputs would prove little);

@@ -174,3 +174,26 @@ def test_bench_measures_what_converts_and_names_the_stage_of_what_does_not(tmp_p
     assert sum(map(int, live.values())) == ours["peak_bytes"] and "conv_b" in live
     assert aidge["error"] == "convert: aidge takes float32 only"
     assert "bit-exact" in (out / "zoo.md").read_text()
+
+
+def test_bench_splits_instructions_by_layer_kind_and_averages_geometrically():
+    """bench/zoo.py's summary lines: the MAC layers' instructions per MAC, the other layers' share
+    by kind, and geometric means over the runs that finished (failed ones left out)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "bench" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("bench_zoo", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    a = {"model": "a", "dtype": "int8", "converter": "mcusearch", "macs": 1000,
+         "instructions_per_mac": 2.0,
+         "layers": [["c (Conv2D)", 1200], ["d (Dense)", 300], ["m (Mul)", 400], ["s (Softmax)", 100]]}
+    b = {"model": "b", "dtype": "int8", "converter": "mcusearch", "macs": 200_000,
+         "instructions_per_mac": 8.0, "layers": [["c (Conv2D)", 1_600_000]]}
+    failed = {"model": "c", "dtype": "int8", "converter": "mcusearch", "error": "convert: no"}
+    assert bench.layer_split(a) == "MAC layers 1.50 instr/MAC; other layers 25% (Mul 20%, Softmax 5%)"
+    assert bench.layer_split(failed) == ""
+    (line,) = [ln for ln in bench.geomeans([a, b, failed]) if "int8" in ln]
+    assert "over 2 models 4.00" in line                 # sqrt(2 x 8)
+    assert "of their MAC layers alone 3.46" in line     # sqrt(1.5 x 8)
+    assert "over the 1 of 100 k MACs or more 8.00" in line
