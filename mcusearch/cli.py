@@ -223,9 +223,30 @@ def _cmd_measure(args) -> int:
             ("artifacts", str(out))]
     if macs:
         rows.insert(3, ("MACs", f"{macs:,} ({meas.per_inference.value / macs:.2f} per MAC)"))
+    rows[-1:-1] = _plan_rows(out / "c" / "plan.json")
     for k, v in rows:
         print(f"{k:<22} {v}")
     return 0
+
+
+def _plan_rows(path: Path) -> list[tuple[str, str]]:
+    """What the mcusearch generators' memory plan says (plan.json): the activation arena's peak
+    and the buffers that make it, and the planner's notes (stage boundaries, layers in place or a
+    row a call); nothing for the other converters."""
+    import json
+
+    if not path.is_file():
+        return []
+    plan = json.loads(path.read_text())
+    peak = plan.get("peak") or {}
+    rows = []
+    if peak.get("buffers"):
+        rows.append(("activation arena", f"{plan['arena_bytes']:,} bytes (planned), "
+                                         f"{peak['bytes']:,} live at the peak: "
+                                         + ", ".join(peak["buffers"][:6])
+                                         + (", ..." if len(peak["buffers"]) > 6 else "")))
+    rows += [("memory plan" if i == 0 else "", note) for i, note in enumerate(plan.get("notes", []))]
+    return rows
 
 
 def _cmd_cache(args) -> int:

@@ -26,6 +26,7 @@ def test_measure_a_keras_file_on_two_boards(tmp_path):
         assert "e+0" not in r.stdout                      # counts in full: 1,234,567, not 1.23e+06
         assert "ms (" in r.stdout and "cycle/instruction at" in r.stdout   # how the latency was got
         assert "top-1 agreement 100%" in r.stdout
+        assert "live at the peak:" in r.stdout            # the memory plan (plan.json)
         assert (tmp_path / f"out-{board}" / "build" / "firmware.elf").is_file()
 
 
