@@ -116,6 +116,7 @@ def test_in_place_depthwise_on_the_host(tmp_path):
     flags = {la["name"]: la["extra"].get("in_place") for la in plan["layers"]
              if la["kind"] == "DepthwiseConv2D"}
     assert flags == {"dw0": None, "dw1": True, "dw2": True, "dw3": False}, flags
+    assert plan["notes"][-1].startswith("2 depthwise layers in place")
     tc.check(conv, tmp_path / "in")                  # the staged (portable) path, bit-exact
     plain, whole = _dw_convert(tmp_path / "out", False)
     assert plan["arena_bytes"] < whole["arena_bytes"]

@@ -731,6 +731,11 @@ class _Emitter:
                                   f"{whole[2].arena_bytes} -> {p.arena_bytes} bytes")
             else:
                 tensors, layers, p = whole
+        dw = [lay.name for j, lay in enumerate(layers) if lay.overwrite_top is not None
+              and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]]
+        if dw:
+            p.notes.append(f"{len(dw)} depthwise layers in place (each output row over its input "
+                           "window's first row)")
         return layers, tensors, p
 
     def _plan(self) -> tuple[list[PlanTensor], list[PlanLayer], Plan]:
