@@ -33,9 +33,9 @@ def _pool(h: int):
 @st.composite
 def dags(draw):
     """A backbone chain (layer j reads tensor j) in which a layer may also read an earlier tensor
-    of the same height (a concatenation or a residual add), with 3 x 3 windows, row-wise reads
-    (element-wise ones in place) and 2 x 2 pools; row sizes vary so that the arena depends on
-    the schedule."""
+    of the same height (a concatenation or a residual add), with 3 x 3 windows (some in place,
+    one slot behind their input), row-wise reads (element-wise ones in place) and 2 x 2 pools;
+    row sizes vary so that the arena depends on the schedule."""
     h0 = draw(st.integers(4, 12))
     tensors = [PlanTensor(h0, draw(st.integers(1, 64)))]
     layers: list[PlanLayer] = []
@@ -56,9 +56,11 @@ def dags(draw):
         # a row-wise layer may be element-wise (an Add, a Clamp: in place on a single-reader input
         # of the same row size)
         elementwise = all(nd is _same for nd in needs) and draw(st.booleans())
-        size = tensors[j].row_bytes if elementwise else draw(st.integers(1, 64))
+        # a 3 x 3 window may overwrite its input's rows one slot behind (in-place depthwise)
+        overwrite = kind == "window" and draw(st.booleans())
+        size = tensors[j].row_bytes if elementwise or overwrite else draw(st.integers(1, 64))
         layers.append(PlanLayer(f"l{j}", out_h, needs, ins, elementwise=elementwise,
-                                scratch=draw(st.booleans())))
+                                scratch=draw(st.booleans()), overwrite_top=1 if overwrite else None))
         tensors.append(PlanTensor(out_h, size))
     return layers, tensors
 

@@ -237,15 +237,24 @@ class _Emitter:
         if not (IN_PLACE_DW and isinstance(op, DepthwiseConv2D) and tuple(op.stride) == (1, 1)
                 and dw_kernel(op, self.f32) == "dwconv3x3_s8" and int(op.out_shape[-1]) % 4 == 0):
             return False
-        t = self.tindex[op.output]
+        return self.rows_only(self.tindex[op.output])
+
+    def rows_only(self, t: int) -> bool:
+        """Whether every reader of planner tensor ``t`` reads its rows through mcus_row_ptr, and so
+        do the readers of each element-wise layer that may work in place on it (and share its
+        shifted ring)."""
         for other in self.ops:
-            for i in other.inputs:
-                if self.tensor_index(i) != t:
-                    continue
-                if (self.view_bytes(i) or tuple(self.g.tensors[i].shape) != tuple(op.out_shape)
-                        or not (self.row_elementwise(other) is not None
-                                or (self.fast_kernel(other) and isinstance(other, _ROW_READERS)))):
-                    return False
+            ins = [i for i in other.inputs if self.tensor_index(i) == t]
+            if not ins:
+                continue
+            rowwise = self.row_elementwise(other) is not None
+            if any(self.view_bytes(i) or tuple(self.g.tensors[i].shape) != tuple(self._tensor_shape(t))
+                   for i in ins) or not (rowwise or (self.fast_kernel(other)
+                                                     and isinstance(other, _ROW_READERS))):
+                return False
+            if (rowwise or isinstance(other, (Add, Clamp))) and not self.rows_only(
+                    self.tindex[other.output]):
+                return False
         return True
 
     def row_move(self, op: Op) -> bool:

@@ -89,11 +89,11 @@ class Plan:
     arena_bytes: int
     scratch_life: tuple[int, int] = (0, 1 << 30)   # steps: from the first to the last user's call
     row_shift: list[int] | None = None  # per tensor: row y lives in slot (y + shift) % ring_rows
+    notes: list[str] = field(default_factory=list)
 
     def slot(self, t: int, y: int) -> int:
         """The ring slot of row ``y`` of tensor ``t``."""
         return (y + (self.row_shift[t] if self.row_shift else 0)) % self.ring_rows[t]
-    notes: list[str] = field(default_factory=list)
 
     def describe(self, names: list[str]) -> str:
         lines = []
@@ -188,27 +188,27 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
             first_step.setdefault(j, s)
             for t in layers[j].inputs:
                 last_read_by[(t, j)] = s
-        for j, lay in enumerate(layers):
+        for j, lay in enumerate(layers):      # in layer order: chains of in-place layers compose
             t_out = j + 1
-            if not lay.elementwise or t_out == n:
+            if t_out == n:
                 continue
-            for t_in in lay.inputs:
-                if (t_in != 0 and all(last_read_by[(t_in, k)] < first_step[j]
-                                      for k in readers[t_in] - {j})
+            if lay.elementwise:
+                for k_in, t_in in enumerate(lay.inputs):
+                    if (t_in != 0 and (lay.whole or _row_wise(lay, k_in))
+                            and all(last_read_by[(t_in, k)] < first_step[j]
+                                    for k in readers[t_in] - {j})
+                            and tensors[t_in].row_bytes == tensors[t_out].row_bytes
+                            and tensors[t_in].rows == tensors[t_out].rows):
+                        buffer_of[t_out] = buffer_of[t_in]
+                        shift[t_out] = shift[t_in]
+                        break
+            elif lay.overwrite_top is not None:   # an in-place depthwise, one slot behind
+                t_in = lay.inputs[0]
+                if (t_in != 0 and readers[t_in] == {j} and _window_slides(lay, lay.overwrite_top)
                         and tensors[t_in].row_bytes == tensors[t_out].row_bytes
                         and tensors[t_in].rows == tensors[t_out].rows):
                     buffer_of[t_out] = buffer_of[t_in]
-                    shift[t_out] = shift[t_in]
-                    break
-        for j, lay in enumerate(layers):      # in-place windowed layers (depthwise)
-            t_out, t_in = j + 1, lay.inputs[0] if lay.inputs else 0
-            if (lay.overwrite_top is not None and t_out != n and t_in != 0
-                    and readers[t_in] == {j} and buffer_of[t_out] == t_out
-                    and _window_slides(lay, lay.overwrite_top)
-                    and tensors[t_in].row_bytes == tensors[t_out].row_bytes
-                    and tensors[t_in].rows == tensors[t_out].rows):
-                buffer_of[t_out] = buffer_of[t_in]
-                shift[t_out] = shift[t_in] - lay.overwrite_top
+                    shift[t_out] = shift[t_in] - lay.overwrite_top
 
     # When is every row of every tensor written, and when is it read for the last time?
     write = [[-1] * tensors[t].rows for t in range(n + 1)]
@@ -285,6 +285,12 @@ def plan(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
                 buffer_life=[lives.get(buffer_of[t], (0, 0)) for t in range(n + 1)],
                 scratch_offset=scratch_off, scratch_bytes=_pad(scratch_bytes) if scratch_bytes else 0,
                 arena_bytes=arena, scratch_life=scratch_life, row_shift=shift)
+
+
+def _row_wise(lay: PlanLayer, k: int) -> bool:
+    """Whether output row r reads row r of input ``k`` alone (not when a stage boundary made the
+    layer read that input whole)."""
+    return all(lay.needs[k](r) == (r, r) for r in range(lay.out_rows))
 
 
 def _window_slides(lay: PlanLayer, top: int) -> bool:
