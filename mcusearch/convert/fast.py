@@ -737,7 +737,7 @@ class _Emitter:
             if p.arena_bytes < whole[2].arena_bytes:
                 self.row_ew = streamed
                 p.notes.insert(0, f"{len(streamed)} element-wise layers a row a call: arena "
-                                  f"{whole[2].arena_bytes} -> {p.arena_bytes} bytes")
+                                  f"{whole[2].arena_bytes:,} -> {p.arena_bytes:,} bytes")
             else:
                 tensors, layers, p = whole
         dw = [lay.name for j, lay in enumerate(layers) if lay.overwrite_top is not None

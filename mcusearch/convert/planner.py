@@ -354,8 +354,8 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
                for pol in tried]
     pol, best_layers, best = min(results, key=lambda r: r[2].arena_bytes)
     if pol != POLICIES[0]:
-        best.notes.insert(0, f"schedule policy {pol}: arena {results[0][2].arena_bytes} -> "
-                             f"{best.arena_bytes} bytes")
+        best.notes.insert(0, f"schedule policy {pol}: arena {results[0][2].arena_bytes:,} -> "
+                             f"{best.arena_bytes:,} bytes")
     return best_layers, best
 
 
@@ -381,7 +381,7 @@ def _plan_cuts(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes
             break
         t, best_layers, p = trial_best
         p.notes = best.notes + [f"stage boundary at t{t} (layer {t - 1} of {n} computed whole "
-                                f"first): arena {best.arena_bytes} -> {p.arena_bytes} bytes"]
+                                f"first): arena {best.arena_bytes:,} -> {p.arena_bytes:,} bytes"]
         cuts.add(t)
         best = p
     return best_layers, best
