@@ -542,7 +542,8 @@ class _Emitter:
             return self.emit_move(j, op, plan_)
         f32 = self.f32
         pfx = layer_prefix(j, op)
-        info = LayerInfo(name=op.name, kind=op.kind, kernel="", macs=int(op.macs))
+        info = LayerInfo(name=op.name, kind=op.kind, kernel="", macs=int(op.macs),
+                         scratch_bytes=self.scratch_bytes(op))
         fields: dict[str, object] = {"in": self.in_buf(plan_, op.inputs[0], op.in_shape),
                                      "out": self.buf(plan_, j + 1, op.out_shape)}
         self.data.append(op_comment(j, op))
@@ -583,7 +584,6 @@ class _Emitter:
                                                            layout.s8_sparse_entries(sp), 24)))
                     fields.update(entries="0" if empty else f"{pfx}_e", counts=f"{pfx}_n")
                     info.weight_bytes = sp.entries * 2 + 2 * oc
-                info.scratch_bytes = gemm_scratch(op, True, f32)
             elif pw:
                 # per channel: the weights as int16 pairs and the folded requantisation constants
                 recs = conv1x1_records(op)
@@ -600,7 +600,6 @@ class _Emitter:
             else:
                 if f32:
                     self.data.append(_aligned(_c_array("float", f"{pfx}_w", layout.f32_weights(w), 8)))
-                    info.scratch_bytes = gemm_scratch(op, False, True)
                 else:
                     kpad = k_padding(op)              # zero weights: K a multiple of 4 (GEMM path)
                     w = w.reshape(oc, -1)
@@ -609,7 +608,6 @@ class _Emitter:
                         w = w[:, order]
                     w = np.pad(w, ((0, 0), (0, kpad)))
                     self.data.append(_aligned(_c_array("int8_t", f"{pfx}_w", layout.s8_weights(w), 24)))
-                    info.scratch_bytes = gemm_scratch(op, False, False)
                     if kpad:
                         fields["kpad"] = str(kpad)
                         info.extra["kpad"] = kpad
@@ -649,7 +647,6 @@ class _Emitter:
             info.weights = int(w.size)
             info.nonzeros = int(np.count_nonzero(w))
             info.weight_bytes = info.dense_weight_bytes = int(w.size) * self.elem
-            info.scratch_bytes = op_scratch(op, f32, self.dw_in_place(op))
             if info.kernel == "dwconv3x3_f32":
                 w = layout.f32_dw3x3_weights(w)
                 info.weight_bytes = int(w.size) * self.elem      # overlapping last group: + 36
@@ -676,14 +673,12 @@ class _Emitter:
             streamed = self.streamed_pool(op)
             info.kernel = f"avgpool_global_{self.sfx}" if streamed else f"avgpool2d_{self.sfx}"
             info.variant = "-"
-            info.scratch_bytes = op_scratch(op, f32) if not (f32 or streamed) else 0
             ptype = f"mcus_fast_avgpool_{self.sfx}_t"
         elif isinstance(op, MaxPool2D):
             fields["g"] = self.win(op)
             fields.update(act)
             info.kernel = f"maxpool2d_{self.sfx}"
             info.variant = "-"
-            info.scratch_bytes = 4 * op.pool[0] if op.pool[0] > 8 else 0
             ptype = f"mcus_fast_maxpool_{self.sfx}_t"
         elif isinstance(op, Add):
             fields = {"in": fields["in"],
@@ -730,7 +725,7 @@ class _Emitter:
         :meth:`row_elementwise_candidates` run a row a call where that gives the smaller arena
         (else whole, as without them)."""
         self.row_ew = self.row_elementwise_candidates()
-        tensors, layers, p = self._plan()
+        layers, tensors, p = self._plan()
         if self.row_ew:
             streamed, self.row_ew = self.row_ew, set()
             whole = self._plan()
@@ -739,7 +734,7 @@ class _Emitter:
                 p.notes.insert(0, f"{len(streamed)} element-wise layers a row a call: arena "
                                   f"{whole[2].arena_bytes:,} -> {p.arena_bytes:,} bytes")
             else:
-                tensors, layers, p = whole
+                layers, tensors, p = whole
         dw = [lay.name for j, lay in enumerate(layers) if lay.overwrite_top is not None
               and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]]
         if dw:
@@ -747,7 +742,7 @@ class _Emitter:
                            "window's first row)")
         return layers, tensors, p
 
-    def _plan(self) -> tuple[list[PlanTensor], list[PlanLayer], Plan]:
+    def _plan(self) -> tuple[list[PlanLayer], list[PlanTensor], Plan]:
         layers, tensors = self.plan_layers()
         scratch = 0
         for lay, op in zip(layers, self.ops):
@@ -755,7 +750,7 @@ class _Emitter:
             lay.scratch = need > 0
             scratch = max(scratch, need)
         layers, p = plan_min(layers, tensors, scratch)
-        return tensors, layers, p
+        return layers, tensors, p
 
     def scratch_bytes(self, op: Op) -> int:
         """The scratch bytes ``op``'s kernel uses (0: none; a reference kernel uses none)."""
@@ -785,9 +780,6 @@ class _Emitter:
                 fn = self.emit_input_view(j, op, fn, view)
             info.extra["ring_rows"] = p.ring_rows[j + 1]
             info.extra["calls"] = p.schedule.count(j)
-            if info.scratch_bytes > (p.scratch_bytes if layers[j].scratch else 0):
-                raise StageError("convert", f"{op.name}: its kernel needs {info.scratch_bytes} "
-                                            "bytes of scratch the plan did not give it")
             fns.append(fn)
             params.append(par)
             self.infos.append(info)
