@@ -108,7 +108,11 @@ def _descendants(pid: int) -> list[int]:
     """``pid``'s children, their children, ... (read cheaply from /proc)."""
     out, todo = [], [pid]
     while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+        try:             # a process may exit while it is read: it has no children any more
+            tasks = list(Path(f"/proc/{todo.pop()}/task").glob("*/children"))
+        except OSError:
+            continue
+        for children in tasks:
             try:
                 kids = [int(k) for k in children.read_text().split()]
             except OSError:
