@@ -82,6 +82,16 @@ def test_both_policies_give_valid_plans_on_dags(dag, scratch):
             assert p.offsets[j + 1] is not None        # lives in an input's arena buffer
     assert p.arena_bytes <= min(plan(layers, tensors, scratch, policy=pol).arena_bytes
                                 for pol in POLICIES)
+    # a seeded search (a boundary to start from as well) is valid, never worse, and when it wins
+    # its plan keeps the seed tensor whole
+    seed = frozenset({len(layers) // 2}) if len(layers) > 1 else frozenset()
+    if seed and tensors[len(layers) // 2].rows > 1:
+        seeded_layers, seeded = plan_min(layers, tensors, scratch, seeds=(seed,))
+        check_plan(seeded_layers, tensors, seeded)
+        assert seeded.arena_bytes <= p.arena_bytes
+        if seeded.arena_bytes < p.arena_bytes:
+            (t,) = seed
+            assert seeded.ring_rows[t] == tensors[t].rows
 
 
 def inception(h: int = 8, row: int = 64):

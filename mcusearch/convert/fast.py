@@ -50,7 +50,7 @@ from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s
                                        k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
 from mcusearch.convert.ops.elementwise import Binary, Unary, broadcast_geometry
-from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest
+from mcusearch.convert.ops.shape import Concat, Mean, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
 from mcusearch.errors import StageError
 from mcusearch.model import ModelResult
@@ -155,6 +155,8 @@ class _Emitter:
             return op.depth_multiplier == 1
         if isinstance(op, Softmax):
             return op.rows == 1
+        if isinstance(op, Mean):
+            return self.streamed_pool(op)
         if isinstance(op, _MOVES):
             return self.row_move(op)
         return isinstance(op, Clamp) and self.f32
@@ -292,14 +294,18 @@ class _Emitter:
         return [lambda r: (r, r)] * len(op.inputs)
 
     def streamed_pool(self, op: Op) -> bool:
-        """Whether ``op`` is a global average pool computed one input row per call
-        (avgpool_global_*: its input needs only a few rows, not all of them), which is when its
-        window is its whole input, it has a row kernel, and it is not the model output (its sums
-        stay in its own output buffer)."""
-        return (isinstance(op, AvgPool2D) and self.fast_kernel(op) and len(op.in_shape) == 3
-                and tuple(op.pool) == tuple(op.in_shape[:2]) and tuple(op.pad) == (0, 0)
-                and int(np.prod(op.out_shape)) == int(op.in_shape[2]) and int(op.in_shape[0]) > 1
-                and op is not self.ops[-1])
+        """Whether ``op`` is a global average pool or a global MEAN computed one input row per call
+        (avgpool_global_*, mean_global_s8: its input needs only a few rows, not all of them),
+        which is when it reduces its whole H x W input (H > 1) to C values, it reads no slices
+        of the model input, and it is not the model output (its sums stay in its own output
+        buffer)."""
+        if len(op.in_shape) != 3 or int(op.in_shape[0]) < 2 or op is self.ops[-1] \
+                or int(np.prod(op.out_shape)) != int(op.in_shape[2]) or len(self.input_views(op)) > 1:
+            return False
+        h, w, c = (int(d) for d in op.in_shape)
+        if isinstance(op, AvgPool2D):
+            return tuple(op.pool) == (h, w) and tuple(op.pad) == (0, 0)
+        return isinstance(op, Mean) and (op.outer, op.reduce, op.inner) == (1, h * w, c)
 
     def plan_layers(self) -> tuple[list[PlanLayer], list[PlanTensor]]:
         ops = self.ops
@@ -674,6 +680,16 @@ class _Emitter:
             info.kernel = f"avgpool_global_{self.sfx}" if streamed else f"avgpool2d_{self.sfx}"
             info.variant = "-"
             ptype = f"mcus_fast_avgpool_{self.sfx}_t"
+        elif isinstance(op, Mean):          # global (fast_kernel): sums, then MEAN's rescaling
+            info.variant = "-"
+            if f32:                         # the sum in row order over the count, as mean_f32
+                fields.update(act_min="-FLT_MAX", act_max="FLT_MAX")
+                info.kernel, ptype = "avgpool_global_f32", "mcus_fast_avgpool_f32_t"
+            else:
+                fields.update(input_bias=op.input_offset * op.reduce,
+                              output_offset=op.output_offset, multiplier=op.multiplier,
+                              shift=op.shift, vector_channels=op.vector_channels)
+                info.kernel, ptype = "mean_global_s8", "mcus_fast_mean_s8_t"
         elif isinstance(op, MaxPool2D):
             fields["g"] = self.win(op)
             fields.update(act)
@@ -749,7 +765,9 @@ class _Emitter:
             need = self.scratch_bytes(op)
             lay.scratch = need > 0
             scratch = max(scratch, need)
-        layers, p = plan_min(layers, tensors, scratch)
+        pools = [self.tensor_index(op.inputs[0]) for op in self.ops if self.streamed_pool(op)]
+        seeds = (frozenset(t for t in pools if 0 < t and tensors[t].rows > 1),)
+        layers, p = plan_min(layers, tensors, scratch, seeds=seeds if seeds[0] else ())
         return layers, tensors, p
 
     def scratch_bytes(self, op: Op) -> int:
@@ -854,7 +872,7 @@ IN_PLACE_DW = True
 # Row kernels that read their inputs' rows through mcus_row_ptr (an in-place depthwise's output
 # may be one of their inputs).
 _ROW_READERS = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D, Add, Pad, Concat, ResizeNearest,
-                RepeatChannels)
+                RepeatChannels, Mean)
 
 
 def _resizes(op: Concat) -> tuple:

@@ -44,7 +44,7 @@ from typing import ClassVar
 import numpy as np
 
 from mcusearch.convert.graph import AvgPool2D, Conv2D, DepthwiseConv2D, Graph, Op, Reshape, Tensor
-from mcusearch.convert.ops.shape import Concat, Pad, ResizeNearest, Slice
+from mcusearch.convert.ops.shape import Concat, Mean, Pad, ResizeNearest, Slice
 
 
 @dataclass
@@ -225,12 +225,12 @@ def contiguous_run(op: Slice) -> int | None:
 def _stored_whole(g: Graph, tid: int) -> bool:
     """Whether tensor ``tid``'s memory holds all its elements in row-major order wherever the
     optimised generator keeps it: the model input, or an op's output of one row (not a global
-    average pool's, which is streamed through a buffer of sums)."""
+    average pool's or MEAN's, which may be streamed through a buffer of sums)."""
     s = g.storage(tid)
     if s == g.input_id:
         return True
     shape = g.tensors[s].shape
-    return not isinstance(g.producer(s), AvgPool2D) and (len(shape) != 3 or int(shape[0]) == 1)
+    return not isinstance(g.producer(s), (AvgPool2D, Mean)) and (len(shape) != 3 or int(shape[0]) == 1)
 
 
 def slice_views(g: Graph, elem: int) -> Graph:

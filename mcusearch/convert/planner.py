@@ -335,7 +335,8 @@ def _whole_reads(layers: list[PlanLayer], tensors: list[PlanTensor], cuts: set[i
 
 
 def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
-             max_cuts: int = 4) -> tuple[list[PlanLayer], Plan]:
+             max_cuts: int = 4, seeds: tuple[frozenset[int], ...] = ()
+             ) -> tuple[list[PlanLayer], Plan]:
     """:func:`plan`, then stage boundaries where they lower the arena: the depth-first schedule
     keeps a line buffer of every layer alive at once, which on a long chain of small layers adds
     up to more than a few whole tensors. Greedily (up to ``max_cuts`` times) materialise the one
@@ -345,13 +346,17 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
     when that is smaller than downstream's (on chains they are all the same); the smaller arena
     wins ("downstream" on a tie). Returns the layers as planned
     (their reads widened at the cuts; check_plan needs them) and the plan, whose notes name the
-    policy when it is not "downstream" and the cuts."""
+    policy when it is not "downstream" and the cuts.
+
+    The greedy search can stop in a local minimum; ``seeds`` are sets of boundaries to start it
+    from as well (the caller's natural ones: the input of a streamed global pool, which used to be
+    whole), each with its own ``max_cuts`` more; the smallest arena of all wins."""
     first = {pol: plan(layers, tensors, scratch_bytes, policy=pol) for pol in POLICIES}
     other = min(POLICIES[1:], key=lambda pol: first[pol].arena_bytes)
     tried = [POLICIES[0]] + ([other] if first[other].arena_bytes < first[POLICIES[0]].arena_bytes
                              else [])
-    results = [(pol, *_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol, first[pol]))
-               for pol in tried]
+    results = [(pol, *_plan_cuts(layers, tensors, scratch_bytes, max_cuts, pol, first[pol], seed))
+               for pol in tried for seed in (frozenset(), *seeds)]
     pol, best_layers, best = min(results, key=lambda r: r[2].arena_bytes)
     if pol != POLICIES[0]:
         best.notes.insert(0, f"schedule policy {pol}: arena {results[0][2].arena_bytes:,} -> "
@@ -360,12 +365,19 @@ def plan_min(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: 
 
 
 def _plan_cuts(layers: list[PlanLayer], tensors: list[PlanTensor], scratch_bytes: int,
-               max_cuts: int, policy: str, start: Plan) -> tuple[list[PlanLayer], Plan]:
+               max_cuts: int, policy: str, start: Plan, seed: frozenset[int] = frozenset()
+               ) -> tuple[list[PlanLayer], Plan]:
     """plan_min's greedy stage boundaries under one schedule policy, from its plan ``start``
-    without cuts."""
+    without cuts, or from the boundaries ``seed``."""
     best_layers, best = layers, start
-    cuts: set[int] = set()
+    cuts: set[int] = set(seed)
     n = len(layers)
+    if seed:
+        best_layers = _whole_reads(layers, tensors, cuts)
+        best = plan(best_layers, tensors, scratch_bytes, policy=policy)
+        best.notes = [f"stage boundary at t{t} (layer {t - 1} of {n} computed whole first)"
+                      for t in sorted(seed)]
+        best.notes[-1] += f": arena {start.arena_bytes:,} -> {best.arena_bytes:,} bytes"
     candidates = [j + 1 for j, lay in enumerate(layers[:-1])
                   if not lay.whole and tensors[j + 1].rows > 1]
     for _ in range(max_cuts):

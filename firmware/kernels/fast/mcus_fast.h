@@ -255,6 +255,15 @@ typedef struct {
     float act_min, act_max;
 } mcus_fast_avgpool_f32_t;
 
+/* Global int8 MEAN (mean_global_s8.c; the float one is avgpool_global_f32 without a clamp): TFLite
+ * MEAN's rescaling as ../mean_s8.c, input_bias = input_offset * H * W. */
+typedef struct {
+    mcus_buf_t in, out;
+    int32_t input_bias, output_offset;
+    int32_t multiplier, shift;
+    int32_t vector_channels;       /* channels below it round ties up */
+} mcus_fast_mean_s8_t;
+
 /* int8 Dense (fc_s8.c): the convolution parameters (a 1 x 1 x K input; the input offset folded
  * into the bias), whether every channel takes the short requantisation (fc_s8.c: right shifts
  * of 1 to 24 and accumulators within 2^30, checked by the generator: mcusearch/convert/fast.py,
@@ -309,6 +318,7 @@ void mcus_fast_fc_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_fc_s8_quads(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool_global_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool_global_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_mean_global_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_avgpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_add_s8(const void *params, const mcus_io_t *io, int32_t row);
