@@ -9,23 +9,13 @@ void mcus_fast_concat(const void *params, const mcus_io_t *io, int32_t row)
     const mcus_fast_concat_t *p = (const mcus_fast_concat_t *)params;
     const uint32_t e = p->elem, pix_out = p->out.c * e, w = p->out.w;
     uint8_t *const d = mcus_move_dst(&p->out, io, row, (int32_t)e);
-    uint32_t k, x, at = 0;
+    uint32_t k, at = 0;
 
     for (k = 0; k < p->n; ++k) {
         const mcus_concat_in_t *in = &p->in[k];
         const uint32_t n = in->buf.c * e;
-        uint8_t *o = d + at;
-        if (in->cols) {
-            const uint8_t *s = mcus_move_src(&in->buf, io, in->rows[row], (int32_t)e);
-            for (x = 0; x < w; ++x, o += pix_out) {
-                mcus_move_bytes(o, s + in->cols[x] * n, n);
-            }
-        } else {
-            const uint8_t *s = mcus_move_src(&in->buf, io, row, (int32_t)e);
-            for (x = 0; x < w; ++x, o += pix_out, s += n) {
-                mcus_move_bytes(o, s, n);
-            }
-        }
+        const uint8_t *s = mcus_move_src(&in->buf, io, in->cols ? in->rows[row] : row, (int32_t)e);
+        mcus_move_pixels(d + at, pix_out, s, n, in->cols, n, w);
         at += n;
     }
 }

@@ -9,9 +9,6 @@ void mcus_fast_resize_nearest(const void *params, const mcus_io_t *io, int32_t r
     const uint32_t e = p->elem, pix = p->out.c * e, w = p->out.w;
     const uint8_t *s = mcus_move_src(&p->in, io, p->rows[row], (int32_t)e);
     uint8_t *d = mcus_move_dst(&p->out, io, row, (int32_t)e);
-    uint32_t x;
 
-    for (x = 0; x < w; ++x, d += pix) {
-        mcus_move_bytes(d, s + p->cols[x] * pix, pix);
-    }
+    mcus_move_pixels(d, pix, s, pix, p->cols, pix, w);
 }
