@@ -92,7 +92,7 @@ def dw_chain():
     return tf.keras.Model(inp, L.Dense(4, activation="softmax", name="fc")(x))
 
 
-def _dw_convert(d, in_place: bool):
+def _dw_convert(d, in_place: bool, quant: str = "int8"):
     import numpy as np
     model = dw_chain()
     rng = np.random.default_rng(4)
@@ -100,8 +100,8 @@ def _dw_convert(d, in_place: bool):
         w.assign(rng.normal(0, 0.4, w.shape).astype("float32"))
     x = rng.uniform(-1, 1, (3, 12, 10, 3)).astype("float32")
     tfl = to_int8_tflite(model, rng.uniform(-1, 1, (16, 12, 10, 3)).astype("float32"),
-                         d / "m.tflite")
-    mr = tc.model_result(model, d, "int8", tfl, x=x)
+                         d / "m.tflite") if quant == "int8" else None
+    mr = tc.model_result(model, d, quant, tfl, x=x)
     old = fast.IN_PLACE_DW
     fast.IN_PLACE_DW = in_place
     try:
@@ -132,3 +132,27 @@ def test_in_place_depthwise_in_qemu(tmp_path):
     for board, opt in (("qemu-m7", "-O3"), ("qemu-m4", "-Os"), ("qemu-m3", "-O2"),
                        ("qemu-m7", "-O0")):
         run_on(board, conv, tmp_path / board, opt)   # raises unless bit-exact
+
+
+def test_float_in_place_depthwise_on_the_host(tmp_path):
+    """dwconv3x3_f32 in place: the row staged in the scratch area, then copied over the input
+    window's first row; the same values as without (its tiles read columns left of their first
+    pixel, so writing in place directly would not be)."""
+    import numpy as np
+    conv, plan = _dw_convert(tmp_path / "in", True, "float32")
+    flags = {la["name"]: la["extra"].get("in_place") for la in plan["layers"]
+             if la["kind"] == "DepthwiseConv2D"}
+    assert flags == {"dw0": None, "dw1": True, "dw2": True, "dw3": False}, flags   # dw0: 3 ch
+    got = tc.check(conv, tmp_path / "in")
+    plain, whole = _dw_convert(tmp_path / "out", False, "float32")
+    assert plan["arena_bytes"] < whole["arena_bytes"]
+    np.testing.assert_array_equal(got, tc.check(plain, tmp_path / "out"))
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_float_in_place_depthwise_in_qemu(tmp_path):
+    """The FPU tiles (qemu-m7 -O3) and the C pixels (qemu-m3, soft float) in place."""
+    from test_codegen_fast import run_on
+    conv, _ = _dw_convert(tmp_path, True, "float32")
+    for board in ("qemu-m7", "qemu-m3"):
+        run_on(board, conv, tmp_path / board)      # raises unless within the float tolerance

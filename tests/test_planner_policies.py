@@ -91,7 +91,7 @@ def test_both_policies_give_valid_plans_on_dags(dag, scratch):
         assert seeded.arena_bytes <= p.arena_bytes
         if seeded.arena_bytes < p.arena_bytes:
             (t,) = seed
-            assert seeded.ring_rows[t] == tensors[t].rows
+            assert seeded.ring_rows[t] >= tensors[t].rows     # whole (+ a slot of lag)
 
 
 def inception(h: int = 8, row: int = 64):

@@ -122,6 +122,7 @@ class _Emitter:
         self.infos: list[LayerInfo] = []
         self.kernel_files: list[str] = []
         self.row_ew: set[int] = set()      # outputs of the element-wise ops run a row a call
+        self.dw_stage = True               # float depthwise layers may run in place (staged)
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -232,12 +233,16 @@ class _Emitter:
     def dw_in_place(self, op: Op) -> bool:
         """Whether depthwise ``op`` may write its output row over its input window's first row
         (planner.PlanLayer.overwrite_top; the planner decides whether it does): dwconv3x3_s8 at
-        stride 1 on channels in groups of 4 (dwconv3x3_s8.c says why that is safe), and every
+        stride 1 on channels in groups of 4 (dwconv3x3_s8.c says why that is safe), or
+        dwconv3x3_f32 at stride 1 (the row staged in the scratch area, then copied), and every
         reader of its output reads rows through mcus_row_ptr (the output then lives in a ring
         shifted by a slot, mcus_buf_t.lag): not a Dense, a softmax or a reference kernel, which
         read a whole tensor from its base."""
-        if not (IN_PLACE_DW and isinstance(op, DepthwiseConv2D) and tuple(op.stride) == (1, 1)
-                and dw_kernel(op, self.f32) == "dwconv3x3_s8" and int(op.out_shape[-1]) % 4 == 0):
+        if not (IN_PLACE_DW and isinstance(op, DepthwiseConv2D) and tuple(op.stride) == (1, 1)):
+            return False
+        kernel = dw_kernel(op, self.f32)
+        if not ((kernel == "dwconv3x3_f32" and self.dw_stage)
+                or (kernel == "dwconv3x3_s8" and int(op.out_shape[-1]) % 4 == 0)):
             return False
         return self.rows_only(self.tindex[op.output])
 
@@ -653,9 +658,12 @@ class _Emitter:
             info.weights = int(w.size)
             info.nonzeros = int(np.count_nonzero(w))
             info.weight_bytes = info.dense_weight_bytes = int(w.size) * self.elem
+            in_place = plan_.buffer_of[j + 1] == plan_.buffer_of[self.tensor_index(op.inputs[0])]
             if info.kernel == "dwconv3x3_f32":
                 w = layout.f32_dw3x3_weights(w)
                 info.weight_bytes = int(w.size) * self.elem      # overlapping last group: + 36
+                fields["in_place"] = int(in_place)
+                info.extra["in_place"] = in_place
             self.data.append(_aligned(_c_array("float" if f32 else "int8_t", f"{pfx}_w", w,
                                                8 if f32 else 24)))
             fields["weights"] = f"{pfx}_w"
@@ -668,8 +676,6 @@ class _Emitter:
                 groups = dw3x3_s8_groups(op)
                 self.data.append(_aligned(_c_array("int32_t", f"{pfx}_g", groups, 6)))
                 info.weight_bytes += int(groups.size) * 4        # + the raw weights (portable path)
-                t_in = self.tensor_index(op.inputs[0])
-                in_place = plan_.buffer_of[j + 1] == plan_.buffer_of[t_in]
                 fields = {"d": fields, "groups": f"{pfx}_g", "in_place": int(in_place)}
                 info.extra["in_place"] = in_place
                 ptype = "mcus_fast_dw3x3_s8_t"
@@ -739,7 +745,43 @@ class _Emitter:
     def plan_memory(self) -> tuple[list[PlanLayer], list[PlanTensor], Plan]:
         """The row schedule and the arena (planner.plan_min), with the element-wise ops of
         :meth:`row_elementwise_candidates` run a row a call where that gives the smaller arena
-        (else whole, as without them)."""
+        (else whole, as without them), and float depthwise layers in place where that gives the
+        smaller arena for copies within ROW_STREAM_SHARE instructions per MAC (:meth:`stage_cost`;
+        else none of them)."""
+        self.dw_stage = True
+        layers, tensors, p = self._plan_ew()
+        cost = self.stage_cost(layers, p) if self.f32 else 0
+        if cost:
+            streamed = self.row_ew
+            self.dw_stage = False
+            alt = self._plan_ew()
+            if cost <= ROW_STREAM_SHARE * self.g.macs and p.arena_bytes < alt[2].arena_bytes:
+                self.dw_stage, self.row_ew = True, streamed
+                p.notes.append(f"float depthwise rows staged and copied in place: arena "
+                               f"{alt[2].arena_bytes:,} -> {p.arena_bytes:,} bytes for about "
+                               f"{cost:,} instructions")
+            else:
+                layers, tensors, p = alt
+        dw = [lay.name for j, lay in enumerate(layers) if lay.overwrite_top is not None
+              and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]]
+        if dw:
+            p.notes.append(f"{len(dw)} depthwise layers in place (each output row over its input "
+                           "window's first row)")
+        return layers, tensors, p
+
+    def stage_cost(self, layers: list[PlanLayer], p: Plan) -> int:
+        """The instructions the float depthwise layers planned in place spend copying their
+        staged rows: STAGE_COST per value and per row."""
+        per_value, per_row = STAGE_COST
+        total = 0.0
+        for j, (lay, op) in enumerate(zip(layers, self.ops)):
+            if (lay.overwrite_top is not None and self.f32
+                    and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]):
+                total += per_value * int(np.prod(op.out_shape)) + per_row * int(op.out_shape[0])
+        return round(total)
+
+    def _plan_ew(self) -> tuple[list[PlanLayer], list[PlanTensor], Plan]:
+        """_plan with the element-wise ops run a row a call or whole, whichever arena is smaller."""
         self.row_ew = self.row_elementwise_candidates()
         layers, tensors, p = self._plan()
         if self.row_ew:
@@ -751,11 +793,6 @@ class _Emitter:
                                   f"{whole[2].arena_bytes:,} -> {p.arena_bytes:,} bytes")
             else:
                 layers, tensors, p = whole
-        dw = [lay.name for j, lay in enumerate(layers) if lay.overwrite_top is not None
-              and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]]
-        if dw:
-            p.notes.append(f"{len(dw)} depthwise layers in place (each output row over its input "
-                           "window's first row)")
         return layers, tensors, p
 
     def _plan(self) -> tuple[list[PlanLayer], list[PlanTensor], Plan]:
@@ -867,6 +904,12 @@ ROW_CALL_CHANNEL = 13
 # The most the extra calls of row-streamed element-wise layers may cost, in instructions per MAC
 # of the model: about 1 % of its instructions at 1.3 to 2.7 instructions per MAC.
 ROW_STREAM_SHARE = 0.02
+# A float depthwise layer in place copies its staged rows (dwconv3x3_f32.c, copy_row): about 0.6
+# instructions a value and 20 a row (qemu-m7 -O3, bench/zoo.py with and without: VWW 40,476
+# instructions for 62,208 values in 105 rows, MobileNetV2 0.35 81,640 for 135,792 in 141, DS-CNN
+# 21,462 for 32,000 in 100).
+STAGE_COST = (0.6, 20)
+
 # In-place depthwise (dw_in_place): on unless a benchmark compares without it.
 IN_PLACE_DW = True
 # Row kernels that read their inputs' rows through mcus_row_ptr (an in-place depthwise's output

@@ -228,14 +228,14 @@ def conv1x1_records(op: Conv2D) -> np.ndarray:
 
 def op_scratch(op, f32: bool, in_place: bool = False) -> int:
     """Bytes of io->scratch of a depthwise conv / int8 average pool call: one 32-bit accumulator
-    per channel (none for dwconv3x3_f32, whose accumulators are registers; dwconv3x3_s8: the
-    (output width - 1) * stride + 3 prepared columns of 24 bytes and a row of input zero points
-    for padding rows, or dwconv2d_s8's accumulators where it falls back to that kernel, and
-    ``in_place`` the output row staged after them)."""
+    per channel (dwconv3x3_f32: none, its accumulators are registers, but ``in_place`` the output
+    row staged; dwconv3x3_s8: the (output width - 1) * stride + 3 prepared columns of 24 bytes
+    and a row of input zero points for padding rows, or dwconv2d_s8's accumulators where it falls
+    back to that kernel, and ``in_place`` the output row staged after them)."""
     if isinstance(op, DepthwiseConv2D):
         kernel = dw_kernel(op, f32)
         if kernel == "dwconv3x3_f32":
-            return 0
+            return 4 * int(op.out_shape[1]) * int(op.out_shape[-1]) if in_place else 0
         if kernel == "dwconv3x3_s8":
             ch, ow, in_w = int(op.out_shape[-1]), int(op.out_shape[1]), int(op.in_shape[1])
             wp = (ow - 1) * int(op.stride[1]) + 3

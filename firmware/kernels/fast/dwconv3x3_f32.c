@@ -20,12 +20,42 @@
  * input and a window row above (Z) or below (V) it are skipped by a branch. Other strides,
  * padding wider than one column and windows whose middle row is outside take px4: one pixel
  * in C.
+ *
+ * In place (p->in_place: the planner's in-place depthwise, planner.PlanLayer.overwrite_top): the
+ * output row overwrites the input window's first row, which the tiles still read after writing
+ * their first pixels (a tile's window starts one column left of its first pixel). The row is
+ * therefore computed into io->scratch and copied over that row at the end (copy_row: about half
+ * an instruction a value, a few per cent of the layer's).
  */
 #include <float.h>
 
 #include "mcus_fast.h"
 
 static const float dw3_zero[36] = {0.0f};
+
+/* n floats from s to d (an in-place row from the scratch area; both word aligned): 8 a step by
+ * LDM / STM where the core has them in Thumb-2 (4 instructions for 8 values; newlib's memcpy took
+ * about 2 a value), then one at a time. */
+static void copy_row(float *d, const float *s, int32_t n)
+{
+#if defined(__thumb2__) && defined(__OPTIMIZE__)
+    int32_t blocks = n >> 3;
+    if (blocks) {
+        __asm__ volatile("1:\n\t"
+                         "ldmia   %[s]!, {r2, r3, r4, r5, r6, r8, r12, lr}\n\t"
+                         "stmia   %[d]!, {r2, r3, r4, r5, r6, r8, r12, lr}\n\t"
+                         "subs    %[b], %[b], #1\n\t"
+                         "bne     1b\n\t"
+                         : [s] "+r"(s), [d] "+r"(d), [b] "+r"(blocks)
+                         :
+                         : "r2", "r3", "r4", "r5", "r6", "r8", "r12", "lr", "cc", "memory");
+        n &= 7;
+    }
+#endif
+    for (; n > 0; --n) {
+        *d++ = *s++;
+    }
+}
 
 /* One output pixel (4 channels) at window origin (y0, x0): the valid cells only. */
 static void px4(const float *const rows[3], int32_t ky0, int32_t ky1, int32_t x0, int32_t in_w,
@@ -260,11 +290,10 @@ static int32_t row_fpu(const mcus_fast_dwconv_f32_t *p, const float *const rows[
 #define DW3_FPU 0
 #endif
 
-void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t oy)
+/* Output row oy into out. */
+static void dw3_row(const mcus_fast_dwconv_f32_t *p, const mcus_io_t *io, int32_t oy, float *out)
 {
-    const mcus_fast_dwconv_f32_t *p = (const mcus_fast_dwconv_f32_t *)params;
     const float *in = p->in.base ? (const float *)p->in.base : (const float *)io->in;
-    float *out = (float *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 4);
     const int32_t in_h = p->in.h, in_w = p->in.w, ch = p->in.c, ow = p->out.w;
     const int32_t sw = p->g.sw, pl = p->g.pl;
     const int32_t y0 = oy * p->g.sh - p->g.pt;
@@ -296,4 +325,17 @@ void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t oy
             px4(r, ky0, ky1, ox * sw - pl, in_w, ch, w, b, lo, hi, out + c + ox * ch);
         }
     }
+}
+
+void mcus_fast_dwconv3x3_f32(const void *params, const mcus_io_t *io, int32_t oy)
+{
+    const mcus_fast_dwconv_f32_t *p = (const mcus_fast_dwconv_f32_t *)params;
+    float *out = (float *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 4);
+
+    if (!p->in_place) {
+        dw3_row(p, io, oy, out);
+        return;
+    }
+    dw3_row(p, io, oy, (float *)io->scratch);
+    copy_row(out, (const float *)io->scratch, p->out.w * p->out.c);
 }

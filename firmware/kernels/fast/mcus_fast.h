@@ -240,6 +240,8 @@ typedef struct {
     const float *weights;     /* dwconv2d_f32: [kh][kw][c]; dwconv3x3_f32: per group of 4
                                * channels [ky][kx][4] (layout.f32_dw3x3_weights) */
     const float *bias;        /* NULL: no bias */
+    int32_t in_place;         /* dwconv3x3_f32: 1 when the output row overwrites the input
+                               * window's first row (staged in io->scratch, then copied) */
 } mcus_fast_dwconv_f32_t;
 
 /* Average pooling (padded cells not counted). int8: io->scratch holds c int32 sums. */
