@@ -147,6 +147,17 @@ def test_float_in_place_depthwise_on_the_host(tmp_path):
     plain, whole = _dw_convert(tmp_path / "out", False, "float32")
     assert plan["arena_bytes"] < whole["arena_bytes"]
     np.testing.assert_array_equal(got, tc.check(plain, tmp_path / "out"))
+    note = next(n for n in plan["notes"] if n.startswith("float depthwise rows staged"))
+    assert f"arena {whole['arena_bytes']:,} -> {plan['arena_bytes']:,} bytes" in note
+    # the copies' cost (fast.STAGE_COST) must fit ROW_STREAM_SHARE instructions per MAC
+    old = fast.ROW_STREAM_SHARE
+    fast.ROW_STREAM_SHARE = 0.0
+    try:
+        _, over = _dw_convert(tmp_path / "over", True, "float32")
+    finally:
+        fast.ROW_STREAM_SHARE = old
+    assert not any(la["extra"].get("in_place") for la in over["layers"])
+    assert over["arena_bytes"] == whole["arena_bytes"]
 
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
