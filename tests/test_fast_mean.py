@@ -5,6 +5,11 @@ input row per call like the global average pool: int8 by ``mean_global_s8`` (SXT
 the reference kernel's rescaling: TFLite's 16-channel vector blocks round ties up, the tail away
 from zero), float32 by ``avgpool_global_f32`` (the same sum in the same order over the count).
 
+A 1-D sensor model's GlobalAveragePooling1D is a MEAN over the time axis of a (T, C) sequence:
+the same kernel, one call over its 1 x T row; TensorFlow lowers its MaxPooling1D and
+AveragePooling1D on T x 1 columns, which the default layout turns into 1 x T rows
+(rows1d.to_rows), so that they too run once instead of T times.
+
 int8 bit-exact with the TFLite interpreter, float32 within the converter's tolerance: on the host
 (the portable C loop), qemu-m7 -O3 (the SXTAB16 loop) and qemu-m3 (no DSP extension).
 """
@@ -34,16 +39,40 @@ def gap_model():
     return tc.tf.keras.Model(inp, L.Dense(4, name="fc")(L.Concatenate()([a, b])))
 
 
+def sensor_model():
+    """Conv1D, MaxPooling1D, Conv1D, AveragePooling1D, GlobalAveragePooling1D, Dense: 40 steps of
+    6 axes, 12 channels (the tail of 4-channel groups empty) then 10 (a tail of 2)."""
+    inp = tc.tf.keras.Input((40, 6))
+    x = L.Conv1D(12, 5, activation="relu", name="c1")(inp)
+    x = L.MaxPooling1D(2, name="mp")(x)
+    x = L.Conv1D(10, 3, activation="relu", name="c2")(x)
+    x = L.AveragePooling1D(2, name="ap")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    return tc.tf.keras.Model(inp, L.Dense(3, name="fc")(x))
+
+
+MODELS = {"gap": gap_model, "sensor": sensor_model}
+
+
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
+def cases(tmp_path_factory):
     d = tmp_path_factory.mktemp("mean")
-    tc.tf.keras.utils.set_random_seed(5)
-    m = tc._random_biases(gap_model(), 5)
-    return m, tc.to_int8(m, d / "gap.tflite"), d
+    out = {}
+    for name, build in MODELS.items():
+        tc.tf.keras.utils.set_random_seed(5)
+        m = tc._random_biases(build(), 5)
+        out[name] = (m, tc.to_int8(m, d / f"{name}.tflite"), d / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def case(cases):
+    return cases["gap"]
 
 
 def _convert(case, quant):
     m, tfl, d = case
+    d.mkdir(exist_ok=True)
     w = d / quant
     x = tc.probes(m.input_shape[1:], n=tc.N_PROBE, seed=4)
     mr = tc.model_result(m, w, quant, tfl if quant == "int8" else None, x=x)
@@ -73,3 +102,22 @@ def test_global_mean_in_qemu(case, quant):
     boards = ["qemu-m7", "qemu-m3"] if quant == "int8" else ["qemu-m7"]
     for board in boards:
         run_on(board, conv, w / board)      # raises unless the outputs match the host's
+
+
+@pytest.mark.parametrize("quant", ["int8", "float32"])
+def test_sensor_model_pools_and_mean_run_once(cases, quant):
+    conv, w, plan = _convert(cases["sensor"], quant)
+    layers = {la["name"]: la for la in plan["layers"]}
+    assert layers["mp"]["extra"]["calls"] == layers["ap"]["extra"]["calls"] == 1
+    gap = next(la for la in plan["layers"] if la["kind"] == "Mean")
+    assert gap["kernel"] == ("mean_global_s8" if quant == "int8" else "avgpool_global_f32")
+    assert gap["extra"]["calls"] == 1
+    tc.check(conv, w)
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_sensor_model_in_qemu(cases):
+    from test_codegen_fast import run_on
+    for quant in ("int8", "float32"):
+        conv, w, _ = _convert(cases["sensor"], quant)
+        run_on("qemu-m7", conv, w / "qemu-m7")

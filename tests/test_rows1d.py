@@ -126,24 +126,24 @@ def _spatial(g: Graph) -> dict[str, object]:
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_sensor_model_becomes_columns(lowered, dtype):
-    """Every convolution of the 1-D model, a 1 x T row, becomes T x 1 with its geometry swapped
-    and its weights the same bytes; the pools, which TensorFlow already lowers as T x 1, stay; no
-    tensor but the model's input and output is left one row high."""
+    """Every convolution and pool of the 1-D model, a 1 x T row in the default layout, becomes
+    T x 1 with its geometry swapped and its weights the same bytes; no tensor but the model's
+    input and output is left one row high. The pools, which TensorFlow lowers as T x 1, are rows
+    in the default layout too (to_rows), so that their row kernels run once, not T times."""
     path, _, _ = lowered("sensor", dtype)
     rows, cols = graph_from_tflite(path, columns=False), graph_from_tflite(path)
     before, after = _spatial(rows), _spatial(cols)
     assert set(before) == set(after), (sorted(before), sorted(after))
     turned = {n for n, b in before.items() if is_row(b.in_shape)}
-    assert turned == {"c1", "dw", "separable_conv2d", "sep", "pw", "c2"}, sorted(turned)
+    assert turned == {"c1", "dw", "separable_conv2d", "sep", "pw", "c2", "mp", "ap"}, sorted(turned)
     for name, a in after.items():
         b = before[name]
-        if name not in turned:                                    # MaxPooling1D, AveragePooling1D
-            assert (a.in_shape, a.out_shape, a.pool, a.stride) == \
-                (b.in_shape, b.out_shape, b.pool, b.stride) and b.in_shape[1] == 1, name
-            continue
         assert a.in_shape == (b.in_shape[1], 1, b.in_shape[2]), name
         assert a.out_shape == (b.out_shape[1], 1, b.out_shape[2]), name
         assert a.stride == b.stride[::-1] and a.pad == b.pad[::-1], name
+        if name in ("mp", "ap"):                                   # MaxPooling1D, AveragePooling1D
+            assert a.pool == b.pool[::-1], name
+            continue
         assert a.kernel == b.kernel[::-1], name
         assert a.weights.tobytes() == b.weights.tobytes(), name
     assert {n: a.stride for n, a in after.items() if a.stride != (1, 1)} == \
@@ -151,6 +151,8 @@ def test_sensor_model_becomes_columns(lowered, dtype):
     assert after["dw"].pad == (1, 0)                                   # 'same', kernel 3
     left = [t for t, ten in cols.tensors.items() if is_row(ten.shape)]
     assert set(left) <= {cols.input_id, cols.output_id}, left
+    tall = [t for t, ten in rows.tensors.items() if is_row(ten.shape, 1)]
+    assert set(tall) <= {rows.input_id, rows.output_id}, tall          # no column left either
     assert [t.shape for t in rows.tensors.values()] != [t.shape for t in cols.tensors.values()]
 
 

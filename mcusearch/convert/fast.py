@@ -300,14 +300,15 @@ class _Emitter:
 
     def streamed_pool(self, op: Op) -> bool:
         """Whether ``op`` is a global average pool or a global MEAN computed one input row per call
-        (avgpool_global_*, mean_global_s8: its input needs only a few rows, not all of them),
-        which is when it reduces its whole H x W input (H > 1) to C values, it reads no slices
-        of the model input, and it is not the model output (its sums stay in its own output
-        buffer)."""
-        if len(op.in_shape) != 3 or int(op.in_shape[0]) < 2 or op is self.ops[-1] \
-                or int(np.prod(op.out_shape)) != int(op.in_shape[2]) or len(self.input_views(op)) > 1:
+        (avgpool_global_*, mean_global_s8: its input needs only a few rows, not all of them; on a
+        1-D map, one row, just the faster sums), which is when it reduces its whole H x W input
+        to C values, it reads no slices of the model input, and it is not the model output (its
+        sums stay in its own output buffer)."""
+        view = self.pool_view(op)
+        if view is None or op is self.ops[-1] or int(np.prod(op.out_shape)) != view[2] \
+                or len(self.input_views(op)) > 1:
             return False
-        h, w, c = (int(d) for d in op.in_shape)
+        h, w, c = view
         if isinstance(op, AvgPool2D):
             return tuple(op.pool) == (h, w) and tuple(op.pad) == (0, 0)
         return isinstance(op, Mean) and (op.outer, op.reduce, op.inner) == (1, h * w, c)
@@ -317,7 +318,7 @@ class _Emitter:
         shapes = [self.g.input_shape] + [op.out_shape for op in ops]
         tensors = [PlanTensor(rows=_view(s)[0], row_bytes=_view(s)[1] * _view(s)[2] * self.elem)
                    for s in shapes]
-        streamed = {j + 1: int(op.in_shape[0]) for j, op in enumerate(ops) if self.streamed_pool(op)}
+        streamed = {j + 1: self.pool_view(op)[0] for j, op in enumerate(ops) if self.streamed_pool(op)}
         for t, h in streamed.items():     # H calls, one virtual row each; 4-byte sums a channel
             tensors[t] = PlanTensor(rows=h, row_bytes=4 * int(shapes[t][-1]))
         layers = []
@@ -405,6 +406,20 @@ class _Emitter:
         if lag:
             fields["lag"] = _u16(lag, "lag")
         return fields
+
+    def pool_view(self, op: Op) -> tuple[int, int, int] | None:
+        """(H, W, C) of a pooling op's input: an H x W x C map, or a MEAN's (T, C) sequence
+        (GlobalAveragePooling1D) as the map it is stored as (1 x T, or T x 1 in columns); None
+        for any other shape."""
+        shape = tuple(int(d) for d in op.in_shape)
+        if len(shape) == 3:
+            return shape
+        if len(shape) != 2 or not isinstance(op, Mean):
+            return None
+        stored = tuple(int(d) for d in self._tensor_shape(self.tensor_index(op.inputs[0])))
+        if len(stored) == 3 and stored[0] * stored[1] == shape[0] and stored[2] == shape[1]:
+            return stored
+        return None
 
     def _tensor_shape(self, t: int):
         return self.g.input_shape if t == 0 else self.ops[t - 1].out_shape
@@ -687,6 +702,7 @@ class _Emitter:
             info.variant = "-"
             ptype = f"mcus_fast_avgpool_{self.sfx}_t"
         elif isinstance(op, Mean):          # global (fast_kernel): sums, then MEAN's rescaling
+            fields["in"] = self.in_buf(plan_, op.inputs[0], self.pool_view(op))  # (T, C): stored
             info.variant = "-"
             if f32:                         # the sum in row order over the count, as mean_f32
                 fields.update(act_min="-FLT_MAX", act_max="FLT_MAX")

@@ -29,7 +29,7 @@ from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, Depth
 from mcusearch.convert.ops import load_plugins
 from mcusearch.convert.quant import (activation_range_int8, add_quant, quantize_multiplier,
                                      same_padding, tflite_softmax_table, valid_size)
-from mcusearch.convert.rows1d import to_columns
+from mcusearch.convert.rows1d import to_columns, to_rows
 from mcusearch.errors import StageError
 
 # What to try instead, by TFLite operator, in the error for an operator no rule takes.
@@ -229,7 +229,9 @@ class Reader:
 
     def read(self, columns: bool = True) -> Graph:
         """The graph; ``columns``: with 1-D maps seen as T x 1
-        (:func:`~mcusearch.convert.rows1d.to_columns`), as the generators take it."""
+        (:func:`~mcusearch.convert.rows1d.to_columns`), else as 1 x T rows, those TensorFlow
+        left as columns included (:func:`~mcusearch.convert.rows1d.to_rows`), as the generators
+        take it."""
         rules = load_plugins()
         for top in self.ops:
             fn = _BUILTIN.get(top.opname)
@@ -241,6 +243,8 @@ class Reader:
         graph = self.graph.finish()
         if columns:
             to_columns(graph)
+        else:
+            to_rows(graph)
         return graph
 
 

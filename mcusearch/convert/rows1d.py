@@ -33,6 +33,12 @@ pass knows how to transpose:
 Any other op (a resize, a future plug-in) touching a region leaves that whole region as it is.
 The model input and output keep their declared shapes (probe inputs are shaped by them); the ops
 that read or write them see them as T x 1 views, as ops see reshaped tensors.
+
+:func:`to_rows` is the same pass the other way, for the default layout (converter "mcusearch"):
+TensorFlow lowers MaxPooling1D and AveragePooling1D on a (1, T, 1, C) view, so between two
+Conv1D rows a 1-D pool sees a T x 1 column and its row kernel would run T times, a pixel a call
+(an IMU model's 124-step pool: 15,624 instructions for 992 outputs, ~250 of set-up a call). It
+rewrites such columns as 1 x T rows, with the same region rules (a column: (T, 1, C), T > 1).
 """
 from __future__ import annotations
 
@@ -59,20 +65,21 @@ class ColumnView:
     kept: dict[frozenset[int], str] = field(default_factory=dict)
 
 
-def is_row(shape: tuple[int, ...]) -> bool:
-    """A (1, W, C) feature map with W > 1: a 1-D map stored as one row."""
-    return len(shape) == 3 and int(shape[0]) == 1 and int(shape[1]) > 1
+def is_row(shape: tuple[int, ...], axis: int = 0) -> bool:
+    """A (1, W, C) feature map with W > 1: a 1-D map stored as one row (axis 1: a (T, 1, C)
+    column, T > 1)."""
+    return len(shape) == 3 and int(shape[axis]) == 1 and int(shape[1 - axis]) > 1
 
 
-def _one_high(shape: tuple[int, ...]) -> bool:
-    """Rank 3 and one row high (a row, or a 1 x 1 x C vector)."""
-    return len(shape) == 3 and int(shape[0]) == 1
+def _one_high(shape: tuple[int, ...], axis: int = 0) -> bool:
+    """Rank 3 and one row high (a row, or a 1 x 1 x C vector); axis 1: one column wide."""
+    return len(shape) == 3 and int(shape[axis]) == 1
 
 
-def _swapped(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """(1, W, C) -> (W, 1, C); any other shape unchanged."""
-    if _one_high(shape):
-        return (int(shape[1]), 1, int(shape[2]))
+def _swapped(shape: tuple[int, ...], axis: int = 0) -> tuple[int, ...]:
+    """(1, W, C) -> (W, 1, C) (axis 1: (T, 1, C) -> (1, T, C)); any other shape unchanged."""
+    if _one_high(shape, axis):
+        return (int(shape[1]), int(shape[0]), int(shape[2]))
     return tuple(shape)
 
 
@@ -80,10 +87,10 @@ def _touched(op: Op) -> tuple[int, ...]:
     return (*op.inputs, op.output)
 
 
-def regions(graph: Graph) -> list[frozenset[int]]:
-    """The row tensors of ``graph`` grouped into regions (see the module docstring), in the order
-    of their first tensor's producer."""
-    parent: dict[int, int] = {t: t for t, ten in graph.tensors.items() if is_row(ten.shape)}
+def regions(graph: Graph, axis: int = 0) -> list[frozenset[int]]:
+    """The row tensors (axis 1: column tensors) of ``graph`` grouped into regions (see the module
+    docstring), in the order of their first tensor's producer."""
+    parent: dict[int, int] = {t: t for t, ten in graph.tensors.items() if is_row(ten.shape, axis)}
 
     def root(t: int) -> int:
         while parent[t] != t:
@@ -103,27 +110,29 @@ def regions(graph: Graph) -> list[frozenset[int]]:
     return [frozenset(g) for g in groups.values()]
 
 
-def why_not(graph: Graph, op: Op) -> str:
-    """Why ``op`` cannot be seen as T x 1 ('' when it can)."""
+def why_not(graph: Graph, op: Op, axis: int = 0) -> str:
+    """Why ``op`` cannot be seen as T x 1 (axis 1: as 1 x T) ('' when it can)."""
     if isinstance(op, Reshape):
         return ""
     kind = type(op)
     if kind in SPATIAL:
-        if _one_high(op.in_shape) and _one_high(op.out_shape):
+        if _one_high(op.in_shape, axis) and _one_high(op.out_shape, axis):
             return ""
         return f"{op.name} ({op.kind}) maps {op.in_shape} to {op.out_shape}: a 2-D window"
     if kind not in FLAT:
         return f"{op.name} ({op.kind}) is not an op this pass knows how to transpose"
     shapes = [op.in_shape, op.out_shape] + [graph.tensors[t].shape for t in _touched(op)]
-    tall = [s for s in shapes if len(s) == 3 and int(s[0]) > 1]
+    tall = [s for s in shapes if len(s) == 3 and int(s[axis]) > 1]
     if tall:
-        return f"{op.name} ({op.kind}) also reads or writes {tall[0]}, more than one row high"
+        return (f"{op.name} ({op.kind}) also reads or writes {tall[0]}, more than one "
+                f"{'column wide' if axis else 'row high'}")
     return ""
 
 
-def _transpose_op(op: Op) -> None:
-    """Swap H and W in a one-row-high op's views and spatial attributes (in place)."""
-    op.in_shape, op.out_shape = _swapped(op.in_shape), _swapped(op.out_shape)
+def _transpose_op(op: Op, axis: int = 0) -> None:
+    """Swap H and W in a one-row-high (axis 1: one-column-wide) op's views and spatial attributes
+    (in place)."""
+    op.in_shape, op.out_shape = _swapped(op.in_shape, axis), _swapped(op.out_shape, axis)
     if isinstance(op, (Conv2D, DepthwiseConv2D)):
         op.weights = np.ascontiguousarray(np.swapaxes(op.weights, 1, 2))
     if isinstance(op, (MaxPool2D, AvgPool2D)):
@@ -133,30 +142,40 @@ def _transpose_op(op: Op) -> None:
         op.pad = (op.pad[1], op.pad[0])
 
 
-def _rewrite(graph: Graph, region: frozenset[int]) -> None:
+def _rewrite(graph: Graph, region: frozenset[int], axis: int) -> None:
     for t in region:
         if t not in (graph.input_id, graph.output_id):
-            graph.tensors[t].shape = _swapped(graph.tensors[t].shape)
+            graph.tensors[t].shape = _swapped(graph.tensors[t].shape, axis)
     for op in graph.ops:
         if isinstance(op, Reshape):
             if op.inputs[0] in region:
-                op.in_shape = _swapped(op.in_shape)
+                op.in_shape = _swapped(op.in_shape, axis)
             if op.output in region:
-                op.out_shape = _swapped(op.out_shape)
+                op.out_shape = _swapped(op.out_shape, axis)
         elif any(t in region for t in _touched(op)):
-            _transpose_op(op)
+            _transpose_op(op, axis)
+
+
+def _transpose_regions(graph: Graph, axis: int) -> ColumnView:
+    done = ColumnView()
+    for region in regions(graph, axis):
+        ops = [op for op in graph.ops if any(t in region for t in _touched(op))]
+        reasons = [r for r in (why_not(graph, op, axis) for op in ops) if r]
+        if reasons:
+            done.kept[region] = reasons[0]
+            continue
+        _rewrite(graph, region, axis)
+        done.rewritten.append(region)
+    return done
 
 
 def to_columns(graph: Graph) -> ColumnView:
     """Rewrite every region of row tensors of ``graph`` whose ops all allow it as T x 1 (in place;
     see the module docstring). Returns what was rewritten and what was left alone, and why."""
-    done = ColumnView()
-    for region in regions(graph):
-        ops = [op for op in graph.ops if any(t in region for t in _touched(op))]
-        reasons = [r for r in (why_not(graph, op) for op in ops) if r]
-        if reasons:
-            done.kept[region] = reasons[0]
-            continue
-        _rewrite(graph, region)
-        done.rewritten.append(region)
-    return done
+    return _transpose_regions(graph, 0)
+
+
+def to_rows(graph: Graph) -> ColumnView:
+    """Rewrite every region of column tensors (T x 1) of ``graph`` whose ops all allow it as
+    1 x T rows (in place; the inverse of :func:`to_columns`)."""
+    return _transpose_regions(graph, 1)
