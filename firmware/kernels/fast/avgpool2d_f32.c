@@ -1,7 +1,8 @@
 /*
  * float32 2-D average pooling, one output row per call: the window's cells inside the input are
  * summed into the output row (contiguous passes over the channels, in the reference kernel's
- * order), then divided by their count and clamped. Padded cells are not counted (as in TF).
+ * order), then divided by their count and clamped. Padded cells are not counted (as in TF). A
+ * window of two cells (AveragePooling1D(2) on a 1-D row) takes one pass, the same operations.
  */
 #include "mcus_fast.h"
 
@@ -22,6 +23,20 @@ void mcus_fast_avgpool2d_f32(const void *params, const mcus_io_t *io, int32_t oy
         x0 = x0 < 0 ? 0 : x0;
         x1 = x1 > in_w ? in_w : x1;
         count = (iy1 - iy0) * (x1 - x0);
+        if (count == 2) {                 /* two cells (AveragePooling1D(2), 2 x 1): one pass */
+            const float *a = (const float *)mcus_row_ptr(&p->in, (void *)in, iy0, 4) + x0 * ch;
+            const float *b = iy1 - iy0 == 2 ?
+                (const float *)mcus_row_ptr(&p->in, (void *)in, iy0 + 1, 4) + x0 * ch : a + ch;
+            for (c = 0; c < ch; ++c) {
+                float v = 0.0f;
+                v += a[c];
+                v += b[c];
+                v = v / 2.0f;
+                v = v < lo ? lo : v;
+                dst[c] = v > hi ? hi : v;
+            }
+            continue;
+        }
         for (c = 0; c < ch; ++c) {
             dst[c] = 0.0f;
         }
