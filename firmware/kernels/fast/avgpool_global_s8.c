@@ -15,14 +15,10 @@
 void mcus_fast_avgpool_global_s8(const void *params, const mcus_io_t *io, int32_t row)
 {
     const mcus_fast_avgpool_s8_t *p = (const mcus_fast_avgpool_s8_t *)params;
-    const int8_t *in = p->in.base ? (const int8_t *)p->in.base : (const int8_t *)io->in;
-    const int8_t *x = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, row, sizeof(int8_t));
-    int32_t *acc = (int32_t *)p->out.base;
+    const int32_t *acc = mcus_gap_add_row(&p->in, &p->out, io, row);
     const int32_t ch = p->in.c;
     int32_t c;
 
-    (void)io;
-    mcus_gap_sum_row_s8(acc, x, p->in.w, ch, row == 0);
     if (row == p->in.h - 1) {
         int8_t *o = (int8_t *)p->out.base;
         const int32_t count = p->in.h * p->in.w;

@@ -81,4 +81,17 @@ static inline void mcus_gap_sum_row_s8(int32_t *acc, const int8_t *x, int32_t w,
     }
 }
 
+/* Input row `row` of a global pool's input added to the sums in its output buffer (row 0 starts
+ * them): -> the sums. */
+static inline int32_t *mcus_gap_add_row(const mcus_buf_t *in, const mcus_buf_t *out,
+                                        const mcus_io_t *io, int32_t row)
+{
+    const int8_t *base = in->base ? (const int8_t *)in->base : (const int8_t *)io->in;
+    int32_t *acc = (int32_t *)out->base;
+
+    mcus_gap_sum_row_s8(acc, (const int8_t *)mcus_row_ptr(in, (void *)base, row, 1), in->w, in->c,
+                        row == 0);
+    return acc;
+}
+
 #endif /* MCUS_GAP_H */
