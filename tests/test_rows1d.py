@@ -21,7 +21,7 @@ from mcusearch.convert import cgen, fast
 from mcusearch.convert.frontend import graph_from_tflite
 from mcusearch.convert.graph import AvgPool2D, Conv2D, DepthwiseConv2D, Graph, MaxPool2D
 from mcusearch.convert.quant import quantize_input
-from mcusearch.convert.rows1d import is_row, to_columns
+from mcusearch.convert.rows1d import is_row, to_columns, to_rows
 from mcusearch.model.quantize import to_float_tflite, to_int8_tflite
 from test_ops_shape import check_both_generators, conv_result
 
@@ -90,8 +90,21 @@ def pixel_convs(seed: int = 4):
     return tc._random_biases(tf.keras.Model(i, out, name="pixel_convs"), seed)
 
 
+def column_convs(seed: int = 5):
+    """A model built of T x 1 convolutions on a (24, 1, 6) input (as some keyword-spotting
+    models are): Conv2D (3, 1), MaxPooling2D (2, 1), Conv2D (3, 1), Flatten, Dense. The default
+    layout keeps these columns (the planner streams them); only regions of pools become rows."""
+    tf.keras.utils.set_random_seed(seed)
+    i = L.Input((24, 1, 6))
+    x = L.Conv2D(8, (3, 1), activation="relu", name="ca")(i)
+    x = L.MaxPooling2D((2, 1), name="pool")(x)
+    x = L.Conv2D(8, (3, 1), activation="relu", name="cb")(x)
+    return tc._random_biases(tf.keras.Model(i, L.Dense(3, name="fc")(L.Flatten()(x)),
+                                            name="column_convs"), seed)
+
+
 MODELS = {"sensor": sensor, "conv_lstm": conv_lstm, "row_input": row_input,
-          "pixel_convs": pixel_convs}
+          "pixel_convs": pixel_convs, "column_convs": column_convs}
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +167,19 @@ def test_sensor_model_becomes_columns(lowered, dtype):
     tall = [t for t, ten in rows.tensors.items() if is_row(ten.shape, 1)]
     assert set(tall) <= {rows.input_id, rows.output_id}, tall          # no column left either
     assert [t.shape for t in rows.tensors.values()] != [t.shape for t in cols.tensors.values()]
+
+
+def test_column_convolutions_stay_columns(lowered):
+    """to_rows rewrites only regions whose windowed ops are pools: a model of T x 1 convolutions
+    keeps its columns in the default layout (and the lowmem one)."""
+    path, _, _ = lowered("column_convs", "float32")
+    default = _spatial(graph_from_tflite(path, columns=False))
+    assert {n: op.in_shape for n, op in default.items()} == \
+        {"ca": (24, 1, 6), "pool": (22, 1, 8), "cb": (11, 1, 8)}
+    g = graph_from_tflite(path, columns=False)
+    view = to_rows(g)                                   # again: nothing left to rewrite, and why
+    assert not view.rewritten and any("convolution of T x 1 columns" in why
+                                      for why in view.kept.values())
 
 
 def test_region_with_an_unknown_op_is_left_alone(lowered):

@@ -38,7 +38,9 @@ that read or write them see them as T x 1 views, as ops see reshaped tensors.
 TensorFlow lowers MaxPooling1D and AveragePooling1D on a (1, T, 1, C) view, so between two
 Conv1D rows a 1-D pool sees a T x 1 column and its row kernel would run T times, a pixel a call
 (an IMU model's 124-step pool: 15,624 instructions for 992 outputs, ~250 of set-up a call). It
-rewrites such columns as 1 x T rows, with the same region rules (a column: (T, 1, C), T > 1).
+rewrites such columns as 1 x T rows, with the same region rules (a column: (T, 1, C), T > 1),
+but only regions whose windowed ops are all pools: a model built of T x 1 convolutions keeps its
+columns, which the planner streams a few rows at a time.
 """
 from __future__ import annotations
 
@@ -156,11 +158,14 @@ def _rewrite(graph: Graph, region: frozenset[int], axis: int) -> None:
             _transpose_op(op, axis)
 
 
-def _transpose_regions(graph: Graph, axis: int) -> ColumnView:
+def _transpose_regions(graph: Graph, axis: int, pools_only: bool = False) -> ColumnView:
     done = ColumnView()
     for region in regions(graph, axis):
         ops = [op for op in graph.ops if any(t in region for t in _touched(op))]
         reasons = [r for r in (why_not(graph, op, axis) for op in ops) if r]
+        if pools_only:
+            reasons += [f"{op.name} ({op.kind}) is a convolution of T x 1 columns (streamed)"
+                        for op in ops if isinstance(op, (Conv2D, DepthwiseConv2D))]
         if reasons:
             done.kept[region] = reasons[0]
             continue
@@ -176,6 +181,6 @@ def to_columns(graph: Graph) -> ColumnView:
 
 
 def to_rows(graph: Graph) -> ColumnView:
-    """Rewrite every region of column tensors (T x 1) of ``graph`` whose ops all allow it as
-    1 x T rows (in place; the inverse of :func:`to_columns`)."""
-    return _transpose_regions(graph, 1)
+    """Rewrite every region of column tensors (T x 1) of ``graph`` whose ops all allow it and
+    whose windowed ops are all pools as 1 x T rows (in place; the inverse of :func:`to_columns`)."""
+    return _transpose_regions(graph, 1, pools_only=True)
