@@ -15,7 +15,7 @@ void mcus_fast_concat(const void *params, const mcus_io_t *io, int32_t row)
         const mcus_concat_in_t *in = &p->in[k];
         const uint32_t n = in->buf.c * e;
         const uint8_t *s = mcus_move_src(&in->buf, io, in->cols ? in->rows[row] : row, (int32_t)e);
-        mcus_move_pixels(d + at, pix_out, s, n, in->cols, n, w);
+        mcus_move_pixels(d + at, pix_out, s, in->cols, n, w);
         at += n;
     }
 }

@@ -59,38 +59,30 @@ static inline int32_t mcus_gap_row4(int32_t *acc, const int8_t *x, int32_t w, in
 #endif
 }
 
-/* acc[0, ch) += the w pixels of row x (ch channels each); first: the row is the map's first, whose
- * sums start at 0. */
-static inline void mcus_gap_sum_row_s8(int32_t *acc, const int8_t *x, int32_t w, int32_t ch,
-                                       int first)
+/* Input row `row` of a global pool's input added to the per-channel sums in its output buffer
+ * (row 0 starts them at 0): 4 channels at a time by mcus_gap_row4, the rest one by one. -> the
+ * sums. */
+static inline int32_t *mcus_gap_add_row(const mcus_buf_t *in, const mcus_buf_t *out,
+                                        const mcus_io_t *io, int32_t row)
 {
-    const int32_t n = w * ch;
+    const int8_t *base = in->base ? (const int8_t *)in->base : (const int8_t *)io->in;
+    const int8_t *x = (const int8_t *)mcus_row_ptr(in, (void *)base, row, 1);
+    int32_t *acc = (int32_t *)out->base;
+    const int32_t ch = in->c, n = in->w * ch;
     int32_t c, i;
 
-    if (first) {
+    if (row == 0) {
         for (c = 0; c < ch; ++c) {
             acc[c] = 0;
         }
     }
-    c = mcus_gap_row4(acc, x, w, ch);
+    c = mcus_gap_row4(acc, x, in->w, ch);
     for (i = 0; i < n; i += ch) {
         int32_t k;
         for (k = c; k < ch; ++k) {
             acc[k] += x[i + k];
         }
     }
-}
-
-/* Input row `row` of a global pool's input added to the sums in its output buffer (row 0 starts
- * them): -> the sums. */
-static inline int32_t *mcus_gap_add_row(const mcus_buf_t *in, const mcus_buf_t *out,
-                                        const mcus_io_t *io, int32_t row)
-{
-    const int8_t *base = in->base ? (const int8_t *)in->base : (const int8_t *)io->in;
-    int32_t *acc = (int32_t *)out->base;
-
-    mcus_gap_sum_row_s8(acc, (const int8_t *)mcus_row_ptr(in, (void *)base, row, 1), in->w, in->c,
-                        row == 0);
     return acc;
 }
 

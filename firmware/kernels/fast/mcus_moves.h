@@ -109,22 +109,22 @@ static inline void mcus_move_bytes(uint8_t *d, const uint8_t *s, uint32_t n)
 /* The copy loops of mcus_move_pixels for n = N bytes a pixel, N a multiple of 4 (a constant):
  * N / 4 word loads and stores, two pointer steps and the count (about 3 + N / 2 instructions a
  * pixel, against ~20 to 30 through mcus_move_bytes' general loops). cols: pixel x from
- * s + cols[x] * N, else from s + x * ss. */
+ * s + cols[x] * N, else from s + x * N. */
 #define MCUS_MOVE_PIXELS(N)                                                                       \
     do {                                                                                          \
         uint32_t x_, k_;                                                                          \
         for (x_ = 0; x_ < w; ++x_, d += ds) {                                                     \
-            const uint8_t *q_ = cols ? s + cols[x_] * (uint32_t)(N) : s + x_ * ss;                \
+            const uint8_t *q_ = cols ? s + cols[x_] * (uint32_t)(N) : s + x_ * (uint32_t)(N);     \
             for (k_ = 0; k_ < (uint32_t)(N); k_ += 4) {                                           \
                 mcus_st32(d + k_, mcus_ld32(q_ + k_));                                            \
             }                                                                                     \
         }                                                                                         \
     } while (0)
 
-/* w pixels of n bytes: pixel x from s + x * ss (cols NULL) or s + cols[x] * n, to d + x * ds.
+/* w pixels of n bytes: pixel x from s + x * n (cols NULL) or s + cols[x] * n, to d + x * ds.
  * The pixel sizes of 4, 8, 12 and 16 bytes (int8 maps of that many channels, float maps of 1 to
  * 4: a concatenation's or a resize's small inputs) take loops of their own. */
-static inline void mcus_move_pixels(uint8_t *d, uint32_t ds, const uint8_t *s, uint32_t ss,
+static inline void mcus_move_pixels(uint8_t *d, uint32_t ds, const uint8_t *s,
                                     const uint16_t *cols, uint32_t n, uint32_t w)
 {
     uint32_t x;
@@ -149,7 +149,7 @@ static inline void mcus_move_pixels(uint8_t *d, uint32_t ds, const uint8_t *s, u
             mcus_move_bytes(d, s + cols[x] * n, n);
         }
     } else {
-        for (x = 0; x < w; ++x, d += ds, s += ss) {
+        for (x = 0; x < w; ++x, d += ds, s += n) {
             mcus_move_bytes(d, s, n);
         }
     }

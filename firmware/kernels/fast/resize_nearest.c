@@ -10,5 +10,5 @@ void mcus_fast_resize_nearest(const void *params, const mcus_io_t *io, int32_t r
     const uint8_t *s = mcus_move_src(&p->in, io, p->rows[row], (int32_t)e);
     uint8_t *d = mcus_move_dst(&p->out, io, row, (int32_t)e);
 
-    mcus_move_pixels(d, pix, s, pix, p->cols, pix, w);
+    mcus_move_pixels(d, pix, s, p->cols, pix, w);
 }
