@@ -778,8 +778,7 @@ class _Emitter:
                                f"{cost:,} instructions")
             else:
                 layers, tensors, p = alt
-        dw = [lay.name for j, lay in enumerate(layers) if lay.overwrite_top is not None
-              and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]]
+        dw = _windows_in_place(layers, p)
         if dw:
             p.notes.append(f"{len(dw)} depthwise layers in place (each output row over its input "
                            "window's first row)")
@@ -789,12 +788,9 @@ class _Emitter:
         """The instructions the float depthwise layers planned in place spend copying their
         staged rows: STAGE_COST per value and per row."""
         per_value, per_row = STAGE_COST
-        total = 0.0
-        for j, (lay, op) in enumerate(zip(layers, self.ops)):
-            if (lay.overwrite_top is not None and self.f32
-                    and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]):
-                total += per_value * int(np.prod(op.out_shape)) + per_row * int(op.out_shape[0])
-        return round(total)
+        ops = [self.ops[j] for j in _windows_in_place(layers, p)]
+        return round(sum(per_value * int(np.prod(op.out_shape)) + per_row * int(op.out_shape[0])
+                         for op in ops))
 
     def _plan_ew(self) -> tuple[list[PlanLayer], list[PlanTensor], Plan]:
         """_plan with the element-wise ops run a row a call or whole, whichever arena is smaller."""
@@ -932,6 +928,13 @@ IN_PLACE_DW = True
 # may be one of their inputs).
 _ROW_READERS = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D, Add, Pad, Concat, ResizeNearest,
                 RepeatChannels, Mean)
+
+
+def _windows_in_place(layers: list[PlanLayer], p: Plan) -> list[int]:
+    """The layers (indexes) that may overwrite their input window (PlanLayer.overwrite_top) and
+    that the plan put in place: in their input's buffer."""
+    return [j for j, lay in enumerate(layers) if lay.overwrite_top is not None
+            and p.buffer_of[j + 1] == p.buffer_of[lay.inputs[0]]]
 
 
 def _resizes(op: Concat) -> tuple:
