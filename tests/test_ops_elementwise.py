@@ -20,8 +20,8 @@ import test_convert as tc
 from mcusearch.convert import ConvertResult, cgen, fast
 from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
 from mcusearch.convert.host import host_run
-from mcusearch.convert.ops.elementwise import (Binary, Unary, binary_quant, broadcast_geometry,
-                                                unary_tflite)
+from mcusearch.convert.ops.elementwise import (Binary, Unary, binary_quant, binary_s8,
+                                                broadcast_geometry, unary_tflite)
 from mcusearch.convert.quant import quantize_input
 from mcusearch.model.quantize import to_int8_tflite
 
@@ -445,6 +445,11 @@ def test_int8_binary_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, 
                 q.output_shift, -128, 127]
         if forced:
             assert sa == sb and so == 2 * sa
+    # the generator's own arithmetic (binary_s8: its look-up tables and add_const_s8's values)
+    a, b = np.repeat(np.arange(-128, 128), 256), np.tile(np.arange(-128, 128), 256)
+    ours_py = binary_s8(op, q, a, b, -128, 127)
+    for path_name, w in want.items():
+        assert np.array_equal(ours_py, w), f"binary_s8 vs TFLite ({path_name})"
     for (opt, exe), (layout, ours) in itertools.product(
             pairs_exe.items(), enumerate(("a broadcast along runs", "b broadcast along runs",
                                           "same shape"))):
@@ -561,3 +566,116 @@ def test_int8_binary_every_pair_in_qemu_m7(tmp_path, op, layout, quant):
     ((_, count),) = meas.layer_counts
     print(f"{op} {layout} {quant}: {count / 65536:.2f} instructions/element")
     assert count / 65536 < MAX_PER_ELEMENT[op], count / 65536
+
+
+# ---- int8 ADD / SUB / MUL with a constant operand: tables made by the generator -----------------
+
+def _x_all_values(shape) -> np.ndarray:
+    """An int8 input of ``shape``: (1, 256, C) holds every value on every channel, others distinct
+    values (a fixed permutation, all 256 of them for 256 elements)."""
+    v = np.arange(-128, 128, dtype=np.int8)
+    if shape[1] == 256:
+        return np.repeat(v, shape[-1]).reshape(shape)
+    return np.random.default_rng(3).permutation(v)[:int(np.prod(shape))].reshape(shape)
+
+
+# (op, constant first, x shape, constant shape, (q_x, q_c, q_out), fused ReLU, expected path):
+# "table" is lut_s8 (a one-value constant), "shift" / "tx" add_const_s8 with x of the larger
+# scale (rescaled by a shift) or of the smaller (or SUB's second: a negated multiplier; x's
+# rescaled values from a table)
+CONST_CASES = {
+    "add_scalar": ("ADD", False, (1, 256, 1), (), ((0.02, 3), (0.05, -9), (0.04, 2)), False,
+                   "table"),
+    "sub_scalar_first": ("SUB", True, (1, 256, 1), (1,), ((1 / 256, -128), (1 / 255, -128),
+                                                          (1 / 128, -1)), False, "table"),
+    "mul_scalar": ("MUL", False, (1, 256, 1), (1, 1, 1), ((0.03, -5), (0.5 / 127, 0),
+                                                          (0.015, 1)), False, "table"),
+    "add_channels_x_larger": ("ADD", False, (1, 256, 8), (1, 1, 8),
+                              ((0.05, -3), (0.011, 7), (0.06, 4)), False, "shift"),
+    "add_channels_x_smaller": ("ADD", True, (1, 256, 8), (8,),
+                               ((0.009, 11), (0.04, -20), (0.045, -2)), True, "tx"),
+    "sub_channels_x_second": ("SUB", True, (1, 256, 4), (1, 1, 4),
+                              ((0.02, -1), (0.03, 5), (0.05, 0)), False, "tx"),
+    "sub_same_shape_x_first": ("SUB", False, (1, 16, 16), (1, 16, 16),
+                               ((1 / 64, 0), (1 / 64, 0), (1 / 32, 0)), False, "shift"),
+    "add_bias_like_lstm": ("ADD", False, (1, 64), (64,),
+                           ((0.0187, -25), (1 / 255, -128), (0.0187, -25)), False, "shift"),
+}
+
+
+def _const_case(name: str, d: Path):
+    from test_ops_shape import one_op, schema
+    op, first, xs, cs, (qx, qc, qo), relu, path = CONST_CASES[name]
+    s = schema()
+    rng = np.random.default_rng(len(name))
+    c = rng.integers(-128, 128, cs, dtype=np.int8) if cs else np.int8(rng.integers(-128, 128))
+    if name == "sub_same_shape_x_first":
+        c = np.tile(np.array([-128, 127, 0, -1, 1, 64, -64, 33], np.int8), 32).reshape(cs)
+    options = {"MUL": s.MulOptionsT, "ADD": s.AddOptionsT, "SUB": s.SubOptionsT}[op]()
+    if relu:
+        options.fusedActivationFunction = s.ActivationFunctionType.RELU
+    x_t = dict(shape=xs, type="int8", q=qx)
+    c_t = dict(shape=cs, type="int8", q=qc, data=np.asarray(c))
+    out_shape = tuple(np.broadcast_shapes(xs, cs))
+    model = d / f"{name}.tflite"
+    model.write_bytes(one_op(op, [c_t, x_t] if first else [x_t, c_t],
+                             [dict(shape=out_shape, type="int8", q=qo)], options))
+    g = graph_from_tflite(model)
+    (binary,) = g.compute_ops
+    assert isinstance(binary, Binary) and binary.function == op
+    if path == "table":
+        assert binary.scalar_table() is not None
+    else:
+        k = binary.const_add()
+        assert binary.scalar_table() is None and (k["tx"] is None) == (path == "shift")
+    x = _x_all_values(xs).reshape(1, -1)
+    return g, model, x, cgen.tflite_tensor(model, x, g.output_id).astype(np.int8)
+
+
+def test_binary_s8_arithmetic_is_tflites(tmp_path):
+    """binary_s8 (the generator's tables) against the interpreter on every input value of each
+    constant-operand case."""
+    for name in CONST_CASES:
+        g, model, x, want = _const_case(name, tmp_path)
+        (binary,) = g.compute_ops
+        c = np.broadcast_to(binary.const.reshape(binary.const.shape),
+                            (1,) + tuple(binary.out_shape)).reshape(-1)
+        a, b = (c, x.reshape(-1)) if binary.const_index == 0 else (x.reshape(-1), c)
+        lo, hi = binary.act
+        got = binary_s8(binary.function, binary.quant, a, b, int(lo), int(hi))
+        np.testing.assert_array_equal(got, want.reshape(-1), err_msg=name)
+
+
+@pytest.mark.parametrize("name", list(CONST_CASES))
+def test_int8_constant_operand_host_both_generators(tmp_path, name):
+    """Each case through both generators on the host (lut_s8 or add_const_s8 in the generated
+    C, and an M0+ cross-compile): bit-exact with the interpreter on every input value."""
+    g, _, x, want = _const_case(name, tmp_path)
+    for gen in ("mcusearch-ref", "mcusearch"):
+        conv = _conv_result(g, tmp_path / gen, gen, x, want.reshape(1, -1), 0.0, 0.0)
+        names = " ".join(p.name for p in conv.sources)
+        kernel = "lut_s8" if CONST_CASES[name][-1] == "table" else "add_const_s8"
+        assert kernel in names, names
+        tc.check(conv, tmp_path / gen)
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("board", ["qemu-m7", "qemu-m3"])
+def test_int8_constant_operand_on_target(tmp_path, board):
+    """The add_const_s8 cases on the target (the M7's SMMLAR / SSAT path, the M3's C one):
+    measure() raises unless every output equals the interpreter's. On the M7 an element costs at
+    most 13 instructions, 16 with a fused ReLU (mcus_add_bcast_s8 took 25-37)."""
+    from test_codegen_fast import run_on
+    from test_ops_shape import conv_result
+    for name, case in CONST_CASES.items():
+        if case[-1] == "table":
+            continue
+        d = tmp_path / name
+        g, _, x, want = _const_case(name, d.parent)
+        conv = conv_result("mcusearch", fast.emit_fast(g, d / "c"), g, x, want.reshape(1, -1))
+        _, meas = run_on(board, conv, d)
+        assert meas.max_abs_error == 0
+        ((_, count),) = meas.layer_counts
+        if board == "qemu-m7":
+            print(f"{name}: {count / x.size:.2f} instructions/element")
+            assert count / x.size < (16 if case[5] else 13), (name, count / x.size)

@@ -464,6 +464,22 @@ MCUS_EW_INLINE int32_t mcus_small_mbqm_pos(const mcus_small_mbqm_t *c, int32_t x
     return mcus_smmlar(x2, c->multiplier, c->bias + fix) >> c->right;
 }
 
+/* int8 ADD / SUB of a tensor x and a constant c repeating every n elements of the output (an
+ * LSTM's gate bias, a per-channel shift; add_const_s8.c). The generator rescales both inputs,
+ * exactly (mcus_add_s8_input / _skip): py[j] = 2 h_c[j], tx[x + 128] = 2 h_x; tx is 0 when x is
+ * the input of the larger scale, rescaled by 1/2: 2 h_x = (x + offset) << 20, its offset in py.
+ * Per element the doubled sum is requantised (out: positive multiplier, right >= 1, the output
+ * offset in its bias) and clamped. */
+typedef struct {
+    const int32_t *py;                          /* [n] */
+    const int32_t *tx;                          /* [256] or 0 */
+    int32_t n, len;                             /* len: a multiple of n */
+    mcus_small_mbqm_t out;
+    int32_t act_min, act_max;
+} mcus_add_const_s8_params_t;
+
+void mcus_add_const_s8(const mcus_add_const_s8_params_t *p, const int8_t *x, int8_t *output);
+
 static inline int32_t mcus_mul_s8_one(const mcus_mul_s8_params_t *p, int32_t a, int32_t b)
 {
     int32_t v = mcus_multiply_by_quantized_multiplier((a + p->a_offset) * (b + p->b_offset),

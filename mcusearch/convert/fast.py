@@ -183,8 +183,10 @@ class _Emitter:
     def row_call_cost(self, op: Op) -> int:
         """ROW_CALL_COST of ``op``'s kernel, plus ROW_CALL_CHANNEL a channel when an operand is
         broadcast (mul_s8 and add_bcast_s8 prepare a per-channel table each call)."""
-        if isinstance(op, Unary):
+        if isinstance(op, Unary) or (isinstance(op, Binary) and op.scalar_table() is not None):
             return ROW_CALL_COST["lut"]
+        if isinstance(op, Binary) and op.const_add() is not None:
+            return ROW_CALL_COST["add_const"]
         shapes = [tuple(self.g.tensors[i].shape) for i in op.inputs]
         if op.const is not None:
             shapes.append(tuple(op.const.shape))
@@ -222,13 +224,14 @@ class _Emitter:
         if isinstance(op, Unary):
             return None if op.tail_table is not None else dataclasses.replace(
                 op, in_shape=row, out_shape=row)
+        in_shape = shapes[0]                    # the first computed input's
         if op.const is not None:
             if op.const.ndim > 3 or (op.const.ndim == 3 and op.const.shape[0] != 1):
                 return None
             shapes.insert(op.const_index, tuple(op.const.shape))
         geometry = broadcast_geometry(shapes[0], shapes[1], row) if len(shapes) == 2 else None
         return None if geometry is None else dataclasses.replace(
-            op, in_shape=shapes[0], out_shape=row, geometry=geometry)
+            op, in_shape=in_shape, out_shape=row, geometry=geometry)
 
     def dw_in_place(self, op: Op) -> bool:
         """Whether depthwise ``op`` may write its output row over its input window's first row
@@ -910,8 +913,10 @@ _IN_PLACE = (Unary, Binary, Clamp)
 # 3 an element, a 16-element Mul 330 = 186 + 9 an element, a 64-element Add of a constant
 # 1,266 = 306 + 15 an element), and per channel of a broadcast operand's table (mobilenet_v3_block
 # int8, 24 channels: its squeeze-and-excite Mul a row a call, 23 more calls, +11,301
-# instructions: 491 a call = 186 + 12.7 a channel).
-ROW_CALL_COST = {"lut": 68, "mul": 186, "other": 306}
+# instructions: 491 a call = 186 + 12.7 a channel). An int8 ADD / SUB of a constant of 2 or more
+# values (add_const_s8, its tables from the generator) 688 = 48 + 10 an element (lstm_small's
+# 64-element gate bias); of a one-value constant, a LUT.
+ROW_CALL_COST = {"lut": 68, "mul": 186, "other": 306, "add_const": 48}
 ROW_CALL_CHANNEL = 13
 # The most the extra calls of row-streamed element-wise layers may cost, in instructions per MAC
 # of the model: about 1 % of its instructions at 1.3 to 2.7 instructions per MAC.

@@ -127,6 +127,50 @@ def add_quant(s_in: float, zp_in: int, s_skip: float, zp_skip: int, s_out: float
                     skip_shift=m2[1], output_multiplier=mo[0], output_shift=mo[1])
 
 
+def _wrap32(x: np.ndarray) -> np.ndarray:
+    """int64 values as C's (int32_t)(uint32_t) conversion leaves them."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _sat_round_doubling_high_mul(a: np.ndarray, b: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64."""
+    ab = a * np.int64(b)
+    s = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    q = np.where(s >= 0, s >> 31, -((-s) >> 31))            # C's truncating division by 2^31
+    return np.where((a == -(1 << 31)) & (b == -(1 << 31)), (1 << 31) - 1, q)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, e: int) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: x / 2^e, ties away from zero."""
+    mask = (1 << e) - 1
+    return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+
+
+def multiply_by_quantized_multiplier(x, multiplier: int, shift: int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (x * multiplier * 2^(shift - 31); the left shift
+    wraps in 32 bits, as the firmware's and the interpreter's scalar code do) on int64 arrays.
+    With shift <= 0 it is MultiplyByQuantizedMultiplierSmallerThanOneExp, ADD's rescaling."""
+    x = _wrap32(np.asarray(x, np.int64) << max(shift, 0))
+    return _rounding_divide_by_pot(_sat_round_doubling_high_mul(x, multiplier), max(-shift, 0))
+
+
+def add_rescaled(q: AddQuant, which: str, v) -> np.ndarray:
+    """One ADD input's rescaled value (``which``: "prev" or "skip"): (v + offset) << left_shift
+    times its multiplier (mcus_add_s8_input / mcus_add_s8_skip)."""
+    off, mult, shift = ((q.prev_offset, q.prev_multiplier, q.prev_shift) if which == "prev" else
+                        (q.skip_offset, q.skip_multiplier, q.skip_shift))
+    return multiply_by_quantized_multiplier((np.asarray(v, np.int64) + off) << q.left_shift,
+                                            mult, shift)
+
+
+def add_s8(q: AddQuant, a, b, act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """TFLite's int8 ADD (SUB: q's skip multiplier negated) of int8 arrays, bit for bit
+    (mcus_add_s8_one); tests/test_ops_elementwise.py checks it on all 65,536 pairs."""
+    s = add_rescaled(q, "prev", a) + add_rescaled(q, "skip", b)
+    v = multiply_by_quantized_multiplier(s, q.output_multiplier, q.output_shift) + q.output_offset
+    return np.clip(v, act_min, act_max)
+
+
 def quantize_input(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Quantise float inputs to int8 exactly as the QUANTIZE op of a TFLite model does.
 

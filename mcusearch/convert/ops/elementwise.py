@@ -38,7 +38,8 @@ import numpy as np
 from mcusearch.convert.ctext import c_array
 from mcusearch.convert.graph import Op
 from mcusearch.convert.ops import RefContext, tflite_rule
-from mcusearch.convert.quant import AddQuant, add_quant, quantize_multiplier
+from mcusearch.convert.quant import (AddQuant, add_quant, add_rescaled, add_s8,
+                                     multiply_by_quantized_multiplier, quantize_multiplier)
 
 if TYPE_CHECKING:
     from mcusearch.convert.frontend import Reader, TfliteOp
@@ -54,6 +55,9 @@ BINARY = {
     "PRELU": ("prelu", "prelu"),
 }
 MAX_DIMS = 6              # MCUS_BCAST_MAX_DIMS in firmware/kernels/mcus_elementwise.h
+_TABLE_FUNCTIONS = ("ADD", "SUB", "MUL")   # int8 with a one-value constant: a look-up table
+CONST_ADD_MAX = 1024      # add_const_s8: the constant's rescaled values, 4 B each in flash
+CONST_ADD_ROW = 32        # a shorter period is repeated up to this many values
 
 
 def _kind(builtin: str) -> str:
@@ -219,7 +223,74 @@ class Binary(Op):
     def params(self) -> int:
         return 0 if self.const is None else int(self.const.size)
 
+    def _x_whole(self) -> bool:
+        """int8, one constant operand, and the computed one the output's own shape."""
+        return (self.const is not None and self.quant is not None
+                and int(np.prod(self.in_shape)) == self.out_len)
+
+    def scalar_table(self) -> np.ndarray | None:
+        """int8 ADD, SUB or MUL of a tensor and a one-value constant: a function of one int8
+        value, so its 256 outputs (TFLite's arithmetic, :func:`binary_s8`) make a look-up table
+        (lut_s8: a GRU's ``1 - z``, ``x * 0.5``, ``x + 3``). None otherwise."""
+        if not self._x_whole() or self.const.size != 1 or self.function not in _TABLE_FUNCTIONS:
+            return None
+        x = np.arange(-128, 128, dtype=np.int64)
+        c = np.full(256, int(self.const.reshape(-1)[0]), np.int64)
+        a, b = (c, x) if self.const_index == 0 else (x, c)
+        lo, hi = self.act
+        return binary_s8(self.function, self.quant, a, b, int(lo), int(hi)).astype(np.int8)
+
+    def const_add(self) -> dict | None:
+        """int8 ADD or SUB of a tensor x and a constant c that repeats every n elements of the
+        output (a bias, a per-channel shift, an LSTM's gate bias; 2 <= n <= CONST_ADD_MAX): the
+        fields of add_const_s8's parameters. Both inputs' rescaled values are computed here, once,
+        exactly (mcus_add_s8_input / _skip): ``py`` holds 2 h_c per constant element, ``tx`` 2 h_x
+        per value of x (x + 128), or is None when x is the input of the larger scale, whose
+        rescaling by 1/2 is a shift ((x + offset) << 20, the offset then in ``py``). Per element
+        only the sum is requantised. None outside the kernel's bounds (the broadcasting kernel
+        then runs)."""
+        if not self._x_whole() or self.function not in ("ADD", "SUB") or self.const.size < 2:
+            return None
+        n, q = int(self.const.size), self.quant
+        core = tuple(int(d) for d in self.const.shape)
+        while core and core[0] == 1:
+            core = core[1:]
+        out = tuple(int(d) for d in self.out_shape)
+        if (n > CONST_ADD_MAX or len(core) > len(out) or out[len(out) - len(core):] != core
+                or q.left_shift != 20 or q.output_multiplier <= 0
+                or not 1 <= -q.output_shift <= 22):
+            return None
+        c_role, x_role = ("prev", "skip") if self.const_index == 0 else ("skip", "prev")
+        x_mult, x_shift, x_off = ((q.prev_multiplier, q.prev_shift, q.prev_offset)
+                                  if x_role == "prev" else
+                                  (q.skip_multiplier, q.skip_shift, q.skip_offset))
+        half = x_mult == 1 << 30 and x_shift == 0
+        py = 2 * add_rescaled(q, c_role, self.const.reshape(-1))
+        if half:
+            py = py + (x_off << 20)
+        reps = max((r for r in range(1, max(CONST_ADD_ROW // n, 1) + 1)
+                    if (self.out_len // n) % r == 0), default=1)
+        lo, hi = self.act
+        return dict(py=np.tile(py, reps).astype(np.int32),    # a short period repeated: fewer
+                    n=n * reps, len=self.out_len,            # loop set-ups
+                    tx=None if half else (2 * add_rescaled(q, x_role, np.arange(-128, 128))
+                                          ).astype(np.int32),
+                    out=_small_mbqm(q.output_multiplier, q.output_shift, q.output_offset),
+                    act_min=int(lo), act_max=int(hi))
+
     def emit_ref(self, ctx: RefContext) -> str:
+        if not ctx.f32 and (table := self.scalar_table()) is not None:
+            ctx.kernel("lut_s8")
+            name = shared_array(ctx, "int8_t", table, 16)
+            p = ctx.params("mcus_lut_s8_params_t", {"len": self.out_len, "split": 0,
+                                                    "table": name, "tail_table": name})
+            return f"mcus_lut_s8(&{p}, {ctx.inputs[0]}, {ctx.output});"
+        if not ctx.f32 and (k := self.const_add()) is not None:
+            ctx.kernel("add_const_s8")
+            k["py"] = shared_array(ctx, "int32_t", k["py"], 8)
+            k["tx"] = "0" if k["tx"] is None else shared_array(ctx, "int32_t", k["tx"], 8)
+            p = ctx.params("mcus_add_const_s8_params_t", k)
+            return f"mcus_add_const_s8(&{p}, {ctx.inputs[0]}, {ctx.output});"
         base = BINARY[self.function][0 if ctx.f32 else 1]
         name = f"{base}_{ctx.sfx}"
         ctx.kernel(name)
@@ -358,6 +429,26 @@ def _unary(r: "Reader", top: "TfliteOp") -> None:
 def _full_shape(r: "Reader", i: int) -> tuple[int, ...]:
     t = r.sg.tensors[i]
     return tuple(int(d) for d in (t.shape if t.shape is not None else []))
+
+
+def binary_s8(function: str, q: "AddQuant | MulQuant", a, b, act_min: int,
+              act_max: int) -> np.ndarray:
+    """TFLite's int8 ADD, SUB (``q`` from :func:`binary_quant`) or MUL of int8 arrays, bit for bit
+    (the reference kernels' arithmetic; tests/test_ops_elementwise.py checks it on all 65,536
+    pairs against the interpreter)."""
+    if function in ("ADD", "SUB"):
+        return add_s8(q, a, b, act_min, act_max)
+    prod = (np.asarray(a, np.int64) + q.a_offset) * (np.asarray(b, np.int64) + q.b_offset)
+    v = multiply_by_quantized_multiplier(prod, q.multiplier, q.shift) + q.output_offset
+    return np.clip(v, act_min, act_max)
+
+
+def _small_mbqm(multiplier: int, shift: int, offset: int) -> dict:
+    """mcus_small_mbqm_t's fields (mcus_small_mbqm_prepare, for shift <= 0)."""
+    right = -shift
+    return dict(multiplier=multiplier, left1=1, right=right,
+                bias=(1 << (right - 1) if right else 0) + offset * (1 << right),
+                neg=-1 if right else 0)
 
 
 def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
