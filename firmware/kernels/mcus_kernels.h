@@ -328,6 +328,12 @@ void mcus_conv2d_f32(const mcus_conv2d_f32_params_t *p, const float *input, cons
                      const float *bias, float *output);
 void mcus_conv2d_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input, const int8_t *filter,
                     const int32_t *bias, int8_t *output);
+/* TRANSPOSE_CONV (transpose_conv_*.c): the same parameters, the filter [out_c][kh][kw][in_c], the
+ * geometry's padding TFLite's (computed on the output size); bias may be NULL. */
+void mcus_transpose_conv_f32(const mcus_conv2d_f32_params_t *p, const float *input,
+                             const float *filter, const float *bias, float *output);
+void mcus_transpose_conv_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input,
+                            const int8_t *filter, const int32_t *bias, int8_t *output);
 
 /* Depthwise convolution (any depth multiplier); bias may be NULL. */
 void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, const float *input,

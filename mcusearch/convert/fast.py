@@ -353,10 +353,13 @@ class _Emitter:
                     return max(lo, 0), min(lo + kh - 1, h - 1)
                 layers.append(PlanLayer(op.name, int(op.out_shape[0]), [need], ins,
                                         overwrite_top=pt if self.dw_in_place(op) else None))
+            elif isinstance(op, Add) and not same_view and _view(op.out_shape)[0] == 1:
+                # a (T, C) sum of maps stored as T x 1 columns (a residual Conv1D in the
+                # columns layout): one call over the whole maps, the same bytes
+                layers.append(PlanLayer(op.name, 1, whole, ins, whole=True, elementwise=True))
             elif isinstance(op, Add):
-                # row r from row r of both inputs (vectors: the one row, slices of it included)
-                if not same_view and not (_view(op.out_shape)[0] == 1
-                                          and all(tensors[t].rows == 1 for t in ins)):
+                # row r from row r of both inputs
+                if not same_view:
                     raise StageError("convert", f"{op.name} (Add): inputs of different layouts")
                 layers.append(PlanLayer(op.name, _view(op.out_shape)[0], [lambda r: (r, r)] * 2,
                                         ins, elementwise=True))

@@ -25,7 +25,8 @@ import numpy as np
 
 import mcusearch  # noqa: F401  (selects tf-keras before TensorFlow is imported)
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
-                                     MaxPool2D, Op, Reshape, Requant, Softmax, Tensor)
+                                     MaxPool2D, Op, Reshape, Requant, Softmax, Tensor,
+                                     dilate_kernel)
 from mcusearch.convert.ops import load_plugins
 from mcusearch.convert.quant import (activation_range_int8, add_quant, quantize_multiplier,
                                      same_padding, tflite_softmax_table, valid_size)
@@ -321,8 +322,9 @@ def _conv(r: Reader, top: TfliteOp) -> bool:
     src = top.inputs[0]
     shape = _hwc(r, top, src)
     o = top.opts
-    if (o.dilationHFactor, o.dilationWFactor) != (1, 1):
-        raise r.unsupported(top, "dilation must be 1")
+    dilation = (int(o.dilationHFactor), int(o.dilationWFactor))
+    if min(dilation) < 1:
+        raise r.unsupported(top, f"dilation {dilation}")
     depthwise = top.opname == "DEPTHWISE_CONV_2D"
     wshape = r.sg.tensors[top.inputs[1]].shape
     n_out = int(wshape[3]) if depthwise else int(wshape[0])
@@ -331,12 +333,15 @@ def _conv(r: Reader, top: TfliteOp) -> bool:
     if depthwise and n_out % shape[2]:
         raise r.unsupported(top, f"depthwise weights {list(wshape)} for {shape[2]} channels")
     w, bias, rq = _weights(r, top, n_out)
+    if dilation != (1, 1):                   # TFLite pads for the dilated kernel's extent too
+        w = dilate_kernel(w, dilation)
     mode, hw, pad = _geometry(r, top, shape, w.shape[1:3], (o.strideH, o.strideW))
     out_shape = r.shape(top.outputs[0])
     _check_hw(r, top, hw, out_shape)
     cls = DepthwiseConv2D if depthwise else Conv2D
     r.add(cls(top.name, shape, out_shape, inputs=(src,), weights=w, bias=bias,
-              stride=(o.strideH, o.strideW), padding=mode, pad=pad, act=r.act(top), requant=rq), top)
+              stride=(o.strideH, o.strideW), padding=mode, pad=pad, act=r.act(top), requant=rq,
+              dilation=dilation), top)
     return True
 
 

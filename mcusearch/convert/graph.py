@@ -114,6 +114,7 @@ class Conv2D(Op):
     pad: tuple[int, int] = (0, 0)  # (top, left)
     act: tuple = (-math.inf, math.inf)  # clamp: floats, or quantised ints for int8
     requant: Requant | None = None
+    dilation: tuple[int, int] = (1, 1)  # the layer's: ``weights`` hold the dilated kernel dense
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -121,7 +122,7 @@ class Conv2D(Op):
 
     @property
     def macs(self) -> int:
-        return self.out_len * int(np.prod(self.weights.shape[1:]))
+        return self.out_len * int(self.weights.shape[3]) * _taps(self.kernel, self.dilation)
 
 
 @dataclass
@@ -136,6 +137,7 @@ class DepthwiseConv2D(Op):
     pad: tuple[int, int] = (0, 0)  # (top, left)
     act: tuple = (-math.inf, math.inf)
     requant: Requant | None = None
+    dilation: tuple[int, int] = (1, 1)  # as Conv2D's
 
     @property
     def kernel(self) -> tuple[int, int]:
@@ -147,8 +149,24 @@ class DepthwiseConv2D(Op):
 
     @property
     def macs(self) -> int:
-        kh, kw = self.kernel
-        return self.out_len * kh * kw
+        return self.out_len * _taps(self.kernel, self.dilation)
+
+
+def _taps(kernel: tuple[int, int], dilation: tuple[int, int]) -> int:
+    """The real taps of a (dilated, then made dense) kernel: the zeros between them do no MACs."""
+    (kh, kw), (dh, dw) = kernel, dilation
+    return ((kh - 1) // dh + 1) * ((kw - 1) // dw + 1)
+
+
+def dilate_kernel(weights: np.ndarray, dilation: tuple[int, int]) -> np.ndarray:
+    """A dilated convolution's [N][KH][KW][C] weights as the dense kernel of (K - 1) d + 1 rows
+    and columns with zeros between the taps: the same outputs in float32 (x 0 adds nothing) and
+    int8 (the same products in the int32 sum), for every kernel that takes a plain one."""
+    n, kh, kw, c = weights.shape
+    dh, dw = dilation
+    out = np.zeros((n, (kh - 1) * dh + 1, (kw - 1) * dw + 1, c), weights.dtype)
+    out[:, ::dh, ::dw, :] = weights
+    return out
 
 
 @dataclass

@@ -19,7 +19,7 @@ pass knows how to transpose:
 
 * **spatial ops** (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D) whose input and output views are
   both one row high: their shapes, kernel (the weights' KH and KW axes), stride, padding and pool
-  size are swapped (the IR has no dilation: the front end refuses it);
+  size are swapped (and a dilated kernel's dilation, its weights being the dense kernel);
 * **flat ops**, which address memory through a flat geometry stored in the op (element-wise
   Add, Clamp, the unary and broadcasting binary plug-ins, Softmax over the last axis, Dense, PAD,
   MEAN as outer/reduce/inner, CONCATENATION as outer/inner, strided copies): the geometry is
@@ -137,6 +137,7 @@ def _transpose_op(op: Op, axis: int = 0) -> None:
     op.in_shape, op.out_shape = _swapped(op.in_shape, axis), _swapped(op.out_shape, axis)
     if isinstance(op, (Conv2D, DepthwiseConv2D)):
         op.weights = np.ascontiguousarray(np.swapaxes(op.weights, 1, 2))
+        op.dilation = (op.dilation[1], op.dilation[0])
     if isinstance(op, (MaxPool2D, AvgPool2D)):
         op.pool = (op.pool[1], op.pool[0])
     if isinstance(op, SPATIAL):

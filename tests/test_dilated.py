@@ -1,0 +1,95 @@
+"""Dilated convolutions (a TCN's causal Conv1D, Conv2D and DepthwiseConv2D with dilation_rate):
+the front end makes the dilated kernel dense, zeros between the taps (graph.dilate_kernel).
+
+float32 within the converter's tolerance of Keras, int8 bit-exact with the TFLite interpreter,
+both generators on the host and the optimised one on the emulated Cortex-M7; the graph's MACs
+count the real taps, as Keras' do.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import test_convert as tc
+from mcusearch.convert import fast
+from mcusearch.convert.graph import Conv2D, DepthwiseConv2D, dilate_kernel
+from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
+from test_ops_shape import HAVE_ARM, check_both_generators, conv_result, lower
+
+tf = tc.tf
+L = tc.L
+
+
+def tcn(seed=0):
+    """Causal Conv1D with dilations 1, 2 and 4 and residual Adds (a temporal convolutional
+    network on a 3-axis sensor)."""
+    tf.keras.utils.set_random_seed(seed)
+    i = tf.keras.Input((64, 3))
+    x = L.Conv1D(8, 1, name="proj")(i)
+    for d in (1, 2, 4):
+        y = L.Conv1D(8, 3, padding="causal", dilation_rate=d, activation="relu", name=f"tcn{d}")(x)
+        x = L.Add(name=f"res{d}")([x, y])
+    x = L.GlobalAveragePooling1D()(x)
+    return tf.keras.Model(i, L.Dense(4, activation="softmax", name="fc")(x), name="tcn")
+
+
+def dilated2d(seed=1):
+    """Conv2D dilation 2 ('same') and 3 ('valid'), DepthwiseConv2D dilation 2 ('same')."""
+    tf.keras.utils.set_random_seed(seed)
+    i = tf.keras.Input((12, 12, 3))
+    x = L.Conv2D(8, 3, padding="same", dilation_rate=2, activation="relu", name="c2")(i)
+    x = L.DepthwiseConv2D(3, padding="same", dilation_rate=2, name="dw2")(x)
+    x = L.Conv2D(6, (3, 2), padding="valid", dilation_rate=(3, 2), name="c3")(x)
+    return tf.keras.Model(i, L.Dense(3, name="fc")(L.Flatten()(x)), name="dilated2d")
+
+
+MODELS = {"tcn": tcn, "dilated2d": dilated2d}
+
+
+def test_dilate_kernel_spreads_the_taps():
+    w = np.arange(1, 1 + 2 * 2 * 3 * 1, dtype=np.int8).reshape(2, 2, 3, 1)
+    d = dilate_kernel(w, (3, 2))
+    assert d.shape == (2, 4, 5, 1)
+    np.testing.assert_array_equal(d[:, ::3, ::2], w)
+    assert np.count_nonzero(d) == w.size
+
+
+def lowered(name: str, dtype: str, layout: str, d):
+    """(graph, inputs, expected) in the default converter's layout ("rows": 1-D maps as 1 x T
+    rows) or mcusearch-lowmem's ("columns": T x 1, graph_from_tflite's default)."""
+    m = MODELS[name]()
+    g, x, want = lower(m, dtype, d)
+    if layout == "rows":
+        g = (graph_from_keras(m, columns=False) if dtype == "float32" else
+             graph_from_tflite(d / f"{m.name}.tflite", columns=False))
+    return g, x, want
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_dilated_models_both_generators_on_host(tmp_path, name, dtype, layout):
+    """In the columns layout the TCN's residual Adds read (T, C) sums of T x 1 maps (planned
+    whole: fast.plan_layers)."""
+    g, x, want = lowered(name, dtype, layout, tmp_path)
+    dilated = [op for op in g.ops if isinstance(op, (Conv2D, DepthwiseConv2D))
+               and op.dilation != (1, 1)]
+    assert len(dilated) == {"tcn": 2, "dilated2d": 3}[name]
+    if name == "tcn":                  # the layout asked for: 1 x T rows or T x 1 columns
+        assert {op.in_shape[0 if layout == "rows" else 1] for op in dilated} == {1}
+    keras_macs = {"tcn": 64 * 8 * 3 + 3 * 64 * 8 * 3 * 8 + 8 * 4,             # proj, tcn*, fc
+                  "dilated2d": (12 * 12 * 8 * 27 + 12 * 12 * 8 * 9           # c2, dw2
+                                + 6 * 10 * 6 * 3 * 2 * 8 + 6 * 10 * 6 * 3)}[name]  # c3, fc
+    assert g.macs == keras_macs
+    check_both_generators(g, x, want, tmp_path)
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_tcn_int8_in_qemu_m7(tmp_path):
+    """The TCN built by "mcusearch" on the emulated Cortex-M7: measure() raises unless every
+    output equals the interpreter's."""
+    from test_codegen_fast import run_on
+    g, x, want = lowered("tcn", "int8", "rows", tmp_path)
+    conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:4], want[:4])
+    _, meas = run_on("qemu-m7", conv, tmp_path)
+    assert meas.max_abs_error == 0

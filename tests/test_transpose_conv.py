@@ -1,0 +1,131 @@
+"""TRANSPOSE_CONV (Keras Conv2DTranspose / Conv1DTranspose): mcusearch/convert/ops/transpose_conv.py.
+
+Keras models, float32 within the converter's tolerance of Keras and int8 bit-exact with the TFLite
+interpreter, both generators on the host and on the emulated Cortex-M7; a one-operator int8 model
+whose power-of-two scales make a sixth of the outputs exact rounding ties pins the requantisation's
+rounding (ties away from zero: round-half-up would differ there).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import test_convert as tc
+from mcusearch.convert import cgen, fast
+from mcusearch.convert.frontend import graph_from_tflite
+from mcusearch.convert.ops.transpose_conv import TransposeConv2D
+from mcusearch.convert.quant import multiply_by_quantized_multiplier
+from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret, lower, one_op,
+                            schema)
+
+tf = tc.tf
+L = tc.L
+
+
+def _biased(m):
+    """Non-zero biases (Keras starts them at 0 and TFLite then drops them)."""
+    rng = np.random.default_rng(5)
+    for layer in m.layers:
+        if isinstance(layer, (L.Conv2DTranspose, L.Conv1DTranspose)) and layer.use_bias:
+            w, b = layer.get_weights()
+            layer.set_weights([w, rng.normal(0, 0.3, b.shape).astype(np.float32)])
+    return m
+
+
+def decoder(seed=0):
+    """Stride 2 'same' 3 x 3 with bias and ReLU, stride 2 'valid' 2 x 2 (no overlap), stride
+    (1, 2) 'same' 4 x 3 without bias."""
+    tf.keras.utils.set_random_seed(seed)
+    i = tf.keras.Input((5, 6, 4))
+    x = L.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu", name="up1")(i)
+    x = L.Conv2DTranspose(3, 2, strides=2, padding="valid", name="up2")(x)
+    x = L.Conv2DTranspose(2, (4, 3), strides=(1, 2), padding="same", use_bias=False,
+                          name="up3")(x)
+    return _biased(tf.keras.Model(i, x, name="decoder"))
+
+
+def upsample1d(seed=1):
+    """Conv1DTranspose stride 2 on a sequence, then a Dense head."""
+    tf.keras.utils.set_random_seed(seed)
+    i = tf.keras.Input((16, 3))
+    x = L.Conv1DTranspose(4, 5, strides=2, padding="same", activation="relu", name="up")(i)
+    return _biased(tf.keras.Model(i, L.Dense(2, name="fc")(L.Flatten()(x)), name="upsample1d"))
+
+
+MODELS = {"decoder": decoder, "upsample1d": upsample1d}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_transpose_conv_models_both_generators_on_host(tmp_path, name, dtype):
+    g, x, want = lower(MODELS[name](), dtype, tmp_path)
+    ops = [op for op in g.ops if isinstance(op, TransposeConv2D)]
+    assert len(ops) == {"decoder": 3, "upsample1d": 1}[name]
+    if name == "decoder":       # the products that land in the output, taps y x taps x x C x C'
+        assert ops[0].macs == 14 * 17 * 6 * 4   # 5 x 3 and 6 x 3 taps, the last row/column out
+        assert ops[1].macs == 20 * 24 * 3 * 6   # 2 x 2 at stride 2: every product lands
+    check_both_generators(g, x, want, tmp_path)
+
+
+def _scatter(x, w, stride, pad, out_hw):
+    """TFLite's reference TRANSPOSE_CONV accumulation (int64), input offset applied."""
+    (h, wd, _), (n_out, kh, kw, _) = x.shape, w.shape
+    acc = np.zeros(out_hw + (n_out,), np.int64)
+    for iy in range(h):
+        for ix in range(wd):
+            for ky in range(kh):
+                for kx in range(kw):
+                    oy, ox = iy * stride[0] - pad[0] + ky, ix * stride[1] - pad[1] + kx
+                    if 0 <= oy < out_hw[0] and 0 <= ox < out_hw[1]:
+                        acc[oy, ox] += w[:, ky, kx, :].astype(np.int64) @ x[iy, ix].astype(np.int64)
+    return acc
+
+
+def test_int8_rounding_ties_away_from_zero(tmp_path):
+    """s_in s_w / s_out = 1/4: multiplier 2^30, shift -1, so the rounding doubling high multiply
+    gives h = round(acc / 2) and the final shift rounds h / 2; about half the h are odd - ties of
+    that shift. The interpreter rounds them away from zero (MultiplyByQuantizedMultiplier), so does
+    the generated C; rounding them up (CONV_2D's ruy path, mcus_requantize) would differ on the
+    negative ones."""
+    s = schema()
+    rng = np.random.default_rng(0)
+    x = rng.integers(-8, 9, (1, 4, 4, 8), dtype=np.int8)       # sums within +-4 x 127
+    w = rng.integers(-8, 9, (6, 3, 3, 8), dtype=np.int8)
+    opts = s.TransposeConvOptionsT()
+    opts.padding, opts.strideH, opts.strideW = s.Padding.SAME, 2, 2
+    model = one_op("TRANSPOSE_CONV",
+                   [dict(shape=(4,), type="int32", data=np.array([1, 8, 8, 6], np.int32)),
+                    dict(shape=w.shape, type="int8", q=(1 / 8, 0), data=w),
+                    dict(shape=x.shape, type="int8", q=(1 / 16, 0))],
+                   [dict(shape=(1, 8, 8, 6), type="int8", q=(1 / 32, 0))], opts)
+    path = tmp_path / "tconv.tflite"
+    path.write_bytes(model)
+    want = interpret(model, x).astype(np.int64).reshape(8, 8, 6)
+    g = graph_from_tflite(path)
+    (op,) = g.compute_ops
+    assert op.requant.multiplier[0] == 1 << 30 and op.requant.shift[0] == -1     # 1/4
+    acc = _scatter(x[0].astype(np.int64), w, (2, 2), op.pad, (8, 8))
+    h = multiply_by_quantized_multiplier(acc, 1 << 30, 0)       # the doubling high multiply
+    ties = (h % 2) == 1
+    assert ties.sum() > acc.size // 4 and (ties & (h < 0)).sum() > 20
+    away = np.clip(multiply_by_quantized_multiplier(acc, 1 << 30, -1), -128, 127)
+    half_up = np.clip((h + 1) >> 1, -128, 127)
+    np.testing.assert_array_equal(away, want)           # the interpreter: ties away from zero
+    assert np.any(half_up != want)
+    for gen in ("mcusearch-ref", "mcusearch"):
+        em = cgen.emit_c(g, tmp_path / gen) if gen == "mcusearch-ref" else \
+            fast.emit_fast(g, tmp_path / gen)
+        conv = conv_result(gen, em, g, x.reshape(1, -1), want.reshape(1, -1).astype(np.int8))
+        tc.check(conv, tmp_path / f"{gen}_host")
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_decoder_in_qemu_m7(tmp_path, dtype):
+    """The decoder built by "mcusearch" on the emulated Cortex-M7: measure() raises unless the
+    firmware's outputs match the host's."""
+    from test_codegen_fast import run_on
+    g, x, want = lower(decoder(), dtype, tmp_path)
+    conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:3], want[:3])
+    _, meas = run_on("qemu-m7", conv, tmp_path)
+    assert meas is not None
