@@ -233,9 +233,16 @@ def prepare_model(path: Path, converter: str, inputs: int, seed: int, out: Path)
     quant = check_model_file(path, converter)
     keras_path, params, macs = path, 0, 0
     if quant == "int8":
-        from mcusearch.model.evaluate import tflite_io
+        from mcusearch.model.load import describe_tflite
 
-        shape = tuple(tflite_io(path)["input"]["shape"][1:])
+        try:
+            base = describe_tflite(path)
+        except SpecError as e:  # the loader names the spec key; here the file is an argument
+            raise SpecError("MODEL", e.message, e.source) from None
+        if base.quantization != "int8":
+            raise SpecError("MODEL", f"a {base.quantization} .tflite: give an int8 model (or the "
+                                     "Keras .h5/.keras file for float32)", str(path))
+        shape = tuple(base.input_shape)
     else:
         from mcusearch.model.evaluate import count_macs, count_params
         from mcusearch.model.load import load_user_model

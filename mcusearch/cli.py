@@ -188,6 +188,7 @@ def _cmd_boards(args) -> int:
 
 def _cmd_measure(args) -> int:
     """One model, one board, no search: convert, build, run, check, print the figures."""
+    import shutil
     import tempfile
 
     from mcusearch.boards import available_boards, get_board
@@ -206,7 +207,12 @@ def _cmd_measure(args) -> int:
     opt = opt_level_arg(args.opt_level)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mcusearch-measure-"))
     # Inputs: seeded random values (the outputs are still checked against the host model).
-    model = prepare_model(path, args.converter, args.inputs, args.seed, out)
+    try:
+        model = prepare_model(path, args.converter, args.inputs, args.seed, out)
+    except SpecError:
+        if not args.out:                        # a bad model file leaves nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     macs = model.macs
     board = get_board(args.board)
     conv = convert(model, args.converter, out / "c")

@@ -40,3 +40,11 @@ def test_measure_bad_arguments(tmp_path):
     r = _run("measure", "m.h5", "-O9", "--out", "out", cwd=tmp_path)       # before any output
     assert r.returncode == 2 and "--opt-level" in r.stderr and "-Os" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    (tmp_path / "m.tflite").write_bytes(b"")                # e.g. a converter that crashed
+    r = _run("measure", "m.tflite", "--out", "out", cwd=tmp_path)
+    assert r.returncode == 2 and "MODEL" in r.stderr and "empty" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    (tmp_path / "m.tflite").write_bytes(b"TFL3 not a flatbuffer")
+    r = _run("measure", "m.tflite", cwd=tmp_path)
+    assert r.returncode == 2 and "not a readable .tflite model" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -178,12 +178,17 @@ def _shape(layer, attr: str):
     return tuple(s)
 
 
+_GATES = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}     # gate projections of a recurrent layer
+
+
 def layer_macs(layer) -> int:
     """Multiply-accumulates of one inference through ``layer`` (0 for layers without any).
 
     conv: out_h * out_w * out_c * k_h * k_w * in_c (/ groups); depthwise: out positions x
     k_h * k_w x out_c; separable: depthwise + pointwise; dense: in * out (x leading dims);
-    LSTM/GRU/SimpleRNN: steps x gates x units x (features + units)."""
+    transposed: in positions x in_c x k_h * k_w x out_c (every product, those the output crops
+    too); LSTM/GRU/SimpleRNN: steps x gates x units x (features + units), both directions of a
+    Bidirectional."""
     kind = type(layer).__name__
     if kind in ("Conv1D", "Conv2D", "Conv3D"):
         out = _shape(layer, "output_shape")
@@ -202,11 +207,15 @@ def layer_macs(layer) -> int:
     if kind == "Dense":
         ins = _shape(layer, "input_shape")
         return math.prod(ins[1:]) * int(layer.units)
-    if kind in ("LSTM", "GRU", "SimpleRNN"):
-        # per step and gate: units x (features + units) (input and recurrent kernels)
+    if kind in ("Conv1DTranspose", "Conv2DTranspose"):
+        ins = _shape(layer, "input_shape")
+        return math.prod(ins[1:]) * math.prod(layer.kernel_size) * int(layer.filters)
+    if kind in _GATES or kind == "Bidirectional":
         steps, feats = _shape(layer, "input_shape")[1:3]
-        gates = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[kind]
-        return steps * gates * int(layer.units) * (feats + int(layer.units))
+        cells = (layer.forward_layer, layer.backward_layer) if kind == "Bidirectional" else (layer,)
+        # per step and gate: units x (features + units) (input and recurrent kernels)
+        return sum(steps * _GATES[type(c).__name__] * int(c.units) * (feats + int(c.units))
+                   for c in cells)
     if hasattr(layer, "layers"):  # a nested model
         return sum(layer_macs(l) for l in layer.layers)
     return 0

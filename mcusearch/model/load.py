@@ -547,6 +547,8 @@ def describe_tflite(path: Path | str) -> TfliteBase:
     path = Path(path)
     from mcusearch.model.evaluate import make_interpreter
 
+    if path.stat().st_size == 0:
+        raise _bad(path, "not a readable .tflite model: the file is empty")
     try:
         it = make_interpreter(path)
         ins, outs = it.get_input_details(), it.get_output_details()

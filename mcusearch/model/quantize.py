@@ -64,15 +64,28 @@ def _representative(representative_x: np.ndarray):
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 
 
+def _unroll_config(node) -> bool:
+    """Set ``unroll`` in every LSTM/GRU/SimpleRNN layer config under ``node`` (a model's config:
+    its layers, and the layers a Bidirectional or TimeDistributed wrapper holds); whether any."""
+    found = False
+    if isinstance(node, dict):
+        if node.get("class_name") in RECURRENT and isinstance(node.get("config"), dict):
+            node["config"]["unroll"] = True
+            found = True
+        for v in node.values():
+            found = _unroll_config(v) or found
+    elif isinstance(node, list):
+        for v in node:
+            found = _unroll_config(v) or found
+    return found
+
+
 def unrolled(model: tf.keras.Model) -> tf.keras.Model:
     """``model`` with every LSTM/GRU/SimpleRNN layer unrolled over its (fixed) sequence length,
-    same weights (the model itself when it has none)."""
-    if not any(type(layer).__name__ in RECURRENT for layer in model.layers):
-        return model
+    wrapped ones (Bidirectional) included, same weights (the model itself when it has none)."""
     cfg = model.get_config()
-    for layer in cfg["layers"]:
-        if layer["class_name"] in RECURRENT:
-            layer["config"]["unroll"] = True
+    if not _unroll_config(cfg.get("layers", [])):
+        return model
     try:
         clone = model.__class__.from_config(cfg)
     except Exception as e:  # noqa: BLE001 - e.g. an unknown sequence length

@@ -42,14 +42,9 @@ class TransposeConv2D(Op):
 
     @property
     def macs(self) -> int:
-        """The products that land inside the output (what the gather computes)."""
-        taps = 1
-        for axis in (0, 1):
-            n_in, n_out, k = int(self.in_shape[axis]), int(self.out_shape[axis]), self.kernel[axis]
-            o = (np.arange(n_in)[:, None] * self.stride[axis] - self.pad[axis]
-                 + np.arange(k)[None, :])
-            taps *= int(np.count_nonzero((o >= 0) & (o < n_out)))
-        return taps * int(self.weights.shape[0]) * int(self.weights.shape[3])
+        """Every product of an input value and a filter tap (evaluate.layer_macs' count; the
+        kernel skips those the output crops)."""
+        return int(np.prod(self.in_shape[:-1])) * int(self.weights.size)
 
     def emit_ref(self, ctx: RefContext) -> str:
         name = f"transpose_conv_{ctx.sfx}"
