@@ -1,12 +1,14 @@
 /*
  * mcus_shape.h - reference kernels of the data-movement and reduction op plug-ins
- * (mcusearch/convert/ops/shape.py): padding, mean, concatenation, slicing, resizing.
+ * (mcusearch/convert/ops/shape.py): padding, mean, maximum and minimum reductions, concatenation,
+ * slicing, resizing.
  * Conventions as in mcus_kernels.h.
  *
  * Tensors are viewed as (at most) 4-D row-major arrays; the generator merges and pads dimensions
  * so that every kernel sees 4. int8 data movement copies the stored bytes (TFLite's PAD, SLICE,
  * STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK, PACK, TRANSPOSE, CONCATENATION and
- * RESIZE_NEAREST_NEIGHBOR never requantise); only MEAN rescales.
+ * RESIZE_NEAREST_NEIGHBOR never requantise, nor do REDUCE_MAX and REDUCE_MIN, which compare the
+ * stored values); only MEAN rescales.
  */
 #ifndef MCUS_SHAPE_H
 #define MCUS_SHAPE_H
@@ -60,6 +62,20 @@ typedef struct {
 
 void mcus_mean_f32(const mcus_mean_f32_params_t *p, const float *input, float *output);
 void mcus_mean_s8(const mcus_mean_s8_params_t *p, const int8_t *input, int8_t *output);
+
+/* ---- REDUCE_MAX / REDUCE_MIN --------------------------------------------------------------- */
+
+/* The input viewed as [outer][reduce][inner] (reduce >= 1): out[o][i] = max (min) over r of
+ * in[o][r][i]. int8 compares the stored values: TFLite runs these operators only with the input's
+ * quantisation on the output, so nothing is rescaled. */
+typedef struct {
+    int32_t outer, reduce, inner;
+} mcus_reduce_params_t;
+
+void mcus_reduce_max_f32(const mcus_reduce_params_t *p, const float *input, float *output);
+void mcus_reduce_max_s8(const mcus_reduce_params_t *p, const int8_t *input, int8_t *output);
+void mcus_reduce_min_f32(const mcus_reduce_params_t *p, const float *input, float *output);
+void mcus_reduce_min_s8(const mcus_reduce_params_t *p, const int8_t *input, int8_t *output);
 
 /* ---- CONCATENATION / PACK ------------------------------------------------------------------ */
 

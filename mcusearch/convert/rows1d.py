@@ -22,11 +22,12 @@ pass knows how to transpose:
   size are swapped (and a dilated kernel's dilation, its weights being the dense kernel);
 * **flat ops**, which address memory through a flat geometry stored in the op (element-wise
   Add, Clamp, the unary and broadcasting binary plug-ins, Softmax over the last axis, Dense, PAD,
-  MEAN as outer/reduce/inner, CONCATENATION as outer/inner, strided copies): the geometry is
-  computed with size-1 dimensions dropped, so it describes the same bytes after the swap, and
-  only the shapes the op carries change. Axes are thereby remapped already: a MEAN over T, a
-  concatenation on channels or on T, a pad of T keep their geometry. Such an op must not produce
-  or read a tensor more than one row high (a pad or concatenation that grows H is 2-D);
+  MEAN, REDUCE_MAX and REDUCE_MIN as outer/reduce/inner, CONCATENATION as outer/inner, strided
+  copies): the geometry is computed with size-1 dimensions dropped, so it describes the same bytes
+  after the swap, and only the shapes the op carries change. Axes are thereby remapped already: a
+  MEAN or REDUCE_MAX over T, a concatenation on channels or on T, a pad of T keep their geometry.
+  Such an op must not produce or read a tensor more than one row high (a pad or concatenation that
+  grows H is 2-D);
 * **reshapes** (RESHAPE, SQUEEZE, EXPAND_DIMS, Flatten) are boundaries: free aliases, so only the
   side that lies in a rewritten region changes.
 
@@ -51,11 +52,11 @@ import numpy as np
 from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, DepthwiseConv2D, Graph,
                                      MaxPool2D, Op, Reshape, Softmax)
 from mcusearch.convert.ops.elementwise import Binary, Unary
-from mcusearch.convert.ops.shape import Concat, Mean, Pad, Slice, Transpose
+from mcusearch.convert.ops.shape import Concat, Mean, Pad, Reduce, Slice, Transpose
 
 SPATIAL: tuple[type[Op], ...] = (Conv2D, DepthwiseConv2D, MaxPool2D, AvgPool2D)
-FLAT: tuple[type[Op], ...] = (Add, Clamp, Softmax, Dense, Unary, Binary, Pad, Mean, Concat, Slice,
-                              Transpose)
+FLAT: tuple[type[Op], ...] = (Add, Clamp, Softmax, Dense, Unary, Binary, Pad, Mean, Reduce, Concat,
+                              Slice, Transpose)
 
 
 @dataclass

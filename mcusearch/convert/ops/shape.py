@@ -1,17 +1,20 @@
-"""Data-movement and reduction op plug-ins: PAD/PADV2, MEAN, CONCATENATION/PACK, the slicing
-operators (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK), TRANSPOSE and RESIZE_NEAREST_NEIGHBOR.
+"""Data-movement and reduction op plug-ins: PAD/PADV2, MEAN, REDUCE_MAX/REDUCE_MIN,
+CONCATENATION/PACK, the slicing operators (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK), TRANSPOSE
+and RESIZE_NEAREST_NEIGHBOR.
 
-Kernels: ``firmware/kernels/{pad,mean,concat,slice,resize_nearest}_{f32,s8}.c``, declared in
-``mcus_shape.h``. Shapes are read in full (batch included) from the ``.tflite`` tensors, so an
-operator's axes index them as TFLite does, and are then reduced to at most four dimensions
-(dimensions of size 1 dropped, contiguous ones merged) for the kernels.
+Kernels: ``firmware/kernels/<op>_{f32,s8}.c`` for pad, mean, reduce_max, reduce_min, concat, slice
+and resize_nearest, declared in ``mcus_shape.h``. Shapes are read in full (batch included) from the
+``.tflite`` tensors, so an operator's axes index them as TFLite does, and are then reduced to at
+most four dimensions (dimensions of size 1 dropped, contiguous ones merged) for the kernels.
 
 int8: TFLite's data-movement kernels copy the stored int8 values and never requantise, and so do
 these (PAD fills with the output zero point, PADV2 with its quantised constant). Its int8
 CONCATENATION refuses inputs quantised differently from the output (checked: the interpreter fails
-to prepare such a model), so the rule refuses them too. MEAN rescales: :class:`Mean` says exactly
-how, path by path, as the interpreter's built-in kernel does (bit-exact; tests/test_ops_shape.py
-compares many random inputs and forced rounding ties with the interpreter).
+to prepare such a model), so the rule refuses them too. Its int8 REDUCE_MAX and REDUCE_MIN compare
+the stored values and fail to run unless input and output share one quantisation; the rule refuses
+any other too. MEAN rescales: :class:`Mean` says exactly how, path by path, as the interpreter's
+built-in kernel does (bit-exact; tests/test_ops_shape.py compares many random inputs and forced
+rounding ties with the interpreter).
 
 An operator with several outputs (SPLIT, SPLIT_V, UNPACK) becomes one strided copy per output:
 the IR holds single-output ops, and an output nothing reads is dropped with its copy.
@@ -177,6 +180,32 @@ class Mean(Op):
 
 
 @dataclass
+class Reduce(Op):
+    """REDUCE_MAX / REDUCE_MIN (``function`` "MAX" / "MIN") over a contiguous block of axes: the
+    input viewed as [outer][reduce][inner], out[o][i] the largest / smallest in[o][r][i] over r.
+
+    Exact in both dtypes: int8 compares the stored values, as TFLite's kernel does, which runs
+    only when input and output share one quantisation (the rule refuses any other). Checked
+    against the interpreter in tests/test_ops_reduce.py."""
+
+    function: str = ""
+    outer: int = 1
+    reduce: int = 1
+    inner: int = 1
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return "Reduce" + self.function.title()
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"reduce_{self.function.lower()}_{ctx.sfx}"
+        ctx.kernel(k)
+        p = ctx.params("mcus_reduce_params_t", {"outer": self.outer, "reduce": self.reduce,
+                                                "inner": self.inner})
+        return f"mcus_{k}(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
+@dataclass
 class Concat(Op):
     """CONCATENATION / PACK: input k viewed as [outer][inner[k]], the output as
     [outer][sum inner]. int8 inputs share the output's quantisation (a copy)."""
@@ -295,13 +324,24 @@ def _pad(r: "Reader", top: "TfliteOp") -> None:
               before=tuple([0] * len(lead) + [int(pads[k][0]) for k in keep]), value=value), top)
 
 
-def _mean_view(r: "Reader", top: "TfliteOp", shape: tuple[int, ...],
-               axes: list[int]) -> tuple[int, int, int]:
-    """(outer, reduce, inner) of a reduction of ``shape`` over ``axes`` (normalised)."""
+def _reduce_axes(r: "Reader", top: "TfliteOp", shape: tuple[int, ...]) -> list[int]:
+    """The constant axes of a reduction of ``shape`` (MEAN, REDUCE_MAX/MIN: input 1, one axis or
+    a list, negative ones counting from the end) as given, checked to be inside ``shape``."""
+    axes = [int(a) for a in _const_ints(r, top, top.inputs[1], "the axis")]
+    if any(not -len(shape) <= a < len(shape) for a in axes):
+        raise r.unsupported(top, f"axis {axes} of a rank-{len(shape)} input")
+    return axes
+
+
+def _reduce_view(r: "Reader", top: "TfliteOp", shape: tuple[int, ...],
+                 raw_axes: list[int]) -> tuple[int, int, int]:
+    """(outer, reduce, inner) of a reduction of ``shape`` over ``raw_axes`` (as given). The
+    kernels reduce one block of adjacent axes; size-1 axes in between do not count."""
+    axes = sorted({a % len(shape) for a in raw_axes})
     big = [k for k, d in enumerate(shape) if d != 1]
     red = [k for k in big if k in axes]
     if red and big.index(red[-1]) - big.index(red[0]) + 1 != len(red):
-        raise r.unsupported(top, f"a mean over axes {axes} of {list(shape)} that are not "
+        raise r.unsupported(top, f"a reduction over axes {axes} of {list(shape)} that are not "
                                  "adjacent")
     reduce = int(np.prod([shape[k] for k in axes]))
     if not red:
@@ -316,11 +356,8 @@ def _mean(r: "Reader", top: "TfliteOp") -> None:
     """MEAN over constant axes (GlobalAveragePooling2D / 1D); int8 as :class:`Mean` says."""
     src, out = top.inputs[0], top.outputs[0]
     shape = _full(r, src)
-    raw = [int(a) for a in _const_ints(r, top, top.inputs[1], "the axis")]
-    if any(not -len(shape) <= a < len(shape) for a in raw):
-        raise r.unsupported(top, f"axis {raw} of a rank-{len(shape)} input")
-    axes = sorted({a % len(shape) for a in raw})
-    outer, reduce, inner = _mean_view(r, top, shape, axes)
+    raw = _reduce_axes(r, top, shape)
+    outer, reduce, inner = _reduce_view(r, top, shape, raw)
     op = Mean(top.name, r.shape(src), r.shape(out), inputs=(src,), outer=outer, reduce=reduce,
               inner=inner)
     if r.graph.dtype == "int8":
@@ -349,6 +386,22 @@ def _mean_int8(op: Mean, q_in: tuple[float, int], q_out: tuple[float, int],
         op.input_offset, op.output_offset = -int(z_in), int(z_out)
         op.vector_channels = 0
     op.multiplier, op.shift = int(m), int(s)
+
+
+@tflite_rule("REDUCE_MAX", "REDUCE_MIN")
+def _reduce(r: "Reader", top: "TfliteOp") -> None:
+    """REDUCE_MAX / REDUCE_MIN over constant axes (GlobalMaxPooling2D / 1D, tf.reduce_max and
+    tf.reduce_min in a Lambda); keep_dims changes only the output's shape."""
+    src, out = top.inputs[0], top.outputs[0]
+    shape = _full(r, src)
+    outer, reduce, inner = _reduce_view(r, top, shape, _reduce_axes(r, top, shape))
+    if r.graph.dtype == "int8" and r.q(src) != r.q(out):
+        raise r.unsupported(top, "int8 input and output quantised differently: TFLite's "
+                                 f"{top.opname} refuses them too (it compares the stored values, "
+                                 "it does not rescale)")
+    r.add(Reduce(top.name, r.shape(src), r.shape(out), inputs=(src,),
+                 function=top.opname.removeprefix("REDUCE_"), outer=outer, reduce=reduce,
+                 inner=inner), top)
 
 
 def _no_activation(r: "Reader", top: "TfliteOp") -> None:
