@@ -2,42 +2,93 @@
  * (oy, ox) sums input pixel (iy, ix) times filter tap (ky, kx) wherever oy = iy * stride_h -
  * pad_top + ky and ox = ix * stride_w - pad_left + kx - then the bias and the per-output-channel
  * requantisation (MultiplyByQuantizedMultiplier: TFLite's TRANSPOSE_CONV rounds ties away from
- * zero, not as CONV_2D's ruy path). Filter [out_c][kh][kw][in_c]; bias may be 0. */
+ * zero, not as CONV_2D's ruy path). Filter [out_c][kh][kw][in_c]; bias may be 0. Output channels
+ * go in blocks of TCONV_BLOCK sums, so that each tap's position test serves a block. */
+#include <string.h>
+
 #include "mcus_kernels.h"
+
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+#include <arm_acle.h>
+#endif
+
+#define TCONV_BLOCK 16
+
+/* sum over n channels of (x + off) w: on DSP cores four at a time (SXTAB16 adds the offset to
+ * two sign-extended inputs, SMLAD multiplies two pairs), then one at a time. */
+static inline int32_t tconv_dot(const int8_t *x, const int8_t *w, int32_t n, int32_t off)
+{
+    int32_t sum = 0, i = 0;
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+    const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t xv, wv;
+        memcpy(&xv, x + i, 4);
+        memcpy(&wv, w + i, 4);
+        sum = (int32_t)__smlad(__sxtab16(off2, xv), __sxtb16(wv), (uint32_t)sum);
+        sum = (int32_t)__smlad(__sxtab16(off2, (xv >> 8) | (xv << 24)),
+                               __sxtb16((wv >> 8) | (wv << 24)),
+                               (uint32_t)sum);
+    }
+#endif
+    for (; i < n; ++i) {
+        sum += ((int32_t)x[i] + off) * (int32_t)w[i];
+    }
+    return sum;
+}
 
 void mcus_transpose_conv_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input,
                             const int8_t *filter, const int32_t *bias, int8_t *output)
 {
     const mcus_conv2d_geom_t *g = &p->g;
-    int32_t oy, ox, oc, ky, kx, ic;
+    const int32_t in_c = g->in_c, off = p->input_offset;
+    const int32_t w_step = g->kernel_h * g->kernel_w * in_c;     /* one output channel's filter */
+    int32_t oy, ox, c0, ky, kx, j;
 
     for (oy = 0; oy < g->out_h; ++oy) {
+        /* the taps that reach row oy: ky = ky0, ky0 + stride, ... (input row (oy + pad - ky) /
+         * stride, falling as ky grows) */
+        const int32_t ky0 = (oy + g->pad_top) % g->stride_h;
         for (ox = 0; ox < g->out_w; ++ox) {
-            for (oc = 0; oc < g->out_c; ++oc) {
-                int32_t acc = bias ? bias[oc] : 0;
-                for (ky = 0; ky < g->kernel_h; ++ky) {
-                    const int32_t ty = oy + g->pad_top - ky;
-                    if (ty < 0 || ty % g->stride_h || ty / g->stride_h >= g->in_h) {
+            const int32_t kx0 = (ox + g->pad_left) % g->stride_w;
+            for (c0 = 0; c0 < g->out_c; c0 += TCONV_BLOCK) {
+                const int32_t nb = g->out_c - c0 < TCONV_BLOCK ? g->out_c - c0 : TCONV_BLOCK;
+                int32_t acc[TCONV_BLOCK];
+                for (j = 0; j < nb; ++j) {
+                    acc[j] = bias ? bias[c0 + j] : 0;
+                }
+                for (ky = ky0; ky < g->kernel_h; ky += g->stride_h) {
+                    const int32_t iy = (oy + g->pad_top - ky) / g->stride_h;
+                    if (iy >= g->in_h) {
                         continue;
                     }
-                    for (kx = 0; kx < g->kernel_w; ++kx) {
-                        const int32_t tx = ox + g->pad_left - kx;
+                    if (iy < 0) {
+                        break;
+                    }
+                    for (kx = kx0; kx < g->kernel_w; kx += g->stride_w) {
+                        const int32_t ix = (ox + g->pad_left - kx) / g->stride_w;
                         const int8_t *in_px, *w;
-                        if (tx < 0 || tx % g->stride_w || tx / g->stride_w >= g->in_w) {
+                        if (ix >= g->in_w) {
                             continue;
                         }
-                        in_px = input + ((ty / g->stride_h) * g->in_w + tx / g->stride_w) * g->in_c;
-                        w = filter + ((oc * g->kernel_h + ky) * g->kernel_w + kx) * g->in_c;
-                        for (ic = 0; ic < g->in_c; ++ic) {
-                            acc += ((int32_t)in_px[ic] + p->input_offset) * (int32_t)w[ic];
+                        if (ix < 0) {
+                            break;
+                        }
+                        in_px = input + (iy * g->in_w + ix) * in_c;
+                        w = filter + c0 * w_step + (ky * g->kernel_w + kx) * in_c;
+                        for (j = 0; j < nb; ++j, w += w_step) {
+                            acc[j] += tconv_dot(in_px, w, in_c, off);
                         }
                     }
                 }
-                acc = mcus_multiply_by_quantized_multiplier(acc, p->multiplier[oc], p->shift[oc]);
-                acc += p->output_offset;
-                acc = acc < p->act_min ? p->act_min : acc;
-                acc = acc > p->act_max ? p->act_max : acc;
-                *output++ = (int8_t)acc;
+                for (j = 0; j < nb; ++j) {
+                    int32_t v = mcus_multiply_by_quantized_multiplier(acc[j], p->multiplier[c0 + j],
+                                                                      p->shift[c0 + j]);
+                    v += p->output_offset;
+                    v = v < p->act_min ? p->act_min : v;
+                    v = v > p->act_max ? p->act_max : v;
+                    output[(oy * g->out_w + ox) * g->out_c + c0 + j] = (int8_t)v;
+                }
             }
         }
     }
