@@ -43,8 +43,8 @@ _INSTEAD = {
     "DEQUANTIZE": "a hybrid or partly float int8 model: quantise it fully (int8 input/output, "
                   "TFLITE_BUILTINS_INT8)",
 }
-_DEFAULT_INSTEAD = ("replace the layer with one the generator takes (see `mcusearch convert "
-                    "--help`), or try the converter aidge (float32)")
+_DEFAULT_INSTEAD = ("replace the layer with one the generator takes (README.md lists them under "
+                    "\"TFLite operators taken\"), or try the converter aidge (float32)")
 
 
 def _schema():
