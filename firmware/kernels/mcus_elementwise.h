@@ -31,6 +31,8 @@ void mcus_elu_f32(const mcus_unary_f32_params_t *p, const float *input, float *o
 void mcus_exp_f32(const mcus_unary_f32_params_t *p, const float *input, float *output);
 void mcus_log_f32(const mcus_unary_f32_params_t *p, const float *input, float *output);
 void mcus_abs_f32(const mcus_unary_f32_params_t *p, const float *input, float *output);
+/* 1 / sqrt(x) */
+void mcus_rsqrt_f32(const mcus_unary_f32_params_t *p, const float *input, float *output);
 
 /* ---- unary, int8: a look-up table ----------------------------------------------------------- */
 
@@ -222,6 +224,9 @@ void mcus_maximum_f32(const mcus_binary_f32_params_t *p, const float *a, const f
                       float *output);
 void mcus_minimum_f32(const mcus_binary_f32_params_t *p, const float *a, const float *b,
                       float *output);
+/* SQUARED_DIFFERENCE: (a - b) * (a - b) */
+void mcus_squared_difference_f32(const mcus_binary_f32_params_t *p, const float *a,
+                                 const float *b, float *output);
 
 /* The int8 binary kernels share one loop (mcus_binary_s8_runs): an element is
  * combine(q, prep_a(q, a), prep_b(q, b)), clamped; q holds the kernel's constants. What depends on
@@ -515,5 +520,23 @@ void mcus_maximum_s8(const mcus_minmax_s8_params_t *p, const int8_t *a, const in
                      int8_t *output);
 void mcus_minimum_s8(const mcus_minmax_s8_params_t *p, const int8_t *a, const int8_t *b,
                      int8_t *output);
+
+/* int8 SQUARED_DIFFERENCE (TFLite): each input offset, shifted left by left_shift (7) and
+ * rescaled to twice the larger input scale (MultiplyByQuantizedMultiplierSmallerThanOneExp); the
+ * square of their difference (< 2^30) requantised by output_multiplier / output_shift, plus
+ * output_offset, clamped. Multipliers < 1, shifts <= 0. */
+typedef struct {
+    mcus_bcast_t g;
+    int32_t a_offset, b_offset;                 /* -zero points */
+    int32_t output_offset;
+    int32_t left_shift;
+    int32_t a_multiplier, a_shift;
+    int32_t b_multiplier, b_shift;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} mcus_squared_difference_s8_params_t;
+
+void mcus_squared_difference_s8(const mcus_squared_difference_s8_params_t *p, const int8_t *a,
+                                const int8_t *b, int8_t *output);
 
 #endif /* MCUS_ELEMENTWISE_H */

@@ -1,9 +1,10 @@
 """Element-wise op plug-ins: unary activations and binary arithmetic with broadcasting.
 
-Unary (:class:`Unary`): LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, GELU, ELU, EXP, LOG, ABS, and in
-int8 also stand-alone RELU / RELU6 / RELU_N1_TO_1 / RELU_0_TO_1 (which may requantise) and
-QUANTIZE int8 -> int8 (a requantisation the converter inserts). float32: one plain C kernel per
-function (libm), within the converter's tolerance of Keras. int8: one look-up-table kernel
+Unary (:class:`Unary`): LOGISTIC, TANH, HARD_SWISH, LEAKY_RELU, GELU, ELU, EXP, LOG, ABS, RSQRT
+(Keras LayerNormalization's 1 / sqrt(variance + epsilon)), and in int8 also stand-alone RELU /
+RELU6 / RELU_N1_TO_1 / RELU_0_TO_1 (which may requantise) and QUANTIZE int8 -> int8 (a
+requantisation the converter inserts). float32: one plain C kernel per function (libm), within
+the converter's tolerance of Keras. int8: one look-up-table kernel
 (``lut_s8``) whose 256-entry table is TFLite's own kernel's answer: the generator writes a
 one-operator ``.tflite`` (the same operator, options and input/output quantisation) and runs every
 int8 value through the interpreter's built-in kernels (``cgen.TFLITE_RESOLVER``) at every position
@@ -14,15 +15,19 @@ those get a second table for the tail.
 
 Binary (:class:`Binary`): ADD (the built-in Add takes same-shape computed inputs; this rule takes
 broadcasting and constant operands, such as an un-folded BatchNormalization's MUL + ADD), SUB,
-MUL, MAXIMUM, MINIMUM, PRELU (alpha is the second operand), and DIV in float32. Shapes broadcast
-as numpy does (right-aligned); a constant operand becomes a flash array. int8 follows TFLite's
+MUL, MAXIMUM, MINIMUM, PRELU (alpha is the second operand), SQUARED_DIFFERENCE ((a - b)^2: Keras
+LayerNormalization's variance), and DIV in float32. Shapes broadcast as numpy does
+(right-aligned); a constant operand becomes a flash array. int8 follows TFLite's
 arithmetic: ADD and SUB rescale both inputs to twice the larger input scale
 (:func:`~mcusearch.convert.quant.add_quant`; SUB negates the second input's multiplier, as TFLite
 does), MUL requantises ``(a - za) * (b - zb)`` by ``s_a * s_b / s_out`` with
 MultiplyByQuantizedMultiplier (ties away from zero, on every path of the interpreter's kernel),
 PRELU requantises x >= 0 by ``s_in / s_out`` and ``x * alpha`` by ``s_in * s_alpha / s_out`` the
-same way, MAXIMUM / MINIMUM need one shared quantisation. tests/test_ops_elementwise.py checks MUL,
-SUB and ADD on all 65,536 input pairs and PRELU on every input against 255 slopes, against the
+same way, MAXIMUM / MINIMUM need one shared quantisation, SQUARED_DIFFERENCE shifts both offset
+inputs left by 7, rescales each to twice the larger input scale, squares their difference and
+requantises it by (2 s_max)^2 / (2^14 s_out) (squared_difference.cc; :class:`SqDiffQuant`).
+tests/test_ops_elementwise.py checks MUL, SUB and ADD on all 65,536 input pairs and PRELU on every
+input against 255 slopes, tests/test_ops_layernorm.py SQUARED_DIFFERENCE on all pairs, against the
 interpreter.
 """
 from __future__ import annotations
@@ -39,13 +44,16 @@ from mcusearch.convert.ctext import c_array
 from mcusearch.convert.graph import Op
 from mcusearch.convert.ops import RefContext, tflite_rule
 from mcusearch.convert.quant import (AddQuant, add_quant, add_rescaled, add_s8,
-                                     multiply_by_quantized_multiplier, quantize_multiplier)
+                                     multiply_by_quantized_multiplier, quantize_multiplier,
+                                     quantize_multiplier_smaller_than_one)
+from mcusearch.errors import StageError
 
 if TYPE_CHECKING:
     from mcusearch.convert.frontend import Reader, TfliteOp
 
 # TFLite unary builtins with a float32 kernel here (kernel file <name>_f32.c).
-FLOAT_UNARY = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "GELU", "ELU", "EXP", "LOG", "ABS")
+FLOAT_UNARY = ("LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "GELU", "ELU", "EXP", "LOG", "ABS",
+               "RSQRT")
 # int8 -> int8 element-wise builtins run through the look-up table (lut_s8.c).
 INT8_UNARY = FLOAT_UNARY + ("RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "QUANTIZE")
 # Binary builtins -> kernel base name per dtype (None: no kernel for that dtype).
@@ -53,9 +61,11 @@ BINARY = {
     "ADD": ("add_bcast", "add_bcast"), "SUB": ("sub", "add_bcast"), "MUL": ("mul", "mul"),
     "DIV": ("div", None), "MAXIMUM": ("maximum", "maximum"), "MINIMUM": ("minimum", "minimum"),
     "PRELU": ("prelu", "prelu"),
+    "SQUARED_DIFFERENCE": ("squared_difference", "squared_difference"),
 }
 MAX_DIMS = 6              # MCUS_BCAST_MAX_DIMS in firmware/kernels/mcus_elementwise.h
-_TABLE_FUNCTIONS = ("ADD", "SUB", "MUL")   # int8 with a one-value constant: a look-up table
+# int8 with a one-value constant: a look-up table
+_TABLE_FUNCTIONS = ("ADD", "SUB", "MUL", "SQUARED_DIFFERENCE")
 CONST_ADD_MAX = 1024      # add_const_s8: the constant's rescaled values, 4 B each in flash
 CONST_ADD_ROW = 32        # a shorter period is repeated up to this many values
 
@@ -200,16 +210,34 @@ class PreluQuant:
 
 
 @dataclass
+class SqDiffQuant:
+    """int8 SQUARED_DIFFERENCE (TFLite): each input offset, shifted left by ``left_shift`` (7) and
+    rescaled to twice the larger input scale; the squared difference requantised by
+    (2 s_max)^2 / (2^(2 left_shift) s_out). Multipliers < 1, shifts <= 0."""
+
+    a_offset: int
+    b_offset: int
+    output_offset: int
+    left_shift: int
+    a_multiplier: int
+    a_shift: int
+    b_multiplier: int
+    b_shift: int
+    output_multiplier: int
+    output_shift: int
+
+
+@dataclass
 class Binary(Op):
     """``a OP b`` with broadcasting. ``inputs`` are the computed operands in order; a constant
     operand sits at position ``const_index`` (0: a, 1: b) with its values in ``const``."""
 
-    function: str = ""                     # TFLite builtin: ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM
+    function: str = ""       # TFLite builtin: ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM, PRELU, ...
     geometry: Geometry = None
     const: np.ndarray | None = None
     const_index: int = -1
     act: tuple = (-np.inf, np.inf)
-    quant: AddQuant | MulQuant | PreluQuant | None = None
+    quant: AddQuant | MulQuant | PreluQuant | SqDiffQuant | None = None
 
     @property
     def kind(self) -> str:  # type: ignore[override]
@@ -217,7 +245,7 @@ class Binary(Op):
 
     @property
     def macs(self) -> int:
-        return self.out_len if self.function == "MUL" else 0
+        return self.out_len if self.function in ("MUL", "SQUARED_DIFFERENCE") else 0
 
     @property
     def params(self) -> int:
@@ -229,9 +257,10 @@ class Binary(Op):
                 and int(np.prod(self.in_shape)) == self.out_len)
 
     def scalar_table(self) -> np.ndarray | None:
-        """int8 ADD, SUB or MUL of a tensor and a one-value constant: a function of one int8
-        value, so its 256 outputs (TFLite's arithmetic, :func:`binary_s8`) make a look-up table
-        (lut_s8: a GRU's ``1 - z``, ``x * 0.5``, ``x + 3``). None otherwise."""
+        """int8 ADD, SUB, MUL or SQUARED_DIFFERENCE of a tensor and a one-value constant: a
+        function of one int8 value, so its 256 outputs (TFLite's arithmetic, :func:`binary_s8`)
+        make a look-up table (lut_s8: a GRU's ``1 - z``, ``x * 0.5``, ``x + 3``). None
+        otherwise."""
         if not self._x_whole() or self.const.size != 1 or self.function not in _TABLE_FUNCTIONS:
             return None
         x = np.arange(-128, 128, dtype=np.int64)
@@ -307,8 +336,9 @@ class Binary(Op):
             ptype = "mcus_add_bcast_s8_params_t"
             fields["q"] = dict(len=self.out_len, **self.quant.c_fields(), act_min=int(lo),
                                act_max=int(hi))
-        elif isinstance(self.quant, PreluQuant):
-            ptype = "mcus_prelu_s8_params_t"
+        elif isinstance(self.quant, (PreluQuant, SqDiffQuant)):
+            ptype = ("mcus_prelu_s8_params_t" if isinstance(self.quant, PreluQuant)
+                     else "mcus_squared_difference_s8_params_t")
             fields.update(vars(self.quant), act_min=int(lo), act_max=int(hi))
         elif isinstance(self.quant, MulQuant):
             ptype = "mcus_mul_s8_params_t"
@@ -431,13 +461,29 @@ def _full_shape(r: "Reader", i: int) -> tuple[int, ...]:
     return tuple(int(d) for d in (t.shape if t.shape is not None else []))
 
 
-def binary_s8(function: str, q: "AddQuant | MulQuant", a, b, act_min: int,
+def squared_difference_s8(q: SqDiffQuant, a, b, act_min: int = -128,
+                          act_max: int = 127) -> np.ndarray:
+    """TFLite's int8 SQUARED_DIFFERENCE of int8 arrays, bit for bit (squared_difference_s8.c;
+    tests/test_ops_layernorm.py checks it on all 65,536 pairs against the interpreter). The
+    rescaled inputs stay within +-255 * 2^7 / 2, so the square of their difference is < 2^30."""
+    ha = multiply_by_quantized_multiplier((np.asarray(a, np.int64) + q.a_offset) << q.left_shift,
+                                          q.a_multiplier, q.a_shift)
+    hb = multiply_by_quantized_multiplier((np.asarray(b, np.int64) + q.b_offset) << q.left_shift,
+                                          q.b_multiplier, q.b_shift)
+    d = ha - hb
+    v = multiply_by_quantized_multiplier(d * d, q.output_multiplier, q.output_shift)
+    return np.clip(v + q.output_offset, act_min, act_max)
+
+
+def binary_s8(function: str, q: "AddQuant | MulQuant | SqDiffQuant", a, b, act_min: int,
               act_max: int) -> np.ndarray:
-    """TFLite's int8 ADD, SUB (``q`` from :func:`binary_quant`) or MUL of int8 arrays, bit for bit
-    (the reference kernels' arithmetic; tests/test_ops_elementwise.py checks it on all 65,536
-    pairs against the interpreter)."""
+    """TFLite's int8 ADD, SUB (``q`` from :func:`binary_quant`), MUL or SQUARED_DIFFERENCE of int8
+    arrays, bit for bit (the reference kernels' arithmetic; tests/test_ops_elementwise.py and
+    tests/test_ops_layernorm.py check it on all 65,536 pairs against the interpreter)."""
     if function in ("ADD", "SUB"):
         return add_s8(q, a, b, act_min, act_max)
+    if function == "SQUARED_DIFFERENCE":
+        return squared_difference_s8(q, a, b, act_min, act_max)
     prod = (np.asarray(a, np.int64) + q.a_offset) * (np.asarray(b, np.int64) + q.b_offset)
     v = multiply_by_quantized_multiplier(prod, q.multiplier, q.shift) + q.output_offset
     return np.clip(v, act_min, act_max)
@@ -451,8 +497,26 @@ def _small_mbqm(multiplier: int, shift: int, offset: int) -> dict:
                 neg=-1 if right else 0)
 
 
+def squared_difference_quant(qa: tuple[float, int], qb: tuple[float, int],
+                             qo: tuple[float, int]) -> SqDiffQuant:
+    """TFLite's int8 SQUARED_DIFFERENCE parameters (squared_difference.cc, Prepare): left shift 7,
+    both inputs rescaled to twice the larger input scale, the squared difference by
+    (2 s_max)^2 / (2^14 s_out); scales as float32, arithmetic in double."""
+    left = 7
+    (sa, za), (sb, zb), (so, zo) = qa, qb, qo
+    sa, sb, so = (np.float64(np.float32(v)) for v in (sa, sb, so))
+    twice_max = 2 * max(sa, sb)
+    ma = quantize_multiplier_smaller_than_one(float(sa / twice_max))
+    mb = quantize_multiplier_smaller_than_one(float(sb / twice_max))
+    mo = quantize_multiplier_smaller_than_one(float(twice_max * twice_max
+                                                    / ((1 << (2 * left)) * so)))
+    return SqDiffQuant(a_offset=-za, b_offset=-zb, output_offset=zo, left_shift=left,
+                       a_multiplier=ma[0], a_shift=ma[1], b_multiplier=mb[0], b_shift=mb[1],
+                       output_multiplier=mo[0], output_shift=mo[1])
+
+
 def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
-                 qo: tuple[float, int]) -> AddQuant | MulQuant | PreluQuant | None:
+                 qo: tuple[float, int]) -> AddQuant | MulQuant | PreluQuant | SqDiffQuant | None:
     """TFLite's int8 parameters of the binary ``builtin`` from the (scale, zero point) of a, b
     and the output (see the module docstring); None for MAXIMUM / MINIMUM, which need one shared
     quantisation (a ValueError otherwise)."""
@@ -466,6 +530,8 @@ def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
         real = np.float64(np.float32(sa)) * np.float64(np.float32(sb)) / np.float64(np.float32(so))
         m, s = quantize_multiplier(float(real))
         return MulQuant(a_offset=-za, b_offset=-zb, output_offset=zo, multiplier=m, shift=s)
+    if builtin == "SQUARED_DIFFERENCE":
+        return squared_difference_quant(qa, qb, qo)
     if builtin == "PRELU":
         f64 = [np.float64(np.float32(v)) for v in (sa, sb, so)]
         mp, sp = quantize_multiplier(float(f64[0] / f64[2]))
@@ -478,14 +544,17 @@ def binary_quant(builtin: str, qa: tuple[float, int], qb: tuple[float, int],
 
 
 def _int8_quant(r: "Reader", top: "TfliteOp", a: int,
-                b: int) -> AddQuant | MulQuant | PreluQuant | None:
+                b: int) -> AddQuant | MulQuant | PreluQuant | SqDiffQuant | None:
     for i in (a, b):
         if r.type_of(i) != "int8":
             raise r.unsupported(top, f"a {r.type_of(i)} operand in an int8 model")
+    qa, qb, qo = r.q(a), r.q(b), r.q(top.outputs[0])
     try:
-        return binary_quant(top.opname, r.q(a), r.q(b), r.q(top.outputs[0]))
+        return binary_quant(top.opname, qa, qb, qo)
     except ValueError as e:
         raise r.unsupported(top, str(e)) from e
+    except StageError as e:                   # a multiplier beyond TFLite's range
+        raise r.unsupported(top, e.message) from e
 
 
 @tflite_rule(*BINARY)
