@@ -4,13 +4,7 @@
  * requantisation (MultiplyByQuantizedMultiplier: TFLite's TRANSPOSE_CONV rounds ties away from
  * zero, not as CONV_2D's ruy path). Filter [out_c][kh][kw][in_c]; bias may be 0. Output channels
  * go in blocks of TCONV_BLOCK sums, so that each tap's position test serves a block. */
-#include <string.h>
-
 #include "mcus_kernels.h"
-
-#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-#include <arm_acle.h>
-#endif
 
 #define TCONV_BLOCK 16
 
@@ -22,13 +16,18 @@ static inline int32_t tconv_dot(const int8_t *x, const int8_t *w, int32_t n, int
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
     const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
     for (; i + 4 <= n; i += 4) {
-        uint32_t xv, wv;
-        memcpy(&xv, x + i, 4);
-        memcpy(&wv, w + i, 4);
-        sum = (int32_t)__smlad(__sxtab16(off2, xv), __sxtb16(wv), (uint32_t)sum);
-        sum = (int32_t)__smlad(__sxtab16(off2, (xv >> 8) | (xv << 24)),
-                               __sxtb16((wv >> 8) | (wv << 24)),
-                               (uint32_t)sum);
+        uint32_t xv, wv, x02, x13, w02, w13;
+        __builtin_memcpy(&xv, x + i, 4);
+        __builtin_memcpy(&wv, w + i, 4);
+        __asm__("sxtab16 %[x02], %[o], %[xv]\n\t"
+                "sxtab16 %[x13], %[o], %[xv], ror #8\n\t"
+                "sxtb16  %[w02], %[wv]\n\t"
+                "sxtb16  %[w13], %[wv], ror #8\n\t"
+                "smlad   %[s], %[x02], %[w02], %[s]\n\t"
+                "smlad   %[s], %[x13], %[w13], %[s]\n\t"
+                : [s] "+r"(sum), [x02] "=&r"(x02), [x13] "=&r"(x13), [w02] "=&r"(w02),
+                  [w13] "=&r"(w13)
+                : [o] "r"(off2), [xv] "r"(xv), [wv] "r"(wv));
     }
 #endif
     for (; i < n; ++i) {
