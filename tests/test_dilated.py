@@ -93,3 +93,18 @@ def test_tcn_int8_in_qemu_m7(tmp_path):
     conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:4], want[:4])
     _, meas = run_on("qemu-m7", conv, tmp_path)
     assert meas.max_abs_error == 0
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_causal_pads_fold_into_the_convolutions(tmp_path, layout):
+    """A causal Conv1D's PAD of the squeezed (T, C) sequence, which the convolution reads through
+    a reshape as 1 x T (or T x 1), becomes the convolution's own padding in the optimised
+    generator's graph (lowering.fold_pads): (K - 1) d cells before, none after."""
+    from mcusearch.convert.lowering import lower_for_rows
+    g, _, _ = lowered("tcn", "int8", layout, tmp_path)
+    assert sum(op.kind == "Pad" for op in g.ops) == 3
+    low = lower_for_rows(g)
+    assert not any(op.kind == "Pad" for op in low.ops)
+    pads = [op.pad for op in low.ops if isinstance(op, Conv2D) and op.kernel != (1, 1)]
+    want = [(0, 2), (0, 4), (0, 8)] if layout == "rows" else [(2, 0), (4, 0), (8, 0)]
+    assert pads == want

@@ -13,7 +13,10 @@ generator and the tests read it) in which
   convolution reading the PAD's input with padding ``pad + before`` computes the same numbers,
   and the padded tensor never exists. Only where every window keeps a real cell (``before`` and
   ``after`` below the kernel size in both directions; beyond that the kernels' window clipping
-  is not defined): other pads stay, and run as the ``pad`` row kernel.
+  is not defined): other pads stay, and run as the ``pad`` row kernel. A causal Conv1D's PAD
+  of the squeezed (T, C) sequence, which the convolution reads through a reshape as a 1 x T (or
+  T x 1) map, folds the same way (:func:`sequence_pad`): a TCN's pads were a fifth of its
+  instructions.
 * **a depthwise convolution with depth multiplier M > 1 becomes a channel repeat and a depthwise
   convolution with multiplier 1** (:func:`split_depth_multiplier`): output channel c reads input
   channel c // M; :class:`RepeatChannels` writes every input channel M times in a row, which is
@@ -98,13 +101,44 @@ def spatial_pad(op: Pad) -> tuple[int, int, int, int] | None:
     return top, op.out_shape[0] - op.in_shape[0] - top, left, op.out_shape[1] - op.in_shape[1] - left
 
 
+def sequence_pad(op: Pad) -> tuple[int, int] | None:
+    """(before, after) of a pad of a (T, C) sequence's time axis only (a causal Conv1D's: TFLite
+    pads the squeezed sequence, then views it as 1 x T or T x 1), or None."""
+    if len(op.in_shape) != 2 or len(op.out_shape) != 2 or op.in_shape[1] != op.out_shape[1]:
+        return None
+    diff = [k for k, (a, b) in enumerate(zip(op.in_dims, op.out_dims)) if a != b]
+    if (len(diff) != 1 or int(op.in_dims[diff[0]]) != int(op.in_shape[0])
+            or int(np.prod(op.in_dims)) != int(np.prod(op.in_shape))
+            or int(op.out_dims[-1]) != int(op.out_shape[1])):
+        return None
+    before = int(op.before[diff[0]])
+    return before, int(op.out_shape[0]) - int(op.in_shape[0]) - before
+
+
+def _sides(pad: Pad, conv: Op) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of ``pad`` as ``conv`` sees it: an H x W x C pad of its input
+    map, or a sequence pad of the (T, C) that it views as 1 x T (left, right) or T x 1 (top,
+    bottom)."""
+    if len(pad.out_shape) == 3 and tuple(conv.in_shape) == tuple(pad.out_shape):
+        return spatial_pad(pad)
+    seq = sequence_pad(pad)
+    t, c = (int(d) for d in pad.out_shape[:2]) if len(pad.out_shape) == 2 else (0, 0)
+    if seq is None:
+        return None
+    if tuple(conv.in_shape) == (1, t, c):
+        return 0, 0, seq[0], seq[1]
+    if tuple(conv.in_shape) == (t, 1, c):
+        return seq[0], seq[1], 0, 0
+    return None
+
+
 def _foldable(g: Graph, pad: Pad, conv: Op) -> tuple[int, int] | None:
     """(top, left) to add to ``conv``'s padding when ``pad`` folds into it, else None."""
-    if not isinstance(conv, (Conv2D, DepthwiseConv2D)) or conv.inputs[0] != pad.output:
+    if not isinstance(conv, (Conv2D, DepthwiseConv2D)) or g.storage(conv.inputs[0]) != pad.output:
         return None
-    if tuple(conv.in_shape) != tuple(pad.out_shape) or pad.output == g.output_id:
+    if pad.output == g.output_id:
         return None
-    sides = spatial_pad(pad)
+    sides = _sides(pad, conv)
     if sides is None:
         return None
     zero = 0.0 if g.dtype == "float32" else conv.requant.input_zero_point
@@ -118,6 +152,12 @@ def _foldable(g: Graph, pad: Pad, conv: Op) -> tuple[int, int] | None:
     return pt, pl
 
 
+def _seq_view(conv_in: tuple, seq: tuple) -> tuple[int, int, int]:
+    """A (T, C) sequence as the 1 x T or T x 1 map ``conv_in`` (the padded one's view) is."""
+    t, c = int(seq[0]), int(seq[1])
+    return (1, t, c) if int(conv_in[0]) == 1 else (t, 1, c)
+
+
 def fold_pads(g: Graph) -> Graph:
     """``g`` with every zero pad that only feeds a convolution folded into its padding (see the
     module docstring); a new Graph sharing the unchanged ops."""
@@ -127,14 +167,17 @@ def fold_pads(g: Graph) -> Graph:
     for op in g.ops:
         if not isinstance(op, Pad) or len(readers.get(op.output, [])) != 1:
             continue
-        conv = readers[op.output][0]
+        conv, view = readers[op.output][0], None
+        if isinstance(conv, Reshape) and len(readers.get(conv.output, [])) == 1:
+            view, conv = conv, readers[conv.output][0]      # a sequence pad, viewed as a map
         pad = _foldable(g, op, conv)
         if pad is None:
             continue
-        changed[id(conv)] = dataclasses.replace(conv, in_shape=tuple(op.in_shape),
+        in_shape = tuple(op.in_shape) if view is None else _seq_view(conv.in_shape, op.in_shape)
+        changed[id(conv)] = dataclasses.replace(conv, in_shape=in_shape,
                                                 inputs=(op.inputs[0],) + tuple(conv.inputs[1:]),
                                                 pad=pad)
-        drop.add(id(op))
+        drop.update({id(op)} | ({id(view)} if view is not None else set()))
     if not drop:
         return g
     ops = [changed.get(id(op), op) for op in g.ops if id(op) not in drop]

@@ -351,6 +351,40 @@ def broadcast_mul_add() -> tf.keras.Model:
     return tf.keras.Model(inp, _head(x), name="broadcast_mul_add")
 
 
+def tcn_dilated() -> tf.keras.Model:
+    """A temporal convolutional network on an IMU-like window: causal Conv1D with dilations 1, 2,
+    4 and 8 and residual Adds, global max pooling, softmax."""
+    inp = tf.keras.Input((128, 6), name="input")
+    x = L.Conv1D(8, 1, name="proj")(inp)
+    for d in (1, 2, 4, 8):
+        y = L.Conv1D(8, 3, padding="causal", dilation_rate=d, activation="relu",
+                     name=f"tcn{d}")(x)
+        x = L.Add(name=f"res{d}")([x, y])
+    x = L.GlobalMaxPooling1D(name="pool")(x)
+    return tf.keras.Model(inp, L.Dense(5, activation="softmax", name="fc")(x), name="tcn_dilated")
+
+
+def conv_decoder() -> tf.keras.Model:
+    """A convolutional auto-encoder: two stride-2 Conv2D down, two stride-2 Conv2DTranspose up
+    (learned upsampling), a sigmoid map."""
+    inp = tf.keras.Input((32, 32, 1), name="input")
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="down1")(inp)
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="down2")(x)
+    x = L.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu", name="up1")(x)
+    x = L.Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid", name="up2")(x)
+    return tf.keras.Model(inp, x, name="conv_decoder")
+
+
+def layernorm_mlp() -> tf.keras.Model:
+    """Dense GELU, LayerNormalization, Dense: the feed-forward half of a small transformer."""
+    inp = tf.keras.Input((64,), name="input")
+    x = L.Dense(64, activation="gelu", name="fc1")(inp)
+    x = L.LayerNormalization(name="norm")(x)
+    x = L.Dense(32, activation="relu", name="fc2")(x)
+    return tf.keras.Model(inp, L.Dense(4, activation="softmax", name="fc")(x),
+                          name="layernorm_mlp")
+
+
 _ENTRIES = [
     ZooModel("mlperf_ds_cnn", "MLPerf Tiny keyword spotting DS-CNN (12 classes)", (49, 10, 1),
              ("conv2d", "depthwise_conv2d", "batchnorm", "relu", "avgpool", "dense", "softmax"),
@@ -405,6 +439,14 @@ _ENTRIES = [
     ZooModel("broadcast_mul_add", "Mul/Add broadcasting against constants and vectors",
              (8, 8, 8), ("multiply_broadcast", "add_broadcast", "mul_constant", "add_constant"),
              broadcast_mul_add),
+    ZooModel("tcn_dilated", "TCN: causal dilated Conv1D (1, 2, 4, 8), residual Adds (128 x 6)",
+             (128, 6), ("conv1d_dilated", "causal_padding", "add", "global_maxpool1d"),
+             tcn_dilated),
+    ZooModel("conv_decoder", "convolutional auto-encoder with Conv2DTranspose (32 x 32 x 1)",
+             (32, 32, 1), ("conv2d_stride2", "conv2d_transpose", "sigmoid"), conv_decoder,
+             classifier=False),
+    ZooModel("layernorm_mlp", "Dense GELU, LayerNormalization, Dense", (64,),
+             ("gelu", "layer_normalization", "dense", "softmax"), layernorm_mlp),
 ]
 MODELS: dict[str, ZooModel] = {m.name: m for m in _ENTRIES}
 
@@ -468,6 +510,8 @@ def _normalise(layer: tf.keras.layers.Layer, args: tuple, kwargs: dict) -> None:
     k = kernel.numpy()
     if layer.__class__.__name__.startswith("DepthwiseConv") and kernel is layer.depthwise_kernel:
         k = k / std.reshape(k.shape[-2], k.shape[-1])   # output channel c * multiplier + m
+    elif layer.__class__.__name__.endswith("Transpose"):
+        k = k / std[:, None]                            # [kh][kw][out][in]
     else:
         k = k / std
     kernel.assign(k)
