@@ -152,6 +152,20 @@ def test_align_corners_with_half_pixel_centres_is_refused(tmp_path):
         graph_from_tflite(path)
 
 
+def test_int8_positions_past_the_input_are_refused(tmp_path):
+    """3 -> 2048 rows: TFLite's rounded 10-bit scale (2 for 1.5) puts the last positions past
+    row 2, where its int8 kernel would read outside the input; float32 positions stay inside."""
+    for dtype in ("float32", "int8"):
+        path = tmp_path / f"{dtype}.tflite"
+        path.write_bytes(resize_model(dtype, (3, 1), (2048, 1), 1, False, False))
+        if dtype == "float32":
+            (op,) = graph_from_tflite(path).compute_ops
+            assert max(op.rows) == 2
+            continue
+        with pytest.raises(tc.StageError, match="RESIZE_BILINEAR.*past the input's last pixel"):
+            graph_from_tflite(path)
+
+
 # ---- the C kernels: every int8 value, both generators ---------------------------------------------
 
 # (input H x W, output H x W, channels, mode): 2x and 3 x 2 half-pixel upsampling, an arbitrary
