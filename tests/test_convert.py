@@ -417,21 +417,22 @@ def test_batchnorm_and_branches_convert(work):
 
 def test_unsupported_layers_give_a_clear_stage_error(work):
     tf.keras.utils.set_random_seed(0)
-    up = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.Conv2D(2, 3, name="conv"),
-                              L.UpSampling2D(2, interpolation="bilinear", name="up"),
-                              L.Flatten(), L.Dense(2)])
+    # sub-pixel upsampling: TFLite's DEPTH_TO_SPACE (float32 and int8), which no generator takes
+    d2s = tf.keras.Sequential([L.InputLayer((6, 4, 1)), L.Conv2D(4, 3, name="conv"),
+                               L.Lambda(lambda t: tf.nn.depth_to_space(t, 2), name="d2s"),
+                               L.Flatten(), L.Dense(2)])
     for quant in ("float32", "int8"):
-        tfl = to_int8(up, work / "up.tflite") if quant == "int8" else None
+        tfl = to_int8(d2s, work / "d2s.tflite") if quant == "int8" else None
         with pytest.raises(StageError) as e:
-            convert(model_result(up, work / f"bad_{quant}", quant, tfl), "mcusearch-ref",
+            convert(model_result(d2s, work / f"bad_{quant}", quant, tfl), "mcusearch-ref",
                     work / f"bad_{quant}" / "c")
         assert e.value.stage == "convert"
         msg = e.value.message
-        assert msg.startswith("layer up: TFLite op RESIZE_BILINEAR is not supported by the "
+        assert msg.startswith("layer d2s: TFLite op DEPTH_TO_SPACE is not supported by the "
                               f"mcusearch generator for {quant}; ")
         assert "aidge" in msg                          # what would work instead
 
-    mr = model_result(up, work / "bad_q")
+    mr = model_result(d2s, work / "bad_q")
     mr.quantization = "float16"
     with pytest.raises(StageError, match="float16"):
         convert(mr, "mcusearch-ref", work / "bad_q" / "c")

@@ -1,14 +1,14 @@
 /*
  * mcus_shape.h - reference kernels of the data-movement and reduction op plug-ins
  * (mcusearch/convert/ops/shape.py): padding, mean, maximum and minimum reductions, concatenation,
- * slicing, resizing.
+ * slicing, resizing (nearest neighbour and bilinear).
  * Conventions as in mcus_kernels.h.
  *
  * Tensors are viewed as (at most) 4-D row-major arrays; the generator merges and pads dimensions
  * so that every kernel sees 4. int8 data movement copies the stored bytes (TFLite's PAD, SLICE,
  * STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK, PACK, TRANSPOSE, CONCATENATION and
  * RESIZE_NEAREST_NEIGHBOR never requantise, nor do REDUCE_MAX and REDUCE_MIN, which compare the
- * stored values); only MEAN rescales.
+ * stored values); only MEAN rescales. RESIZE_BILINEAR mixes the stored values without rescaling.
  */
 #ifndef MCUS_SHAPE_H
 #define MCUS_SHAPE_H
@@ -118,5 +118,43 @@ void mcus_resize_nearest_f32(const mcus_resize_nearest_params_t *p, const float 
                              float *output);
 void mcus_resize_nearest_s8(const mcus_resize_nearest_params_t *p, const int8_t *input,
                             int8_t *output);
+
+/* ---- RESIZE_BILINEAR ----------------------------------------------------------------------- */
+
+/* Output row y mixes input rows rows[2y] (weight 1 - fy) and rows[2y + 1] (weight fy), output
+ * column x columns cols[2x] and cols[2x + 1] likewise (fx); the generator computes the tables
+ * with TFLite's formulas (align_corners, half_pixel_centers). A fraction may be negative (before
+ * the first half-pixel centre, where both indices are 0). */
+typedef struct {
+    int32_t in_w, channels;
+    int32_t out_h, out_w;
+    const uint16_t *rows;        /* [2 * out_h] */
+    const uint16_t *cols;        /* [2 * out_w] */
+} mcus_resize_bilinear_geom_t;
+
+/* float32: out = a (1 - fy)(1 - fx) + c fy (1 - fx) + b (1 - fy) fx + d fy fx, a/b the upper
+ * row's two columns, c/d the lower row's (TFLite's ComputeInterpolationValues fractions). */
+typedef struct {
+    mcus_resize_bilinear_geom_t g;
+    const float *row_frac;       /* [out_h] fy */
+    const float *col_frac;       /* [out_w] fx */
+} mcus_resize_bilinear_f32_params_t;
+
+/*
+ * int8 as TFLite's ResizeBilinearInteger (its built-in int8 kernel): the fractions are 10-bit
+ * fixed point (-512 .. 1023); acc = a (1024 - fy)(1024 - fx) + c fy (1024 - fx) + b (1024 - fy) fx
+ * + d fy fx on the stored values (|acc| < 2^29: int32), out = acc / 2^20 rounded half away from
+ * zero. No requantisation (TFLite's kernel mixes the stored values).
+ */
+typedef struct {
+    mcus_resize_bilinear_geom_t g;
+    const int16_t *row_frac;     /* [out_h] fy, 10-bit */
+    const int16_t *col_frac;     /* [out_w] fx, 10-bit */
+} mcus_resize_bilinear_s8_params_t;
+
+void mcus_resize_bilinear_f32(const mcus_resize_bilinear_f32_params_t *p, const float *input,
+                              float *output);
+void mcus_resize_bilinear_s8(const mcus_resize_bilinear_s8_params_t *p, const int8_t *input,
+                             int8_t *output);
 
 #endif /* MCUS_SHAPE_H */

@@ -1,11 +1,12 @@
 """Data-movement and reduction op plug-ins: PAD/PADV2, MEAN, REDUCE_MAX/REDUCE_MIN,
-CONCATENATION/PACK, the slicing operators (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK), TRANSPOSE
-and RESIZE_NEAREST_NEIGHBOR.
+CONCATENATION/PACK, the slicing operators (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK), TRANSPOSE,
+RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR.
 
-Kernels: ``firmware/kernels/<op>_{f32,s8}.c`` for pad, mean, reduce_max, reduce_min, concat, slice
-and resize_nearest, declared in ``mcus_shape.h``. Shapes are read in full (batch included) from the
-``.tflite`` tensors, so an operator's axes index them as TFLite does, and are then reduced to at
-most four dimensions (dimensions of size 1 dropped, contiguous ones merged) for the kernels.
+Kernels: ``firmware/kernels/<op>_{f32,s8}.c`` for pad, mean, reduce_max, reduce_min, concat, slice,
+resize_nearest and resize_bilinear, declared in ``mcus_shape.h``. Shapes are read in full (batch
+included) from the ``.tflite`` tensors, so an operator's axes index them as TFLite does, and are
+then reduced to at most four dimensions (dimensions of size 1 dropped, contiguous ones merged)
+for the kernels.
 
 int8: TFLite's data-movement kernels copy the stored int8 values and never requantise, and so do
 these (PAD fills with the output zero point, PADV2 with its quantised constant). Its int8
@@ -14,7 +15,8 @@ to prepare such a model), so the rule refuses them too. Its int8 REDUCE_MAX and 
 the stored values and fail to run unless input and output share one quantisation; the rule refuses
 any other too. MEAN rescales: :class:`Mean` says exactly how, path by path, as the interpreter's
 built-in kernel does (bit-exact; tests/test_ops_shape.py compares many random inputs and forced
-rounding ties with the interpreter).
+rounding ties with the interpreter). RESIZE_BILINEAR mixes the stored values in TFLite's integer
+arithmetic (:class:`ResizeBilinear`; tests/test_resize_bilinear.py).
 
 An operator with several outputs (SPLIT, SPLIT_V, UNPACK) becomes one strided copy per output:
 the IR holds single-output ops, and an output nothing reads is dropped with its copy.
@@ -290,6 +292,100 @@ def nearest_source(out_size: int, in_size: int, align_corners: bool,
         i = min(i, in_size - 1)
         src.append(max(0, i) if half_pixel_centers else i)
     return src
+
+
+@dataclass
+class ResizeBilinear(Op):
+    """RESIZE_BILINEAR on H x W x C (UpSampling2D(interpolation="bilinear"), Resizing,
+    tf.image.resize): output pixel (y, x) mixes input rows ``rows[2y]`` (weight 1 - fy) and
+    ``rows[2y + 1]`` (weight fy), and columns ``cols[2x]`` / ``cols[2x + 1]`` likewise (fx), as
+    TFLite's kernels do. The generator computes the tables per dtype:
+
+    * float32 (:func:`bilinear_source_f32`): TFLite's ComputeInterpolationValues in float32,
+      ``row_frac``/``col_frac`` the float fractions; the kernel sums the four corners with
+      weights (1 - fy)(1 - fx), fy (1 - fx), (1 - fy) fx, fy fx;
+    * int8 (:func:`bilinear_source_s8`): reference_ops::ResizeBilinearInteger, which TFLite's
+      built-in int8 kernel (reference and optimised alike) runs: positions in 10-bit fixed point,
+      the fractions ``row_frac``/``col_frac`` integers (-512 .. 1023, negative before the first
+      half-pixel centre), the four products summed in 20 fractional bits and rounded half away
+      from zero. Stored int8 values are mixed as they are: TFLite does not requantise (the
+      converter gives input and output one quantisation).
+    """
+
+    kind: ClassVar[str] = "ResizeBilinear"
+    rows: tuple[int, ...] = ()          # [2 * out_h]: (upper, lower) source row per output row
+    cols: tuple[int, ...] = ()          # [2 * out_w]
+    row_frac: tuple = ()                # [out_h]: float fractions, or 10-bit integers (int8)
+    col_frac: tuple = ()                # [out_w]
+
+    @property
+    def macs(self) -> int:
+        return 4 * self.out_len
+
+    def emit_ref(self, ctx: RefContext) -> str:
+        k = f"resize_bilinear_{ctx.sfx}"
+        ctx.kernel(k)
+        rows = ctx.array("uint16_t", "rows", np.asarray(self.rows, np.uint16), 16)
+        cols = ctx.array("uint16_t", "cols", np.asarray(self.cols, np.uint16), 16)
+        if ctx.f32:
+            fy = ctx.array("float", "fy", np.asarray(self.row_frac, np.float32), 6)
+            fx = ctx.array("float", "fx", np.asarray(self.col_frac, np.float32), 6)
+        else:
+            fy = ctx.array("int16_t", "fy", np.asarray(self.row_frac, np.int16), 16)
+            fx = ctx.array("int16_t", "fx", np.asarray(self.col_frac, np.int16), 16)
+        _, in_w, c = self.in_shape
+        oh, ow, _ = self.out_shape
+        g = {"in_w": in_w, "channels": c, "out_h": oh, "out_w": ow, "rows": rows, "cols": cols}
+        p = ctx.params(f"mcus_{k}_params_t", {"g": g, "row_frac": fy, "col_frac": fx})
+        return f"mcus_{k}(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
+def bilinear_source_f32(out_size: int, in_size: int, align_corners: bool,
+                        half_pixel_centers: bool) -> tuple[list[int], list[float]]:
+    """Per output index: the two input indices it mixes (flattened pairs) and the weight of the
+    second, as TFLite's float kernel computes them in float32: scale = in / out, or
+    (in - 1) / (out - 1) with align_corners; position o * scale, or (o + 0.5) * scale - 0.5 with
+    half-pixel centres; the pair (max(floor, 0), min(ceil, in - 1)); the weight position - first
+    (negative before the first centre, where both indices are 0)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    pairs: list[int] = []
+    frac: list[float] = []
+    for o in range(out_size):
+        v = (f32(o) + f32(0.5)) * scale - f32(0.5) if half_pixel_centers else f32(o) * scale
+        lo = max(int(math.floor(v)), 0)
+        hi = min(int(math.ceil(v)), in_size - 1)
+        pairs += [lo, hi]
+        frac.append(float(f32(v - f32(lo))))
+    return pairs, frac
+
+
+def bilinear_source_s8(out_size: int, in_size: int, align_corners: bool,
+                       half_pixel_centers: bool) -> tuple[list[int], list[int]]:
+    """As :func:`bilinear_source_f32` in TFLite's integer arithmetic (ResizeBilinearInteger):
+    scale = round(1024 * in / out) (halves up; (in - 1) / (out - 1) with align_corners);
+    position o * scale, or o * scale + scale / 2 - 512 with half-pixel centres (C's truncating
+    divisions); the pair (max(pos / 1024, 0), min(ceil(pos / 1024), in - 1)); the weight
+    pos - 1024 * first."""
+    def cdiv(a: int, b: int) -> int:          # C's integer division: truncates toward zero
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b > 0) else -q
+    if align_corners and out_size > 1:
+        scale = cdiv(1024 * (in_size - 1) + cdiv(out_size - 1, 2), out_size - 1)
+    else:
+        scale = cdiv(1024 * in_size + cdiv(out_size, 2), out_size)
+    pairs: list[int] = []
+    frac: list[int] = []
+    for o in range(out_size):
+        v = o * scale + cdiv(scale, 2) - 512 if half_pixel_centers else o * scale
+        lo = max(cdiv(v, 1024), 0)
+        hi = min(cdiv(v + 1023, 1024), in_size - 1)
+        pairs += [lo, hi]
+        frac.append(v - 1024 * lo)
+    return pairs, frac
 
 
 # ---- front-end rules --------------------------------------------------------------------------
@@ -606,6 +702,30 @@ def _resize_nearest(r: "Reader", top: "TfliteOp") -> None:
     r.add(ResizeNearest(top.name, shape, out_shape, inputs=(src,),
                         rows=tuple(nearest_source(oh, ih, align, half)),
                         cols=tuple(nearest_source(ow, iw, align, half))), top)
+
+
+@tflite_rule("RESIZE_BILINEAR")
+def _resize_bilinear(r: "Reader", top: "TfliteOp") -> None:
+    """RESIZE_BILINEAR to a constant size (UpSampling2D(interpolation="bilinear"), Resizing,
+    tf.image.resize), any mode TFLite has; float32 and int8 as :class:`ResizeBilinear` says."""
+    src, out = top.inputs[0], top.outputs[0]
+    shape, out_shape = r.shape(src), r.shape(out)
+    if len(shape) != 3 or len(out_shape) != 3 or len(_full(r, src)) != 4:
+        raise r.unsupported(top, f"needs a 1 x H x W x C input, got {_full(r, src)}")
+    (ih, iw, c), (oh, ow, oc) = shape, out_shape
+    if oc != c or max(ih, iw) > 0xFFFF or max(oh, ow) > 0x7FFF:
+        raise r.unsupported(top, f"{shape} -> {out_shape}")
+    align = bool(top.opts.alignCorners) if top.opts is not None else False
+    half = bool(top.opts.halfPixelCenters) if top.opts is not None else False
+    if align and half:
+        raise r.unsupported(top, "align_corners with half_pixel_centers (TFLite refuses them)")
+    source = bilinear_source_f32 if r.graph.dtype == "float32" else bilinear_source_s8
+    (rows, fy), (cols, fx) = source(oh, ih, align, half), source(ow, iw, align, half)
+    if max(rows) >= ih or max(cols) >= iw:      # TFLite would read outside the input
+        raise r.unsupported(top, f"{shape} -> {out_shape}: an upsampling factor this large "
+                                 "puts positions past the input's last pixel")
+    r.add(ResizeBilinear(top.name, shape, out_shape, inputs=(src,), rows=tuple(rows),
+                         cols=tuple(cols), row_frac=tuple(fy), col_frac=tuple(fx)), top)
 
 
 # ---- int8 models: DEQUANTIZE -> float data movement -> QUANTIZE ---------------------------------
