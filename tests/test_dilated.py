@@ -86,11 +86,18 @@ def test_dilated_models_both_generators_on_host(tmp_path, name, dtype, layout):
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 def test_tcn_int8_in_qemu_m7(tmp_path):
-    """The TCN built by "mcusearch" on the emulated Cortex-M7: measure() raises unless every
-    output equals the interpreter's."""
+    """The TCN built by "mcusearch" on the emulated Cortex-M7 (its dilated layers through
+    conv2d_s8's dilated im2col): measure() raises unless every output equals the
+    interpreter's."""
     from test_codegen_fast import run_on
     g, x, want = lowered("tcn", "int8", "rows", tmp_path)
-    conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:4], want[:4])
+    em = fast.emit_fast(g, tmp_path / "c")
+    # the dilated layers (8 input channels) run conv2d_s8 on their real taps, read d apart
+    infos = {i.name: i for i in em.infos}
+    for name in ("tcn2", "tcn4"):
+        assert (infos[name].kernel, infos[name].variant) == ("conv2d_s8", "dense")
+        assert infos[name].weights == 8 * 3 * 8
+    conv = conv_result("mcusearch", em, g, x[:4], want[:4])
     _, meas = run_on("qemu-m7", conv, tmp_path)
     assert meas.max_abs_error == 0
 

@@ -432,15 +432,33 @@ class _Emitter:
     def _tensor_shape(self, t: int):
         return self.g.input_shape if t == 0 else self.ops[t - 1].out_shape
 
+    def dilated_taps(self, op) -> Conv2D | None:
+        """An int8 dilated Conv2D whose input channels are a multiple of 4 as conv2d_s8 runs it:
+        the weights of its real taps only (the dense kernel's zeros dropped; its im2col reads the
+        taps d apart: mcus_win_t's dh1, dw1), no dilation left; None for any other op (a dilated
+        layer then runs its dense kernel, zeros included)."""
+        if (self.f32 or not isinstance(op, Conv2D) or tuple(op.dilation) == (1, 1)
+                or int(op.in_shape[-1]) % 4):
+            return None
+        dh, dw = op.dilation
+        return dataclasses.replace(op, weights=np.ascontiguousarray(op.weights[:, ::dh, ::dw, :]),
+                                   dilation=(1, 1))
+
     def win(self, op) -> dict:
+        dil = self.dilated_taps(op)
         if isinstance(op, (Conv2D, DepthwiseConv2D)):
-            kh, kw = op.kernel
+            kh, kw = (dil or op).kernel
         elif isinstance(op, (MaxPool2D, AvgPool2D)):
             kh, kw = op.pool
         else:
             kh = kw = 1
         sh, sw = getattr(op, "stride", (1, 1))
         pt, pl = getattr(op, "pad", (0, 0))
+        if dil is not None:
+            return {"kh": _u8(kh, "kernel height"), "kw": _u8(kw, "kernel width"),
+                    "sh": _u8(sh, "stride"), "sw": _u8(sw, "stride"), "pt": _u8(pt, "padding"),
+                    "pl": _u8(pl, "padding"), "dh1": _u8(op.dilation[0] - 1, "dilation"),
+                    "dw1": _u8(op.dilation[1] - 1, "dilation")}
         return {"kh": _u8(kh, "kernel height"), "kw": _u8(kw, "kernel width"),
                 "sh": _u8(sh, "stride"), "sw": _u8(sw, "stride"), "pt": _u8(pt, "padding"),
                 "pl": _u8(pl, "padding")}
@@ -589,9 +607,10 @@ class _Emitter:
             fields["g"] = self.win(op)
             if isinstance(op, Dense):
                 fields["in"] = self.in_buf(plan_, op.inputs[0], (1, 1, int(op.weights.shape[1])))
-            w = np.asarray(op.weights)
+            dil = self.dilated_taps(op)
+            w = np.asarray((dil or op).weights)
             oc = int(w.shape[0])
-            sparse = self.choose(op, info)
+            sparse = self.choose(dil or op, info) and dil is None
             info.dense_weight_bytes = int(w.size) * self.elem
             fc = not sparse and fc_kernel_applies(op, f32)
             pw = not sparse and not fc and conv1x1_applies(op, f32)
@@ -645,12 +664,12 @@ class _Emitter:
                     if kpad:
                         fields["kpad"] = str(kpad)
                         info.extra["kpad"] = kpad
-                    rqt = conv_s8_rq(op, kpad, act)
+                    rqt = conv_s8_rq(dil or op, kpad, act)
                     if rqt is not None:
                         self.data.append(_aligned(_c_array("int32_t", f"{pfx}_q", rqt, 5)))
                         fields["rq"] = f"(const struct mcus_rq *)(const void *){pfx}_q"
                         info.extra["rq_table"] = True
-                    w16 = conv_s8_w16(op, w, rqt)
+                    w16 = conv_s8_w16(op, w, rqt) if dil is None else None
                     if w16 is not None:           # rows of one pixel: int16 weights
                         self.data.append(_aligned(_c_array("int32_t", f"{pfx}_w16", w16, 8)))
                         fields["w16"] = f"{pfx}_w16"
@@ -832,10 +851,12 @@ class _Emitter:
         if not self.fast_kernel(op):
             return 0
         if isinstance(op, (Conv2D, Dense)):
-            sparse = self.choose(op, LayerInfo(name=op.name, kind=op.kind, kernel=""))
+            dil = self.dilated_taps(op)
+            sparse = self.choose(dil or op, LayerInfo(name=op.name, kind=op.kind, kernel="")) \
+                and dil is None
             return 0 if not sparse and (fc_kernel_applies(op, self.f32) or
                                         conv1x1_applies(op, self.f32)) else \
-                gemm_scratch(op, sparse, self.f32)
+                gemm_scratch(dil or op, sparse, self.f32)
         if isinstance(op, MaxPool2D) and op.pool[0] > 8:
             return 4 * op.pool[0]
         if isinstance(op, DepthwiseConv2D) or (isinstance(op, AvgPool2D) and not self.f32

@@ -362,6 +362,21 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
         const int32_t xoff = (x0 + a) * in_c;
         uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
         int32_t iy;
+        if (p->g.dh1 | p->g.dw1) {           /* dilated: tap after tap, d apart */
+            const int32_t dh = p->g.dh1 + 1, dw = p->g.dw1 + 1;
+            int32_t ky, kx;
+            for (ky = 0; ky < kh; ++ky) {
+                const int32_t y = y0 + ky * dh;
+                const int8_t *row = y >= 0 && y < in_h
+                                    ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y, 1) : 0;
+                for (kx = 0; kx < kw; ++kx) {
+                    const int32_t x = x0 + kx * dw;
+                    dst = row && x >= 0 && x < in_w ? col_copy(dst, row + x * in_c, words, np, off2)
+                                                    : col_zero(dst, words, np);
+                }
+            }
+            return;
+        }
         for (iy = y0; iy < y0 + kh; ++iy) {
             if (iy < 0 || iy >= in_h) {
                 dst = col_zero(dst, kw * words, np);
@@ -386,7 +401,8 @@ static __attribute__((noinline, optimize("Os"))) int32_t rows_setup(const mcus_f
 {
     const int32_t rowb = p->g.kw * p->in.c, y0 = oy * p->g.sh - p->g.pt;
     int32_t ky;
-    if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h) {
+    if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h ||
+        (p->g.dh1 | p->g.dw1)) {              /* a dilated window: im2col_s8 */
         return 0;
     }
     for (ky = 0; ky < p->g.kh; ++ky) {

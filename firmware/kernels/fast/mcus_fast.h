@@ -97,9 +97,10 @@ static inline void *mcus_row_ptr(const mcus_buf_t *b, void *base, int32_t y, int
 
 /* Window geometry shared by convolutions and pools (input and output shapes are in the buffers). */
 typedef struct {
-    uint8_t kh, kw;           /* kernel / pool size */
+    uint8_t kh, kw;           /* kernel / pool size (a dilated convolution's taps) */
     uint8_t sh, sw;           /* strides */
     uint8_t pt, pl;           /* padding before (top, left) */
+    uint8_t dh1, dw1;         /* dilation - 1 (conv2d_s8, input channels a multiple of 4) */
 } mcus_win_t;
 
 /*
