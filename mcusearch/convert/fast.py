@@ -435,8 +435,8 @@ class _Emitter:
     def dilated_taps(self, op) -> Conv2D | None:
         """An int8 dilated Conv2D whose input channels are a multiple of 4 as conv2d_s8 runs it:
         the weights of its real taps only (the dense kernel's zeros dropped; its im2col reads the
-        taps d apart: mcus_win_t's dh1, dw1), no dilation left; None for any other op (a dilated
-        layer then runs its dense kernel, zeros included)."""
+        taps d apart: mcus_fast_conv_s8_t's dh1, dw1), no dilation left; None for any other op (a
+        dilated layer then runs its dense kernel, zeros included)."""
         if (self.f32 or not isinstance(op, Conv2D) or tuple(op.dilation) == (1, 1)
                 or int(op.in_shape[-1]) % 4):
             return None
@@ -454,11 +454,6 @@ class _Emitter:
             kh = kw = 1
         sh, sw = getattr(op, "stride", (1, 1))
         pt, pl = getattr(op, "pad", (0, 0))
-        if dil is not None:
-            return {"kh": _u8(kh, "kernel height"), "kw": _u8(kw, "kernel width"),
-                    "sh": _u8(sh, "stride"), "sw": _u8(sw, "stride"), "pt": _u8(pt, "padding"),
-                    "pl": _u8(pl, "padding"), "dh1": _u8(op.dilation[0] - 1, "dilation"),
-                    "dw1": _u8(op.dilation[1] - 1, "dilation")}
         return {"kh": _u8(kh, "kernel height"), "kw": _u8(kw, "kernel width"),
                 "sh": _u8(sh, "stride"), "sw": _u8(sw, "stride"), "pt": _u8(pt, "padding"),
                 "pl": _u8(pl, "padding")}
@@ -608,6 +603,9 @@ class _Emitter:
             if isinstance(op, Dense):
                 fields["in"] = self.in_buf(plan_, op.inputs[0], (1, 1, int(op.weights.shape[1])))
             dil = self.dilated_taps(op)
+            if dil is not None:                 # conv2d_s8 reads the taps d apart
+                fields.update(dh1=_u8(op.dilation[0] - 1, "dilation"),
+                              dw1=_u8(op.dilation[1] - 1, "dilation"))
             w = np.asarray((dil or op).weights)
             oc = int(w.shape[0])
             sparse = self.choose(dil or op, info) and dil is None

@@ -340,6 +340,36 @@ static inline uint32_t *col_zero(uint32_t *dst, int32_t n, int32_t np)
     return dst;
 }
 
+/* The columns of np pixels from ox of a dilated layer (input channels a multiple of 4), laid out
+ * as im2col_s8's: tap after tap, the taps dh1 + 1 rows and dw1 + 1 columns apart, each in_c / 4
+ * words or zeros (padding). Out of line, called once for the np pixels: inlined, or a test in
+ * im2col_s8, it cost the undilated layers' pixels instructions. */
+static __attribute__((noinline)) void im2col_dilated_s8(const mcus_fast_conv_s8_t *p,
+                                                        const int8_t *in, int32_t oy, int32_t ox,
+                                                        int16_t *col, int32_t np)
+{
+    const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+    const int32_t in_c = p->in.c, words = in_c >> 2, dh = p->dh1 + 1, dw = p->dw1 + 1;
+    const int32_t lnp = np == 3 ? 3 : 2, y0 = oy * p->g.sh - p->g.pt;
+    int32_t pix, ky, kx;
+
+    for (pix = 0; pix < np; ++pix) {
+        const int32_t x0 = (ox + pix) * p->g.sw - p->g.pl;
+        uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
+        for (ky = 0; ky < p->g.kh; ++ky) {
+            const int32_t y = y0 + ky * dh;
+            const int8_t *row = y >= 0 && y < p->in.h
+                                ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y, 1) : 0;
+            for (kx = 0; kx < p->g.kw; ++kx) {
+                const int32_t x = x0 + kx * dw;
+                dst = row && x >= 0 && x < p->in.w
+                      ? col_copy(dst, row + x * in_c, words, lnp, off2)
+                      : col_zero(dst, words, lnp);
+            }
+        }
+    }
+}
+
 /* One output pixel's column: chunk j at col + j * 4 * np + pix * 4, leftovers at
  * col + nch * 4 * np + pix * T. Input channels a multiple of 4: per kernel row, the window's
  * columns inside the input are one run of whole words of the input row (col_copy), the padding
@@ -362,21 +392,6 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
         const int32_t xoff = (x0 + a) * in_c;
         uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
         int32_t iy;
-        if (p->g.dh1 | p->g.dw1) {           /* dilated: tap after tap, d apart */
-            const int32_t dh = p->g.dh1 + 1, dw = p->g.dw1 + 1;
-            int32_t ky, kx;
-            for (ky = 0; ky < kh; ++ky) {
-                const int32_t y = y0 + ky * dh;
-                const int8_t *row = y >= 0 && y < in_h
-                                    ? (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y, 1) : 0;
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t x = x0 + kx * dw;
-                    dst = row && x >= 0 && x < in_w ? col_copy(dst, row + x * in_c, words, np, off2)
-                                                    : col_zero(dst, words, np);
-                }
-            }
-            return;
-        }
         for (iy = y0; iy < y0 + kh; ++iy) {
             if (iy < 0 || iy >= in_h) {
                 dst = col_zero(dst, kw * words, np);
@@ -402,7 +417,7 @@ static __attribute__((noinline, optimize("Os"))) int32_t rows_setup(const mcus_f
     const int32_t rowb = p->g.kw * p->in.c, y0 = oy * p->g.sh - p->g.pt;
     int32_t ky;
     if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h ||
-        (p->g.dh1 | p->g.dw1)) {              /* a dilated window: im2col_s8 */
+        (p->dh1 | p->dw1)) {                  /* a dilated window: im2col_dilated_s8 */
         return 0;
     }
     for (ky = 0; ky < p->g.kh; ++ky) {
@@ -1265,6 +1280,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
     const int32_t ow = p->out.w, oc = p->out.c;
     const int32_t block = oc > MCUS_RQ_BLOCK ? MCUS_RQ_BLOCK : oc;
+    const int32_t dilated = p->dh1 | p->dw1;    /* im2col_dilated_s8 (rows_setup gives 0) */
     const int32_t K = p->g.kh * p->g.kw * p->in.c + p->kpad;
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
     int16_t *col = (int16_t *)(void *)(rq + block);
@@ -1339,7 +1355,9 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
                 cols_rows(p, in, &rt, oy, ox, col, np);
             } else
 #endif
-            {
+            if (dilated) {
+                im2col_dilated_s8(p, in, oy, ox, col, np);
+            } else {
                 for (c = 0; c < np; ++c) {
                     im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
                 }

@@ -100,7 +100,6 @@ typedef struct {
     uint8_t kh, kw;           /* kernel / pool size (a dilated convolution's taps) */
     uint8_t sh, sw;           /* strides */
     uint8_t pt, pl;           /* padding before (top, left) */
-    uint8_t dh1, dw1;         /* dilation - 1 (conv2d_s8, input channels a multiple of 4) */
 } mcus_win_t;
 
 /*
@@ -123,6 +122,8 @@ typedef struct {
     const int8_t *shift;
     uint8_t kpad;             /* conv2d_s8: zero weights appended to each channel's K values
                                * (K + kpad a multiple of 4, for the GEMM path; 0: none) */
+    uint8_t dh1, dw1;         /* conv2d_s8: dilation - 1 (input channels a multiple of 4; g's
+                               * kh, kw its taps, read d apart) */
     const struct mcus_rq *rq; /* conv2d_s8: NULL, or the GEMM path's constants of every output
                                * channel (what its gemm_rq computes per row; the generator's
                                * fast.conv_s8_rq, for narrow rows) */
