@@ -249,16 +249,15 @@ def test_int8_requantize_lut_splits_vector_and_tail(tmp_path):
 
 # ---- int8 MUL, SUB and ADD: all 65,536 input pairs -----------------------------------------------
 
-_PAIRS_MAIN = r"""
+_PAIRS_TEMPLATE = r"""
 #include <stdio.h>
 #include "mcus_kernels.h"
-#include "add_bcast_s8.c"
-#include "mul_s8.c"
+/*INCLUDES*/
 
-/* All 65,536 pairs through the reference kernels, a = i - 128 and b = j - 128, in one of three
- * run layouts: 0 a 256 x 1 column against a 1 x 256 row (runs along b, a broadcast), 1 the same
- * with the roles swapped (runs along a, b broadcast; outputs in b-major order), 2 two 65,536-
- * element tensors of the same shape (one run, both operands vary). */
+/* All 65,536 pairs through reference kernels, a = i - 128 and b = j - 128, in one of three run
+ * layouts: 0 a 256 x 1 column against a 1 x 256 row (runs along b, a broadcast), 1 the same with
+ * the roles swapped (runs along a, b broadcast; outputs in b-major order), 2 two 65,536-element
+ * tensors of the same shape (one run, both operands vary). Input: kind, layout, 12 parameters. */
 int main(void)
 {
     static int8_t v[256], fa[65536], fb[65536], out[65536];
@@ -267,8 +266,7 @@ int main(void)
         { .len = 65536, .rank = 2, .dims = { 256, 256 }, .a_stride = { 0, 1 }, .b_stride = { 1, 0 } },
         { .len = 65536, .rank = 1, .dims = { 65536 }, .a_stride = { 1 }, .b_stride = { 1 } },
     };
-    mcus_mul_s8_params_t m;
-    mcus_add_bcast_s8_params_t s;
+    /*DECLS*/
     const int8_t *a = v, *b = v;
     long p[12];
     int i, kind, layout;
@@ -291,7 +289,36 @@ int main(void)
         a = fa;
         b = fb;
     }
-    m.g = s.g = geom[layout];
+    /*CALL*/
+    for (i = 0; i < 65536; ++i) {
+        printf("%d\n", out[i]);
+    }
+    return 0;
+}
+"""
+
+
+def pairs_programs(d: Path, includes: str, decls: str, call: str) -> dict[str, Path]:
+    """The all-pairs program (_PAIRS_TEMPLATE with the kernels' sources, their parameter
+    declarations and the call of kind ``kind`` on geometry ``geom[layout]`` and parameters p[])
+    built for speed (-O2: the specialised loops, mcus_small_mbqm) and for size (-Os: one loop,
+    the generic requantisation)."""
+    src = (_PAIRS_TEMPLATE.replace("/*INCLUDES*/", includes).replace("/*DECLS*/", decls)
+           .replace("/*CALL*/", call))
+    fast_exe = tc.host_exe(d, "pairs", src, [cgen.KERNELS_DIR])
+    small_exe = d / "pairs_os"
+    subprocess.run(["gcc", "-Os", "-std=c99", *tc.STRICT, f"-I{cgen.KERNELS_DIR}",
+                    str(d / "pairs.c"), "-o", str(small_exe)], check=True)
+    return {"-O2": fast_exe, "-Os": small_exe}
+
+
+@pytest.fixture(scope="module")
+def pairs_exe(tmp_path_factory):
+    """The pairs programs of MUL (kind 0) and ADD / SUB (kind 1), -O2 and -Os."""
+    return pairs_programs(
+        tmp_path_factory.mktemp("ew_pairs"), '#include "add_bcast_s8.c"\n#include "mul_s8.c"',
+        "mcus_mul_s8_params_t m;\n    mcus_add_bcast_s8_params_t s;",
+        """m.g = s.g = geom[layout];
     if (kind == 0) {
         m.a_offset = (int32_t)p[0]; m.b_offset = (int32_t)p[1]; m.output_offset = (int32_t)p[2];
         m.multiplier = (int32_t)p[3]; m.shift = (int32_t)p[4];
@@ -305,25 +332,7 @@ int main(void)
         s.q.output_multiplier = (int32_t)p[8]; s.q.output_shift = (int32_t)p[9];
         s.q.act_min = (int32_t)p[10]; s.q.act_max = (int32_t)p[11];
         mcus_add_bcast_s8(&s, a, b, out);
-    }
-    for (i = 0; i < 65536; ++i) {
-        printf("%d\n", out[i]);
-    }
-    return 0;
-}
-"""
-
-
-@pytest.fixture(scope="module")
-def pairs_exe(tmp_path_factory):
-    """The pairs program built for speed (-O2: the specialised loops, mcus_small_mbqm) and for
-    size (-Os: one loop, the generic requantisation)."""
-    d = tmp_path_factory.mktemp("ew_pairs")
-    fast_exe = tc.host_exe(d, "pairs", _PAIRS_MAIN, [cgen.KERNELS_DIR])
-    small_exe = d / "pairs_os"
-    subprocess.run(["gcc", "-Os", "-std=c99", *tc.STRICT, f"-I{cgen.KERNELS_DIR}",
-                    str(d / "pairs.c"), "-o", str(small_exe)], check=True)
-    return {"-O2": fast_exe, "-Os": small_exe}
+    }""")
 
 
 def _vec(*vals):
@@ -450,10 +459,16 @@ def test_int8_binary_all_input_pairs_bit_exact_with_tflite(pairs_exe, tmp_path, 
     ours_py = binary_s8(op, q, a, b, -128, 127)
     for path_name, w in want.items():
         assert np.array_equal(ours_py, w), f"binary_s8 vs TFLite ({path_name})"
+    check_pairs(pairs_exe, int(op != "MUL"), args, want)
+
+
+def check_pairs(exes: dict[str, Path], kind: int, args: list, want: dict) -> None:
+    """Run the pairs programs (pairs_programs) of ``kind`` with parameters ``args`` in every run
+    layout and compare all 65,536 outputs with TFLite's (``want``: per interpreter path)."""
     for (opt, exe), (layout, ours) in itertools.product(
-            pairs_exe.items(), enumerate(("a broadcast along runs", "b broadcast along runs",
-                                          "same shape"))):
-        line = " ".join(map(str, [int(op != "MUL"), layout] + args)) + "\n"
+            exes.items(), enumerate(("a broadcast along runs", "b broadcast along runs",
+                                     "same shape"))):
+        line = " ".join(map(str, [kind, layout] + args)) + "\n"
         run = subprocess.run([str(exe)], input=line, capture_output=True, text=True, check=True)
         got = np.array(run.stdout.split(), dtype=int)
         assert got.shape == (65536,)

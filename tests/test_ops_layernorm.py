@@ -18,9 +18,7 @@ arithmetic) and RSQRT (float32 kernel; int8 a look-up table from the interpreter
 """
 from __future__ import annotations
 
-import itertools
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,7 @@ from mcusearch.convert.ops.elementwise import (Binary, SqDiffQuant, Unary, binar
                                                 binary_s8)
 from mcusearch.convert.quant import quantize_input
 from mcusearch.model.quantize import to_int8_tflite
-from test_ops_elementwise import _conv_result, _tflite_pairs
+from test_ops_elementwise import _conv_result, _tflite_pairs, check_pairs, pairs_programs
 from test_ops_shape import conv_result, one_op
 
 tf = tc.tf
@@ -143,46 +141,14 @@ def test_layernorm_normalises(lowered, tmp_path):
 
 # ---- int8 SQUARED_DIFFERENCE: all 65,536 input pairs ---------------------------------------------
 
-_PAIRS_MAIN = r"""
-#include <stdio.h>
-#include "mcus_kernels.h"
-#include "squared_difference_s8.c"
-
-/* All 65,536 pairs through mcus_squared_difference_s8, a = i - 128 and b = j - 128, in one of
- * three run layouts: 0 a 256 x 1 column against a 1 x 256 row (runs along b, a broadcast), 1 the
- * same with the roles swapped (runs along a, b broadcast; outputs in b-major order), 2 two
- * 65,536-element tensors of the same shape (one run, both operands vary). */
-int main(void)
-{
-    static int8_t v[256], fa[65536], fb[65536], out[65536];
-    static const mcus_bcast_t geom[3] = {
-        { .len = 65536, .rank = 2, .dims = { 256, 256 }, .a_stride = { 1, 0 }, .b_stride = { 0, 1 } },
-        { .len = 65536, .rank = 2, .dims = { 256, 256 }, .a_stride = { 0, 1 }, .b_stride = { 1, 0 } },
-        { .len = 65536, .rank = 1, .dims = { 65536 }, .a_stride = { 1 }, .b_stride = { 1 } },
-    };
-    mcus_squared_difference_s8_params_t s;
-    const int8_t *a = v, *b = v;
-    long p[12];
-    int i, layout;
-    if (scanf("%d", &layout) != 1 || layout < 0 || layout > 2) {
-        return 2;
-    }
-    for (i = 0; i < 12; ++i) {
-        if (scanf("%ld", &p[i]) != 1) {
-            return 2;
-        }
-    }
-    for (i = 0; i < 256; ++i) {
-        v[i] = (int8_t)(i - 128);
-    }
-    for (i = 0; i < 65536; ++i) {
-        fa[i] = (int8_t)(i / 256 - 128);
-        fb[i] = (int8_t)(i % 256 - 128);
-    }
-    if (layout == 2) {
-        a = fa;
-        b = fb;
-    }
+@pytest.fixture(scope="module")
+def pairs_exe(tmp_path_factory):
+    """The all-pairs program of SQUARED_DIFFERENCE (test_ops_elementwise.pairs_programs), built
+    for speed (-O2: mcus_small_mbqm) and for size (-Os: the generic requantisation)."""
+    return pairs_programs(
+        tmp_path_factory.mktemp("sqdiff_pairs"), '#include "squared_difference_s8.c"',
+        "mcus_squared_difference_s8_params_t s;",
+        """(void)kind;
     s.g = geom[layout];
     s.a_offset = (int32_t)p[0]; s.b_offset = (int32_t)p[1]; s.output_offset = (int32_t)p[2];
     s.left_shift = (int32_t)p[3];
@@ -190,25 +156,7 @@ int main(void)
     s.b_multiplier = (int32_t)p[6]; s.b_shift = (int32_t)p[7];
     s.output_multiplier = (int32_t)p[8]; s.output_shift = (int32_t)p[9];
     s.act_min = (int32_t)p[10]; s.act_max = (int32_t)p[11];
-    mcus_squared_difference_s8(&s, a, b, out);
-    for (i = 0; i < 65536; ++i) {
-        printf("%d\n", out[i]);
-    }
-    return 0;
-}
-"""
-
-
-@pytest.fixture(scope="module")
-def pairs_exe(tmp_path_factory):
-    """The pairs program built for speed (-O2: mcus_small_mbqm) and for size (-Os: the generic
-    requantisation)."""
-    d = tmp_path_factory.mktemp("sqdiff_pairs")
-    fast_exe = tc.host_exe(d, "pairs", _PAIRS_MAIN, [cgen.KERNELS_DIR])
-    small_exe = d / "pairs_os"
-    subprocess.run(["gcc", "-Os", "-std=c99", *tc.STRICT, f"-I{cgen.KERNELS_DIR}",
-                    str(d / "pairs.c"), "-o", str(small_exe)], check=True)
-    return {"-O2": fast_exe, "-Os": small_exe}
+    mcus_squared_difference_s8(&s, a, b, out);""")
 
 
 def _keras_pair_model(path: Path) -> Path:
@@ -275,21 +223,7 @@ def test_int8_squared_difference_all_input_pairs_bit_exact_with_tflite(pairs_exe
         assert np.array_equal(ours_py, w), f"binary_s8 vs TFLite ({path_name})"
     args = [q.a_offset, q.b_offset, q.output_offset, q.left_shift, q.a_multiplier, q.a_shift,
             q.b_multiplier, q.b_shift, q.output_multiplier, q.output_shift, -128, 127]
-    for (opt, exe), (layout, ours) in itertools.product(
-            pairs_exe.items(), enumerate(("a broadcast along runs", "b broadcast along runs",
-                                          "same shape"))):
-        line = " ".join(map(str, [layout] + args)) + "\n"
-        run = subprocess.run([str(exe)], input=line, capture_output=True, text=True, check=True)
-        got = np.array(run.stdout.split(), dtype=int)
-        assert got.shape == (65536,)
-        if layout == 1:                                   # b-major: back to a-major order
-            got = got.reshape(256, 256).T.reshape(-1)
-        for path_name, w in want.items():
-            bad = np.flatnonzero(got != w)
-            assert bad.size == 0, (f"ours ({ours}, {opt}) vs TFLite ({path_name}): {bad.size} of "
-                                   f"65,536 pairs differ, first a={bad[0] // 256 - 128} "
-                                   f"b={bad[0] % 256 - 128}: ours {got[bad[0]]}, TFLite "
-                                   f"{w[bad[0]]}")
+    check_pairs(pairs_exe, 0, args, want)
 
 
 def _constant_pair_model(path: Path, const_shape, const: np.ndarray, x_shape, quant) -> Path:
