@@ -87,6 +87,18 @@ def shared_array(ctx: RefContext, ctype: str, values: np.ndarray, per_line: int)
     return name
 
 
+def emit_lut(ctx: RefContext, length: int, table: np.ndarray, tail_table: np.ndarray | None = None,
+             split: int = 0) -> str:
+    """The lut_s8 call of an int8 -> int8 element-wise op: ``table`` (256 outputs, by input
+    + 128) for the elements before ``split``, ``tail_table`` (default ``table``) from there."""
+    ctx.kernel("lut_s8")
+    name = shared_array(ctx, "int8_t", table, 16)
+    tail = name if tail_table is None else shared_array(ctx, "int8_t", tail_table, 16)
+    p = ctx.params("mcus_lut_s8_params_t", {"len": length, "split": split, "table": name,
+                                            "tail_table": tail})
+    return f"mcus_lut_s8(&{p}, {ctx.inputs[0]}, {ctx.output});"
+
+
 # ---- ops -----------------------------------------------------------------------------------------
 
 @dataclass
@@ -113,13 +125,7 @@ class Unary(Op):
             p = ctx.params("mcus_unary_f32_params_t",
                            {"len": self.out_len, "alpha": ctx.c_float(self.alpha)})
             return f"mcus_{name}(&{p}, {src}, {dst});"
-        ctx.kernel("lut_s8")
-        table = shared_array(ctx, "int8_t", self.table, 16)
-        tail = table if self.tail_table is None else shared_array(ctx, "int8_t",
-                                                                  self.tail_table, 16)
-        p = ctx.params("mcus_lut_s8_params_t", {"len": self.out_len, "split": self.split,
-                                                "table": table, "tail_table": tail})
-        return f"mcus_lut_s8(&{p}, {src}, {dst});"
+        return emit_lut(ctx, self.out_len, self.table, self.tail_table, self.split)
 
 
 @dataclass
@@ -309,11 +315,7 @@ class Binary(Op):
 
     def emit_ref(self, ctx: RefContext) -> str:
         if not ctx.f32 and (table := self.scalar_table()) is not None:
-            ctx.kernel("lut_s8")
-            name = shared_array(ctx, "int8_t", table, 16)
-            p = ctx.params("mcus_lut_s8_params_t", {"len": self.out_len, "split": 0,
-                                                    "table": name, "tail_table": name})
-            return f"mcus_lut_s8(&{p}, {ctx.inputs[0]}, {ctx.output});"
+            return emit_lut(ctx, self.out_len, table)
         if not ctx.f32 and (k := self.const_add()) is not None:
             ctx.kernel("add_const_s8")
             k["py"] = shared_array(ctx, "int32_t", k["py"], 8)
