@@ -52,7 +52,18 @@ def upsample1d(seed=1):
     return _biased(tf.keras.Model(i, L.Dense(2, name="fc")(L.Flatten()(x)), name="upsample1d"))
 
 
-MODELS = {"decoder": decoder, "upsample1d": upsample1d}
+def sparse_phases(seed=2):
+    """Kernels smaller than their strides: 1 x 1 stride 2 and 2 x 2 stride 3 leave output
+    phases that no tap reaches (they hold the bias alone); 5 input channels, one past a chunk
+    of 4."""
+    tf.keras.utils.set_random_seed(seed)
+    i = tf.keras.Input((4, 5, 5))
+    x = L.Conv2DTranspose(3, 1, strides=2, padding="valid", activation="relu", name="up1")(i)
+    x = L.Conv2DTranspose(5, 2, strides=3, padding="same", name="up2")(x)
+    return _biased(tf.keras.Model(i, x, name="sparse_phases"))
+
+
+MODELS = {"decoder": decoder, "upsample1d": upsample1d, "sparse_phases": sparse_phases}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
@@ -60,7 +71,9 @@ MODELS = {"decoder": decoder, "upsample1d": upsample1d}
 def test_transpose_conv_models_both_generators_on_host(tmp_path, name, dtype):
     g, x, want = lower(MODELS[name](), dtype, tmp_path)
     ops = [op for op in g.ops if isinstance(op, TransposeConv2D)]
-    assert len(ops) == {"decoder": 3, "upsample1d": 1}[name]
+    assert len(ops) == {"decoder": 3, "upsample1d": 1, "sparse_phases": 2}[name]
+    if name == "sparse_phases":
+        assert [sum(not taps for taps in op.phases()) for op in ops] == [3, 5]
     if name == "decoder":       # in positions x in_c x taps x out_c, as Keras counts
         assert [op.macs for op in ops] == [5 * 6 * 4 * 9 * 6, 10 * 12 * 6 * 4 * 3,
                                            20 * 24 * 3 * 12 * 2]
@@ -123,13 +136,44 @@ def test_int8_rounding_ties_away_from_zero(tmp_path):
         tc.check(conv, tmp_path / f"{gen}_host")
 
 
+def test_int8_requantisation_paths(tmp_path):
+    """The kernels' short requantisation (small_requant) serves shifts of -1 to -22; a layer
+    whose scales give shift 0 takes MultiplyByQuantizedMultiplier itself, and matches too."""
+    s = schema()
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 4, (1, 3, 3, 6), dtype=np.int8)        # sums within 4 x 6 x 9
+    w = rng.integers(-3, 4, (4, 3, 3, 6), dtype=np.int8)
+    opts = s.TransposeConvOptionsT()
+    opts.padding, opts.strideH, opts.strideW = s.Padding.SAME, 2, 2
+    for out_scale, short in ((1 / 96, False), (1 / 16, True)):     # x 0.75: shift 0; x 1/8: -2
+        model = one_op("TRANSPOSE_CONV",
+                       [dict(shape=(4,), type="int32", data=np.array([1, 6, 6, 4], np.int32)),
+                        dict(shape=w.shape, type="int8", q=(1 / 8, 0), data=w),
+                        dict(shape=x.shape, type="int8", q=(1 / 16, 0))],
+                       [dict(shape=(1, 6, 6, 4), type="int8", q=(out_scale, -5))], opts)
+        path = tmp_path / f"tconv{short}.tflite"
+        path.write_bytes(model)
+        want = interpret(model, x).reshape(1, -1)
+        g = graph_from_tflite(path)
+        (op,) = g.compute_ops
+        assert (op.small_requant() is not None) == short
+        assert len(np.unique(want)) > 8 and want.max() < 127 and want.min() > -128
+        for gen in ("mcusearch-ref", "mcusearch"):
+            em = cgen.emit_c(g, tmp_path / f"{gen}{short}") if gen == "mcusearch-ref" else \
+                fast.emit_fast(g, tmp_path / f"{gen}{short}")
+            conv = conv_result(gen, em, g, x.reshape(1, -1), want)
+            tc.check(conv, tmp_path / f"{gen}{short}_host")
+
+
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
-def test_decoder_in_qemu_m7(tmp_path, dtype):
-    """The decoder built by "mcusearch" on the emulated Cortex-M7: measure() raises unless the
-    firmware's outputs match the host's."""
+@pytest.mark.parametrize("name", ["decoder", "sparse_phases"])
+def test_models_in_qemu_m7(tmp_path, name, dtype):
+    """The models built by "mcusearch" on the emulated Cortex-M7 (int8: the DSP path of the
+    kernels; the host ran the plain C): measure() raises unless the firmware's outputs match
+    the host's."""
     from test_codegen_fast import run_on
-    g, x, want = lower(decoder(), dtype, tmp_path)
+    g, x, want = lower(MODELS[name](), dtype, tmp_path)
     conv = conv_result("mcusearch", fast.emit_fast(g, tmp_path / "c"), g, x[:3], want[:3])
     _, meas = run_on("qemu-m7", conv, tmp_path)
     assert meas is not None

@@ -328,12 +328,43 @@ void mcus_conv2d_f32(const mcus_conv2d_f32_params_t *p, const float *input, cons
                      const float *bias, float *output);
 void mcus_conv2d_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input, const int8_t *filter,
                     const int32_t *bias, int8_t *output);
-/* TRANSPOSE_CONV (transpose_conv_*.c): the same parameters, the filter [out_c][kh][kw][in_c], the
- * geometry's padding TFLite's (computed on the output size); bias may be NULL. */
-void mcus_transpose_conv_f32(const mcus_conv2d_f32_params_t *p, const float *input,
+/*
+ * TRANSPOSE_CONV (transpose_conv_*.c), by stride phase: the output pixels (py + stride_h qy,
+ * px + stride_w qx) of phase (py, px) read the phase's taps, tap t from input pixel (qy + dy,
+ * qx + dx). `taps`, per phase (py then px ascending): the tap count n; the rows [y0, y1) and the
+ * columns [x0, x1) of the phase whose taps all lie inside the input; then n triples (dy, dx,
+ * offset), offset = (dy in_w + dx) in_c. The filter: per phase, the output channels in blocks,
+ * float32 of 4 as [tap][in_c][4], int8 of 2 as [tap][chunk][2][2 words] (a chunk of 4 input
+ * channels as the int16 pairs (c0, c2), (c1, c3), zeros past in_c), then each channel past the
+ * last block as [tap][in_c] or [tap][chunk][2 words] (mcusearch/convert/ops/transpose_conv.py
+ * lays them out). The geometry's padding is TFLite's (computed on the output size); its kernel size is
+ * not used. bias may be NULL.
+ */
+typedef struct {
+    mcus_conv2d_geom_t g;
+    float act_min, act_max;
+    const int32_t *taps;
+} mcus_transpose_conv_f32_params_t;
+
+typedef struct {
+    mcus_conv2d_geom_t g;
+    int32_t input_offset;        /* -input_zero_point */
+    int32_t output_offset;       /* output_zero_point */
+    int32_t act_min, act_max;
+    const int32_t *multiplier;   /* [out_c] */
+    const int32_t *shift;        /* [out_c] */
+    const int32_t *taps;
+    const int32_t *rq;           /* NULL, or per output channel mcus_small_mbqm_t's multiplier,
+                                  * bias (the output offset in it) and right, where every sum is
+                                  * below 2^30 in magnitude and every shift <= -1 */
+    uint32_t *col;               /* RAM for two pixels' columns: each the most taps of a phase
+                                  * x ceil(in_c / 4) x 2 words */
+} mcus_transpose_conv_s8_params_t;
+
+void mcus_transpose_conv_f32(const mcus_transpose_conv_f32_params_t *p, const float *input,
                              const float *filter, const float *bias, float *output);
-void mcus_transpose_conv_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input,
-                            const int8_t *filter, const int32_t *bias, int8_t *output);
+void mcus_transpose_conv_s8(const mcus_transpose_conv_s8_params_t *p, const int8_t *input,
+                            const int32_t *filter, const int32_t *bias, int8_t *output);
 
 /* Depthwise convolution (any depth multiplier); bias may be NULL. */
 void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, const float *input,

@@ -1,94 +1,249 @@
-/* Reference TRANSPOSE_CONV (Conv2DTranspose), int8: TFLite's scatter read backwards - output pixel
- * (oy, ox) sums input pixel (iy, ix) times filter tap (ky, kx) wherever oy = iy * stride_h -
- * pad_top + ky and ox = ix * stride_w - pad_left + kx - then the bias and the per-output-channel
- * requantisation (MultiplyByQuantizedMultiplier: TFLite's TRANSPOSE_CONV rounds ties away from
- * zero, not as CONV_2D's ruy path). Filter [out_c][kh][kw][in_c]; bias may be 0. Output channels
- * go in blocks of TCONV_BLOCK sums, so that each tap's position test serves a block. */
+/* TRANSPOSE_CONV (Conv2DTranspose), int8: TFLite's scatter read backwards, one stride phase at a
+ * time. Output pixel (oy, ox) sums input pixel (iy, ix) times filter tap (ky, kx) wherever
+ * oy = iy * stride_h - pad_top + ky and ox = ix * stride_w - pad_left + kx. The output pixels of
+ * one phase (oy % stride_h, ox % stride_w) = (py, px) read the same taps, tap t from input pixel
+ * (oy / stride_h + dy[t], ox / stride_w + dx[t]): a plain correlation, without a position test
+ * per tap. The generator (mcusearch/convert/ops/transpose_conv.py) lists the phases' taps and
+ * lays their weights out as the loops read them. The sums are requantised per output channel as
+ * TFLite's TRANSPOSE_CONV does (MultiplyByQuantizedMultiplier: ties away from zero, not as
+ * CONV_2D's ruy path). */
 #include "mcus_kernels.h"
 
-#define TCONV_BLOCK 16
-
-/* sum over n channels of (x + off) w: on DSP cores four at a time (SXTAB16 adds the offset to
- * two sign-extended inputs, SMLAD multiplies two pairs), then one at a time. */
-static inline int32_t tconv_dot(const int8_t *x, const int8_t *w, int32_t n, int32_t off)
+/* One input chunk of 4 channels into the column as two words of offset-added int16 pairs
+ * (c0, c2), (c1, c3): SXTAB16 on DSP cores. */
+static inline uint32_t *tconv_chunk(uint32_t *col, uint32_t xv, uint32_t off2)
 {
-    int32_t sum = 0, i = 0;
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-    const uint32_t off2 = (uint32_t)(uint16_t)off | ((uint32_t)(uint16_t)off << 16);
-    for (; i + 4 <= n; i += 4) {
-        uint32_t xv, wv, x02, x13, w02, w13;
-        __builtin_memcpy(&xv, x + i, 4);
-        __builtin_memcpy(&wv, w + i, 4);
-        __asm__("sxtab16 %[x02], %[o], %[xv]\n\t"
-                "sxtab16 %[x13], %[o], %[xv], ror #8\n\t"
-                "sxtb16  %[w02], %[wv]\n\t"
-                "sxtb16  %[w13], %[wv], ror #8\n\t"
-                "smlad   %[s], %[x02], %[w02], %[s]\n\t"
-                "smlad   %[s], %[x13], %[w13], %[s]\n\t"
-                : [s] "+r"(sum), [x02] "=&r"(x02), [x13] "=&r"(x13), [w02] "=&r"(w02),
-                  [w13] "=&r"(w13)
-                : [o] "r"(off2), [xv] "r"(xv), [wv] "r"(wv));
-    }
+    uint32_t x02, x13;
+    __asm__("sxtab16 %0, %1, %2" : "=r"(x02) : "r"(off2), "r"(xv));
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(x13) : "r"(off2), "r"(xv));
+    col[0] = x02;
+    col[1] = x13;
+#else
+    const int32_t off = (int16_t)(off2 & 0xFFFFu);
+    col[0] = (uint16_t)((int8_t)xv + off) | (uint32_t)(uint16_t)((int8_t)(xv >> 16) + off) << 16;
+    col[1] = (uint16_t)((int8_t)(xv >> 8) + off) | (uint32_t)(uint16_t)((int8_t)(xv >> 24) + off) << 16;
 #endif
-    for (; i < n; ++i) {
-        sum += ((int32_t)x[i] + off) * (int32_t)w[i];
-    }
-    return sum;
+    return col + 2;
 }
 
-void mcus_transpose_conv_s8(const mcus_conv2d_s8_params_t *p, const int8_t *input,
-                            const int8_t *filter, const int32_t *bias, int8_t *output)
+/* acc + the dot product of two int16 pairs (SMLAD). */
+static inline int32_t tconv_smlad(uint32_t x, int32_t w, int32_t acc)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+    __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(w));
+    return acc;
+#else
+    return acc + (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFF) + (int16_t)(x >> 16) * (w >> 16);
+#endif
+}
+
+/* The last n < 4 input channels of a pixel as a word (the chunk's missing channels meet zero
+ * weights). */
+static inline uint32_t tconv_tail(const int8_t *x, int32_t n)
+{
+    uint32_t v = 0;
+    while (n-- > 0) {
+        v |= (uint32_t)(uint8_t)x[n] << (8 * n);
+    }
+    return v;
+}
+
+static inline uint32_t tconv_word(const int8_t *x)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, x, 4);
+    return v;
+}
+
+typedef struct {
+    const mcus_transpose_conv_s8_params_t *p;
+    const int8_t *input;
+    const int32_t *taps;         /* this phase's (dy, dx, offset) triples */
+    int32_t n_taps;
+    int32_t full, rest;          /* in_c / 4, in_c % 4 */
+    uint32_t off2;               /* the input offset in both halves */
+} tconv_phase_t;
+
+/* The column of output pixel (qy, qx) of the phase, whose own input pixel is px: every tap's
+ * input channels as offset-added int16 pairs, 4 channels to 2 words; `checked` (a border pixel):
+ * zeros for the taps outside the input. Returns its end. */
+static inline __attribute__((always_inline)) uint32_t *
+tconv_gather(const tconv_phase_t *f, const int8_t *px, int32_t qy, int32_t qx, uint32_t *col,
+             int checked)
+{
+    const int32_t full = f->full, rest = f->rest, in_h = f->p->g.in_h, in_w = f->p->g.in_w;
+    const uint32_t off2 = f->off2;
+    const int32_t *tap = f->taps, *end = tap + 3 * f->n_taps;
+    int32_t k;
+    for (; tap < end; tap += 3) {
+        const int8_t *x = px + tap[2];
+        if (checked && ((uint32_t)(qy + tap[0]) >= (uint32_t)in_h ||
+                        (uint32_t)(qx + tap[1]) >= (uint32_t)in_w)) {
+            for (k = 2 * (full + (rest != 0)); k > 0; --k) {
+                *col++ = 0;
+            }
+            continue;
+        }
+        for (k = full; k > 0; --k, x += 4) {
+            col = tconv_chunk(col, tconv_word(x), off2);
+        }
+        if (rest) {
+            col = tconv_chunk(col, tconv_tail(x, rest), off2);
+        }
+    }
+    return col;
+}
+
+/* The requantised output of channel c where p->rq is NULL: MultiplyByQuantizedMultiplier. */
+static __attribute__((noinline)) int8_t tconv_mbqm(const mcus_transpose_conv_s8_params_t *p,
+                                                  int32_t acc, int32_t c)
+{
+    int32_t v = mcus_multiply_by_quantized_multiplier(acc, p->multiplier[c], p->shift[c]) +
+                p->output_offset;
+    v = v < p->act_min ? p->act_min : v;
+    return (int8_t)(v > p->act_max ? p->act_max : v);
+}
+
+/* The requantised output from q = p->rq + 4 c (multiplier, bias, right): MultiplyByQuantized-
+ * Multiplier as mcus_small_mbqm computes it for right >= 1 (the generator checked |acc| < 2^30
+ * and shift <= -1), clamped to [lo, hi]. */
+static inline int8_t tconv_rq(const int32_t *q, int32_t acc, int32_t lo, int32_t hi)
+{
+    const int32_t h = mcus_smmulr(2 * acc, q[0]);
+    int32_t v = (h + q[1] + (h >> 31)) >> q[2];
+    v = v < lo ? lo : v;
+    return (int8_t)(v > hi ? hi : v);
+}
+
+/* The requantisation of a layer: p->rq and the clamp, held in registers across byte stores. */
+typedef struct {
+    const mcus_transpose_conv_s8_params_t *p;
+    const int32_t *rq;
+    int32_t lo, hi;
+} tconv_out_t;
+
+/* Stores the requantised outputs of channel c of two pixels (o1 may be o0: a lone pixel). */
+static inline void tconv_store(const tconv_out_t *r, int32_t a0, int32_t a1, int32_t c, int8_t *o0,
+                               int8_t *o1)
+{
+    if (r->rq) {
+        const int32_t *q = r->rq + 3 * c;
+        o0[c] = tconv_rq(q, a0, r->lo, r->hi);
+        o1[c] = tconv_rq(q, a1, r->lo, r->hi);
+    } else {
+        o0[c] = tconv_mbqm(r->p, a0, c);
+        o1[c] = tconv_mbqm(r->p, a1, c);
+    }
+}
+
+/* Two output pixels from their columns x0, x1 (n chunks each; x1 == x0 and o1 == o0 for a lone
+ * pixel): the output channels two at a time ([chunk][2][2 words] of weights, each word of a
+ * pixel's chunk meeting two channels' words), then the last odd one ([chunk][2 words]). */
+static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_params_t *p,
+                                                 const uint32_t *x0, const uint32_t *x1,
+                                                 int32_t n, const int32_t *w, const int32_t *bias,
+                                                 int8_t *o0, int8_t *o1)
+{
+    const tconv_out_t r = { p, p->rq, p->act_min, p->act_max };
+    const int32_t out_c = p->g.out_c;
+    int32_t c, k;
+    for (c = 0; c + 2 <= out_c; c += 2) {
+        const uint32_t *c0 = x0, *c1 = x1;
+        int32_t a00 = bias ? bias[c] : 0, a01 = bias ? bias[c + 1] : 0, a10 = a00, a11 = a01;
+        for (k = n; k > 0; --k, c0 += 2, c1 += 2, w += 4) {
+            const uint32_t u0 = c0[0], u1 = c0[1], v0 = c1[0], v1 = c1[1];
+            a00 = tconv_smlad(u1, w[1], tconv_smlad(u0, w[0], a00));
+            a10 = tconv_smlad(v1, w[1], tconv_smlad(v0, w[0], a10));
+            a01 = tconv_smlad(u1, w[3], tconv_smlad(u0, w[2], a01));
+            a11 = tconv_smlad(v1, w[3], tconv_smlad(v0, w[2], a11));
+        }
+        tconv_store(&r, a00, a10, c, o0, o1);
+        tconv_store(&r, a01, a11, c + 1, o0, o1);
+    }
+    if (c < out_c) {
+        const uint32_t *c0 = x0, *c1 = x1;
+        int32_t a0 = bias ? bias[c] : 0, a1 = a0;
+        for (k = n; k > 0; --k, c0 += 2, c1 += 2, w += 2) {
+            a0 = tconv_smlad(c0[1], w[1], tconv_smlad(c0[0], w[0], a0));
+            a1 = tconv_smlad(c1[1], w[1], tconv_smlad(c1[0], w[0], a1));
+        }
+        tconv_store(&r, a0, a1, c, o0, o1);
+    }
+}
+
+/* Output pixels [qx0, qx1) of row qy of the phase (output row oy, columns px + stride_w qx), two
+ * at a time. */
+static inline __attribute__((always_inline)) void
+tconv_pixels(const tconv_phase_t *f, const int32_t *filter, const int32_t *bias, int32_t qy,
+             int32_t oy, int32_t px, int32_t qx0, int32_t qx1, int8_t *output, int checked)
+{
+    const mcus_transpose_conv_s8_params_t *p = f->p;
+    const mcus_conv2d_geom_t *g = &p->g;
+    const int32_t out_c = g->out_c, in_c = g->in_c, out_step = g->stride_w * out_c;
+    const int32_t n = f->n_taps * (f->full + (f->rest != 0));
+    const int8_t *x = f->input + (qy * g->in_w + qx0) * in_c;
+    int8_t *out = output + (oy * g->out_w + px + qx0 * g->stride_w) * out_c;
+    uint32_t *col0 = p->col, *col1 = p->col + 2 * n;
+    int32_t qx;
+    for (qx = qx0; qx + 1 < qx1; qx += 2, x += 2 * in_c, out += 2 * out_step) {
+        tconv_gather(f, x, qy, qx, col0, checked);
+        tconv_gather(f, x + in_c, qy, qx + 1, col1, checked);
+        tconv_pair(p, col0, col1, n, filter, bias, out, out + out_step);
+    }
+    if (qx < qx1) {
+        tconv_gather(f, x, qy, qx, col0, checked);
+        tconv_pair(p, col0, col0, n, filter, bias, out, out);
+    }
+}
+
+static __attribute__((noinline)) void tconv_border(const tconv_phase_t *f, const int32_t *filter,
+                                                   const int32_t *bias, int32_t qy, int32_t oy,
+                                                   int32_t px, int32_t qx0, int32_t qx1,
+                                                   int8_t *output)
+{
+    tconv_pixels(f, filter, bias, qy, oy, px, qx0, qx1, output, 1);
+}
+
+static __attribute__((noinline)) void tconv_inner(const tconv_phase_t *f, const int32_t *filter,
+                                                  const int32_t *bias, int32_t qy, int32_t oy,
+                                                  int32_t px, int32_t qx0, int32_t qx1,
+                                                  int8_t *output)
+{
+    tconv_pixels(f, filter, bias, qy, oy, px, qx0, qx1, output, 0);
+}
+
+void mcus_transpose_conv_s8(const mcus_transpose_conv_s8_params_t *p, const int8_t *input,
+                            const int32_t *filter, const int32_t *bias, int8_t *output)
 {
     const mcus_conv2d_geom_t *g = &p->g;
-    const int32_t in_c = g->in_c, off = p->input_offset;
-    const int32_t w_step = g->kernel_h * g->kernel_w * in_c;     /* one output channel's filter */
-    int32_t oy, ox, c0, ky, kx, j;
+    const int32_t *phase = p->taps;
+    tconv_phase_t f;
+    int32_t py, px, oy, qy;
 
-    for (oy = 0; oy < g->out_h; ++oy) {
-        /* the taps that reach row oy: ky = ky0, ky0 + stride, ... (input row (oy + pad - ky) /
-         * stride, falling as ky grows) */
-        const int32_t ky0 = (oy + g->pad_top) % g->stride_h;
-        for (ox = 0; ox < g->out_w; ++ox) {
-            const int32_t kx0 = (ox + g->pad_left) % g->stride_w;
-            for (c0 = 0; c0 < g->out_c; c0 += TCONV_BLOCK) {
-                const int32_t nb = g->out_c - c0 < TCONV_BLOCK ? g->out_c - c0 : TCONV_BLOCK;
-                int32_t acc[TCONV_BLOCK];
-                for (j = 0; j < nb; ++j) {
-                    acc[j] = bias ? bias[c0 + j] : 0;
+    f.p = p;
+    f.input = input;
+    f.full = g->in_c / 4;
+    f.rest = g->in_c % 4;
+    f.off2 = (uint32_t)(uint16_t)p->input_offset * 0x10001u;
+    for (py = 0; py < g->stride_h; ++py) {
+        for (px = 0; px < g->stride_w; ++px) {
+            /* n, the rows [y0, y1) and columns [x0, x1) whose taps all lie inside, the taps */
+            const int32_t y0 = phase[1], y1 = phase[2], x0 = phase[3], x1 = phase[4];
+            const int32_t cols = (g->out_w - px + g->stride_w - 1) / g->stride_w;
+            f.n_taps = phase[0];
+            f.taps = phase + 5;
+            for (oy = py, qy = 0; oy < g->out_h; oy += g->stride_h, ++qy) {
+                if (qy < y0 || qy >= y1) {
+                    tconv_border(&f, filter, bias, qy, oy, px, 0, cols, output);
+                    continue;
                 }
-                for (ky = ky0; ky < g->kernel_h; ky += g->stride_h) {
-                    const int32_t iy = (oy + g->pad_top - ky) / g->stride_h;
-                    if (iy >= g->in_h) {
-                        continue;
-                    }
-                    if (iy < 0) {
-                        break;
-                    }
-                    for (kx = kx0; kx < g->kernel_w; kx += g->stride_w) {
-                        const int32_t ix = (ox + g->pad_left - kx) / g->stride_w;
-                        const int8_t *in_px, *w;
-                        if (ix >= g->in_w) {
-                            continue;
-                        }
-                        if (ix < 0) {
-                            break;
-                        }
-                        in_px = input + (iy * g->in_w + ix) * in_c;
-                        w = filter + c0 * w_step + (ky * g->kernel_w + kx) * in_c;
-                        for (j = 0; j < nb; ++j, w += w_step) {
-                            acc[j] += tconv_dot(in_px, w, in_c, off);
-                        }
-                    }
-                }
-                for (j = 0; j < nb; ++j) {
-                    int32_t v = mcus_multiply_by_quantized_multiplier(acc[j], p->multiplier[c0 + j],
-                                                                      p->shift[c0 + j]);
-                    v += p->output_offset;
-                    v = v < p->act_min ? p->act_min : v;
-                    v = v > p->act_max ? p->act_max : v;
-                    output[(oy * g->out_w + ox) * g->out_c + c0 + j] = (int8_t)v;
-                }
+                tconv_border(&f, filter, bias, qy, oy, px, 0, x0, output);
+                tconv_inner(&f, filter, bias, qy, oy, px, x0, x1, output);
+                tconv_border(&f, filter, bias, qy, oy, px, x1, cols, output);
             }
+            filter += 2 * (f.full + (f.rest != 0)) * f.n_taps * g->out_c;
+            phase = f.taps + 3 * f.n_taps;
         }
     }
 }

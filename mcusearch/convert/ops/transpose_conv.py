@@ -46,10 +46,80 @@ class TransposeConv2D(Op):
         kernel skips those the output crops)."""
         return int(np.prod(self.in_shape[:-1])) * int(self.weights.size)
 
+    def phases(self) -> list[list[tuple[int, int, int, int]]]:
+        """Per stride phase (py, px), py then px ascending: the taps (ky, kx, dy, dx) that reach
+        its output pixels (py + stride_h qy, px + stride_w qx), each from input pixel (qy + dy,
+        qx + dx) - ky = oy + pad_top - iy stride_h, so ky runs over one residue of the stride."""
+        (kh, kw), (sh, sw), (pt, pl) = self.kernel, self.stride, self.pad
+        return [[(ky, kx, (py + pt - ky) // sh, (px + pl - kx) // sw)
+                 for ky in range((py + pt) % sh, kh, sh) for kx in range((px + pl) % sw, kw, sw)]
+                for py in range(sh) for px in range(sw)]
+
+    def tap_table(self) -> np.ndarray:
+        """The kernels' ``taps`` (mcus_kernels.h): per phase the tap count; the rows [y0, y1)
+        and columns [x0, x1) of the phase whose taps all lie inside the input (the kernels skip
+        the position test there); the taps' (dy, dx, (dy in_w + dx) in_c)."""
+        (ih, iw, ic), (oh, ow, _) = self.in_shape, self.out_shape
+        (sh, sw), table = self.stride, []
+        for k, taps in enumerate(self.phases()):
+            py, px = divmod(k, sw)
+            rows, cols = -(-(oh - py) // sh), -(-(ow - px) // sw)
+            dys, dxs = [t[2] for t in taps] or [0], [t[3] for t in taps] or [0]
+            y0, x0 = min(max(0, -min(dys)), rows), min(max(0, -min(dxs)), cols)
+            y1, x1 = max(y0, min(rows, ih - max(dys))), max(x0, min(cols, iw - max(dxs)))
+            table += [len(taps), y0, y1, x0, x1]
+            table += [v for t in taps for v in (t[2], t[3], (t[2] * iw + t[3]) * ic)]
+        return np.array(table, np.int64)
+
+    def phase_weights(self, int8: bool) -> np.ndarray:
+        """The filter as the kernels read it (mcus_kernels.h): per phase, blocks of output
+        channels (4 for float32, 2 for int8) as [tap][in][block], then the channels past the last
+        block as [tap][in]; for int8 "in" is a chunk of 4 input channels as two words of int16
+        pairs (c0, c2), (c1, c3)."""
+        w = np.asarray(self.weights)
+        n_out, n_in = w.shape[0], w.shape[3]
+        if int8:
+            chunks = -(-n_in // 4)
+            padded = np.zeros(w.shape[:3] + (4 * chunks,), np.int64)
+            padded[..., :n_in] = w
+            halves = padded.reshape(w.shape[:3] + (chunks, 2, 2)).swapaxes(-1, -2)  # (c0,c2),(c1,c3)
+            w = ((halves[..., 0] & 0xFFFF) | (halves[..., 1] << 16)).astype(np.uint32).view(np.int32)
+        else:
+            w = w[..., None]                                      # [out][kh][kw][in][1]
+        block = 2 if int8 else 4
+        full = n_out // block * block
+        parts = []
+        for taps in self.phases():
+            tw = w[:, [t[0] for t in taps], [t[1] for t in taps]]     # [out][tap][in][1 or 2]
+            parts.append(tw[:full].reshape((full // block, block) + tw.shape[1:])
+                         .transpose(0, 2, 3, 1, 4).ravel())
+            parts.append(tw[full:].ravel())
+        return np.concatenate(parts)
+
+    def small_requant(self) -> np.ndarray | None:
+        """Per output channel (multiplier, bias, right) for the kernel's short requantisation
+        (mcus_small_mbqm's arithmetic, the output offset in bias) when that computes
+        MultiplyByQuantizedMultiplier exactly for every sum of the layer: 1 <= right <= 22
+        (MCUS_SMALL_MBQM_MAX_RIGHT) and |sum| < 2^30, bounded by 255 sum|w| + |bias|
+        (|x + input offset| <= 255); else None."""
+        rq, w = self.requant, np.asarray(self.weights, np.int64)
+        n_out = w.shape[0]
+        right = -np.broadcast_to(rq.shift, (n_out,)).astype(np.int64)
+        bound = 255 * np.abs(w).reshape(n_out, -1).sum(axis=1)
+        if self.bias is not None:
+            bound = bound + np.abs(np.asarray(self.bias, np.int64))
+        if right.min() < 1 or right.max() > 22 or bound.max() >= 1 << 30:
+            return None
+        mult = np.broadcast_to(rq.multiplier, (n_out,)).astype(np.int64)
+        bias = (1 << (right - 1)) + rq.output_zero_point * (1 << right)
+        return np.stack([mult, bias, right], axis=1)
+
     def emit_ref(self, ctx: RefContext) -> str:
         name = f"transpose_conv_{ctx.sfx}"
         ctx.kernel(name)
-        w = ctx.array(ctx.ctype, "w", self.weights, 12 if ctx.f32 else 24)
+        w = ctx.array("float" if ctx.f32 else "int32_t", "w", self.phase_weights(not ctx.f32),
+                      12 if ctx.f32 else 8)
+        taps = ctx.array("int32_t", "taps", self.tap_table(), 12)
         b = "0" if self.bias is None else ctx.array("float" if ctx.f32 else "int32_t", "b",
                                                      self.bias, 8)
         (ih, iw, ic), (oh, ow, oc) = self.in_shape, self.out_shape
@@ -61,15 +131,19 @@ class TransposeConv2D(Op):
         lo, hi = self.act
         if ctx.f32:
             fields.update(act_min=ctx.c_float(float(lo)), act_max=ctx.c_float(float(hi)))
-            ptype = "mcus_conv2d_f32_params_t"
         else:
             rq = self.requant
             fields.update(input_offset=-rq.input_zero_point, output_offset=rq.output_zero_point,
                           act_min=int(lo), act_max=int(hi),
                           multiplier=ctx.array("int32_t", "mult", rq.multiplier, 8),
                           shift=ctx.array("int32_t", "shift", rq.shift, 8))
-            ptype = "mcus_conv2d_s8_params_t"
-        p = ctx.params(ptype, fields)
+            rqs = self.small_requant()
+            fields["rq"] = "0" if rqs is None else ctx.array("int32_t", "rq", rqs, 8)
+            words = 4 * -(-ic // 4) * max(len(t) for t in self.phases())     # two pixels
+            ctx.data.append(f"static uint32_t {ctx.pfx}_col[{max(words, 1)}];\n")
+            fields["col"] = f"{ctx.pfx}_col"
+        fields["taps"] = taps
+        p = ctx.params(f"mcus_transpose_conv_{ctx.sfx}_params_t", fields)
         return f"mcus_{name}(&{p}, {ctx.inputs[0]}, {w}, {b}, {ctx.output});"
 
 
