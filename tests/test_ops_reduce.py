@@ -211,6 +211,8 @@ def test_model_both_generators_on_host(lowered, tmp_path, name, dtype):
     _, kind, view = MODELS[name]
     (op,) = [op for op in g.compute_ops if isinstance(op, Reduce)]
     assert op.kind == kind and (op.outer, op.reduce, op.inner) == view
+    # named after its Keras layer, not after its axis tensor ('.../gmp/Max/reduction_indices')
+    assert op.name == {"channel_max": "ch_max", "column_min": "h_min"}.get(name, "gmp")
     check_both_generators(g, x, want, tmp_path)
     infos = fast.emit_fast(g, tmp_path / "plan").infos
     assert [i.variant for i in infos if i.kind == kind] == ["fallback"]

@@ -17,6 +17,7 @@ error that names the layer, the operator, the dtype and what would work instead.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +61,23 @@ def _decode(name) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
+# The last part of a TF operator's parameter tensor ('se/squeeze/Mean/reduction_indices'), named
+# after the operator it feeds: dropped before the layer is read from the name.
+_PARAM_TENSOR = re.compile(r"(reduction_indices|paddings|ExpandDims|size|shape|Const|perm|axis|"
+                           r"multiples|begin|end|strides)(_\d+)?")
+
+
 def _layer_name(tensor_names: list, fallback: str) -> str:
     """The Keras layer name in TFLite tensor names: 'sequential/conv2d_1/Relu;...' -> 'conv2d_1'.
 
-    Tries the op's weights first (a fused ReLU layer names the output tensor, and the model's
-    final output tensor is just 'StatefulPartitionedCall:0'), then its output tensor.
+    Tries the op's constant inputs first (a fused ReLU layer names the output tensor, and the
+    model's final output tensor is just 'StatefulPartitionedCall:0'), then its output tensor. A
+    parameter tensor's own part is dropped: 'model/pool/Max/reduction_indices' -> 'pool'.
     """
     for name in tensor_names:
         parts = [p for p in _decode(name).split(";")[0].split("/") if p]
+        if len(parts) >= 3 and _PARAM_TENSOR.fullmatch(parts[-1]):
+            parts = parts[:-1]
         if len(parts) >= 3:
             return parts[-2]
         if len(parts) == 2:
