@@ -7,9 +7,10 @@ output is the oracle (bit-exact with TFLite, tests/test_convert.py). Cases: one 
 (K = 8 on an odd width: the two-pixel loop's odd entry; K = 4 on an even one), several channels
 (odd and even counts: the two-channel loop's odd entry; K = 4, 8 and 16), stride 2 (K = 16: the
 assembly; K = 8: the portable path on the M7), and the layers the generator leaves to conv2d_s8
-(a ReLU clamp above -128, a multiplier of 0.5 or more, a K = 12 layer). Host (portable C) and
-qemu-m7 (the assembly), and a cost check of the one-channel head (conv2d_s8: ~17 instructions a
-MAC).
+(a ReLU clamp above -128, a multiplier of 0.5 or more, a K = 12 layer). Dense layers of 4, 8 or
+16 inputs without a clamp run it too, as a 1 x 1 x K map (an LSTM's or GRU's gate projections;
+fc_s8 spends ~20 instructions an output on bookkeeping there). Host (portable C) and qemu-m7 (the
+assembly), and a cost check of the one-channel head (conv2d_s8: ~17 instructions a MAC).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from mcusearch.convert import fast
-from mcusearch.convert.graph import Conv2D, Graph
+from mcusearch.convert.graph import Conv2D, Dense, Graph
 from test_codegen_fast import HAVE_ARM, _requant, as_result, graph_inputs, reference
 
 arm = pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
@@ -49,6 +50,31 @@ def _chain(seed, shape, layers, zp_in=-3):
     return g.link_chain()
 
 
+def _dense_chain(seed, k, layers, zp_in=-3):
+    """layers: (name, n_out, act, real_hi) as _chain's, on a vector of k values."""
+    rng = np.random.default_rng(seed)
+    g = Graph(dtype="int8", input_shape=(k,), source=f"dense seed {seed}")
+    g.input_scale, g.input_zero_point = 0.05, zp_in
+    zp = zp_in
+    for name, n, act, real_hi in layers:
+        rq = _requant(rng, zp, n, real_hi=real_hi)
+        if act == "relu":
+            rq.output_zero_point = int(rng.integers(-100, 20))
+        a = (-128, 127) if act == "full" else (rq.output_zero_point, 127)
+        wt = rng.integers(-127, 128, (n, k)).astype(np.int8)
+        bias = rng.integers(-20000, 20000, n).astype(np.int32)
+        g.ops.append(Dense(name, (k,), (n,), weights=wt, bias=bias, requant=rq, act=a))
+        k, zp = n, rq.output_zero_point
+    g.output_scale, g.output_zero_point = 0.1, zp
+    return g.link_chain()
+
+
+# Dense: K = 8 -> 64, K = 64 -> 16 (fc_s8), K = 16 -> 16, K = 16 -> 5 with a ReLU (fc_s8),
+# K = 5 -> 4 (fc_s8), K = 4 -> 3
+DENSE = (8, [("x8", 64, "full", 0.45), ("k64", 16, "full", 0.45), ("h16", 16, "full", 0.45),
+             ("relu", 5, "relu", 0.45), ("k5", 4, "full", 0.45), ("k4", 3, "full", 0.45)],
+         ["conv1x1_s8", "fc_s8", "conv1x1_s8", "fc_s8", "fc_s8", "conv1x1_s8"])
+
 CASES = {
     # K = 8 -> 8 (even), -> 5 (odd), K = 4 -> 3 (odd), -> 4 (even), -> 8, K = 8 -> 16, K = 16 -> 6,
     # then K = 8 -> 1 on an odd width (7)
@@ -73,8 +99,12 @@ CASES = {
 
 
 def _emit(case, d, seed=5):
-    shape, layers, kernels = CASES[case]
-    g = _chain(seed + len(case), shape, layers)
+    if case == "dense":
+        k, layers, kernels = DENSE
+        g = _dense_chain(seed, k, layers)
+    else:
+        shape, layers, kernels = CASES[case]
+        g = _chain(seed + len(case), shape, layers)
     x = graph_inputs(g, 4, seed)
     want = reference(g, x, d)
     em = fast.emit_fast(g, d / "fast", sparse="never")
@@ -82,7 +112,7 @@ def _emit(case, d, seed=5):
     return g, x, want, em
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(CASES) + ["dense"])
 def test_conv1x1_host_bit_exact(tmp_path, case):
     from mcusearch.convert.host import host_run
     from test_convert import STRICT
@@ -94,7 +124,7 @@ def test_conv1x1_host_bit_exact(tmp_path, case):
 @arm
 def test_conv1x1_in_qemu_m7(tmp_path):
     from test_codegen_fast import run_on
-    for case in sorted(CASES):
+    for case in sorted(CASES) + ["dense"]:
         d = tmp_path / case
         g, x, want, em = _emit(case, d)
         _, m = run_on("qemu-m7", as_result("mcusearch", em, g, x, want), d)  # raises unless equal

@@ -152,13 +152,13 @@ def fc_graph(act: str, k: int = 37, oc: int = 13, generic: str = "", seed: int =
         shifts[0] = 0
     if generic == "big":
         bias[1] = 2**30 - 5
-    if generic == "k16z":        # no bias, input zero point 0: the folded bias is all zero
+    if generic == "k20z":        # no bias, input zero point 0: the folded bias is all zero
         bias[:] = 0
     rq = Requant(input_zero_point=int(rng.integers(-128, 128)), output_zero_point=-7,
                  output_scale=0.1, multiplier=np.array(mults, np.int32),
                  shift=np.array(shifts, np.int32))
     g = Graph(dtype="int8", input_shape=(k,), source=f"fc {act} {generic}")
-    if generic == "k16z":
+    if generic == "k20z":
         rq.input_zero_point = 0
     g.input_scale, g.input_zero_point = 0.05, rq.input_zero_point
     g.ops = [Dense("fc", (k,), (oc,), weights=w, bias=bias, requant=rq, act=FC_ACTS[act])]
@@ -204,10 +204,11 @@ def test_fc_paired_weights_layout():
 
 
 FC_CASES = [("none", ""), ("relu", ""), ("both", ""), ("none", "shift0"), ("none", "big"),
-            ("relu", "wide"), ("none", "k16"), ("both", "k16"), ("none", "k16z"), ("none", "p64"),
+            ("relu", "wide"), ("none", "k20"), ("both", "k20"), ("none", "k20z"), ("none", "p64"),
             ("both", "p64")]
-# K % 4 == 0: the whole-quads asm loops (fc_s8_quads), unpaired (k16) and paired (p64)
-FC_K = {"wide": 661, "k16": 16, "k16z": 16, "p64": 64}
+# K % 4 == 0: the whole-quads asm loops (fc_s8_quads), unpaired (k20) and paired (p64); K of 4, 8
+# or 16 without a clamp runs conv1x1_s8 instead (test_fast_conv1x1.py)
+FC_K = {"wide": 661, "k20": 20, "k20z": 20, "p64": 64}
 
 
 def fc_case(act: str, generic: str) -> Graph:
@@ -218,20 +219,20 @@ def fc_case(act: str, generic: str) -> Graph:
 def test_fc_short_requant_host(tmp_path, act, generic):
     """Fast vs reference generator, bit for bit; plan.json says which requantisation ran."""
     g = fc_case(act, generic)
-    short = generic in ("", "wide", "k16", "k16z", "p64")
+    short = generic in ("", "wide", "k20", "k20z", "p64")
     assert fastdata.fc_rq_short(g.ops[0]) == short
     k = g.ops[0].in_shape[0]
     check_fast_host(g, fc_inputs(k), tmp_path)
     import json
     (layer,) = json.loads((tmp_path / "fast" / "plan.json").read_text())["layers"]
     assert layer["kernel"] == "fc_s8" and layer["extra"]["rq_short"] == short
-    assert layer["extra"]["paired"] == (generic not in ("wide", "k16", "k16z"))
-    assert layer["extra"]["quads"] == (generic in ("k16", "k16z", "p64"))
+    assert layer["extra"]["paired"] == (generic not in ("wide", "k20", "k20z"))
+    assert layer["extra"]["quads"] == (generic in ("k20", "k20z", "p64"))
 
 
 @arm
 @pytest.mark.parametrize("act,generic,opt", [c + ("-O3",) for c in FC_CASES] +
-                         [("relu", "", "-Os"), ("none", "shift0", "-Os"), ("both", "k16", "-Os"),
+                         [("relu", "", "-Os"), ("none", "shift0", "-Os"), ("both", "k20", "-Os"),
                           ("both", "p64", "-Os")])
 def test_fc_short_requant_in_qemu_m7(tmp_path, act, generic, opt):
     """The same with SMMLAR and SSAT on an emulated Cortex-M7; built for size too (one copy of

@@ -18,8 +18,9 @@ from mcusearch.convert.quant import tflite_depthwise_vector_channels
 
 def fc_kernel_applies(op, f32: bool) -> bool:
     """Whether a Conv2D/Dense with dense weights runs fc_s8 (int8 Dense: no column, no scratch;
-    see firmware/kernels/README.md) rather than conv2d_s8."""
-    return isinstance(op, Dense) and not f32
+    see firmware/kernels/README.md) rather than conv2d_s8: an int8 Dense, unless conv1x1_s8
+    takes it."""
+    return isinstance(op, Dense) and not f32 and not conv1x1_applies(op, f32)
 
 
 def fc_rq_short(op: Dense) -> bool:
@@ -194,9 +195,10 @@ def conv1x1_applies(op, f32: bool) -> bool:
     or 16 input channels (K: the column set-up and per-output bookkeeping of conv2d_s8's GEMM path
     outweigh its K MACs there), activation range [-128, 127] (the kernel's assembly; the portable
     C also clamps) and every right shift in [1, 24] (conv1x1_records' folded constant)."""
-    if f32 or not isinstance(op, Conv2D) or tuple(op.kernel) != (1, 1) or any(op.pad):
+    if f32 or not (isinstance(op, Dense) or (isinstance(op, Conv2D) and tuple(op.kernel) == (1, 1)
+                                           and not any(op.pad))):
         return False
-    if int(op.in_shape[-1]) not in (4, 8, 16) or tuple(op.act) != (-128, 127):
+    if int(op.weights.shape[-1]) not in (4, 8, 16) or tuple(op.act) != (-128, 127):
         return False
     shift = np.asarray(op.requant.shift)
     return bool(np.all((shift <= -1) & (shift >= -24)))
