@@ -121,6 +121,22 @@ def test_conv1x1_host_bit_exact(tmp_path, case):
     np.testing.assert_array_equal(got, want)
 
 
+def test_dense_with_shared_weights_keeps_fc_s8(tmp_path):
+    """Dense layers reading one weight array (an unrolled LSTM's steps) stay on fc_s8, whose
+    weights are stored once; conv1x1_s8's records would repeat them with each layer's
+    requantisation. The one with weights of its own runs conv1x1_s8."""
+    from mcusearch.convert.host import host_run
+    g = _dense_chain(7, 8, [("s1", 8, "full", 0.45), ("s2", 8, "full", 0.45),
+                            ("own", 8, "full", 0.45)])
+    g.ops[1].weights = g.ops[0].weights.copy()          # equal values, another array
+    x = graph_inputs(g, 4, 7)
+    want = reference(g, x, tmp_path)
+    em = fast.emit_fast(g, tmp_path / "fast", sparse="never")
+    assert [i.kernel for i in em.infos] == ["fc_s8", "fc_s8", "conv1x1_s8"]
+    got = host_run(as_result("mcusearch", em, g, x, want), tmp_path / "fast_host")
+    np.testing.assert_array_equal(got, want)
+
+
 @arm
 def test_conv1x1_in_qemu_m7(tmp_path):
     from test_codegen_fast import run_on

@@ -106,6 +106,17 @@ def _u8(v: int, what: str) -> int:
     return v
 
 
+def _shared_weights(ops: list[Op]) -> set[int]:
+    """id() of the Dense ops whose weights another Dense holds too (an unrolled recurrent layer's
+    steps read one TFLite buffer)."""
+    seen: dict[tuple, list[int]] = {}
+    for op in ops:
+        if isinstance(op, Dense):
+            w = np.asarray(op.weights)
+            seen.setdefault((w.shape, w.tobytes()), []).append(id(op))
+    return {i for ids in seen.values() if len(ids) > 1 for i in ids}
+
+
 class _Emitter:
     def __init__(self, graph: Graph, sparse: str):
         if sparse not in SPARSE_MODES:
@@ -123,6 +134,7 @@ class _Emitter:
         self.kernel_files: list[str] = []
         self.row_ew: set[int] = set()      # outputs of the element-wise ops run a row a call
         self.dw_stage = True               # float depthwise layers may run in place (staged)
+        self.shared = _shared_weights(self.ops)
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -610,8 +622,9 @@ class _Emitter:
             oc = int(w.shape[0])
             sparse = self.choose(dil or op, info) and dil is None
             info.dense_weight_bytes = int(w.size) * self.elem
-            fc = not sparse and fc_kernel_applies(op, f32)
-            pw = not sparse and not fc and conv1x1_applies(op, f32)
+            shared = id(op) in self.shared
+            fc = not sparse and fc_kernel_applies(op, f32, shared)
+            pw = not sparse and not fc and conv1x1_applies(op, f32, shared)
             kind = "conv2d_sparse" if sparse else "fc" if fc else "conv1x1" if pw else "conv2d"
             info.kernel = f"{kind}_{self.sfx}"
             info.variant = "sparse" if sparse else "dense"
@@ -852,8 +865,9 @@ class _Emitter:
             dil = self.dilated_taps(op)
             sparse = self.choose(dil or op, LayerInfo(name=op.name, kind=op.kind, kernel="")) \
                 and dil is None
-            return 0 if not sparse and (fc_kernel_applies(op, self.f32) or
-                                        conv1x1_applies(op, self.f32)) else \
+            shared = id(op) in self.shared
+            return 0 if not sparse and (fc_kernel_applies(op, self.f32, shared) or
+                                        conv1x1_applies(op, self.f32, shared)) else \
                 gemm_scratch(dil or op, sparse, self.f32)
         if isinstance(op, MaxPool2D) and op.pool[0] > 8:
             return 4 * op.pool[0]
