@@ -14,7 +14,7 @@ import test_convert as tc
 from mcusearch.convert import cgen, fast
 from mcusearch.convert.frontend import graph_from_tflite
 from mcusearch.convert.ops.transpose_conv import TransposeConv2D
-from mcusearch.convert.quant import multiply_by_quantized_multiplier
+from mcusearch.convert.quant import multiply_by_quantized_multiplier, quantize_input
 from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret, lower, one_op,
                             schema)
 
@@ -134,6 +134,30 @@ def test_int8_rounding_ties_away_from_zero(tmp_path):
             fast.emit_fast(g, tmp_path / gen)
         conv = conv_result(gen, em, g, x.reshape(1, -1), want.reshape(1, -1).astype(np.int8))
         tc.check(conv, tmp_path / f"{gen}_host")
+
+
+def test_output_shape_computed_for_an_unknown_batch(tmp_path):
+    """Keras' Conv2DTranspose converted with an unknown batch size computes its output shape at
+    run time (SHAPE -> STRIDED_SLICE -> PACK -> TRANSPOSE_CONV): that int32 arithmetic is dropped
+    and the static shapes taken; int8 bit-exact with the interpreter."""
+    from mcusearch.convert.frontend import Reader
+
+    m = decoder(3)
+    path = tmp_path / "m.tflite"
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)     # the batch size stays unknown
+    rep = np.random.default_rng(0).normal(size=(20, 5, 6, 4)).astype(np.float32)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rep[k:k + 1]] for k in range(len(rep)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+    assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= {t.opname for t in Reader(path).ops}
+    g = graph_from_tflite(path)
+    assert [op.kind for op in g.compute_ops] == ["TransposeConv2D"] * 3
+    x = tc.probes(m.input_shape[1:], n=4)
+    xin = quantize_input(x, g.input_scale, g.input_zero_point).reshape(4, -1)
+    check_both_generators(g, xin, cgen.tflite_tensor(path, xin, g.output_id), tmp_path,
+                          cross=False)
 
 
 def test_int8_requantisation_paths(tmp_path):

@@ -91,21 +91,25 @@ def _one_output(top: "TfliteOp", k: int) -> "TfliteOp":
 
 
 # Operators that TensorFlow's converter uses for shape arithmetic on int32 tensors (a Keras Reshape
-# of a model whose batch size is unknown: SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE's shape).
+# or Conv2DTranspose of a model whose batch size is unknown: SHAPE -> STRIDED_SLICE -> PACK ->
+# RESHAPE's shape or TRANSPOSE_CONV's output shape).
 SHAPE_ARITHMETIC = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "SLICE")
+# the operators whose input k is a target shape: (operator, k)
+SHAPE_SINKS = (("RESHAPE", 1), ("TRANSPOSE_CONV", 0))
 
 
 def only_shape_arithmetic(r: "Reader", top: "TfliteOp") -> bool:
     """Whether ``top`` computes int32 shape arithmetic whose results only end up as the target
-    shape of RESHAPEs. Those need no code: the reader takes a RESHAPE's output shape from the
-    model's static shapes (batch 1)."""
+    shape of RESHAPEs or TRANSPOSE_CONVs. Those need no code: the reader takes their output
+    shapes from the model's static shapes (batch 1)."""
     if any(r.type_of(o) != "int32" or o == r.graph.output_id for o in top.outputs):
         return False
     for t in (t for t in r.ops if t.index > top.index):
         for o in top.outputs:
             if o not in t.inputs:
                 continue
-            if t.opname == "RESHAPE" and o not in t.inputs[:1]:
+            if any(t.opname == name and len(t.inputs) > k and t.inputs[k] == o
+                   and t.inputs.count(o) == 1 for name, k in SHAPE_SINKS):
                 continue
             if t.opname not in SHAPE_ARITHMETIC or not only_shape_arithmetic(r, t):
                 return False

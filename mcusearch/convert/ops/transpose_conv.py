@@ -164,10 +164,12 @@ def _transpose_conv(r: "Reader", top: "TfliteOp") -> None:
 
     shape_idx, w_idx, src = top.inputs[:3]
     bias_idx = top.inputs[3] if len(top.inputs) > 3 else -1
-    if not r.is_const(shape_idx):
-        raise r.unsupported(top, "the output shape is not constant")
     shape = _hwc(r, top, src)
-    out_shape = r.shape(top.outputs[0])
+    out_shape = r.shape(top.outputs[0])     # static; a computed output shape (a model of unknown
+    if r.is_const(shape_idx):               # batch size) is shape arithmetic on it
+        want = [int(d) for d in r.const(shape_idx)][1:]
+        if want != [int(d) for d in out_shape]:
+            raise r.unsupported(top, f"output shape {want} against the tensor's {out_shape}")
     if len(out_shape) != 3:
         raise r.unsupported(top, f"output shape {out_shape}")
     n_out, _, _, n_in = (int(d) for d in r.sg.tensors[w_idx].shape)
