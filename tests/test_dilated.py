@@ -1,5 +1,7 @@
 """Dilated convolutions (a TCN's causal Conv1D, Conv2D and DepthwiseConv2D with dilation_rate):
-the front end makes the dilated kernel dense, zeros between the taps (graph.dilate_kernel).
+the front end makes the dilated kernel dense, zeros between the taps (graph.dilate_kernel); the
+optimised generator runs a float32 Conv2D, and an int8 one whose input channels are a multiple
+of 4, on its real taps (fast._Emitter.dilated_taps).
 
 float32 within the converter's tolerance of Keras, int8 bit-exact with the TFLite interpreter,
 both generators on the host and the optimised one on the emulated Cortex-M7; the graph's MACs
@@ -100,6 +102,37 @@ def test_tcn_int8_in_qemu_m7(tmp_path):
     conv = conv_result("mcusearch", em, g, x[:4], want[:4])
     _, meas = run_on("qemu-m7", conv, tmp_path)
     assert meas.max_abs_error == 0
+
+
+# the weights of each dilated Conv2D's real taps, out x kh x kw x in (the dense kernel's zeros out)
+REAL_TAPS = {"tcn": {"tcn2": 8 * 3 * 8, "tcn4": 8 * 3 * 8},
+             "dilated2d": {"c2": 8 * 3 * 3 * 3, "c3": 6 * 3 * 2 * 8}}
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("name,layout",
+                         [("tcn", "rows"), ("tcn", "columns"), ("dilated2d", "rows")])
+def test_float32_dilated_on_real_taps_in_qemu_m7(tmp_path, name, layout):
+    """float32 dilated Conv2D layers run conv2d_f32's dilated entry on their real taps, read d
+    apart (mcus_fast_conv_f32_t's dh1, dw1): 4-pixel tiles (tcn rows), the 2-pixel tile (c3: 10
+    columns) and the lone pixel (tcn columns: 1 column, the taps rows apart); measure() raises
+    unless every output is within 1e-4 of Keras'."""
+    from test_codegen_fast import run_on
+    g, x, want = lowered(name, "float32", layout, tmp_path)
+    em = fast.emit_fast(g, tmp_path / "c")
+    infos = {i.name: i for i in em.infos}
+    dilated = {op.name: op for op in g.ops if isinstance(op, Conv2D) and op.dilation != (1, 1)}
+    assert set(dilated) == set(REAL_TAPS[name])
+    for lname, op in dilated.items():
+        info = infos[lname]
+        assert (info.kernel, info.variant) == ("conv2d_f32", "dense")
+        assert info.extra["dilation"] == tuple(op.dilation)
+        assert info.weights == REAL_TAPS[name][lname] < op.weights.size
+    model_c = (tmp_path / "c" / "model.c").read_text()
+    assert model_c.count("{ mcus_fast_conv2d_dilated_f32, &") == len(dilated)
+    conv = conv_result("mcusearch", em, g, x, want)
+    _, meas = run_on("qemu-m7", conv, tmp_path)
+    assert meas.max_abs_error <= 1e-4
 
 
 @pytest.mark.parametrize("layout", ["rows", "columns"])

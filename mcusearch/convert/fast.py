@@ -445,12 +445,14 @@ class _Emitter:
         return self.g.input_shape if t == 0 else self.ops[t - 1].out_shape
 
     def dilated_taps(self, op) -> Conv2D | None:
-        """An int8 dilated Conv2D whose input channels are a multiple of 4 as conv2d_s8 runs it:
-        the weights of its real taps only (the dense kernel's zeros dropped; its im2col reads the
-        taps d apart: mcus_fast_conv_s8_t's dh1, dw1), no dilation left; None for any other op (a
-        dilated layer then runs its dense kernel, zeros included)."""
-        if (self.f32 or not isinstance(op, Conv2D) or tuple(op.dilation) == (1, 1)
-                or int(op.in_shape[-1]) % 4):
+        """A dilated Conv2D as the dense kernels run it: the weights of its real taps only (the
+        dense kernel's zeros dropped; the im2col reads the taps d apart: dh1, dw1 of
+        mcus_fast_conv_f32_t, for the entry mcus_fast_conv2d_dilated_f32, or of
+        mcus_fast_conv_s8_t), no dilation left. float32 any layer, int8 one whose input channels
+        are a multiple of 4 (conv2d_s8's dilated im2col); None for any other op (a dilated layer
+        then runs its dense kernel, zeros included)."""
+        if (not isinstance(op, Conv2D) or tuple(op.dilation) == (1, 1)
+                or (not self.f32 and int(op.in_shape[-1]) % 4)):
             return None
         dh, dw = op.dilation
         return dataclasses.replace(op, weights=np.ascontiguousarray(op.weights[:, ::dh, ::dw, :]),
@@ -615,9 +617,10 @@ class _Emitter:
             if isinstance(op, Dense):
                 fields["in"] = self.in_buf(plan_, op.inputs[0], (1, 1, int(op.weights.shape[1])))
             dil = self.dilated_taps(op)
-            if dil is not None:                 # conv2d_s8 reads the taps d apart
+            if dil is not None:                 # the im2col reads the taps d apart
                 fields.update(dh1=_u8(op.dilation[0] - 1, "dilation"),
                               dw1=_u8(op.dilation[1] - 1, "dilation"))
+                info.extra["dilation"] = tuple(int(d) for d in op.dilation)
             w = np.asarray((dil or op).weights)
             oc = int(w.shape[0])
             sparse = self.choose(dil or op, info) and dil is None
@@ -781,8 +784,10 @@ class _Emitter:
         self.data.append(f"static const {ptype} {pfx}_p = {_init(fields)};\n")
         needs = [info.kernel] + (["dwconv2d_s8"] if info.kernel == "dwconv3x3_s8" else [])
         self.kernel_files += [k for k in needs if k not in self.kernel_files]   # + its fallback
-        entry = ("fc_s8_quads" if info.extra.get("quads") else   # fc_s8.c's and conv2d_s8.c's
-                 "conv2d_s8_w16" if info.extra.get("w16") else info.kernel)  # other entries
+        entry = ("fc_s8_quads" if info.extra.get("quads") else   # fc_s8.c's, conv2d_s8.c's and
+                 "conv2d_s8_w16" if info.extra.get("w16") else    # conv2d_f32.c's other entries
+                 "conv2d_dilated_f32" if info.kernel == "conv2d_f32" and "dilation" in info.extra
+                 else info.kernel)
         return f"mcus_fast_{entry}", f"{pfx}_p", info
 
     def emit_input_view(self, j: int, op: Op, fn: str, view: int) -> str:

@@ -11,6 +11,10 @@
  * wide are common in MobileNets); one leftover pixel takes a 1 x 4 tile (VLDM of 2 inputs and 8
  * weights, 8 VFMA per two k steps); channels beyond a multiple of 4 take plain C. Sums are reassociated per output (bias first, then k in order) and fused when the FPU
  * has FMA: the float results differ from Keras' by rounding only.
+ *
+ * A dilated layer (mcus_fast_conv2d_dilated_f32) runs the same row on its real taps only, the
+ * im2col reading them dh1 + 1 rows and dw1 + 1 columns apart; mcus_fast_conv2d_f32 is the row with
+ * the taps adjacent as constants (its instructions as before the dilated entry).
  */
 #include <float.h>
 
@@ -26,9 +30,9 @@
 #define MCUS_F32_ASM 0
 #endif
 
-/* Column of output pixel ox at col[k * np + pix]. */
-static void im2col_f32(const mcus_fast_conv_f32_t *p, const float *in, int32_t oy, int32_t ox,
-                       float *col, int32_t np, int32_t pix)
+/* Column of output pixel ox at col[k * np + pix]; the window's taps dh rows, dw columns apart. */
+MCUS_INLINE void im2col_f32(const mcus_fast_conv_f32_t *p, const float *in, int32_t oy, int32_t ox,
+                            float *col, int32_t np, int32_t pix, int32_t dh, int32_t dw)
 {
     const int32_t in_h = p->in.h, in_w = p->in.w, in_c = p->in.c;
     const int32_t kh = p->g.kh, kw = p->g.kw;
@@ -37,10 +41,10 @@ static void im2col_f32(const mcus_fast_conv_f32_t *p, const float *in, int32_t o
     int32_t ky, kx, c;
 
     for (ky = 0; ky < kh; ++ky) {
-        const int32_t iy = y0 + ky;
+        const int32_t iy = y0 + ky * dh;
         const float *row = (iy >= 0 && iy < in_h) ? (const float *)mcus_row_ptr(&p->in, (void *)in, iy, 4) : 0;
         for (kx = 0; kx < kw; ++kx) {
-            const int32_t ix = x0 + kx;
+            const int32_t ix = x0 + kx * dw;
             if (row && ix >= 0 && ix < in_w) {
                 const float *src = row + ix * in_c;
                 for (c = in_c; c > 0; --c) {
@@ -318,9 +322,10 @@ static void tile_n1(const float *col, const float *w, int32_t K, int32_t cs, int
     }
 }
 
-void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
+/* One output row, the window's taps dh rows and dw columns apart (1, 1: undilated). */
+MCUS_INLINE void conv2d_row(const mcus_fast_conv_f32_t *p, const mcus_io_t *io, int32_t oy,
+                            int32_t dh, int32_t dw)
 {
-    const mcus_fast_conv_f32_t *p = (const mcus_fast_conv_f32_t *)params;
     const float *in = p->in.base ? (const float *)p->in.base : (const float *)io->in;
     float *out = (float *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 4);
     const int32_t ow = p->out.w, oc = p->out.c;
@@ -339,7 +344,7 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
     for (ox = 0; ox + 4 <= ow; ox += 4) {
         const float *w = p->weights;
         float *dst = out + ox * oc;
-        mcus_im2col4_f32(&p->in, &p->g, in, oy, ox, 4, col, zeros);
+        mcus_im2col4d_f32(&p->in, &p->g, dh, dw, in, oy, ox, 4, col, zeros);
         for (g = 0; g < groups; ++g) {
             tile44(col, w, K, p->bias ? p->bias + 4 * g : 0, dst + 4 * g, oc, lo, hi);
             w += 4 * K;
@@ -358,7 +363,7 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
                 zeros[c] = 0.0f;
             }
         }
-        mcus_im2col4_f32(&p->in, &p->g, in, oy, ox, np, col, zeros);
+        mcus_im2col4d_f32(&p->in, &p->g, dh, dw, in, oy, ox, np, col, zeros);
         for (g = 0; g < groups; ++g) {
             tile_p4(col, w, K, np, p->bias ? p->bias + 4 * g : 0, dst + 4 * g, oc, lo, hi);
             w += 4 * K;
@@ -372,7 +377,7 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
     for (; ox < ow; ++ox) {
         const float *w = p->weights;
         float *dst = out + ox * oc;
-        im2col_f32(p, in, oy, ox, col, 1, 0);
+        im2col_f32(p, in, oy, ox, col, 1, 0, dh, dw);
         for (g = 0; g < groups; ++g) {
             tile14(col, w, K, p->bias ? p->bias + 4 * g : 0, dst + 4 * g, lo, hi);
             w += 4 * K;
@@ -382,4 +387,19 @@ void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t oy)
             w += K;
         }
     }
+}
+
+/* flatten: the tiles inlined as when this was their only caller. */
+__attribute__((flatten)) void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io,
+                                                    int32_t oy)
+{
+    conv2d_row((const mcus_fast_conv_f32_t *)params, io, oy, 1, 1);
+}
+
+/* A dilated layer on its real taps (the generator's weights hold those only), read d apart: the
+ * same row kernel, its own copy so that the undilated one keeps constant taps. */
+void mcus_fast_conv2d_dilated_f32(const void *params, const mcus_io_t *io, int32_t oy)
+{
+    const mcus_fast_conv_f32_t *p = (const mcus_fast_conv_f32_t *)params;
+    conv2d_row(p, io, oy, p->dh1 + 1, p->dw1 + 1);
 }

@@ -176,6 +176,8 @@ typedef struct {
     float act_min, act_max;
     const float *weights;
     const float *bias;        /* NULL: no bias */
+    uint8_t dh1, dw1;         /* mcus_fast_conv2d_dilated_f32: dilation - 1 (g's kh, kw its taps,
+                               * read d apart); 0 for mcus_fast_conv2d_f32 */
 } mcus_fast_conv_f32_t;
 
 /* Sparse float32 convolution: per channel, counts[c] non-zero values and their k distances
@@ -311,6 +313,7 @@ void mcus_fast_conv2d_s8_w16(const void *params, const mcus_io_t *io, int32_t ro
 void mcus_fast_conv2d_sparse_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv1x1_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_conv2d_f32(const void *params, const mcus_io_t *io, int32_t row);
+void mcus_fast_conv2d_dilated_f32(const void *params, const mcus_io_t *io, int32_t row); /* dh1 */
 void mcus_fast_conv2d_sparse_f32(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_maxpool2d_s8(const void *params, const mcus_io_t *io, int32_t row);
 void mcus_fast_maxpool2d_f32(const void *params, const mcus_io_t *io, int32_t row);

@@ -15,23 +15,24 @@
 #define MCUS_IM2COL_F32_ASM 0
 #endif
 
-/* float32: col[k * 4 + m] = input value; `zeros` holds in_c zero floats. */
-static inline void mcus_im2col4_f32(const mcus_buf_t *b, const mcus_win_t *g, const float *in,
-                                    int32_t oy, int32_t ox, int32_t np, float *col,
-                                    const float *zeros)
+/* float32: col[k * 4 + m] = input value; `zeros` holds in_c zero floats. The window's taps dh
+ * rows and dw columns apart (a dilated convolution's; 1, 1: adjacent). */
+static inline void mcus_im2col4d_f32(const mcus_buf_t *b, const mcus_win_t *g, int32_t dh,
+                                     int32_t dw, const float *in, int32_t oy, int32_t ox,
+                                     int32_t np, float *col, const float *zeros)
 {
     const int32_t in_h = b->h, in_w = b->w, in_c = b->c;
     const int32_t y0 = oy * g->sh - g->pt, x0 = ox * g->sw - g->pl;
     int32_t ky, kx, m;
 
     for (ky = 0; ky < g->kh; ++ky) {
-        const int32_t iy = y0 + ky;
+        const int32_t iy = y0 + ky * dh;
         const float *row = (iy >= 0 && iy < in_h) ? (const float *)mcus_row_ptr(b, (void *)in, iy, 4) : 0;
         for (kx = 0; kx < g->kw; ++kx) {
             const float *src[4];
             int32_t n = in_c;
             for (m = 0; m < 4; ++m) {
-                const int32_t ix = x0 + m * g->sw + kx;
+                const int32_t ix = x0 + m * g->sw + kx * dw;
                 src[m] = (row && m < np && ix >= 0 && ix < in_w) ? row + ix * in_c : zeros;
             }
 #if MCUS_IM2COL_F32_ASM
@@ -61,6 +62,14 @@ static inline void mcus_im2col4_f32(const mcus_buf_t *b, const mcus_win_t *g, co
 #endif
         }
     }
+}
+
+/* The undilated window's (taps adjacent). */
+static inline void mcus_im2col4_f32(const mcus_buf_t *b, const mcus_win_t *g, const float *in,
+                                    int32_t oy, int32_t ox, int32_t np, float *col,
+                                    const float *zeros)
+{
+    mcus_im2col4d_f32(b, g, 1, 1, in, oy, ox, np, col, zeros);
 }
 
 /* int8: col[k * W + m] = input value + input offset (int16), W = 4 or 8 pixels side by side;
