@@ -209,7 +209,9 @@ typedef struct {
     int8_t *stage;              /* 20: where the leftovers are gathered */
     uint32_t zp4;               /* 24: the input zero point in every byte (the kpad values) */
     int32_t nt;                 /* 28: chunks of leftovers and kpad */
-    const int8_t *rows[MCUS_ROWS_MAX];  /* 32: the kernel rows' input rows */
+    const int8_t *rows[MCUS_ROWS_MAX];  /* 32: the kernel rows' input rows (a 1-D dilated
+                                         * window: its taps, d pixels apart in one row) */
+    int32_t span;               /* input columns a window covers: kw, or (kw - 1) d + 1 */
 } rows_t;
 
 /* the column words of n (register) 4-byte chunks from [s] (advanced), STEP bytes apart */
@@ -346,16 +348,29 @@ static inline uint32_t *col_zero(uint32_t *dst, int32_t n, int32_t np)
  * im2col_s8, it cost the undilated layers' pixels instructions. */
 static __attribute__((noinline)) void im2col_dilated_s8(const mcus_fast_conv_s8_t *p,
                                                         const int8_t *in, int32_t oy, int32_t ox,
-                                                        int16_t *col, int32_t np)
+                                                        int16_t *col, int32_t np, int32_t lnp)
 {
     const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
     const int32_t in_c = p->in.c, words = in_c >> 2, dh = p->dh1 + 1, dw = p->dw1 + 1;
-    const int32_t lnp = np == 3 ? 3 : 2, y0 = oy * p->g.sh - p->g.pt;
+    const int32_t y0 = oy * p->g.sh - p->g.pt;
     int32_t pix, ky, kx;
 
+    const int32_t inside_y = y0 >= 0 && y0 + (p->g.kh - 1) * dh < p->in.h;
     for (pix = 0; pix < np; ++pix) {
         const int32_t x0 = (ox + pix) * p->g.sw - p->g.pl;
         uint32_t *dst = (uint32_t *)(void *)(col + pix * 4);
+        if (inside_y && x0 >= 0 && x0 + (p->g.kw - 1) * dw < p->in.w) {
+            /* the whole window inside: tap after tap, no tests */
+            const int32_t step = dw * in_c;
+            for (ky = 0; ky < p->g.kh; ++ky) {
+                const int8_t *src = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0 + ky * dh,
+                                                                 1) + x0 * in_c;
+                for (kx = p->g.kw; kx > 0; --kx, src += step) {
+                    dst = col_copy(dst, src, words, lnp, off2);
+                }
+            }
+            continue;
+        }
         for (ky = 0; ky < p->g.kh; ++ky) {
             const int32_t y = y0 + ky * dh;
             const int8_t *row = y >= 0 && y < p->in.h
@@ -409,25 +424,41 @@ static void im2col_s8(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy
 
 #if MCUS_FAST_DSP && defined(__OPTIMIZE__)
 /* rt for output row oy of a layer whose input channels are not a multiple of 4: 1, or 0 where
- * im2col_rows_s8 does not apply (some kernel row outside the input, rows under 4 bytes). */
+ * im2col_rows_s8 does not apply (some kernel row outside the input, rows under 4 bytes). A
+ * window dilated along its one row (a TCN's Conv1D; input channels a multiple of 4) takes it
+ * too, its taps as the "rows": each tap's in_c bytes, d pixels apart. */
 static __attribute__((noinline, optimize("Os"))) int32_t rows_setup(const mcus_fast_conv_s8_t *p,
                                                                     const int8_t *in, int32_t oy,
                                                                     rows_t *rt)
 {
     const int32_t rowb = p->g.kw * p->in.c, y0 = oy * p->g.sh - p->g.pt;
     int32_t ky;
-    if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h ||
-        (p->dh1 | p->dw1)) {                  /* a dilated window: im2col_dilated_s8 */
-        return 0;
+    if (rowb < 4 || p->g.kh > MCUS_ROWS_MAX || y0 < 0 || y0 + p->g.kh > p->in.h || p->dh1) {
+        return 0;                             /* dilated rows: im2col_dilated_s8 */
     }
-    for (ky = 0; ky < p->g.kh; ++ky) {
-        rt->rows[ky] = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0 + ky, 1);
+    if (p->dw1) {
+        const int8_t *row = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0, 1);
+        if (p->g.kh != 1 || p->g.kw > MCUS_ROWS_MAX) {
+            return 0;
+        }
+        for (ky = 0; ky < p->g.kw; ++ky) {
+            rt->rows[ky] = row + ky * (p->dw1 + 1) * p->in.c;
+        }
+        rt->kh = p->g.kw;
+        rt->m4 = p->in.c >> 2;
+        rt->lw = 0;
+        rt->span = (p->g.kw - 1) * (p->dw1 + 1) + 1;
+    } else {
+        for (ky = 0; ky < p->g.kh; ++ky) {
+            rt->rows[ky] = (const int8_t *)mcus_row_ptr(&p->in, (void *)in, y0 + ky, 1);
+        }
+        rt->kh = p->g.kh;
+        rt->m4 = rowb >> 2;
+        rt->lw = rowb & 3;
+        rt->span = p->g.kw;
     }
-    rt->kh = p->g.kh;
-    rt->m4 = rowb >> 2;
-    rt->lw = rowb & 3;
     rt->zp4 = (uint32_t)(uint8_t)(-p->input_offset) * 0x01010101u;
-    rt->nt = (p->g.kh * (rowb & 3) + p->kpad) >> 2;
+    rt->nt = (rt->kh * rt->lw + p->kpad) >> 2;
     return 1;
 }
 
@@ -448,6 +479,27 @@ static __attribute__((noinline)) void cols_rows(const mcus_fast_conv_s8_t *p, co
             im2col_rows_s8(rt, off2, col, lnp, c);
         } else {
             im2col_s8(p, in, oy, ox + c, col, lnp, c);
+        }
+    }
+}
+
+/* cols_rows of a window dilated along its row (its taps as rt's rows): im2col_dilated_s8 at the
+ * edges. Its own function: the test in cols_rows cost the undilated rows ~1 %; flatten: its
+ * im2col_rows_s8 inlined as in cols_rows. */
+static __attribute__((noinline, flatten)) void cols_dilated(const mcus_fast_conv_s8_t *p, const int8_t *in,
+                                                   rows_t *rt, int32_t oy, int32_t ox,
+                                                   int16_t *col, int32_t np)
+{
+    const int32_t lnp = np == 3 ? 3 : 2;
+    const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
+    int32_t c;
+    for (c = 0; c < np; ++c) {
+        const int32_t x0 = (ox + c) * p->g.sw - p->g.pl;
+        if (x0 >= 0 && x0 + rt->span <= p->in.w) {
+            rt->xb = x0 * p->in.c;
+            im2col_rows_s8(rt, off2, col, lnp, c);
+        } else {
+            im2col_dilated_s8(p, in, oy, ox + c, col + 4 * c, 1, lnp);
         }
     }
 }
@@ -970,6 +1022,33 @@ static __attribute__((noinline)) void rows_gemm_row(gemm_t *t, const mcus_fast_c
     }
 }
 
+/* A dilated layer's row on the GEMM path (the block's state t, an even channel count): per 3
+ * pixels (a last 2 or 1) its columns, then gemm_run, in a loop of its own, as rows_gemm_row.
+ * rt: a window dilated along its row whose rows_setup gave 1 (cols_dilated), else NULL
+ * (im2col_dilated_s8). */
+static __attribute__((noinline)) void dilated_gemm_row(gemm_t *t, const mcus_fast_conv_s8_t *p,
+                                                       const int8_t *in, rows_t *rt, int32_t oy,
+                                                       int8_t *dst)
+{
+    const int32_t ow = p->out.w, oc = p->out.c;
+    const int32_t nch = (p->g.kh * p->g.kw * p->in.c + p->kpad) >> 2;
+    int16_t *const col = (int16_t *)t->col;
+    int32_t ox = 0;
+    while (ox < ow) {
+        const int32_t np = ow - ox >= 3 ? 3 : ow - ox >= 2 ? 2 : 1;
+        if (rt) {
+            cols_dilated(p, in, rt, oy, ox, col, np);
+        } else {
+            im2col_dilated_s8(p, in, oy, ox, col, np, np == 3 ? 3 : 2);
+        }
+        t->xend = col + nch * (np == 3 ? 12 : 8);
+        t->dst = dst;
+        gemm_run(t, np, nch);
+        dst += np * oc;
+        ox += np;
+    }
+}
+
 #if MCUS_PW_COLS
 /*
  * A pointwise row on the GEMM path (the block's state t, an even channel count): per 3 pixels
@@ -1280,7 +1359,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
     const int32_t ow = p->out.w, oc = p->out.c;
     const int32_t block = oc > MCUS_RQ_BLOCK ? MCUS_RQ_BLOCK : oc;
-    const int32_t dilated = p->dh1 | p->dw1;    /* im2col_dilated_s8 (rows_setup gives 0) */
+    const int32_t dilated = p->dh1 | p->dw1;    /* dilated_gemm_row, im2col_dilated_s8 */
     const int32_t K = p->g.kh * p->g.kw * p->in.c + p->kpad;
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
     int16_t *col = (int16_t *)(void *)(rq + block);
@@ -1297,7 +1376,8 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     /* every kernel row inside the input (not a pointwise layer: pw_cols): the rows' pointers
      * once a row, for im2col_rows_s8 */
     rows_t rt;
-    const int32_t rows_ok = MCUS_PW_COLS && pw ? 0 : rows_setup(p, in, oy, &rt);
+    const int32_t rows_ok = (MCUS_PW_COLS && pw) || dilated ? 0 : rows_setup(p, in, oy, &rt);
+    const int32_t rows_dil = dilated ? rows_setup(p, in, oy, &rt) : 0;   /* cols_dilated */
 #endif
 
     for (c0 = 0; c0 < oc; c0 += block) {
@@ -1341,6 +1421,10 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
             rows_gemm_row(&gt, p, in, &rt, oy, out + c0);
             continue;
         }
+        if (gemm && dilated && (cb & 1) == 0) {
+            dilated_gemm_row(&gt, p, in, rows_dil ? &rt : 0, oy, out + c0);
+            continue;
+        }
 #endif
         for (; ox < ow; ox += np) {
             /* pixel triples on the GEMM path, else pairs; a last pair or single pixel */
@@ -1356,7 +1440,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
             } else
 #endif
             if (dilated) {
-                im2col_dilated_s8(p, in, oy, ox, col, np);
+                im2col_dilated_s8(p, in, oy, ox, col, np, np == 3 ? 3 : 2);
             } else {
                 for (c = 0; c < np; ++c) {
                     im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);
