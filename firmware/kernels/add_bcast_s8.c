@@ -75,11 +75,12 @@ MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py
         i = 0;
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
         if (mode == 2 && full && n >= 2) {
-            /* x's rescaled values from the generator's table: two elements a step, 9.5
-             * instructions an element: LDRSB, the table's LDR, ADD, the output's (ADD sign,
-             * SMMLAR, ASR, SSAT), STRB, and LDRD of two channels' y */
+            /* x's rescaled values from the generator's table: two elements a block, two blocks a
+             * loop step (an odd count of blocks enters at the second), 9 instructions an element:
+             * LDRSB, the table's LDR, ADD, the output's (ADD sign, SMMLAR, ASR, SSAT), STRB, and
+             * LDRD of two channels' y */
             const int32_t *y = py, *const end = py + (n & ~1);
-            int32_t t0, t1, y0, y1;
+            int32_t t0, t1 = n & 2, y0, y1;            /* t1: an odd count of blocks */
 #define ADD_TABLE_ONE(t, yv)                                                                      \
             "ldr    %[" t "], [%[tx], %[" t "], lsl #2]\n\t"                                      \
             "add    %[" t "], %[" t "], %[" yv "]\n\t"                                            \
@@ -88,18 +89,23 @@ MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py
             "asr    %[" t "], %[" t "], %[or]\n\t"                                                \
             "ssat   %[" t "], #8, %[" t "]\n\t"                                                   \
             "strb   %[" t "], [%[o]], #1\n\t"
-            __asm__ volatile("1:\n\t"
-                             "ldrsb  %[t0], [%[x]], #1\n\t"
-                             "ldrsb  %[t1], [%[x]], #1\n\t"
-                             "ldrd   %[y0], %[y1], [%[y]], #8\n\t"
-                             ADD_TABLE_ONE("t0", "y0") ADD_TABLE_ONE("t1", "y1")
+#define ADD_TABLE_BLOCK                                                                           \
+            "ldrsb  %[t0], [%[x]], #1\n\t"                                                          \
+            "ldrsb  %[t1], [%[x]], #1\n\t"                                                          \
+            "ldrd   %[y0], %[y1], [%[y]], #8\n\t"                                                   \
+            ADD_TABLE_ONE("t0", "y0") ADD_TABLE_ONE("t1", "y1")
+            __asm__ volatile("cmp    %[t1], #0\n\t"
+                             "bne    2f\n\t"
+                             "1:\n\t" ADD_TABLE_BLOCK
+                             "2:\n\t" ADD_TABLE_BLOCK
                              "cmp    %[y], %[end]\n\t"
                              "bne    1b\n\t"
                              : [x] "+r"(x), [y] "+r"(y), [o] "+r"(output), [t0] "=&r"(t0),
-                               [t1] "=&r"(t1), [y0] "=&r"(y0), [y1] "=&r"(y1)
+                               [t1] "+r"(t1), [y0] "=&r"(y0), [y1] "=&r"(y1)
                              : [end] "r"(end), [tx] "r"(k.tx), [ob] "r"(k.out.bias),
                                [om] "r"(k.out.multiplier), [or] "r"(k.out.right)
                              : "cc", "memory");
+#undef ADD_TABLE_BLOCK
 #undef ADD_TABLE_ONE
             i = n & ~1;
         }

@@ -77,10 +77,11 @@ MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk
 
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
 /*
- * mul_periodic_loop's common case (right >= 1, no clamp beyond int8) four channels a step, from
+ * mul_periodic_loop's common case (right >= 1, no clamp beyond int8) four channels a block, from
  * P in halfwords (|P| <= 255 << 6 fits): one LDR brings four x, two SXTAB16 add x's offset to
  * two of them each ((x + x_offset) fits a halfword), SMULxy forms the doubled product
- * (x + x_offset) P, requantised as in mul_periodic_loop: 7.75 instructions an element.
+ * (x + x_offset) P, requantised as in mul_periodic_loop; two blocks a loop step (an odd count of
+ * blocks enters at the second): 7.25 instructions an element.
  */
 static void mul_periodic_simd(int32_t rows, int32_t n, const int16_t *ph, const int8_t *x,
                               int8_t *output, const mcus_small_mbqm_t *rq, int32_t x_offset)
@@ -93,32 +94,34 @@ static void mul_periodic_simd(int32_t rows, int32_t n, const int16_t *ph, const 
     for (r = rows; r > 0; --r) {
         const int16_t *k = ph;
         if (k != end) {
-            int32_t w, t, pp, v, s;
-#define MUL_SIMD_ONE(mul, src)                                                                     \
-            mul "  %[v], %[" src "], %[pp]\n\t"                                                     \
+            int32_t w, t, p0, p1, s, v = n & 4;        /* v: an odd count of blocks */
+#define MUL_SIMD_ONE(mul, src, p)                                                                  \
+            mul "  %[v], %[" src "], %[" p "]\n\t"                                                  \
             "add    %[s], %[bias], %[v], asr #31\n\t"                                               \
             "smmlar %[v], %[v], %[m], %[s]\n\t"                                                     \
             "asr    %[v], %[v], %[r]\n\t"                                                           \
             "ssat   %[v], #8, %[v]\n\t"                                                             \
             "strb   %[v], [%[o]], #1\n\t"
+#define MUL_SIMD_BLOCK                                                                             \
+            "ldr    %[w], [%[x]], #4\n\t"                                                           \
+            "ldrd   %[p0], %[p1], [%[k]], #8\n\t"                                                   \
+            "sxtab16 %[t], %[ox2], %[w]\n\t"                                                        \
+            "sxtab16 %[w], %[ox2], %[w], ror #8\n\t"                                                \
+            MUL_SIMD_ONE("smulbb", "t", "p0") MUL_SIMD_ONE("smulbt", "w", "p0")                     \
+            MUL_SIMD_ONE("smultb", "t", "p1") MUL_SIMD_ONE("smultt", "w", "p1")
             __asm__ volatile(
-                "1:\n\t"
-                "ldr    %[w], [%[x]], #4\n\t"
-                "ldr    %[pp], [%[k]], #4\n\t"
-                "sxtab16 %[t], %[ox2], %[w]\n\t"
-                "sxtab16 %[w], %[ox2], %[w], ror #8\n\t"
-                MUL_SIMD_ONE("smulbb", "t")
-                MUL_SIMD_ONE("smulbt", "w")
-                "ldr    %[pp], [%[k]], #4\n\t"
-                MUL_SIMD_ONE("smultb", "t")
-                MUL_SIMD_ONE("smultt", "w")
+                "cmp    %[v], #0\n\t"
+                "bne    2f\n\t"
+                "1:\n\t" MUL_SIMD_BLOCK
+                "2:\n\t" MUL_SIMD_BLOCK
                 "cmp    %[k], %[end]\n\t"
                 "bne    1b\n\t"
-                : [x] "+r"(x), [k] "+r"(k), [o] "+r"(output), [w] "=&r"(w), [t] "=&r"(t),
-                  [pp] "=&r"(pp), [v] "=&r"(v), [s] "=&r"(s)
+                : [x] "+r"(x), [k] "+r"(k), [o] "+r"(output), [v] "+r"(v), [w] "=&r"(w),
+                  [t] "=&r"(t), [p0] "=&r"(p0), [p1] "=&r"(p1), [s] "=&r"(s)
                 : [end] "r"(end), [ox2] "r"(ox2), [bias] "r"(c.bias), [m] "r"(c.multiplier),
                   [r] "r"(c.right)
                 : "cc", "memory");
+#undef MUL_SIMD_BLOCK
 #undef MUL_SIMD_ONE
         }
         for (i = n & ~3; i < n; ++i) {
