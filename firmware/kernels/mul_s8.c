@@ -144,14 +144,23 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
 
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
     if (full && rq->right >= 1 && rq->left1 <= 7) {
-        int16_t ph[MCUS_PERIODIC_MAX] __attribute__((aligned(4)));
+        union {
+            int16_t h[MCUS_PERIODIC_MAX];
+            uint32_t w[MCUS_PERIODIC_MAX / 2];      /* an even n's table repeated a word a step */
+        } ph;
         for (i = 0; i < n; ++i) {
-            ph[i] = (int16_t)((y[i] + y_offset) * ((int32_t)1 << rq->left1));
+            ph.h[i] = (int16_t)((y[i] + y_offset) * ((int32_t)1 << rq->left1));
         }
-        for (; i < len; ++i) {
-            ph[i] = ph[i - n];
+        if (n % 2 == 0) {
+            for (i = n / 2; i < len / 2; ++i) {
+                ph.w[i] = ph.w[i - n / 2];
+            }
+        } else {
+            for (; i < len; ++i) {
+                ph.h[i] = ph.h[i - n];
+            }
         }
-        mul_periodic_simd(rows, len, ph, x, output, rq, x_offset);
+        mul_periodic_simd(rows, len, ph.h, x, output, rq, x_offset);
         return;
     }
 #endif
