@@ -76,6 +76,12 @@ MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk
 }
 
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+#define MUL_SIMD 1
+#else
+#define MUL_SIMD 0
+#endif
+
+#if MUL_SIMD
 /*
  * mul_periodic_loop's common case (right >= 1, no clamp beyond int8) four channels a block, from
  * P in halfwords (|P| <= 255 << 6 fits): one LDR brings four x, two SXTAB16 add x's offset to
@@ -142,7 +148,7 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
     const int32_t rows = p->g.dims[0] / reps, len = n * reps;
     int32_t i;
 
-#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+#if MUL_SIMD
     if (full && rq->right >= 1 && rq->left1 <= 7) {
         union {
             int16_t h[MCUS_PERIODIC_MAX];
@@ -171,7 +177,7 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
     for (i = 2 * n; i < 2 * len; ++i) {
         pk[i] = pk[i - 2 * n];
     }
-    if (rq->right >= 1 && full) {
+    if (rq->right >= 1 && full && !MUL_SIMD) {           /* with SIMD the rare left1 > 7: below */
         mul_periodic_loop(rows, len, pk, x, output, rq, 1, 1, -128, 127);
     } else if (rq->right >= 1) {
         mul_periodic_loop(rows, len, pk, x, output, rq, 1, 0, p->act_min, p->act_max);
