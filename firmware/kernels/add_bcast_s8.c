@@ -2,7 +2,8 @@
  * broadcasting, with TFLite ADD's input and output rescaling, run by run (mcus_binary_s8_runs): an
  * operand broadcast along a run is rescaled once per run. With TFLite's left shift of 20 the three
  * rescalings are mcus_small_mbqm (bit-exact); else mcus_add_s8_one's parts. A per-channel operand
- * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic), same-shape operands
+ * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic; the other operand's
+ * rescaled values from the generator's table p->tx where it gives one), same-shape operands
  * mcus_add_s8_fast (mcus_add_fast.h). */
 #include "mcus_kernels.h"
 #include "mcus_add_fast.h"
@@ -59,7 +60,7 @@ static int32_t sum_small(const void *q, int32_t sa, int32_t sb)
 typedef struct {
     mcus_small_mbqm_t x, out;
     int32_t x_off1;              /* x's offset << (PERIODIC_LEFT_SHIFT + 1) (not half) */
-    const int32_t *tx;           /* p->tx + 128: 2 h_x by x (half == 2) */
+    const int32_t *tx;           /* p->tx + 128: 2 h_x by x (mode 2), or 0 */
 } add_periodic_t;
 
 #define PERIODIC_LEFT_SHIFT 20   /* TFLite's (always): a constant makes the shifts immediates */

@@ -3,7 +3,8 @@
  * 2^-23 <= s_a s_b / s_out < 2^15) the requantisation is mcus_small_mbqm, its left shift applied
  * to the second operand; else mcus_multiply_by_quantized_multiplier. Both are bit-exact with TFLite
  * (tests/test_ops_elementwise.py: all 65,536 input pairs, every run layout). A per-channel operand
- * (mcus_bcast_periodic) takes one loop over the whole output (mul_periodic). */
+ * (mcus_bcast_periodic: a squeeze-and-excite gate) takes one loop over the whole output
+ * (mul_periodic; with DSP four channels a block, mul_periodic_simd). */
 #include "mcus_kernels.h"
 
 typedef struct {

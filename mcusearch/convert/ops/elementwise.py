@@ -26,6 +26,8 @@ PRELU requantises x >= 0 by ``s_in / s_out`` and ``x * alpha`` by ``s_in * s_alp
 same way, MAXIMUM / MINIMUM need one shared quantisation, SQUARED_DIFFERENCE shifts both offset
 inputs left by 7, rescales each to twice the larger input scale, squares their difference and
 requantises it by (2 s_max)^2 / (2^14 s_out) (squared_difference.cc; :class:`SqDiffQuant`).
+ADD / SUB of a map and a per-channel operand (a squeeze-and-excite style (1, 1, C) vector) take
+the map's rescaled values from a 256-entry table made here (:meth:`Binary.periodic_tx`).
 tests/test_ops_elementwise.py checks MUL, SUB and ADD on all 65,536 input pairs and PRELU on every
 input against 255 slopes, tests/test_ops_layernorm.py SQUARED_DIFFERENCE on all pairs, against the
 interpreter.
