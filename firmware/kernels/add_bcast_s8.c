@@ -2,7 +2,8 @@
  * broadcasting, with TFLite ADD's input and output rescaling, run by run (mcus_binary_s8_runs): an
  * operand broadcast along a run is rescaled once per run. With TFLite's left shift of 20 the three
  * rescalings are mcus_small_mbqm (bit-exact); else mcus_add_s8_one's parts. A per-channel operand
- * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic), same-shape operands
+ * (mcus_bcast_periodic) takes one loop over the whole output (add_periodic; the other operand's
+ * rescaled values from the generator's table p->tx where it gives one), same-shape operands
  * mcus_add_s8_fast (mcus_add_fast.h). */
 #include "mcus_kernels.h"
 #include "mcus_add_fast.h"
@@ -51,19 +52,21 @@ static int32_t sum_small(const void *q, int32_t sa, int32_t sb)
 /*
  * A per-channel operand y (mcus_bcast_periodic) against a contiguous x. Per channel the doubled
  * rescaled y (exact: mcus_add_s8_input / _skip, whichever role y has, so SUB's negated multiplier
- * too) is computed once; per element x is rescaled by 1/2 exactly ((x + off) 2^left: its offset
- * folded into the channel values: `half`) or by mcus_small_mbqm_pos (a positive multiplier), and
- * the doubled sum by mcus_small_mbqm_pos with the output offset. `full`: no clamp beyond int8.
+ * too) is computed once; per element x's doubled rescaled value is read from the generator's table
+ * p->tx (`mode` 2), or x is rescaled by 1/2 exactly ((x + off) 2^left: its offset folded into the
+ * channel values: mode 1) or by mcus_small_mbqm_pos (a positive multiplier: mode 0), and the
+ * doubled sum by mcus_small_mbqm_pos with the output offset. `full`: no clamp beyond int8.
  */
 typedef struct {
     mcus_small_mbqm_t x, out;
     int32_t x_off1;              /* x's offset << (PERIODIC_LEFT_SHIFT + 1) (not half) */
+    const int32_t *tx;           /* p->tx + 128: 2 h_x by x (mode 2), or 0 */
 } add_periodic_t;
 
 #define PERIODIC_LEFT_SHIFT 20   /* TFLite's (always): a constant makes the shifts immediates */
 
 MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py, const int8_t *x,
-                                      int8_t *output, const add_periodic_t *kp, int half,
+                                      int8_t *output, const add_periodic_t *kp, int mode,
                                       int full, int32_t lo, int32_t hi)
 {
     const add_periodic_t k = *kp;
@@ -72,7 +75,42 @@ MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py
     for (r = rows; r > 0; --r) {
         i = 0;
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-        if (!half && full && n >= 2) {
+        if (mode == 2 && full && n >= 2) {
+            /* x's rescaled values from the generator's table: two elements a block, two blocks a
+             * loop step (an odd count of blocks enters at the second), 9 instructions an element:
+             * LDRSB, the table's LDR, ADD, the output's (ADD sign, SMMLAR, ASR, SSAT), STRB, and
+             * LDRD of two channels' y */
+            const int32_t *y = py, *const end = py + (n & ~1);
+            int32_t t0, t1 = n & 2, y0, y1;            /* t1: an odd count of blocks */
+#define ADD_TABLE_ONE(t, yv)                                                                      \
+            "ldr    %[" t "], [%[tx], %[" t "], lsl #2]\n\t"                                      \
+            "add    %[" t "], %[" t "], %[" yv "]\n\t"                                            \
+            "add    %[" yv "], %[ob], %[" t "], asr #31\n\t"                                      \
+            "smmlar %[" t "], %[" t "], %[om], %[" yv "]\n\t"                                     \
+            "asr    %[" t "], %[" t "], %[or]\n\t"                                                \
+            "ssat   %[" t "], #8, %[" t "]\n\t"                                                   \
+            "strb   %[" t "], [%[o]], #1\n\t"
+#define ADD_TABLE_BLOCK                                                                           \
+            "ldrsb  %[t0], [%[x]], #1\n\t"                                                          \
+            "ldrsb  %[t1], [%[x]], #1\n\t"                                                          \
+            "ldrd   %[y0], %[y1], [%[y]], #8\n\t"                                                   \
+            ADD_TABLE_ONE("t0", "y0") ADD_TABLE_ONE("t1", "y1")
+            __asm__ volatile("cmp    %[t1], #0\n\t"
+                             "bne    2f\n\t"
+                             "1:\n\t" ADD_TABLE_BLOCK
+                             "2:\n\t" ADD_TABLE_BLOCK
+                             "cmp    %[y], %[end]\n\t"
+                             "bne    1b\n\t"
+                             : [x] "+r"(x), [y] "+r"(y), [o] "+r"(output), [t0] "=&r"(t0),
+                               [t1] "+r"(t1), [y0] "=&r"(y0), [y1] "=&r"(y1)
+                             : [end] "r"(end), [tx] "r"(k.tx), [ob] "r"(k.out.bias),
+                               [om] "r"(k.out.multiplier), [or] "r"(k.out.right)
+                             : "cc", "memory");
+#undef ADD_TABLE_BLOCK
+#undef ADD_TABLE_ONE
+            i = n & ~1;
+        }
+        if (mode == 0 && full && n >= 2) {
             /* x rescaled, no clamp beyond int8: two elements a step, 13 instructions an element
              * (14 in GCC's loop): per element LDRSB, LDR y, the rescaling of x (ADD, ADD sign,
              * SMMLAR, ASR), ADD, the output's (ADD sign, SMMLAR, ASR, SSAT), STRB */
@@ -107,7 +145,9 @@ MCUS_EW_INLINE void add_periodic_loop(int32_t rows, int32_t n, const int32_t *py
 #endif
         for (; i < n; ++i) {
             int32_t s2;
-            if (half) {
+            if (mode == 2) {
+                s2 = py[i] + k.tx[*x++];
+            } else if (mode == 1) {
                 s2 = py[i] + (int32_t)((uint32_t)(int32_t)*x++ << PERIODIC_LEFT_SHIFT);
             } else {
                 const int32_t x2 = k.x_off1 + (int32_t)((uint32_t)(int32_t)*x++
@@ -134,10 +174,12 @@ static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, in
     int32_t i;
 
     k.x.multiplier = k.x.left1 = k.x.right = k.x.bias = k.x.neg = 0;
+    k.tx = p->tx == 0 || half ? 0 : p->tx + 128;
     if (q->left_shift != PERIODIC_LEFT_SHIFT || q->output_multiplier <= 0 ||
         q->output_shift > -1 ||
         !mcus_small_mbqm_prepare(&k.out, q->output_multiplier, q->output_shift, q->output_offset) ||
-        (!half && (mx <= 0 || sx > -1 || !mcus_small_mbqm_prepare(&k.x, mx, sx, 0)))) {
+        (!half && k.tx == 0 &&
+         (mx <= 0 || sx > -1 || !mcus_small_mbqm_prepare(&k.x, mx, sx, 0)))) {
         return 0;
     }
     k.x_off1 = (int32_t)((uint32_t)ox << (PERIODIC_LEFT_SHIFT + 1));
@@ -148,7 +190,11 @@ static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, in
     for (; i < len; ++i) {
         py[i] = py[i - n];
     }
-    if (half && full) {
+    if (k.tx != 0 && full) {
+        add_periodic_loop(rows, len, py, x, output, &k, 2, 1, -128, 127);
+    } else if (k.tx != 0) {
+        add_periodic_loop(rows, len, py, x, output, &k, 2, 0, q->act_min, q->act_max);
+    } else if (half && full) {
         add_periodic_loop(rows, len, py, x, output, &k, 1, 1, -128, 127);
     } else if (full) {
         add_periodic_loop(rows, len, py, x, output, &k, 0, 1, -128, 127);

@@ -351,10 +351,14 @@ static inline int32_t mcus_periodic_reps(int32_t rows, int32_t n)
 
 /* int8 ADD and SUB with broadcasting: TFLite ADD's rescaling (mcus_add_s8_one, split into the
  * input, skip and sum parts). SUB is ADD with the second input's multiplier negated, as TFLite
- * computes it. */
+ * computes it. For a per-channel operand (mcus_bcast_periodic) the generator may give the other
+ * operand x's doubled rescaled values, tx[x + 128] = 2 h_x (exact: mcus_add_s8_input / _skip,
+ * whichever role x has): an element then costs a table read, the sum's requantisation and the
+ * clamp (used where x is not rescaled by exactly 1/2, and TFLite's left shift is 20). */
 typedef struct {
     mcus_bcast_t g;
     mcus_add_s8_params_t q;                     /* q.len unused */
+    const int32_t *tx;                          /* [256] or 0 */
 } mcus_add_bcast_s8_params_t;
 
 void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, const int8_t *b,

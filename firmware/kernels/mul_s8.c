@@ -3,7 +3,8 @@
  * 2^-23 <= s_a s_b / s_out < 2^15) the requantisation is mcus_small_mbqm, its left shift applied
  * to the second operand; else mcus_multiply_by_quantized_multiplier. Both are bit-exact with TFLite
  * (tests/test_ops_elementwise.py: all 65,536 input pairs, every run layout). A per-channel operand
- * (mcus_bcast_periodic) takes one loop over the whole output (mul_periodic). */
+ * (mcus_bcast_periodic: a squeeze-and-excite gate) takes one loop over the whole output
+ * (mul_periodic; with DSP four channels a block, mul_periodic_simd). */
 #include "mcus_kernels.h"
 
 typedef struct {
@@ -46,7 +47,8 @@ static int32_t combine(const void *q, int32_t pa, int32_t pb)
  * A per-channel operand y (mcus_bcast_periodic) against a contiguous x: per channel
  * P = (y + y_offset) << left1 and K = x_offset P, so the doubled product is x P + K (one MLA),
  * requantised by mcus_small_mbqm_pos (the multiplier is positive); `right1`: rq->right >= 1,
- * `full`: no clamp beyond int8 (constants after inlining).
+ * `full`: no clamp beyond int8 (constants after inlining). With DSP, no clamp and right >= 1
+ * (in practice always) mul_periodic_simd runs instead.
  */
 MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk, const int8_t *x,
                                       int8_t *output, const mcus_small_mbqm_t *rq, int right1,
@@ -58,35 +60,6 @@ MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk
 
     for (r = rows; r > 0; --r) {
         const int32_t *k = pk;
-#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-        if (full && right1 && k != end) {     /* the common case: 9 instructions an element */
-            int32_t x0, x1, p0, k0, p1, k1;
-            __asm__ volatile(
-                "1:\n\t"
-                "ldrsb  %[x0], [%[x]], #1\n\t"
-                "ldrsb  %[x1], [%[x]], #1\n\t"
-                "ldrd   %[p0], %[k0], [%[k]], #8\n\t"
-                "ldrd   %[p1], %[k1], [%[k]], #8\n\t"
-                "mla    %[x0], %[x0], %[p0], %[k0]\n\t"
-                "mla    %[x1], %[x1], %[p1], %[k1]\n\t"
-                "add    %[k0], %[bias], %[x0], asr #31\n\t"
-                "add    %[k1], %[bias], %[x1], asr #31\n\t"
-                "smmlar %[x0], %[x0], %[m], %[k0]\n\t"
-                "smmlar %[x1], %[x1], %[m], %[k1]\n\t"
-                "asr    %[x0], %[x0], %[r]\n\t"
-                "asr    %[x1], %[x1], %[r]\n\t"
-                "ssat   %[x0], #8, %[x0]\n\t"
-                "ssat   %[x1], #8, %[x1]\n\t"
-                "strb   %[x0], [%[o]], #1\n\t"
-                "strb   %[x1], [%[o]], #1\n\t"
-                "cmp    %[k], %[end]\n\t"
-                "bne    1b\n\t"
-                : [x] "+r"(x), [k] "+r"(k), [o] "+r"(output), [x0] "=&r"(x0), [x1] "=&r"(x1),
-                  [p0] "=&r"(p0), [k0] "=&r"(k0), [p1] "=&r"(p1), [k1] "=&r"(k1)
-                : [end] "r"(end), [bias] "r"(c.bias), [m] "r"(c.multiplier), [r] "r"(c.right)
-                : "cc", "memory");
-        }
-#endif
         while (k != end) {                     /* two channels a step */
             const int32_t x0 = (int32_t)x[0] * k[0] + k[1];
             const int32_t x1 = (int32_t)x[1] * k[2] + k[3];
@@ -103,6 +76,69 @@ MCUS_EW_INLINE void mul_periodic_loop(int32_t rows, int32_t n, const int32_t *pk
     }
 }
 
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+#define MUL_SIMD 1
+#else
+#define MUL_SIMD 0
+#endif
+
+#if MUL_SIMD
+/*
+ * mul_periodic_loop's common case (right >= 1, no clamp beyond int8) four channels a block, from
+ * P in halfwords (|P| <= 255 << 6 fits): one LDR brings four x, two SXTAB16 add x's offset to
+ * two of them each ((x + x_offset) fits a halfword), SMULxy forms the doubled product
+ * (x + x_offset) P, requantised as in mul_periodic_loop; two blocks a loop step (an odd count of
+ * blocks enters at the second): 7.25 instructions an element.
+ */
+static void mul_periodic_simd(int32_t rows, int32_t n, const int16_t *ph, const int8_t *x,
+                              int8_t *output, const mcus_small_mbqm_t *rq, int32_t x_offset)
+{
+    const int16_t *const end = ph + (n & ~3);
+    const int32_t ox2 = (int32_t)(((uint32_t)x_offset & 0xFFFFu) * 0x10001u);
+    const mcus_small_mbqm_t c = *rq;
+    int32_t r, i;
+
+    for (r = rows; r > 0; --r) {
+        const int16_t *k = ph;
+        if (k != end) {
+            int32_t w, t, p0, p1, s, v = n & 4;        /* v: an odd count of blocks */
+#define MUL_SIMD_ONE(mul, src, p)                                                                  \
+            mul "  %[v], %[" src "], %[" p "]\n\t"                                                  \
+            "add    %[s], %[bias], %[v], asr #31\n\t"                                               \
+            "smmlar %[v], %[v], %[m], %[s]\n\t"                                                     \
+            "asr    %[v], %[v], %[r]\n\t"                                                           \
+            "ssat   %[v], #8, %[v]\n\t"                                                             \
+            "strb   %[v], [%[o]], #1\n\t"
+#define MUL_SIMD_BLOCK                                                                             \
+            "ldr    %[w], [%[x]], #4\n\t"                                                           \
+            "ldrd   %[p0], %[p1], [%[k]], #8\n\t"                                                   \
+            "sxtab16 %[t], %[ox2], %[w]\n\t"                                                        \
+            "sxtab16 %[w], %[ox2], %[w], ror #8\n\t"                                                \
+            MUL_SIMD_ONE("smulbb", "t", "p0") MUL_SIMD_ONE("smulbt", "w", "p0")                     \
+            MUL_SIMD_ONE("smultb", "t", "p1") MUL_SIMD_ONE("smultt", "w", "p1")
+            __asm__ volatile(
+                "cmp    %[v], #0\n\t"
+                "bne    2f\n\t"
+                "1:\n\t" MUL_SIMD_BLOCK
+                "2:\n\t" MUL_SIMD_BLOCK
+                "cmp    %[k], %[end]\n\t"
+                "bne    1b\n\t"
+                : [x] "+r"(x), [k] "+r"(k), [o] "+r"(output), [v] "+r"(v), [w] "=&r"(w),
+                  [t] "=&r"(t), [p0] "=&r"(p0), [p1] "=&r"(p1), [s] "=&r"(s)
+                : [end] "r"(end), [ox2] "r"(ox2), [bias] "r"(c.bias), [m] "r"(c.multiplier),
+                  [r] "r"(c.right)
+                : "cc", "memory");
+#undef MUL_SIMD_BLOCK
+#undef MUL_SIMD_ONE
+        }
+        for (i = n & ~3; i < n; ++i) {
+            const int32_t v = ((int32_t)*x++ + x_offset) * ph[i];
+            *output++ = (int8_t)mcus_act_s8(mcus_small_mbqm_pos(&c, v, 1), 1, -128, 127);
+        }
+    }
+}
+#endif
+
 static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t x_offset,
                          const int8_t *y, int32_t y_offset, int8_t *output,
                          const mcus_small_mbqm_t *rq)
@@ -113,6 +149,28 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
     const int32_t rows = p->g.dims[0] / reps, len = n * reps;
     int32_t i;
 
+#if MUL_SIMD
+    if (full && rq->right >= 1 && rq->left1 <= 7) {
+        union {
+            int16_t h[MCUS_PERIODIC_MAX];
+            uint32_t w[MCUS_PERIODIC_MAX / 2];      /* an even n's table repeated a word a step */
+        } ph;
+        for (i = 0; i < n; ++i) {
+            ph.h[i] = (int16_t)((y[i] + y_offset) * ((int32_t)1 << rq->left1));
+        }
+        if (n % 2 == 0) {
+            for (i = n / 2; i < len / 2; ++i) {
+                ph.w[i] = ph.w[i - n / 2];
+            }
+        } else {
+            for (; i < len; ++i) {
+                ph.h[i] = ph.h[i - n];
+            }
+        }
+        mul_periodic_simd(rows, len, ph.h, x, output, rq, x_offset);
+        return;
+    }
+#endif
     for (i = 0; i < n; ++i) {
         pk[2 * i] = (int32_t)((uint32_t)(y[i] + y_offset) << rq->left1);
         pk[2 * i + 1] = x_offset * pk[2 * i];
@@ -120,7 +178,7 @@ static void mul_periodic(const mcus_mul_s8_params_t *p, const int8_t *x, int32_t
     for (i = 2 * n; i < 2 * len; ++i) {
         pk[i] = pk[i - 2 * n];
     }
-    if (rq->right >= 1 && full) {
+    if (rq->right >= 1 && full && !MUL_SIMD) {           /* with SIMD the rare left1 > 7: below */
         mul_periodic_loop(rows, len, pk, x, output, rq, 1, 1, -128, 127);
     } else if (rq->right >= 1) {
         mul_periodic_loop(rows, len, pk, x, output, rq, 1, 0, p->act_min, p->act_max);

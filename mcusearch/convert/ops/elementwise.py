@@ -26,6 +26,8 @@ PRELU requantises x >= 0 by ``s_in / s_out`` and ``x * alpha`` by ``s_in * s_alp
 same way, MAXIMUM / MINIMUM need one shared quantisation, SQUARED_DIFFERENCE shifts both offset
 inputs left by 7, rescales each to twice the larger input scale, squares their difference and
 requantises it by (2 s_max)^2 / (2^14 s_out) (squared_difference.cc; :class:`SqDiffQuant`).
+ADD / SUB of a map and a per-channel operand (a squeeze-and-excite style (1, 1, C) vector) take
+the map's rescaled values from a 256-entry table made here (:meth:`Binary.periodic_tx`).
 tests/test_ops_elementwise.py checks MUL, SUB and ADD on all 65,536 input pairs and PRELU on every
 input against 255 slopes, tests/test_ops_layernorm.py SQUARED_DIFFERENCE on all pairs, against the
 interpreter.
@@ -64,6 +66,7 @@ BINARY = {
     "SQUARED_DIFFERENCE": ("squared_difference", "squared_difference"),
 }
 MAX_DIMS = 6              # MCUS_BCAST_MAX_DIMS in firmware/kernels/mcus_elementwise.h
+PERIODIC_MAX = 64         # MCUS_PERIODIC_MAX: a per-channel operand's channels in one table
 # int8 with a one-value constant: a look-up table
 _TABLE_FUNCTIONS = ("ADD", "SUB", "MUL", "SQUARED_DIFFERENCE")
 CONST_ADD_MAX = 1024      # add_const_s8: the constant's rescaled values, 4 B each in flash
@@ -313,6 +316,27 @@ class Binary(Op):
                     out=_small_mbqm(q.output_multiplier, q.output_shift, q.output_offset),
                     act_min=int(lo), act_max=int(hi))
 
+    def periodic_tx(self) -> np.ndarray | None:
+        """int8 ADD or SUB of an (H, W, C) map x and a per-channel operand (a (1, 1, C) vector,
+        C <= PERIODIC_MAX: mcus_bcast_periodic): x's doubled rescaled values by x + 128 (256
+        int32, computed here exactly: mcus_add_s8_input / _skip), which add_bcast_s8 reads
+        instead of rescaling each element. None where the kernel would not read them: another
+        broadcast, TFLite's left shift not 20, an output rescaling outside mcus_small_mbqm_pos's
+        bounds, or x rescaled by exactly 1/2 (a shift, cheaper than the table)."""
+        g, q = self.geometry, self.quant
+        if not isinstance(q, AddQuant) or g is None or len(g.dims) != 2:
+            return None
+        n = g.dims[1]
+        if n > PERIODIC_MAX or {g.a_stride, g.b_stride} != {(n, 1), (0, 1)}:
+            return None
+        role = "prev" if g.a_stride == (n, 1) else "skip"
+        mult, shift = ((q.prev_multiplier, q.prev_shift) if role == "prev" else
+                       (q.skip_multiplier, q.skip_shift))
+        if (q.left_shift != 20 or q.output_multiplier <= 0 or not 1 <= -q.output_shift <= 22
+                or (mult == 1 << 30 and shift == 0)):
+            return None
+        return (2 * add_rescaled(q, role, np.arange(-128, 128))).astype(np.int32)
+
     def emit_ref(self, ctx: RefContext) -> str:
         if not ctx.f32 and (table := self.scalar_table()) is not None:
             return emit_lut(ctx, self.out_len, table)
@@ -338,6 +362,8 @@ class Binary(Op):
             ptype = "mcus_add_bcast_s8_params_t"
             fields["q"] = dict(len=self.out_len, **self.quant.c_fields(), act_min=int(lo),
                                act_max=int(hi))
+            tx = self.periodic_tx()
+            fields["tx"] = "0" if tx is None else shared_array(ctx, "int32_t", tx, 8)
         elif isinstance(self.quant, (PreluQuant, SqDiffQuant)):
             ptype = ("mcus_prelu_s8_params_t" if isinstance(self.quant, PreluQuant)
                      else "mcus_squared_difference_s8_params_t")
