@@ -620,6 +620,8 @@ class _Emitter:
             if dil is not None:                 # the im2col reads the taps d apart
                 fields.update(dh1=_u8(op.dilation[0] - 1, "dilation"),
                               dw1=_u8(op.dilation[1] - 1, "dilation"))
+                if not f32:                     # conv2d_s8's dilated functions (linked only so)
+                    fields["dil"] = "&mcus_conv2d_s8_dilated"
                 info.extra["dilation"] = tuple(int(d) for d in op.dilation)
             w = np.asarray((dil or op).weights)
             oc = int(w.shape[0])

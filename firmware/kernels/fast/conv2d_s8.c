@@ -1352,6 +1352,23 @@ MCUS_INLINE void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
  * per block (K / 4 x 6 instructions a pixel, against 2 K MACs a channel pair) instead of keeping
  * 20 bytes of constants for every output channel.
  */
+/* A dilated layer's functions, reached through p->dil only (see mcus_fast.h). */
+struct mcus_conv_dil {
+    void (*im2col)(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int32_t ox,
+                   int16_t *col, int32_t np, int32_t lnp);
+#if MCUS_CONV_GEMM
+    void (*gemm_row)(gemm_t *t, const mcus_fast_conv_s8_t *p, const int8_t *in, rows_t *rt,
+                     int32_t oy, int8_t *dst);
+#endif
+};
+
+const struct mcus_conv_dil mcus_conv2d_s8_dilated = {
+    im2col_dilated_s8,
+#if MCUS_CONV_GEMM
+    dilated_gemm_row,
+#endif
+};
+
 void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 {
     const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;
@@ -1359,7 +1376,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
     int8_t *out = (int8_t *)mcus_row_ptr(&p->out, p->out.base ? p->out.base : io->out, oy, 1);
     const int32_t ow = p->out.w, oc = p->out.c;
     const int32_t block = oc > MCUS_RQ_BLOCK ? MCUS_RQ_BLOCK : oc;
-    const int32_t dilated = p->dh1 | p->dw1;    /* dilated_gemm_row, im2col_dilated_s8 */
+    const int32_t dilated = p->dil != 0;        /* p->dil's gemm_row, im2col */
     const int32_t K = p->g.kh * p->g.kw * p->in.c + p->kpad;
     mcus_rq_t *rq = (mcus_rq_t *)io->scratch;
     int16_t *col = (int16_t *)(void *)(rq + block);
@@ -1422,7 +1439,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
             continue;
         }
         if (gemm && dilated && (cb & 1) == 0) {
-            dilated_gemm_row(&gt, p, in, rows_dil ? &rt : 0, oy, out + c0);
+            p->dil->gemm_row(&gt, p, in, rows_dil ? &rt : 0, oy, out + c0);
             continue;
         }
 #endif
@@ -1440,7 +1457,7 @@ void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
             } else
 #endif
             if (dilated) {
-                im2col_dilated_s8(p, in, oy, ox, col, np, np == 3 ? 3 : 2);
+                p->dil->im2col(p, in, oy, ox, col, np, np == 3 ? 3 : 2);
             } else {
                 for (c = 0; c < np; ++c) {
                     im2col_s8(p, in, oy, ox + c, col, np == 3 ? 3 : 2, c);

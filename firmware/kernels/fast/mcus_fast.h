@@ -132,7 +132,12 @@ typedef struct {
                                * a 4-k chunk as 2 words (k0, k2), (k1, k3) (the halves SXTB16
                                * leaves); channels in groups of 4 (a last 2), per chunk the
                                * group's channels in turn (fastdata.conv_s8_w16) */
+    const struct mcus_conv_dil *dil; /* conv2d_s8: a dilated layer's (dh1 | dw1) column and row
+                               * functions, &mcus_conv2d_s8_dilated; NULL otherwise, so that a
+                               * model without one links none of them (--gc-sections) */
 } mcus_fast_conv_s8_t;
+
+extern const struct mcus_conv_dil mcus_conv2d_s8_dilated;
 
 /*
  * int8 pointwise convolution of 4, 8 or 16 input channels (conv1x1_s8.c; 1 x 1, unpadded): per
