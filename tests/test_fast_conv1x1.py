@@ -8,8 +8,8 @@ output is the oracle (bit-exact with TFLite, tests/test_convert.py). Cases: one 
 (odd and even counts: the two-channel loop's odd entry; K = 4, 8 and 16), stride 2 (K = 16: the
 assembly; K = 8: the portable path on the M7), and the layers the generator leaves to conv2d_s8
 (a ReLU clamp above -128, a multiplier of 0.5 or more, a K = 12 layer). Dense layers of 4, 8 or
-16 inputs without a clamp run it too, as a 1 x 1 x K map (an LSTM's or GRU's gate projections;
-fc_s8 spends ~20 instructions an output on bookkeeping there). Host (portable C) and qemu-m7 (the
+16 inputs without a clamp run it too, as a 1 x 1 x K map (fc_s8 spends ~20 instructions an
+output on bookkeeping there), where that costs no flash for little (fast._dense_1x1). Host (portable C) and qemu-m7 (the
 assembly), and a cost check of the one-channel head (conv2d_s8: ~17 instructions a MAC).
 """
 from __future__ import annotations
@@ -69,11 +69,10 @@ def _dense_chain(seed, k, layers, zp_in=-3):
     return g.link_chain()
 
 
-# Dense: K = 8 -> 64, K = 64 -> 16 (fc_s8), K = 16 -> 16, K = 16 -> 5 with a ReLU (fc_s8),
-# K = 5 -> 4 (fc_s8), K = 4 -> 3
-DENSE = (8, [("x8", 64, "full", 0.45), ("k64", 16, "full", 0.45), ("h16", 16, "full", 0.45),
-             ("relu", 5, "relu", 0.45), ("k5", 4, "full", 0.45), ("k4", 3, "full", 0.45)],
-         ["conv1x1_s8", "fc_s8", "conv1x1_s8", "fc_s8", "fc_s8", "conv1x1_s8"])
+# Dense layers that all take conv1x1_s8: K = 8 -> 16, 16 -> 16, 16 -> 4, 4 -> 3
+DENSE = (8, [("x8", 16, "full", 0.45), ("h16", 16, "full", 0.45), ("k16", 4, "full", 0.45),
+             ("k4", 3, "full", 0.45)],
+         ["conv1x1_s8"] * 4)
 
 CASES = {
     # K = 8 -> 8 (even), -> 5 (odd), K = 4 -> 3 (odd), -> 4 (even), -> 8, K = 8 -> 16, K = 16 -> 6,
@@ -121,20 +120,24 @@ def test_conv1x1_host_bit_exact(tmp_path, case):
     np.testing.assert_array_equal(got, want)
 
 
-def test_dense_with_shared_weights_keeps_fc_s8(tmp_path):
-    """Dense layers reading one weight array (an unrolled LSTM's steps) stay on fc_s8, whose
-    weights are stored once; conv1x1_s8's records would repeat them with each layer's
-    requantisation. The one with weights of its own runs conv1x1_s8."""
+def test_dense_keeps_fc_s8_where_conv1x1_costs_flash(tmp_path):
+    """A Dense of K = 4, 8 or 16 runs conv1x1_s8 only where that adds no flash for nothing:
+    not where another layer holds the same weights (an unrolled LSTM: conv1x1_s8's records would
+    repeat them with each step's requantisation), and not when fc_s8 stays linked for other
+    Dense layers while no convolution links conv1x1_s8 (its code for a few outputs)."""
     from mcusearch.convert.host import host_run
-    g = _dense_chain(7, 8, [("s1", 8, "full", 0.45), ("s2", 8, "full", 0.45),
-                            ("own", 8, "full", 0.45)])
-    g.ops[1].weights = g.ops[0].weights.copy()          # equal values, another array
-    x = graph_inputs(g, 4, 7)
-    want = reference(g, x, tmp_path)
-    em = fast.emit_fast(g, tmp_path / "fast", sparse="never")
-    assert [i.kernel for i in em.infos] == ["fc_s8", "fc_s8", "conv1x1_s8"]
-    got = host_run(as_result("mcusearch", em, g, x, want), tmp_path / "fast_host")
-    np.testing.assert_array_equal(got, want)
+    layers = [("s1", 8, "full", 0.45), ("s2", 8, "full", 0.45), ("own", 8, "full", 0.45)]
+    shared = _dense_chain(7, 8, layers)
+    shared.ops[1].weights = shared.ops[0].weights.copy()          # equal values, another array
+    wide = _dense_chain(7, 8, layers[:2] + [("k8", 64, "full", 0.45), ("k64", 4, "full", 0.45)])
+    for g, kernels in ((shared, ["fc_s8"] * 3), (wide, ["fc_s8"] * 4),
+                       (_dense_chain(7, 8, layers), ["conv1x1_s8"] * 3)):
+        x = graph_inputs(g, 4, 7)
+        want = reference(g, x, tmp_path)
+        em = fast.emit_fast(g, tmp_path / "fast", sparse="never")
+        assert [i.kernel for i in em.infos] == kernels
+        got = host_run(as_result("mcusearch", em, g, x, want), tmp_path / "fast_host")
+        np.testing.assert_array_equal(got, want)
 
 
 @arm

@@ -106,15 +106,24 @@ def _u8(v: int, what: str) -> int:
     return v
 
 
-def _shared_weights(ops: list[Op]) -> set[int]:
-    """id() of the Dense ops whose weights another Dense holds too (an unrolled recurrent layer's
-    steps read one TFLite buffer)."""
+def _dense_1x1(ops: list[Op], f32: bool) -> set[int]:
+    """id() of the Dense ops that run conv1x1_s8 (fastdata.conv1x1_applies: K of 4, 8 or 16, no
+    clamp): ~14 instructions an output where fc_s8 takes ~26, but its records hold the weights
+    with the layer's requantisation, so not where another Dense holds the same weights (an
+    unrolled LSTM's steps: lstm_small's flash 85 -> 179 kB), and its code (~3 kB) not for Dense
+    layers alone unless they all take it (fc_s8 then not linked): the activations model's
+    4,531 -> 3,550 instructions cost 13.2 -> 17.0 kB of flash, the LSTM's last layer 45
+    instructions for 3.2 kB."""
     seen: dict[tuple, list[int]] = {}
     for op in ops:
         if isinstance(op, Dense):
             w = np.asarray(op.weights)
             seen.setdefault((w.shape, w.tobytes()), []).append(id(op))
-    return {i for ids in seen.values() if len(ids) > 1 for i in ids}
+    dense = {ids[0] for ids in seen.values() if len(ids) == 1}
+    fit = {i for i in dense if conv1x1_applies(next(op for op in ops if id(op) == i), f32, True)}
+    all_dense = sum(isinstance(op, Dense) for op in ops)
+    convs = any(isinstance(op, Conv2D) and conv1x1_applies(op, f32) for op in ops)
+    return fit if convs or len(fit) == all_dense else set()
 
 
 class _Emitter:
@@ -134,7 +143,7 @@ class _Emitter:
         self.kernel_files: list[str] = []
         self.row_ew: set[int] = set()      # outputs of the element-wise ops run a row a call
         self.dw_stage = True               # float depthwise layers may run in place (staged)
-        self.shared = _shared_weights(self.ops)
+        self.dense_1x1 = _dense_1x1(self.ops, self.f32)
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -627,9 +636,9 @@ class _Emitter:
             oc = int(w.shape[0])
             sparse = self.choose(dil or op, info) and dil is None
             info.dense_weight_bytes = int(w.size) * self.elem
-            shared = id(op) in self.shared
-            fc = not sparse and fc_kernel_applies(op, f32, shared)
-            pw = not sparse and not fc and conv1x1_applies(op, f32, shared)
+            d1 = id(op) in self.dense_1x1
+            fc = not sparse and fc_kernel_applies(op, f32, d1)
+            pw = not sparse and not fc and conv1x1_applies(op, f32, d1)
             kind = "conv2d_sparse" if sparse else "fc" if fc else "conv1x1" if pw else "conv2d"
             info.kernel = f"{kind}_{self.sfx}"
             info.variant = "sparse" if sparse else "dense"
@@ -872,9 +881,9 @@ class _Emitter:
             dil = self.dilated_taps(op)
             sparse = self.choose(dil or op, LayerInfo(name=op.name, kind=op.kind, kernel="")) \
                 and dil is None
-            shared = id(op) in self.shared
-            return 0 if not sparse and (fc_kernel_applies(op, self.f32, shared) or
-                                        conv1x1_applies(op, self.f32, shared)) else \
+            d1 = id(op) in self.dense_1x1
+            return 0 if not sparse and (fc_kernel_applies(op, self.f32, d1) or
+                                        conv1x1_applies(op, self.f32, d1)) else \
                 gemm_scratch(dil or op, sparse, self.f32)
         if isinstance(op, MaxPool2D) and op.pool[0] > 8:
             return 4 * op.pool[0]

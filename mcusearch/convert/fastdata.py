@@ -16,11 +16,11 @@ from mcusearch.convert.graph import Conv2D, Dense, DepthwiseConv2D
 from mcusearch.convert.quant import tflite_depthwise_vector_channels
 
 
-def fc_kernel_applies(op, f32: bool, shared: bool = False) -> bool:
+def fc_kernel_applies(op, f32: bool, dense_1x1: bool = False) -> bool:
     """Whether a Conv2D/Dense with dense weights runs fc_s8 (int8 Dense: no column, no scratch;
     see firmware/kernels/README.md) rather than conv2d_s8: an int8 Dense, unless conv1x1_s8
-    takes it (``shared``: conv1x1_applies')."""
-    return isinstance(op, Dense) and not f32 and not conv1x1_applies(op, f32, shared)
+    takes it (``dense_1x1``: conv1x1_applies')."""
+    return isinstance(op, Dense) and not f32 and not conv1x1_applies(op, f32, dense_1x1)
 
 
 def fc_rq_short(op: Dense) -> bool:
@@ -190,16 +190,15 @@ def conv_s8_w16(op: Conv2D, w: np.ndarray, rq: np.ndarray | None) -> np.ndarray 
     return _wrap32(np.concatenate(groups))
 
 
-def conv1x1_applies(op, f32: bool, shared: bool = False) -> bool:
+def conv1x1_applies(op, f32: bool, dense_1x1: bool = False) -> bool:
     """Whether an int8 Conv2D runs conv1x1_s8 rather than conv2d_s8: a 1 x 1 unpadded kernel on 4, 8
     or 16 input channels (K: the column set-up and per-output bookkeeping of conv2d_s8's GEMM path
     outweigh its K MACs there), activation range [-128, 127] (the kernel's assembly; the portable
     C also clamps) and every right shift in [1, 24] (conv1x1_records' folded constant). A Dense of
-    such K runs it too (as a 1 x 1 x K map, rather than fc_s8), unless its weights are ``shared``
-    with other layers (an unrolled LSTM's or GRU's steps): its records hold the weights with the
-    layer's own requantisation, so every step would store them again (lstm_small: 85 -> 179 kB
-    of flash for 22 % fewer instructions), where fc_s8's stay one array."""
-    if f32 or not ((isinstance(op, Dense) and not shared) or
+    such K runs it too (as a 1 x 1 x K map, rather than fc_s8) where the caller says so
+    (``dense_1x1``: fast._Emitter.dense_1x1, which keeps fc_s8 where the weights are shared or
+    conv1x1_s8 would be linked for Dense layers alone)."""
+    if f32 or not ((isinstance(op, Dense) and dense_1x1) or
                    (isinstance(op, Conv2D) and tuple(op.kernel) == (1, 1) and not any(op.pad))):
         return False
     if int(op.weights.shape[-1]) not in (4, 8, 16) or tuple(op.act) != (-128, 127):
