@@ -393,6 +393,20 @@ def test_int8_concatenation_of_different_scales_is_a_clear_error(tmp_path):
         graph_from_tflite(path)
 
 
+def unknown_batch_tflite(m, path, dtype: str, seed: int = 0) -> None:
+    """``m`` converted by TensorFlow's converter as a user would (the batch size left unknown),
+    int8 calibrated on 20 normal inputs, written to ``path``."""
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    if dtype == "int8":
+        rep = np.random.default_rng(seed).normal(size=(20,) + tuple(m.input_shape[1:]))
+        rep = rep.astype(np.float32)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([rep[k:k + 1]] for k in range(len(rep)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+
+
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_reshape_of_unknown_batch_needs_no_shape_arithmetic(tmp_path, dtype):
     """A .tflite converted with an unknown batch size computes a Keras Reshape's target shape at
@@ -406,14 +420,7 @@ def test_reshape_of_unknown_batch_needs_no_shape_arithmetic(tmp_path, dtype):
     x = L.Conv2D(3, 1, name="head")(L.Reshape((1, 1, 4), name="to_map")(x))
     m = tc._random_biases(tf.keras.Model(i, L.Reshape((3,), name="to_vec")(x)), 6)
     path = tmp_path / "m.tflite"
-    conv = tf.lite.TFLiteConverter.from_keras_model(m)     # the batch size stays unknown
-    if dtype == "int8":
-        rep = np.random.default_rng(0).normal(size=(20, 8, 8, 3)).astype(np.float32)
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = lambda: ([rep[k:k + 1]] for k in range(len(rep)))
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = conv.inference_output_type = tf.int8
-    path.write_bytes(conv.convert())
+    unknown_batch_tflite(m, path, dtype)
     assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= {t.opname for t in Reader(path).ops}
     g = graph_from_tflite(path)
     assert [op.kind for op in g.compute_ops] == ["Conv2D", "Mean", "Conv2D"]

@@ -16,7 +16,7 @@ from mcusearch.convert.frontend import graph_from_tflite
 from mcusearch.convert.ops.transpose_conv import TransposeConv2D
 from mcusearch.convert.quant import multiply_by_quantized_multiplier, quantize_input
 from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret, lower, one_op,
-                            schema)
+                            schema, unknown_batch_tflite)
 
 tf = tc.tf
 L = tc.L
@@ -144,13 +144,7 @@ def test_output_shape_computed_for_an_unknown_batch(tmp_path):
 
     m = decoder(3)
     path = tmp_path / "m.tflite"
-    conv = tf.lite.TFLiteConverter.from_keras_model(m)     # the batch size stays unknown
-    rep = np.random.default_rng(0).normal(size=(20, 5, 6, 4)).astype(np.float32)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([rep[k:k + 1]] for k in range(len(rep)))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    path.write_bytes(conv.convert())
+    unknown_batch_tflite(m, path, "int8")
     assert {"SHAPE", "STRIDED_SLICE", "PACK"} <= {t.opname for t in Reader(path).ops}
     g = graph_from_tflite(path)
     assert [op.kind for op in g.compute_ops] == ["TransposeConv2D"] * 3
