@@ -154,6 +154,17 @@ def test_output_shape_computed_for_an_unknown_batch(tmp_path):
                           cross=False)
 
 
+def test_unknown_shapes_name_the_fix(tmp_path):
+    """A Conv1DTranspose converted with an unknown batch size leaves TensorFlow's converter
+    without static shapes after it ([-1, 1, -1, -1]): one clear error that names the tensor and
+    the fix (a batch size of 1 when the model is built)."""
+    from mcusearch.errors import StageError
+    path = tmp_path / "m.tflite"
+    unknown_batch_tflite(upsample1d(), path, "int8")
+    with pytest.raises(StageError, match=r"unknown dimensions \[-1, 1, -1, -1\].*batch_size=1"):
+        graph_from_tflite(path)
+
+
 def test_int8_requantisation_paths(tmp_path):
     """The kernels' short requantisation (small_requant) serves shifts of -1 to -22; a layer
     whose scales give shift 0 takes MultiplyByQuantizedMultiplier itself, and matches too."""

@@ -114,14 +114,14 @@ def _dense_1x1(ops: list[Op], f32: bool) -> set[int]:
     layers alone unless they all take it (fc_s8 then not linked): the activations model's
     4,531 -> 3,550 instructions cost 13.2 -> 17.0 kB of flash, the LSTM's last layer 45
     instructions for 3.2 kB."""
-    seen: dict[tuple, list[int]] = {}
+    by_weights: dict[tuple, list[Op]] = {}
     for op in ops:
         if isinstance(op, Dense):
             w = np.asarray(op.weights)
-            seen.setdefault((w.shape, w.tobytes()), []).append(id(op))
-    dense = {ids[0] for ids in seen.values() if len(ids) == 1}
-    fit = {i for i in dense if conv1x1_applies(next(op for op in ops if id(op) == i), f32, True)}
-    all_dense = sum(isinstance(op, Dense) for op in ops)
+            by_weights.setdefault((w.shape, w.tobytes()), []).append(op)
+    fit = {id(same[0]) for same in by_weights.values()
+           if len(same) == 1 and conv1x1_applies(same[0], f32, True)}
+    all_dense = sum(len(same) for same in by_weights.values())
     convs = any(isinstance(op, Conv2D) and conv1x1_applies(op, f32) for op in ops)
     return fit if convs or len(fit) == all_dense else set()
 

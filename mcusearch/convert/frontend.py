@@ -157,7 +157,9 @@ class Reader:
         sig = t.shapeSignature
         if sig is not None and any(int(d) < 0 for d in list(sig)[1:]):
             raise StageError("convert", f"tensor {_decode(t.name)!r} has unknown dimensions "
-                                        f"{list(sig)}: give the model a fixed input shape")
+                                        f"{[int(d) for d in sig]}: give the model a fixed input "
+                                        "shape and batch size (tf.keras.Input(shape, "
+                                        "batch_size=1)) before converting it")
         return s[1:] if len(s) >= 2 and s[0] == 1 else s
 
     def is_const(self, i: int) -> bool:
