@@ -63,7 +63,20 @@ def sparse_phases(seed=2):
     return _biased(tf.keras.Model(i, x, name="sparse_phases"))
 
 
-MODELS = {"decoder": decoder, "upsample1d": upsample1d, "sparse_phases": sparse_phases}
+def one_channel(seed=4):
+    """Layers of one output channel (the kernels' column-free path inside the input, the column
+    at its borders): 5 input channels (a partial chunk) -> 1, 'valid'; 1 -> 8; 8 -> 1 by a 4 x 4
+    kernel; widths 15 and 30 (odd and even pixel counts per phase)."""
+    tf.keras.utils.set_random_seed(seed)
+    i = tf.keras.Input((6, 7, 5))
+    x = L.Conv2DTranspose(1, 3, strides=2, padding="valid", name="to1")(i)
+    x = L.Conv2DTranspose(8, 3, strides=1, padding="same", activation="relu", name="to8")(x)
+    x = L.Conv2DTranspose(1, 4, strides=2, padding="same", name="back1")(x)
+    return _biased(tf.keras.Model(i, x, name="one_channel"))
+
+
+MODELS = {"decoder": decoder, "upsample1d": upsample1d, "sparse_phases": sparse_phases,
+          "one_channel": one_channel}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
@@ -71,7 +84,7 @@ MODELS = {"decoder": decoder, "upsample1d": upsample1d, "sparse_phases": sparse_
 def test_transpose_conv_models_both_generators_on_host(tmp_path, name, dtype):
     g, x, want = lower(MODELS[name](), dtype, tmp_path)
     ops = [op for op in g.ops if isinstance(op, TransposeConv2D)]
-    assert len(ops) == {"decoder": 3, "upsample1d": 1, "sparse_phases": 2}[name]
+    assert len(ops) == {"decoder": 3, "upsample1d": 1, "sparse_phases": 2, "one_channel": 3}[name]
     if name == "sparse_phases":
         assert [sum(not taps for taps in op.phases()) for op in ops] == [3, 5]
     if name == "decoder":       # in positions x in_c x taps x out_c, as Keras counts
@@ -196,7 +209,7 @@ def test_int8_requantisation_paths(tmp_path):
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
-@pytest.mark.parametrize("name", ["decoder", "sparse_phases"])
+@pytest.mark.parametrize("name", ["decoder", "sparse_phases", "one_channel"])
 def test_models_in_qemu_m7(tmp_path, name, dtype):
     """The models built by "mcusearch" on the emulated Cortex-M7 (int8: the DSP path of the
     kernels; the host ran the plain C): measure() raises unless the firmware's outputs match

@@ -9,21 +9,37 @@
  * CONV_2D's ruy path). */
 #include "mcus_kernels.h"
 
-/* One input chunk of 4 channels into the column as two words of offset-added int16 pairs
- * (c0, c2), (c1, c3): SXTAB16 on DSP cores. */
-static inline uint32_t *tconv_chunk(uint32_t *col, uint32_t xv, uint32_t off2)
+/* Channels 0 and 2 (tconv_x13: 1 and 3) of a chunk of 4 as offset-added int16 pairs: SXTAB16 on
+ * DSP cores. */
+static inline uint32_t tconv_x02(uint32_t xv, uint32_t off2)
 {
 #if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-    uint32_t x02, x13;
-    __asm__("sxtab16 %0, %1, %2" : "=r"(x02) : "r"(off2), "r"(xv));
-    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(x13) : "r"(off2), "r"(xv));
-    col[0] = x02;
-    col[1] = x13;
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(off2), "r"(xv));
+    return r;
 #else
     const int32_t off = (int16_t)(off2 & 0xFFFFu);
-    col[0] = (uint16_t)((int8_t)xv + off) | (uint32_t)(uint16_t)((int8_t)(xv >> 16) + off) << 16;
-    col[1] = (uint16_t)((int8_t)(xv >> 8) + off) | (uint32_t)(uint16_t)((int8_t)(xv >> 24) + off) << 16;
+    return (uint16_t)((int8_t)xv + off) | (uint32_t)(uint16_t)((int8_t)(xv >> 16) + off) << 16;
 #endif
+}
+
+static inline uint32_t tconv_x13(uint32_t xv, uint32_t off2)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(off2), "r"(xv));
+    return r;
+#else
+    return tconv_x02((xv >> 8) | (xv << 24), off2);
+#endif
+}
+
+/* One input chunk of 4 channels into the column as two words of offset-added int16 pairs
+ * (c0, c2), (c1, c3). */
+static inline uint32_t *tconv_chunk(uint32_t *col, uint32_t xv, uint32_t off2)
+{
+    col[0] = tconv_x02(xv, off2);
+    col[1] = tconv_x13(xv, off2);
     return col + 2;
 }
 
@@ -172,6 +188,50 @@ static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_pa
     }
 }
 
+/* One output channel: two pixels (qx, qx + 1) whose taps all lie inside the input straight from
+ * it, without a column (with one channel nothing shares the column's expansion): per tap and
+ * chunk both pixels' words, SXTAB16 x 4, the chunk's two weight words ([tap][chunk][2 words]),
+ * SMLAD x 4. x: pixel qx0's own input pixel; a last lone pixel through the column. */
+static __attribute__((noinline)) void tconv_one_channel(const tconv_phase_t *f, const int8_t *x,
+                                                        int32_t qx0, int32_t qx1,
+                                                        const int32_t *w, const int32_t *bias,
+                                                        int8_t *out, int32_t out_step)
+{
+    const mcus_transpose_conv_s8_params_t *p = f->p;
+    const tconv_out_t r = { p, p->rq, p->act_min, p->act_max };
+    const int32_t in_c = p->g.in_c, full = f->full, rest = f->rest, b = bias ? bias[0] : 0;
+    const int32_t *const end = f->taps + 3 * f->n_taps;
+    const uint32_t off2 = f->off2;
+    int32_t qx, k;
+    for (qx = qx0; qx + 1 < qx1; qx += 2, x += 2 * in_c, out += 2 * out_step) {
+        const int32_t *tap, *wk = w;
+        int32_t a0 = b, a1 = b;
+        for (tap = f->taps; tap < end; tap += 3) {
+            const int8_t *s = x + tap[2];
+            for (k = full; k > 0; --k, s += 4, wk += 2) {
+                const uint32_t v0 = tconv_word(s), v1 = tconv_word(s + in_c);
+                a0 = tconv_smlad(tconv_x13(v0, off2), wk[1],
+                                 tconv_smlad(tconv_x02(v0, off2), wk[0], a0));
+                a1 = tconv_smlad(tconv_x13(v1, off2), wk[1],
+                                 tconv_smlad(tconv_x02(v1, off2), wk[0], a1));
+            }
+            if (rest) {
+                const uint32_t v0 = tconv_tail(s, rest), v1 = tconv_tail(s + in_c, rest);
+                a0 = tconv_smlad(tconv_x13(v0, off2), wk[1],
+                                 tconv_smlad(tconv_x02(v0, off2), wk[0], a0));
+                a1 = tconv_smlad(tconv_x13(v1, off2), wk[1],
+                                 tconv_smlad(tconv_x02(v1, off2), wk[0], a1));
+                wk += 2;
+            }
+        }
+        tconv_store(&r, a0, a1, 0, out, out + out_step);
+    }
+    if (qx < qx1) {
+        tconv_gather(f, x, 0, qx, p->col, 0);
+        tconv_pair(p, p->col, p->col, f->n_taps * (full + (rest != 0)), w, bias, out, out);
+    }
+}
+
 /* Output pixels [qx0, qx1) of row qy of the phase (output row oy, columns px + stride_w qx), two
  * at a time. */
 static inline __attribute__((always_inline)) void
@@ -186,6 +246,10 @@ tconv_pixels(const tconv_phase_t *f, const int32_t *filter, const int32_t *bias,
     int8_t *out = output + (oy * g->out_w + px + qx0 * g->stride_w) * out_c;
     uint32_t *col0 = p->col, *col1 = p->col + 2 * n;
     int32_t qx;
+    if (!checked && out_c == 1) {
+        tconv_one_channel(f, x, qx0, qx1, filter, bias, out, out_step);
+        return;
+    }
     for (qx = qx0; qx + 1 < qx1; qx += 2, x += 2 * in_c, out += 2 * out_step) {
         tconv_gather(f, x, qy, qx, col0, checked);
         tconv_gather(f, x + in_c, qy, qx + 1, col1, checked);
