@@ -121,7 +121,7 @@ static __attribute__((noinline)) int8_t tconv_mbqm(const mcus_transpose_conv_s8_
     return (int8_t)(v > p->act_max ? p->act_max : v);
 }
 
-/* The requantised output from q = p->rq + 4 c (multiplier, bias, right): MultiplyByQuantized-
+/* The requantised output from q = p->rq + 3 c (multiplier, bias, right): MultiplyByQuantized-
  * Multiplier as mcus_small_mbqm computes it for right >= 1 (the generator checked |acc| < 2^30
  * and shift <= -1), clamped to [lo, hi]. */
 static inline int8_t tconv_rq(const int32_t *q, int32_t acc, int32_t lo, int32_t hi)
