@@ -486,9 +486,10 @@ static __attribute__((noinline)) void cols_rows(const mcus_fast_conv_s8_t *p, co
 /* cols_rows of a window dilated along its row (its taps as rt's rows): im2col_dilated_s8 at the
  * edges. Its own function: the test in cols_rows cost the undilated rows ~1 %; flatten: its
  * im2col_rows_s8 inlined as in cols_rows. */
-static __attribute__((noinline, flatten)) void cols_dilated(const mcus_fast_conv_s8_t *p, const int8_t *in,
-                                                   rows_t *rt, int32_t oy, int32_t ox,
-                                                   int16_t *col, int32_t np)
+static __attribute__((noinline, flatten)) void cols_dilated(const mcus_fast_conv_s8_t *p,
+                                                            const int8_t *in, rows_t *rt,
+                                                            int32_t oy, int32_t ox, int16_t *col,
+                                                            int32_t np)
 {
     const int32_t lnp = np == 3 ? 3 : 2;
     const uint32_t off2 = (uint32_t)(uint16_t)p->input_offset * 0x00010001u;
@@ -1344,14 +1345,6 @@ MCUS_INLINE void conv_w16(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_
 #undef W16_GROUPS
 #endif
 
-/*
- * Output channels in blocks of at most MCUS_RQ_BLOCK: the block's requantisation constants are
- * computed once per row into io->scratch (20 bytes a channel; or read from p->rq, which the
- * generator stores for layers of narrow rows), then every pixel pair's column is
- * built and multiplied by the block's weights. A layer with more channels rebuilds the columns
- * per block (K / 4 x 6 instructions a pixel, against 2 K MACs a channel pair) instead of keeping
- * 20 bytes of constants for every output channel.
- */
 /* A dilated layer's functions, reached through p->dil only (see mcus_fast.h). */
 struct mcus_conv_dil {
     void (*im2col)(const mcus_fast_conv_s8_t *p, const int8_t *in, int32_t oy, int32_t ox,
@@ -1369,6 +1362,14 @@ const struct mcus_conv_dil mcus_conv2d_s8_dilated = {
 #endif
 };
 
+/*
+ * Output channels in blocks of at most MCUS_RQ_BLOCK: the block's requantisation constants are
+ * computed once per row into io->scratch (20 bytes a channel; or read from p->rq, which the
+ * generator stores for layers of narrow rows), then every pixel pair's column is
+ * built and multiplied by the block's weights. A layer with more channels rebuilds the columns
+ * per block (K / 4 x 6 instructions a pixel, against 2 K MACs a channel pair) instead of keeping
+ * 20 bytes of constants for every output channel.
+ */
 void mcus_fast_conv2d_s8(const void *params, const mcus_io_t *io, int32_t oy)
 {
     const mcus_fast_conv_s8_t *p = (const mcus_fast_conv_s8_t *)params;

@@ -82,8 +82,10 @@ class TransposeConv2D(Op):
             chunks = -(-n_in // 4)
             padded = np.zeros(w.shape[:3] + (4 * chunks,), np.int64)
             padded[..., :n_in] = w
-            halves = padded.reshape(w.shape[:3] + (chunks, 2, 2)).swapaxes(-1, -2)  # (c0,c2),(c1,c3)
-            w = ((halves[..., 0] & 0xFFFF) | (halves[..., 1] << 16)).astype(np.uint32).view(np.int32)
+            # per chunk the words (c0, c2), (c1, c3), the low half first
+            halves = padded.reshape(w.shape[:3] + (chunks, 2, 2)).swapaxes(-1, -2)
+            w = ((halves[..., 0] & 0xFFFF) | (halves[..., 1] << 16)).astype(np.uint32)
+            w = w.view(np.int32)
         else:
             w = w[..., None]                                      # [out][kh][kw][in][1]
         block = 2 if int8 else 4
