@@ -21,8 +21,8 @@ from mcusearch.convert import cgen, fast
 from mcusearch.convert.frontend import graph_from_keras, graph_from_tflite
 from mcusearch.convert.host import host_run
 from mcusearch.convert.ops.shape import Reduce
-from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret, lower,
-                            one_op, schema)
+from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret,
+                            lowered_once, one_op, schema)
 
 tf, L = tc.tf, tc.L
 N_PROBE = 16        # probe inputs of the Keras models: every reduced position is some extreme
@@ -185,20 +185,14 @@ MODELS = {"global_max_2d": (lambda: global_max_2d(False), "ReduceMax", (1, 12, 6
 def lowered(tmp_path_factory):
     """(name, dtype) -> (graph, probe inputs, expected outputs), each lowered once; .model(name):
     the Keras model, .dir: where the int8 .tflite files are."""
-    d = tmp_path_factory.mktemp("reduce_models")
     models: dict = {}
-    cache: dict = {}
 
     def model(name: str):
         if name not in models:
             models[name] = MODELS[name][0]()
         return models[name]
-
-    def get(name: str, dtype: str):
-        if (name, dtype) not in cache:
-            cache[name, dtype] = lower(model(name), dtype, d, n=N_PROBE)
-        return cache[name, dtype]
-    get.dir, get.model = d, model
+    get = lowered_once(tmp_path_factory.mktemp("reduce_models"), model, n=N_PROBE)
+    get.model = model
     return get
 
 

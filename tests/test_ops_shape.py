@@ -56,6 +56,19 @@ def lower(m, dtype: str, d: Path, n: int = 8, seed: int = 0):
     return g, xq, cgen.tflite_tensor(path, xq, g.output_id)
 
 
+def lowered_once(d: Path, build, n: int = 8):
+    """(name, dtype) -> :func:`lower` of Keras model ``build(name)`` in ``dtype``, each lowered
+    once (a module fixture's cache); ``.dir``: where the int8 .tflite files are."""
+    cache: dict = {}
+
+    def get(name: str, dtype: str):
+        if (name, dtype) not in cache:
+            cache[name, dtype] = lower(build(name), dtype, d, n=n)
+        return cache[name, dtype]
+    get.dir = d
+    return get
+
+
 def check_both_generators(g, x, expected, d: Path, cross: bool = True) -> None:
     """Host-run both generators' C under strict flags and compare with ``expected``; ``cross``:
     also cross-compile the reference generator's sources for a Cortex-M0+."""
@@ -349,15 +362,7 @@ MODELS = {"shape_ops": (shape_ops, {"Pad": 1, "Concat": 2, "Mean": 2, "Transpose
 @pytest.fixture(scope="module")
 def lowered(tmp_path_factory):
     """(name, dtype) -> (graph, probe inputs, expected outputs), each lowered once."""
-    d = tmp_path_factory.mktemp("shape_models")
-    cache: dict = {}
-
-    def get(name: str, dtype: str):
-        if (name, dtype) not in cache:
-            cache[name, dtype] = lower(MODELS[name][0](), dtype, d)
-        return cache[name, dtype]
-    get.dir = d
-    return get
+    return lowered_once(tmp_path_factory.mktemp("shape_models"), lambda name: MODELS[name][0]())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 import test_convert as tc
-from test_ops_shape import check_both_generators, conv_result, lower
+from test_ops_shape import check_both_generators, conv_result, lowered_once
 
 tf, L = tc.tf, tc.L
 HAVE_ARM = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
@@ -43,15 +43,7 @@ EXPECTED = {"lstm": {"Dense": 2 * STEPS, "Slice": STEPS + 4 * STEPS - 1},
 
 @pytest.fixture(scope="module")
 def lowered(tmp_path_factory):
-    d = tmp_path_factory.mktemp("recurrent")
-    cache: dict = {}
-
-    def get(kind: str, dtype: str):
-        if (kind, dtype) not in cache:
-            cache[kind, dtype] = lower(recurrent(kind), dtype, d, n=6)
-        return cache[kind, dtype]
-    get.dir = d
-    return get
+    return lowered_once(tmp_path_factory.mktemp("recurrent"), recurrent, n=6)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])

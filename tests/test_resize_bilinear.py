@@ -23,8 +23,8 @@ import test_convert as tc
 from mcusearch.convert import cgen, fast
 from mcusearch.convert.frontend import graph_from_tflite
 from mcusearch.convert.ops.shape import ResizeBilinear
-from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret, lower,
-                            one_op, schema)
+from test_ops_shape import (HAVE_ARM, check_both_generators, conv_result, interpret,
+                            lowered_once, one_op, schema)
 
 tf, L = tc.tf, tc.L
 
@@ -229,14 +229,7 @@ KERAS = ["up2", "up3x2", "resizing", "align_corners"]
 
 @pytest.fixture(scope="module")
 def lowered(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bilinear_models")
-    cache: dict = {}
-
-    def get(name: str, dtype: str):
-        if (name, dtype) not in cache:
-            cache[name, dtype] = lower(keras_model(name), dtype, d)
-        return cache[name, dtype]
-    return get
+    return lowered_once(tmp_path_factory.mktemp("bilinear_models"), keras_model)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
