@@ -354,9 +354,9 @@ typedef struct {
     const int32_t *multiplier;   /* [out_c] */
     const int32_t *shift;        /* [out_c] */
     const int32_t *taps;
-    const int32_t *rq;           /* NULL, or per output channel mcus_small_mbqm_t's multiplier,
-                                  * bias (the output offset in it) and right, where every sum is
-                                  * below 2^30 in magnitude and every shift <= -1 */
+    const int32_t *rq;           /* NULL, or per output channel a mcus_small_mbqm_t (5 words,
+                                  * mcus_elementwise.h; the output offset in its bias), where every
+                                  * sum is below 2^30 in magnitude and every shift <= -1 */
     uint32_t *col;               /* RAM for two pixels' columns: each the most taps of a phase
                                   * x ceil(in_c / 4) x 2 words */
 } mcus_transpose_conv_s8_params_t;

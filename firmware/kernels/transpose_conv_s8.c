@@ -121,21 +121,18 @@ static __attribute__((noinline)) int8_t tconv_mbqm(const mcus_transpose_conv_s8_
     return (int8_t)(v > p->act_max ? p->act_max : v);
 }
 
-/* The requantised output from q = p->rq + 3 c (multiplier, bias, right): MultiplyByQuantized-
- * Multiplier as mcus_small_mbqm computes it for right >= 1 (the generator checked |acc| < 2^30
- * and shift <= -1), clamped to [lo, hi]. */
-static inline int8_t tconv_rq(const int32_t *q, int32_t acc, int32_t lo, int32_t hi)
+/* The requantised output by channel c's mcus_small_mbqm_t q: MultiplyByQuantizedMultiplier for
+ * right >= 1 (the generator checked |acc| < 2^30 and shift <= -1), clamped to [lo, hi]. */
+static inline int8_t tconv_rq(const mcus_small_mbqm_t *q, int32_t acc, int32_t lo, int32_t hi)
 {
-    const int32_t h = mcus_smmulr(2 * acc, q[0]);
-    int32_t v = (h + q[1] + (h >> 31)) >> q[2];
-    v = v < lo ? lo : v;
-    return (int8_t)(v > hi ? hi : v);
+    const int32_t v = mcus_small_mbqm_pos(q, 2 * acc, 1);
+    return (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
 /* The requantisation of a layer: p->rq and the clamp, held in registers across byte stores. */
 typedef struct {
     const mcus_transpose_conv_s8_params_t *p;
-    const int32_t *rq;
+    const mcus_small_mbqm_t *rq;
     int32_t lo, hi;
 } tconv_out_t;
 
@@ -144,7 +141,7 @@ static inline void tconv_store(const tconv_out_t *r, int32_t a0, int32_t a1, int
                                int8_t *o1)
 {
     if (r->rq) {
-        const int32_t *q = r->rq + 3 * c;
+        const mcus_small_mbqm_t *q = r->rq + c;
         o0[c] = tconv_rq(q, a0, r->lo, r->hi);
         o1[c] = tconv_rq(q, a1, r->lo, r->hi);
     } else {
@@ -161,7 +158,7 @@ static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_pa
                                                  int32_t n, const int32_t *w, const int32_t *bias,
                                                  int8_t *o0, int8_t *o1)
 {
-    const tconv_out_t r = { p, p->rq, p->act_min, p->act_max };
+    const tconv_out_t r = { p, (const mcus_small_mbqm_t *)(const void *)p->rq, p->act_min, p->act_max };
     const int32_t out_c = p->g.out_c;
     int32_t c, k;
     for (c = 0; c + 2 <= out_c; c += 2) {
@@ -198,7 +195,7 @@ static __attribute__((noinline)) void tconv_one_channel(const tconv_phase_t *f, 
                                                         int8_t *out, int32_t out_step)
 {
     const mcus_transpose_conv_s8_params_t *p = f->p;
-    const tconv_out_t r = { p, p->rq, p->act_min, p->act_max };
+    const tconv_out_t r = { p, (const mcus_small_mbqm_t *)(const void *)p->rq, p->act_min, p->act_max };
     const int32_t in_c = p->g.in_c, full = f->full, rest = f->rest, b = bias ? bias[0] : 0;
     const int32_t *const end = f->taps + 3 * f->n_taps;
     const uint32_t off2 = f->off2;

@@ -313,7 +313,7 @@ class Binary(Op):
                     n=n * reps, len=self.out_len,            # loop set-ups
                     tx=None if half else (2 * add_rescaled(q, x_role, np.arange(-128, 128))
                                           ).astype(np.int32),
-                    out=_small_mbqm(q.output_multiplier, q.output_shift, q.output_offset),
+                    out=small_mbqm_fields(q.output_multiplier, q.output_shift, q.output_offset),
                     act_min=int(lo), act_max=int(hi))
 
     def periodic_tx(self) -> np.ndarray | None:
@@ -517,7 +517,7 @@ def binary_s8(function: str, q: "AddQuant | MulQuant | SqDiffQuant", a, b, act_m
     return np.clip(v, act_min, act_max)
 
 
-def _small_mbqm(multiplier: int, shift: int, offset: int) -> dict:
+def small_mbqm_fields(multiplier: int, shift: int, offset: int) -> dict:
     """mcus_small_mbqm_t's fields (mcus_small_mbqm_prepare, for shift <= 0)."""
     right = -shift
     return dict(multiplier=multiplier, left1=1, right=right,

@@ -19,6 +19,7 @@ import numpy as np
 
 from mcusearch.convert.graph import Op, Requant
 from mcusearch.convert.ops import RefContext, tflite_rule
+from mcusearch.convert.ops.elementwise import small_mbqm_fields
 
 if TYPE_CHECKING:
     from mcusearch.convert.frontend import Reader, TfliteOp
@@ -99,11 +100,11 @@ class TransposeConv2D(Op):
         return np.concatenate(parts)
 
     def small_requant(self) -> np.ndarray | None:
-        """Per output channel (multiplier, bias, right) for the kernel's short requantisation
-        (mcus_small_mbqm's arithmetic, the output offset in bias) when that computes
-        MultiplyByQuantizedMultiplier exactly for every sum of the layer: 1 <= right <= 22
-        (MCUS_SMALL_MBQM_MAX_RIGHT) and |sum| < 2^30, bounded by 255 sum|w| + |bias|
-        (|x + input offset| <= 255); else None."""
+        """Per output channel a mcus_small_mbqm_t (elementwise.small_mbqm_fields: multiplier, left1,
+        right, bias with the output offset, neg) for the kernel's mcus_small_mbqm_pos, when that
+        computes MultiplyByQuantizedMultiplier exactly for every sum of the layer:
+        1 <= right <= 22 (MCUS_SMALL_MBQM_MAX_RIGHT) and |sum| < 2^30, bounded by 255 sum|w| +
+        |bias| (|x + input offset| <= 255); else None."""
         rq, w = self.requant, np.asarray(self.weights, np.int64)
         n_out = w.shape[0]
         right = -np.broadcast_to(rq.shift, (n_out,)).astype(np.int64)
@@ -112,9 +113,9 @@ class TransposeConv2D(Op):
             bound = bound + np.abs(np.asarray(self.bias, np.int64))
         if right.min() < 1 or right.max() > 22 or bound.max() >= 1 << 30:
             return None
-        mult = np.broadcast_to(rq.multiplier, (n_out,)).astype(np.int64)
-        bias = (1 << (right - 1)) + rq.output_zero_point * (1 << right)
-        return np.stack([mult, bias, right], axis=1)
+        mult = np.broadcast_to(rq.multiplier, (n_out,))
+        return np.array([list(small_mbqm_fields(int(m), -int(r), rq.output_zero_point).values())
+                         for m, r in zip(mult, right)], np.int64)
 
     def emit_ref(self, ctx: RefContext) -> str:
         name = f"transpose_conv_{ctx.sfx}"
