@@ -167,14 +167,41 @@ def test_output_shape_computed_for_an_unknown_batch(tmp_path):
                           cross=False)
 
 
-def test_unknown_shapes_name_the_fix(tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_conv1d_transpose_of_an_unknown_batch(tmp_path, dtype):
     """A Conv1DTranspose converted with an unknown batch size leaves TensorFlow's converter
-    without static shapes after it ([-1, 1, -1, -1]): one clear error that names the tensor and
-    the fix (a batch size of 1 when the model is built)."""
-    from mcusearch.errors import StageError
+    without static shapes after it ([-1, 1, -1, -1]): the reader takes the shapes the interpreter
+    computes for a batch of one (Reader.run_shapes), the same graph as the model built with
+    batch_size=1, and the generators match the interpreter (int8 bit-exact)."""
+    from mcusearch.convert.frontend import Reader
+
+    m = upsample1d()
     path = tmp_path / "m.tflite"
-    unknown_batch_tflite(upsample1d(), path, "int8")
-    with pytest.raises(StageError, match=r"unknown dimensions \[-1, 1, -1, -1\].*batch_size=1"):
+    unknown_batch_tflite(m, path, dtype)
+    r = Reader(path)
+    unknown = [i for i, t in enumerate(r.sg.tensors)
+               if t.shapeSignature is not None and min(list(t.shapeSignature)[1:], default=0) < 0]
+    assert unknown and r.run_shapes()[unknown[0]] == (1, 1, 32, 4)
+    g = graph_from_tflite(path)
+    assert [op.kind for op in g.compute_ops] == ["TransposeConv2D", "Add", "Dense"]   # the bias
+    assert g.compute_ops[0].out_shape == (1, 32, 4)
+    x = tc.probes(m.input_shape[1:], n=4)
+    if dtype == "int8":
+        x = quantize_input(x, g.input_scale, g.input_zero_point)
+    xin = x.reshape(4, -1)
+    check_both_generators(g, xin, cgen.tflite_tensor(path, xin, g.output_id), tmp_path,
+                          cross=False)
+
+
+def test_unknown_input_length_names_the_fix(tmp_path):
+    """A model whose input has an unknown length (a sequence of any length) has no one answer:
+    one clear error that names the tensor and the fix (fixed input shape and batch size)."""
+    from mcusearch.errors import StageError
+    i = tf.keras.Input((None, 3))
+    x = L.GlobalMaxPooling1D()(L.Conv1D(4, 3, name="conv")(i))
+    path = tmp_path / "m.tflite"
+    unknown_batch_tflite(tf.keras.Model(i, L.Dense(2)(x)), path, "float32")
+    with pytest.raises(StageError, match=r"unknown dimensions \[-1, -1, 3\].*batch_size=1"):
         graph_from_tflite(path)
 
 

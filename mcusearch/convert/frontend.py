@@ -113,6 +113,7 @@ class Reader:
             raise StageError("convert", f"{self.path}: {len(self.model.subgraphs)} subgraphs (control "
                                         "flow); the mcusearch generator takes one")
         self.sg = self.model.subgraphs[0]
+        self._run_shapes: dict[int, tuple[int, ...]] | None = None
         t = self.schema.TensorType
         self._types = {t.FLOAT32: "float32", t.INT8: "int8", t.INT32: "int32", t.INT16: "int16",
                        t.UINT8: "uint8", t.INT64: "int64"}
@@ -152,15 +153,51 @@ class Reader:
 
     def shape(self, i: int) -> tuple[int, ...]:
         """A tensor's shape without the batch (a leading 1 of a tensor of rank >= 2)."""
+        s = self.full_shape(i)
+        return s[1:] if len(s) >= 2 and s[0] == 1 else s
+
+    def full_shape(self, i: int) -> tuple[int, ...]:
+        """A tensor's shape, batch included (the frame TFLite's axes refer to): the file's, or
+        where the file leaves dimensions beyond the batch unknown, the interpreter's for a batch
+        of one (run_shapes); a StageError that names the fix where neither knows them."""
         t = self.sg.tensors[i]
         s = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         sig = t.shapeSignature
         if sig is not None and any(int(d) < 0 for d in list(sig)[1:]):
-            raise StageError("convert", f"tensor {_decode(t.name)!r} has unknown dimensions "
-                                        f"{[int(d) for d in sig]}: give the model a fixed input "
-                                        "shape and batch size (tf.keras.Input(shape, "
-                                        "batch_size=1)) before converting it")
-        return s[1:] if len(s) >= 2 and s[0] == 1 else s
+            s = self.run_shapes().get(i)
+            if s is None or any(d < 0 for d in s):
+                raise StageError("convert", f"tensor {_decode(t.name)!r} has unknown dimensions "
+                                            f"{[int(d) for d in sig]}: give the model a fixed input "
+                                            "shape and batch size (tf.keras.Input(shape, "
+                                            "batch_size=1)) before converting it")
+        return s
+
+    def run_shapes(self) -> dict[int, tuple[int, ...]]:
+        """Every tensor's shape as TFLite's interpreter computes it for a batch of one, in one
+        inference on zeros (cached): the shapes a file leaves unknown beyond the batch. A
+        Conv1DTranspose converted with an unknown batch computes its output shape at run time
+        (SHAPE -> STRIDED_SLICE -> PACK -> TRANSPOSE_CONV), and every tensor after it is stored
+        as [-1, -1, C]. Empty when the interpreter cannot run the model, or when the input's own
+        dimensions beyond the batch are unknown (a sequence of any length: no one answer)."""
+        if self._run_shapes is None:
+            from mcusearch.model.evaluate import make_interpreter
+            self._run_shapes = {}
+            sig = self.sg.tensors[int(self.sg.inputs[0])].shapeSignature
+            if sig is not None and any(int(d) < 0 for d in list(sig)[1:]):
+                return self._run_shapes
+            try:
+                it = make_interpreter(self.raw)
+                d = it.get_input_details()[0]
+                shape = [1, *(int(x) for x in d["shape"][1:])]
+                it.resize_tensor_input(d["index"], shape)
+                it.allocate_tensors()
+                it.set_tensor(d["index"], np.zeros(shape, d["dtype"]))
+                it.invoke()
+                self._run_shapes = {int(t["index"]): tuple(int(x) for x in t["shape"])
+                                    for t in it.get_tensor_details()}
+            except Exception:  # noqa: BLE001 - then the unknown dimensions are reported
+                pass
+        return self._run_shapes
 
     def is_const(self, i: int) -> bool:
         t = self.sg.tensors[i]

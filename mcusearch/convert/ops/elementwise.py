@@ -484,10 +484,6 @@ def _unary(r: "Reader", top: "TfliteOp") -> None:
     r.add(op, top)
 
 
-def _full_shape(r: "Reader", i: int) -> tuple[int, ...]:
-    t = r.sg.tensors[i]
-    return tuple(int(d) for d in (t.shape if t.shape is not None else []))
-
 
 def squared_difference_s8(q: SqDiffQuant, a, b, act_min: int = -128,
                           act_max: int = 127) -> np.ndarray:
@@ -595,10 +591,10 @@ def _binary(r: "Reader", top: "TfliteOp") -> None:
     consts = [r.is_const(a), r.is_const(b)]
     if all(consts):
         raise r.unsupported(top, "both operands are constant")
-    geom = broadcast_geometry(_full_shape(r, a), _full_shape(r, b), _full_shape(r, out))
+    geom = broadcast_geometry(r.full_shape(a), r.full_shape(b), r.full_shape(out))
     if geom is None:
-        raise r.unsupported(top, f"shapes {_full_shape(r, a)} and {_full_shape(r, b)} do not "
-                                 f"broadcast to {_full_shape(r, out)}")
+        raise r.unsupported(top, f"shapes {r.full_shape(a)} and {r.full_shape(b)} do not "
+                                 f"broadcast to {r.full_shape(out)}")
     if len(geom.dims) > MAX_DIMS:
         raise r.unsupported(top, f"a broadcast over {len(geom.dims)} dimensions (at most "
                                  f"{MAX_DIMS})")

@@ -46,12 +46,6 @@ def _ints(values) -> str:
     return "{ " + ", ".join(str(int(v)) for v in values) + " }"
 
 
-def _full(r: "Reader", i: int) -> tuple[int, ...]:
-    """Tensor ``i``'s shape as stored, batch included (the frame TFLite's axes refer to)."""
-    s = r.sg.tensors[i].shape
-    r.shape(i)                            # rejects unknown dimensions with a clear error
-    return tuple(int(d) for d in (s if s is not None else []))
-
 
 def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     """Row-major element strides of ``shape``."""
@@ -398,13 +392,13 @@ def bilinear_source_s8(out_size: int, in_size: int, align_corners: bool,
 def _pad(r: "Reader", top: "TfliteOp") -> None:
     """PAD / PADV2 with constant paddings (ZeroPadding2D, ZeroPadding1D)."""
     src, out = top.inputs[0], top.outputs[0]
-    shape = _full(r, src)
+    shape = r.full_shape(src)
     pads = _const_ints(r, top, top.inputs[1], "the padding").reshape(-1, 2)
     if len(pads) != len(shape) or np.any(pads < 0):
         raise r.unsupported(top, f"paddings {pads.tolist()} for a rank-{len(shape)} input")
     out_full = tuple(int(d + b + a) for d, (b, a) in zip(shape, pads))
-    if out_full != _full(r, out):
-        raise r.unsupported(top, f"output shape {_full(r, out)}, expected {out_full}")
+    if out_full != r.full_shape(out):
+        raise r.unsupported(top, f"output shape {r.full_shape(out)}, expected {out_full}")
     # size-1 dimensions without padding carry nothing; at most four may remain
     keep = [k for k, d in enumerate(shape) if d != 1 or pads[k].any()]
     if len(keep) > RANK:
@@ -455,7 +449,7 @@ def _reduce_view(r: "Reader", top: "TfliteOp", shape: tuple[int, ...],
 def _mean(r: "Reader", top: "TfliteOp") -> None:
     """MEAN over constant axes (GlobalAveragePooling2D / 1D); int8 as :class:`Mean` says."""
     src, out = top.inputs[0], top.outputs[0]
-    shape = _full(r, src)
+    shape = r.full_shape(src)
     raw = _reduce_axes(r, top, shape)
     outer, reduce, inner = _reduce_view(r, top, shape, raw)
     op = Mean(top.name, r.shape(src), r.shape(out), inputs=(src,), outer=outer, reduce=reduce,
@@ -493,7 +487,7 @@ def _reduce(r: "Reader", top: "TfliteOp") -> None:
     """REDUCE_MAX / REDUCE_MIN over constant axes (GlobalMaxPooling2D / 1D, tf.reduce_max and
     tf.reduce_min in a Lambda); keep_dims changes only the output's shape."""
     src, out = top.inputs[0], top.outputs[0]
-    shape = _full(r, src)
+    shape = r.full_shape(src)
     outer, reduce, inner = _reduce_view(r, top, shape, _reduce_axes(r, top, shape))
     if r.graph.dtype == "int8" and r.q(src) != r.q(out):
         raise r.unsupported(top, "int8 input and output quantised differently: TFLite's "
@@ -516,9 +510,9 @@ def _concatenation(r: "Reader", top: "TfliteOp") -> None:
         return
     _no_activation(r, top)
     out = top.outputs[0]
-    out_full = _full(r, out)
+    out_full = r.full_shape(out)
     axis = int(top.opts.axis) % len(out_full)
-    shapes = [_full(r, i) for i in top.inputs]
+    shapes = [r.full_shape(i) for i in top.inputs]
     for s in shapes:
         if len(s) != len(out_full) or s[:axis] != out_full[:axis] or \
                 s[axis + 1:] != out_full[axis + 1:]:
@@ -542,7 +536,7 @@ def _pack(r: "Reader", top: "TfliteOp") -> None:
     """PACK (tf.stack, a recurrent layer's output sequence): a concatenation on a new axis."""
     if only_shape_arithmetic(r, top):
         return
-    shapes = [_full(r, i) for i in top.inputs]
+    shapes = [r.full_shape(i) for i in top.inputs]
     if len(set(shapes)) != 1:
         raise r.unsupported(top, f"inputs of different shapes {shapes}")
     axis = int(top.opts.axis) % (len(shapes[0]) + 1)
@@ -552,8 +546,8 @@ def _pack(r: "Reader", top: "TfliteOp") -> None:
 
 def _add_concat(r: "Reader", top: "TfliteOp", outer: int, inner: list[int]) -> None:
     out = top.outputs[0]
-    if outer * sum(inner) != int(np.prod(_full(r, out))):
-        raise r.unsupported(top, f"output shape {_full(r, out)}")
+    if outer * sum(inner) != int(np.prod(r.full_shape(out))):
+        raise r.unsupported(top, f"output shape {r.full_shape(out)}")
     inputs = tuple(top.inputs)
     r.add(Concat(top.name, r.shape(inputs[0]), r.shape(out), inputs=inputs, outer=outer,
                  inner=tuple(inner)), top)
@@ -570,8 +564,8 @@ def _add_copy(r: "Reader", top: "TfliteOp", k: int, base: int, dims, strides,
     src, out = top.inputs[0] if top.opname != "SPLIT" else top.inputs[1], top.outputs[k]
     if not _read_later(r, top, out):
         return
-    if int(np.prod(dims)) != int(np.prod(_full(r, out))):
-        raise r.unsupported(top, f"output {k} has shape {_full(r, out)}, the slice "
+    if int(np.prod(dims)) != int(np.prod(r.full_shape(out))):
+        raise r.unsupported(top, f"output {k} has shape {r.full_shape(out)}, the slice "
                                  f"{[int(d) for d in dims]}")
     view = _copy_view(dims, strides)
     if view is None:
@@ -586,11 +580,11 @@ def _split(r: "Reader", top: "TfliteOp") -> None:
     """SPLIT / SPLIT_V (the gates of an unrolled LSTM/GRU): one strided copy per output."""
     split_v = top.opname == "SPLIT_V"
     src = top.inputs[0] if split_v else top.inputs[1]
-    shape = _full(r, src)
+    shape = r.full_shape(src)
     axis_t = top.inputs[2] if split_v else top.inputs[0]
     axis = int(_const_ints(r, top, axis_t, "the axis")[0]) % len(shape)
     st = _strides(shape)
-    sizes = [_full(r, o)[axis] for o in top.outputs]
+    sizes = [r.full_shape(o)[axis] for o in top.outputs]
     if sum(sizes) != shape[axis]:
         raise r.unsupported(top, f"outputs of {sizes} along an axis of {shape[axis]}")
     start = 0
@@ -604,7 +598,7 @@ def _split(r: "Reader", top: "TfliteOp") -> None:
 @tflite_rule("UNPACK")
 def _unpack(r: "Reader", top: "TfliteOp") -> None:
     """UNPACK (the time steps of an unrolled recurrent layer): one copy per output."""
-    shape = _full(r, top.inputs[0])
+    shape = r.full_shape(top.inputs[0])
     axis = int(top.opts.axis) % len(shape)
     st = _strides(shape)
     dims = [d for j, d in enumerate(shape) if j != axis]
@@ -618,7 +612,7 @@ def _slice(r: "Reader", top: "TfliteOp") -> None:
     """SLICE with constant begin and size (-1: to the end)."""
     if only_shape_arithmetic(r, top):
         return
-    shape = _full(r, top.inputs[0])
+    shape = r.full_shape(top.inputs[0])
     begin = _const_ints(r, top, top.inputs[1], "the begin")
     size = _const_ints(r, top, top.inputs[2], "the size")
     if len(begin) != len(shape) or len(size) != len(shape):
@@ -652,7 +646,7 @@ def _strided_slice(r: "Reader", top: "TfliteOp") -> None:
     if only_shape_arithmetic(r, top):
         return
     o = top.opts
-    shape = _full(r, top.inputs[0])
+    shape = r.full_shape(top.inputs[0])
     begin, end, stride = (_const_ints(r, top, top.inputs[k], w)
                           for k, w in ((1, "the begin"), (2, "the end"), (3, "the strides")))
     if o.ellipsisMask or o.newAxisMask:
@@ -683,7 +677,7 @@ def _strided_slice(r: "Reader", top: "TfliteOp") -> None:
 @tflite_rule("TRANSPOSE")
 def _transpose(r: "Reader", top: "TfliteOp") -> None:
     """TRANSPOSE with a constant permutation (Permute)."""
-    shape = _full(r, top.inputs[0])
+    shape = r.full_shape(top.inputs[0])
     perm = [int(p) % len(shape) for p in _const_ints(r, top, top.inputs[1], "the permutation")]
     if sorted(perm) != list(range(len(shape))):
         raise r.unsupported(top, f"permutation {perm} of a rank-{len(shape)} input")
@@ -696,8 +690,8 @@ def _resize_nearest(r: "Reader", top: "TfliteOp") -> None:
     """RESIZE_NEAREST_NEIGHBOR to a constant size (UpSampling2D), any mode TFLite has."""
     src, out = top.inputs[0], top.outputs[0]
     shape, out_shape = r.shape(src), r.shape(out)
-    if len(shape) != 3 or len(out_shape) != 3 or len(_full(r, src)) != 4:
-        raise r.unsupported(top, f"needs a 1 x H x W x C input, got {_full(r, src)}")
+    if len(shape) != 3 or len(out_shape) != 3 or len(r.full_shape(src)) != 4:
+        raise r.unsupported(top, f"needs a 1 x H x W x C input, got {r.full_shape(src)}")
     (ih, iw, c), (oh, ow, oc) = shape, out_shape
     if oc != c or max(ih, iw) > 0xFFFF:
         raise r.unsupported(top, f"{shape} -> {out_shape}")
@@ -714,8 +708,8 @@ def _resize_bilinear(r: "Reader", top: "TfliteOp") -> None:
     tf.image.resize), any mode TFLite has; float32 and int8 as :class:`ResizeBilinear` says."""
     src, out = top.inputs[0], top.outputs[0]
     shape, out_shape = r.shape(src), r.shape(out)
-    if len(shape) != 3 or len(out_shape) != 3 or len(_full(r, src)) != 4:
-        raise r.unsupported(top, f"needs a 1 x H x W x C input, got {_full(r, src)}")
+    if len(shape) != 3 or len(out_shape) != 3 or len(r.full_shape(src)) != 4:
+        raise r.unsupported(top, f"needs a 1 x H x W x C input, got {r.full_shape(src)}")
     (ih, iw, c), (oh, ow, oc) = shape, out_shape
     if oc != c or max(ih, iw) > 0xFFFF or max(oh, ow) > 0x7FFF:
         raise r.unsupported(top, f"{shape} -> {out_shape}")
