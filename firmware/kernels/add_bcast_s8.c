@@ -206,6 +206,14 @@ static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, in
     return 1;
 }
 
+/* Same-shape operands: mcus_add_s8_fast, in a function of its own (inlined here, its loops
+ * would change how the compiler allocates the broadcasting loops' registers). */
+static __attribute__((noinline)) int add_same(const mcus_add_bcast_s8_params_t *p,
+                                              const int8_t *a, const int8_t *b, int8_t *output)
+{
+    return mcus_add_s8_fast(&p->q, a, b, output, p->g.len, p->tb);
+}
+
 void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, const int8_t *b,
                        int8_t *output)
 {
@@ -214,7 +222,7 @@ void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, con
     add_consts_t c;
 
     if (p->g.rank == 1 && p->g.a_stride[0] == 1 && p->g.b_stride[0] == 1 && MCUS_EW_SPECIALISE &&
-        mcus_add_s8_fast(q, a, b, output, p->g.len)) {
+        add_same(p, a, b, output)) {
         return;                              /* same shape (a constant bias, an LSTM's) */
     }
     if ((periodic == 1 && add_periodic(p, a, q->input_multiplier, q->input_shift, q->input_offset,

@@ -11,6 +11,11 @@
  * with no multiply at all; the other is rescaled with mcus_small_mbqm_pos (SMMLAR, the bias and
  * the rounding's sign in its accumulator); the sum the same way with the output zero point in
  * the bias, then SSAT and the activation's clamp. Any other parameters: the caller's generic path.
+ *
+ * For longer tensors the generator gives b's doubled rescaled values with a's offset as a table,
+ * tb[b + 128] = 2 h_b + off_a 2^20 (exact: mcus_add_s8_input / _skip; ADD_TABLE): the sum is then
+ * a table read and an add, about 10 instructions an element, and b's multiplier may have either
+ * sign (SUB). Without the table (or built for size) the arithmetic above runs.
  */
 #ifndef MCUS_ADD_FAST_H
 #define MCUS_ADD_FAST_H
@@ -31,8 +36,9 @@ typedef struct {
 } add_fast_t;
 
 /* The fast loops: b rescaled, a's offset in its bias (right_b <= 3); both inputs of one scale
- * (2 h_a + 2 h_b = (a + b + off_a + off_b) 2^20: no multiply); b rescaled, a's offset added. */
-enum { ADD_FOLDED, ADD_HALVES, ADD_UNFOLDED };
+ * (2 h_a + 2 h_b = (a + b + off_a + off_b) 2^20: no multiply); b rescaled, a's offset added;
+ * b's rescaled value with a's offset read from the generator's table. */
+enum { ADD_FOLDED, ADD_HALVES, ADD_UNFOLDED, ADD_TABLE };
 
 /* Whether (multiplier, shift) rescales by exactly 1/2: the larger-scale input's. */
 static inline int add_half(int32_t multiplier, int32_t shift)
@@ -49,7 +55,7 @@ static inline int add_half(int32_t multiplier, int32_t shift)
  * (ADD_FOLDED; else off_a 2^20 is added to s2).
  */
 static inline int add_fast_prepare(add_fast_t *k, const mcus_add_s8_params_t *q, int32_t mult_b,
-                            int32_t shift_b, int32_t off_a, int32_t off_b)
+                            int32_t shift_b, int32_t off_a, int32_t off_b, const int32_t *tb)
 {
     mcus_small_mbqm_t b, o;
     int32_t right_b = 0, bias_b = 0;
@@ -57,6 +63,11 @@ static inline int add_fast_prepare(add_fast_t *k, const mcus_add_s8_params_t *q,
     if (q->left_shift != ADD_LEFT_SHIFT || q->output_multiplier <= 0 || q->output_shift > -1 ||
         !mcus_small_mbqm_prepare(&o, q->output_multiplier, q->output_shift, q->output_offset)) {
         return 0;
+    }
+    k->out = o;
+    if (tb != 0) {
+        k->mode = ADD_TABLE;
+        return 1;
     }
     if (add_half(mult_b, shift_b)) {     /* the same scales: h_b = (b + off_b) 2^19 */
         mult_b = (int32_t)1 << 30;
@@ -77,12 +88,11 @@ static inline int add_fast_prepare(add_fast_t *k, const mcus_add_s8_params_t *q,
     k->b.multiplier = mult_b;
     k->b.right = right_b;
     k->b.bias = bias_b;
-    k->out = o;
     return 1;
 }
 
-/* One row: a of the larger scale; `mode` as k->mode; `clamp`: 0 none beyond int8, 1 the lower
- * bound only (a fused ReLU), 2 both (constants after inlining). */
+/* One row: a of the larger scale; `mode` as k->mode (not ADD_TABLE); `clamp`: 0 none beyond
+ * int8, 1 the lower bound only (a fused ReLU), 2 both (constants after inlining). */
 MCUS_EW_INLINE void add_row(const add_fast_t *kp, const int8_t *a, const int8_t *b, int8_t *dst,
                             int32_t n, int mode, int clamp, int32_t lo, int32_t hi)
 {
@@ -112,11 +122,43 @@ MCUS_EW_INLINE void add_row(const add_fast_t *kp, const int8_t *a, const int8_t 
     }
 }
 
-/* add_row for one mode, its clamp chosen from the activation range. */
-MCUS_EW_INLINE void add_rows(const add_fast_t *k, const int8_t *a, const int8_t *b, int8_t *dst,
-                             int32_t n, int mode, int32_t lo, int32_t hi)
+/* add_row for ADD_TABLE: b's rescaled value and a's offset read from tb (the generator's table
+ * + 128), two elements a loop
+ * step (one instruction of loop an element fewer; the other modes' loops are not unrolled: their
+ * code is inlined in two kernels, for three clamps). */
+MCUS_EW_INLINE void add_row_table(const add_fast_t *kp, const int32_t *tb, const int8_t *a,
+                                  const int8_t *b, int8_t *dst, int32_t n, int clamp, int32_t lo,
+                                  int32_t hi)
 {
-    if (hi < 127) {
+    const mcus_small_mbqm_t out = kp->out;
+    int8_t *const end = dst + n;
+
+#pragma GCC unroll 2
+    while (dst != end) {
+        const int32_t s2 = tb[*b++] + (int32_t)((uint32_t)(int32_t)*a++ << ADD_LEFT_SHIFT);
+        int32_t o = mcus_act_s8(mcus_small_mbqm_pos(&out, s2, 1), 1, -128, 127);
+        if (clamp >= 1) {
+            o = o < lo ? lo : o;
+        }
+        if (clamp == 2) {
+            o = o > hi ? hi : o;
+        }
+        *dst++ = (int8_t)o;
+    }
+}
+
+/* add_row for one mode, its clamp chosen from the activation range. */
+MCUS_EW_INLINE void add_rows(const add_fast_t *k, const int32_t *tb, const int8_t *a,
+                             const int8_t *b, int8_t *dst, int32_t n, int mode, int32_t lo,
+                             int32_t hi)
+{
+    if (mode == ADD_TABLE && hi < 127) {
+        add_row_table(k, tb, a, b, dst, n, 2, lo, hi);
+    } else if (mode == ADD_TABLE && lo > -128) {
+        add_row_table(k, tb, a, b, dst, n, 1, lo, 127);
+    } else if (mode == ADD_TABLE) {
+        add_row_table(k, tb, a, b, dst, n, 0, -128, 127);
+    } else if (hi < 127) {
         add_row(k, a, b, dst, n, mode, 2, lo, hi);
     } else if (lo > -128) {
         add_row(k, a, b, dst, n, mode, 1, lo, 127);
@@ -125,10 +167,11 @@ MCUS_EW_INLINE void add_rows(const add_fast_t *k, const int8_t *a, const int8_t 
     }
 }
 
-/* out[0..n) = ADD(a, b) (q: TFLite's parameters), 1 when done here; 0 (nothing written) when the
- * parameters are outside the fast path's bounds or the build is for size. */
+/* out[0..n) = ADD(a, b) (q: TFLite's parameters; tb: the generator's table for the input that is
+ * not rescaled by 1/2, or 0), 1 when done here; 0 (nothing written) when the parameters are
+ * outside the fast path's bounds or the build is for size. */
 static inline int mcus_add_s8_fast(const mcus_add_s8_params_t *q, const int8_t *a, const int8_t *b,
-                                   int8_t *dst, int32_t n)
+                                   int8_t *dst, int32_t n, const int32_t *tb)
 {
     add_fast_t k;
     int fast = 0;
@@ -136,25 +179,27 @@ static inline int mcus_add_s8_fast(const mcus_add_s8_params_t *q, const int8_t *
     if (MCUS_EW_SPECIALISE) {             /* a: the input of the larger scale (1/2) */
         if (add_half(q->input_multiplier, q->input_shift)) {
             fast = add_fast_prepare(&k, q, q->skip_multiplier, q->skip_shift, q->input_offset,
-                                    q->skip_offset);
+                                    q->skip_offset, tb);
         } else if (add_half(q->skip_multiplier, q->skip_shift)) {
             const int8_t *t = a;
             a = b;
             b = t;
             fast = add_fast_prepare(&k, q, q->input_multiplier, q->input_shift, q->skip_offset,
-                                    q->input_offset);
+                                    q->input_offset, tb);
         }
     }
     if (!fast) {
         return 0;
     }
     {
-        if (k.mode == ADD_FOLDED) {
-            add_rows(&k, a, b, dst, n, ADD_FOLDED, q->act_min, q->act_max);
+        if (k.mode == ADD_TABLE) {
+            add_rows(&k, tb + 128, a, b, dst, n, ADD_TABLE, q->act_min, q->act_max);
+        } else if (k.mode == ADD_FOLDED) {
+            add_rows(&k, 0, a, b, dst, n, ADD_FOLDED, q->act_min, q->act_max);
         } else if (k.mode == ADD_HALVES) {
-            add_rows(&k, a, b, dst, n, ADD_HALVES, q->act_min, q->act_max);
+            add_rows(&k, 0, a, b, dst, n, ADD_HALVES, q->act_min, q->act_max);
         } else {
-            add_rows(&k, a, b, dst, n, ADD_UNFOLDED, q->act_min, q->act_max);
+            add_rows(&k, 0, a, b, dst, n, ADD_UNFOLDED, q->act_min, q->act_max);
         }
     }
     return 1;

@@ -359,6 +359,7 @@ typedef struct {
     mcus_bcast_t g;
     mcus_add_s8_params_t q;                     /* q.len unused */
     const int32_t *tx;                          /* [256] or 0 */
+    const int32_t *tb;                          /* same shape: mcus_add_s8_fast's [256] or 0 */
 } mcus_add_bcast_s8_params_t;
 
 void mcus_add_bcast_s8(const mcus_add_bcast_s8_params_t *p, const int8_t *a, const int8_t *b,

@@ -49,7 +49,7 @@ from mcusearch.convert.fastdata import (conv1x1_applies, conv1x1_records, conv_s
                                        fc_quads_applies, fc_rq_short, folded_bias, gemm_scratch,
                                        k_order, k_padding, op_scratch)
 from mcusearch.convert.lowering import RepeatChannels, lower_for_rows, pad_geometry
-from mcusearch.convert.ops.elementwise import Binary, Unary, broadcast_geometry
+from mcusearch.convert.ops.elementwise import Binary, Unary, broadcast_geometry, same_shape_tb
 from mcusearch.convert.ops.shape import Concat, Mean, Pad, ResizeNearest
 from mcusearch.convert.planner import Plan, PlanLayer, PlanTensor, check_plan, peak, plan_min
 from mcusearch.errors import StageError
@@ -779,6 +779,10 @@ class _Emitter:
                 fields.update(act)
             else:
                 fields["q"] = dict(len=op.out_len, **op.quant.c_fields(), **act)
+                tb = same_shape_tb(op.quant, op.out_len)
+                if tb is not None:
+                    self.data.append(_c_array("int32_t", f"{pfx}_tb", tb, 8))
+                fields["tb"] = "0" if tb is None else f"{pfx}_tb"
             ptype = f"mcus_fast_add_{self.sfx}_t"
         elif isinstance(op, Softmax):
             info.kernel, info.variant = f"softmax_{self.sfx}", "-"

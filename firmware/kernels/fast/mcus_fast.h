@@ -295,6 +295,7 @@ typedef struct {
 typedef struct {
     mcus_buf_t in, skip, out;
     mcus_add_s8_params_t q;   /* q.len unused (the row length comes from the buffers) */
+    const int32_t *tb;        /* mcus_add_s8_fast's table (../mcus_add_fast.h) or 0 */
 } mcus_fast_add_s8_t;
 
 typedef struct {

@@ -71,6 +71,7 @@ PERIODIC_MAX = 64         # MCUS_PERIODIC_MAX: a per-channel operand's channels 
 _TABLE_FUNCTIONS = ("ADD", "SUB", "MUL", "SQUARED_DIFFERENCE")
 CONST_ADD_MAX = 1024      # add_const_s8: the constant's rescaled values, 4 B each in flash
 CONST_ADD_ROW = 32        # a shorter period is repeated up to this many values
+SAME_TB_MIN = 256         # a same-shape ADD of this many elements or more gets its 1 kB table
 
 
 def _kind(builtin: str) -> str:
@@ -364,6 +365,10 @@ class Binary(Op):
                                act_max=int(hi))
             tx = self.periodic_tx()
             fields["tx"] = "0" if tx is None else shared_array(ctx, "int32_t", tx, 8)
+            g = self.geometry
+            tb = (same_shape_tb(self.quant, self.out_len)
+                  if (g.dims, g.a_stride, g.b_stride) == ((self.out_len,), (1,), (1,)) else None)
+            fields["tb"] = "0" if tb is None else shared_array(ctx, "int32_t", tb, 8)
         elif isinstance(self.quant, (PreluQuant, SqDiffQuant)):
             ptype = ("mcus_prelu_s8_params_t" if isinstance(self.quant, PreluQuant)
                      else "mcus_squared_difference_s8_params_t")
@@ -377,6 +382,26 @@ class Binary(Op):
             ptype = "mcus_minmax_s8_params_t"
         p = ctx.params(ptype, fields)
         return f"mcus_{name}(&{p}, {srcs[0]}, {srcs[1]}, {ctx.output});"
+
+
+def same_shape_tb(q, n: int) -> np.ndarray | None:
+    """int8 ADD or SUB of two same-shape tensors of ``n`` elements, one of them (a) rescaled by
+    exactly 1/2 (the input of the larger scale, as TFLite's converter sets it) and the other (b)
+    not: b's doubled rescaled values with a's offset by b + 128, 2 h_b + off_a 2^20 (256 int32,
+    exact: mcus_add_s8_input / _skip), which mcus_add_s8_fast (mcus_add_fast.h) reads instead of
+    rescaling b, about 5 instructions an element fewer for 1 kB of flash. None below SAME_TB_MIN
+    elements, where mcus_add_s8_fast would not read it (TFLite's left shift not 20, an output
+    rescaling outside mcus_small_mbqm_pos's bounds), or where neither or both inputs are
+    rescaled by 1/2 (then a shift is cheaper than the table)."""
+    if (not isinstance(q, AddQuant) or n < SAME_TB_MIN or q.left_shift != 20
+            or q.output_multiplier <= 0 or not 1 <= -q.output_shift <= 22):
+        return None
+    half_prev = q.prev_multiplier == 1 << 30 and q.prev_shift == 0
+    half_skip = q.skip_multiplier == 1 << 30 and q.skip_shift == 0
+    if half_prev == half_skip:
+        return None
+    b, off_a = ("skip", q.prev_offset) if half_prev else ("prev", q.skip_offset)
+    return (2 * add_rescaled(q, b, np.arange(-128, 128)) + (off_a << 20)).astype(np.int32)
 
 
 # ---- int8 look-up tables from the interpreter ----------------------------------------------------
