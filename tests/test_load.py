@@ -67,7 +67,19 @@ def _same_outputs(saved, loaded, seed=0):
     return float(np.max(np.abs(got - ref)))
 
 
-@pytest.mark.parametrize("build", [_k3_functional, _k3_sequential, _k3_branches])
+def _k3_wrappers():
+    """Wrapper layers and attention (Keras 3): Bidirectional GRU (concatenated), TimeDistributed
+    Dense, a self-attention MultiHeadAttention."""
+    L = keras3.layers
+    keras3.utils.set_random_seed(4)
+    inp = keras3.Input((10, 6))
+    x = L.TimeDistributed(L.Dense(8))(inp)
+    x = L.Add()([x, L.MultiHeadAttention(num_heads=2, key_dim=4)(x, x)])
+    x = L.Bidirectional(L.GRU(5))(x)
+    return keras3.Model(inp, L.Dense(3)(x))
+
+
+@pytest.mark.parametrize("build", [_k3_functional, _k3_sequential, _k3_branches, _k3_wrappers])
 def test_keras3_file_rebuilt_in_tf_keras(build, tmp_path):
     assert keras3.__version__.startswith("3.")  # the pinned Keras 3, next to tf-keras
     m = build()

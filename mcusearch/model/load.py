@@ -443,6 +443,13 @@ class _Rebuild:
                                   "not have")
         cfg = translate_config(l3.get_config(), target)
         try:
+            if cls == "Bidirectional":     # the wrapped layers rebuilt as layers of their own
+                return target(self._layer(l3.forward_layer), merge_mode=l3.merge_mode,
+                              backward_layer=self._layer(l3.backward_layer), name=l3.name)
+            if cls == "TimeDistributed":
+                return target(self._layer(l3.layer), name=l3.name)
+            if cls == "MultiHeadAttention":   # tf-keras builds it on its first call
+                cfg.update(query_shape=None, key_shape=None, value_shape=None)
             return target.from_config(cfg)
         except Exception as e:  # noqa: BLE001 - a config tf-keras cannot take
             raise _bad(self.path, f"layer {l3.name!r} ({cls}): its Keras 3 settings have no "
