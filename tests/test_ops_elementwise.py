@@ -111,14 +111,27 @@ def broadcast3_model():
     return tf.keras.Model(i, L.Flatten()(x))
 
 
+def scalar_model():
+    """A tensor the model computes broadcast as one value over a 64-vector (LayerNormalization's
+    mean): added with the value first, subtracted from the vector, multiplied (the int8 ADD / SUB
+    kernel's period-1 path)."""
+    i = L.Input((16,))
+    x = L.Dense(64, name="fc")(i)
+    m = L.Lambda(lambda v: tf.reduce_mean(v, axis=-1, keepdims=True), name="mean")(x)
+    y = L.Add(name="add_first")([m, x])
+    y = L.Add()([y, L.Subtract(name="sub")([x, m])])
+    return tf.keras.Model(i, L.Add()([y, L.Multiply(name="mul")([x, m])]))
+
+
 MODELS = {"broadcast3": broadcast3_model, "acts": acts_model, "binary": binary_model, "compound": compound_model,
-          "float_only": float_only_model}
+          "float_only": float_only_model, "scalar": scalar_model}
 KINDS = {
     "broadcast3": {"Mul", "Add", "Maximum"},
     "acts": {"Logistic", "Tanh", "HardSwish", "LeakyRelu", "Gelu", "Minimum"},
     "binary": {"Logistic", "Mul", "Sub", "Maximum", "Minimum", "Add"},
     "compound": {"Logistic", "Mul", "Exp", "Add", "Log", "Tanh", "Prelu", "Gelu"},
     "float_only": {"Elu", "Abs", "Add", "Div", "Exp", "Log", "Mul"},
+    "scalar": {"Add", "Sub", "Mul"},
 }
 
 
@@ -504,15 +517,19 @@ def test_int8_prelu_every_input_and_slope(tmp_path):
 # ---- on the target -------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-@pytest.mark.parametrize("case", ["binary"], indirect=True)
+@pytest.mark.parametrize("case", ["binary", "scalar"], indirect=True)
 @pytest.mark.parametrize("quant,opt", [("int8", "-O3"), ("float32", "-O3"), ("int8", "-Os"),
                                        ("float32", "-Os")])
 def test_binary_model_in_qemu_m7(case, quant, opt):
     """The squeeze-and-excite / broadcasting model (MUL, SUB, MAXIMUM, MINIMUM, ADD with
-    constants, LOGISTIC, QUANTIZE) through "mcusearch" on an emulated Cortex-M7, built for speed
-    and for size (the element-wise kernels' two builds)."""
+    constants, LOGISTIC, QUANTIZE) and the one-value broadcast model through "mcusearch" on an
+    emulated Cortex-M7, built for speed and for size (the element-wise kernels' two builds)."""
     from test_codegen_fast import run_on
-    _, _, runs, d = case
+    name, _, runs, d = case
+    if name == "scalar" and quant == "int8":      # the period-1 path is taken where it claims
+        geoms = [op.geometry for op in runs[quant][0].ops
+                 if isinstance(op, Binary) and op.function in ("ADD", "SUB") and op.const is None]
+        assert sum(len(g.dims) == 1 and 0 in g.a_stride + g.b_stride for g in geoms) == 2
     w = d / f"qemu_{quant}{opt}"
     conv = _conv_result(*runs[quant][:1], w, "mcusearch", *runs[quant][1:])
     _, meas = run_on("qemu-m7", conv, w, opt)               # raises unless outputs match

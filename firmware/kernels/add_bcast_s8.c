@@ -168,7 +168,7 @@ static int add_periodic(const mcus_add_bcast_s8_params_t *p, const int8_t *x, in
     const int half = mx == (int32_t)1 << 30 && sx == 0;
     const int full = q->act_min <= -128 && q->act_max >= 127;
     int32_t py[MCUS_PERIODIC_MAX];
-    const int32_t n = p->g.dims[1], reps = mcus_periodic_reps(p->g.dims[0], n);
+    const int32_t n = mcus_bcast_period(&p->g), reps = mcus_periodic_reps(p->g.dims[0], n);
     const int32_t rows = p->g.dims[0] / reps, len = n * reps;
     add_periodic_t k;
     int32_t i;

@@ -318,13 +318,19 @@ MCUS_EW_INLINE void mcus_binary_s8_runs(const mcus_bcast_t *g, const void *q, co
  * repeating every n elements (strides (0, 1): a (1, 1, C) vector against an (H, W, C) map, as in
  * squeeze-and-excite gates and un-folded BatchNorm scales). The int8 kernels then prepare that
  * operand's n values once (at most MCUS_PERIODIC_MAX, in a stack array) and walk the output as one
- * loop over rows and channels, without the runs' per-run set-up. Returns 1 when b repeats, 2 when
- * a does, 0 otherwise. */
+ * loop over rows and channels, without the runs' per-run set-up. A one-value operand against a
+ * contiguous one (rank 1, strides 1 and 0: LayerNormalization's mean or variance) is the period
+ * n = 1 (its value repeated along a row: a length that 8 divides, so rows of 8 or more values).
+ * Returns 1 when b repeats, 2 when a does, 0 otherwise. */
 #define MCUS_PERIODIC_MAX 64
 
 static inline int mcus_bcast_periodic(const mcus_bcast_t *g)
 {
     const int32_t n = g->dims[1];
+    if (g->rank == 1 && g->len % 8 == 0 && MCUS_EW_SPECIALISE) {   /* one value: period 1 */
+        return g->a_stride[0] == 1 && g->b_stride[0] == 0 ? 1 :
+               g->b_stride[0] == 1 && g->a_stride[0] == 0 ? 2 : 0;
+    }
     if (g->rank != 2 || n > MCUS_PERIODIC_MAX || !MCUS_EW_SPECIALISE) {
         return 0;
     }
@@ -340,6 +346,12 @@ static inline int mcus_bcast_periodic(const mcus_bcast_t *g)
 /* How many rows of a periodic broadcast (rows, n) the kernels treat as one (their prepared table
  * repeated that many times): the largest divisor of rows whose rows n stay within
  * MCUS_PERIODIC_MAX, so that short rows (a few channels) do not pay the loop set-up each. */
+/* A periodic broadcast's period n and rows (mcus_bcast_periodic: rank 2, or rank 1 with n = 1). */
+static inline int32_t mcus_bcast_period(const mcus_bcast_t *g)
+{
+    return g->rank == 1 ? 1 : g->dims[1];
+}
+
 static inline int32_t mcus_periodic_reps(int32_t rows, int32_t n)
 {
     int32_t m = MCUS_PERIODIC_MAX / n;
