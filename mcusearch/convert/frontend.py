@@ -30,7 +30,8 @@ from mcusearch.convert.graph import (Add, AvgPool2D, Clamp, Conv2D, Dense, Depth
                                      dilate_kernel)
 from mcusearch.convert.ops import load_plugins
 from mcusearch.convert.quant import (activation_range_int8, add_quant, quantize_multiplier,
-                                     same_padding, tflite_softmax_table, valid_size)
+                                     quantized_convolution_multiplier, same_padding,
+                                     tflite_softmax_table, valid_size)
 from mcusearch.convert.rows1d import to_columns, to_rows
 from mcusearch.errors import StageError
 
@@ -355,8 +356,7 @@ def _weights(r: Reader, top: TfliteOp, n_out: int, per_channel_dense: bool = Fal
     s_out, zp_out = r.q(top.outputs[0])
     if per_channel_dense and len(w_scale) == 1:
         # FULLY_CONNECTED per tensor (GetQuantizedConvolutionMultipler): the product in float32
-        prod = np.float32(s_in) * np.float32(w_scale[0])
-        mults = [quantize_multiplier(float(np.float64(prod) / np.float64(s_out)))]
+        mults = [quantized_convolution_multiplier(s_in, float(w_scale[0]), s_out)]
     else:
         # PopulateConvolutionQuantizationParams: double(s_in) * double(s_w) / double(s_out)
         mults = [quantize_multiplier(float(np.float64(s_in) * np.float64(s) / np.float64(s_out)))

@@ -76,6 +76,14 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q_fixed), int(shift)
 
 
+def quantized_convolution_multiplier(s_in: float, s_w: float, s_out: float) -> tuple[int, int]:
+    """TFLite's GetQuantizedConvolutionMultipler then QuantizeMultiplier: the product of the two
+    input scales in float32, divided by the output scale in double (FULLY_CONNECTED per tensor,
+    BATCH_MATMUL)."""
+    prod = np.float32(s_in) * np.float32(s_w)
+    return quantize_multiplier(float(np.float64(prod) / np.float64(np.float32(s_out))))
+
+
 def quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
     """TFLite QuantizeMultiplierSmallerThanOneExp: QuantizeMultiplier of a real in (0, 1)."""
     if not 0.0 < real < 1.0:
