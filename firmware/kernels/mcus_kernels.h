@@ -366,6 +366,69 @@ void mcus_transpose_conv_f32(const mcus_transpose_conv_f32_params_t *p, const fl
 void mcus_transpose_conv_s8(const mcus_transpose_conv_s8_params_t *p, const int8_t *input,
                             const int32_t *filter, const int32_t *bias, int8_t *output);
 
+/*
+ * BATCH_MATMUL (batch_matmul_*.c; Keras MultiHeadAttention, tf.linalg.matmul): for every batch
+ * index of the output, out[m][n] = sum over k < depth of lhs(m, k) rhs(k, n), m < rows,
+ * n < cols, the output [batch...][rows][cols] row-major. lhs(m, k) is element
+ * m * lhs_row + k * lhs_depth of the batch's lhs matrix, rhs(k, n) element
+ * k * rhs_depth + n * rhs_col of its rhs matrix: the steps say how each is stored (adj_x: lhs as
+ * [depth][rows], adj_y: rhs as [cols][depth]). The batch dimensions, outermost first and 1 where
+ * the output has fewer, step each operand's matrix by lhs_batch / rhs_batch elements, 0 where that
+ * operand broadcasts (has size 1 there). No fused activation. int8 is TFLite's arithmetic:
+ * (lhs + lhs_offset) (rhs + rhs_offset) summed in int32, MultiplyByQuantizedMultiplier (ties
+ * away from zero), + output_offset, clamped to [-128, 127]
+ * (mcusearch/convert/ops/batch_matmul.py).
+ */
+#define MCUS_BMM_MAX_BATCH 3
+typedef struct {
+    int32_t batch[MCUS_BMM_MAX_BATCH];       /* the output's batch dimensions */
+    int32_t lhs_batch[MCUS_BMM_MAX_BATCH];   /* lhs elements per step of each (0: broadcast) */
+    int32_t rhs_batch[MCUS_BMM_MAX_BATCH];
+    int32_t rows, cols, depth;
+    int32_t lhs_row, lhs_depth;              /* lhs element steps along m and k */
+    int32_t rhs_depth, rhs_col;              /* rhs element steps along k and n */
+} mcus_bmm_geom_t;
+
+typedef struct {
+    mcus_bmm_geom_t g;
+} mcus_batch_matmul_f32_params_t;
+
+typedef struct {
+    mcus_bmm_geom_t g;
+    int32_t lhs_offset, rhs_offset;          /* -zero points */
+    int32_t output_offset;                   /* output zero point */
+    int32_t multiplier, shift;               /* of s_lhs s_rhs / s_out, TFLite's convention */
+} mcus_batch_matmul_s8_params_t;
+
+/* The number of output batches (matrices) of g. */
+static inline int32_t mcus_bmm_batches(const mcus_bmm_geom_t *g)
+{
+    int32_t d, n = 1;
+    for (d = 0; d < MCUS_BMM_MAX_BATCH; ++d) {
+        n *= g->batch[d];
+    }
+    return n;
+}
+
+/* The element offsets of output batch b's lhs and rhs matrices. */
+static inline void mcus_bmm_batch(const mcus_bmm_geom_t *g, int32_t b, int32_t *lhs, int32_t *rhs)
+{
+    int32_t d;
+    *lhs = 0;
+    *rhs = 0;
+    for (d = MCUS_BMM_MAX_BATCH - 1; d >= 0; --d) {
+        const int32_t i = b % g->batch[d];
+        b /= g->batch[d];
+        *lhs += i * g->lhs_batch[d];
+        *rhs += i * g->rhs_batch[d];
+    }
+}
+
+void mcus_batch_matmul_f32(const mcus_batch_matmul_f32_params_t *p, const float *lhs,
+                           const float *rhs, float *output);
+void mcus_batch_matmul_s8(const mcus_batch_matmul_s8_params_t *p, const int8_t *lhs,
+                          const int8_t *rhs, int8_t *output);
+
 /* Depthwise convolution (any depth multiplier); bias may be NULL. */
 void mcus_depthwise_conv2d_f32(const mcus_depthwise_conv2d_f32_params_t *p, const float *input,
                                const float *filter, const float *bias, float *output);

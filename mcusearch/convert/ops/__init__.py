@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mcusearch.convert.frontend import Reader, TfliteOp
 
 # Modules of op plug-ins (mcusearch.convert.ops.<name>); importing one registers its rules.
-PLUGIN_MODULES: tuple[str, ...] = ("shape", "elementwise", "transpose_conv")
+PLUGIN_MODULES: tuple[str, ...] = ("shape", "elementwise", "transpose_conv", "batch_matmul")
 
 TfliteRule = Callable[["Reader", "TfliteOp"], None]
 TFLITE_RULES: dict[str, TfliteRule] = {}
