@@ -124,6 +124,37 @@ def test_layernorm_models_host_both_generators(lowered, tmp_path, name, dtype):
         tc.check(conv, tmp_path / gen)           # int8 bit-exact, float32 within tolerance
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("name", ["vector", "sequence"])
+def test_layernorm_of_an_unknown_batch(tmp_path, name, dtype):
+    """A .tflite converted with an unknown batch size (as a user converts) computes the rows of
+    tf-keras' fused form at run time: SHAPE -> STRIDED_SLICE -> REDUCE_PROD -> RESHAPE as FILL's
+    shape (a scale of ones, an offset of zeros per row) and PACK's element (RESHAPE's target);
+    the file stores those rows as [1] (signature [-1]), not the batch's 6 steps. The int32
+    arithmetic is dropped, the FILLs become constants of the interpreter's shapes for a batch of
+    one, and both generators match the interpreter (int8 bit-exact)."""
+    from mcusearch.convert.frontend import Reader
+    from test_ops_shape import check_both_generators, unknown_batch_tflite
+
+    shape, scale, center = MODELS[name]
+    m = ln_model(shape, scale, center, seed=len(name))
+    path = tmp_path / "m.tflite"
+    unknown_batch_tflite(m, path, dtype)
+    assert {"SHAPE", "REDUCE_PROD", "FILL"} <= {t.opname for t in Reader(path).ops}
+    g = graph_from_tflite(path)
+    t = int(np.prod(shape[:-1]))
+    sqdiff = [op for op in g.ops if isinstance(op, Binary) and op.function == "SQUARED_DIFFERENCE"]
+    assert len(sqdiff) == 1 and sqdiff[0].out_len == 24 * t
+    consts = [op.const for op in g.ops if isinstance(op, Binary) and op.const is not None]
+    assert sum(c.size == t for c in consts) >= 2      # the FILLs: one value per row
+    x = tc.probes(shape, n=N_PROBE, seed=7)
+    if dtype == "int8":
+        x = quantize_input(x, g.input_scale, g.input_zero_point)
+    xin = x.reshape(N_PROBE, -1)
+    check_both_generators(g, xin, cgen.tflite_tensor(path, xin, g.output_id), tmp_path,
+                          cross=False)
+
+
 def test_layernorm_normalises(lowered, tmp_path):
     """The float32 C computes a layer normalisation, not just something Keras agrees with: the
     model cut after LayerNormalization (no gamma / beta) gives rows of mean 0 and variance ~1."""

@@ -115,6 +115,8 @@ class Reader:
                                         "flow); the mcusearch generator takes one")
         self.sg = self.model.subgraphs[0]
         self._run_shapes: dict[int, tuple[int, ...]] | None = None
+        # tensors a rule computed while reading (a FILL of a constant): read as constants
+        self.folded: dict[int, np.ndarray] = {}
         t = self.schema.TensorType
         self._types = {t.FLOAT32: "float32", t.INT8: "int8", t.INT32: "int32", t.INT16: "int16",
                        t.UINT8: "uint8", t.INT64: "int64"}
@@ -159,14 +161,18 @@ class Reader:
 
     def full_shape(self, i: int) -> tuple[int, ...]:
         """A tensor's shape, batch included (the frame TFLite's axes refer to): the file's, or
-        where the file leaves dimensions beyond the batch unknown, the interpreter's for a batch
-        of one (run_shapes); a StageError that names the fix where neither knows them."""
+        where the file leaves dimensions unknown, the interpreter's for a batch of one
+        (run_shapes: a leading unknown dimension is not always the batch, as in the int32 shape
+        arithmetic of a LayerNormalization, whose rows are batch x steps); a StageError that names
+        the fix where neither knows dimensions beyond the first."""
         t = self.sg.tensors[i]
         s = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         sig = t.shapeSignature
-        if sig is not None and any(int(d) < 0 for d in list(sig)[1:]):
-            s = self.run_shapes().get(i)
-            if s is None or any(d < 0 for d in s):
+        if sig is not None and any(int(d) < 0 for d in sig):
+            run = self.run_shapes().get(i)
+            if run is not None and min(run, default=0) >= 0:
+                return run
+            if any(int(d) < 0 for d in list(sig)[1:]):
                 raise StageError("convert", f"tensor {_decode(t.name)!r} has unknown dimensions "
                                             f"{[int(d) for d in sig]}: give the model a fixed input "
                                             "shape and batch size (tf.keras.Input(shape, "
@@ -201,6 +207,8 @@ class Reader:
         return self._run_shapes
 
     def is_const(self, i: int) -> bool:
+        if i in self.folded:
+            return True
         t = self.sg.tensors[i]
         buf = self.model.buffers[t.buffer]
         return bool((getattr(buf, "offset", 0) or 0) > 1 or
@@ -208,6 +216,8 @@ class Reader:
 
     def const(self, i: int, dtype=None) -> np.ndarray:
         """The constant data of tensor ``i`` in its full shape (``dtype``: its own by default)."""
+        if i in self.folded:
+            return self.folded[i].astype(dtype or self.type_of(i))
         t = self.sg.tensors[i]
         buf = self.model.buffers[t.buffer]
         if (getattr(buf, "offset", 0) or 0) > 1:
@@ -454,7 +464,11 @@ def _add(r: Reader, top: TfliteOp) -> bool:
 
 
 def _reshape(r: Reader, top: TfliteOp) -> bool:
+    """A reshape of an activation; an int32 one (shape arithmetic) or an int8 one that
+    requantises is a plug-in's."""
     src = top.inputs[0]
+    if r.type_of(src) == "int32":
+        return False
     if r.graph.dtype == "int8" and r.q(src) != r.q(top.outputs[0]):
         return False
     r.add(Reshape(top.name, r.shape(src), r.shape(top.outputs[0]), inputs=(src,)), top)

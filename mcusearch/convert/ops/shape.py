@@ -86,10 +86,13 @@ def _one_output(top: "TfliteOp", k: int) -> "TfliteOp":
 
 # Operators that TensorFlow's converter uses for shape arithmetic on int32 tensors (a Keras Reshape
 # or Conv2DTranspose of a model whose batch size is unknown: SHAPE -> STRIDED_SLICE -> PACK ->
-# RESHAPE's shape or TRANSPOSE_CONV's output shape).
-SHAPE_ARITHMETIC = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "SLICE")
+# RESHAPE's shape or TRANSPOSE_CONV's output shape; tf-keras' LayerNormalization: the rows,
+# batch x steps, by REDUCE_PROD -> RESHAPE as FILL's shape and PACK's element; tf-keras' Dense on a
+# sequence: GATHER -> REDUCE_PROD -> PACK as the shape of its rows).
+SHAPE_ARITHMETIC = ("SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION", "SLICE", "REDUCE_PROD",
+                    "RESHAPE", "GATHER")
 # the operators whose input k is a target shape: (operator, k)
-SHAPE_SINKS = (("RESHAPE", 1), ("TRANSPOSE_CONV", 0))
+SHAPE_SINKS = (("RESHAPE", 1), ("TRANSPOSE_CONV", 0), ("FILL", 0))
 
 
 def only_shape_arithmetic(r: "Reader", top: "TfliteOp") -> bool:
@@ -524,11 +527,30 @@ def _concatenation(r: "Reader", top: "TfliteOp") -> None:
                 [int(np.prod(s[axis:])) for s in shapes])
 
 
-@tflite_rule("SHAPE")
+@tflite_rule("SHAPE", "REDUCE_PROD", "GATHER", "RESHAPE")
 def _shape(r: "Reader", top: "TfliteOp") -> None:
-    """SHAPE: only as shape arithmetic (see :func:`only_shape_arithmetic`)."""
-    if not only_shape_arithmetic(r, top):
-        raise r.unsupported(top, "a tensor's shape used as data")
+    """SHAPE, REDUCE_PROD, GATHER and RESHAPE of an int32 tensor: only as shape arithmetic (see
+    :func:`only_shape_arithmetic`). (An int8 RESHAPE that requantises comes here too.)"""
+    if only_shape_arithmetic(r, top):
+        return
+    if r.type_of(top.outputs[0]) != "int32":         # on data, not shapes
+        raise r.unsupported(top, "input and output quantised differently"
+                            if top.opname == "RESHAPE" else "")
+    raise r.unsupported(top, "a tensor's shape used as data")
+
+
+@tflite_rule("FILL")
+def _fill(r: "Reader", top: "TfliteOp") -> None:
+    """FILL of a constant value (tf-keras LayerNormalization's scale of ones and offset of zeros
+    per row): a constant of the output's shape, which the operators reading it take as such (a
+    flash array, or folded into their tables). Its shape input is constant or shape arithmetic
+    (the rule of the int32 operator computing it saw to that)."""
+    value, out = top.inputs[1], top.outputs[0]
+    if not r.is_const(value):
+        raise r.unsupported(top, "the fill value is not constant")
+    if r.type_of(value) != r.type_of(out) or r.type_of(out) != r.graph.dtype:
+        raise r.unsupported(top, f"a {r.type_of(out)} fill in a {r.graph.dtype} model")
+    r.folded[out] = np.full(r.full_shape(out), r.const(value).reshape(-1)[0])
 
 
 @tflite_rule("PACK")
