@@ -162,7 +162,8 @@ def output_check(r: dict) -> str:
     return f"max err {err:.1e}"
 
 
-MAC_KINDS = ("Conv2D", "DepthwiseConv2D", "Dense", "TransposeConv2D")   # the layers zoo.macs counts
+# the layers zoo.macs counts
+MAC_KINDS = ("Conv2D", "DepthwiseConv2D", "Dense", "TransposeConv2D", "BatchMatMul")
 
 
 def _kind_counts(r: dict) -> dict[str, float]:

@@ -228,6 +228,20 @@ def test_multi_head_attention_both_generators_on_host(mha, tmp_path, dtype):
     check_both_generators(g, x, want, tmp_path)
 
 
+def test_multi_head_attention_macs_are_the_graphs(mha):
+    """evaluate.count_macs (the MACs a report divides by) counts a MultiHeadAttention layer's
+    projections and attention products: the MACs of the graph TFLite runs (its FULLY_CONNECTED
+    projections and BATCH_MATMULs, and the head)."""
+    from mcusearch.convert.graph import Conv2D, Dense
+    from mcusearch.model.evaluate import count_macs, layer_macs
+
+    m = attention()
+    g = mha["float32"][0]
+    ops = [op for op in g.ops if isinstance(op, (Conv2D, Dense, BatchMatMul))]
+    assert count_macs(m) == sum(op.macs for op in ops)
+    assert layer_macs(m.get_layer("self_mha")) == 4 * 8 * 12 * 2 * 4 + 2 * 8 * 8 * (4 + 4)
+
+
 @pytest.mark.skipif(not HAVE_ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
 def test_multi_head_attention_in_qemu_m7(mha, tmp_path, dtype):

@@ -188,7 +188,8 @@ def layer_macs(layer) -> int:
     k_h * k_w x out_c; separable: depthwise + pointwise; dense: in * out (x leading dims);
     transposed: in positions x in_c x k_h * k_w x out_c (every product, those the output crops
     too); LSTM/GRU/SimpleRNN: steps x gates x units x (features + units), both directions of a
-    Bidirectional."""
+    Bidirectional; MultiHeadAttention: its projections and attention products
+    (:func:`_attention_macs`)."""
     kind = type(layer).__name__
     if kind in ("Conv1D", "Conv2D", "Conv3D"):
         out = _shape(layer, "output_shape")
@@ -216,9 +217,28 @@ def layer_macs(layer) -> int:
         # per step and gate: units x (features + units) (input and recurrent kernels)
         return sum(steps * _GATES[type(c).__name__] * int(c.units) * (feats + int(c.units))
                    for c in cells)
+    if kind == "MultiHeadAttention":
+        return _attention_macs(layer)
     if hasattr(layer, "layers"):  # a nested model
         return sum(layer_macs(l) for l in layer.layers)
     return 0
+
+
+def _attention_macs(layer) -> int:
+    """tf-keras MultiHeadAttention: the query, key, value and output projections (positions x
+    kernel size) and, per head, the scores and their weighted sum of the values (query positions
+    x key positions x (key_dim + value_dim)); 0 before the layer is built."""
+    shapes = [getattr(layer, f"_{n}_shape", None) for n in ("query", "key", "value")]
+    dense = [getattr(layer, f"_{n}_dense", None) for n in ("query", "key", "value", "output")]
+    if shapes[0] is None or shapes[2] is None or \
+            any(getattr(d, "kernel", None) is None for d in dense):
+        return 0
+    shapes[1] = shapes[1] if shapes[1] is not None else shapes[2]
+    t, s, s_v = (math.prod(int(d) for d in sh[1:-1]) for sh in shapes)
+    size = [math.prod(int(d) for d in d_.kernel.shape) for d_ in dense]
+    heads, dk = int(layer._num_heads), int(layer._key_dim)
+    dv = int(layer._value_dim or dk)
+    return t * size[0] + s * size[1] + s_v * size[2] + heads * t * s * (dk + dv) + t * size[3]
 
 
 def count_macs(model: tf.keras.Model) -> int:
