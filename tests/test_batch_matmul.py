@@ -177,6 +177,17 @@ def test_unsupported_variants_are_one_line_naming_the_layer(tmp_path):
                               data=np.ones((4, 2), np.int8))],
         [dict(shape=(3, 2), type="float32")], opts))
     assert "not float32" in msg
+    # an int8 model with an int32 constant, and one with an unquantised constant
+    msg = _unsupported(tmp_path, one_op(
+        "BATCH_MATMUL", [dict(shape=(3, 4), type="int8", q=(0.1, 0)),
+                         dict(shape=(4, 2), type="int32", data=np.ones((4, 2), np.int32))],
+        [dict(shape=(3, 2), type="int8", q=(0.1, 0))], opts))
+    assert "type int32 in an int8 model" in msg
+    msg = _unsupported(tmp_path, one_op(
+        "BATCH_MATMUL", [dict(shape=(3, 4), type="int8", q=(0.1, 0)),
+                         dict(shape=(4, 2), type="int8", data=np.ones((4, 2), np.int8))],
+        [dict(shape=(3, 2), type="int8", q=(0.1, 0))], opts))
+    assert "is not quantised" in msg
 
 
 # ---- tf-keras MultiHeadAttention ------------------------------------------------------------
