@@ -91,6 +91,21 @@ static inline int add_fast_prepare(add_fast_t *k, const mcus_add_s8_params_t *q,
     return 1;
 }
 
+/* The doubled sum s2 requantised (out: the output offset in its bias) and clamped; `clamp` as
+ * add_row's. */
+MCUS_EW_INLINE int8_t add_out(const mcus_small_mbqm_t *out, int32_t s2, int clamp, int32_t lo,
+                              int32_t hi)
+{
+    int32_t o = mcus_act_s8(mcus_small_mbqm_pos(out, s2, 1), 1, -128, 127);
+    if (clamp >= 1) {
+        o = o < lo ? lo : o;
+    }
+    if (clamp == 2) {
+        o = o > hi ? hi : o;
+    }
+    return (int8_t)o;
+}
+
 /* One row: a of the larger scale; `mode` as k->mode (not ADD_TABLE); `clamp`: 0 none beyond
  * int8, 1 the lower bound only (a fused ReLU), 2 both (constants after inlining). */
 MCUS_EW_INLINE void add_row(const add_fast_t *kp, const int8_t *a, const int8_t *b, int8_t *dst,
@@ -100,7 +115,7 @@ MCUS_EW_INLINE void add_row(const add_fast_t *kp, const int8_t *a, const int8_t 
     int8_t *const end = dst + n;
 
     while (dst != end) {
-        int32_t s2, v, o;
+        int32_t s2;
         if (mode == ADD_HALVES) {
             const int32_t ab = (int32_t)*a++ + (int32_t)*b++;
             s2 = k.off_ab20 + (int32_t)((uint32_t)ab << ADD_LEFT_SHIFT);
@@ -110,22 +125,13 @@ MCUS_EW_INLINE void add_row(const add_fast_t *kp, const int8_t *a, const int8_t 
             s2 = hb * 2 + (int32_t)((uint32_t)(int32_t)*a++ << ADD_LEFT_SHIFT) +
                  (mode == ADD_UNFOLDED ? k.off_a20 : 0);
         }
-        v = mcus_small_mbqm_pos(&k.out, s2, 1);
-        o = mcus_act_s8(v, 1, -128, 127);
-        if (clamp >= 1) {
-            o = o < lo ? lo : o;
-        }
-        if (clamp == 2) {
-            o = o > hi ? hi : o;
-        }
-        *dst++ = (int8_t)o;
+        *dst++ = add_out(&k.out, s2, clamp, lo, hi);
     }
 }
 
 /* add_row for ADD_TABLE: b's rescaled value and a's offset read from tb (the generator's table
- * + 128), two elements a loop
- * step (one instruction of loop an element fewer; the other modes' loops are not unrolled: their
- * code is inlined in two kernels, for three clamps). */
+ * + 128), two elements a loop step (one instruction of loop an element fewer; the other modes'
+ * loops are not unrolled: their code is inlined in two kernels, for three clamps). */
 MCUS_EW_INLINE void add_row_table(const add_fast_t *kp, const int32_t *tb, const int8_t *a,
                                   const int8_t *b, int8_t *dst, int32_t n, int clamp, int32_t lo,
                                   int32_t hi)
@@ -136,14 +142,7 @@ MCUS_EW_INLINE void add_row_table(const add_fast_t *kp, const int32_t *tb, const
 #pragma GCC unroll 2
     while (dst != end) {
         const int32_t s2 = tb[*b++] + (int32_t)((uint32_t)(int32_t)*a++ << ADD_LEFT_SHIFT);
-        int32_t o = mcus_act_s8(mcus_small_mbqm_pos(&out, s2, 1), 1, -128, 127);
-        if (clamp >= 1) {
-            o = o < lo ? lo : o;
-        }
-        if (clamp == 2) {
-            o = o > hi ? hi : o;
-        }
-        *dst++ = (int8_t)o;
+        *dst++ = add_out(&out, s2, clamp, lo, hi);
     }
 }
 
