@@ -90,6 +90,8 @@ ONE_OP_CASES = [
     ("x_cT_broadcast_batch", (2, 1, 4, 6), False, True, (1, 3, 5, 6), 1),  # both broadcast
     ("cT_xT_rank3", (2, 5, 6), True, True, (1, 6, 4), 0),             # c as lhs, batch 1 vs 2
     ("c_x_rank2", (6, 3), False, False, (4, 6), 0),
+    # int8: depth x 255^2 >= 2^30, so the kernel requantises with the 64-bit generic function
+    ("x_c_deep", (1, 16600), False, False, (16600, 2), 1),
 ]
 
 
