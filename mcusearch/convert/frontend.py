@@ -181,10 +181,10 @@ class Reader:
 
     def run_shapes(self) -> dict[int, tuple[int, ...]]:
         """Every tensor's shape as TFLite's interpreter computes it for a batch of one, in one
-        inference on zeros (cached): the shapes a file leaves unknown beyond the batch. A
-        Conv1DTranspose converted with an unknown batch computes its output shape at run time
-        (SHAPE -> STRIDED_SLICE -> PACK -> TRANSPOSE_CONV), and every tensor after it is stored
-        as [-1, -1, C]. Empty when the interpreter cannot run the model, or when the input's own
+        inference on zeros (cached): the shapes a file leaves unknown. A Conv1DTranspose
+        converted with an unknown batch computes its output shape at run time (SHAPE ->
+        STRIDED_SLICE -> PACK -> TRANSPOSE_CONV), and every tensor after it is stored as
+        [-1, -1, C]. Empty when the interpreter cannot run the model, or when the input's own
         dimensions beyond the batch are unknown (a sequence of any length: no one answer)."""
         if self._run_shapes is None:
             from mcusearch.model.evaluate import make_interpreter
