@@ -8,50 +8,15 @@
  * TFLite's TRANSPOSE_CONV does (MultiplyByQuantizedMultiplier: ties away from zero, not as
  * CONV_2D's ruy path). */
 #include "mcus_kernels.h"
-
-/* Channels 0 and 2 (tconv_x13: 1 and 3) of a chunk of 4 as offset-added int16 pairs: SXTAB16 on
- * DSP cores. */
-static inline uint32_t tconv_x02(uint32_t xv, uint32_t off2)
-{
-#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-    uint32_t r;
-    __asm__("sxtab16 %0, %1, %2" : "=r"(r) : "r"(off2), "r"(xv));
-    return r;
-#else
-    const int32_t off = (int16_t)(off2 & 0xFFFFu);
-    return (uint16_t)((int8_t)xv + off) | (uint32_t)(uint16_t)((int8_t)(xv >> 16) + off) << 16;
-#endif
-}
-
-static inline uint32_t tconv_x13(uint32_t xv, uint32_t off2)
-{
-#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-    uint32_t r;
-    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(off2), "r"(xv));
-    return r;
-#else
-    return tconv_x02((xv >> 8) | (xv << 24), off2);
-#endif
-}
+#include "mcus_simd.h"       /* SXTAB16, SMLAD, mcus_ld32 */
 
 /* One input chunk of 4 channels into the column as two words of offset-added int16 pairs
  * (c0, c2), (c1, c3). */
 static inline uint32_t *tconv_chunk(uint32_t *col, uint32_t xv, uint32_t off2)
 {
-    col[0] = tconv_x02(xv, off2);
-    col[1] = tconv_x13(xv, off2);
+    col[0] = mcus_sxtab16(off2, xv);
+    col[1] = mcus_sxtab16_ror8(off2, xv);
     return col + 2;
-}
-
-/* acc + the dot product of two int16 pairs (SMLAD). */
-static inline int32_t tconv_smlad(uint32_t x, int32_t w, int32_t acc)
-{
-#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
-    __asm__("smlad %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(w));
-    return acc;
-#else
-    return acc + (int16_t)(x & 0xFFFFu) * (int16_t)(w & 0xFFFF) + (int16_t)(x >> 16) * (w >> 16);
-#endif
 }
 
 /* The last n < 4 input channels of a pixel as a word (the chunk's missing channels meet zero
@@ -62,13 +27,6 @@ static inline uint32_t tconv_tail(const int8_t *x, int32_t n)
     while (n-- > 0) {
         v |= (uint32_t)(uint8_t)x[n] << (8 * n);
     }
-    return v;
-}
-
-static inline uint32_t tconv_word(const int8_t *x)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, x, 4);
     return v;
 }
 
@@ -102,7 +60,7 @@ tconv_gather(const tconv_phase_t *f, const int8_t *px, int32_t qy, int32_t qx, u
             continue;
         }
         for (k = full; k > 0; --k, x += 4) {
-            col = tconv_chunk(col, tconv_word(x), off2);
+            col = tconv_chunk(col, mcus_ld32(x), off2);
         }
         if (rest) {
             col = tconv_chunk(col, tconv_tail(x, rest), off2);
@@ -166,10 +124,10 @@ static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_pa
         int32_t a00 = bias ? bias[c] : 0, a01 = bias ? bias[c + 1] : 0, a10 = a00, a11 = a01;
         for (k = n; k > 0; --k, c0 += 2, c1 += 2, w += 4) {
             const uint32_t u0 = c0[0], u1 = c0[1], v0 = c1[0], v1 = c1[1];
-            a00 = tconv_smlad(u1, w[1], tconv_smlad(u0, w[0], a00));
-            a10 = tconv_smlad(v1, w[1], tconv_smlad(v0, w[0], a10));
-            a01 = tconv_smlad(u1, w[3], tconv_smlad(u0, w[2], a01));
-            a11 = tconv_smlad(v1, w[3], tconv_smlad(v0, w[2], a11));
+            a00 = mcus_smlad(u1, w[1], mcus_smlad(u0, w[0], a00));
+            a10 = mcus_smlad(v1, w[1], mcus_smlad(v0, w[0], a10));
+            a01 = mcus_smlad(u1, w[3], mcus_smlad(u0, w[2], a01));
+            a11 = mcus_smlad(v1, w[3], mcus_smlad(v0, w[2], a11));
         }
         tconv_store(&r, a00, a10, c, o0, o1);
         tconv_store(&r, a01, a11, c + 1, o0, o1);
@@ -178,8 +136,8 @@ static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_pa
         const uint32_t *c0 = x0, *c1 = x1;
         int32_t a0 = bias ? bias[c] : 0, a1 = a0;
         for (k = n; k > 0; --k, c0 += 2, c1 += 2, w += 2) {
-            a0 = tconv_smlad(c0[1], w[1], tconv_smlad(c0[0], w[0], a0));
-            a1 = tconv_smlad(c1[1], w[1], tconv_smlad(c1[0], w[0], a1));
+            a0 = mcus_smlad(c0[1], w[1], mcus_smlad(c0[0], w[0], a0));
+            a1 = mcus_smlad(c1[1], w[1], mcus_smlad(c1[0], w[0], a1));
         }
         tconv_store(&r, a0, a1, c, o0, o1);
     }
@@ -206,18 +164,18 @@ static __attribute__((noinline)) void tconv_one_channel(const tconv_phase_t *f, 
         for (tap = f->taps; tap < end; tap += 3) {
             const int8_t *s = x + tap[2];
             for (k = full; k > 0; --k, s += 4, wk += 2) {
-                const uint32_t v0 = tconv_word(s), v1 = tconv_word(s + in_c);
-                a0 = tconv_smlad(tconv_x13(v0, off2), wk[1],
-                                 tconv_smlad(tconv_x02(v0, off2), wk[0], a0));
-                a1 = tconv_smlad(tconv_x13(v1, off2), wk[1],
-                                 tconv_smlad(tconv_x02(v1, off2), wk[0], a1));
+                const uint32_t v0 = mcus_ld32(s), v1 = mcus_ld32(s + in_c);
+                a0 = mcus_smlad(mcus_sxtab16_ror8(off2, v0), wk[1],
+                                mcus_smlad(mcus_sxtab16(off2, v0), wk[0], a0));
+                a1 = mcus_smlad(mcus_sxtab16_ror8(off2, v1), wk[1],
+                                mcus_smlad(mcus_sxtab16(off2, v1), wk[0], a1));
             }
             if (rest) {
                 const uint32_t v0 = tconv_tail(s, rest), v1 = tconv_tail(s + in_c, rest);
-                a0 = tconv_smlad(tconv_x13(v0, off2), wk[1],
-                                 tconv_smlad(tconv_x02(v0, off2), wk[0], a0));
-                a1 = tconv_smlad(tconv_x13(v1, off2), wk[1],
-                                 tconv_smlad(tconv_x02(v1, off2), wk[0], a1));
+                a0 = mcus_smlad(mcus_sxtab16_ror8(off2, v0), wk[1],
+                                mcus_smlad(mcus_sxtab16(off2, v0), wk[0], a0));
+                a1 = mcus_smlad(mcus_sxtab16_ror8(off2, v1), wk[1],
+                                mcus_smlad(mcus_sxtab16(off2, v1), wk[0], a1));
                 wk += 2;
             }
         }

@@ -43,12 +43,8 @@
 #define MCUS_RING_LAG 0
 #endif
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(MCUS_FAST_NO_DSP)
-#include <arm_acle.h>
-#define MCUS_FAST_DSP 1
-#else
-#define MCUS_FAST_DSP 0
-#endif
+#include "mcus_simd.h"          /* SXTB16 / SXTAB16 / SMLAD, mcus_ld32 */
+#define MCUS_FAST_DSP MCUS_SIMD_DSP
 
 #if defined(__ARM_FEATURE_FMA) && __ARM_FEATURE_FMA
 #define MCUS_FMA(a, b, c) __builtin_fmaf((a), (b), (c)) /* c + a * b, one rounding */
@@ -342,13 +338,6 @@ void mcus_fast_softmax_s8(const void *params, const mcus_io_t *io, int32_t row);
 
 /* ---- int8 helpers -------------------------------------------------------------------------------- */
 
-static inline uint32_t mcus_ld32(const void *p) /* any alignment (LDR on v7-M) */
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 static inline void mcus_st32(void *p, uint32_t v)
 {
     memcpy(p, &v, 4);
@@ -478,11 +467,6 @@ static inline int32_t mcus_clamp_s8(int32_t v, int32_t lo, int32_t hi)
 }
 
 #if MCUS_FAST_DSP
-#define mcus_sxtb16(x) __sxtb16(x)
-#define mcus_sxtb16_ror8(x) __sxtb16(((x) >> 8) | ((x) << 24))
-#define mcus_sxtab16(a, x) __sxtab16((a), (x))
-#define mcus_sxtab16_ror8(a, x) __sxtab16((a), ((x) >> 8) | ((x) << 24))
-#define mcus_smlad(x, y, acc) ((int32_t)__smlad((x), (y), (uint32_t)(acc)))
 
 /* The fast requantisation of one accumulator (see mcus_rq_make), saturated to int8. */
 #define MCUS_RQ_OUT(dst, acc, q)                                                                  \
@@ -492,33 +476,6 @@ static inline int32_t mcus_clamp_s8(int32_t v, int32_t lo, int32_t hi)
         __asm__("smlal %0, %1, %2, %3" : "+r"(l_), "+r"(h_) : "r"(acc), "r"((q)->m));             \
         (dst) = (int8_t)__ssat((h_ >> (q)->s) + (q)->z, 8);                                       \
     } while (0)
-#else
-/* Plain-C equivalents (Cortex-M0+/M3 and the host). */
-static inline uint32_t mcus_sxtb16(uint32_t x)
-{
-    return (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFFu) | ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xFFu) << 16);
-}
-static inline uint32_t mcus_sxtb16_ror8(uint32_t x)
-{
-    return mcus_sxtb16((x >> 8) | (x << 24));
-}
-static inline uint32_t mcus_add16(uint32_t a, uint32_t b)
-{
-    return (uint32_t)(uint16_t)(a + b) | ((((a >> 16) + (b >> 16)) & 0xFFFFu) << 16);
-}
-static inline uint32_t mcus_sxtab16(uint32_t a, uint32_t x)
-{
-    return mcus_add16(a, mcus_sxtb16(x));
-}
-static inline uint32_t mcus_sxtab16_ror8(uint32_t a, uint32_t x)
-{
-    return mcus_add16(a, mcus_sxtb16_ror8(x));
-}
-static inline int32_t mcus_smlad(uint32_t x, uint32_t y, int32_t acc)
-{
-    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(x & 0xFFFFu) * (int32_t)(int16_t)(y & 0xFFFFu))
-                     + (uint32_t)((int32_t)(int16_t)(x >> 16) * (int32_t)(int16_t)(y >> 16)));
-}
 #endif
 
 /* Run the asm block CODE with the pointer T (the block's state in memory) in r0. The block may
