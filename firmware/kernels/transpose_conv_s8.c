@@ -113,7 +113,7 @@ static inline void tconv_store(const tconv_out_t *r, int32_t a0, int32_t a1, int
  * pixel's chunk meeting two channels' words), then the last odd one ([chunk][2 words]). */
 static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_params_t *p,
                                                  const uint32_t *x0, const uint32_t *x1,
-                                                 int32_t n, const int32_t *w, const int32_t *bias,
+                                                 int32_t n, const uint32_t *w, const int32_t *bias,
                                                  int8_t *o0, int8_t *o1)
 {
     const tconv_out_t r = { p, (const mcus_small_mbqm_t *)(const void *)p->rq, p->act_min, p->act_max };
@@ -149,7 +149,7 @@ static __attribute__((noinline)) void tconv_pair(const mcus_transpose_conv_s8_pa
  * SMLAD x 4. x: pixel qx0's own input pixel; a last lone pixel through the column. */
 static __attribute__((noinline)) void tconv_one_channel(const tconv_phase_t *f, const int8_t *x,
                                                         int32_t qx0, int32_t qx1,
-                                                        const int32_t *w, const int32_t *bias,
+                                                        const uint32_t *w, const int32_t *bias,
                                                         int8_t *out, int32_t out_step)
 {
     const mcus_transpose_conv_s8_params_t *p = f->p;
@@ -159,7 +159,8 @@ static __attribute__((noinline)) void tconv_one_channel(const tconv_phase_t *f, 
     const uint32_t off2 = f->off2;
     int32_t qx, k;
     for (qx = qx0; qx + 1 < qx1; qx += 2, x += 2 * in_c, out += 2 * out_step) {
-        const int32_t *tap, *wk = w;
+        const int32_t *tap;
+        const uint32_t *wk = w;
         int32_t a0 = b, a1 = b;
         for (tap = f->taps; tap < end; tap += 3) {
             const int8_t *s = x + tap[2];
@@ -190,7 +191,7 @@ static __attribute__((noinline)) void tconv_one_channel(const tconv_phase_t *f, 
 /* Output pixels [qx0, qx1) of row qy of the phase (output row oy, columns px + stride_w qx), two
  * at a time. */
 static inline __attribute__((always_inline)) void
-tconv_pixels(const tconv_phase_t *f, const int32_t *filter, const int32_t *bias, int32_t qy,
+tconv_pixels(const tconv_phase_t *f, const uint32_t *filter, const int32_t *bias, int32_t qy,
              int32_t oy, int32_t px, int32_t qx0, int32_t qx1, int8_t *output, int checked)
 {
     const mcus_transpose_conv_s8_params_t *p = f->p;
@@ -216,7 +217,7 @@ tconv_pixels(const tconv_phase_t *f, const int32_t *filter, const int32_t *bias,
     }
 }
 
-static __attribute__((noinline)) void tconv_border(const tconv_phase_t *f, const int32_t *filter,
+static __attribute__((noinline)) void tconv_border(const tconv_phase_t *f, const uint32_t *filter,
                                                    const int32_t *bias, int32_t qy, int32_t oy,
                                                    int32_t px, int32_t qx0, int32_t qx1,
                                                    int8_t *output)
@@ -224,7 +225,7 @@ static __attribute__((noinline)) void tconv_border(const tconv_phase_t *f, const
     tconv_pixels(f, filter, bias, qy, oy, px, qx0, qx1, output, 1);
 }
 
-static __attribute__((noinline)) void tconv_inner(const tconv_phase_t *f, const int32_t *filter,
+static __attribute__((noinline)) void tconv_inner(const tconv_phase_t *f, const uint32_t *filter,
                                                   const int32_t *bias, int32_t qy, int32_t oy,
                                                   int32_t px, int32_t qx0, int32_t qx1,
                                                   int8_t *output)
@@ -237,6 +238,7 @@ void mcus_transpose_conv_s8(const mcus_transpose_conv_s8_params_t *p, const int8
 {
     const mcus_conv2d_geom_t *g = &p->g;
     const int32_t *phase = p->taps;
+    const uint32_t *w = (const uint32_t *)(const void *)filter;   /* int16 pairs */
     tconv_phase_t f;
     int32_t py, px, oy, qy;
 
@@ -254,14 +256,14 @@ void mcus_transpose_conv_s8(const mcus_transpose_conv_s8_params_t *p, const int8
             f.taps = phase + 5;
             for (oy = py, qy = 0; oy < g->out_h; oy += g->stride_h, ++qy) {
                 if (qy < y0 || qy >= y1) {
-                    tconv_border(&f, filter, bias, qy, oy, px, 0, cols, output);
+                    tconv_border(&f, w, bias, qy, oy, px, 0, cols, output);
                     continue;
                 }
-                tconv_border(&f, filter, bias, qy, oy, px, 0, x0, output);
-                tconv_inner(&f, filter, bias, qy, oy, px, x0, x1, output);
-                tconv_border(&f, filter, bias, qy, oy, px, x1, cols, output);
+                tconv_border(&f, w, bias, qy, oy, px, 0, x0, output);
+                tconv_inner(&f, w, bias, qy, oy, px, x0, x1, output);
+                tconv_border(&f, w, bias, qy, oy, px, x1, cols, output);
             }
-            filter += 2 * (f.full + (f.rest != 0)) * f.n_taps * g->out_c;
+            w += 2 * (f.full + (f.rest != 0)) * f.n_taps * g->out_c;
             phase = f.taps + 3 * f.n_taps;
         }
     }
